@@ -1,0 +1,57 @@
+//! `faultline-schema`: the Faultline record, shared by the browser reporter, the service
+//! logger and the ingest server, so a record means one thing everywhere.
+//!
+//! # The path of a record through this crate
+//!
+//! 1. **In the browser or a service**, a [`Record`] is built in code ([`Record::new`]), a raw
+//!    user id becomes `meta.user` through [`anonymize_user`], and a JavaScript `Error.stack`
+//!    becomes `meta.stack` through [`stack::parse`]. [`Record::validate`] applies the same
+//!    rules the server will, so a client never ships what will be rejected.
+//! 2. **At the ingest server**, a request body goes through [`decode_batch`], which detects
+//!    the form (JSON array, `{"records": [...]}` or NDJSON), checks each record field by field
+//!    ([`Record::from_value`]) and returns the good records with a [`Rejected`] entry (index
+//!    and every problem) for each bad one. One bad record never fails its batch.
+//! 3. **Before storing**, the server re-keys `meta.user` with [`rekey_user`] and its secret.
+//! 4. **In the store**, a record is the compact JSON of [`Record::to_json`] (one NDJSON line)
+//!    and is read back through the same checks.
+//!
+//! # Layout
+//!
+//! - `record.rs`: [`Record`], its limits as constants, field rules, message truncation.
+//! - `level.rs`: [`Level`], ordering and aliases.
+//! - `timestamp.rs`: [`Timestamp`], RFC 3339 parsing, UTC millisecond normalization.
+//! - `validate.rs`: [`FieldError`], [`InvalidRecord`], [`Problem`].
+//! - `batch.rs`: [`decode_batch`] and the batch result types.
+//! - `anonymize.rs`: [`anonymize_user`], [`rekey_user`].
+//! - `stack.rs`: [`stack::parse`] for Chrome, Firefox and Safari stacks.
+//!
+//! The crate builds for `wasm32-unknown-unknown`: no tokio, no regex, no clock reads on wasm.
+
+mod anonymize;
+mod batch;
+mod level;
+mod record;
+pub mod stack;
+mod timestamp;
+mod validate;
+
+pub use anonymize::{
+    USER_ID_HEX_CHARS, USER_ID_PREFIX, anonymize_user, is_anonymized_user, rekey_user,
+};
+pub use batch::{
+    Batch, BatchError, BatchFormat, DEFAULT_MAX_BATCH_RECORDS, DecodeOptions, Rejected,
+    decode_batch, decode_batch_with,
+};
+pub use level::{Level, UnknownLevel};
+pub use record::{
+    MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, MAX_META_DEPTH, MAX_SERVICE_CHARS,
+    MetaType, RESERVED_META_KEYS, Record, TRUNCATION_MARKER, check_event, check_service,
+    truncate_message,
+};
+pub use stack::Frame;
+pub use timestamp::{Timestamp, TimestampError};
+pub use uuid::Uuid;
+pub use validate::{FieldError, InvalidRecord, Problem};
+
+/// `meta` is a JSON object; re-exported so users need no direct `serde_json` dependency.
+pub use serde_json::{Map, Value};

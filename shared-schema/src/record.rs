@@ -1,0 +1,497 @@
+//! The record: one log line or error event, the same in the browser, a service and the store.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::level::Level;
+use crate::timestamp::Timestamp;
+use crate::validate::{FieldError, InvalidRecord, Problem};
+
+/// `service`: at most this many characters of `[a-z0-9_.-]` (and at least one).
+pub const MAX_SERVICE_CHARS: usize = 64;
+/// `event`: at most this many characters (and at least one), no control characters.
+pub const MAX_EVENT_CHARS: usize = 128;
+/// `message`: at most this many bytes of UTF-8; longer text is cut and ends in
+/// [`TRUNCATION_MARKER`], so the result including the marker fits.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+/// What a truncated `message` ends with.
+pub const TRUNCATION_MARKER: &str = "…[truncated]";
+/// `meta`: at most this many bytes once serialized as compact JSON.
+pub const MAX_META_BYTES: usize = 16 * 1024;
+/// `meta`: at most this many levels of nesting, `meta` itself being level 1.
+pub const MAX_META_DEPTH: usize = 8;
+
+/// `meta` keys with a defined meaning, and the JSON type each must have.
+pub const RESERVED_META_KEYS: [(&str, MetaType); 11] = [
+    ("trace_id", MetaType::String),
+    ("span_id", MetaType::String),
+    ("user", MetaType::String),
+    ("release", MetaType::String),
+    ("environment", MetaType::String),
+    ("url", MetaType::String),
+    ("user_agent", MetaType::String),
+    ("error_type", MetaType::String),
+    ("stack", MetaType::Array),
+    ("breadcrumbs", MetaType::Array),
+    ("count", MetaType::Count),
+];
+
+/// The JSON type a reserved `meta` key must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaType {
+    /// A string.
+    String,
+    /// An array (`stack` holds [`crate::Frame`]s, `breadcrumbs` objects).
+    Array,
+    /// A non-negative integer.
+    Count,
+}
+
+/// One log line or error event.
+///
+/// Build one from untrusted JSON with [`Record::from_value`] / [`Record::from_json`], which
+/// check every rule and report each bad field; or construct it in code and call
+/// [`Record::validate`]. Serializes to the wire and storage form (`id` and `received_at`
+/// omitted when unset, `meta` omitted when empty).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Client- or server-chosen UUID; a record is stored at most once per id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// When it happened (UTC, milliseconds).
+    pub ts: Timestamp,
+    /// When the ingest server received it; set by the server, never trusted from clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Timestamp>,
+    /// Who sent it: 1 to [`MAX_SERVICE_CHARS`] of `[a-z0-9_.-]`.
+    pub service: String,
+    /// How bad it is.
+    pub level: Level,
+    /// A short machine key such as `window.onerror` or `payment_failed`.
+    pub event: String,
+    /// Human text, at most [`MAX_MESSAGE_BYTES`].
+    pub message: String,
+    /// Structured context; see [`RESERVED_META_KEYS`].
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub meta: Map<String, Value>,
+}
+
+impl Record {
+    /// A record with empty `meta` and no id. Not yet checked: call [`Record::validate`].
+    pub fn new(
+        ts: Timestamp,
+        service: impl Into<String>,
+        level: Level,
+        event: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Record {
+        Record {
+            id: None,
+            ts,
+            received_at: None,
+            service: service.into(),
+            level,
+            event: event.into(),
+            message: message.into(),
+            meta: Map::new(),
+        }
+    }
+
+    /// Parses and checks one record from JSON bytes.
+    pub fn from_json(json: &[u8]) -> Result<Record, InvalidRecord> {
+        let value: Value = serde_json::from_slice(json).map_err(|e| {
+            InvalidRecord::single("record", Problem::NotJson, format!("not valid JSON: {e}"))
+        })?;
+        Record::from_value(value)
+    }
+
+    /// Checks one decoded JSON value and turns it into a record, reporting every bad field.
+    ///
+    /// Besides the rules of each field: `id` and `received_at` are optional; top-level keys
+    /// that are not fields of the record are moved into `meta` (unless `meta` already has
+    /// that key) rather than dropped.
+    pub fn from_value(value: Value) -> Result<Record, InvalidRecord> {
+        let Value::Object(mut obj) = value else {
+            return Err(InvalidRecord::single(
+                "record",
+                Problem::WrongType,
+                format!("must be a JSON object, got {}", type_name(&value)),
+            ));
+        };
+        let mut errors = Vec::new();
+
+        let id = match obj.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match Uuid::try_parse(&s) {
+                Ok(id) if !id.is_nil() => Some(id),
+                _ => {
+                    errors.push(FieldError::new(
+                        "id",
+                        Problem::Invalid,
+                        format!("{s:?} is not a UUID: send a v4 or v7 UUID, or omit id"),
+                    ));
+                    None
+                }
+            },
+            Some(other) => {
+                errors.push(wrong_type("id", "a UUID string", &other));
+                None
+            }
+        };
+        let ts = take_timestamp(&mut obj, "ts", true, &mut errors);
+        let received_at = take_timestamp(&mut obj, "received_at", false, &mut errors);
+        let service = take_string(&mut obj, "service", &mut errors);
+        let level = match obj.remove("level") {
+            None | Some(Value::Null) => {
+                errors.push(missing("level"));
+                None
+            }
+            Some(Value::String(s)) => match Level::parse(&s) {
+                Some(l) => Some(l),
+                None => {
+                    let msg = s.parse::<Level>().err().map(|e| e.to_string());
+                    errors.push(FieldError::new(
+                        "level",
+                        Problem::Invalid,
+                        msg.unwrap_or_default(),
+                    ));
+                    None
+                }
+            },
+            Some(other) => {
+                errors.push(wrong_type("level", "a level name", &other));
+                None
+            }
+        };
+        let event = take_string(&mut obj, "event", &mut errors);
+        let message = take_string(&mut obj, "message", &mut errors);
+        let mut meta = match obj.remove("meta") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                errors.push(wrong_type("meta", "an object", &other));
+                Map::new()
+            }
+        };
+        for (key, value) in obj {
+            meta.entry(key).or_insert(value);
+        }
+
+        match (ts, service, level, event, message) {
+            (Some(ts), Some(service), Some(level), Some(event), Some(message)) => {
+                let mut record = Record {
+                    id,
+                    ts,
+                    received_at,
+                    service,
+                    level,
+                    event,
+                    message,
+                    meta,
+                };
+                record.check_into(&mut errors);
+                if errors.is_empty() {
+                    Ok(record)
+                } else {
+                    Err(InvalidRecord { errors })
+                }
+            }
+            (_, service, _, event, _) => {
+                // Report the value rules too, so one round trip shows every problem.
+                if let Some(s) = service {
+                    errors.extend(check_service(&s).err());
+                }
+                if let Some(e) = event {
+                    errors.extend(check_event(&e).err());
+                }
+                check_meta(&mut meta, &mut errors);
+                Err(InvalidRecord { errors })
+            }
+        }
+    }
+
+    /// Normalizes (truncates `message`, replaces NUL characters, which PostgreSQL cannot
+    /// store) and checks every rule. Call this on records built in code.
+    pub fn validate(&mut self) -> Result<(), InvalidRecord> {
+        let mut errors = Vec::new();
+        self.check_into(&mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidRecord { errors })
+        }
+    }
+
+    fn check_into(&mut self, errors: &mut Vec<FieldError>) {
+        errors.extend(check_service(&self.service).err());
+        errors.extend(check_event(&self.event).err());
+        scrub_nul(&mut self.message);
+        truncate_message(&mut self.message);
+        check_meta(&mut self.meta, errors);
+    }
+
+    /// The compact JSON form, one line (NDJSON-ready).
+    pub fn to_json(&self) -> String {
+        // Serializing a Map<String, Value> and plain strings cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The anonymized user id in `meta.user`, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.meta.get("user").and_then(Value::as_str)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    /// Deserializes through [`Record::from_value`], so every rule applies.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Record::from_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks the `service` rule: 1 to [`MAX_SERVICE_CHARS`] of `[a-z0-9_.-]`.
+pub fn check_service(service: &str) -> Result<(), FieldError> {
+    let ok_chars = service
+        .bytes()
+        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'));
+    if service.is_empty() {
+        Err(FieldError::new(
+            "service",
+            Problem::Invalid,
+            "must not be empty",
+        ))
+    } else if !ok_chars {
+        Err(FieldError::new(
+            "service",
+            Problem::Invalid,
+            format!("{service:?} may only use lowercase a-z, 0-9, '_', '.' and '-'"),
+        ))
+    } else if service.len() > MAX_SERVICE_CHARS {
+        Err(FieldError::new(
+            "service",
+            Problem::TooLong,
+            format!(
+                "{} chars, at most {MAX_SERVICE_CHARS} allowed",
+                service.len()
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the `event` rule: 1 to [`MAX_EVENT_CHARS`] characters, no control characters.
+pub fn check_event(event: &str) -> Result<(), FieldError> {
+    let chars = event.chars().count();
+    if chars == 0 {
+        Err(FieldError::new(
+            "event",
+            Problem::Invalid,
+            "must not be empty",
+        ))
+    } else if chars > MAX_EVENT_CHARS {
+        Err(FieldError::new(
+            "event",
+            Problem::TooLong,
+            format!("{chars} chars, at most {MAX_EVENT_CHARS} allowed: put detail in message"),
+        ))
+    } else if event.chars().any(char::is_control) {
+        Err(FieldError::new(
+            "event",
+            Problem::Invalid,
+            "must not contain control characters",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Cuts `message` to [`MAX_MESSAGE_BYTES`] on a character boundary, marker included.
+/// Returns whether it was cut.
+pub fn truncate_message(message: &mut String) -> bool {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return false;
+    }
+    let mut cut = MAX_MESSAGE_BYTES - TRUNCATION_MARKER.len();
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push_str(TRUNCATION_MARKER);
+    true
+}
+
+fn check_meta(meta: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
+    for (key, expected) in RESERVED_META_KEYS {
+        let Some(value) = meta.get(key) else { continue };
+        let ok = match expected {
+            MetaType::String => value.is_string(),
+            MetaType::Array => value.is_array(),
+            MetaType::Count => value.is_u64(),
+        };
+        if !ok {
+            let want = match (expected, key) {
+                (MetaType::Array, "stack") => {
+                    "an array of frames (put raw stack text in meta.stack_text)"
+                }
+                (MetaType::Array, _) => "an array",
+                (MetaType::String, _) => "a string",
+                (MetaType::Count, _) => "a non-negative integer",
+            };
+            errors.push(wrong_type(&format!("meta.{key}"), want, value));
+        }
+    }
+    let mut depth_exceeded = false;
+    for value in meta.values_mut() {
+        depth_exceeded |= scrub_value(value, 2);
+    }
+    if meta.keys().any(|k| k.contains('\0')) {
+        let old = std::mem::take(meta);
+        *meta = old
+            .into_iter()
+            .map(|(mut k, v)| {
+                scrub_nul(&mut k);
+                (k, v)
+            })
+            .collect();
+    }
+    if depth_exceeded {
+        errors.push(FieldError::new(
+            "meta",
+            Problem::TooDeep,
+            format!("nested more than {MAX_META_DEPTH} levels deep"),
+        ));
+        return;
+    }
+    let size = serialized_len(meta);
+    if size > MAX_META_BYTES {
+        errors.push(FieldError::new(
+            "meta",
+            Problem::TooLarge,
+            format!("{size} bytes as JSON, at most {MAX_META_BYTES} allowed"),
+        ));
+    }
+}
+
+/// Replaces NUL characters in strings (PostgreSQL text and JSONB reject them) and reports
+/// whether anything below `value` lies deeper than [`MAX_META_DEPTH`]. `depth` is the level
+/// of `value` itself.
+fn scrub_value(value: &mut Value, depth: usize) -> bool {
+    match value {
+        Value::String(s) => {
+            scrub_nul(s);
+            false
+        }
+        Value::Array(items) => {
+            depth > MAX_META_DEPTH || items.iter_mut().any(|v| scrub_value(v, depth + 1))
+        }
+        Value::Object(map) => {
+            if depth > MAX_META_DEPTH {
+                return true;
+            }
+            let mut deep = false;
+            for v in map.values_mut() {
+                deep |= scrub_value(v, depth + 1);
+            }
+            deep
+        }
+        _ => false,
+    }
+}
+
+fn scrub_nul(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
+fn serialized_len(meta: &Map<String, Value>) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, meta);
+    counter.0
+}
+
+fn take_string(
+    obj: &mut Map<String, Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.remove(field) {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => {
+            errors.push(missing(field));
+            None
+        }
+        Some(other) => {
+            errors.push(wrong_type(field, "a string", &other));
+            None
+        }
+    }
+}
+
+fn take_timestamp(
+    obj: &mut Map<String, Value>,
+    field: &str,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<Timestamp> {
+    match obj.remove(field) {
+        Some(Value::String(s)) => match Timestamp::parse(&s) {
+            Ok(ts) => Some(ts),
+            Err(e) => {
+                errors.push(FieldError::new(
+                    field,
+                    Problem::Invalid,
+                    format!("{s:?}: {e}"),
+                ));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            if required {
+                errors.push(missing(field));
+            }
+            None
+        }
+        Some(other) => {
+            errors.push(wrong_type(field, "an RFC 3339 string", &other));
+            None
+        }
+    }
+}
+
+fn missing(field: &str) -> FieldError {
+    FieldError::new(field, Problem::Missing, "is required")
+}
+
+fn wrong_type(field: &str, expected: &str, got: &Value) -> FieldError {
+    FieldError::new(
+        field,
+        Problem::WrongType,
+        format!("must be {expected}, got {}", type_name(got)),
+    )
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,197 @@
+//! The test suites, in the order `cargo xtask test` runs them.
+//!
+//! Static checks come first (they are quick and catch most slips), then every crate's
+//! tests, then the wasm checks. The run stops at the first failing step, whose output is
+//! above the summary, and ends with a `N passed, N failed` line: test counts for test
+//! steps, one per step for checks.
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::{cmd, provision};
+
+/// How a step's outcome is counted.
+enum Count {
+    /// The step is one check: 1 passed or 1 failed.
+    Check,
+    /// The step prints libtest `test result:` lines; their counts are summed.
+    LibTest,
+}
+
+struct Step {
+    name: &'static str,
+    command: Command,
+    count: Count,
+}
+
+impl Step {
+    fn check(name: &'static str, command: Command) -> Step {
+        Step {
+            name,
+            command,
+            count: Count::Check,
+        }
+    }
+
+    fn tests(name: &'static str, command: Command) -> Step {
+        Step {
+            name,
+            command,
+            count: Count::LibTest,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = cmd::cargo();
+    c.args(args);
+    c
+}
+
+fn steps() -> Vec<Step> {
+    let mut docs = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
+    docs.env("RUSTDOCFLAGS", "-D warnings");
+    vec![
+        Step::check("rustfmt", cargo(&["fmt", "--all", "--check"])),
+        Step::check(
+            "clippy",
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        Step::check("rustdoc", docs),
+        Step::tests("cargo test", cargo(&["test", "--workspace", "--locked"])),
+        Step::check(
+            "faultline-schema for wasm32",
+            cargo(&[
+                "build",
+                "--package",
+                "faultline-schema",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--locked",
+            ]),
+        ),
+    ]
+}
+
+/// `cargo xtask test [--no-provision]`.
+pub(crate) fn test(args: &[String]) -> Result<ExitCode> {
+    let mut provision = true;
+    for arg in args {
+        match arg.as_str() {
+            "--no-provision" => provision = false,
+            other => bail!("unknown option {other:?} for test (see cargo xtask --help)"),
+        }
+    }
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut report: Vec<(&str, bool, Duration)> = Vec::new();
+
+    if provision {
+        let t = Instant::now();
+        if let Err(e) = provision::provision() {
+            eprintln!("xtask: provisioning failed: {e:#}");
+            report.push(("provision", false, t.elapsed()));
+            tally.failed += 1;
+            return Ok(finish(&report, &tally, started));
+        }
+    }
+
+    for mut step in steps() {
+        println!("\n==> {}", step.name);
+        let t = Instant::now();
+        let ok = match step.count {
+            Count::Check => {
+                let ok = cmd::run(&mut step.command).is_ok();
+                if ok {
+                    tally.passed += 1;
+                } else {
+                    tally.failed += 1;
+                }
+                ok
+            }
+            Count::LibTest => {
+                let mut seen = Tally::default();
+                let ran = cmd::run_streaming(&mut step.command, |line| {
+                    if let Some((p, f)) = parse_test_result(line) {
+                        seen.passed += p;
+                        seen.failed += f;
+                    }
+                })?;
+                // A build failure prints no result line: count it as one failure.
+                if !ran && seen.failed == 0 {
+                    seen.failed = 1;
+                }
+                tally.passed += seen.passed;
+                tally.failed += seen.failed;
+                ran && seen.failed == 0
+            }
+        };
+        report.push((step.name, ok, t.elapsed()));
+        if !ok {
+            eprintln!("\nxtask: step `{}` failed; its output is above", step.name);
+            break;
+        }
+    }
+    Ok(finish(&report, &tally, started))
+}
+
+fn finish(report: &[(&str, bool, Duration)], tally: &Tally, started: Instant) -> ExitCode {
+    println!("\n==> summary ({:.0}s)", started.elapsed().as_secs_f64());
+    for (name, ok, took) in report {
+        let mark = if *ok { "ok  " } else { "FAIL" };
+        println!("    {mark} {name:<32} {:>6.1}s", took.as_secs_f64());
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 && report.iter().all(|r| r.1) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Reads `test result: ok. 11 passed; 0 failed; ...` into (passed, failed).
+fn parse_test_result(line: &str) -> Option<(usize, usize)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let mut passed = None;
+    let mut failed = None;
+    for part in rest.split(';') {
+        let mut words = part.split_whitespace().rev();
+        let (label, n) = (words.next()?, words.next()?);
+        match label {
+            "passed" => passed = n.parse().ok(),
+            "failed" => failed = n.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((passed?, failed?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_test_result;
+
+    #[test]
+    fn reads_libtest_summary_lines() {
+        let ok = "test result: ok. 11 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s";
+        assert_eq!(parse_test_result(ok), Some((11, 0)));
+        let bad = "test result: FAILED. 25 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(parse_test_result(bad), Some((25, 1)));
+        assert_eq!(parse_test_result("running 3 tests"), None);
+    }
+}
