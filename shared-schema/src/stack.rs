@@ -14,7 +14,8 @@
 //!   `at Object.method [as alias] (loc)`, `at eval (eval at fn (loc), <anonymous>:3:4)`,
 //!   `at Array.map (<anonymous>)`, `at fn (native)`, `at Promise.all (index 0)` and wasm frames.
 //!   If any line parses as a V8 frame the stack is taken to be V8's and only `at` lines count, so
-//!   message lines that happen to contain `@` are never read as Firefox frames.
+//!   message lines that happen to contain `@` are never read as Firefox frames. Node's
+//!   `util.inspect(err)` output (a ` {` after the last frame, then the error's properties) works too.
 //! - **Firefox / SpiderMonkey** — one `fn@loc` line per frame, `@loc` when anonymous:
 //!   `fn/<@loc`, `async*fn@loc`, `fn@url line 2 > eval:1:5`, `fn@url:wasm-function[12]:0x3f`.
 //! - **Safari / JavaScriptCore** — the same `fn@loc` shape plus `global code@loc`,
@@ -103,6 +104,16 @@ struct Loc<'a> {
     col: Option<u32>,
 }
 
+impl<'a> Loc<'a> {
+    /// A location with a file and no position.
+    fn file(file: &'a str) -> Self {
+        Loc {
+            file: Some(file),
+            ..Loc::default()
+        }
+    }
+}
+
 /// Builds a frame, or `None` when it would carry no information at all (e.g. a lone `@`).
 fn frame(function: Option<&str>, loc: Loc<'_>) -> Option<Frame> {
     (function.is_some() || loc.file.is_some()).then(|| Frame {
@@ -117,6 +128,8 @@ fn frame(function: Option<&str>, loc: Loc<'_>) -> Option<Frame> {
 fn v8_line(line: &str) -> Option<Frame> {
     let rest = line.trim().strip_prefix("at ")?.trim_start();
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
+    // Node's `util.inspect(err)` follows the last frame with ` {` and the error's own properties.
+    let rest = rest.strip_suffix(" {").unwrap_or(rest);
     if let Some((name, loc)) = split_paren(rest) {
         let loc = loc.trim();
         let loc = loc.strip_prefix("address at ").unwrap_or(loc);
@@ -126,30 +139,21 @@ fn v8_line(line: &str) -> Option<Frame> {
             v8_eval(loc)
         } else {
             // A location without line numbers is accepted in parentheses when it looks like a path.
-            location(loc).or_else(|| {
-                loc.contains(['/', '\\']).then_some(Loc {
-                    file: Some(loc),
-                    ..Loc::default()
-                })
-            })
+            location(loc).or_else(|| loc.contains(['/', '\\']).then_some(Loc::file(loc)))
         };
         if let Some(f) = parsed.and_then(|l| frame(v8_name(name), l)) {
             return Some(f);
         }
     }
-    match if rest.starts_with("eval at ") {
+    let bare = if rest.starts_with("eval at ") {
         v8_eval(rest)
     } else {
         location(rest)
-    } {
+    };
+    match bare {
         Some(l) => frame(None, l),
-        None if !rest.is_empty()
-            && rest
-                .chars()
-                .all(|c| c.is_alphanumeric() || "_$".contains(c)) =>
-        {
-            frame(Some(rest), Loc::default())
-        }
+        // React component stacks name host components with no location: `at div`.
+        None if is_identifier(rest) => frame(Some(rest), Loc::default()),
         None => None,
     }
 }
@@ -220,13 +224,7 @@ fn gecko_line(line: &str) -> Option<Frame> {
     let (n, loc) = line.split_once('@').unwrap_or((line, ""));
     if loc.trim().is_empty() {
         return match n {
-            "[native code]" => frame(
-                None,
-                Loc {
-                    file: Some(n),
-                    ..Loc::default()
-                },
-            ),
+            "[native code]" => frame(None, Loc::file(n)),
             "global code" | "eval code" | "module code" => frame(Some(n), Loc::default()),
             _ => None,
         };
@@ -272,10 +270,7 @@ fn location(s: &str) -> Option<Loc<'_>> {
         s,
         "native" | "<anonymous>" | "[native code]" | "[wasm code]" | "unknown location"
     ) {
-        return Some(Loc {
-            file: Some(s),
-            ..Loc::default()
-        });
+        return Some(Loc::file(s));
     }
     if let Some(i) = s.find("wasm-function[") {
         let end = i + s[i..].find(']')? + 1;
@@ -305,6 +300,13 @@ fn location(s: &str) -> Option<Loc<'_>> {
 fn split_num(s: &str) -> Option<(&str, Option<u32>)> {
     let (rest, digits) = s.rsplit_once(':')?;
     is_digits(digits).then(|| (rest, digits.parse().ok()))
+}
+
+/// A plain JavaScript identifier such as a React component name (`div`, `App`).
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
 }
 
 /// Non-empty and all ASCII digits (unlike `str::parse`, rejects a leading `+`).
