@@ -1,0 +1,151 @@
+//! Who is calling: ingest keys (public or secret) and the admin token.
+//!
+//! A key may arrive as `Authorization: Bearer <key>`, `X-Faultline-Key: <key>`, or `?key=`
+//! (sendBeacon cannot set headers). Comparisons are constant-time.
+
+use std::collections::BTreeSet;
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+
+use crate::config::{Config, KeyConfig, KeyKind};
+use crate::ratelimit::TokenBucket;
+
+/// A resolved ingest key.
+#[derive(Debug)]
+pub struct Key {
+    /// The configured name (for logs and metrics).
+    pub name: String,
+    /// Public or secret.
+    pub kind: KeyKind,
+    secret: String,
+    /// Services it may write for; `None` means every service.
+    pub services: Option<BTreeSet<String>>,
+    /// Origins allowed to use it (public keys).
+    pub origins: BTreeSet<String>,
+    /// Its rate limit.
+    pub bucket: TokenBucket,
+}
+
+impl Key {
+    /// Whether this key may write records for `service`.
+    pub fn allows_service(&self, service: &str) -> bool {
+        self.services.as_ref().is_none_or(|s| s.contains(service))
+    }
+}
+
+/// Every ingest key and the admin token.
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: Vec<Key>,
+    admin_token: String,
+    /// Every origin any public key allows (for CORS preflights, which carry no key).
+    pub origins: BTreeSet<String>,
+}
+
+impl KeyRing {
+    /// Builds the ring from resolved key configs (with their values) and the admin token.
+    pub fn new(config: &Config, keys: Vec<(KeyConfig, String)>, admin_token: String) -> KeyRing {
+        let keys: Vec<Key> = keys
+            .into_iter()
+            .map(|(k, secret)| {
+                let default_rate = match k.kind {
+                    KeyKind::Public => config.limits.public_key_rate,
+                    KeyKind::Secret => config.limits.secret_key_rate,
+                };
+                Key {
+                    services: (!k.services.iter().any(|s| s == "*"))
+                        .then(|| k.services.iter().cloned().collect()),
+                    origins: k.origins.iter().cloned().collect(),
+                    bucket: TokenBucket::new(k.rate_limit.unwrap_or(default_rate)),
+                    name: k.name,
+                    kind: k.kind,
+                    secret,
+                }
+            })
+            .collect();
+        let origins = keys
+            .iter()
+            .filter(|k| k.kind == KeyKind::Public)
+            .flat_map(|k| k.origins.iter().cloned())
+            .collect();
+        KeyRing {
+            keys,
+            admin_token,
+            origins,
+        }
+    }
+
+    /// The ingest key matching `presented`, if any.
+    pub fn ingest_key(&self, presented: &str) -> Option<&Key> {
+        // Check every key so the time taken does not reveal which one matched.
+        let mut found = None;
+        for key in &self.keys {
+            if constant_time_eq(key.secret.as_bytes(), presented.as_bytes()) {
+                found = Some(key);
+            }
+        }
+        found
+    }
+
+    /// Whether `presented` is the admin token.
+    pub fn is_admin(&self, presented: &str) -> bool {
+        constant_time_eq(self.admin_token.as_bytes(), presented.as_bytes())
+    }
+}
+
+/// The key a request presents, from the `Authorization` bearer, `X-Faultline-Key`, or the
+/// `key` query parameter, in that order.
+pub(crate) fn presented_key<'a>(
+    headers: &'a HeaderMap,
+    query_key: Option<&'a str>,
+) -> Option<&'a str> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    bearer
+        .or_else(|| {
+            headers
+                .get("x-faultline-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .or(query_key)
+        .filter(|k| !k.is_empty())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn key_sources_in_order() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h, Some("q")), Some("q"));
+        h.insert("x-faultline-key", HeaderValue::from_static("hdr"));
+        assert_eq!(presented_key(&h, Some("q")), Some("hdr"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
+        assert_eq!(presented_key(&h, Some("q")), Some("tok"));
+        assert_eq!(presented_key(&HeaderMap::new(), Some("")), None);
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The `faultline` command line. Every flag also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+/// Faultline: errors and logs from browsers and services, stored, queried and alerted on.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (`info`, `faultline_server=debug`, ...).
+    #[arg(long, global = true, env = "FAULTLINE_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format: `text` or `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "FAULTLINE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the ingest server.
+    Serve(ServeArgs),
+}
+
+/// `faultline serve` flags.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The TOML config file (optional: without it the embedded defaults apply).
+    #[arg(long, env = "FAULTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FAULTLINE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "FAULTLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("faultline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("faultline: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+    };
+    let config = Config::load(args.config.as_deref(), &overrides, &env)?;
+    let server = crate::start(config, &env).await?;
+    if !server.generated.is_empty() {
+        println!(
+            "faultline: generated on first start (kept in {}; shown only this once):",
+            server.secrets_file.display()
+        );
+        for (label, value) in &server.generated {
+            println!("  {label:<36} {value}");
+        }
+    }
+    println!(
+        "faultline: listening on http://{} (file store in {})",
+        server.addr,
+        server.state.config.data_dir.display()
+    );
+    server.run(crate::serve::shutdown_signal()).await
+}
+
+fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,464 @@
+//! Configuration: one TOML file, every scalar overridable by an environment variable, then
+//! the command-line flags; applied in one step ([`Config::load`]) and shared as `Arc<Config>`.
+//!
+//! Secrets never come from the file's text: secret keys name an env var (`key_env`) or a
+//! file (`key_file`), and the admin token, user salt and HMAC key come from env
+//! (`FAULTLINE_ADMIN_TOKEN`, `FAULTLINE_USER_SALT`, `FAULTLINE_HMAC_KEY`) or are generated
+//! into the data dir on first start (see `secrets.rs`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+
+/// The whole configuration, as read from TOML. Every field has a default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the HTTP server listens. Env `FAULTLINE_LISTEN`, flag `--listen`.
+    pub listen: SocketAddr,
+    /// The file store, generated secrets and local state. Env `FAULTLINE_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL for the production store. Env `DATABASE_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Ingest keys; see [`KeyConfig`].
+    pub keys: Vec<KeyConfig>,
+    /// Request and rate limits.
+    pub limits: Limits,
+    /// The file store.
+    pub storage: Storage,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            keys: Vec::new(),
+            limits: Limits::default(),
+            storage: Storage::default(),
+        }
+    }
+}
+
+/// One ingest key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// A name for logs and metrics (never the key itself).
+    pub name: String,
+    /// `public` (shipped in browser code: write-only, from `origins`) or `secret` (services).
+    pub kind: KeyKind,
+    /// The key itself; only allowed for public keys, which are not secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// A file holding the key (surrounding whitespace ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Services this key may write records for; `"*"` means every service.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Browser origins allowed to use a public key (`http://localhost:5173`).
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// This key's rate limit; defaults to `limits.public_key_rate` or `limits.secret_key_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Whether a key is shipped to browsers or kept by services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// Shipped in browser code: write-only, limited to its services and origins.
+    Public,
+    /// Kept by services.
+    Secret,
+}
+
+/// A token bucket: sustained records per second and the burst above it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Records per second, sustained.
+    pub records_per_second: f64,
+    /// Records that may arrive at once after a quiet period.
+    pub burst: f64,
+}
+
+/// Limits on requests, applied before anything is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body as sent (compressed or not); larger gets 413.
+    pub max_body_bytes: u64,
+    /// Largest body after gzip decompression; larger gets 413 without inflating the rest.
+    pub max_decompressed_bytes: u64,
+    /// Most records in one batch; more gets 413.
+    pub max_batch_records: usize,
+    /// Deadline for a whole request, body included; slower gets 408.
+    pub request_timeout: HumanDuration,
+    /// Rate limit for secret keys without their own.
+    pub secret_key_rate: RateLimit,
+    /// Rate limit for public keys without their own.
+    pub public_key_rate: RateLimit,
+    /// Batches that may wait for the store; when full, ingest answers 503 with `Retry-After`.
+    pub ingest_queue_batches: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 5 * 1024 * 1024,
+            max_decompressed_bytes: 20 * 1024 * 1024,
+            max_batch_records: faultline_schema::DEFAULT_MAX_BATCH_RECORDS,
+            request_timeout: HumanDuration(Duration::from_secs(30)),
+            secret_key_rate: RateLimit {
+                records_per_second: 200_000.0,
+                burst: 400_000.0,
+            },
+            public_key_rate: RateLimit {
+                records_per_second: 2_000.0,
+                burst: 10_000.0,
+            },
+            ingest_queue_batches: 1024,
+        }
+    }
+}
+
+/// The embedded file store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Start a new segment when the active one would pass this size.
+    pub segment_max_bytes: u64,
+    /// Start a new segment when the active one is this old.
+    pub segment_max_age: HumanDuration,
+    /// Delete segments whose newest record was received longer ago than this.
+    pub retention: HumanDuration,
+    /// Delete the oldest segments while the store is larger than this (0: no limit).
+    pub retention_bytes: u64,
+    /// How many recent record ids are remembered to make client retries idempotent.
+    pub dedup_ids: usize,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            segment_max_bytes: 64 * 1024 * 1024,
+            segment_max_age: HumanDuration(Duration::from_secs(3600)),
+            retention: HumanDuration(Duration::from_secs(30 * 86_400)),
+            retention_bytes: 50 * 1024 * 1024 * 1024,
+            dedup_ids: 1_000_000,
+        }
+    }
+}
+
+/// Values given on the command line (clap has already merged their env vars).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`
+    pub database_url: Option<String>,
+}
+
+/// A configuration problem, naming the file, the key or field, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown or mistyped fields.
+    #[error("invalid config{}: {message}", origin.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Parse {
+        /// The file, if it came from one.
+        origin: Option<PathBuf>,
+        /// The parser's message, with the line and the field.
+        message: String,
+    },
+    /// An environment variable override has the wrong type.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value breaks a rule.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the file (if any), applies `FAULTLINE_*` env overrides, then the flags, and
+    /// checks the result. `env` reads a variable (the process environment in production).
+    pub fn load(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let origin = path.map(Path::to_path_buf);
+        let parse_err = |message: String| ConfigError::Parse {
+            origin: origin.clone(),
+            message,
+        };
+        let from_file: Config = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+
+        // Round-trip through a table so every scalar, nested or not, can be overridden by
+        // FAULTLINE_<SECTION>_<FIELD> without listing them by hand.
+        let mut table =
+            toml::Table::try_from(&from_file).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        apply_env(&mut table, "FAULTLINE", env)?;
+        let mut config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+
+        if let Some(url) = env("DATABASE_URL") {
+            config.database_url = Some(url);
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = Some(url.clone());
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_decompressed_bytes < l.max_body_bytes {
+            return invalid(
+                "limits.max_decompressed_bytes must be at least limits.max_body_bytes, \
+                 and both above 0"
+                    .into(),
+            );
+        }
+        if l.max_batch_records == 0 || l.ingest_queue_batches == 0 {
+            return invalid(
+                "limits.max_batch_records and limits.ingest_queue_batches must be above 0".into(),
+            );
+        }
+        for rate in [&l.secret_key_rate, &l.public_key_rate] {
+            check_rate(rate, "limits")?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            let at = format!("keys[{i}] ({})", key.name);
+            if key.name.is_empty() || !names.insert(key.name.as_str()) {
+                return invalid(format!("{at}: name must be non-empty and unique"));
+            }
+            let sources = usize::from(key.key.is_some())
+                + usize::from(key.key_env.is_some())
+                + usize::from(key.key_file.is_some());
+            if sources != 1 {
+                return invalid(format!(
+                    "{at}: give exactly one of key, key_env or key_file"
+                ));
+            }
+            if key.kind == KeyKind::Secret && key.key.is_some() {
+                return invalid(format!(
+                    "{at}: a secret key must not be written in the config file: \
+                     put it in an environment variable (key_env) or a file (key_file)"
+                ));
+            }
+            if key.services.is_empty() {
+                return invalid(format!(
+                    "{at}: services is empty: list the services it may write for, or \"*\""
+                ));
+            }
+            for s in &key.services {
+                if s != "*" && faultline_schema::check_service(s).is_err() {
+                    return invalid(format!(
+                        "{at}: service {s:?} is not a valid service name ([a-z0-9_.-], 1 to 64)"
+                    ));
+                }
+            }
+            if key.kind == KeyKind::Public && key.origins.is_empty() {
+                return invalid(format!(
+                    "{at}: a public key needs origins (the browser origins allowed to use it)"
+                ));
+            }
+            for o in &key.origins {
+                if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                    return invalid(format!(
+                        "{at}: origin {o:?} must look like https://host[:port], without a path"
+                    ));
+                }
+            }
+            if let Some(rate) = &key.rate_limit {
+                check_rate(rate, &at)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_rate(rate: &RateLimit, at: &str) -> Result<(), ConfigError> {
+    if rate.records_per_second > 0.0 && rate.burst >= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{at}: rate limits need records_per_second > 0 and burst >= 1"
+        )))
+    }
+}
+
+/// Replaces each scalar leaf with `PREFIX_<PATH>` from the environment, parsed as the
+/// leaf's type. Arrays (such as `keys`) are not overridable this way.
+fn apply_env(
+    table: &mut toml::Table,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let var = format!("{prefix}_{}", key.to_ascii_uppercase());
+        if let toml::Value::Table(inner) = value {
+            apply_env(inner, &var, env)?;
+            continue;
+        }
+        let Some(raw) = env(&var) else { continue };
+        let bad = |what: &str| ConfigError::Env {
+            var: var.clone(),
+            message: format!("{raw:?} is not {what}"),
+        };
+        *value = match value {
+            toml::Value::Integer(_) => {
+                toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
+            }
+            toml::Value::Float(_) => {
+                toml::Value::Float(raw.trim().parse().map_err(|_| bad("a number"))?)
+            }
+            toml::Value::Boolean(_) => {
+                toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?)
+            }
+            toml::Value::Array(_) => continue,
+            _ => toml::Value::String(raw),
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(toml_text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(Some(&path), &Overrides::default(), &|k| {
+            vars.get(k).cloned()
+        })
+    }
+
+    #[test]
+    fn design_example_loads() {
+        let c = load(
+            r#"
+listen = "127.0.0.1:8080"
+data_dir = "./data"
+
+[[keys]]
+name = "panel"
+kind = "public"
+key = "pk_panel_dev"
+services = ["ui"]
+origins = ["http://localhost:5173"]
+
+[[keys]]
+name = "backend"
+kind = "secret"
+key_env = "FAULTLINE_BACKEND_KEY"
+services = ["api", "worker"]
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.keys.len(), 2);
+        assert_eq!(c.keys[1].kind, KeyKind::Secret);
+    }
+
+    #[test]
+    fn env_overrides_nested_scalars_and_flags_win() {
+        let c = load(
+            "[limits]\nmax_batch_records = 50\n",
+            &[
+                ("FAULTLINE_LIMITS_MAX_BATCH_RECORDS", "70"),
+                ("FAULTLINE_STORAGE_RETENTION", "7d"),
+                ("FAULTLINE_LISTEN", "127.0.0.1:9999"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_batch_records, 70);
+        assert_eq!(c.storage.retention.0, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.listen.port(), 9999);
+
+        let err = load("", &[("FAULTLINE_LIMITS_MAX_BATCH_RECORDS", "lots")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("FAULTLINE_LIMITS_MAX_BATCH_RECORDS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = load("listen = 5\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = load("[limits]\nmax_body = 1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_body"), "{err}");
+        let err = load(
+            "[[keys]]\nname = \"b\"\nkind = \"secret\"\nkey = \"sk\"\nservices = [\"api\"]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("keys[0] (b)") && err.contains("key_env"),
+            "{err}"
+        );
+        let err = load(
+            "[[keys]]\nname = \"p\"\nkind = \"public\"\nkey = \"pk\"\nservices = [\"ui\"]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("origins"), "{err}");
+    }
+}

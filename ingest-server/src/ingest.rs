@@ -1,0 +1,356 @@
+//! `POST /logs/ingest`: from request bytes to durably stored records.
+//!
+//! The order of checks is the order of cost: key and rate limit before reading the body,
+//! size before decompressing, decompressed size while inflating (a gzip bomb is cut off at
+//! the limit, never inflated whole), then per-record validation. The 202 goes out only
+//! after the sink has made the accepted records durable.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use faultline_schema::{
+    BatchError, DecodeOptions, Record, Timestamp, Uuid, Value, decode_batch_with, rekey_user,
+};
+use faultline_sinks::SinkError;
+use http_body_util::BodyExt;
+use serde::Serialize;
+
+use crate::auth::{Key, presented_key};
+use crate::config::KeyKind;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The 202 body.
+#[derive(Debug, Serialize)]
+pub(crate) struct IngestResponse {
+    /// Records now durable (including ones already stored under the same id).
+    pub accepted: usize,
+    /// Of those, records that were already stored (a retried batch).
+    pub duplicates: usize,
+    /// Records not accepted, with their batch index and every problem.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// One rejected record in the 202 body.
+#[derive(Debug, Serialize)]
+pub(crate) struct RejectedRecord {
+    /// Zero-based position in the batch.
+    pub index: usize,
+    /// What was wrong.
+    pub error: String,
+}
+
+/// The handler. See the module docs for the order of checks.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    let started = Instant::now();
+    let result = ingest_inner(&state, &params, &headers, body).await;
+    let status = match &result {
+        Ok(_) => 202,
+        Err(e) => {
+            metrics::counter!("faultline_ingest_requests_rejected_total", "reason" => e.reason())
+                .increment(1);
+            e.status().as_u16()
+        }
+    };
+    metrics::counter!("faultline_ingest_requests_total", "status" => status_label(status))
+        .increment(1);
+    metrics::histogram!("faultline_ingest_request_seconds").record(started.elapsed());
+    result.map(|r| (StatusCode::ACCEPTED, Json(r)))
+}
+
+/// Metric labels must be `'static`; map the statuses ingest produces.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        202 => "202",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        408 => "408",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<IngestResponse, ApiError> {
+    let key = authorize(state, headers, params.get("key").map(String::as_str))?;
+    if let Some(retry_after) = key.bucket.is_empty() {
+        return Err(ApiError::RateLimited {
+            key: key.name.clone(),
+            retry_after,
+        });
+    }
+    check_content_type(headers)?;
+    let limits = &state.config.limits;
+    let wire = read_body(headers, body, limits.max_body_bytes).await?;
+    metrics::counter!("faultline_ingest_bytes_total").increment(wire.len() as u64);
+    let body = decompress(headers, wire, limits.max_decompressed_bytes).await?;
+
+    let batch = decode_batch_with(
+        &body,
+        &DecodeOptions {
+            max_records: limits.max_batch_records,
+        },
+    )
+    .map_err(|e| match e {
+        BatchError::TooManyRecords { .. } => ApiError::TooLarge(e.to_string()),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+
+    let mut rejected: Vec<RejectedRecord> = Vec::with_capacity(batch.rejected.len());
+    let bad: Vec<usize> = batch.rejected.iter().map(|r| r.index).collect();
+    let mut bad_indexes = bad.into_iter().peekable();
+    for r in &batch.rejected {
+        metrics::counter!("faultline_ingest_records_rejected_total", "reason" => r.error.reason())
+            .increment(1);
+    }
+    let mut records = Vec::with_capacity(batch.records.len());
+    let mut forbidden = 0;
+    let mut index = 0;
+    let now = Timestamp::now();
+    for mut record in batch.records {
+        // Recover each good record's batch position from the gaps between rejected ones.
+        while bad_indexes.peek() == Some(&index) {
+            bad_indexes.next();
+            index += 1;
+        }
+        if key.allows_service(&record.service) {
+            stamp(&mut record, now, &state.hmac_key);
+            records.push(record);
+        } else {
+            forbidden += 1;
+            rejected.push(RejectedRecord {
+                index,
+                error: format!(
+                    "service: key {:?} may not write records for service {:?}",
+                    key.name, record.service
+                ),
+            });
+        }
+        index += 1;
+    }
+    if forbidden > 0 {
+        metrics::counter!("faultline_ingest_records_rejected_total", "reason" => "forbidden_service")
+            .increment(forbidden as u64);
+        if records.is_empty() && batch.rejected.is_empty() {
+            return Err(ApiError::Forbidden(format!(
+                "key {:?} may not write records for the services in this batch",
+                key.name
+            )));
+        }
+    }
+    rejected.extend(batch.rejected.into_iter().map(|r| RejectedRecord {
+        index: r.index,
+        error: r.error.to_string(),
+    }));
+    rejected.sort_by_key(|r| r.index);
+
+    if !records.is_empty() {
+        if let Err(retry_after) = key.bucket.take(records.len() as f64) {
+            return Err(ApiError::RateLimited {
+                key: key.name.clone(),
+                retry_after,
+            });
+        }
+    }
+    let accepted = records.len();
+    let receipt = if records.is_empty() {
+        Default::default()
+    } else {
+        state.sink.write(records).await.map_err(sink_error)?
+    };
+    metrics::counter!("faultline_ingest_records_accepted_total").increment(accepted as u64);
+    metrics::counter!("faultline_ingest_records_duplicate_total")
+        .increment(receipt.duplicates as u64);
+    Ok(IngestResponse {
+        accepted,
+        duplicates: receipt.duplicates,
+        rejected,
+    })
+}
+
+/// The ingest key for this request, checked against its origin if it is public.
+fn authorize<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Result<&'a Key, ApiError> {
+    let presented = presented_key(headers, query_key).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "missing ingest key: send Authorization: Bearer <key>, X-Faultline-Key, or ?key="
+                .into(),
+        )
+    })?;
+    let key = state.keys.ingest_key(presented).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "unknown ingest key: check the key configured for this service".into(),
+        )
+    })?;
+    if key.kind == KeyKind::Public {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        match origin {
+            Some(o) if key.origins.contains(o) => {}
+            Some(o) => {
+                return Err(ApiError::Forbidden(format!(
+                    "origin {o:?} is not allowed for public key {:?}: add it to the key's origins",
+                    key.name
+                )));
+            }
+            None => {
+                return Err(ApiError::Forbidden(format!(
+                    "public key {:?} is for browsers on its configured origins; \
+                     services must use a secret key",
+                    key.name
+                )));
+            }
+        }
+    }
+    Ok(key)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let mime = ct
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ok = matches!(
+        mime.as_str(),
+        "application/json"
+            | "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "text/plain"
+            | "text/x-ndjson"
+            | "application/octet-stream"
+    ) || (mime.starts_with("application/") && mime.ends_with("+json"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "content type {mime:?} is not accepted: send application/json, \
+             application/x-ndjson or text/plain"
+        )))
+    }
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "request body is larger than {limit} bytes: send smaller batches"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// Inflates gzip bodies (by header, or by magic bytes for sendBeacon, which cannot set
+/// `Content-Encoding`), stopping at `limit` bytes.
+async fn decompress(headers: &HeaderMap, wire: Bytes, limit: u64) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None => wire.starts_with(&[0x1f, 0x8b]),
+        Some("" | "identity") => false,
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content encoding {other:?} is not accepted: send gzip or no encoding"
+            )));
+        }
+    };
+    if !gzip {
+        return Ok(wire);
+    }
+    let inflate = move || -> Result<Bytes, ApiError> {
+        let mut out = Vec::with_capacity(wire.len().saturating_mul(4).min(1 << 20));
+        let mut decoder = flate2::read::MultiGzDecoder::new(&wire[..]).take(limit + 1);
+        decoder
+            .read_to_end(&mut out)
+            .map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
+        if out.len() as u64 > limit {
+            return Err(ApiError::TooLarge(format!(
+                "body inflates to more than {limit} bytes: send smaller batches"
+            )));
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::task::spawn_blocking(inflate)
+        .await
+        .map_err(|e| ApiError::Internal(format!("gzip task failed: {e}")))?
+}
+
+/// Server-side stamping: an id for idempotent storage, `received_at`, re-keyed `meta.user`.
+fn stamp(record: &mut Record, now: Timestamp, hmac_key: &str) {
+    if record.id.is_none() {
+        record.id = Some(Uuid::now_v7());
+    }
+    record.received_at = Some(now);
+    if let Some(Value::String(user)) = record.meta.get_mut("user") {
+        *user = rekey_user(hmac_key, user);
+    }
+}
+
+fn sink_error(e: SinkError) -> ApiError {
+    use std::time::Duration;
+    match e {
+        SinkError::Overloaded => ApiError::Unavailable {
+            message: "ingest queue is full: retry after the Retry-After delay".into(),
+            retry_after: Duration::from_secs(1),
+        },
+        SinkError::Closed => ApiError::Unavailable {
+            message: "server is shutting down: retry shortly".into(),
+            retry_after: Duration::from_secs(2),
+        },
+        SinkError::Unavailable(detail) => {
+            tracing::error!(%detail, "store unavailable");
+            ApiError::Unavailable {
+                message: "store is unavailable, nothing was stored: retry after the \
+                          Retry-After delay"
+                    .into(),
+                retry_after: Duration::from_secs(5),
+            }
+        }
+        SinkError::Io(e) => ApiError::Internal(e.to_string()),
+    }
+}

@@ -1,0 +1,87 @@
+//! `faultline-server`: the ingest server (binary `faultline`).
+//!
+//! # The path of a record through the server
+//!
+//! 1. **`POST /logs/ingest`** (`ingest.rs`): the key is checked (`auth.rs`; public keys
+//!    only from their origins, `cors.rs`), then the key's token bucket (`ratelimit.rs`),
+//!    the content type, the body size as sent and after gzip, and then
+//!    `faultline_schema::decode_batch` checks every record. Good records for services the
+//!    key may write get an id (UUIDv7 unless the client chose one), `received_at`, and a
+//!    re-keyed `meta.user`.
+//! 2. **The sink** (`faultline_sinks::FileSink` by default) queues the batch to its writer,
+//!    which appends it with every other waiting batch and fsyncs once (group commit). A full
+//!    queue answers 503 with `Retry-After` at once.
+//! 3. **The 202** (`{"accepted", "duplicates", "rejected": [{"index", "error"}]}`) is sent
+//!    only after that fsync: an acknowledged record survives `kill -9`.
+//! 4. **Reads** (`read.rs`): `/logs/recent` and `/logs/stats` need the admin token.
+//!    `/healthz`, `/readyz` and `/metrics` (`health.rs`, `metrics.rs`) are open.
+//!
+//! # Layout
+//!
+//! - `cli.rs`: the `faultline` command line; `serve.rs`: start-up and graceful shutdown.
+//! - `config.rs`: the TOML config, env overrides; `secrets.rs`: generated secrets.
+//! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
+//! - `duration.rs`: `15m`-style durations for config and queries.
+
+mod auth;
+pub mod cli;
+pub mod config;
+mod cors;
+mod duration;
+mod error;
+mod health;
+mod ingest;
+mod metrics;
+mod ratelimit;
+mod read;
+mod secrets;
+mod serve;
+mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use auth::KeyRing;
+pub use duration::HumanDuration;
+pub use error::ApiError;
+pub use serve::{Server, start};
+pub use state::AppState;
+
+/// The HTTP API. Tests call it with `oneshot`; [`start`] serves it on a socket.
+pub fn app(state: AppState) -> Router {
+    let ingest = Router::new()
+        .route(
+            "/logs/ingest",
+            post(ingest::ingest).options(preflight_fallback),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), cors::layer));
+    Router::new()
+        .merge(ingest)
+        .route("/logs/recent", get(read::recent))
+        .route("/logs/stats", get(read::stats))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .with_state(state)
+}
+
+/// An `OPTIONS` that is not a CORS preflight (those are answered by the CORS layer).
+async fn preflight_fallback() -> impl IntoResponse {
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// The whole-request deadline: a body that stalls gets 408 instead of holding a connection.
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit: Duration = state.config.limits.request_timeout.0;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
+}

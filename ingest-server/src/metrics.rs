@@ -1,0 +1,87 @@
+//! `GET /metrics`: Prometheus text from the `metrics` facade. Open like `/healthz`: it
+//! carries counts, never record content.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+
+/// Latency buckets (seconds) for every `*_seconds` histogram.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Installs the process-wide recorder once and returns its handle (again on later calls,
+/// so several servers in one test process share it).
+pub(crate) fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = builder
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; the handle still renders ours.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "faultline_ingest_requests_total",
+        "Ingest requests by status"
+    );
+    describe_counter!(
+        "faultline_ingest_requests_rejected_total",
+        "Ingest requests refused whole, by reason"
+    );
+    describe_counter!(
+        "faultline_ingest_records_accepted_total",
+        "Records made durable"
+    );
+    describe_counter!(
+        "faultline_ingest_records_rejected_total",
+        "Records rejected, by reason"
+    );
+    describe_counter!(
+        "faultline_ingest_records_duplicate_total",
+        "Accepted records already stored under the same id"
+    );
+    describe_counter!("faultline_ingest_bytes_total", "Request body bytes as sent");
+    describe_histogram!(
+        "faultline_ingest_request_seconds",
+        "Ingest request latency, durable write included"
+    );
+    describe_gauge!(
+        "faultline_sink_queue_depth",
+        "Batches waiting for the store"
+    );
+    describe_gauge!(
+        "faultline_sink_queue_capacity",
+        "Most batches that may wait"
+    );
+    describe_gauge!("faultline_sink_ready", "1 when the store accepts writes");
+}
+
+/// The handler.
+pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let h = state.sink.health();
+    metrics::gauge!("faultline_sink_queue_depth").set(h.queue_depth as f64);
+    metrics::gauge!("faultline_sink_queue_capacity").set(h.queue_capacity as f64);
+    metrics::gauge!("faultline_sink_ready").set(if h.ready { 1.0 } else { 0.0 });
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

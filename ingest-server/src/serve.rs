@@ -1,0 +1,134 @@
+//! Start-up and graceful shutdown of `faultline serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use faultline_sinks::{FileSink, FileSinkConfig};
+use tokio::net::TcpListener;
+
+use crate::auth::KeyRing;
+use crate::config::Config;
+use crate::state::AppState;
+use crate::{app, metrics, secrets};
+
+/// A started server: its address and the means to stop it.
+pub struct Server {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The shared state.
+    pub state: AppState,
+    listener: TcpListener,
+    /// Secrets generated on this start (printed once by the CLI).
+    pub generated: Vec<(String, String)>,
+    /// Where generated secrets are kept.
+    pub secrets_file: std::path::PathBuf,
+}
+
+/// Opens the store, resolves keys and binds the listener; [`Server::run`] then serves.
+pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Server> {
+    if config.database_url.is_some() {
+        bail!(
+            "database_url is set, but this build stores to files only: unset DATABASE_URL \
+             (and database_url in the config) to use the file store in {}",
+            config.data_dir.display()
+        );
+    }
+    let secrets = secrets::resolve(&config, env)?;
+    let mut keys = Vec::new();
+    for key in config.keys.iter().chain(&secrets.shortcut_keys) {
+        keys.push((key.clone(), secrets::key_value(key, env)?));
+    }
+    let keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
+
+    let storage = &config.storage;
+    let sink_config = FileSinkConfig {
+        segment_max_bytes: storage.segment_max_bytes,
+        segment_max_age: storage.segment_max_age.0,
+        retention_age: storage.retention.0,
+        retention_bytes: storage.retention_bytes,
+        queue_capacity: config.limits.ingest_queue_batches,
+        dedup_ids: storage.dedup_ids,
+        ..FileSinkConfig::new(config.data_dir.clone())
+    };
+    let opened = Instant::now();
+    let sink = tokio::task::spawn_blocking(move || FileSink::open(sink_config))
+        .await
+        .context("store start-up task failed")?
+        .with_context(|| {
+            format!(
+                "cannot open the file store in {}",
+                config.data_dir.display()
+            )
+        })?;
+    tracing::info!(
+        dir = %config.data_dir.display(),
+        took_ms = opened.elapsed().as_millis() as u64,
+        "file store open"
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        config: Arc::new(config),
+        keys: Arc::new(keyring),
+        sink: Arc::new(sink),
+        user_salt: secrets.user_salt.into(),
+        hmac_key: secrets.hmac_key.into(),
+        metrics: metrics::install(),
+        started: Instant::now(),
+    };
+    Ok(Server {
+        addr,
+        state,
+        listener,
+        generated: secrets.generated,
+        secrets_file: secrets.file,
+    })
+}
+
+impl Server {
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
+    /// finish (their writes complete and are acknowledged), and drains and fsyncs the store.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let sink = self.state.sink.clone();
+        axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server failed")?;
+        tracing::info!("stopped accepting; draining the store");
+        sink.shutdown().await.context("store shutdown failed")?;
+        tracing::info!("store drained and synced");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

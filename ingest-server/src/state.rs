@@ -1,0 +1,29 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use faultline_sinks::Sink;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::KeyRing;
+use crate::config::Config;
+
+/// The server's shared state: configuration, keys, the store, metrics.
+#[derive(Clone)]
+pub struct AppState {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// Ingest keys and the admin token.
+    pub keys: Arc<KeyRing>,
+    /// Where records are stored.
+    pub sink: Arc<dyn Sink>,
+    /// The public salt clients anonymize user ids with (for `raw_user` queries).
+    pub user_salt: Arc<str>,
+    /// The secret `meta.user` is re-keyed with.
+    pub hmac_key: Arc<str>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// When the server started.
+    pub started: Instant,
+}

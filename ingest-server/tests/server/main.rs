@@ -1,0 +1,8 @@
+//! The server's one integration test binary: router tests with `oneshot` against a real
+//! file store, and process tests that start the real `faultline` binary on port 0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+mod process;
+mod router;

@@ -1,0 +1,510 @@
+//! Router tests: the HTTP contract of every endpoint, with `oneshot` and a real file store.
+
+use std::io::Write;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use faultline_schema::{anonymize_user, rekey_user};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn mixed_batch_keeps_good_records_and_reports_bad_ones_by_index() {
+    let s = server().await;
+    let body = json!([
+        record("api", "error", "payment_failed", "card declined"),
+        record("api", "LOUD", "x", "bad level"),
+        { "service": "api" },
+        record("worker", "warn", "slow_job", "took 3s"),
+    ]);
+    let (status, resp) = s.ingest(body.to_string()).await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(resp["accepted"], 2);
+    let rejected = resp["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["index"], 1);
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown level \"LOUD\"")
+    );
+    assert_eq!(rejected[1]["index"], 2);
+    assert!(
+        rejected[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ts: is required")
+    );
+
+    let records = s.recent("").await;
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        assert!(
+            r["id"].as_str().unwrap().len() == 36,
+            "server assigned an id: {r}"
+        );
+        assert!(r["received_at"].is_string());
+    }
+    let levels: Vec<_> = records
+        .iter()
+        .map(|r| r["level"].as_str().unwrap())
+        .collect();
+    assert!(levels.contains(&"ERROR") && levels.contains(&"WARNING"));
+}
+
+#[tokio::test]
+async fn ndjson_wrapped_and_text_plain_bodies() {
+    let s = server().await;
+    let line = record("api", "info", "a", "ndjson").to_string();
+    let (status, resp) = s.ingest(format!("{line}\n\n{line}\n")).await;
+    assert_eq!((status, resp["accepted"].as_u64()), (202, Some(2)));
+
+    let wrapped = json!({ "records": [record("api", "info", "b", "wrapped")] });
+    let (status, resp) = s.ingest(wrapped.to_string()).await;
+    assert_eq!((status, resp["accepted"].as_u64()), (202, Some(1)));
+
+    let req = Request::post("/logs/ingest?key=".to_owned() + SECRET)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(Body::from(
+            json!([record("api", "info", "c", "beacon")]).to_string(),
+        ))
+        .unwrap();
+    let (status, _, resp) = s.send(req).await;
+    assert_eq!(
+        (status, resp["accepted"].as_u64()),
+        (202, Some(1)),
+        "{resp}"
+    );
+    assert_eq!(s.recent("").await.len(), 4);
+}
+
+#[tokio::test]
+async fn gzip_by_header_and_by_magic_bytes() {
+    let s = server().await;
+    let body = gzip(
+        json!([record("api", "info", "gz", "zipped")])
+            .to_string()
+            .as_bytes(),
+    );
+    let req = Request::post("/logs/ingest")
+        .header("x-faultline-key", SECRET)
+        .header("content-encoding", "gzip")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let (status, _, resp) = s.send(req).await;
+    assert_eq!(
+        (status, resp["accepted"].as_u64()),
+        (202, Some(1)),
+        "{resp}"
+    );
+    // sendBeacon cannot set Content-Encoding: the gzip magic bytes are enough.
+    let (status, resp) = s.ingest(body).await;
+    assert_eq!(
+        (status, resp["accepted"].as_u64()),
+        (202, Some(1)),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn gzip_bomb_is_413_without_inflating_it_all() {
+    let s = server().await;
+    // 64 MiB of zeros compress to about 64 KiB; the decompressed limit is 20 MiB.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![b' '; 1 << 20];
+    for _ in 0..64 {
+        e.write_all(&zeros).unwrap();
+    }
+    let bomb = e.finish().unwrap();
+    assert!(bomb.len() < 200_000);
+    let req = Request::post("/logs/ingest")
+        .header("authorization", format!("Bearer {SECRET}"))
+        .header("content-encoding", "gzip")
+        .body(Body::from(bomb))
+        .unwrap();
+    let (status, _, resp) = s.send(req).await;
+    assert_eq!(status, 413, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("inflates to more than")
+    );
+    let (status, _, _) = s
+        .send(
+            Request::post("/logs/ingest")
+                .header("authorization", format!("Bearer {SECRET}"))
+                .header("content-encoding", "gzip")
+                .body(Body::from(b"\x1f\x8bnot gzip".to_vec()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_by_declared_and_by_actual_length() {
+    let s = server_with(|c| c.limits.max_body_bytes = 1000).await;
+    let big = json!([record("api", "info", "big", &"x".repeat(2000))]).to_string();
+    let (status, resp) = s.ingest(big.clone()).await;
+    assert_eq!(status, 413, "{resp}");
+    // No Content-Length (a stream): caught while reading.
+    let stream = futures_stream(big.into_bytes());
+    let (status, resp) = s.ingest(Body::from_stream(stream)).await;
+    assert_eq!(status, 413, "{resp}");
+}
+
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(100).map(|c| Ok(c.to_vec())).collect();
+    tokio_stream::iter(chunks)
+}
+
+#[tokio::test]
+async fn too_many_records_is_413() {
+    let s = server_with(|c| c.limits.max_batch_records = 3).await;
+    let body = json!(vec![record("api", "info", "e", "m"); 4]);
+    let (status, resp) = s.ingest(body.to_string()).await;
+    assert_eq!(status, 413, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3 records")
+    );
+}
+
+#[tokio::test]
+async fn keys_missing_unknown_admin_and_wrong_service() {
+    let s = server().await;
+    let body = json!([record("api", "info", "e", "m")]).to_string();
+    let post = |auth: Option<&str>| {
+        let mut r = Request::post("/logs/ingest");
+        if let Some(a) = auth {
+            r = r.header("authorization", format!("Bearer {a}"));
+        }
+        r.body(Body::from(body.clone())).unwrap()
+    };
+    let (status, _, resp) = s.send(post(None)).await;
+    assert_eq!(status, 401);
+    assert!(
+        resp["error"].as_str().unwrap().contains("X-Faultline-Key"),
+        "{resp}"
+    );
+    assert_eq!(s.send(post(Some("nope"))).await.0, 401);
+    assert_eq!(
+        s.send(post(Some(ADMIN))).await.0,
+        401,
+        "the admin token cannot ingest"
+    );
+
+    // A secret key for api/worker writing for ui: that record alone is rejected...
+    let mixed = json!([
+        record("api", "info", "e", "ok"),
+        record("ui", "info", "e", "not yours")
+    ]);
+    let (status, resp) = s.ingest(mixed.to_string()).await;
+    assert_eq!(status, 202);
+    assert_eq!(resp["accepted"], 1);
+    assert_eq!(resp["rejected"][0]["index"], 1);
+    assert!(
+        resp["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("may not write")
+    );
+    // ...and a batch entirely for another service is 403.
+    let (status, _) = s
+        .ingest(json!([record("ui", "info", "e", "m")]).to_string())
+        .await;
+    assert_eq!(status, 403);
+
+    // Reading needs the admin token; an ingest key gets 403.
+    let read = |key: &str| {
+        Request::get("/logs/recent")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(s.send(read(SECRET)).await.0, 403);
+    assert_eq!(s.send(read("nope")).await.0, 401);
+    assert_eq!(s.send(read(ADMIN)).await.0, 200);
+}
+
+#[tokio::test]
+async fn public_key_only_from_its_origins_with_cors_and_preflight() {
+    let s = server().await;
+    let body = json!([record("ui", "error", "window.onerror", "boom")]).to_string();
+    let post = |origin: Option<&str>| {
+        let mut r = Request::post("/logs/ingest").header("x-faultline-key", PUBLIC);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.body(Body::from(body.clone())).unwrap()
+    };
+    let (status, headers, _) = s.send(post(Some(ORIGIN))).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        headers
+            .get("access-control-allow-origin")
+            .map(String::as_str),
+        Some(ORIGIN)
+    );
+    let (status, headers, resp) = s.send(post(Some("https://evil.example"))).await;
+    assert_eq!(status, 403, "{resp}");
+    assert!(!headers.contains_key("access-control-allow-origin"));
+    assert_eq!(
+        s.send(post(None)).await.0,
+        403,
+        "public keys are for browsers"
+    );
+
+    let preflight = |origin: &str| {
+        Request::options("/logs/ingest")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type, x-faultline-key",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, headers, _) = s.send(preflight(ORIGIN)).await;
+    assert_eq!(status, 204);
+    assert_eq!(headers["access-control-allow-origin"], ORIGIN);
+    assert!(headers["access-control-allow-headers"].contains("x-faultline-key"));
+    assert_eq!(s.send(preflight("https://evil.example")).await.0, 403);
+}
+
+#[tokio::test]
+async fn rate_limit_is_429_with_retry_after() {
+    let s = server().await;
+    // The panel key allows a burst of 5 records, then 1 per second.
+    let post = |n: usize| {
+        Request::post("/logs/ingest")
+            .header("x-faultline-key", PUBLIC)
+            .header("origin", ORIGIN)
+            .body(Body::from(
+                json!(vec![record("ui", "info", "e", "m"); n]).to_string(),
+            ))
+            .unwrap()
+    };
+    assert_eq!(s.send(post(4)).await.0, 202);
+    let (status, headers, resp) = s.send(post(4)).await;
+    assert_eq!(status, 429, "{resp}");
+    let retry: u64 = headers["retry-after"].parse().unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    assert_eq!(resp["detail"]["retry_after_seconds"], retry);
+}
+
+#[tokio::test]
+async fn content_type_and_encoding_are_checked() {
+    let s = server().await;
+    let req = |ct: &str, ce: Option<&str>| {
+        let mut r = Request::post("/logs/ingest")
+            .header("authorization", format!("Bearer {SECRET}"))
+            .header("content-type", ct);
+        if let Some(ce) = ce {
+            r = r.header("content-encoding", ce);
+        }
+        r.body(Body::from(
+            json!([record("api", "info", "e", "m")]).to_string(),
+        ))
+        .unwrap()
+    };
+    let (status, _, resp) = s.send(req("application/x-www-form-urlencoded", None)).await;
+    assert_eq!(status, 415);
+    assert!(resp["error"].as_str().unwrap().contains("application/json"));
+    assert_eq!(s.send(req("application/json", Some("br"))).await.0, 415);
+    assert_eq!(s.send(req("application/x-ndjson", None)).await.0, 202);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_a_clear_400() {
+    let s = server().await;
+    for body in ["{\"ts\": ", "hello", "", "[1,2"] {
+        let (status, resp) = s.ingest(body.to_owned()).await;
+        assert_eq!(status, 400, "{body:?}: {resp}");
+        let error = resp["error"].as_str().unwrap();
+        assert!(error.contains("JSON") || error.contains("empty"), "{error}");
+        assert!(resp.get("detail").is_some());
+    }
+    // Invalid UTF-8 and deep nesting in one NDJSON line reject that line only.
+    let good = record("api", "info", "e", "kept").to_string();
+    let mut body = format!("{good}\n{}\n", "[".repeat(10_000)).into_bytes();
+    body.extend_from_slice(b"{\"message\": \"\xff\"}\n");
+    body.extend_from_slice(good.as_bytes());
+    let (status, resp) = s.ingest(body).await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(resp["accepted"], 2);
+    assert_eq!(resp["rejected"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn replayed_batch_with_client_ids_is_stored_once() {
+    let s = server().await;
+    let batch: Vec<Value> = (0..5)
+        .map(|i| {
+            let mut r = record("api", "error", "e", &format!("m{i}"));
+            r["id"] = json!(format!("0190a8f4-5b1c-7cc0-9a6b-1d2e3f40516{i}"));
+            r
+        })
+        .collect();
+    let (_, first) = s.ingest(json!(batch).to_string()).await;
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicates"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let (status, second) = s.ingest(json!(batch).to_string()).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        (second["accepted"].as_u64(), second["duplicates"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(s.recent("").await.len(), 5);
+}
+
+#[tokio::test]
+async fn user_ids_are_rekeyed_and_queryable_by_stored_or_raw_id() {
+    let s = server().await;
+    let client_side = anonymize_user(SALT, "alice@example.com");
+    let mut r = record("api", "error", "e", "for alice");
+    r["meta"] = json!({ "user": client_side });
+    s.ingest(json!([r, record("api", "error", "e", "nobody")]).to_string())
+        .await;
+    let stored = rekey_user(HMAC, &client_side);
+    let records = s.recent(&format!("user={stored}")).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["meta"]["user"], stored.as_str());
+    assert_ne!(stored, client_side, "the client-side id is never stored");
+    let records = s.recent("raw_user=alice@example.com").await;
+    assert_eq!(records.len(), 1);
+}
+
+#[tokio::test]
+async fn recent_filters_order_and_limits() {
+    let s = server().await;
+    let mut batch = Vec::new();
+    for (i, (service, level, event)) in [
+        ("api", "DEBUG", "tick"),
+        ("api", "ERROR", "payment_failed"),
+        ("worker", "CRITICAL", "behavior_engine"),
+        ("worker", "INFO", "heartbeat"),
+        ("api", "WARNING", "slow"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = record(service, level, event, &format!("Message number {i}"));
+        r["ts"] = json!(format!("2026-07-01T12:00:0{i}.000Z"));
+        batch.push(r);
+    }
+    s.ingest(json!(batch).to_string()).await;
+
+    let all = s.recent("").await;
+    let ts: Vec<_> = all
+        .iter()
+        .map(|r| r["ts"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = ts.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ts, sorted, "newest first");
+
+    assert_eq!(s.recent("level=error").await.len(), 2, "ERROR or worse");
+    assert_eq!(s.recent("service=worker").await.len(), 2);
+    assert_eq!(s.recent("event=heartbeat").await.len(), 1);
+    assert_eq!(s.recent("q=NUMBER%203").await.len(), 1);
+    assert_eq!(
+        s.recent("since=2026-07-01T12:00:01Z&until=2026-07-01T12:00:03Z")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(s.recent("limit=2").await.len(), 2);
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "level=loud",
+        "since=yesterday",
+        "colour=red",
+    ] {
+        let (status, body) = s.get(&format!("/logs/recent?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn stats_count_per_minute_service_and_level() {
+    let s = server().await;
+    let now = faultline_schema::Timestamp::now().to_string();
+    let mut batch = Vec::new();
+    for (service, level) in [("api", "ERROR"), ("api", "ERROR"), ("worker", "INFO")] {
+        let mut r = record(service, level, "e", "m");
+        r["ts"] = json!(now);
+        batch.push(r);
+    }
+    s.ingest(json!(batch).to_string()).await;
+    let (status, stats) = s.get("/logs/stats?window=15m").await;
+    assert_eq!(status, 200, "{stats}");
+    let totals = stats["totals"].as_array().unwrap();
+    let api = totals
+        .iter()
+        .find(|t| t["service"] == "api" && t["level"] == "ERROR")
+        .unwrap();
+    assert_eq!(api["count"], 2);
+    assert_eq!(stats["step"], "1m");
+    let (status, _) = s.get("/logs/stats?window=2d").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn health_ready_metrics_and_not_found() {
+    let s = server().await;
+    let (status, body) = s.get("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = s.get("/readyz").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ready")),
+        "{body}"
+    );
+    s.ingest(json!([record("api", "info", "e", "m"), {"bad": 1}]).to_string())
+        .await;
+    let (status, text) = s.get("/metrics").await;
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("faultline_ingest_records_accepted_total"),
+        "{text}"
+    );
+    assert!(text.contains("faultline_ingest_records_rejected_total{reason=\"missing\"}"));
+    assert!(text.contains("faultline_sink_queue_capacity"));
+    let (status, body) = s.get("/nope").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string());
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_408() {
+    let s = server_with(|c| {
+        c.limits.request_timeout = faultline_server::HumanDuration(Duration::from_millis(200));
+    })
+    .await;
+    let stalled = tokio_stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let (status, resp) = s.ingest(Body::from_stream(stalled)).await;
+    assert_eq!(status, 408, "{resp}");
+    assert!(resp["error"].as_str().unwrap().contains("timed out"));
+}

@@ -1,0 +1,376 @@
+//! The file sink: the embedded default store, NDJSON segments on local disk.
+//!
+//! # Why it is built this way
+//!
+//! The server may answer a client only once its records would survive a crash, and an fsync
+//! costs milliseconds. So writes are serialized on the caller's task (spreading the CPU work
+//! over the runtime), queued to one writer thread, and every batch that queued up while the
+//! previous fsync ran shares the next one (group commit). The queue is bounded and a full
+//! queue fails the write at once with [`SinkError::Overloaded`]: the server turns that into a
+//! 503 with `Retry-After` instead of piling up memory.
+//!
+//! Records go to append-only segments (`dir/segments/{seq:020}.ndjson`): appends never rewrite
+//! data, a crash can only tear the tail of the newest segment, and retention deletes whole
+//! files. Each sealed segment gets a small sidecar summary (`{seq:020}.idx.json`) so a start
+//! and a query learn a segment's time range without reading it. Readers see the index in
+//! memory with each segment's *committed* length, so they never read half a line.
+//!
+//! # Layout
+//!
+//! - `config.rs`: [`FileSinkConfig`] and its defaults.
+//! - `segment.rs`: file names, the listing, sidecars, torn-tail repair, counted fsyncs.
+//! - `writer.rs`: the writer thread: group commit, dedup, rotation, retention.
+//! - `reader.rs`: backwards reading for queries, the start-up scan.
+//! - this file: [`FileSink`], the handle, and its [`Sink`] implementation.
+
+mod config;
+mod reader;
+mod segment;
+mod writer;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use faultline_schema::{Record, Timestamp};
+use tokio::sync::{oneshot, watch};
+
+pub use config::FileSinkConfig;
+
+use crate::query::{MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsQuery};
+use crate::sink::{BoxFuture, Sink, SinkError, SinkHealth, WriteReceipt};
+use metrics_names::{QUEUE_DEPTH, SINK_LABEL};
+use segment::{Fsyncs, SegmentInfo};
+use writer::{WriteRequest, Writer, publish_totals};
+
+/// Metric names, one place so dashboards and code agree.
+mod metrics_names {
+    /// The `sink` label's value on every metric of this sink.
+    pub(crate) const SINK_LABEL: &str = "file";
+    /// Counter: records appended and fsynced.
+    pub(crate) const RECORDS_WRITTEN: &str = "faultline_sink_records_written_total";
+    /// Counter: records skipped because their id was already stored.
+    pub(crate) const DUPLICATES: &str = "faultline_sink_duplicates_total";
+    /// Counter: groups that failed to write or fsync.
+    pub(crate) const WRITE_ERRORS: &str = "faultline_sink_write_errors_total";
+    /// Histogram: seconds per fsync.
+    pub(crate) const FSYNC_SECONDS: &str = "faultline_sink_fsync_seconds";
+    /// Histogram: write batches made durable by one fsync.
+    pub(crate) const GROUP_BATCHES: &str = "faultline_sink_group_batches";
+    /// Gauge: batches waiting for the writer.
+    pub(crate) const QUEUE_DEPTH: &str = "faultline_sink_queue_depth";
+    /// Gauge: bytes in all segments.
+    pub(crate) const STORED_BYTES: &str = "faultline_sink_stored_bytes";
+    /// Gauge: number of segments.
+    pub(crate) const SEGMENTS: &str = "faultline_sink_segments";
+}
+
+/// The durable file sink: NDJSON segments under a directory, group commit, rotation,
+/// retention, newest-first queries and in-memory per-minute counts.
+///
+/// A cheap handle: clones share one store and one writer thread. The thread stops once
+/// [`Sink::shutdown`] is called or the last handle is dropped, after writing everything
+/// already queued. Open a directory with one `FileSink` at a time: nothing stops a second
+/// process from writing to the same segments.
+#[derive(Clone)]
+pub struct FileSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` once shut down. Dropping it lets the writer drain the queue and exit.
+    sender: Mutex<Option<SyncSender<WriteRequest>>>,
+    shared: Arc<Shared>,
+    /// Turns `true` (or closes) when the writer thread has exited.
+    writer_done: watch::Receiver<bool>,
+    queue_capacity: usize,
+    dir: PathBuf,
+}
+
+/// What the writer thread and the handles share.
+pub(crate) struct Shared {
+    /// `dir/segments`.
+    pub(crate) segments_dir: PathBuf,
+    /// Every segment, oldest first; the last one is active. Written only by the writer.
+    pub(crate) segments: RwLock<Vec<SegmentInfo>>,
+    /// Per-minute counts of stored records, for [`Sink::stats`].
+    pub(crate) counts: Mutex<MinuteCounts>,
+    /// Every fsync, counted.
+    pub(crate) fsyncs: Fsyncs,
+    /// Batches accepted into the queue and not yet taken by the writer.
+    pub(crate) queue_depth: AtomicUsize,
+    /// Sum of the segments' committed lengths.
+    pub(crate) stored_bytes: AtomicU64,
+    /// The last write error, until a later write succeeds.
+    pub(crate) failure: Mutex<Option<String>>,
+    /// Makes the writer fail every append with this error (tests of the failure path).
+    #[cfg(test)]
+    pub(crate) fault: Mutex<Option<std::io::ErrorKind>>,
+}
+
+impl FileSink {
+    /// Opens (creating) the store: repairs a torn tail, loads the segment index, rebuilds the
+    /// per-minute counts (records whose `ts` is within `stats_window`) and the dedup id set
+    /// from the newest segments, and starts the writer thread.
+    ///
+    /// Blocking (it reads the newest segments); no tokio runtime is required. Call it from
+    /// `spawn_blocking` or before the server starts.
+    pub fn open(config: FileSinkConfig) -> Result<FileSink, SinkError> {
+        let fsyncs = Fsyncs::default();
+        let recovered = reader::recover(&config, &fsyncs)?;
+        let queue_capacity = config.queue_capacity.max(1);
+        let shared = Arc::new(Shared {
+            segments_dir: config.segments_dir(),
+            segments: RwLock::new(recovered.segments),
+            counts: Mutex::new(recovered.counts),
+            fsyncs,
+            queue_depth: AtomicUsize::new(0),
+            stored_bytes: AtomicU64::new(0),
+            failure: Mutex::new(None),
+            #[cfg(test)]
+            fault: Mutex::new(None),
+        });
+        publish_totals(&shared, &read(&shared.segments));
+
+        let (sender, requests) = mpsc::sync_channel(queue_capacity);
+        let (done, writer_done) = watch::channel(false);
+        let dir = config.dir.clone();
+        let writer = Writer::new(
+            Arc::clone(&shared),
+            config,
+            recovered.active_file,
+            recovered.active_first_write,
+            recovered.dedup,
+        );
+        std::thread::Builder::new()
+            .name("faultline-file-sink".into())
+            .spawn(move || {
+                writer.run(requests);
+                let _ = done.send(true);
+            })?;
+        Ok(FileSink {
+            inner: Arc::new(Inner {
+                sender: Mutex::new(Some(sender)),
+                shared,
+                writer_done,
+                queue_capacity,
+                dir,
+            }),
+        })
+    }
+
+    /// Fsyncs done since [`FileSink::open`] began (appends, new segments, sidecars, deletions).
+    /// Fewer than the batches written shows group commit at work.
+    pub fn fsync_count(&self) -> u64 {
+        self.inner.shared.fsyncs.count()
+    }
+
+    fn is_closed(&self) -> bool {
+        lock(&self.inner.sender).is_none()
+    }
+
+    /// Hands a serialized batch to the writer without waiting.
+    fn submit(&self, request: WriteRequest) -> Result<(), SinkError> {
+        let sender = lock(&self.inner.sender);
+        let Some(sender) = sender.as_ref() else {
+            return Err(SinkError::Closed);
+        };
+        // Counted before sending, so the writer's decrement can never come first.
+        let depth = &self.inner.shared.queue_depth;
+        let queued = depth.fetch_add(1, Relaxed) + 1;
+        match sender.try_send(request) {
+            Ok(()) => {
+                metrics::gauge!(QUEUE_DEPTH, "sink" => SINK_LABEL).set(queued as f64);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                depth.fetch_sub(1, Relaxed);
+                Err(SinkError::Overloaded)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                depth.fetch_sub(1, Relaxed);
+                Err(SinkError::Closed)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSink")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Each record's JSON line (the schema's storage form), back to back, and where each ends.
+fn serialize(records: &[Record]) -> (Vec<u8>, Vec<usize>) {
+    let mut buf = Vec::with_capacity(records.len() * 256);
+    let mut ends = Vec::with_capacity(records.len());
+    for record in records {
+        buf.extend_from_slice(record.to_json().as_bytes());
+        buf.push(b'\n');
+        ends.push(buf.len());
+    }
+    (buf, ends)
+}
+
+impl Sink for FileSink {
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return if self.is_closed() {
+                    Err(SinkError::Closed)
+                } else {
+                    Ok(WriteReceipt::default())
+                };
+            }
+            let (buf, ends) = serialize(&records);
+            let (ack, answer) = oneshot::channel();
+            self.submit(WriteRequest {
+                buf,
+                ends,
+                records,
+                ack,
+            })?;
+            answer.await.unwrap_or_else(|_| {
+                Err(SinkError::Unavailable(
+                    "file sink writer stopped before answering".into(),
+                ))
+            })
+        })
+    }
+
+    fn query(&self, mut query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        Box::pin(async move {
+            query.limit = query.limit.min(MAX_QUERY_LIMIT);
+            let shared = Arc::clone(&self.inner.shared);
+            let segments = read(&shared.segments).clone();
+            tokio::task::spawn_blocking(move || {
+                reader::query(&shared.segments_dir, &segments, &query)
+            })
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("query task failed: {e}")))?
+            .map_err(SinkError::Io)
+        })
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+        let stats = {
+            let mut counts = lock(&self.inner.shared.counts);
+            counts.prune(Timestamp::now());
+            counts.query(&query)
+        };
+        Box::pin(std::future::ready(Ok(stats)))
+    }
+
+    fn health(&self) -> SinkHealth {
+        let inner = &self.inner;
+        let writer_gone = inner.writer_done.has_changed().is_err() || *inner.writer_done.borrow();
+        let last_error = lock(&inner.shared.failure).clone();
+        SinkHealth {
+            ready: !self.is_closed() && !writer_gone && last_error.is_none(),
+            queue_depth: inner.shared.queue_depth.load(Relaxed),
+            queue_capacity: inner.queue_capacity,
+            stored_bytes: inner.shared.stored_bytes.load(Relaxed),
+            last_error,
+        }
+    }
+
+    /// Refuses new writes from the moment it is called (even if the future is never
+    /// awaited); the future resolves once every batch queued before is durable and
+    /// answered and the writer thread has exited. The active segment stays active for the
+    /// next open.
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        drop(lock(&self.inner.sender).take());
+        let mut writer_done = self.inner.writer_done.clone();
+        Box::pin(async move {
+            // An error means the thread is gone too (it dropped its end on the way out).
+            let _ = writer_done.wait_for(|done| *done).await;
+            Ok(())
+        })
+    }
+}
+
+/// Locks, ignoring poisoning: every critical section leaves the data consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Read-locks, ignoring poisoning (see [`lock`]).
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Write-locks, ignoring poisoning (see [`lock`]).
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_schema::{Level, Uuid};
+
+    fn record(n: u128) -> Record {
+        let mut r = Record::new(Timestamp::now(), "api", Level::Error, "e", format!("r{n}"));
+        r.id = Some(Uuid::from_u128(n));
+        r.received_at = Some(Timestamp::now());
+        r
+    }
+
+    #[test]
+    fn handle_is_send_sync_and_a_sink_object() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<FileSink>();
+        let _: Option<Box<dyn Sink>> = None::<Box<FileSink>>.map(|s| s as Box<dyn Sink>);
+    }
+
+    /// Guards the disk-full path: a failed group is cut off, never acknowledged, not
+    /// remembered as stored, and the sink recovers once writes succeed again.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn failed_write_is_cut_off_and_the_sink_recovers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = FileSink::open(FileSinkConfig::new(tmp.path())).unwrap();
+        sink.write(vec![record(1)]).await.unwrap();
+        let segment = segment::segment_path(&tmp.path().join("segments"), 1);
+        let len = std::fs::metadata(&segment).unwrap().len();
+
+        *lock(&sink.inner.shared.fault) = Some(std::io::ErrorKind::StorageFull);
+        let err = sink.write(vec![record(2), record(3)]).await.unwrap_err();
+        assert!(matches!(err, SinkError::Unavailable(_)), "{err:?}");
+        let health = sink.health();
+        assert!(!health.ready);
+        assert!(health.last_error.is_some());
+        assert_eq!(
+            std::fs::metadata(&segment).unwrap().len(),
+            len,
+            "half-written group cut off"
+        );
+        assert_eq!(sink.query(Query::default()).await.unwrap().len(), 1);
+
+        *lock(&sink.inner.shared.fault) = None;
+        let receipt = sink.write(vec![record(2), record(3)]).await.unwrap();
+        assert_eq!(
+            receipt.written, 2,
+            "ids of the failed group were not remembered"
+        );
+        let health = sink.health();
+        assert!(health.ready, "{health:?}");
+        assert_eq!(health.last_error, None);
+        let messages: Vec<String> = sink
+            .query(Query::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.message)
+            .collect();
+        assert_eq!(messages.len(), 3);
+        sink.shutdown().await.unwrap();
+        let content = std::fs::read_to_string(&segment).unwrap();
+        assert_eq!(content.lines().count(), 3);
+    }
+}

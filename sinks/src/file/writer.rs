@@ -1,0 +1,470 @@
+//! The writer thread: the only code that appends to, rotates and deletes segments.
+//!
+//! One thread owns the active segment, so appends never interleave and every batch that
+//! arrived while the previous fsync ran shares the next one (group commit): under load, the
+//! cost of an fsync is spread over many batches instead of paid by each. It is a plain thread
+//! rather than a tokio task because `write` + `fsync` block for milliseconds and would stall
+//! a runtime worker.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use faultline_schema::{Record, Timestamp};
+use tokio::sync::oneshot;
+
+use super::config::{FileSinkConfig, millis};
+use super::metrics_names::{
+    DUPLICATES, GROUP_BATCHES, QUEUE_DEPTH, RECORDS_WRITTEN, SEGMENTS, SINK_LABEL, STORED_BYTES,
+    WRITE_ERRORS,
+};
+use super::segment::{
+    SegmentInfo, SegmentSummary, create_segment, delete_segment, segment_path, with_path,
+    write_sidecar,
+};
+use super::{Shared, lock, read, write};
+use crate::sink::{SinkError, WriteReceipt};
+
+/// A group stops taking more queued batches once it holds this many bytes, so one fsync's
+/// latency stays bounded however deep the queue is.
+const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// Retention and the pruning of per-minute counts run at least this often.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+/// After an age rotation failed (disk full), wait this long before trying again.
+const ROTATION_RETRY: Duration = Duration::from_secs(5);
+
+/// One `Sink::write` call, serialized by the caller.
+pub(crate) struct WriteRequest {
+    /// Every record's JSON line, `\n` included, back to back.
+    pub(crate) buf: Vec<u8>,
+    /// Where each record's line ends in `buf`; the next one starts there.
+    pub(crate) ends: Vec<usize>,
+    /// The records themselves, for the ids, the segment summary and the per-minute counts.
+    pub(crate) records: Vec<Record>,
+    /// Answered once the batch is durable, or failed.
+    pub(crate) ack: oneshot::Sender<Result<WriteReceipt, SinkError>>,
+}
+
+/// The most recent record ids, oldest forgotten first.
+#[derive(Debug)]
+pub(crate) struct Dedup {
+    capacity: usize,
+    // SipHash (the std default) on purpose: clients choose ids, so a weak hash would let one
+    // client slow every write down with colliding ids.
+    set: HashSet<u128>,
+    order: VecDeque<u128>,
+}
+
+impl Dedup {
+    /// Remembers up to `capacity` ids; 0 turns deduplication off.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Dedup {
+            capacity,
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    fn contains(&self, id: u128) -> bool {
+        self.set.contains(&id)
+    }
+
+    /// Remembers `id` as the newest, forgetting the oldest if full.
+    pub(crate) fn insert(&mut self, id: u128) {
+        if !self.enabled() || !self.set.insert(id) {
+            return;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    /// How many ids are remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// The segment being appended to.
+struct Active {
+    seq: u64,
+    file: File,
+    /// `bytes` is the committed length: everything before it is fsynced whole lines.
+    summary: SegmentSummary,
+    /// When an age rotation is due (set by the first record).
+    rotate_at: Option<Instant>,
+    /// Bytes past the committed length may be in the file (a failed write that could not
+    /// be cut off yet); they must go before the next append.
+    dirty: bool,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    config: FileSinkConfig,
+    active: Active,
+    dedup: Dedup,
+    last_housekeeping: Instant,
+}
+
+impl Writer {
+    /// A writer appending to the last of `shared.segments`, opened as `file`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        config: FileSinkConfig,
+        file: File,
+        first_write: Option<Instant>,
+        dedup: Dedup,
+    ) -> Self {
+        let (seq, summary) = read(&shared.segments)
+            .last()
+            .map(|s| (s.seq, s.summary))
+            .unwrap_or_default();
+        let rotate_at = first_write.and_then(|t| t.checked_add(config.segment_max_age));
+        Writer {
+            shared,
+            config,
+            active: Active {
+                seq,
+                file,
+                summary,
+                rotate_at,
+                dirty: false,
+            },
+            dedup,
+            last_housekeeping: Instant::now(),
+        }
+    }
+
+    /// Serves requests until every sender is gone and the queue is empty.
+    pub(crate) fn run(mut self, requests: Receiver<WriteRequest>) {
+        // The store may have been closed for a while: apply retention before taking writes.
+        self.retention();
+        loop {
+            let wait = self
+                .next_housekeeping()
+                .saturating_duration_since(Instant::now());
+            let first = match requests.recv_timeout(wait) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.housekeeping();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut bytes = first.buf.len();
+            let mut group = vec![first];
+            while bytes < MAX_GROUP_BYTES {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        bytes += request.buf.len();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let depth = self.shared.queue_depth.fetch_sub(group.len(), Relaxed) - group.len();
+            metrics::gauge!(QUEUE_DEPTH, "sink" => SINK_LABEL).set(depth as f64);
+            self.commit_group(group);
+            if Instant::now() >= self.next_housekeeping() {
+                self.housekeeping();
+            }
+        }
+        tracing::debug!("file sink writer stopped: queue drained and closed");
+    }
+
+    fn next_housekeeping(&self) -> Instant {
+        let periodic = self.next_retention();
+        self.active.rotate_at.map_or(periodic, |r| r.min(periodic))
+    }
+
+    fn next_retention(&self) -> Instant {
+        self.last_housekeeping
+            .checked_add(HOUSEKEEPING_INTERVAL)
+            .unwrap_or(self.last_housekeeping)
+    }
+
+    /// Age rotation, retention and pruning of the per-minute counts.
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        if self.active.rotate_at.is_some_and(|at| now >= at) {
+            if let Err(e) = self.rotate() {
+                tracing::warn!(error = %e, "age rotation failed; retrying shortly");
+                self.active.rotate_at = now.checked_add(ROTATION_RETRY);
+            }
+        }
+        // A rotation just ran retention; otherwise it is due once a minute.
+        if now >= self.next_retention() {
+            self.retention();
+        }
+    }
+
+    /// Appends the group's new records, fsyncs once, then answers every request.
+    fn commit_group(&mut self, group: Vec<WriteRequest>) {
+        let total: usize = group.iter().map(|r| r.buf.len()).sum();
+        let mut out = Vec::with_capacity(total);
+        let mut new_ids = Vec::new();
+        let mut in_group = HashSet::new();
+        let mut plans = Vec::with_capacity(group.len());
+        for request in &group {
+            let mut receipt = WriteReceipt::default();
+            let mut kept = Vec::with_capacity(request.records.len());
+            let mut start = 0;
+            for (record, &end) in request.records.iter().zip(&request.ends) {
+                let line = request.buf.get(start..end).unwrap_or_default();
+                start = end;
+                let duplicate = match record.id.map(|id| id.as_u128()) {
+                    Some(id) if self.dedup.enabled() => {
+                        let seen = self.dedup.contains(id) || !in_group.insert(id);
+                        if !seen {
+                            new_ids.push(id);
+                        }
+                        seen
+                    }
+                    _ => false,
+                };
+                if duplicate {
+                    receipt.duplicates += 1;
+                } else {
+                    out.extend_from_slice(line);
+                    receipt.written += 1;
+                }
+                kept.push(!duplicate);
+            }
+            plans.push((receipt, kept));
+        }
+        let duplicates: usize = plans.iter().map(|(r, _)| r.duplicates).sum();
+        metrics::counter!(DUPLICATES, "sink" => SINK_LABEL).increment(duplicates as u64);
+        if out.is_empty() {
+            // Only records stored (and fsynced) before: nothing to make durable.
+            for (request, (receipt, _)) in group.into_iter().zip(plans) {
+                let _ = request.ack.send(Ok(receipt));
+            }
+            return;
+        }
+
+        let segment_max = self.config.segment_max_bytes;
+        if self.active.summary.bytes > 0
+            && self.active.summary.bytes + out.len() as u64 > segment_max
+        {
+            if let Err(e) = self.rotate() {
+                // Writing on past the size limit beats refusing writes.
+                tracing::warn!(error = %e, "size rotation failed; appending to the current segment");
+            }
+        }
+
+        if let Err(e) = self.append(&out) {
+            let e = with_path(e, &segment_path(&self.shared.segments_dir, self.active.seq));
+            let message = e.to_string();
+            tracing::error!(
+                error = %e,
+                batches = group.len(),
+                "file sink write failed; the group was cut off and not acknowledged"
+            );
+            metrics::counter!(WRITE_ERRORS, "sink" => SINK_LABEL).increment(1);
+            *lock(&self.shared.failure) = Some(message.clone());
+            for request in group {
+                let _ = request
+                    .ack
+                    .send(Err(SinkError::Unavailable(message.clone())));
+            }
+            return;
+        }
+
+        let now = Timestamp::now();
+        {
+            let mut counts = lock(&self.shared.counts);
+            for (request, (_, kept)) in group.iter().zip(&plans) {
+                for (record, _) in request.records.iter().zip(kept).filter(|(_, k)| **k) {
+                    self.active.summary.observe(record.ts, record.received_at);
+                    counts.add(record, now);
+                }
+            }
+        }
+        self.active.summary.bytes += out.len() as u64;
+        for id in new_ids {
+            self.dedup.insert(id);
+        }
+        if self.active.rotate_at.is_none() {
+            self.active.rotate_at = Instant::now().checked_add(self.config.segment_max_age);
+        }
+        {
+            let mut segments = write(&self.shared.segments);
+            if let Some(last) = segments.last_mut().filter(|s| s.seq == self.active.seq) {
+                last.summary = self.active.summary;
+            }
+            publish_totals(&self.shared, &segments);
+        }
+        *lock(&self.shared.failure) = None;
+
+        let written: usize = plans.iter().map(|(r, _)| r.written).sum();
+        metrics::counter!(RECORDS_WRITTEN, "sink" => SINK_LABEL).increment(written as u64);
+        metrics::histogram!(GROUP_BATCHES, "sink" => SINK_LABEL).record(group.len() as f64);
+        for (request, (receipt, _)) in group.into_iter().zip(plans) {
+            let _ = request.ack.send(Ok(receipt));
+        }
+    }
+
+    /// Appends `bytes` and fsyncs; on failure, cuts the file back to its committed length so
+    /// no partial group stays behind for readers or the next start.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let committed = self.active.summary.bytes;
+        if self.active.dirty {
+            self.active.file.set_len(committed)?;
+            self.active.dirty = false;
+        }
+        self.active.dirty = true;
+        let result = self.write_and_sync(bytes);
+        if result.is_ok() || self.active.file.set_len(committed).is_ok() {
+            self.active.dirty = false;
+        }
+        result
+    }
+
+    fn write_and_sync(&mut self, bytes: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(kind) = *lock(&self.shared.fault) {
+            // A disk that fills up halfway through the group.
+            self.active.file.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(io::Error::from(kind));
+        }
+        self.active.file.write_all(bytes)?;
+        self.shared.fsyncs.data(&self.active.file)
+    }
+
+    /// Seals the active segment and starts the next one, then runs retention.
+    fn rotate(&mut self) -> io::Result<()> {
+        let dir = self.shared.segments_dir.clone();
+        if self.active.dirty {
+            self.active.file.set_len(self.active.summary.bytes)?;
+            self.active.dirty = false;
+        }
+        let seq = self.active.seq + 1;
+        let file = create_segment(&dir, seq, &self.shared.fsyncs)?;
+        let sealed = std::mem::replace(
+            &mut self.active,
+            Active {
+                seq,
+                file,
+                summary: SegmentSummary::default(),
+                rotate_at: None,
+                dirty: false,
+            },
+        );
+        if let Err(e) = write_sidecar(&dir, sealed.seq, &sealed.summary, &self.shared.fsyncs) {
+            tracing::warn!(error = %e, "could not write a segment sidecar; the next start rebuilds it");
+        }
+        {
+            let mut segments = write(&self.shared.segments);
+            if let Some(last) = segments.last_mut().filter(|s| s.seq == sealed.seq) {
+                last.summary = sealed.summary;
+                last.sealed = true;
+            }
+            segments.push(SegmentInfo {
+                seq,
+                summary: SegmentSummary::default(),
+                sealed: false,
+            });
+            publish_totals(&self.shared, &segments);
+        }
+        tracing::debug!(
+            sealed = sealed.seq,
+            records = sealed.summary.records,
+            bytes = sealed.summary.bytes,
+            "rotated segment"
+        );
+        self.retention();
+        Ok(())
+    }
+
+    /// Deletes sealed segments past `retention_age`, then the oldest sealed ones while the
+    /// store is over `retention_bytes`. Also prunes the per-minute counts.
+    fn retention(&mut self) {
+        self.last_housekeeping = Instant::now();
+        let now = Timestamp::now();
+        lock(&self.shared.counts).prune(now);
+        let cutoff = now
+            .unix_millis()
+            .saturating_sub(millis(self.config.retention_age));
+        let max_bytes = self.config.retention_bytes;
+        let doomed: Vec<u64> = {
+            let segments = read(&self.shared.segments);
+            let mut total: u64 = segments.iter().map(|s| s.summary.bytes).sum();
+            let mut doomed = Vec::new();
+            for s in segments.iter().filter(|s| s.sealed) {
+                let expired = s
+                    .summary
+                    .max_received_at
+                    .is_none_or(|t| t.unix_millis() < cutoff);
+                let over = max_bytes > 0 && total > max_bytes;
+                if expired || over {
+                    doomed.push(s.seq);
+                    total = total.saturating_sub(s.summary.bytes);
+                }
+            }
+            doomed
+        };
+        if doomed.is_empty() {
+            return;
+        }
+        let dir = &self.shared.segments_dir;
+        let mut deleted = Vec::with_capacity(doomed.len());
+        for seq in doomed {
+            match delete_segment(dir, seq) {
+                Ok(()) => deleted.push(seq),
+                Err(e) => tracing::warn!(error = %e, "retention could not delete a segment"),
+            }
+        }
+        if let Err(e) = self.shared.fsyncs.dir(dir) {
+            tracing::warn!(error = %e, "could not fsync the segment directory after retention");
+        }
+        let mut segments = write(&self.shared.segments);
+        segments.retain(|s| deleted.binary_search(&s.seq).is_err());
+        publish_totals(&self.shared, &segments);
+        tracing::info!(
+            deleted = deleted.len(),
+            remaining = segments.len(),
+            "retention deleted old segments"
+        );
+    }
+}
+
+/// Publishes the store's size to health and metrics; called with the index just changed.
+pub(crate) fn publish_totals(shared: &Shared, segments: &[SegmentInfo]) {
+    let bytes: u64 = segments.iter().map(|s| s.summary.bytes).sum();
+    shared.stored_bytes.store(bytes, Relaxed);
+    metrics::gauge!(STORED_BYTES, "sink" => SINK_LABEL).set(bytes as f64);
+    metrics::gauge!(SEGMENTS, "sink" => SINK_LABEL).set(segments.len() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_forgets_the_oldest() {
+        let mut d = Dedup::new(2);
+        for id in [1, 2, 2, 3] {
+            d.insert(id);
+        }
+        assert_eq!(d.len(), 2);
+        assert!(!d.contains(1));
+        assert!(d.contains(2) && d.contains(3));
+
+        let mut off = Dedup::new(0);
+        off.insert(1);
+        assert!(!off.contains(1));
+        assert!(!off.enabled());
+    }
+}

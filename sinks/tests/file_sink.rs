@@ -1,0 +1,753 @@
+//! The file sink against real files: durability, dedup, group commit, rotation, retention,
+//! crash repair, back-pressure and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use faultline_schema::{Level, Map, Record, Timestamp, Uuid, Value};
+use faultline_sinks::{FileSink, FileSinkConfig, Query, Sink, SinkError, StatsQuery, WriteReceipt};
+use tempfile::TempDir;
+
+const MINUTE: i64 = 60_000;
+
+/// A fresh, unique id per call, so tests never share ids.
+fn next_id() -> Uuid {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    Uuid::from_u128(
+        (0x0190_0000_0000_7000_8000_u128 << 48) | u128::from(NEXT.fetch_add(1, Ordering::Relaxed)),
+    )
+}
+
+fn rec(ts_ms: i64, service: &str, level: Level, message: &str) -> Record {
+    let mut r = Record::new(
+        Timestamp::from_unix_millis(ts_ms),
+        service,
+        level,
+        "e",
+        message,
+    );
+    r.id = Some(next_id());
+    r.received_at = Some(Timestamp::now());
+    r
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().unix_millis()
+}
+
+fn open(config: FileSinkConfig) -> FileSink {
+    FileSink::open(config).unwrap()
+}
+
+fn segments_dir(tmp: &TempDir) -> PathBuf {
+    tmp.path().join("segments")
+}
+
+fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn all(sink: &FileSink) -> Vec<Record> {
+    sink.query(Query {
+        limit: 1000,
+        ..Query::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn ids(records: &[Record]) -> HashSet<Uuid> {
+    records.iter().filter_map(|r| r.id).collect()
+}
+
+/// Every record in every segment, read straight from the files (queries stop at 1000).
+fn on_disk(tmp: &TempDir) -> Vec<Record> {
+    files_with(&segments_dir(tmp), ".ndjson")
+        .iter()
+        .flat_map(|p| {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| Record::from_json(l.as_bytes()).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_then_query_filters_orders_and_limits() {
+    let tmp = TempDir::new().unwrap();
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let base = now_ms() - 10 * MINUTE;
+    let mut with_user = rec(base + 4, "api", Level::Critical, "Card DECLINED twice");
+    with_user.event = "payment_failed".into();
+    with_user.meta = Map::from_iter([("user".to_string(), Value::from("u_0123456789abcdef"))]);
+    let batch = vec![
+        rec(base + 1, "api", Level::Info, "started"),
+        rec(base + 3, "worker", Level::Error, "job failed"),
+        with_user.clone(),
+        rec(base + 2, "api", Level::Warning, "slow card check"),
+        rec(base + 5, "worker", Level::Debug, "tick"),
+    ];
+    let receipt = sink.write(batch).await.unwrap();
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 5,
+            duplicates: 0
+        }
+    );
+
+    let got = all(&sink).await;
+    let ts: Vec<i64> = got.iter().map(|r| r.ts.unix_millis() - base).collect();
+    assert_eq!(ts, [5, 4, 3, 2, 1], "newest ts first");
+    assert_eq!(got[1], with_user, "stored and read back unchanged");
+
+    let query = |q: Query| {
+        let sink = sink.clone();
+        async move {
+            sink.query(q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.ts.unix_millis() - base)
+                .collect::<Vec<_>>()
+        }
+    };
+    let api = Some("api".to_string());
+    assert_eq!(
+        query(Query {
+            service: api.clone(),
+            ..Query::default()
+        })
+        .await,
+        [4, 2, 1]
+    );
+    assert_eq!(
+        query(Query {
+            min_level: Some(Level::Error),
+            ..Query::default()
+        })
+        .await,
+        [4, 3]
+    );
+    assert_eq!(
+        query(Query {
+            event: Some("payment_failed".into()),
+            ..Query::default()
+        })
+        .await,
+        [4]
+    );
+    assert_eq!(
+        query(Query {
+            user: Some("u_0123456789abcdef".into()),
+            ..Query::default()
+        })
+        .await,
+        [4]
+    );
+    assert_eq!(
+        query(Query {
+            text: Some("card".into()),
+            ..Query::default()
+        })
+        .await,
+        [4, 2]
+    );
+    let since = Some(Timestamp::from_unix_millis(base + 2));
+    let until = Some(Timestamp::from_unix_millis(base + 4));
+    assert_eq!(
+        query(Query {
+            since,
+            until,
+            ..Query::default()
+        })
+        .await,
+        [3, 2],
+        "until is exclusive"
+    );
+    assert_eq!(
+        query(Query {
+            limit: 2,
+            ..Query::default()
+        })
+        .await,
+        [5, 4]
+    );
+    assert_eq!(
+        query(Query {
+            service: api,
+            min_level: Some(Level::Warning),
+            limit: 1,
+            ..Query::default()
+        })
+        .await,
+        [4]
+    );
+    let future = Some(Timestamp::from_unix_millis(base + 100));
+    assert!(
+        query(Query {
+            since: future,
+            ..Query::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    let health = sink.health();
+    assert!(health.ready);
+    assert!(health.stored_bytes > 0);
+    assert_eq!(health.queue_capacity, 1024);
+    assert_eq!(health.last_error, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_ids_are_stored_once() {
+    let tmp = TempDir::new().unwrap();
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let t = now_ms();
+    let a = rec(t, "api", Level::Error, "a");
+    let b = rec(t + 1, "api", Level::Error, "b");
+    let no_id = |m: &str| {
+        let mut r = rec(t + 2, "api", Level::Info, m);
+        r.id = None;
+        r
+    };
+
+    // Within one batch.
+    let receipt = sink
+        .write(vec![
+            a.clone(),
+            a.clone(),
+            b.clone(),
+            no_id("x"),
+            no_id("x"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 4,
+            duplicates: 1
+        },
+        "records without id are never deduplicated"
+    );
+    // Across batches: a client retrying the whole batch.
+    let c = rec(t + 3, "api", Level::Error, "c");
+    let receipt = sink
+        .write(vec![a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 1,
+            duplicates: 2
+        }
+    );
+    // Only duplicates: acknowledged without a write.
+    let receipt = sink.write(vec![c.clone()]).await.unwrap();
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 0,
+            duplicates: 1
+        }
+    );
+    assert_eq!(all(&sink).await.len(), 5);
+
+    // Across a restart: the id set is rebuilt from the segments.
+    sink.shutdown().await.unwrap();
+    drop(sink);
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let d = rec(t + 4, "api", Level::Error, "d");
+    let receipt = sink.write(vec![a, b, c, d]).await.unwrap();
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 1,
+            duplicates: 3
+        }
+    );
+    let got = all(&sink).await;
+    assert_eq!(got.len(), 6);
+    let stored_ids: Vec<Uuid> = got.iter().filter_map(|r| r.id).collect();
+    assert_eq!(stored_ids.len(), ids(&got).len(), "no id stored twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_share_fsyncs() {
+    const WRITERS: usize = 50;
+    const BATCHES: usize = 10;
+    const RECORDS: usize = 5;
+    let tmp = TempDir::new().unwrap();
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let fsyncs_before = sink.fsync_count();
+    let t = now_ms();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let sink = sink.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for b in 0..BATCHES {
+                let batch: Vec<Record> = (0..RECORDS)
+                    .map(|i| rec(t + i as i64, "api", Level::Info, &format!("w{w} b{b} r{i}")))
+                    .collect();
+                sent.extend(batch.iter().map(|r| r.id.unwrap()));
+                let receipt = sink.write(batch).await.unwrap();
+                assert_eq!(
+                    receipt,
+                    WriteReceipt {
+                        written: RECORDS,
+                        duplicates: 0
+                    }
+                );
+            }
+            sent
+        }));
+    }
+    let mut sent = HashSet::new();
+    for task in tasks {
+        sent.extend(task.await.unwrap());
+    }
+    let fsyncs = sink.fsync_count() - fsyncs_before;
+    let batches = (WRITERS * BATCHES) as u64;
+    assert!(
+        fsyncs < batches,
+        "{fsyncs} fsyncs for {batches} batches: no group commit"
+    );
+    assert!(fsyncs > 0);
+    sink.shutdown().await.unwrap();
+
+    let stored = on_disk(&tmp);
+    assert_eq!(stored.len(), WRITERS * BATCHES * RECORDS);
+    assert_eq!(ids(&stored), sent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_by_size_spans_segments_and_seals_them() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileSinkConfig {
+        segment_max_bytes: 2048,
+        ..FileSinkConfig::new(tmp.path())
+    };
+    let sink = open(config.clone());
+    let t = now_ms() - 5 * MINUTE;
+    let mut written = Vec::new();
+    for b in 0..40 {
+        let batch: Vec<Record> = (0..4)
+            .map(|i| {
+                rec(
+                    t + b * 4 + i,
+                    "api",
+                    Level::Info,
+                    &format!("batch {b} record {i}"),
+                )
+            })
+            .collect();
+        written.extend(batch.iter().cloned());
+        sink.write(batch).await.unwrap();
+    }
+    let dir = segments_dir(&tmp);
+    let segments = files_with(&dir, ".ndjson");
+    let sidecars = files_with(&dir, ".idx.json");
+    assert!(segments.len() >= 5, "{} segments", segments.len());
+    assert_eq!(
+        sidecars.len(),
+        segments.len() - 1,
+        "every sealed segment has a sidecar"
+    );
+    for segment in &segments[..segments.len() - 1] {
+        let len = fs::metadata(segment).unwrap().len();
+        assert!(len <= 2048, "{} is {len} bytes", segment.display());
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(&sidecars[0]).unwrap()).unwrap();
+    assert_eq!(summary["bytes"], fs::metadata(&segments[0]).unwrap().len());
+    assert!(summary["records"].as_u64().unwrap() > 0);
+
+    let check = |got: Vec<Record>, n: usize| {
+        let mut expected = written.clone();
+        expected.reverse();
+        expected.truncate(n);
+        assert_eq!(got, expected);
+    };
+    check(all(&sink).await, written.len());
+    check(
+        sink.query(Query {
+            limit: 7,
+            ..Query::default()
+        })
+        .await
+        .unwrap(),
+        7,
+    );
+    // A window in the middle of the oldest segments.
+    let since = Timestamp::from_unix_millis(t + 10);
+    let until = Timestamp::from_unix_millis(t + 20);
+    let got = sink
+        .query(Query {
+            since: Some(since),
+            until: Some(until),
+            ..Query::default()
+        })
+        .await
+        .unwrap();
+    let ts: Vec<i64> = got.iter().map(|r| r.ts.unix_millis() - t).collect();
+    assert_eq!(ts, (10..20).rev().collect::<Vec<_>>());
+    sink.shutdown().await.unwrap();
+    drop(sink);
+
+    // A crash during rotation leaves a sealed segment without its sidecar: rebuilt on open.
+    fs::remove_file(&sidecars[1]).unwrap();
+    let before = fs::read(&sidecars[0]).unwrap();
+    let sink = open(config);
+    assert!(sidecars[1].exists(), "missing sidecar rebuilt");
+    assert_eq!(fs::read(&sidecars[0]).unwrap(), before);
+    check(all(&sink).await, written.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_by_bytes_deletes_the_oldest_sealed_segments() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileSinkConfig {
+        segment_max_bytes: 1024,
+        retention_bytes: 4096,
+        ..FileSinkConfig::new(tmp.path())
+    };
+    let sink = open(config);
+    let t = now_ms();
+    let mut written = Vec::new();
+    for b in 0..60 {
+        let r = rec(
+            t + b,
+            "api",
+            Level::Info,
+            &format!("record {b} {}", "x".repeat(100)),
+        );
+        written.push(r.clone());
+        sink.write(vec![r]).await.unwrap();
+    }
+    let dir = segments_dir(&tmp);
+    let total: u64 = files_with(&dir, ".ndjson")
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(total <= 4096 + 1024, "{total} bytes kept");
+    assert_eq!(sink.health().stored_bytes, total);
+    assert_eq!(
+        files_with(&dir, ".idx.json").len(),
+        files_with(&dir, ".ndjson").len() - 1
+    );
+
+    let got = all(&sink).await;
+    assert!(got.len() < written.len() && !got.is_empty());
+    // What is left is the newest records, all of them.
+    written.reverse();
+    assert_eq!(got, written[..got.len()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_by_age_deletes_segments_received_long_ago() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileSinkConfig {
+        segment_max_bytes: 1024,
+        ..FileSinkConfig::new(tmp.path())
+    };
+    let sink = open(config);
+    let forty_days_ago = now_ms() - 40 * 24 * 60 * MINUTE;
+    // Each record is larger than a segment may grow, so each gets a segment of its own.
+    for b in 0..20 {
+        let mut r = rec(forty_days_ago + b, "api", Level::Info, &"old ".repeat(300));
+        r.received_at = Some(Timestamp::from_unix_millis(forty_days_ago + b));
+        sink.write(vec![r]).await.unwrap();
+    }
+    // New records push the old ones into sealed segments; every rotation runs retention.
+    let mut fresh = Vec::new();
+    for b in 0..20 {
+        let r = rec(now_ms() + b, "api", Level::Info, &"new ".repeat(300));
+        fresh.push(r.id.unwrap());
+        sink.write(vec![r]).await.unwrap();
+    }
+    let got = all(&sink).await;
+    assert_eq!(
+        ids(&got),
+        fresh.into_iter().collect(),
+        "only the old records are gone"
+    );
+    // One segment per new record; the 20 old ones are gone.
+    assert_eq!(files_with(&segments_dir(&tmp), ".ndjson").len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_store_rotates_by_age_and_applies_retention_on_a_timer() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileSinkConfig {
+        segment_max_age: Duration::from_millis(300),
+        retention_age: Duration::from_millis(1),
+        ..FileSinkConfig::new(tmp.path())
+    };
+    let sink = open(config);
+    sink.write(vec![rec(now_ms(), "api", Level::Info, "soon gone")])
+        .await
+        .unwrap();
+    assert_eq!(all(&sink).await.len(), 1);
+    let dir = segments_dir(&tmp);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !all(&sink).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no age rotation and retention within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let segments = files_with(&dir, ".ndjson");
+    assert_eq!(segments.len(), 1, "only the new active segment is left");
+    assert_eq!(fs::metadata(&segments[0]).unwrap().len(), 0);
+    assert!(files_with(&dir, ".idx.json").is_empty());
+    // The sink goes on writing into the new segment.
+    sink.write(vec![rec(now_ms(), "api", Level::Info, "after")])
+        .await
+        .unwrap();
+    assert_eq!(all(&sink).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn torn_tail_is_repaired_on_open() {
+    let tmp = TempDir::new().unwrap();
+    let t = now_ms();
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let good: Vec<Record> = (0..10)
+        .map(|i| rec(t + i, "api", Level::Info, &format!("good {i}")))
+        .collect();
+    sink.write(good.clone()).await.unwrap();
+    sink.shutdown().await.unwrap();
+    drop(sink);
+
+    // A crash mid-write: a line of garbage (blocks that never got their data) and half a record.
+    let segment = files_with(&segments_dir(&tmp), ".ndjson").pop().unwrap();
+    let clean_len = fs::metadata(&segment).unwrap().len();
+    let torn = rec(t + 99, "api", Level::Info, "torn").to_json();
+    let mut file = fs::OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(b"\x00\x00\xff\xfe not json \x01\n").unwrap();
+    file.write_all(&torn.as_bytes()[..torn.len() / 2]).unwrap();
+    drop(file);
+
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let content = fs::read(&segment).unwrap();
+    assert_eq!(content.len() as u64, clean_len, "torn tail cut off");
+    assert_eq!(content.last(), Some(&b'\n'));
+    let mut expected = good.clone();
+    expected.reverse();
+    assert_eq!(all(&sink).await, expected);
+
+    let after = rec(t + 100, "api", Level::Info, "after repair");
+    sink.write(vec![after.clone()]).await.unwrap();
+    assert_eq!(all(&sink).await[0], after);
+    sink.shutdown().await.unwrap();
+    let text = fs::read_to_string(&segment).unwrap();
+    assert_eq!(text.lines().count(), 11);
+    assert!(
+        text.lines()
+            .all(|l| Record::from_json(l.as_bytes()).is_ok())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_rebuilds_stats_and_dedup() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileSinkConfig {
+        segment_max_bytes: 1024,
+        ..FileSinkConfig::new(tmp.path())
+    };
+    let sink = open(config.clone());
+    let now = now_ms();
+    let this_minute = now - now.rem_euclid(MINUTE);
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        let minute = this_minute - (i % 3) * MINUTE;
+        let (service, level) = if i % 2 == 0 {
+            ("api", Level::Error)
+        } else {
+            ("worker", Level::Info)
+        };
+        let r = rec(minute + i, service, level, "counted");
+        sent.push(r.clone());
+        sink.write(vec![r]).await.unwrap();
+    }
+    // Outside the 24 h stats window: stored but not counted.
+    sink.write(vec![rec(
+        now - 25 * 60 * MINUTE,
+        "api",
+        Level::Error,
+        "old",
+    )])
+    .await
+    .unwrap();
+
+    let stats_query = StatsQuery {
+        since: Timestamp::from_unix_millis(now - 60 * MINUTE),
+        until: Timestamp::from_unix_millis(now + MINUTE),
+        service: None,
+    };
+    let before = sink.stats(stats_query.clone()).await.unwrap();
+    let total: u64 = before.buckets.iter().map(|b| b.count).sum();
+    assert_eq!(total, 12);
+    assert_eq!(
+        before.buckets.len(),
+        6,
+        "3 minutes x 2 (service, level) pairs"
+    );
+    let api_only = sink
+        .stats(StatsQuery {
+            service: Some("api".into()),
+            ..stats_query.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(api_only.buckets.iter().map(|b| b.count).sum::<u64>(), 6);
+    sink.shutdown().await.unwrap();
+    drop(sink);
+
+    let sink = open(config);
+    assert!(
+        files_with(&segments_dir(&tmp), ".ndjson").len() > 1,
+        "stats come from several segments"
+    );
+    assert_eq!(sink.stats(stats_query).await.unwrap(), before);
+    let receipt = sink.write(sent).await.unwrap();
+    assert_eq!(
+        receipt,
+        WriteReceipt {
+            written: 0,
+            duplicates: 12
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_queue_refuses_at_once_and_loses_nothing_acknowledged() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileSinkConfig {
+        queue_capacity: 1,
+        ..FileSinkConfig::new(tmp.path())
+    };
+    let sink = open(config.clone());
+    assert_eq!(sink.health().queue_capacity, 1);
+    let t = now_ms();
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let sink = sink.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = rec(t + i, "api", Level::Info, "flood");
+            let id = r.id.unwrap();
+            (id, sink.write(vec![r]).await)
+        }));
+    }
+    let mut acked = HashSet::new();
+    let mut overloaded = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, Ok(receipt)) => {
+                assert_eq!(receipt.written, 1);
+                acked.insert(id);
+            }
+            (_, Err(SinkError::Overloaded)) => overloaded += 1,
+            (_, Err(e)) => panic!("unexpected error {e}"),
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "a queue of one never filled up under 300 concurrent writes"
+    );
+    assert!(!acked.is_empty());
+    sink.shutdown().await.unwrap();
+    drop(sink);
+    let stored = ids(&on_disk(&tmp));
+    assert!(
+        acked.is_subset(&stored),
+        "every acknowledged record is stored"
+    );
+    assert!(open(config).health().ready);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_refuses_new_writes_and_keeps_acknowledged_ones() {
+    let tmp = TempDir::new().unwrap();
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let t = now_ms();
+    let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let sink = sink.clone();
+        let acked = Arc::clone(&acked);
+        tasks.push(tokio::spawn(async move {
+            for b in 0..1000 {
+                let r = rec(t + b, "api", Level::Info, &format!("w{w} b{b}"));
+                let id = r.id.unwrap();
+                match sink.write(vec![r]).await {
+                    Ok(_) => {
+                        acked.lock().unwrap().insert(id);
+                    }
+                    Err(SinkError::Closed) => return,
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sink.shutdown().await.unwrap();
+    let err = sink
+        .write(vec![rec(t, "api", Level::Info, "late")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Closed), "{err:?}");
+    assert!(matches!(
+        sink.write(Vec::new()).await,
+        Err(SinkError::Closed)
+    ));
+    assert!(!sink.health().ready);
+    sink.shutdown().await.unwrap(); // a second shutdown is harmless
+    for task in tasks {
+        task.await.unwrap();
+    }
+    drop(sink);
+
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let stored = ids(&on_disk(&tmp));
+    assert!(
+        acked.is_subset(&stored),
+        "every write acknowledged before shutdown survives"
+    );
+    assert!(sink.health().ready);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_last_handle_finishes_queued_writes() {
+    let tmp = TempDir::new().unwrap();
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    let clone = sink.clone();
+    let r = rec(now_ms(), "api", Level::Info, "kept");
+    clone.write(vec![r.clone()]).await.unwrap();
+    drop(clone);
+    drop(sink);
+    // The writer exits once the handles are gone; a new open sees everything.
+    let sink = open(FileSinkConfig::new(tmp.path()));
+    assert_eq!(all(&sink).await, [r]);
+}
