@@ -413,6 +413,23 @@ services = ["api", "worker"]
     }
 
     #[test]
+    fn shipped_example_config_loads_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../faultline.example.toml");
+        let c = Config::load(Some(&path), &Overrides::default(), &|_| None).unwrap();
+        let d = Config::default();
+        assert_eq!(c.keys.len(), 2);
+        assert_eq!(c.limits.max_body_bytes, d.limits.max_body_bytes);
+        assert_eq!(
+            c.limits.max_decompressed_bytes,
+            d.limits.max_decompressed_bytes
+        );
+        assert_eq!(c.limits.secret_key_rate, d.limits.secret_key_rate);
+        assert_eq!(c.storage.retention, d.storage.retention);
+        assert_eq!(c.storage.retention_bytes, d.storage.retention_bytes);
+        assert_eq!(c.storage.segment_max_bytes, d.storage.segment_max_bytes);
+    }
+
+    #[test]
     fn env_overrides_nested_scalars_and_flags_win() {
         let c = load(
             "[limits]\nmax_batch_records = 50\n",

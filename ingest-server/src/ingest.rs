@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use faultline_schema::{
-    BatchError, DecodeOptions, Record, Timestamp, Uuid, Value, decode_batch_with, rekey_user,
+    BatchError, DecodeOptions, Record, Timestamp, UserRekeyer, Uuid, Value, decode_batch_with,
 };
 use faultline_sinks::SinkError;
 use http_body_util::BodyExt;
@@ -134,7 +134,7 @@ async fn ingest_inner(
             index += 1;
         }
         if key.allows_service(&record.service) {
-            stamp(&mut record, now, &state.hmac_key);
+            stamp(&mut record, now, &state.rekeyer);
             records.push(record);
         } else {
             forbidden += 1;
@@ -164,13 +164,13 @@ async fn ingest_inner(
     }));
     rejected.sort_by_key(|r| r.index);
 
-    if !records.is_empty() {
-        if let Err(retry_after) = key.bucket.take(records.len() as f64) {
-            return Err(ApiError::RateLimited {
-                key: key.name.clone(),
-                retry_after,
-            });
-        }
+    if !records.is_empty()
+        && let Err(retry_after) = key.bucket.take(records.len() as f64)
+    {
+        return Err(ApiError::RateLimited {
+            key: key.name.clone(),
+            retry_after,
+        });
     }
     let accepted = records.len();
     let receipt = if records.is_empty() {
@@ -321,13 +321,13 @@ async fn decompress(headers: &HeaderMap, wire: Bytes, limit: u64) -> Result<Byte
 }
 
 /// Server-side stamping: an id for idempotent storage, `received_at`, re-keyed `meta.user`.
-fn stamp(record: &mut Record, now: Timestamp, hmac_key: &str) {
+fn stamp(record: &mut Record, now: Timestamp, rekeyer: &UserRekeyer) {
     if record.id.is_none() {
         record.id = Some(Uuid::now_v7());
     }
     record.received_at = Some(now);
     if let Some(Value::String(user)) = record.meta.get_mut("user") {
-        *user = rekey_user(hmac_key, user);
+        *user = rekeyer.rekey(user);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use faultline_schema::{Level, Record, Timestamp, anonymize_user, rekey_user};
+use faultline_schema::{Level, Record, Timestamp, anonymize_user};
 use faultline_sinks::{MAX_QUERY_LIMIT, Query as RecordQuery, StatsBucket, StatsQuery};
 use serde::Serialize;
 
@@ -81,10 +81,7 @@ pub(crate) async fn recent(
         // A stored (re-keyed) id, as the dashboard shows it.
         (Some(u), None) => Some(u.clone()),
         // A raw id, as support knows it: anonymized and re-keyed the way ingest does.
-        (None, Some(raw)) => Some(rekey_user(
-            &*state.hmac_key,
-            &anonymize_user(&*state.user_salt, raw),
-        )),
+        (None, Some(raw)) => Some(state.rekeyer.rekey(&anonymize_user(&*state.user_salt, raw))),
         (None, None) => None,
     };
     query.since = params

@@ -76,7 +76,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         keys: Arc::new(keyring),
         sink: Arc::new(sink),
         user_salt: secrets.user_salt.into(),
-        hmac_key: secrets.hmac_key.into(),
+        rekeyer: Arc::new(faultline_schema::UserRekeyer::new(&secrets.hmac_key)),
         metrics: metrics::install(),
         started: Instant::now(),
     };

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use faultline_schema::UserRekeyer;
 use faultline_sinks::Sink;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -20,8 +21,8 @@ pub struct AppState {
     pub sink: Arc<dyn Sink>,
     /// The public salt clients anonymize user ids with (for `raw_user` queries).
     pub user_salt: Arc<str>,
-    /// The secret `meta.user` is re-keyed with.
-    pub hmac_key: Arc<str>,
+    /// The secret `meta.user` is re-keyed with, as a ready HMAC state.
+    pub rekeyer: Arc<UserRekeyer>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// When the server started.

@@ -34,6 +34,47 @@ pub fn rekey_user(key: impl AsRef<[u8]>, user: &str) -> String {
     }
 }
 
+/// [`rekey_user`] with the key's HMAC state computed once, for servers re-keying every
+/// record: cloning the keyed state saves two SHA-256 blocks per id.
+#[derive(Clone)]
+pub struct UserRekeyer {
+    mac: Hmac<Sha256>,
+}
+
+impl UserRekeyer {
+    /// A re-keyer for the server secret `key`.
+    pub fn new(key: impl AsRef<[u8]>) -> UserRekeyer {
+        // HMAC takes keys of any length, so this cannot fail; an empty key is still a key.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
+            .or_else(|_| <Hmac<Sha256> as Mac>::new_from_slice(&[0]));
+        UserRekeyer {
+            mac: match mac {
+                Ok(m) => m,
+                Err(_) => unreachable_hmac(),
+            },
+        }
+    }
+
+    /// The same as [`rekey_user`] with this re-keyer's key.
+    pub fn rekey(&self, user: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(user.as_bytes());
+        user_id(&mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for UserRekeyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserRekeyer(<secret>)")
+    }
+}
+
+#[cold]
+fn unreachable_hmac() -> ! {
+    // `Hmac::new_from_slice` only fails for fixed-key-length MACs, which HMAC is not.
+    panic!("HMAC-SHA256 rejected a key")
+}
+
 /// Whether `s` has the form of an anonymized id (`u_` and 16 lowercase hex characters).
 pub fn is_anonymized_user(s: &str) -> bool {
     s.strip_prefix(USER_ID_PREFIX).is_some_and(|hex| {
@@ -74,6 +115,16 @@ mod tests {
             rekey_user("secret", "u_0123456789abcdef"),
             "u_fbae506e9d381195"
         );
+    }
+
+    #[test]
+    fn rekeyer_matches_rekey_user() {
+        let r = UserRekeyer::new("secret");
+        assert_eq!(
+            r.rekey("u_0123456789abcdef"),
+            rekey_user("secret", "u_0123456789abcdef")
+        );
+        assert_eq!(r.rekey("x"), rekey_user("secret", "x"));
     }
 
     #[test]

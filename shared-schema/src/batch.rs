@@ -185,17 +185,15 @@ fn from_ndjson(body: &[u8], options: &DecodeOptions) -> Result<Batch, BatchError
                 max: options.max_records,
             });
         }
-        let result = match serde_json::from_slice(line) {
-            Ok(value) => Record::from_value(value),
-            Err(e) => {
-                first_error.get_or_insert_with(|| format!("line {}: {e}", line_no + 1));
-                Err(InvalidRecord::single(
-                    "record",
-                    Problem::NotJson,
-                    format!("line {}: not valid JSON: {e}", line_no + 1),
-                ))
+        let result = Record::from_json(line).map_err(|mut e| {
+            if e.reason() == Problem::NotJson.code() {
+                // Say which line, so a client can find it in what it sent.
+                let first = &mut e.errors[0];
+                first.message = format!("line {}: {}", line_no + 1, first.message);
+                first_error.get_or_insert_with(|| first.message.clone());
             }
-        };
+            e
+        });
         batch.push(index, result);
         index += 1;
     }

@@ -36,7 +36,7 @@ mod timestamp;
 mod validate;
 
 pub use anonymize::{
-    USER_ID_HEX_CHARS, USER_ID_PREFIX, anonymize_user, is_anonymized_user, rekey_user,
+    USER_ID_HEX_CHARS, USER_ID_PREFIX, UserRekeyer, anonymize_user, is_anonymized_user, rekey_user,
 };
 pub use batch::{
     Batch, BatchError, BatchFormat, DEFAULT_MAX_BATCH_RECORDS, DecodeOptions, Rejected,

@@ -1,5 +1,7 @@
 //! The record: one log line or error event, the same in the browser, a service and the store.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -99,11 +101,63 @@ impl Record {
     }
 
     /// Parses and checks one record from JSON bytes.
+    ///
+    /// Valid records take a typed fast path; anything it cannot take (a missing or mistyped
+    /// field, an unknown key, a broken rule) is parsed again through [`Record::from_value`],
+    /// which names every problem. Both paths accept and produce the same records.
     pub fn from_json(json: &[u8]) -> Result<Record, InvalidRecord> {
+        if let Some(record) = Record::from_json_fast(json) {
+            return Ok(record);
+        }
         let value: Value = serde_json::from_slice(json).map_err(|e| {
             InvalidRecord::single("record", Problem::NotJson, format!("not valid JSON: {e}"))
         })?;
         Record::from_value(value)
+    }
+
+    fn from_json_fast(json: &[u8]) -> Option<Record> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire<'a> {
+            #[serde(borrow, default)]
+            id: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            ts: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            received_at: Option<Cow<'a, str>>,
+            #[serde(default)]
+            service: Option<String>,
+            #[serde(borrow, default)]
+            level: Option<Cow<'a, str>>,
+            #[serde(default)]
+            event: Option<String>,
+            #[serde(default)]
+            message: Option<String>,
+            #[serde(default)]
+            meta: Option<Map<String, Value>>,
+        }
+        let wire: Wire<'_> = serde_json::from_slice(json).ok()?;
+        let id = match wire.id {
+            None => None,
+            Some(s) => Some(Uuid::try_parse(&s).ok().filter(|id| !id.is_nil())?),
+        };
+        let received_at = match wire.received_at {
+            None => None,
+            Some(s) => Some(Timestamp::parse(&s).ok()?),
+        };
+        let mut record = Record {
+            id,
+            ts: Timestamp::parse(&wire.ts?).ok()?,
+            received_at,
+            service: wire.service?,
+            level: Level::parse(&wire.level?)?,
+            event: wire.event?,
+            message: wire.message?,
+            meta: wire.meta.unwrap_or_default(),
+        };
+        let mut errors = Vec::new();
+        record.check_into(&mut errors, Some(json.len()));
+        errors.is_empty().then_some(record)
     }
 
     /// Checks one decoded JSON value and turns it into a record, reporting every bad field.
@@ -190,7 +244,7 @@ impl Record {
                     message,
                     meta,
                 };
-                record.check_into(&mut errors);
+                record.check_into(&mut errors, None);
                 if errors.is_empty() {
                     Ok(record)
                 } else {
@@ -205,7 +259,7 @@ impl Record {
                 if let Some(e) = event {
                     errors.extend(check_event(&e).err());
                 }
-                check_meta(&mut meta, &mut errors);
+                check_meta(&mut meta, &mut errors, None);
                 Err(InvalidRecord { errors })
             }
         }
@@ -215,7 +269,7 @@ impl Record {
     /// store) and checks every rule. Call this on records built in code.
     pub fn validate(&mut self) -> Result<(), InvalidRecord> {
         let mut errors = Vec::new();
-        self.check_into(&mut errors);
+        self.check_into(&mut errors, None);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -223,18 +277,25 @@ impl Record {
         }
     }
 
-    fn check_into(&mut self, errors: &mut Vec<FieldError>) {
+    /// `source_len`: the length of the JSON the record was parsed from, if known.
+    fn check_into(&mut self, errors: &mut Vec<FieldError>, source_len: Option<usize>) {
         errors.extend(check_service(&self.service).err());
         errors.extend(check_event(&self.event).err());
         scrub_nul(&mut self.message);
         truncate_message(&mut self.message);
-        check_meta(&mut self.meta, errors);
+        check_meta(&mut self.meta, errors, source_len);
     }
 
     /// The compact JSON form, one line (NDJSON-ready).
     pub fn to_json(&self) -> String {
         // Serializing a Map<String, Value> and plain strings cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Appends the compact JSON form to `out` (no intermediate string).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail, and neither can serializing a record.
+        let _ = serde_json::to_writer(out, self);
     }
 
     /// The anonymized user id in `meta.user`, if any.
@@ -323,7 +384,18 @@ pub fn truncate_message(message: &mut String) -> bool {
     true
 }
 
-fn check_meta(meta: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
+/// Compact JSON re-serialized from parsed JSON is at most this many times as long as its
+/// source: the worst case is a float written with an exponent (`1e15`, 4 bytes, comes back
+/// as `1000000000000000.0`, 18 bytes); strings and structure never grow.
+const MAX_REENCODE_GROWTH: usize = 5;
+
+/// `source_len` lets the size check be skipped when the whole record's source is too short
+/// for `meta` to reach the limit, which saves serializing `meta` once more per record.
+fn check_meta(
+    meta: &mut Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+    source_len: Option<usize>,
+) {
     for (key, expected) in RESERVED_META_KEYS {
         let Some(value) = meta.get(key) else { continue };
         let ok = match expected {
@@ -363,6 +435,9 @@ fn check_meta(meta: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
             Problem::TooDeep,
             format!("nested more than {MAX_META_DEPTH} levels deep"),
         ));
+        return;
+    }
+    if source_len.is_some_and(|n| n.saturating_mul(MAX_REENCODE_GROWTH) <= MAX_META_BYTES) {
         return;
     }
     let size = serialized_len(meta);

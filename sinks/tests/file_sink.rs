@@ -751,3 +751,19 @@ async fn dropping_the_last_handle_finishes_queued_writes() {
     let sink = open(FileSinkConfig::new(tmp.path()));
     assert_eq!(all(&sink).await, [r]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_open_of_the_same_dir_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FileSink::open(FileSinkConfig::new(dir.path())).unwrap();
+    let err = FileSink::open(FileSinkConfig::new(dir.path()))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    first.shutdown().await.unwrap();
+    drop(first);
+    FileSink::open(FileSinkConfig::new(dir.path())).unwrap();
+}

@@ -4,10 +4,13 @@
 //!   every suite in order (`suites.rs`), stops at the first failure, and ends with a
 //!   `N passed, N failed` line.
 //! - `cargo xtask run`: builds what the server needs and starts it on the embedded default.
+//! - `cargo xtask bench`: runs a benchmark and records it in `docs/BENCHMARKS.md`.
 //! - `cargo xtask provision`: only the provisioning step.
 
+mod bench;
 mod cmd;
 mod provision;
+mod run;
 mod suites;
 
 use std::process::ExitCode;
@@ -17,7 +20,10 @@ usage: cargo xtask <command>
 
 commands:
   test        provision, then fmt, clippy, docs, every crate's tests, wasm checks
-  run         build and start the server on its embedded default
+  run         build and start the server on its embedded default (extra args go to
+              `faultline serve`, e.g. cargo xtask run --listen 127.0.0.1:9000)
+  bench       run the ingest benchmark and record it in docs/BENCHMARKS.md
+              (cargo xtask bench ingest [--seconds N] [--connections N])
   provision   install what the tests need (idempotent)
 
 options for test:
@@ -27,7 +33,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => suites::test(&args[1..]),
-        Some("run") => run(),
+        Some("run") => run::run(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("provision") => provision::provision().map(|_| ExitCode::SUCCESS),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
@@ -45,12 +52,4 @@ fn main() -> ExitCode {
         eprintln!("xtask: error: {e:#}");
         ExitCode::FAILURE
     })
-}
-
-fn run() -> anyhow::Result<ExitCode> {
-    eprintln!(
-        "xtask: there is nothing to run yet: the ingest server (faultline serve) has not \
-         been built. `cargo xtask test` runs the test suites."
-    );
-    Ok(ExitCode::FAILURE)
 }

@@ -203,10 +203,10 @@ fn ids_on_disk(dir: &Path) -> HashMap<String, usize> {
     for file in files {
         let text = std::fs::read(&file).unwrap();
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                if let Some(id) = v["id"].as_str() {
-                    *counts.entry(id.to_owned()).or_default() += 1;
-                }
+            if let Ok(v) = serde_json::from_slice::<Value>(line)
+                && let Some(id) = v["id"].as_str()
+            {
+                *counts.entry(id.to_owned()).or_default() += 1;
             }
         }
     }

@@ -81,8 +81,9 @@ pub struct FileSink {
 }
 
 struct Inner {
-    /// `None` once shut down. Dropping it lets the writer drain the queue and exit.
-    sender: Mutex<Option<SyncSender<WriteRequest>>>,
+    /// `None` once shut down. Dropping it lets the writer drain the queue and exit. Writers
+    /// only read-lock it (`try_send` takes `&self`), so they do not contend.
+    sender: RwLock<Option<SyncSender<WriteRequest>>>,
     shared: Arc<Shared>,
     /// Turns `true` (or closes) when the writer thread has exited.
     writer_done: watch::Receiver<bool>,
@@ -109,6 +110,44 @@ pub(crate) struct Shared {
     /// Makes the writer fail every append with this error (tests of the failure path).
     #[cfg(test)]
     pub(crate) fault: Mutex<Option<std::io::ErrorKind>>,
+    /// An exclusive lock on `dir/LOCK`, held while the store is open, so a second process
+    /// on the same directory fails at start instead of interleaving writes.
+    _lock: std::fs::File,
+}
+
+/// The lock file inside the data directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// How long `open` waits for a lock that is being released (a store closing in this
+/// process, or a restarted server's predecessor still exiting).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes the directory's exclusive lock (released by the OS when the file is closed, also on
+/// `kill -9`, so a crash never leaves a stale lock).
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, SinkError> {
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SinkError::Unavailable(format!(
+                    "{} is in use by another process: stop it, or give this one its own \
+                     data dir",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(SinkError::Io(e)),
+        }
+    }
 }
 
 impl FileSink {
@@ -119,6 +158,7 @@ impl FileSink {
     /// Blocking (it reads the newest segments); no tokio runtime is required. Call it from
     /// `spawn_blocking` or before the server starts.
     pub fn open(config: FileSinkConfig) -> Result<FileSink, SinkError> {
+        let lock = lock_dir(&config.dir)?;
         let fsyncs = Fsyncs::default();
         let recovered = reader::recover(&config, &fsyncs)?;
         let queue_capacity = config.queue_capacity.max(1);
@@ -132,6 +172,7 @@ impl FileSink {
             failure: Mutex::new(None),
             #[cfg(test)]
             fault: Mutex::new(None),
+            _lock: lock,
         });
         publish_totals(&shared, &read(&shared.segments));
 
@@ -153,7 +194,7 @@ impl FileSink {
             })?;
         Ok(FileSink {
             inner: Arc::new(Inner {
-                sender: Mutex::new(Some(sender)),
+                sender: RwLock::new(Some(sender)),
                 shared,
                 writer_done,
                 queue_capacity,
@@ -169,12 +210,12 @@ impl FileSink {
     }
 
     fn is_closed(&self) -> bool {
-        lock(&self.inner.sender).is_none()
+        read(&self.inner.sender).is_none()
     }
 
     /// Hands a serialized batch to the writer without waiting.
     fn submit(&self, request: WriteRequest) -> Result<(), SinkError> {
-        let sender = lock(&self.inner.sender);
+        let sender = read(&self.inner.sender);
         let Some(sender) = sender.as_ref() else {
             return Err(SinkError::Closed);
         };
@@ -206,18 +247,6 @@ impl fmt::Debug for FileSink {
     }
 }
 
-/// Each record's JSON line (the schema's storage form), back to back, and where each ends.
-fn serialize(records: &[Record]) -> (Vec<u8>, Vec<usize>) {
-    let mut buf = Vec::with_capacity(records.len() * 256);
-    let mut ends = Vec::with_capacity(records.len());
-    for record in records {
-        buf.extend_from_slice(record.to_json().as_bytes());
-        buf.push(b'\n');
-        ends.push(buf.len());
-    }
-    (buf, ends)
-}
-
 impl Sink for FileSink {
     fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
         Box::pin(async move {
@@ -228,14 +257,11 @@ impl Sink for FileSink {
                     Ok(WriteReceipt::default())
                 };
             }
-            let (buf, ends) = serialize(&records);
             let (ack, answer) = oneshot::channel();
-            self.submit(WriteRequest {
-                buf,
-                ends,
-                records,
-                ack,
-            })?;
+            let request = WriteRequest::new(&records, ack);
+            // Freed here, on the caller's task, not on the writer's one thread.
+            drop(records);
+            self.submit(request)?;
             answer.await.unwrap_or_else(|_| {
                 Err(SinkError::Unavailable(
                     "file sink writer stopped before answering".into(),
@@ -285,7 +311,7 @@ impl Sink for FileSink {
     /// answered and the writer thread has exited. The active segment stays active for the
     /// next open.
     fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
-        drop(lock(&self.inner.sender).take());
+        drop(write(&self.inner.sender).take());
         let mut writer_done = self.inner.writer_done.clone();
         Box::pin(async move {
             // An error means the thread is gone too (it dropped its end on the way out).

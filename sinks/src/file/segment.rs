@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use faultline_schema::{Record, Timestamp};
+use faultline_schema::Timestamp;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::metrics_names::{FSYNC_SECONDS, SINK_LABEL};
@@ -189,12 +190,13 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 
 /// Cuts the torn tail off the active segment after a crash; returns the new length.
 ///
-/// Acknowledged records were fsynced before their ack, so whatever follows the last complete
-/// record was never acknowledged: a line without its `\n` (the crash hit mid-write), or lines
-/// that do not parse (blocks the file system extended but never filled, which read as
-/// zeros). Those trailing lines are dropped; lines that parse stay, acknowledged or not,
-/// since a client's retry will find them by id. Unparsable lines before the last good one
-/// are left for readers to skip.
+/// Acknowledged records were fsynced before their ack, so what a crash can leave behind the
+/// last of them was never acknowledged: a line without its `\n` (the crash hit mid-write), or
+/// lines that are not JSON at all (blocks the file system extended but never filled, which
+/// read as zeros). Those trailing lines are dropped. Complete JSON lines stay, acknowledged or
+/// not (a client's retry finds them by id), and so does a JSON line this version cannot read
+/// as a record: a crash cannot produce one, but a newer version of the sink can, and a
+/// downgrade must not delete its data. Readers skip lines they cannot read.
 pub(crate) fn repair_tail(path: &Path, fsyncs: &Fsyncs) -> io::Result<u64> {
     let file = OpenOptions::new()
         .read(true)
@@ -206,7 +208,7 @@ pub(crate) fn repair_tail(path: &Path, fsyncs: &Fsyncs) -> io::Result<u64> {
     let mut lines = BackwardLines::new(&file, len, REPAIR_BLOCK);
     while let Some((start, line)) = lines.next_line().map_err(|e| with_path(e, path))? {
         let terminated = start + (line.len() as u64) < len;
-        if terminated && Record::from_json(line).is_ok() {
+        if terminated && serde_json::from_slice::<IgnoredAny>(line).is_ok() {
             break;
         }
         keep = start;
@@ -336,7 +338,7 @@ mod tests {
     fn repair_keeps_whole_records_and_drops_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("s.ndjson");
-        let good = Record::new(
+        let good = faultline_schema::Record::new(
             Timestamp::from_unix_millis(1),
             "api",
             faultline_schema::Level::Info,
@@ -362,5 +364,10 @@ mod tests {
 
         fs::write(&path, "garbage").unwrap();
         assert_eq!(repair_tail(&path, &fsyncs).unwrap(), 0);
+
+        // JSON that is not a record (for this version) is not crash debris: it stays.
+        let newer = format!("{clean}{{\"ts\":\"2026-07-01T00:00:00Z\",\"level\":\"NOTICE\"}}\n");
+        fs::write(&path, &newer).unwrap();
+        assert_eq!(repair_tail(&path, &fsyncs).unwrap(), newer.len() as u64);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use faultline_schema::{Record, Timestamp};
+use faultline_schema::{Level, Record, Timestamp};
 use tokio::sync::oneshot;
 
 use super::config::{FileSinkConfig, millis};
@@ -38,15 +38,74 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 const ROTATION_RETRY: Duration = Duration::from_secs(5);
 
 /// One `Sink::write` call, serialized by the caller.
+///
+/// The records themselves stay with the caller (and are freed there, in parallel): the
+/// writer gets their lines and the few fields it needs, so its one thread does only what
+/// must be serial.
 pub(crate) struct WriteRequest {
     /// Every record's JSON line, `\n` included, back to back.
     pub(crate) buf: Vec<u8>,
-    /// Where each record's line ends in `buf`; the next one starts there.
-    pub(crate) ends: Vec<usize>,
-    /// The records themselves, for the ids, the segment summary and the per-minute counts.
-    pub(crate) records: Vec<Record>,
+    /// One entry per record, in order.
+    pub(crate) lines: Vec<LineInfo>,
+    /// The distinct services of the batch, indexed by [`LineInfo::service`].
+    pub(crate) services: Vec<String>,
     /// Answered once the batch is durable, or failed.
     pub(crate) ack: oneshot::Sender<Result<WriteReceipt, SinkError>>,
+}
+
+/// What the writer needs of one record besides its line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineInfo {
+    /// Where the record's line ends in `buf`; the next one starts there.
+    pub(crate) end: usize,
+    /// The record id, for deduplication.
+    pub(crate) id: Option<u128>,
+    /// For the segment summary and the per-minute counts.
+    pub(crate) ts: Timestamp,
+    /// For the segment summary (retention).
+    pub(crate) received_at: Option<Timestamp>,
+    /// For the per-minute counts.
+    pub(crate) level: Level,
+    /// Index into [`WriteRequest::services`].
+    pub(crate) service: u32,
+}
+
+impl WriteRequest {
+    /// Serializes `records` into lines and summaries (on the caller's task).
+    pub(crate) fn new(
+        records: &[Record],
+        ack: oneshot::Sender<Result<WriteReceipt, SinkError>>,
+    ) -> WriteRequest {
+        let mut buf = Vec::with_capacity(records.len() * 384);
+        let mut lines = Vec::with_capacity(records.len());
+        let mut services: Vec<String> = Vec::new();
+        for record in records {
+            record.write_json(&mut buf);
+            buf.push(b'\n');
+            // Batches carry a handful of services: a linear scan beats hashing.
+            let service = match services.iter().position(|s| *s == record.service) {
+                Some(i) => i,
+                None => {
+                    services.push(record.service.clone());
+                    services.len() - 1
+                }
+            };
+            lines.push(LineInfo {
+                end: buf.len(),
+                id: record.id.map(|id| id.as_u128()),
+                ts: record.ts,
+                received_at: record.received_at,
+                level: record.level,
+                service: u32::try_from(service).unwrap_or(u32::MAX),
+            });
+        }
+        WriteRequest {
+            buf,
+            lines,
+            services,
+            ack,
+        }
+    }
 }
 
 /// The most recent record ids, oldest forgotten first.
@@ -83,10 +142,10 @@ impl Dedup {
             return;
         }
         self.order.push_back(id);
-        if self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() > self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
     }
 
@@ -174,7 +233,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let depth = self.shared.queue_depth.fetch_sub(group.len(), Relaxed) - group.len();
+            let depth = self
+                .shared
+                .queue_depth
+                .fetch_sub(group.len(), Relaxed)
+                .saturating_sub(group.len());
             metrics::gauge!(QUEUE_DEPTH, "sink" => SINK_LABEL).set(depth as f64);
             self.commit_group(group);
             if Instant::now() >= self.next_housekeeping() {
@@ -198,11 +261,11 @@ impl Writer {
     /// Age rotation, retention and pruning of the per-minute counts.
     fn housekeeping(&mut self) {
         let now = Instant::now();
-        if self.active.rotate_at.is_some_and(|at| now >= at) {
-            if let Err(e) = self.rotate() {
-                tracing::warn!(error = %e, "age rotation failed; retrying shortly");
-                self.active.rotate_at = now.checked_add(ROTATION_RETRY);
-            }
+        if self.active.rotate_at.is_some_and(|at| now >= at)
+            && let Err(e) = self.rotate()
+        {
+            tracing::warn!(error = %e, "age rotation failed; retrying shortly");
+            self.active.rotate_at = now.checked_add(ROTATION_RETRY);
         }
         // A rotation just ran retention; otherwise it is due once a minute.
         if now >= self.next_retention() {
@@ -219,12 +282,12 @@ impl Writer {
         let mut plans = Vec::with_capacity(group.len());
         for request in &group {
             let mut receipt = WriteReceipt::default();
-            let mut kept = Vec::with_capacity(request.records.len());
+            let mut kept = Vec::with_capacity(request.lines.len());
             let mut start = 0;
-            for (record, &end) in request.records.iter().zip(&request.ends) {
-                let line = request.buf.get(start..end).unwrap_or_default();
-                start = end;
-                let duplicate = match record.id.map(|id| id.as_u128()) {
+            for info in &request.lines {
+                let line = request.buf.get(start..info.end).unwrap_or_default();
+                start = info.end;
+                let duplicate = match info.id {
                     Some(id) if self.dedup.enabled() => {
                         let seen = self.dedup.contains(id) || !in_group.insert(id);
                         if !seen {
@@ -257,11 +320,10 @@ impl Writer {
         let segment_max = self.config.segment_max_bytes;
         if self.active.summary.bytes > 0
             && self.active.summary.bytes + out.len() as u64 > segment_max
+            && let Err(e) = self.rotate()
         {
-            if let Err(e) = self.rotate() {
-                // Writing on past the size limit beats refusing writes.
-                tracing::warn!(error = %e, "size rotation failed; appending to the current segment");
-            }
+            // Writing on past the size limit beats refusing writes.
+            tracing::warn!(error = %e, "size rotation failed; appending to the current segment");
         }
 
         if let Err(e) = self.append(&out) {
@@ -286,9 +348,10 @@ impl Writer {
         {
             let mut counts = lock(&self.shared.counts);
             for (request, (_, kept)) in group.iter().zip(&plans) {
-                for (record, _) in request.records.iter().zip(kept).filter(|(_, k)| **k) {
-                    self.active.summary.observe(record.ts, record.received_at);
-                    counts.add(record, now);
+                for (info, _) in request.lines.iter().zip(kept).filter(|(_, k)| **k) {
+                    self.active.summary.observe(info.ts, info.received_at);
+                    let service = request.services.get(info.service as usize);
+                    counts.add_parts(info.ts, service.map_or("", String::as_str), info.level, now);
                 }
             }
         }
