@@ -33,7 +33,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         seconds: 10,
-        connections: 32,
+        connections: 64,
         batches: vec![1, 10, 100],
     };
     let mut it = std::env::args().skip(1);
@@ -41,7 +41,7 @@ fn args() -> Args {
         match arg.as_str() {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
             "--connections" => {
-                a.connections = it.next().and_then(|v| v.parse().ok()).unwrap_or(32);
+                a.connections = it.next().and_then(|v| v.parse().ok()).unwrap_or(64);
             }
             "--batches" => {
                 a.batches = it
