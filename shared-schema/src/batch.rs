@@ -162,7 +162,7 @@ fn from_raw_items(
         rejected: Vec::new(),
     };
     for (index, raw) in items.iter().enumerate() {
-        batch.push(index, Record::from_json(raw.get().as_bytes()));
+        batch.push(index, Record::from_json_str(raw.get()));
     }
     Ok(batch)
 }

@@ -106,16 +106,29 @@ impl Record {
     /// field, an unknown key, a broken rule) is parsed again through [`Record::from_value`],
     /// which names every problem. Both paths accept and produce the same records.
     pub fn from_json(json: &[u8]) -> Result<Record, InvalidRecord> {
+        match std::str::from_utf8(json) {
+            Ok(text) => Record::from_json_str(text),
+            // Let the parser say where the bad byte is.
+            Err(_) => Err(serde_json::from_slice::<Value>(json).map_or_else(
+                |e| InvalidRecord::single("record", Problem::NotJson, format!("not valid JSON: {e}")),
+                |_| InvalidRecord::single("record", Problem::NotJson, "not valid UTF-8"),
+            )),
+        }
+    }
+
+    /// [`Record::from_json`] for text already known to be UTF-8, which the parser then does
+    /// not check again string by string.
+    pub fn from_json_str(json: &str) -> Result<Record, InvalidRecord> {
         if let Some(record) = Record::from_json_fast(json) {
             return Ok(record);
         }
-        let value: Value = serde_json::from_slice(json).map_err(|e| {
+        let value: Value = serde_json::from_str(json).map_err(|e| {
             InvalidRecord::single("record", Problem::NotJson, format!("not valid JSON: {e}"))
         })?;
         Record::from_value(value)
     }
 
-    fn from_json_fast(json: &[u8]) -> Option<Record> {
+    fn from_json_fast(json: &str) -> Option<Record> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Wire<'a> {
@@ -136,7 +149,7 @@ impl Record {
             #[serde(default)]
             meta: Option<Map<String, Value>>,
         }
-        let wire: Wire<'_> = serde_json::from_slice(json).ok()?;
+        let wire: Wire<'_> = serde_json::from_str(json).ok()?;
         let id = match wire.id {
             None => None,
             Some(s) => Some(Uuid::try_parse(&s).ok().filter(|id| !id.is_nil())?),
