@@ -110,7 +110,13 @@ impl Record {
             Ok(text) => Record::from_json_str(text),
             // Let the parser say where the bad byte is.
             Err(_) => Err(serde_json::from_slice::<Value>(json).map_or_else(
-                |e| InvalidRecord::single("record", Problem::NotJson, format!("not valid JSON: {e}")),
+                |e| {
+                    InvalidRecord::single(
+                        "record",
+                        Problem::NotJson,
+                        format!("not valid JSON: {e}"),
+                    )
+                },
                 |_| InvalidRecord::single("record", Problem::NotJson, "not valid UTF-8"),
             )),
         }

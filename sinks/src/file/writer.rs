@@ -6,10 +6,10 @@
 //! rather than a tokio task because `write` + `fsync` block for milliseconds and would stall
 //! a runtime worker.
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::io::IoSlice;
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::io::IoSlice;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
