@@ -17,14 +17,20 @@
 //! - `sink.rs`: the [`Sink`] trait and its result types.
 //! - `query.rs`: [`Query`], [`StatsQuery`], [`MinuteCounts`], shared by every sink.
 //! - `file/`: [`FileSink`], the embedded default store.
+//! - `postgres/`: [`PostgresSink`], the production store, with its outage spool.
+//! - `fanout.rs`: [`FanoutSink`], PostgreSQL plus a file copy.
 
+mod fanout;
 mod file;
+mod postgres;
 mod query;
 mod sink;
 
+pub use fanout::FanoutSink;
 pub use file::{FileSink, FileSinkConfig};
+pub use postgres::{PostgresConfig, PostgresSink, WriteMethod};
 pub use query::{
     DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
     contains_ignore_case,
 };
-pub use sink::{BoxFuture, Sink, SinkError, SinkHealth, WriteReceipt};
+pub use sink::{BoxFuture, Sink, SinkError, SinkHealth, SpoolHealth, WriteReceipt};

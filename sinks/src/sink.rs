@@ -61,8 +61,10 @@ pub enum SinkError {
 }
 
 /// A point-in-time view of a sink's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkHealth {
+    /// Which store: `file`, `postgres`, or `fanout`.
+    pub kind: &'static str,
     /// Whether the sink is accepting and completing writes.
     pub ready: bool,
     /// Batches waiting to be written.
@@ -73,4 +75,21 @@ pub struct SinkHealth {
     pub stored_bytes: u64,
     /// The last storage error, if the sink is not ready.
     pub last_error: Option<String>,
+    /// The outage spool, for sinks that have one.
+    pub spool: Option<SpoolHealth>,
+}
+
+/// What waits in a sink's outage spool.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpoolHealth {
+    /// Batches waiting.
+    pub batches: usize,
+    /// Records in them.
+    pub records: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// The most the spool may hold before writes are refused with 503.
+    pub capacity_bytes: u64,
+    /// Age of the oldest waiting batch.
+    pub oldest_age_secs: f64,
 }

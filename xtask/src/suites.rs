@@ -112,7 +112,21 @@ pub(crate) fn test(args: &[String]) -> Result<ExitCode> {
         }
     }
 
+    println!("\n==> PostgreSQL for the tests");
+    let cluster = match crate::postgres::Cluster::start() {
+        Ok(c) => {
+            println!("    throwaway cluster at {}", c.url);
+            c
+        }
+        Err(e) => {
+            eprintln!("xtask: could not start PostgreSQL: {e:#}");
+            report.push(("postgres", false, Duration::ZERO));
+            tally.failed += 1;
+            return Ok(finish(&report, &tally, started));
+        }
+    };
     for mut step in steps() {
+        step.command.envs(cluster.env());
         println!("\n==> {}", step.name);
         let t = Instant::now();
         let ok = match step.count {

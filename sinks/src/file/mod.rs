@@ -298,11 +298,13 @@ impl Sink for FileSink {
         let writer_gone = inner.writer_done.has_changed().is_err() || *inner.writer_done.borrow();
         let last_error = lock(&inner.shared.failure).clone();
         SinkHealth {
+            kind: "file",
             ready: !self.is_closed() && !writer_gone && last_error.is_none(),
             queue_depth: inner.shared.queue_depth.load(Relaxed),
             queue_capacity: inner.queue_capacity,
             stored_bytes: inner.shared.stored_bytes.load(Relaxed),
             last_error,
+            spool: None,
         }
     }
 

@@ -1,0 +1,66 @@
+//! Fan-out: PostgreSQL as the primary store and the file store as a second copy.
+//!
+//! A write is acknowledged only when both have it (the primary counting its spool); reads go
+//! to the primary. If the copy fails, the write fails and the client retries; the primary
+//! then sees the records again and skips them by id, so nothing is doubled.
+
+use std::sync::Arc;
+
+use faultline_schema::Record;
+
+use crate::query::{Query, Stats, StatsQuery};
+use crate::sink::{BoxFuture, Sink, SinkError, SinkHealth, WriteReceipt};
+
+/// Writes to a primary and a copy; reads from the primary.
+pub struct FanoutSink {
+    primary: Arc<dyn Sink>,
+    copy: Arc<dyn Sink>,
+}
+
+impl FanoutSink {
+    /// `primary` answers queries; `copy` gets every record too.
+    pub fn new(primary: Arc<dyn Sink>, copy: Arc<dyn Sink>) -> FanoutSink {
+        FanoutSink { primary, copy }
+    }
+}
+
+impl Sink for FanoutSink {
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+        Box::pin(async move {
+            let copy = records.clone();
+            let (primary, second) =
+                tokio::join!(self.primary.write(records), self.copy.write(copy));
+            let receipt = primary?;
+            second?;
+            Ok(receipt)
+        })
+    }
+
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        self.primary.query(query)
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+        self.primary.stats(query)
+    }
+
+    fn health(&self) -> SinkHealth {
+        let (p, c) = (self.primary.health(), self.copy.health());
+        SinkHealth {
+            kind: "fanout",
+            ready: p.ready && c.ready,
+            last_error: p.last_error.clone().or(c.last_error),
+            queue_depth: p.queue_depth + c.queue_depth,
+            queue_capacity: c.queue_capacity,
+            stored_bytes: c.stored_bytes,
+            spool: p.spool,
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            let (p, c) = tokio::join!(self.primary.shutdown(), self.copy.shutdown());
+            p.and(c)
+        })
+    }
+}

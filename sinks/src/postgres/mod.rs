@@ -1,0 +1,430 @@
+//! The PostgreSQL sink: the production store.
+//!
+//! # The path of a batch
+//!
+//! 1. [`Sink::write`] inserts the batch in one statement (UNNEST) or one COPY, idempotent on
+//!    `(id, ts)`: a replay inserts nothing and counts as duplicates. Transient errors are
+//!    retried with backoff within `write_timeout`.
+//! 2. If PostgreSQL is unreachable, failing, or slower than `write_timeout`, the batch goes
+//!    to the local spool (`spool.rs`), fsynced before the write returns: the client's 202 is
+//!    as durable as with the file store. While anything is spooled, new batches queue behind
+//!    it, so batches reach the database in the order they were accepted.
+//! 3. A drainer task moves spooled batches into PostgreSQL oldest first, deleting each file
+//!    only after its commit; a crash mid-drain replays a file, which `ON CONFLICT DO NOTHING`
+//!    absorbs.
+//! 4. A maintenance task applies migrations (also when the database was down at start),
+//!    creates daily partitions ahead of time and drops those past retention.
+//!
+//! # Layout
+//!
+//! `config.rs` settings, `schema.rs` migrations/partitions/retention, `write.rs` inserts,
+//! `read.rs` queries, `spool.rs` the outage spool.
+
+mod config;
+mod read;
+mod schema;
+mod spool;
+mod write;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use faultline_schema::{Record, Timestamp};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::{Notify, watch};
+
+pub use config::{PostgresConfig, WriteMethod};
+
+use self::spool::Spool;
+use crate::query::{Query, Stats, StatsQuery};
+use crate::sink::{BoxFuture, Sink, SinkError, SinkHealth, SpoolHealth, WriteReceipt};
+
+const LABEL: &str = "postgres";
+/// How often partitions and retention are looked after.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+/// A spooled batch the database refuses this many times (not a connection problem) is set
+/// aside so it cannot block the rest.
+const MAX_DRAIN_ATTEMPTS: u32 = 5;
+
+/// The PostgreSQL sink. A cheap handle; clones share the pool, spool and tasks.
+#[derive(Clone)]
+pub struct PostgresSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    config: PostgresConfig,
+    spool: Spool,
+    /// Wakes the drainer when a batch was spooled.
+    spooled: Notify,
+    migrated: AtomicBool,
+    closed: AtomicBool,
+    last_error: std::sync::Mutex<Option<String>>,
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for PostgresSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSink")
+            .field("spool", &self.inner.config.spool_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions, SinkError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| SinkError::Unavailable(format!("invalid database URL: {e}")))?;
+    // Timestamps cross the wire as epoch milliseconds; UTC keeps any textual view honest.
+    Ok(options
+        .options([("timezone", "UTC")])
+        .application_name("faultline"))
+}
+
+impl PostgresSink {
+    /// Opens the sink: a lazy pool (the database may be down: writes then spool), the spool,
+    /// the drainer and the maintenance task. Must be called inside a tokio runtime.
+    pub async fn open(config: PostgresConfig) -> Result<PostgresSink, SinkError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size.max(1))
+            .acquire_timeout(config.write_timeout)
+            .connect_lazy_with(connect_options(&config.url)?);
+        let spool_dir = config.spool_dir.clone();
+        let spool_max = config.spool_max_bytes;
+        let spool = tokio::task::spawn_blocking(move || Spool::open(&spool_dir, spool_max))
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("spool start-up failed: {e}")))??;
+        let (stop, _) = watch::channel(false);
+        let sink = PostgresSink {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                spool,
+                spooled: Notify::new(),
+                migrated: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                last_error: std::sync::Mutex::new(None),
+                stop,
+                tasks: std::sync::Mutex::new(Vec::new()),
+            }),
+        };
+        if let Err(e) = sink.maintain().await {
+            tracing::warn!(error = %e, "PostgreSQL not ready at start; spooling until it is");
+        }
+        let maintenance = tokio::spawn(sink.clone().maintenance_loop());
+        let drainer = tokio::spawn(sink.clone().drain_loop());
+        sink.tasks().extend([maintenance, drainer]);
+        Ok(sink)
+    }
+
+    /// Applies the migrations and creates today's partitions (`faultline migrate`).
+    pub async fn migrate(url: &str, partitions_ahead: u32) -> Result<(), SinkError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(connect_options(url)?)
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        schema::migrate(&pool)
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("migration failed: {e}")))?;
+        schema::ensure_partitions(&pool, Timestamp::now(), partitions_ahead)
+            .await
+            .map_err(db_error)?;
+        pool.close().await;
+        Ok(())
+    }
+
+    /// The pool, for other stores (alert state, system checks) sharing the database.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// `EXPLAIN` of the SQL a [`Query`] runs, with sequential scans disabled, so tests can
+    /// check that an index serves it.
+    pub async fn explain(&self, query: &Query) -> Result<String, SinkError> {
+        read::explain(&self.inner.pool, query)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Creates partitions ahead and applies retention now (also done every ten minutes).
+    pub async fn maintain(&self) -> Result<(), SinkError> {
+        let inner = &self.inner;
+        if !inner.migrated.load(Ordering::Acquire) {
+            schema::migrate(&inner.pool)
+                .await
+                .map_err(|e| SinkError::Unavailable(format!("migration failed: {e}")))?;
+            inner.migrated.store(true, Ordering::Release);
+        }
+        let now = Timestamp::now();
+        let created = schema::ensure_partitions(&inner.pool, now, inner.config.partitions_ahead)
+            .await
+            .map_err(db_error)?;
+        let retention_ms = i64::try_from(inner.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = Timestamp::from_unix_millis(now.unix_millis().saturating_sub(retention_ms));
+        let dropped = schema::apply_retention(&inner.pool, cutoff)
+            .await
+            .map_err(db_error)?;
+        if created > 0 || !dropped.is_empty() {
+            tracing::info!(created, dropped = ?dropped, "PostgreSQL partitions maintained");
+        }
+        Ok(())
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        *self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
+    async fn maintenance_loop(self) {
+        let mut stop = self.inner.stop.subscribe();
+        loop {
+            let wait = if self.inner.migrated.load(Ordering::Acquire) {
+                MAINTENANCE_INTERVAL
+            } else {
+                Duration::from_secs(5)
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if let Err(e) = self.maintain().await {
+                tracing::warn!(error = %e, "PostgreSQL maintenance failed; will retry");
+            }
+        }
+    }
+
+    /// Moves spooled batches into PostgreSQL, oldest first, backing off while it is down.
+    async fn drain_loop(self) {
+        let mut stop = self.inner.stop.subscribe();
+        let mut backoff = Duration::from_millis(200);
+        let mut attempts = 0u32;
+        loop {
+            if self.inner.spool.is_empty() {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = self.inner.spooled.notified() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            if *stop.borrow() {
+                return;
+            }
+            match self.drain_one().await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(200);
+                    attempts = 0;
+                }
+                Err((e, transient)) => {
+                    attempts += 1;
+                    if !transient && attempts >= MAX_DRAIN_ATTEMPTS {
+                        self.quarantine_oldest(&e).await;
+                        attempts = 0;
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn drain_one(&self) -> Result<(), (String, bool)> {
+        let sink = self.clone();
+        let oldest = tokio::task::spawn_blocking(move || sink.inner.spool.oldest())
+            .await
+            .map_err(|e| (e.to_string(), true))?
+            .map_err(|e| (e.to_string(), true))?;
+        let Some((file, records)) = oldest else {
+            return Ok(());
+        };
+        if !self.inner.migrated.load(Ordering::Acquire) {
+            self.maintain().await.map_err(|e| (e.to_string(), true))?;
+        }
+        let started = Instant::now();
+        match write::insert_with_retry(
+            &self.inner.pool,
+            self.inner.config.write_method,
+            &records,
+            self.inner.config.write_timeout,
+        )
+        .await
+        {
+            Ok(inserted) => {
+                let sink = self.clone();
+                tokio::task::spawn_blocking(move || sink.inner.spool.remove(file.seq))
+                    .await
+                    .map_err(|e| (e.to_string(), true))?
+                    .map_err(|e| (e.to_string(), true))?;
+                metrics::counter!("faultline_spool_drained_records_total").increment(inserted);
+                metrics::histogram!("faultline_sink_write_seconds", "sink" => LABEL)
+                    .record(started.elapsed());
+                self.set_error(None);
+                tracing::debug!(
+                    seq = file.seq,
+                    records = records.len(),
+                    inserted,
+                    "spooled batch drained"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let transient = write::is_transient(&e);
+                self.set_error(Some(format!("PostgreSQL: {e}")));
+                Err((e.to_string(), transient))
+            }
+        }
+    }
+
+    async fn quarantine_oldest(&self, error: &str) {
+        let sink = self.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            let file = sink.inner.spool.oldest()?.map(|(f, _)| f.seq);
+            file.map(|seq| sink.inner.spool.quarantine(seq)).transpose()
+        })
+        .await;
+        tracing::error!(error, moved = ?moved, "PostgreSQL keeps refusing a spooled batch; set aside in spool/failed");
+        metrics::counter!("faultline_spool_quarantined_total").increment(1);
+    }
+
+    async fn spool(&self, records: Vec<Record>) -> Result<WriteReceipt, SinkError> {
+        let n = records.len();
+        let sink = self.clone();
+        tokio::task::spawn_blocking(move || sink.inner.spool.append(&records))
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("spool task failed: {e}")))??;
+        metrics::counter!("faultline_spool_records_total").increment(n as u64);
+        self.inner.spooled.notify_one();
+        Ok(WriteReceipt {
+            written: n,
+            duplicates: 0,
+        })
+    }
+}
+
+fn db_error(e: sqlx::Error) -> SinkError {
+    SinkError::Unavailable(format!("PostgreSQL: {e}"))
+}
+
+impl Sink for PostgresSink {
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+        Box::pin(async move {
+            if self.inner.closed.load(Ordering::Acquire) {
+                return Err(SinkError::Closed);
+            }
+            if records.is_empty() {
+                return Ok(WriteReceipt::default());
+            }
+            // Behind a non-empty spool, so the database sees batches in the order accepted.
+            if !self.inner.migrated.load(Ordering::Acquire) || !self.inner.spool.is_empty() {
+                return self.spool(records).await;
+            }
+            let started = Instant::now();
+            let result = write::insert_with_retry(
+                &self.inner.pool,
+                self.inner.config.write_method,
+                &records,
+                self.inner.config.write_timeout,
+            )
+            .await;
+            match result {
+                Ok(inserted) => {
+                    metrics::histogram!("faultline_sink_write_seconds", "sink" => LABEL)
+                        .record(started.elapsed());
+                    metrics::counter!("faultline_sink_records_written_total", "sink" => LABEL)
+                        .increment(inserted);
+                    let inserted = usize::try_from(inserted).unwrap_or(records.len());
+                    Ok(WriteReceipt {
+                        written: inserted,
+                        duplicates: records.len().saturating_sub(inserted),
+                    })
+                }
+                Err(e) if write::is_transient(&e) => {
+                    tracing::warn!(error = %e, records = records.len(), "PostgreSQL unavailable; spooling the batch");
+                    self.set_error(Some(format!("PostgreSQL: {e}")));
+                    self.spool(records).await
+                }
+                Err(e) => {
+                    metrics::counter!("faultline_sink_write_errors_total", "sink" => LABEL)
+                        .increment(1);
+                    Err(db_error(e))
+                }
+            }
+        })
+    }
+
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        Box::pin(async move {
+            read::query(&self.inner.pool, &query)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+        Box::pin(async move {
+            read::stats(&self.inner.pool, &query)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn health(&self) -> SinkHealth {
+        let s = self.inner.spool.stats();
+        let cap = self.inner.config.spool_max_bytes;
+        metrics::gauge!("faultline_spool_batches").set(s.batches as f64);
+        metrics::gauge!("faultline_spool_bytes").set(s.bytes as f64);
+        metrics::gauge!("faultline_spool_oldest_age_seconds").set(s.oldest_age_secs);
+        let last_error = self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        SinkHealth {
+            kind: LABEL,
+            // Writes are accepted (into the spool if need be) until the spool is nearly full.
+            ready: !self.inner.closed.load(Ordering::Acquire)
+                && (s.bytes as f64) < 0.9 * cap as f64,
+            queue_depth: s.batches,
+            queue_capacity: 0,
+            stored_bytes: 0,
+            last_error,
+            spool: Some(SpoolHealth {
+                batches: s.batches,
+                records: s.records,
+                bytes: s.bytes,
+                capacity_bytes: cap,
+                oldest_age_secs: s.oldest_age_secs,
+            }),
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.inner.closed.store(true, Ordering::Release);
+            let _ = self.inner.stop.send(true);
+            let tasks: Vec<_> = self.tasks().drain(..).collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+            self.inner.pool.close().await;
+            Ok(())
+        })
+    }
+}
