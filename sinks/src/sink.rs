@@ -1,11 +1,12 @@
 //! The `Sink` trait: what the ingest server needs from a store.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use faultline_schema::Record;
+use faultline_schema::{Record, Timestamp, Uuid};
 
-use crate::query::{Query, Stats, StatsQuery};
+use crate::query::{MAX_QUERY_LIMIT, Query, Stats, StatsQuery};
 
 /// A boxed future, so `Sink` can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -26,11 +27,69 @@ pub trait Sink: Send + Sync + 'static {
     /// Counts per minute, service and level.
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>>;
 
+    /// Every record matching `query` (whose `limit` is ignored), newest `ts` first, at most
+    /// `max`: what the alert evaluator reads to refill its windows on start, and what
+    /// `faultline check-alerts` replays.
+    ///
+    /// The default pages backwards through [`Sink::query`] (each page ends where the last one
+    /// did, records sharing that millisecond are told apart by `id`); a sink that can read a
+    /// whole window in one pass should override it.
+    fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        Box::pin(scan_by_pages(self, query, max))
+    }
+
     /// A cheap snapshot for readiness checks and metrics.
     fn health(&self) -> SinkHealth;
 
     /// Stops accepting writes, finishes every write already accepted, and makes it durable.
     fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>>;
+}
+
+/// [`Sink::scan`] on top of [`Sink::query`]: pages of [`MAX_QUERY_LIMIT`] records, each
+/// ending at (and including) the oldest `ts` of the previous one, skipping the ids already
+/// returned for that millisecond. If a whole page shares one millisecond, the rest of that
+/// millisecond is skipped rather than looping.
+async fn scan_by_pages<S: Sink + ?Sized>(
+    sink: &S,
+    mut query: Query,
+    max: usize,
+) -> Result<Vec<Record>, SinkError> {
+    let mut out: Vec<Record> = Vec::new();
+    query.limit = MAX_QUERY_LIMIT;
+    let mut boundary: Option<(Timestamp, HashSet<Option<Uuid>>)> = None;
+    while out.len() < max {
+        let page = sink.query(query.clone()).await?;
+        let full = page.len() >= query.limit;
+        let Some(oldest) = page.last().map(|r| r.ts) else {
+            break;
+        };
+        let before = out.len();
+        for record in page {
+            let seen = boundary
+                .as_ref()
+                .is_some_and(|(ts, ids)| record.ts == *ts && ids.contains(&record.id));
+            if !seen && out.len() < max {
+                out.push(record);
+            }
+        }
+        if !full {
+            break;
+        }
+        if out.len() == before {
+            query.until = Some(oldest);
+            boundary = None;
+        } else {
+            let ids = out
+                .iter()
+                .rev()
+                .take_while(|r| r.ts == oldest)
+                .map(|r| r.id)
+                .collect();
+            boundary = Some((oldest, ids));
+            query.until = Some(Timestamp::from_unix_millis(oldest.unix_millis() + 1));
+        }
+    }
+    Ok(out)
 }
 
 /// What a completed write did.
@@ -92,4 +151,94 @@ pub struct SpoolHealth {
     pub capacity_bytes: u64,
     /// Age of the oldest waiting batch.
     pub oldest_age_secs: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_schema::Level;
+
+    /// Answers `query` from memory with the same contract as a real sink (newest first,
+    /// ties by larger id first, at most `limit`), so the default `scan` is tested alone.
+    struct Memory(Vec<Record>);
+
+    impl Sink for Memory {
+        fn write(&self, _: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+            Box::pin(async { Err(SinkError::Closed) })
+        }
+        fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+            let mut hits: Vec<Record> = self
+                .0
+                .iter()
+                .filter(|r| query.matches(r))
+                .cloned()
+                .collect();
+            hits.sort_by(|a, b| (b.ts, b.id).cmp(&(a.ts, a.id)));
+            hits.truncate(query.limit);
+            Box::pin(async move { Ok(hits) })
+        }
+        fn stats(&self, _: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+            Box::pin(async { Ok(Stats::default()) })
+        }
+        fn health(&self) -> SinkHealth {
+            SinkHealth::default()
+        }
+        fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn record(n: u128, ms: i64) -> Record {
+        let mut r = Record::new(
+            Timestamp::from_unix_millis(ms),
+            "api",
+            Level::Error,
+            "e",
+            "m",
+        );
+        r.id = Some(Uuid::from_u128(n));
+        r
+    }
+
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn default_scan_pages_through_ties_without_losing_or_doubling() {
+        // 2,600 records, ten per millisecond, so page boundaries fall inside a millisecond.
+        let sink = Memory(
+            (0..2600)
+                .map(|n| record(n, 1_000 + n as i64 / 10))
+                .collect(),
+        );
+        let all = block_on(sink.scan(Query::default(), usize::MAX)).unwrap();
+        let ids: HashSet<_> = all.iter().map(|r| r.id).collect();
+        assert_eq!((all.len(), ids.len()), (2600, 2600));
+        assert!(all.windows(2).all(|w| w[0].ts >= w[1].ts), "newest first");
+        assert_eq!(
+            block_on(sink.scan(Query::default(), 1500)).unwrap().len(),
+            1500
+        );
+        let since = Query {
+            since: Some(Timestamp::from_unix_millis(1_200)),
+            ..Query::default()
+        };
+        assert_eq!(block_on(sink.scan(since, usize::MAX)).unwrap().len(), 600);
+    }
+
+    #[test]
+    fn default_scan_ends_when_a_whole_page_shares_one_millisecond() {
+        let mut records: Vec<Record> = (0..1500).map(|n| record(n, 5_000)).collect();
+        records.extend((1500..1510).map(|n| record(n, 4_000)));
+        let all = block_on(Memory(records).scan(Query::default(), usize::MAX)).unwrap();
+        assert_eq!(
+            all.len(),
+            1010,
+            "one page of the crowded millisecond, then older ones"
+        );
+    }
 }

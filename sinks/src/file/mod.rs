@@ -271,8 +271,15 @@ impl Sink for FileSink {
     }
 
     fn query(&self, mut query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        let limit = query.limit.min(MAX_QUERY_LIMIT);
+        self.scan(query, limit)
+    }
+
+    /// One backwards pass over the segments that overlap the window, keeping the newest
+    /// `max` matches (the same reader as [`Sink::query`], without its page limit).
+    fn scan(&self, mut query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
         Box::pin(async move {
-            query.limit = query.limit.min(MAX_QUERY_LIMIT);
+            query.limit = max;
             let shared = Arc::clone(&self.inner.shared);
             let segments = read(&shared.segments).clone();
             tokio::task::spawn_blocking(move || {
@@ -348,6 +355,20 @@ mod tests {
         r.id = Some(Uuid::from_u128(n));
         r.received_at = Some(Timestamp::now());
         r
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn scan_returns_a_whole_window_beyond_the_query_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = FileSink::open(FileSinkConfig::new(tmp.path())).unwrap();
+        let records: Vec<Record> = (1..=2500).map(record).collect();
+        sink.write(records).await.unwrap();
+        let all = sink.scan(Query::default(), usize::MAX).await.unwrap();
+        assert_eq!(all.len(), 2500);
+        let capped = sink.scan(Query::default(), 10).await.unwrap();
+        assert_eq!(capped.len(), 10);
+        assert_eq!(sink.query(Query::default()).await.unwrap().len(), 100);
+        sink.shutdown().await.unwrap();
     }
 
     #[test]
