@@ -270,7 +270,7 @@ impl Sink for FileSink {
         })
     }
 
-    fn query(&self, mut query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
         let limit = query.limit.min(MAX_QUERY_LIMIT);
         self.scan(query, limit)
     }
