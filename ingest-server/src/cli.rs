@@ -42,6 +42,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the ingest server.
     Serve(ServeArgs),
+    /// Apply the PostgreSQL migrations and create the current partitions, then exit.
+    Migrate(MigrateArgs),
 }
 
 /// `faultline serve` flags.
@@ -56,6 +58,17 @@ pub struct ServeArgs {
     /// Data directory [default: ./data].
     #[arg(long, env = "FAULTLINE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// `faultline migrate` flags.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The TOML config file (for `database_url` and `[postgres]`).
+    #[arg(long, env = "FAULTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// PostgreSQL URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -77,6 +90,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Migrate(args) => runtime.block_on(migrate(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,12 +119,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("  {label:<36} {value}");
         }
     }
-    println!(
-        "faultline: listening on http://{} (file store in {})",
-        server.addr,
-        server.state.config.data_dir.display()
-    );
+    let config = &server.state.config;
+    let store = if config.database_url.is_some() {
+        format!(
+            "PostgreSQL, outage spool in {}",
+            config.data_dir.join("spool").display()
+        )
+    } else {
+        format!("file store in {}", config.data_dir.display())
+    };
+    println!("faultline: listening on http://{} ({store})", server.addr);
     server.run(crate::serve::shutdown_signal()).await
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let overrides = Overrides {
+        database_url: args.database_url,
+        ..Overrides::default()
+    };
+    let config = Config::load(args.config.as_deref(), &overrides, &env)?;
+    let url = config.database_url.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no database: pass --database-url, set DATABASE_URL, or database_url in the config"
+        )
+    })?;
+    faultline_sinks::PostgresSink::migrate(url, config.postgres.partitions_ahead).await?;
+    println!("faultline: migrations applied, partitions ready");
+    Ok(())
 }
 
 fn init_tracing(cli: &Cli) {

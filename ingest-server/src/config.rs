@@ -31,6 +31,8 @@ pub struct Config {
     pub limits: Limits,
     /// The file store.
     pub storage: Storage,
+    /// The PostgreSQL store, used when `database_url` is set.
+    pub postgres: Postgres,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             keys: Vec::new(),
             limits: Limits::default(),
             storage: Storage::default(),
+            postgres: Postgres::default(),
         }
     }
 }
@@ -148,6 +151,9 @@ pub struct Storage {
     pub retention_bytes: u64,
     /// How many recent record ids are remembered to make client retries idempotent.
     pub dedup_ids: usize,
+    /// With PostgreSQL configured, also keep every record in the file store (a second copy;
+    /// a write is acknowledged only when both have it).
+    pub file_copy: bool,
 }
 
 impl Default for Storage {
@@ -158,8 +164,49 @@ impl Default for Storage {
             retention: HumanDuration(Duration::from_secs(30 * 86_400)),
             retention_bytes: 50 * 1024 * 1024 * 1024,
             dedup_ids: 1_000_000,
+            file_copy: false,
         }
     }
+}
+
+/// The PostgreSQL store (production). Retention is `storage.retention`, applied by
+/// dropping whole daily partitions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Postgres {
+    /// Connections kept open to PostgreSQL.
+    pub pool_size: u32,
+    /// `unnest` (one statement per batch) or `copy` (COPY into a staging table).
+    pub write_method: PgWriteMethod,
+    /// A batch not committed within this time (connection wait and retries included) goes to
+    /// the local spool instead, so a slow or unreachable database does not hold clients.
+    pub write_timeout: HumanDuration,
+    /// Daily partitions are created this many days ahead.
+    pub partitions_ahead: u32,
+    /// The most the outage spool (`<data_dir>/spool`) may hold; beyond it ingest answers 503.
+    pub spool_max_bytes: u64,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Postgres {
+            pool_size: 8,
+            write_method: PgWriteMethod::Unnest,
+            write_timeout: HumanDuration(Duration::from_secs(5)),
+            partitions_ahead: 3,
+            spool_max_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// How batches are written to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PgWriteMethod {
+    /// `INSERT ... SELECT FROM UNNEST(...)`: one statement per batch.
+    Unnest,
+    /// `COPY` into a staging table, then one `INSERT ... SELECT`.
+    Copy,
 }
 
 /// Values given on the command line (clap has already merged their env vars).
@@ -261,6 +308,9 @@ impl Config {
                  and both above 0"
                     .into(),
             );
+        }
+        if self.postgres.pool_size == 0 || self.postgres.write_timeout.0.is_zero() {
+            return invalid("postgres.pool_size and postgres.write_timeout must be above 0".into());
         }
         if l.max_batch_records == 0 || l.ingest_queue_batches == 0 {
             return invalid(

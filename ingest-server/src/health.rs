@@ -21,7 +21,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<V
     let saturated =
         h.queue_capacity > 0 && h.queue_depth as f64 >= SATURATED * h.queue_capacity as f64;
     let ready = h.ready && !saturated;
-    let reason = if !h.ready {
+    let reason = if !h.ready && h.spool.is_some() {
+        "outage spool nearly full".to_owned()
+    } else if !h.ready {
         h.last_error
             .clone()
             .unwrap_or_else(|| "store not ready".into())
@@ -34,11 +36,19 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<V
         "status": if ready { "ready" } else { "not ready" },
         "reason": if ready { Value::Null } else { Value::String(reason) },
         "store": {
-            "kind": "file",
+            "kind": h.kind,
             "ready": h.ready,
             "queue_depth": h.queue_depth,
             "queue_capacity": h.queue_capacity,
             "stored_bytes": h.stored_bytes,
+            "last_error": h.last_error,
+            "spool": h.spool.map(|s| json!({
+                "batches": s.batches,
+                "records": s.records,
+                "bytes": s.bytes,
+                "capacity_bytes": s.capacity_bytes,
+                "oldest_age_seconds": s.oldest_age_secs,
+            })),
         },
     });
     let status = if ready {

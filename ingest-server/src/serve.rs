@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use faultline_sinks::{FileSink, FileSinkConfig};
+use anyhow::{Context, Result};
+use faultline_sinks::{
+    FanoutSink, FileSink, FileSinkConfig, PostgresConfig, PostgresSink, Sink, WriteMethod,
+};
 use tokio::net::TcpListener;
 
 use crate::auth::KeyRing;
-use crate::config::Config;
+use crate::config::{Config, PgWriteMethod};
 use crate::state::AppState;
 use crate::{app, metrics, secrets};
 
@@ -28,13 +30,6 @@ pub struct Server {
 
 /// Opens the store, resolves keys and binds the listener; [`Server::run`] then serves.
 pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Server> {
-    if config.database_url.is_some() {
-        bail!(
-            "database_url is set, but this build stores to files only: unset DATABASE_URL \
-             (and database_url in the config) to use the file store in {}",
-            config.data_dir.display()
-        );
-    }
     let secrets = secrets::resolve(&config, env)?;
     let mut keys = Vec::new();
     for key in config.keys.iter().chain(&secrets.shortcut_keys) {
@@ -42,31 +37,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     }
     let keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
 
-    let storage = &config.storage;
-    let sink_config = FileSinkConfig {
-        segment_max_bytes: storage.segment_max_bytes,
-        segment_max_age: storage.segment_max_age.0,
-        retention_age: storage.retention.0,
-        retention_bytes: storage.retention_bytes,
-        queue_capacity: config.limits.ingest_queue_batches,
-        dedup_ids: storage.dedup_ids,
-        ..FileSinkConfig::new(config.data_dir.clone())
-    };
-    let opened = Instant::now();
-    let sink = tokio::task::spawn_blocking(move || FileSink::open(sink_config))
-        .await
-        .context("store start-up task failed")?
-        .with_context(|| {
-            format!(
-                "cannot open the file store in {}",
-                config.data_dir.display()
-            )
-        })?;
-    tracing::info!(
-        dir = %config.data_dir.display(),
-        took_ms = opened.elapsed().as_millis() as u64,
-        "file store open"
-    );
+    let sink = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -74,7 +45,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     let state = AppState {
         config: Arc::new(config),
         keys: Arc::new(keyring),
-        sink: Arc::new(sink),
+        sink,
         user_salt: secrets.user_salt.into(),
         rekeyer: Arc::new(faultline_schema::UserRekeyer::new(&secrets.hmac_key)),
         metrics: metrics::install(),
@@ -106,6 +77,64 @@ impl Server {
         tracing::info!("store drained and synced");
         Ok(())
     }
+}
+
+/// The configured store: PostgreSQL (with its spool, and optionally a file copy) when
+/// `database_url` is set, else the file store.
+async fn open_store(config: &Config) -> Result<Arc<dyn Sink>> {
+    let storage = &config.storage;
+    let file_config = FileSinkConfig {
+        segment_max_bytes: storage.segment_max_bytes,
+        segment_max_age: storage.segment_max_age.0,
+        retention_age: storage.retention.0,
+        retention_bytes: storage.retention_bytes,
+        queue_capacity: config.limits.ingest_queue_batches,
+        dedup_ids: storage.dedup_ids,
+        ..FileSinkConfig::new(config.data_dir.clone())
+    };
+    let open_file = || async {
+        let opened = Instant::now();
+        let dir = file_config.dir.clone();
+        let config = file_config.clone();
+        let sink = tokio::task::spawn_blocking(move || FileSink::open(config))
+            .await
+            .context("store start-up task failed")?
+            .with_context(|| format!("cannot open the file store in {}", dir.display()))?;
+        tracing::info!(
+            dir = %dir.display(),
+            took_ms = opened.elapsed().as_millis() as u64,
+            "file store open"
+        );
+        anyhow::Ok(sink)
+    };
+    let Some(url) = &config.database_url else {
+        return Ok(Arc::new(open_file().await?));
+    };
+    let pg = &config.postgres;
+    let pg_config = PostgresConfig {
+        pool_size: pg.pool_size,
+        write_method: match pg.write_method {
+            PgWriteMethod::Unnest => WriteMethod::Unnest,
+            PgWriteMethod::Copy => WriteMethod::Copy,
+        },
+        write_timeout: pg.write_timeout.0,
+        retention: storage.retention.0,
+        partitions_ahead: pg.partitions_ahead,
+        spool_max_bytes: pg.spool_max_bytes,
+        ..PostgresConfig::new(url.clone(), config.data_dir.join("spool"))
+    };
+    let postgres = PostgresSink::open(pg_config)
+        .await
+        .context("cannot open the PostgreSQL store")?;
+    tracing::info!(spool = %config.data_dir.join("spool").display(), "PostgreSQL store open");
+    if storage.file_copy {
+        let copy = open_file().await?;
+        return Ok(Arc::new(FanoutSink::new(
+            Arc::new(postgres),
+            Arc::new(copy),
+        )));
+    }
+    Ok(Arc::new(postgres))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -4,5 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
+mod pg;
+mod postgres;
 mod process;
 mod router;

@@ -11,16 +11,26 @@ use serde_json::{Value, json};
 
 use crate::common::{ADMIN, HMAC, SALT, record};
 
-const KEY: &str = "sk_process_test";
+pub const KEY: &str = "sk_process_test";
 
-struct Proc {
-    child: Child,
-    base: String,
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
     /// Lines printed before "listening on".
-    banner: Vec<String>,
+    pub banner: Vec<String>,
 }
 
 fn spawn(data_dir: &Path, config: Option<&Path>, secrets_from_env: bool) -> Proc {
+    spawn_with(data_dir, config, secrets_from_env, &[])
+}
+
+/// Starts `faultline serve` on port 0 with `extra` environment variables.
+pub fn spawn_with(
+    data_dir: &Path,
+    config: Option<&Path>,
+    secrets_from_env: bool,
+    extra: &[(&str, &str)],
+) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -47,6 +57,7 @@ fn spawn(data_dir: &Path, config: Option<&Path>, secrets_from_env: bool) -> Proc
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
+    cmd.envs(extra.iter().copied());
     let mut child = cmd.spawn().expect("start faultline");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -77,7 +88,7 @@ fn spawn(data_dir: &Path, config: Option<&Path>, secrets_from_env: bool) -> Proc
 }
 
 impl Proc {
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -90,20 +101,20 @@ impl Proc {
         }
     }
 
-    fn kill9(mut self) {
+    pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 }
 
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
 }
 
-async fn post(
+pub async fn post(
     c: &reqwest::Client,
     base: &str,
     key: &str,
@@ -119,7 +130,7 @@ async fn post(
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
-async fn get(c: &reqwest::Client, base: &str, token: &str, path: &str) -> (u16, Value) {
+pub async fn get(c: &reqwest::Client, base: &str, token: &str, path: &str) -> (u16, Value) {
     let r = c
         .get(format!("{base}{path}"))
         .bearer_auth(token)
@@ -138,7 +149,7 @@ fn banner_value(banner: &[String], label: &str) -> String {
         .to_owned()
 }
 
-fn now_record(service: &str, level: &str, message: &str) -> Value {
+pub fn now_record(service: &str, level: &str, message: &str) -> Value {
     let mut r = record(service, level, "e", message);
     r["ts"] = json!(faultline_schema::Timestamp::now().to_string());
     r

@@ -1,0 +1,260 @@
+//! The server on PostgreSQL: the HTTP contract over SQL, an outage under load, a crash while
+//! the spool drains, and `faultline migrate`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+
+use crate::common::{ADMIN, record, server_with};
+use crate::pg::{PrivatePg, fresh_db, fresh_db_on, stored_ids};
+use crate::process::{KEY, client, get, now_record, post, spawn_with};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_http_contract_holds_over_postgres() {
+    let url = fresh_db().await;
+    let s = server_with(|c| c.database_url = Some(url.clone())).await;
+    let mut user_record = record("api", "error", "payment_failed", "card declined");
+    user_record["meta"] = json!({ "user": "u_0123456789abcdef" });
+    let body = json!([
+        user_record,
+        record("api", "LOUD", "x", "bad"),
+        record("worker", "info", "tick", "ok")
+    ]);
+    let (status, resp) = s.ingest(body.to_string()).await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(resp["accepted"], 2);
+    assert_eq!(resp["rejected"][0]["index"], 1);
+    // Replay: nothing new stored.
+    let records = s.recent("").await;
+    let replay: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("received_at");
+            r
+        })
+        .collect();
+    let (_, again) = s.ingest(json!(replay).to_string()).await;
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(s.recent("").await.len(), 2);
+    assert_eq!(s.recent("level=error").await.len(), 1);
+    assert_eq!(s.recent("service=worker").await.len(), 1);
+    assert_eq!(s.recent("q=DECLINED").await.len(), 1);
+    assert_eq!(s.recent("raw_user=nobody").await.len(), 0);
+    assert_eq!(s.recent("service=%27%20OR%201%3D1%20--").await.len(), 0);
+    let (status, ready) = s.get("/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["store"]["kind"], "postgres");
+    assert_eq!(ready["store"]["spool"]["batches"], 0);
+    let req = Request::get("/logs/stats?window=24h")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = s.send(req).await;
+    assert_eq!(status, 200);
+}
+
+fn next_ids(prefix: u64, n: &mut u64, count: u64) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            *n += 1;
+            format!("00000000-{prefix:04x}-4000-8000-{:012x}", *n)
+        })
+        .collect()
+}
+
+fn batch_with(ids: &[String]) -> Value {
+    json!(
+        ids.iter()
+            .map(|id| {
+                let mut r = now_record("api", "info", "load");
+                r["id"] = json!(id);
+                r
+            })
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Waits until `/readyz` shows an empty spool.
+async fn wait_drained(base: &str, within: Duration) {
+    let c = client();
+    let deadline = Instant::now() + within;
+    loop {
+        let r = c.get(format!("{base}/readyz")).send().await;
+        if let Ok(r) = r {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            if v["store"]["spool"]["batches"] == 0 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool did not drain within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outage_under_load_loses_and_doubles_nothing() {
+    let pg = PrivatePg::start();
+    let url = fresh_db_on(&pg.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn_with(
+        dir.path(),
+        None,
+        true,
+        &[
+            ("DATABASE_URL", &url),
+            ("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "1s"),
+        ],
+    );
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c_no in 0..4u64 {
+        let (acked, stop, base) = (acked.clone(), stop.clone(), p.base.clone());
+        clients.push(tokio::spawn(async move {
+            let c = client();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let ids = next_ids(c_no, &mut n, 20);
+                if let Ok((202, _)) = post(&c, &base, KEY, &batch_with(&ids)).await {
+                    acked.lock().unwrap().extend(ids);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.down();
+    let during_start = acked.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = acked.lock().unwrap().len() - during_start;
+    assert!(
+        during > 0,
+        "ingest kept acknowledging while PostgreSQL was down"
+    );
+    let (_, ready) = get(&client(), &p.base, ADMIN, "/readyz").await;
+    assert!(
+        ready["store"]["spool"]["batches"].as_u64().unwrap() > 0,
+        "{ready}"
+    );
+    pg.up();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    wait_drained(&p.base, Duration::from_secs(60)).await;
+    assert!(p.terminate().success());
+
+    let stored = stored_ids(&url).await;
+    let acked = acked.lock().unwrap();
+    let missing = acked.iter().filter(|id| !stored.contains_key(*id)).count();
+    assert_eq!(missing, 0, "of {} acknowledged records", acked.len());
+    assert!(stored.values().all(|&n| n == 1), "a record stored twice");
+    eprintln!(
+        "outage: {} acknowledged ({during} while down), all stored once",
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_while_the_spool_drains_loses_and_doubles_nothing() {
+    let pg = PrivatePg::start();
+    let url = fresh_db_on(&pg.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "500ms"),
+    ];
+    let p = spawn_with(dir.path(), None, true, &env);
+    // Migrations applied while up; then an outage fills the spool.
+    let c = client();
+    let mut acked = HashSet::new();
+    let mut n = 0;
+    let ids = next_ids(9, &mut n, 10);
+    assert_eq!(
+        post(&c, &p.base, KEY, &batch_with(&ids)).await.unwrap().0,
+        202
+    );
+    acked.extend(ids);
+    pg.down();
+    for _ in 0..300 {
+        let ids = next_ids(9, &mut n, 20);
+        assert_eq!(
+            post(&c, &p.base, KEY, &batch_with(&ids)).await.unwrap().0,
+            202
+        );
+        acked.extend(ids);
+    }
+    // The database returns; kill the server as soon as the drain is under way.
+    pg.up();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, ready) = get(&c, &p.base, ADMIN, "/readyz").await;
+        let batches = ready["store"]["spool"]["batches"].as_u64().unwrap_or(0);
+        if batches < 300 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drain never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.kill9();
+    let partly = stored_ids(&url).await.len();
+    let p = spawn_with(dir.path(), None, true, &env);
+    wait_drained(&p.base, Duration::from_secs(60)).await;
+    assert!(p.terminate().success());
+    let stored = stored_ids(&url).await;
+    assert!(
+        partly < stored.len(),
+        "the kill landed mid-drain ({partly} of {})",
+        stored.len()
+    );
+    assert!(
+        acked.iter().all(|id| stored.contains_key(id)),
+        "an acknowledged record was lost"
+    );
+    assert!(stored.values().all(|&n| n == 1), "a record stored twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faultline_migrate_creates_the_schema() {
+    let url = fresh_db().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["migrate", "--database-url", &url])
+        .env_remove("FAULTLINE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE tablename IN ('system_logs', 'system_checks', 'alert_state') ORDER BY 1",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(tables, ["alert_state", "system_checks", "system_logs"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["migrate"])
+        .env_remove("DATABASE_URL")
+        .env_remove("FAULTLINE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+}
