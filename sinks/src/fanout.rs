@@ -44,6 +44,10 @@ impl Sink for FanoutSink {
         self.primary.stats(query)
     }
 
+    fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        self.primary.scan(query, max)
+    }
+
     fn health(&self) -> SinkHealth {
         let (p, c) = (self.primary.health(), self.copy.health());
         SinkHealth {

@@ -576,3 +576,21 @@ async fn a_full_spool_refuses_writes_instead_of_losing_them() {
     assert!(refused, "the spool cap was never reached");
     assert!(sink.health().spool.unwrap().bytes <= 3000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_returns_a_whole_window_past_the_query_limit() {
+    let url = fresh_db().await;
+    let tmp = TempDir::new().unwrap();
+    let sink = open_with(&url, &tmp, |_| {}).await;
+    let t = now();
+    let records: Vec<Record> = (0..1500)
+        .map(|i| rec(t - i, "api", Level::Error, "e", "m"))
+        .collect();
+    sink.write(records).await.unwrap();
+    let window = Query {
+        since: Some(Timestamp::from_unix_millis(t - 1199)),
+        ..Query::default()
+    };
+    assert_eq!(sink.scan(window.clone(), 10_000).await.unwrap().len(), 1200);
+    assert_eq!(sink.scan(window, 50).await.unwrap().len(), 50);
+}
