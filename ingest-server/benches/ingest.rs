@@ -28,6 +28,10 @@ struct Args {
     seconds: u64,
     connections: usize,
     batches: Vec<usize>,
+    /// A PostgreSQL superuser URL: the server then stores to a fresh database there.
+    database_url: Option<String>,
+    /// `unnest` or `copy`.
+    pg_method: String,
 }
 
 fn args() -> Args {
@@ -35,6 +39,8 @@ fn args() -> Args {
         seconds: 10,
         connections: 64,
         batches: vec![1, 10, 100],
+        database_url: None,
+        pg_method: "unnest".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,6 +57,8 @@ fn args() -> Args {
                     .filter_map(|b| b.parse().ok())
                     .collect();
             }
+            "--database-url" => a.database_url = it.next(),
+            "--pg-method" => a.pg_method = it.next().unwrap_or_default(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -240,13 +248,35 @@ fn row(label: &str, batch: usize, o: &Outcome) -> String {
     )
 }
 
+/// A fresh database on the cluster at `base` (a superuser URL).
+fn fresh_db(rt: &tokio::runtime::Runtime, base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
+    rt.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    });
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+}
+
 fn main() {
     let args = args();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let database = args.database_url.as_deref().map(|base| fresh_db(&rt, base));
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_faultline"))
+    let mut server = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    if let Some(url) = &database {
+        server
+            .env("DATABASE_URL", url)
+            .env("FAULTLINE_POSTGRES_WRITE_METHOD", &args.pg_method)
+            .env("FAULTLINE_POSTGRES_POOL_SIZE", "16")
+            .env("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "30s");
+    } else {
+        server.env_remove("DATABASE_URL");
+    }
+    let mut server = server
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env_remove("DATABASE_URL")
         .env_remove("FAULTLINE_CONFIG")
         .env("FAULTLINE_LOG", "warn")
         .env("FAULTLINE_ADMIN_TOKEN", "bench-admin")
@@ -269,10 +299,6 @@ fn main() {
     };
     std::thread::spawn(move || for _ in lines {});
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let local = tokio::task::LocalSet::new();
     let duration = Duration::from_secs(args.seconds);
     let mut rows = Vec::new();
@@ -300,14 +326,32 @@ fn main() {
             ));
         }
     });
+    let spool = local.block_on(&rt, async {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        let mut buf = Vec::new();
+        let req = b"GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n";
+        round_trip(&mut stream, req, &mut buf).await.ok();
+        let body = buf.split(|&b| b == b'\n').next_back().unwrap_or_default().to_vec();
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .map(|v| v["store"]["spool"].clone())
+    });
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
         .ok();
     let status = server.wait().unwrap();
 
+    let store = match &database {
+        Some(_) => format!(
+            "PostgreSQL ({}, pool 16, durable commits); spool at the end: {}",
+            args.pg_method,
+            spool.map_or("?".into(), |s| s.to_string())
+        ),
+        None => "file store, durable acks (fsync before 202)".into(),
+    };
     println!(
-        "{} s per run, {} keep-alive connections, records of about {} bytes, durable acks (fsync before 202); server exit: {status}\n",
+        "{} s per run, {} keep-alive connections, records of about {} bytes, {store}; server exit: {status}\n",
         args.seconds,
         args.connections,
         record(7).len()

@@ -14,14 +14,15 @@ CREATE TABLE system_logs (
     message     text        NOT NULL,
     meta        jsonb       NOT NULL DEFAULT '{}'::jsonb,
     -- A partitioned table's keys must include the partition key; a retried record carries
-    -- the same id and ts, so this is what makes replays idempotent.
-    PRIMARY KEY (id, ts)
+    -- the same ts and id, so this is what makes replays idempotent. Leading with ts makes
+    -- inserts append at the right edge of the index (client ids may be random v4) and lets
+    -- the key serve "newest first" scans, so no separate ts index is kept.
+    PRIMARY KEY (ts, id)
 ) PARTITION BY RANGE (ts);
 
 CREATE TABLE system_logs_default PARTITION OF system_logs DEFAULT;
 
 -- The indexes the API's queries use (see docs/OPERATIONS.md, "PostgreSQL").
-CREATE INDEX system_logs_ts ON system_logs (ts DESC);
 CREATE INDEX system_logs_service_level_ts ON system_logs (service, level, ts DESC);
 CREATE INDEX system_logs_event_ts ON system_logs (event, ts DESC);
 CREATE INDEX system_logs_user_ts ON system_logs ((meta ->> 'user'), ts DESC);

@@ -173,7 +173,7 @@ mod tests {
                 .filter(|r| query.matches(r))
                 .cloned()
                 .collect();
-            hits.sort_by(|a, b| (b.ts, b.id).cmp(&(a.ts, a.id)));
+            hits.sort_by_key(|r| std::cmp::Reverse((r.ts, r.id)));
             hits.truncate(query.limit);
             Box::pin(async move { Ok(hits) })
         }

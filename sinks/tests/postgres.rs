@@ -411,7 +411,7 @@ async fn every_filter_of_recent_is_served_by_an_index() {
             },
         ),
         (
-            "ts_idx",
+            "pkey",
             Query {
                 since: Some(Timestamp::from_unix_millis(now() - 60_000)),
                 ..Query::default()

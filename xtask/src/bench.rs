@@ -1,6 +1,10 @@
-//! `cargo xtask bench [ingest] [--seconds N]`: run a benchmark and record its result, with
-//! the command and the machine, in `docs/BENCHMARKS.md` (between `<!-- bench:NAME -->` and
+//! `cargo xtask bench NAME [options]`: run a benchmark and record its result, with the
+//! command and the machine, in `docs/BENCHMARKS.md` (between `<!-- bench:NAME -->` and
 //! `<!-- /bench:NAME -->`).
+//!
+//! - `ingest [--seconds N] [--connections N] [--batches 1,10,100]`: the file store.
+//! - `postgres [--seconds N] [--rows N]`: PostgreSQL direct and end to end, and query latency
+//!   with `--rows` stored (10 million by default), on a throwaway cluster.
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -8,53 +12,102 @@ use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 
-pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
-    let mut name = "ingest".to_owned();
+/// Options and their values, passed through to the benchmark binaries.
+fn options(args: &[String], allowed: &[&str]) -> Result<Vec<String>> {
     let mut pass = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "ingest" => name = a.clone(),
-            "--seconds" | "--connections" | "--batches" => {
-                pass.push(a.clone());
-                pass.push(it.next().context("missing value")?.clone());
-            }
-            other => {
-                bail!("unknown bench argument {other:?}: cargo xtask bench [ingest] [--seconds N]")
-            }
+        if !allowed.contains(&a.as_str()) {
+            bail!("unknown option {a:?}; this benchmark takes {}", allowed.join(", "));
         }
+        pass.push(a.clone());
+        pass.push(it.next().with_context(|| format!("{a} needs a value"))?.clone());
     }
+    Ok(pass)
+}
+
+pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
+    let (name, rest) = match args.split_first() {
+        Some((name, rest)) if !name.starts_with('-') => (name.as_str(), rest),
+        _ => ("ingest", args),
+    };
     let command = format!("cargo xtask bench {}", args.join(" "));
     println!("==> {command}");
-    let mut c = cmd::cargo();
-    c.args([
-        "bench",
-        "--locked",
-        "--package",
-        "faultline-server",
-        "--bench",
-        &name,
-        "--",
-    ])
-    .args(&pass)
-    .stdout(Stdio::piped());
-    println!("$ {}", cmd::describe(&c));
-    let out = c.spawn()?.wait_with_output()?;
-    let table = String::from_utf8_lossy(&out.stdout).into_owned();
-    print!("{table}");
-    if !out.status.success() {
-        bail!("benchmark failed");
-    }
+    let result = match name {
+        "ingest" => run_bench(
+            "faultline-server",
+            "ingest",
+            &options(rest, &["--seconds", "--connections", "--batches"])?,
+        )?,
+        "postgres" => postgres(rest)?,
+        other => bail!("unknown benchmark {other:?}: ingest or postgres"),
+    };
     let section = format!(
         "Command: `{}`  \nDate: {}  \nMachine: {}\n\n{}",
         command.trim(),
         probe("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         machine(),
-        table.trim()
+        result.trim()
     );
-    record(&name, &section)?;
+    record(name, &section)?;
     println!("\nrecorded in docs/BENCHMARKS.md");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `cargo bench -p package --bench bench -- args` and returns what it printed.
+fn run_bench(package: &str, bench: &str, args: &[String]) -> Result<String> {
+    let mut c = cmd::cargo();
+    c.args(["bench", "--locked", "--package", package, "--bench", bench, "--"])
+        .args(args)
+        .stdout(Stdio::piped());
+    println!("$ {}", cmd::describe(&c));
+    let out = c.spawn()?.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        bail!("benchmark {bench} failed");
+    }
+    Ok(text)
+}
+
+fn postgres(args: &[String]) -> Result<String> {
+    let pass = options(args, &["--seconds", "--rows"])?;
+    let seconds: Vec<String> = pass
+        .chunks(2)
+        .filter(|kv| kv[0] == "--seconds")
+        .flatten()
+        .cloned()
+        .collect();
+    // A cluster configured the way a production one would be, durable commits kept on.
+    let cluster = crate::postgres::Cluster::start_with(&[
+        "-c shared_buffers=2GB",
+        "-c max_wal_size=16GB",
+        "-c checkpoint_timeout=30min",
+        "-c maintenance_work_mem=1GB",
+        "-c synchronous_commit=on",
+        "-c fsync=on",
+    ])?;
+    let mut out = run_bench(
+        "faultline-sinks",
+        "postgres",
+        &[&["--url".to_owned(), cluster.url.clone()][..], &pass].concat(),
+    )?;
+    for method in ["unnest", "copy"] {
+        let mut e2e = vec![
+            "--database-url".to_owned(),
+            cluster.url.clone(),
+            "--pg-method".into(),
+            method.into(),
+            "--batches".into(),
+            "100,1000".into(),
+            "--connections".into(),
+            "16".into(),
+        ];
+        e2e.extend(seconds.iter().cloned());
+        let text = run_bench("faultline-server", "ingest", &e2e)?;
+        out.push_str(&format!("\nEnd to end through `POST /logs/ingest` ({method}):\n\n{text}"));
+    }
+    Ok(out)
 }
 
 fn probe(program: &str, args: &[&str]) -> String {

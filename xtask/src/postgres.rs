@@ -59,6 +59,11 @@ fn free_port() -> Result<u16> {
 impl Cluster {
     /// Creates and starts a fresh cluster.
     pub(crate) fn start() -> Result<Cluster> {
+        Cluster::start_with(&[])
+    }
+
+    /// [`Cluster::start`] with extra server options (`-c name=value`).
+    pub(crate) fn start_with(settings: &[&str]) -> Result<Cluster> {
         let bin = bin_dir()?;
         // Under /tmp, not the work tree: a checkout in a 0700 directory (mktemp -d) cannot be
         // entered by the postgres user.
@@ -94,8 +99,9 @@ impl Cluster {
         }
         let port = free_port()?;
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            dir.display()
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {}",
+            dir.display(),
+            settings.join(" ")
         );
         let status = pg_command(&bin, "pg_ctl")
             .arg("-D")
