@@ -254,14 +254,20 @@ fn fresh_db(rt: &tokio::runtime::Runtime, base: &str) -> String {
     let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
     rt.block_on(async {
         let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     });
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
 fn main() {
     let args = args();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let database = args.database_url.as_deref().map(|base| fresh_db(&rt, base));
     let dir = tempfile::tempdir().unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_faultline"));
@@ -331,7 +337,11 @@ fn main() {
         let mut buf = Vec::new();
         let req = b"GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n";
         round_trip(&mut stream, req, &mut buf).await.ok();
-        let body = buf.split(|&b| b == b'\n').next_back().unwrap_or_default().to_vec();
+        let body = buf
+            .split(|&b| b == b'\n')
+            .next_back()
+            .unwrap_or_default()
+            .to_vec();
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .map(|v| v["store"]["spool"].clone())

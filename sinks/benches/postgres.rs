@@ -40,14 +40,20 @@ fn args() -> Args {
             _ => {}
         }
     }
-    assert!(!a.url.is_empty(), "--url postgres://... (cargo xtask bench postgres passes it)");
+    assert!(
+        !a.url.is_empty(),
+        "--url postgres://... (cargo xtask bench postgres passes it)"
+    );
     a
 }
 
 async fn fresh_db(base: &str) -> String {
     let name = format!("bench_{}", Uuid::now_v7().simple());
     let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
@@ -59,18 +65,34 @@ fn record(i: u64) -> Record {
         services[(i % 3) as usize],
         levels[(i % 4) as usize],
         "payment_failed",
-        format!("card declined for order {}: insufficient funds (issuer 05)", 100_000 + i),
+        format!(
+            "card declined for order {}: insufficient funds (issuer 05)",
+            100_000 + i
+        ),
     );
     r.id = Some(Uuid::now_v7());
     r.received_at = Some(Timestamp::now());
-    r.meta.insert("trace_id".into(), format!("4bf92f3577b34da6a3ce929d0e0e{:04x}", i % 65536).into());
-    r.meta.insert("user".into(), format!("u_3f2a9c0d1b7e{:04x}", i % 65536).into());
+    r.meta.insert(
+        "trace_id".into(),
+        format!("4bf92f3577b34da6a3ce929d0e0e{:04x}", i % 65536).into(),
+    );
+    r.meta.insert(
+        "user".into(),
+        format!("u_3f2a9c0d1b7e{:04x}", i % 65536).into(),
+    );
     r.meta.insert("release".into(), "api@1.42.0".into());
     r.meta.insert("url".into(), "/v1/payments".into());
     r
 }
 
-async fn write_rate(url: &str, method: WriteMethod, batch: u64, writers: usize, seconds: u64, spool: &std::path::Path) -> (f64, f64) {
+async fn write_rate(
+    url: &str,
+    method: WriteMethod,
+    batch: u64,
+    writers: usize,
+    seconds: u64,
+    spool: &std::path::Path,
+) -> (f64, f64) {
     let mut config = PostgresConfig::new(url, spool);
     config.write_method = method;
     config.pool_size = writers as u32;
@@ -100,10 +122,16 @@ async fn write_rate(url: &str, method: WriteMethod, batch: u64, writers: usize, 
         rows += r;
         lat.extend(l);
     }
-    assert_eq!(sink.health().spool.unwrap().batches, 0, "nothing may be spooled in a write benchmark");
+    assert_eq!(
+        sink.health().spool.unwrap().batches,
+        0,
+        "nothing may be spooled in a write benchmark"
+    );
     sink.shutdown().await.unwrap();
     lat.sort();
-    let p99 = lat.get(lat.len() * 99 / 100).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let p99 = lat
+        .get(lat.len() * 99 / 100)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     (rows as f64 / seconds as f64, p99)
 }
 
@@ -125,7 +153,8 @@ async fn main() {
     for method in [WriteMethod::Unnest, WriteMethod::Copy] {
         for batch in [100, 1000] {
             let url = fresh_db(&a.url).await;
-            let (rate, p99) = write_rate(&url, method, batch, a.writers, a.seconds, spool.path()).await;
+            let (rate, p99) =
+                write_rate(&url, method, batch, a.writers, a.seconds, spool.path()).await;
             eprintln!("{method:?} batch {batch}: {rate:.0} rows/s");
             println!("| {method:?} | {batch} | {rate:.0} | {p99:.1} |");
         }
@@ -141,7 +170,9 @@ async fn main() {
     .unwrap();
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
     for d in 1..=7 {
-        let day = Timestamp::from_unix_millis((Timestamp::now().unix_millis().div_euclid(86_400_000) - d) * 86_400_000);
+        let day = Timestamp::from_unix_millis(
+            (Timestamp::now().unix_millis().div_euclid(86_400_000) - d) * 86_400_000,
+        );
         let date = &day.to_string()[..10];
         let next = &Timestamp::from_unix_millis(day.unix_millis() + 86_400_000).to_string()[..10];
         sqlx::query(&format!(
@@ -175,7 +206,10 @@ async fn main() {
         done += n;
         eprintln!("loaded {done} rows");
     }
-    sqlx::query("ANALYZE system_logs").execute(&mut c).await.unwrap();
+    sqlx::query("ANALYZE system_logs")
+        .execute(&mut c)
+        .await
+        .unwrap();
     let load_secs = loaded.elapsed().as_secs_f64();
     let size: String = sqlx::query_scalar("SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits WHERE inhparent = 'system_logs'::regclass")
         .fetch_one(&mut c)
@@ -185,12 +219,50 @@ async fn main() {
     let hour_ago = Timestamp::from_unix_millis(now.unix_millis() - 3_600_000);
     let cases: Vec<(&str, Query)> = vec![
         ("newest 100, no filter", Query::default()),
-        ("service=api&level=ERROR", Query { service: Some("api".into()), min_level: Some(Level::Error), ..Query::default() }),
-        ("event=behavior_engine", Query { event: Some("behavior_engine".into()), ..Query::default() }),
-        ("user=u_…(one of 100,000)", Query { user: Some(format!("u_{:0>16}", "c350")), ..Query::default() }),
-        ("since=1h&level=CRITICAL", Query { since: Some(hour_ago), min_level: Some(Level::Critical), ..Query::default() }),
-        ("q=order 4242 (substring, newest 100)", Query { text: Some("order 4242".into()), ..Query::default() }),
-        ("limit=1000", Query { limit: 1000, ..Query::default() }),
+        (
+            "service=api&level=ERROR",
+            Query {
+                service: Some("api".into()),
+                min_level: Some(Level::Error),
+                ..Query::default()
+            },
+        ),
+        (
+            "event=behavior_engine",
+            Query {
+                event: Some("behavior_engine".into()),
+                ..Query::default()
+            },
+        ),
+        (
+            "user=u_…(one of 100,000)",
+            Query {
+                user: Some(format!("u_{:0>16}", "c350")),
+                ..Query::default()
+            },
+        ),
+        (
+            "since=1h&level=CRITICAL",
+            Query {
+                since: Some(hour_ago),
+                min_level: Some(Level::Critical),
+                ..Query::default()
+            },
+        ),
+        (
+            "q=order 4242 (substring, newest 100)",
+            Query {
+                text: Some("order 4242".into()),
+                ..Query::default()
+            },
+        ),
+        (
+            "limit=1000",
+            Query {
+                limit: 1000,
+                ..Query::default()
+            },
+        ),
     ];
     println!(
         "\n`/logs/recent` through `Sink::query` with {} rows stored ({size}, loaded in {load_secs:.0} s), 30 runs each:\n",
@@ -207,7 +279,11 @@ async fn main() {
             lat.push(t.elapsed());
         }
         lat.sort();
-        println!("| {name} | {n} | {:.1} | {:.1} |", percentile(&lat, 0.5), percentile(&lat, 0.99));
+        println!(
+            "| {name} | {n} | {:.1} | {:.1} |",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
     }
     sink.shutdown().await.unwrap();
 }

@@ -18,10 +18,17 @@ fn options(args: &[String], allowed: &[&str]) -> Result<Vec<String>> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if !allowed.contains(&a.as_str()) {
-            bail!("unknown option {a:?}; this benchmark takes {}", allowed.join(", "));
+            bail!(
+                "unknown option {a:?}; this benchmark takes {}",
+                allowed.join(", ")
+            );
         }
         pass.push(a.clone());
-        pass.push(it.next().with_context(|| format!("{a} needs a value"))?.clone());
+        pass.push(
+            it.next()
+                .with_context(|| format!("{a} needs a value"))?
+                .clone(),
+        );
     }
     Ok(pass)
 }
@@ -57,9 +64,17 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
 /// Runs `cargo bench -p package --bench bench -- args` and returns what it printed.
 fn run_bench(package: &str, bench: &str, args: &[String]) -> Result<String> {
     let mut c = cmd::cargo();
-    c.args(["bench", "--locked", "--package", package, "--bench", bench, "--"])
-        .args(args)
-        .stdout(Stdio::piped());
+    c.args([
+        "bench",
+        "--locked",
+        "--package",
+        package,
+        "--bench",
+        bench,
+        "--",
+    ])
+    .args(args)
+    .stdout(Stdio::piped());
     println!("$ {}", cmd::describe(&c));
     let out = c.spawn()?.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -105,7 +120,9 @@ fn postgres(args: &[String]) -> Result<String> {
         ];
         e2e.extend(seconds.iter().cloned());
         let text = run_bench("faultline-server", "ingest", &e2e)?;
-        out.push_str(&format!("\nEnd to end through `POST /logs/ingest` ({method}):\n\n{text}"));
+        out.push_str(&format!(
+            "\nEnd to end through `POST /logs/ingest` ({method}):\n\n{text}"
+        ));
     }
     Ok(out)
 }
