@@ -5,6 +5,8 @@
 //! - `ingest [--seconds N] [--connections N] [--batches 1,10,100]`: the file store.
 //! - `postgres [--seconds N] [--rows N]`: PostgreSQL direct and end to end, and query latency
 //!   with `--rows` stored (10 million by default), on a throwaway cluster.
+//! - `crash [--rounds N]`: `kill -9` under load N times (20 by default); nothing acknowledged
+//!   may be lost or doubled.
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -47,7 +49,8 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
             &options(rest, &["--seconds", "--connections", "--batches"])?,
         )?,
         "postgres" => postgres(rest)?,
-        other => bail!("unknown benchmark {other:?}: ingest or postgres"),
+        "crash" => run_bench("faultline-server", "crash", &options(rest, &["--rounds"])?)?,
+        other => bail!("unknown benchmark {other:?}: ingest, postgres or crash"),
     };
     let section = format!(
         "Command: `{}`  \nDate: {}  \nMachine: {}\n\n{}",
