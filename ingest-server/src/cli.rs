@@ -44,6 +44,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the PostgreSQL migrations and create the current partitions, then exit.
     Migrate(MigrateArgs),
+    /// Evaluate the alert rules once against the store (for cron): exit 0 when all is
+    /// well, 1 when something fires, 2 on error.
+    CheckAlerts(crate::alerts::CheckArgs),
+    /// Records per service and level, firing alerts and the latest checks.
+    Summary(crate::alerts::SummaryArgs),
 }
 
 /// `faultline serve` flags.
@@ -91,6 +96,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Migrate(args) => runtime.block_on(migrate(args)),
+        Command::CheckAlerts(args) => return runtime.block_on(crate::alerts::check_alerts(args)),
+        Command::Summary(args) => runtime.block_on(crate::alerts::summary(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::AlertsConfig;
 use crate::duration::HumanDuration;
 
 /// The whole configuration, as read from TOML. Every field has a default.
@@ -33,6 +34,8 @@ pub struct Config {
     pub storage: Storage,
     /// The PostgreSQL store, used when `database_url` is set.
     pub postgres: Postgres,
+    /// Alert rules, their channels and probes; see [`AlertsConfig`].
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             limits: Limits::default(),
             storage: Storage::default(),
             postgres: Postgres::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -368,6 +372,9 @@ impl Config {
                 check_rate(rate, &at)?;
             }
         }
+        self.alerts
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 }

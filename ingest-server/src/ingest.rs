@@ -173,11 +173,19 @@ async fn ingest_inner(
         });
     }
     let accepted = records.len();
+    // What the alert rules need, taken before the sink takes the records (nothing is built
+    // for records no rule looks at); handed over only once they are durable.
+    let observed = state.alerts.observe(&records);
     let receipt = if records.is_empty() {
         Default::default()
     } else {
         state.sink.write(records).await.map_err(sink_error)?
     };
+    if let Some(observed) = observed
+        && receipt.duplicates < accepted
+    {
+        state.alerts.submit(observed);
+    }
     metrics::counter!("faultline_ingest_records_accepted_total").increment(accepted as u64);
     metrics::counter!("faultline_ingest_records_duplicate_total")
         .increment(receipt.duplicates as u64);

@@ -13,16 +13,23 @@
 //!    queue answers 503 with `Retry-After` at once.
 //! 3. **The 202** (`{"accepted", "duplicates", "rejected": [{"index", "error"}]}`) is sent
 //!    only after that fsync: an acknowledged record survives `kill -9`.
-//! 4. **Reads** (`read.rs`): `/logs/recent` and `/logs/stats` need the admin token.
+//! 4. **Alerts** (`alerts/`): before the sink takes the batch, the records some rule looks
+//!    at are summarized; after the 202's fsync the summaries go to the evaluator's bounded
+//!    queue (never blocking ingest), which decides, persists and notifies. `GET /alerts`,
+//!    `POST /alerts/{rule}/reset` and `GET /system/checks/latest` need the admin token.
+//! 5. **Reads** (`read.rs`): `/logs/recent` and `/logs/stats` need the admin token.
 //!    `/healthz`, `/readyz` and `/metrics` (`health.rs`, `metrics.rs`) are open.
 //!
 //! # Layout
 //!
 //! - `cli.rs`: the `faultline` command line; `serve.rs`: start-up and graceful shutdown.
+//! - `alerts/`: rules, the evaluator service, notifications, probes, `check-alerts`,
+//!   `summary`.
 //! - `config.rs`: the TOML config, env overrides; `secrets.rs`: generated secrets.
 //! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
 //! - `duration.rs`: `15m`-style durations for config and queries.
 
+pub mod alerts;
 mod auth;
 pub mod cli;
 pub mod config;
@@ -64,6 +71,9 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest)
         .route("/logs/recent", get(read::recent))
         .route("/logs/stats", get(read::stats))
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{rule}/reset", post(alerts::reset))
+        .route("/system/checks/latest", get(alerts::latest_checks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

@@ -10,6 +10,7 @@ use faultline_sinks::{
 };
 use tokio::net::TcpListener;
 
+use crate::alerts::{AlertHandle, AlertRunner, FileAlertStore};
 use crate::auth::KeyRing;
 use crate::config::{Config, PgWriteMethod};
 use crate::state::AppState;
@@ -26,6 +27,8 @@ pub struct Server {
     pub generated: Vec<(String, String)>,
     /// Where generated secrets are kept.
     pub secrets_file: std::path::PathBuf,
+    /// The alert evaluator, stopped after the HTTP server.
+    alerts: AlertRunner,
 }
 
 /// Opens the store, resolves keys and binds the listener; [`Server::run`] then serves.
@@ -38,6 +41,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     let keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
 
     let sink = open_store(&config).await?;
+    let (alerts, alert_runner) = start_alerts(&config, Arc::clone(&sink), env).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -50,6 +54,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         rekeyer: Arc::new(faultline_schema::UserRekeyer::new(&secrets.hmac_key)),
         metrics: metrics::install(),
         started: Instant::now(),
+        alerts,
     };
     Ok(Server {
         addr,
@@ -57,7 +62,27 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         listener,
         generated: secrets.generated,
         secrets_file: secrets.file,
+        alerts: alert_runner,
     })
+}
+
+/// The alert evaluator over `sink`, with its state in the data dir (locked: one evaluating
+/// process per data dir).
+async fn start_alerts(
+    config: &Config,
+    sink: Arc<dyn Sink>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(AlertHandle, AlertRunner)> {
+    let dir = config.data_dir.clone();
+    let (checks, deliveries) = (config.alerts.checks_kept, config.alerts.deliveries_kept);
+    let store =
+        tokio::task::spawn_blocking(move || FileAlertStore::open_locked(&dir, checks, deliveries))
+            .await
+            .context("alert store start-up task failed")?
+            .context("cannot open the alert state")?;
+    crate::alerts::spawn(&config.alerts, sink, Arc::new(store), env)
+        .await
+        .context("cannot start the alert evaluator")
 }
 
 impl Server {
@@ -72,6 +97,8 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await
             .context("server failed")?;
+        // Alerts first: records acknowledged by the last requests are still evaluated.
+        self.alerts.shutdown().await;
         tracing::info!("stopped accepting; draining the store");
         sink.shutdown().await.context("store shutdown failed")?;
         tracing::info!("store drained and synced");
@@ -81,7 +108,7 @@ impl Server {
 
 /// The configured store: PostgreSQL (with its spool, and optionally a file copy) when
 /// `database_url` is set, else the file store.
-async fn open_store(config: &Config) -> Result<Arc<dyn Sink>> {
+pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Sink>> {
     let storage = &config.storage;
     let file_config = FileSinkConfig {
         segment_max_bytes: storage.segment_max_bytes,

@@ -7,6 +7,7 @@ use faultline_schema::UserRekeyer;
 use faultline_sinks::Sink;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::alerts::AlertHandle;
 use crate::auth::KeyRing;
 use crate::config::Config;
 
@@ -27,4 +28,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// When the server started.
     pub started: Instant,
+    /// The alert evaluator: ingest feeds it, `/alerts` asks it.
+    pub alerts: AlertHandle,
 }

@@ -1,0 +1,787 @@
+//! Alerts: rules evaluated as records arrive, notifications, and their state.
+//!
+//! # The path of a record through the evaluator
+//!
+//! 1. **Ingest** (`ingest.rs`) asks [`AlertHandle::observe`] for the summaries of the
+//!    records some rule looks at, before the sink takes the batch. Records no rule's
+//!    service, level and event can match cost a few comparisons and allocate nothing.
+//! 2. Once the sink has acknowledged the batch, [`AlertHandle::submit`] hands the summaries
+//!    to the service's bounded queue without waiting. If the queue is full they are dropped
+//!    and counted (`faultline_alerts_records_dropped_total`): ingest never waits for alerts.
+//! 3. The service ([`AlertService`]) feeds them to the evaluator (`eval.rs`), which updates
+//!    each rule's groups and steps their state machines (`state.rs`) at once; a timer
+//!    ticks every `evaluation_interval` for windows that slide, `for`, reminders and
+//!    silence; probes (`probe.rs`) report on their own schedule.
+//! 4. Every change is persisted (`store.rs`) **before** its notifications leave; then each
+//!    notification goes to the rule's channels (`notify/`), in order per alert and channel,
+//!    with timeouts and retries, and every outcome is recorded and shown by `GET /alerts`.
+//!
+//! On start the service loads the persisted state, re-reads each rule's window from the
+//! store ([`Sink::scan`]) so counts survive a restart, evaluates once (so a condition that
+//! ended while the server was down resolves), and sends notifications that were decided but
+//! not delivered before the restart.
+//!
+//! `faultline check-alerts` (`check.rs`) runs the same evaluator once over the stored
+//! records; `faultline summary` (`summary.rs`) reports counts, firing alerts and checks.
+//!
+//! # Layout
+//!
+//! - `rule.rs`: the TOML config, its checks, compiled rules.
+//! - `eval.rs`: the rule logic per kind, pure, driven by the `now` it is given.
+//! - `state.rs`: the per-alert state machine.
+//! - `store.rs`: [`AlertStore`] and the file implementation.
+//! - `notify/`: the payload and the channels. `probe.rs`: TCP, Redis, HTTP probes.
+//! - `api.rs`: `GET /alerts`, `POST /alerts/{rule}/reset`, `GET /system/checks/latest`.
+//! - this file: [`AlertService`] and [`AlertHandle`].
+
+mod api;
+mod check;
+mod eval;
+mod notify;
+mod probe;
+mod rule;
+mod state;
+mod store;
+mod summary;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use faultline_schema::{Record, Timestamp};
+use faultline_sinks::Sink;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+pub(crate) use api::{latest_checks, list, reset};
+pub use check::CheckArgs;
+pub(crate) use check::check_alerts;
+pub use rule::{
+    ActionConfig, AlertConfigError, AlertsConfig, ChannelConfig, ChannelKind, FilterConfig,
+    NotifyEvent, ProbeConfig, ProbeKind, RuleConfig, RuleKind, Severity, SmtpTls, Strings,
+};
+pub use state::{AlertState, AlertStatus};
+pub use store::{
+    AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StateChanges,
+    StoreError, StoredAlert, StoredRule, StoredState, SystemCheck,
+};
+pub use summary::SummaryArgs;
+pub(crate) use summary::summary;
+
+use eval::{Evaluator, Interest, Observed};
+use notify::{Channel, Context, Notification};
+use probe::{Probe, ProbeResult};
+use rule::{Action, CompiledAlerts, Condition, Rule};
+
+/// Records read back per rule on start (the newest ones of its window).
+const PRIME_MAX_RECORDS: usize = 100_000;
+/// How long shutdown waits for notifications still being delivered.
+const SHUTDOWN_DELIVERY_WAIT: Duration = Duration::from_secs(10);
+/// Record batches taken from the queue before state is persisted.
+const BATCHES_PER_STEP: usize = 64;
+
+/// The cheap, cloneable side of the evaluator: what ingest and the HTTP handlers use.
+#[derive(Clone)]
+pub struct AlertHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    records: mpsc::Sender<Vec<Observed>>,
+    control: mpsc::Sender<Control>,
+    interest: Interest,
+    dropped: AtomicU64,
+}
+
+/// Requests from the HTTP handlers, answered by the run loop.
+enum Control {
+    View(oneshot::Sender<api::AlertsView>),
+    Reset {
+        rule: String,
+        reply: oneshot::Sender<Option<api::ResetView>>,
+    },
+    Checks(oneshot::Sender<Vec<SystemCheck>>),
+}
+
+/// The service is not running (shutting down, or it failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the alert evaluator is not running")]
+pub struct EvaluatorStopped;
+
+impl AlertHandle {
+    /// Summaries of the records some rule looks at, or `None` (the common case, and always
+    /// without rules). Call it before the sink takes the records.
+    pub(crate) fn observe(&self, records: &[Record]) -> Option<Vec<Observed>> {
+        let interest = &self.inner.interest;
+        if interest.is_empty() {
+            return None;
+        }
+        let out: Vec<Observed> = records.iter().filter_map(|r| interest.observe(r)).collect();
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Hands acknowledged records to the evaluator without waiting. When its queue is full
+    /// they are dropped and counted (`faultline_alerts_records_dropped_total`).
+    pub(crate) fn submit(&self, batch: Vec<Observed>) {
+        let n = batch.len() as u64;
+        match self.inner.records.try_send(batch) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.inner.dropped.fetch_add(n, Ordering::Relaxed);
+                metrics::counter!("faultline_alerts_records_dropped_total").increment(n);
+            }
+            // Shutting down: the server no longer evaluates.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Records not evaluated because the queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Control,
+    ) -> Result<T, EvaluatorStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .control
+            .send(make(tx))
+            .await
+            .map_err(|_| EvaluatorStopped)?;
+        rx.await.map_err(|_| EvaluatorStopped)
+    }
+
+    pub(crate) async fn view(&self) -> Result<api::AlertsView, EvaluatorStopped> {
+        self.ask(Control::View).await
+    }
+
+    pub(crate) async fn reset(
+        &self,
+        rule: &str,
+    ) -> Result<Option<api::ResetView>, EvaluatorStopped> {
+        let rule = rule.to_owned();
+        self.ask(|reply| Control::Reset { rule, reply }).await
+    }
+
+    pub(crate) async fn checks(&self) -> Result<Vec<SystemCheck>, EvaluatorStopped> {
+        self.ask(Control::Checks).await
+    }
+}
+
+/// The running evaluator: owns the rules' state, the probes and the deliveries.
+pub struct AlertService {
+    compiled: CompiledAlerts,
+    channels: Channels,
+    probes: Vec<Arc<Probe>>,
+    ctx: Context,
+    sink: Arc<dyn Sink>,
+    store: Arc<dyn AlertStore>,
+    records: mpsc::Receiver<Vec<Observed>>,
+    control: mpsc::Receiver<Control>,
+    handle: AlertHandle,
+    engine: Evaluator,
+    /// The newest deliveries per rule, newest last.
+    recent: HashMap<String, VecDeque<Delivery>>,
+    /// The latest result of every probe.
+    probe_results: HashMap<String, SystemCheck>,
+    /// Notifications being delivered: id → (rule, group, event, channels left).
+    pending: HashMap<u64, (String, String, NotifyEvent, usize)>,
+    /// Deliveries waiting for an earlier one to the same channel and alert.
+    queued: HashMap<(String, String, String), VecDeque<Job>>,
+    deliveries: JoinSet<(u64, Delivery)>,
+    next_id: u64,
+}
+
+/// One notification to one channel.
+struct Job {
+    id: u64,
+    channel: Arc<Channel>,
+    notification: Arc<Notification>,
+}
+
+/// Stops the service and waits for it to drain.
+pub struct AlertRunner {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AlertRunner {
+    /// Stops the evaluator: it evaluates what is queued, persists, and waits (up to 10 s)
+    /// for notifications being delivered. Call it after the HTTP server stopped.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "alert evaluator task failed");
+        }
+    }
+}
+
+/// Builds the evaluator for `config` over `sink` and `store`, reading channel and probe
+/// secrets through `env`, loads the persisted state, and starts it. Fails on a config or
+/// secret problem, or if the stored state cannot be read.
+pub async fn spawn(
+    config: &AlertsConfig,
+    sink: Arc<dyn Sink>,
+    store: Arc<dyn AlertStore>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<(AlertHandle, AlertRunner)> {
+    let service = AlertService::new(config, sink, store, env).await?;
+    let handle = service.handle.clone();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(service.run(stopped));
+    Ok((handle, AlertRunner { stop, task }))
+}
+
+/// Ready channels, by name.
+type Channels = HashMap<String, Arc<Channel>>;
+
+/// Channels and probes of `compiled`, with their secrets read.
+fn build_targets(
+    compiled: &CompiledAlerts,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Channels, Vec<Arc<Probe>>), AlertConfigError> {
+    // Only channels and probes something uses need their secrets.
+    let mut channels = HashMap::new();
+    let mut probes = Vec::new();
+    for rule in &compiled.rules {
+        for action in &rule.actions {
+            if let Action::Channel { name, .. } = action
+                && !channels.contains_key(name)
+                && let Some(c) = compiled.channels.get(name)
+            {
+                channels.insert(name.clone(), Arc::new(Channel::new(name, c, env)?));
+            }
+        }
+    }
+    for (name, p) in &compiled.probes {
+        if p.enabled {
+            probes.push(Arc::new(Probe::new(name, p, env)?));
+        }
+    }
+    Ok((channels, probes))
+}
+
+impl AlertService {
+    async fn new(
+        config: &AlertsConfig,
+        sink: Arc<dyn Sink>,
+        store: Arc<dyn AlertStore>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<AlertService> {
+        let compiled = config.compile()?;
+        let (channels, probes) = build_targets(&compiled, env)?;
+        let restored = store.load().await?;
+        let recent_list = store
+            .recent_deliveries(compiled.settings.deliveries_kept)
+            .await?;
+        let mut recent: HashMap<String, VecDeque<Delivery>> = HashMap::new();
+        for d in recent_list.into_iter().rev() {
+            recent.entry(d.rule.clone()).or_default().push_back(d);
+        }
+        let mut probe_results = HashMap::new();
+        for c in store.latest_checks().await? {
+            if c.kind == CheckKind::Probe && probes.iter().any(|p| p.name == c.name) {
+                probe_results.insert(c.name.clone(), c);
+            }
+        }
+        let interest = if config.enabled {
+            Interest::new(compiled.rules.clone(), &compiled.meta_keys)
+        } else {
+            Interest::default()
+        };
+        let (records_tx, records) = mpsc::channel(compiled.settings.queue_batches);
+        let (control_tx, control) = mpsc::channel(64);
+        let handle = AlertHandle {
+            inner: Arc::new(HandleInner {
+                records: records_tx,
+                control: control_tx,
+                interest,
+                dropped: AtomicU64::new(0),
+            }),
+        };
+        let engine = Evaluator::new(
+            &compiled.rules,
+            &compiled.meta_keys,
+            compiled.settings.max_groups,
+            "evaluator",
+            restored,
+            Timestamp::now(),
+        );
+        let ctx = Context::new(compiled.settings.dashboard_url.clone());
+        Ok(AlertService {
+            compiled,
+            channels,
+            probes,
+            ctx,
+            sink,
+            store,
+            records,
+            control,
+            handle,
+            engine,
+            recent,
+            probe_results,
+            pending: HashMap::new(),
+            queued: HashMap::new(),
+            deliveries: JoinSet::new(),
+            next_id: 0,
+        })
+    }
+
+    /// The run loop; returns after `shutdown` turns true and everything queued is drained.
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let enabled = self.compiled.settings.enabled;
+        let (probe_tx, mut probe_rx) = mpsc::channel::<(String, ProbeResult, Timestamp)>(64);
+        if enabled {
+            self.prime().await;
+            for probe in &self.probes {
+                tokio::spawn(run_probe(
+                    Arc::clone(probe),
+                    self.ctx.http.clone(),
+                    probe_tx.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            self.engine.tick(Timestamp::now());
+            let owed = self.engine.owed(Timestamp::now());
+            if !owed.is_empty() {
+                tracing::info!(
+                    notifications = owed.len(),
+                    "sending notifications owed from before the restart"
+                );
+            }
+            self.commit(owed).await;
+        }
+        drop(probe_tx);
+        let mut tick = tokio::time::interval(self.compiled.settings.evaluation_interval.0);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                Some(c) = self.control.recv() => self.answer(c).await,
+                Some(batch) = self.records.recv() => {
+                    self.take(batch);
+                    for _ in 1..BATCHES_PER_STEP {
+                        match self.records.try_recv() {
+                            Ok(batch) => self.take(batch),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some((name, result, at)) = probe_rx.recv() => self.probed(&name, result, at).await,
+                Some(done) = self.deliveries.join_next(), if !self.deliveries.is_empty() => {
+                    self.delivered(done).await;
+                }
+                _ = tick.tick(), if enabled => self.engine.tick(Timestamp::now()),
+            }
+            self.commit(Vec::new()).await;
+        }
+        self.drain().await;
+    }
+
+    /// Evaluates records as they arrive.
+    fn take(&mut self, batch: Vec<Observed>) {
+        metrics::counter!("faultline_alerts_records_observed_total").increment(batch.len() as u64);
+        let now = Timestamp::now();
+        for obs in &batch {
+            self.engine.observe(obs, now);
+        }
+    }
+
+    /// Refills each rule's window from the store, and each probe's recent results.
+    async fn prime(&mut self) {
+        let now = Timestamp::now();
+        let interest = Interest::new(self.compiled.rules.clone(), &self.compiled.meta_keys);
+        let rules: Vec<Arc<Rule>> = self.engine.rules().cloned().collect();
+        for (idx, rule) in rules.iter().enumerate() {
+            if rule.window_ms == 0 {
+                continue;
+            }
+            let mut since = now.unix_millis() - rule.horizon_ms();
+            if let Some(reset) = self.engine.reset_at(idx) {
+                since = since.max(reset.unix_millis());
+            }
+            let mut query = rule.query();
+            query.since = Some(Timestamp::from_unix_millis(since));
+            match self.sink.scan(query, PRIME_MAX_RECORDS).await {
+                Ok(records) => {
+                    if records.len() >= PRIME_MAX_RECORDS {
+                        tracing::warn!(rule = %rule.name, read = records.len(), "window refilled from the newest records only");
+                    }
+                    for r in records.iter().rev() {
+                        if let Some(obs) = interest.observe(r) {
+                            self.engine.prime(idx, &obs);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, error = %e, "cannot read the rule's window from the store; counting from now")
+                }
+            }
+        }
+        for (name, failures) in probe_rule_depths(&rules) {
+            match self.store.recent_checks(&name, failures).await {
+                Ok(recent) => {
+                    for c in recent.iter().rev() {
+                        self.engine.probe_result(
+                            &name,
+                            c.status == CheckStatus::Failed,
+                            &c.detail,
+                            c.checked_at,
+                            false,
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(probe = %name, error = %e, "cannot read recent probe results")
+                }
+            }
+        }
+    }
+
+    async fn probed(&mut self, name: &str, result: ProbeResult, at: Timestamp) {
+        if result.failed {
+            metrics::counter!("faultline_alerts_probe_failures_total", "probe" => name.to_owned())
+                .increment(1);
+        }
+        let kind = self.probes.iter().find(|p| p.name == name).map(|p| p.kind);
+        tracing::debug!(probe = name, failed = result.failed, detail = %result.detail, "probe result");
+        let check = SystemCheck {
+            name: name.to_owned(),
+            kind: CheckKind::Probe,
+            status: if result.failed {
+                CheckStatus::Failed
+            } else {
+                CheckStatus::Ok
+            },
+            detail: match kind {
+                Some(k) => format!("{}: {}", k.as_str(), result.detail),
+                None => result.detail.clone(),
+            },
+            group: None,
+            source: "probe".into(),
+            checked_at: at,
+        };
+        self.probe_results.insert(name.to_owned(), check.clone());
+        if let Err(e) = self.store.append_checks(vec![check]).await {
+            tracing::error!(error = %e, "cannot record a probe result");
+        }
+        self.engine
+            .probe_result(name, result.failed, &result.detail, at, true);
+    }
+
+    /// Persists what changed, records system checks, then sends the notifications (and
+    /// `extra`, owed from before a restart).
+    async fn commit(&mut self, extra: Vec<Notification>) {
+        let effects = self.engine.take_effects();
+        let changes = self.engine.take_changes();
+        if !changes.is_empty()
+            && let Err(e) = self.store.save(changes).await
+        {
+            metrics::counter!("faultline_alerts_store_errors_total").increment(1);
+            tracing::error!(error = %e, "cannot persist alert state; notifications go out anyway");
+        }
+        if !effects.checks.is_empty()
+            && let Err(e) = self.store.append_checks(effects.checks).await
+        {
+            metrics::counter!("faultline_alerts_store_errors_total").increment(1);
+            tracing::error!(error = %e, "cannot record system checks");
+        }
+        let mut firing = 0;
+        for n in extra.into_iter().chain(effects.notifications) {
+            firing += 1;
+            self.dispatch(n).await;
+        }
+        if firing > 0 {
+            let now = Timestamp::now();
+            metrics::gauge!("faultline_alerts_firing").set(self.engine.firing(now).len() as f64);
+        }
+    }
+
+    /// Sends `n` to the rule's channels for its event; built-in actions are recorded.
+    async fn dispatch(&mut self, n: Notification) {
+        let Some(rule) = self.engine.rules().find(|r| r.name == n.rule).cloned() else {
+            return;
+        };
+        let label = n.rule.clone();
+        match n.event {
+            NotifyEvent::Firing => {
+                metrics::counter!("faultline_alerts_fired_total", "rule" => label).increment(1);
+                tracing::warn!(rule = %n.rule, group = %n.group, summary = %n.summary, "alert firing");
+            }
+            NotifyEvent::Resolved => {
+                metrics::counter!("faultline_alerts_resolved_total", "rule" => label).increment(1);
+                tracing::info!(rule = %n.rule, group = %n.group, "alert resolved");
+            }
+            NotifyEvent::Repeat => {}
+        }
+        let mut built_in = Vec::new();
+        let mut channels = Vec::new();
+        for action in &rule.actions {
+            match action {
+                Action::Channel { name, on } if on.contains(&n.event) => {
+                    if let Some(c) = self.channels.get(name) {
+                        channels.push(Arc::clone(c));
+                    }
+                }
+                Action::SystemCheck if n.event != NotifyEvent::Repeat => {
+                    built_in.push(rule::SYSTEM_CHECK_ACTION);
+                }
+                Action::Notice if n.event != NotifyEvent::Repeat => {
+                    built_in.push(rule::NOTICE_ACTION);
+                }
+                _ => {}
+            }
+        }
+        let records: Vec<Delivery> = built_in
+            .into_iter()
+            .map(|name| Delivery {
+                rule: n.rule.clone(),
+                group: n.group.clone(),
+                channel: name.to_owned(),
+                event: n.event,
+                status: DeliveryStatus::Sent,
+                attempts: 1,
+                error: None,
+                code: None,
+                at: Timestamp::now(),
+                duration_ms: 0,
+            })
+            .collect();
+        self.record_deliveries(records).await;
+        if channels.is_empty() {
+            self.engine.delivered(&n.rule, &n.group, n.event);
+            return;
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.pending.insert(
+            id,
+            (n.rule.clone(), n.group.clone(), n.event, channels.len()),
+        );
+        let n = Arc::new(n);
+        for channel in channels {
+            let key = (channel.name.clone(), n.rule.clone(), n.group.clone());
+            let job = Job {
+                id,
+                channel,
+                notification: Arc::clone(&n),
+            };
+            match self.queued.get_mut(&key) {
+                // An earlier notification to this channel for this alert is in flight:
+                // keep the order (a resolve must never overtake its trigger).
+                Some(queue) => queue.push_back(job),
+                None => {
+                    self.queued.insert(key, VecDeque::new());
+                    self.start(job);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, job: Job) {
+        let ctx = self.ctx.clone();
+        self.deliveries.spawn(async move {
+            let d = job.channel.deliver(&ctx, &job.notification).await;
+            (job.id, d)
+        });
+    }
+
+    /// A delivery finished: record it, start the next one for that channel and alert, and
+    /// once every channel of a notification is done, it is no longer owed.
+    async fn delivered(&mut self, done: Result<(u64, Delivery), tokio::task::JoinError>) {
+        let (id, d) = match done {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery task failed");
+                return;
+            }
+        };
+        let status = match d.status {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+        };
+        metrics::counter!("faultline_alerts_notifications_total", "channel" => d.channel.clone(), "status" => status).increment(1);
+        metrics::histogram!("faultline_alerts_delivery_seconds")
+            .record(d.duration_ms as f64 / 1000.0);
+        match &d.error {
+            Some(error) => {
+                tracing::warn!(channel = %d.channel, rule = %d.rule, event = d.event.as_str(), attempts = d.attempts, %error, "notification failed")
+            }
+            None => {
+                tracing::info!(channel = %d.channel, rule = %d.rule, event = d.event.as_str(), ms = d.duration_ms, "notification sent")
+            }
+        }
+        let key = (d.channel.clone(), d.rule.clone(), d.group.clone());
+        self.record_deliveries(vec![d]).await;
+        match self.queued.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(next) => self.start(next),
+            None => {
+                self.queued.remove(&key);
+            }
+        }
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.3 -= 1;
+            if p.3 == 0
+                && let Some((rule, group, event, _)) = self.pending.remove(&id)
+            {
+                self.engine.delivered(&rule, &group, event);
+            }
+        }
+    }
+
+    async fn record_deliveries(&mut self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let kept = self.compiled.settings.deliveries_kept.max(1);
+        for d in &deliveries {
+            let q = self.recent.entry(d.rule.clone()).or_default();
+            q.push_back(d.clone());
+            while q.len() > kept {
+                q.pop_front();
+            }
+        }
+        if let Err(e) = self.store.append_deliveries(deliveries).await {
+            tracing::error!(error = %e, "cannot record delivery results");
+        }
+    }
+
+    async fn answer(&mut self, c: Control) {
+        match c {
+            Control::View(reply) => {
+                let _ = reply.send(self.view());
+            }
+            Control::Checks(reply) => {
+                let _ = reply.send(self.latest_checks().await);
+            }
+            Control::Reset { rule, reply } => {
+                let now = Timestamp::now();
+                let answer = self.engine.rule_index(&rule).map(|idx| {
+                    let resolved = self.engine.reset(idx, now);
+                    tracing::info!(%rule, resolved, "alert rule reset");
+                    api::ResetView {
+                        rule: rule.clone(),
+                        reset_at: now,
+                        resolved,
+                    }
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// The latest result of every check: recorded ones, overridden by the live state of
+    /// every rule (while the server evaluates) and probe.
+    async fn latest_checks(&self) -> Vec<SystemCheck> {
+        let now = Timestamp::now();
+        let stored = match self.store.latest_checks().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read recorded system checks");
+                Vec::new()
+            }
+        };
+        let mut by_name: std::collections::BTreeMap<(String, bool), SystemCheck> = stored
+            .into_iter()
+            .map(|c| ((c.name.clone(), c.kind == CheckKind::Probe), c))
+            .collect();
+        let live = self
+            .compiled
+            .settings
+            .enabled
+            .then(|| (0..self.compiled.rules.len()).filter_map(|idx| self.engine.check(idx, now)))
+            .into_iter()
+            .flatten()
+            .chain(self.probe_results.values().cloned());
+        for c in live {
+            by_name.insert((c.name.clone(), c.kind == CheckKind::Probe), c);
+        }
+        by_name.into_values().collect()
+    }
+
+    fn view(&self) -> api::AlertsView {
+        api::build_view(self, Timestamp::now())
+    }
+
+    /// After the HTTP server stopped: evaluate what is queued, persist, and wait for
+    /// deliveries in flight (bounded), so a resolve decided now is not lost.
+    async fn drain(mut self) {
+        self.records.close();
+        while let Ok(batch) = self.records.try_recv() {
+            self.take(batch);
+        }
+        self.commit(Vec::new()).await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DELIVERY_WAIT;
+        while !self.deliveries.is_empty() {
+            match tokio::time::timeout_at(deadline, self.deliveries.join_next()).await {
+                Ok(Some(done)) => {
+                    self.delivered(done).await;
+                    self.commit(Vec::new()).await;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        in_flight = self.deliveries.len(),
+                        "stopping with notifications still being delivered: they are sent again on the next start"
+                    );
+                    break;
+                }
+            }
+        }
+        self.commit(Vec::new()).await;
+        tracing::info!("alert evaluator stopped");
+    }
+}
+
+/// The probes health rules read, with how many recent results each needs.
+fn probe_rule_depths(rules: &[Arc<Rule>]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for r in rules {
+        if let Condition::Health {
+            failures,
+            probe: Some(p),
+        } = &r.condition
+        {
+            let n = *failures as usize;
+            match out.iter_mut().find(|(name, _)| name == p) {
+                Some(entry) => entry.1 = entry.1.max(n),
+                None => out.push((p.clone(), n)),
+            }
+        }
+    }
+    out
+}
+
+/// Runs `probe` every interval until shutdown, sending each result.
+async fn run_probe(
+    probe: Arc<Probe>,
+    http: reqwest::Client,
+    results: mpsc::Sender<(String, ProbeResult, Timestamp)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(probe.interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let result = probe.run(&http).await;
+        if results
+            .send((probe.name.clone(), result, Timestamp::now()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
