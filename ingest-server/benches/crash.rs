@@ -73,6 +73,7 @@ fn main() {
         .unwrap()
         .subsec_nanos() as u64;
     let mut restart_ms = Vec::new();
+    let mut acked_before = 0;
     for round in 0..rounds {
         let started = Instant::now();
         let (mut child, base) = spawn(dir.path());
@@ -97,7 +98,7 @@ fn main() {
                             })
                             .collect();
                         let sent = client
-                            .post(format!("http://{base}/logs/ingest"))
+                            .post(format!("{base}/logs/ingest"))
                             .bearer_auth(KEY)
                             .json(&batch)
                             .send()
@@ -116,7 +117,10 @@ fn main() {
                 t.await.unwrap();
             }
         });
-        eprintln!("round {}: killed after {kill_after:?}, {} acknowledged so far", round + 1, acked.lock().unwrap().len());
+        let so_far = acked.lock().unwrap().len();
+        eprintln!("round {}: killed after {kill_after:?}, {so_far} acknowledged so far", round + 1);
+        assert!(so_far > acked_before, "round {}: nothing was acknowledged before the kill", round + 1);
+        acked_before = so_far;
     }
     // One more start recovers the last kill's tail.
     let (mut child, _) = spawn(dir.path());
