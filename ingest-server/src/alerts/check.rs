@@ -100,6 +100,8 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         store.load().await?,
         now,
     );
+    // Notifications an interrupted earlier run decided but did not deliver.
+    let owed_before = engine.owed(now);
     let rule_names: Vec<String> = engine.rules().map(|r| r.name.clone()).collect();
     if let Some(rule) = &args.reset {
         let idx = engine.rule_index(rule).with_context(|| {
@@ -132,7 +134,14 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         }
         let start = start.min(now.unix_millis());
         let read_from = start - rule.horizon_ms();
-        engine.set_baseline(idx, Timestamp::from_unix_millis(read_from));
+        // A rule checked before continues from what was read; on its first run, silence is
+        // counted from the start of the window, not from before the data.
+        let baseline = if engine.evaluated_at(idx).is_some() {
+            read_from
+        } else {
+            start
+        };
+        engine.set_baseline(idx, Timestamp::from_unix_millis(baseline));
         let mut query = rule.query();
         query.since = Some(Timestamp::from_unix_millis(read_from));
         query.until = Some(Timestamp::from_unix_millis(now.unix_millis() + 1));
@@ -202,7 +211,6 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     let end = Timestamp::now();
     engine.tick(end);
 
-    let owed_before = engine.owed(end);
     let effects = engine.take_effects();
     let fired = effects
         .notifications
@@ -213,17 +221,16 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
             checks.push(c);
         }
     }
-    checks.extend(effects.checks);
     store.save(engine.take_changes()).await?;
+    // The `system_check` actions' records (firing and resolved, at their times), then this
+    // run's result of every rule and probe.
+    store.append_checks(effects.checks).await?;
     store.append_checks(checks.clone()).await?;
 
     // Notifications owed by an interrupted earlier run come first, then this run's, in
     // order, one channel after another.
     let mut deliveries: Vec<Delivery> = Vec::new();
-    let mut decided: Vec<Notification> = owed_before
-        .into_iter()
-        .filter(|o| !effects.notifications.iter().any(|n| same(n, o)))
-        .collect();
+    let mut decided: Vec<Notification> = owed_before;
     decided.extend(effects.notifications);
     for n in &decided {
         let Some(rule) = rules.iter().find(|r| r.name == n.rule) else {
@@ -250,11 +257,6 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     let firing = !engine.firing(end).is_empty() || fired;
     report(&args, &checks, &deliveries, firing);
     Ok(firing)
-}
-
-/// The same decision (a notification owed from before and decided again now).
-fn same(a: &Notification, b: &Notification) -> bool {
-    a.rule == b.rule && a.group == b.group && a.event == b.event
 }
 
 /// Runs futures concurrently and collects their outputs in order.

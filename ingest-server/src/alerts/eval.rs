@@ -19,8 +19,9 @@
 //!   ERROR or worse). It fires after `threshold` failures in a row and resolves on the first
 //!   success.
 //! - **absence**: when a matching record was last seen; the condition is
-//!   `now - last_seen >= window`. The clock starts at the start of what the evaluator has
-//!   read, so a source that never reports fires one window after that.
+//!   `now - last_seen >= window`. Without a record, the clock starts when the evaluator
+//!   starts watching, so a source that never reports fires one window later; an alert that
+//!   was firing before a restart stays firing until a record comes.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -318,6 +319,16 @@ impl Tracker {
         }
     }
 
+    /// After a restart: an absence alert that was firing (or pending) is silent since at
+    /// least a window before `baseline`, until a record says otherwise.
+    fn restore(&mut self, rule: &Rule, state: &AlertState, baseline: i64) {
+        if let Tracker::Absence { last_seen } = self
+            && matches!(state.status, AlertStatus::Firing | AlertStatus::Pending)
+        {
+            *last_seen = baseline - rule.window_ms;
+        }
+    }
+
     fn add(&mut self, rule: &Rule, obs: &Observed, ts: i64, status_slot: Option<usize>) {
         match (self, &rule.condition) {
             (Tracker::Threshold(w), _) => w.add(ts),
@@ -530,7 +541,7 @@ pub(crate) struct Evaluator {
 
 impl Evaluator {
     /// An evaluator for `rules`, continuing from `restored` at `now`. Absence clocks start
-    /// one window before `now` (see [`Evaluator::set_baseline`]).
+    /// at `now` (see [`Evaluator::set_baseline`]).
     pub(crate) fn new(
         rules: &[Arc<Rule>],
         meta_keys: &[String],
@@ -549,7 +560,7 @@ impl Evaluator {
                     groups: HashMap::new(),
                     reset_at: stored.and_then(|r| r.reset_at),
                     evaluated_at: stored.and_then(|r| r.evaluated_at),
-                    baseline: now.unix_millis() - rule.window_ms,
+                    baseline: now.unix_millis(),
                     status_slot,
                     rule_dirty: false,
                     deleted: Vec::new(),
@@ -563,7 +574,8 @@ impl Evaluator {
                 orphans.push((alert.rule, alert.group));
                 continue;
             };
-            let tracker = Tracker::new(&eval.rule, eval.baseline);
+            let mut tracker = Tracker::new(&eval.rule, eval.baseline);
+            tracker.restore(&eval.rule, &alert.state, eval.baseline);
             eval.groups.insert(
                 alert.group,
                 Group {
@@ -613,16 +625,16 @@ impl Evaluator {
         }
     }
 
-    /// Starts absence clocks of rule `idx` at `at` (the start of what was read): a source
-    /// silent since then fires one window later.
+    /// Starts absence clocks of rule `idx` at `at`: a source silent since then fires one
+    /// window later. The server starts them when it starts; `check-alerts` at the start of
+    /// what it reads, or of its window on a rule's first run. An alert restored as firing
+    /// or pending stays so until a record comes. Call it before anything is read.
     pub(crate) fn set_baseline(&mut self, idx: usize, at: Timestamp) {
         if let Some(e) = self.rules.get_mut(idx) {
             e.baseline = at.unix_millis();
-            // Called before anything is read, so no clock has a record in it yet.
             for g in e.groups.values_mut() {
-                if let Tracker::Absence { last_seen } = &mut g.tracker {
-                    *last_seen = e.baseline;
-                }
+                g.tracker = Tracker::new(&e.rule, e.baseline);
+                g.tracker.restore(&e.rule, &g.alert, e.baseline);
             }
         }
     }

@@ -336,6 +336,8 @@ impl AlertService {
         let enabled = self.compiled.settings.enabled;
         let (probe_tx, mut probe_rx) = mpsc::channel::<(String, ProbeResult, Timestamp)>(64);
         if enabled {
+            // Owed from before the restart: taken before anything new is decided.
+            let owed = self.engine.owed(Timestamp::now());
             self.prime().await;
             for probe in &self.probes {
                 tokio::spawn(run_probe(
@@ -346,7 +348,6 @@ impl AlertService {
                 ));
             }
             self.engine.tick(Timestamp::now());
-            let owed = self.engine.owed(Timestamp::now());
             if !owed.is_empty() {
                 tracing::info!(
                     notifications = owed.len(),
@@ -783,5 +784,49 @@ async fn run_probe(
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_schema::Level;
+
+    /// Guards the ingest hot path: a full evaluator queue drops (and counts) instead of
+    /// making ingest wait.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(
+            faultline_sinks::FileSink::open(faultline_sinks::FileSinkConfig::new(dir.path()))
+                .unwrap(),
+        );
+        let store = Arc::new(FileAlertStore::open(dir.path(), 10, 10).unwrap());
+        let config: AlertsConfig = toml::from_str(
+            "queue_batches = 1\n[rules.api]\nkind = \"threshold\"\nwindow = \"1m\"\n\
+             threshold = 5\nfilter = { service = \"api\" }\n",
+        )
+        .unwrap();
+        // Built but not run: nothing takes from the queue.
+        let service = AlertService::new(&config, sink, store, &|_| None)
+            .await
+            .unwrap();
+        let handle = service.handle.clone();
+        let records: Vec<Record> = (0..3)
+            .map(|_| Record::new(Timestamp::now(), "api", Level::Error, "e", "m"))
+            .collect();
+        let ignored = [Record::new(Timestamp::now(), "ui", Level::Error, "e", "m")];
+        assert!(
+            handle.observe(&ignored).is_none(),
+            "no rule reads ui records"
+        );
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            let batch = handle.observe(&records).unwrap();
+            handle.submit(batch);
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(handle.dropped(), 6, "the second and third batches");
+        drop(service);
     }
 }

@@ -1695,6 +1695,66 @@ routing_key_env = "PD_KEY"
     }
 
     #[test]
+    fn shipped_example_has_the_four_rules_of_the_issue() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../faultline.example.toml");
+        let config =
+            crate::config::Config::load(Some(&path), &Default::default(), &|_| None).unwrap();
+        let c = config.alerts.compile().unwrap();
+        let rule = |name: &str| c.rules.iter().find(|r| r.name == name).unwrap();
+        let channels = |name: &str| -> Vec<String> {
+            rule(name)
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Channel { name, .. } => name.clone(),
+                    Action::SystemCheck => SYSTEM_CHECK_ACTION.into(),
+                    Action::Notice => NOTICE_ACTION.into(),
+                })
+                .collect()
+        };
+        let api = rule("api_errors");
+        assert!(matches!(
+            api.condition,
+            Condition::Threshold { threshold: 5 }
+        ));
+        assert_eq!(api.window_ms, 60_000);
+        assert_eq!(channels("api_errors"), ["ops_slack", "system_check"]);
+        let worker = rule("worker_behavior_engine");
+        assert!(matches!(
+            worker.condition,
+            Condition::Consecutive { cycles: 3, .. }
+        ));
+        assert_eq!(
+            channels("worker_behavior_engine"),
+            ["worker_restart", "pagerduty"]
+        );
+        assert_eq!(worker.severity, Severity::Warning);
+        let ui = rule("ui_user_errors");
+        assert!(matches!(
+            ui.condition,
+            Condition::Threshold { threshold: 10 }
+        ));
+        assert_eq!(
+            (ui.window_ms, ui.group_by[0].0.as_str()),
+            (600_000, "meta.user")
+        );
+        assert_eq!(channels("ui_user_errors"), ["support_email", "notice"]);
+        let redis = rule("redis_down");
+        assert!(
+            matches!(&redis.condition, Condition::Health { probe: Some(p), .. } if p == "redis")
+        );
+        assert_eq!(redis.severity, Severity::Critical);
+        assert_eq!(channels("redis_down"), ["app_stop", "pagerduty"]);
+        let defaults = AlertsConfig::default();
+        assert_eq!(
+            config.alerts.evaluation_interval,
+            defaults.evaluation_interval
+        );
+        assert_eq!(config.alerts.queue_batches, defaults.queue_batches);
+        assert_eq!(config.alerts.max_groups, defaults.max_groups);
+    }
+
+    #[test]
     fn summary_placeholders() {
         let c = parse(
             "[rules.u]\nkind = \"threshold\"\nwindow = \"10m\"\nthreshold = 10\n\

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod alerts;
+mod alerts_support;
 mod common;
 mod pg;
 mod postgres;

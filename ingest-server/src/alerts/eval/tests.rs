@@ -576,8 +576,13 @@ fn absence_fires_after_a_silent_window_and_resolves_on_a_record() {
 
 #[test]
 fn absence_fires_for_a_source_that_never_reported() {
-    // The clock starts one window before the evaluator's start.
+    // The clock starts when the evaluator starts watching.
     let mut h = harness(HEARTBEAT);
+    h.tick();
+    h.clock.advance(299);
+    h.tick();
+    assert_eq!(h.sent(), []);
+    h.clock.advance(1);
     h.tick();
     assert_eq!(h.sent(), [fired("worker_alive", "")]);
     // A reset gives it a fresh window.
@@ -589,6 +594,27 @@ fn absence_fires_for_a_source_that_never_reported() {
     h.clock.advance(1);
     h.tick();
     assert_eq!(h.sent(), [fired("worker_alive", "")]);
+}
+
+#[test]
+fn a_firing_absence_stays_firing_across_a_restart_until_a_record_comes() {
+    let mut h = harness(HEARTBEAT);
+    h.clock.advance(300);
+    h.tick();
+    assert_eq!(h.sent(), [fired("worker_alive", "")]);
+    h.engine.delivered("worker_alive", "", NotifyEvent::Firing);
+    let changes = h.engine.take_changes();
+    let state = StoredState {
+        rules: changes.rules,
+        alerts: changes.upsert,
+    };
+    let mut clock = FakeClock(h.clock.0);
+    clock.advance(60);
+    let mut h = harness_restored(HEARTBEAT, state, clock);
+    h.tick();
+    assert_eq!(h.sent(), [], "neither resolved nor fired again");
+    h.send("worker", Level::Info, "heartbeat", &[]);
+    assert_eq!(h.sent(), [resolved("worker_alive", "")]);
 }
 
 #[test]
