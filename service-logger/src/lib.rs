@@ -1,0 +1,1 @@
+//! `faultline-logger`: a non-blocking `tracing` layer for Faultline services.
