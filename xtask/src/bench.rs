@@ -7,6 +7,8 @@
 //!   with `--rows` stored (10 million by default), on a throwaway cluster.
 //! - `crash [--rounds N]`: `kill -9` under load N times (20 by default); nothing acknowledged
 //!   may be lost or doubled.
+//! - `alerts [--firings N]`: record-to-notification latency of the alert evaluator, over N
+//!   firings (100 by default), idle and under background ingest.
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -50,7 +52,12 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
         )?,
         "postgres" => postgres(rest)?,
         "crash" => run_bench("faultline-server", "crash", &options(rest, &["--rounds"])?)?,
-        other => bail!("unknown benchmark {other:?}: ingest, postgres or crash"),
+        "alerts" => run_bench(
+            "faultline-server",
+            "alerts",
+            &options(rest, &["--firings"])?,
+        )?,
+        other => bail!("unknown benchmark {other:?}: ingest, postgres, crash or alerts"),
     };
     let section = format!(
         "Command: `{}`  \nDate: {}  \nMachine: {}\n\n{}",

@@ -11,6 +11,7 @@ mod bench;
 mod cmd;
 mod postgres;
 mod provision;
+mod python;
 mod run;
 mod suites;
 
@@ -23,8 +24,9 @@ commands:
   test        provision, then fmt, clippy, docs, every crate's tests, wasm checks
   run         build and start the server on its embedded default (extra args go to
               `faultline serve`, e.g. cargo xtask run --listen 127.0.0.1:9000)
-  bench       run the ingest benchmark and record it in docs/BENCHMARKS.md
-              (cargo xtask bench ingest [--seconds N] [--connections N])
+  bench       run a benchmark and record it in docs/BENCHMARKS.md
+              (cargo xtask bench ingest [--seconds N] [--connections N];
+               postgres; crash; alerts [--firings N])
   provision   install what the tests need (idempotent)
 
 options for test:

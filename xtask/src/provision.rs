@@ -15,8 +15,15 @@ use crate::cmd::{self, probe_cmd};
 /// The wasm-pack release the reporter build is tested with.
 pub(crate) const WASM_PACK_VERSION: &str = "0.15.1";
 /// Debian packages: PostgreSQL for the store tests, Chromium and its driver for browser
-/// tests, binaryen for `wasm-opt` (wasm-pack's own download of it cannot be relied on).
-const DEBIAN_PACKAGES: [&str; 4] = ["postgresql", "chromium", "chromium-driver", "binaryen"];
+/// tests, binaryen for `wasm-opt` (wasm-pack's own download of it cannot be relied on),
+/// redis-server for the alert tests' health probe.
+const DEBIAN_PACKAGES: [&str; 5] = [
+    "postgresql",
+    "chromium",
+    "chromium-driver",
+    "binaryen",
+    "redis-server",
+];
 /// The oldest Node.js the npm packages and Vite support.
 const MIN_NODE_MAJOR: u32 = 20;
 
@@ -31,6 +38,7 @@ pub(crate) fn provision() -> Result<()> {
     wasm_pack()?;
     wasm_bindgen_cli()?;
     npm_packages()?;
+    crate::python::packages()?;
     println!("    provisioned in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
