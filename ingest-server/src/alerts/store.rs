@@ -1,10 +1,12 @@
 //! Where alert state, system checks and delivery results live: the [`AlertStore`] trait,
 //! and [`FileAlertStore`], its implementation in the data dir.
 //!
-//! The trait is shaped for SQL as much as for files: `alert_state` holds one row per
-//! (rule, group) ([`StoredAlert`]) and the per-rule fields ([`StoredRule`]) fit a row with
-//! a NULL group; `save` is one transaction of upserts and deletes; `system_checks` and the
-//! delivery log are append-only tables read as "latest per name" and "newest N per rule".
+//! The trait is shaped for SQL as much as for files: `alert_state (rule, group_key, state
+//! jsonb)` holds one row per (rule, group) ([`StoredAlert`], the ungrouped group being `''`),
+//! and the per-rule fields ([`StoredRule`]) fit a row under a reserved group key; `save` is
+//! one transaction of upserts and deletes; `system_checks (rule, status, detail jsonb,
+//! checked_at)` and a delivery log are append-only tables read as "latest per name" and
+//! "newest N per rule".
 //!
 //! The file store keeps `<data_dir>/alerts/state.json` (rewritten atomically: a temp file,
 //! fsync, rename, fsync of the directory, so a crash leaves the old or the new state, never a
@@ -40,7 +42,7 @@ pub struct StoredAlert {
     pub state: AlertState,
 }
 
-/// What is persisted per rule (in SQL: an `alert_state` row with a NULL group).
+/// What is persisted per rule (in SQL: an `alert_state` row under a reserved group key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredRule {
     /// The rule's name.
