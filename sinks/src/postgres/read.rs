@@ -36,9 +36,8 @@ fn push_time(b: &mut QueryBuilder<'_, Postgres>, op: &str, ts: Timestamp) {
     b.push("::bigint * interval '1 millisecond')");
 }
 
-/// The records matching `q`, newest `ts` first.
-pub(crate) async fn query(pool: &PgPool, q: &Query) -> Result<Vec<Record>, sqlx::Error> {
-    let mut b = QueryBuilder::<Postgres>::new(select());
+/// Appends `q`'s filters as `AND ...` clauses, every value bound.
+fn push_filters(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
     if let Some(s) = &q.service {
         b.push(" AND service = ").push_bind(s.clone());
     }
@@ -57,10 +56,10 @@ pub(crate) async fn query(pool: &PgPool, q: &Query) -> Result<Vec<Record>, sqlx:
         b.push(" AND meta ->> 'user' = ").push_bind(u.clone());
     }
     if let Some(t) = q.since {
-        push_time(&mut b, ">=", t);
+        push_time(b, ">=", t);
     }
     if let Some(t) = q.until {
-        push_time(&mut b, "<", t);
+        push_time(b, "<", t);
     }
     if let Some(text) = &q.text {
         b.push(" AND message ILIKE ")
@@ -68,6 +67,12 @@ pub(crate) async fn query(pool: &PgPool, q: &Query) -> Result<Vec<Record>, sqlx:
     }
     b.push(" ORDER BY ts DESC, id DESC LIMIT ")
         .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+}
+
+/// The records matching `q`, newest `ts` first.
+pub(crate) async fn query(pool: &PgPool, q: &Query) -> Result<Vec<Record>, sqlx::Error> {
+    let mut b = QueryBuilder::<Postgres>::new(select());
+    push_filters(&mut b, q);
     let rows = b.build().fetch_all(pool).await?;
     rows.iter().map(record).collect()
 }
@@ -125,19 +130,7 @@ pub(crate) async fn explain(pool: &PgPool, q: &Query) -> Result<String, sqlx::Er
         .execute(&mut *conn)
         .await?;
     let mut b = QueryBuilder::<Postgres>::new(format!("EXPLAIN {}", select()));
-    if let Some(s) = &q.service {
-        b.push(" AND service = ").push_bind(s.clone());
-    }
-    if let Some(e) = &q.event {
-        b.push(" AND event = ").push_bind(e.clone());
-    }
-    if let Some(u) = &q.user {
-        b.push(" AND meta ->> 'user' = ").push_bind(u.clone());
-    }
-    if let Some(t) = q.since {
-        push_time(&mut b, ">=", t);
-    }
-    b.push(" ORDER BY ts DESC LIMIT 100");
+    push_filters(&mut b, q);
     let rows = b.build().fetch_all(&mut *conn).await?;
     sqlx::query("RESET enable_seqscan")
         .execute(&mut *conn)
