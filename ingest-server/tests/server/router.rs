@@ -508,3 +508,54 @@ async fn a_stalled_body_gets_408() {
     assert_eq!(status, 408, "{resp}");
     assert!(resp["error"].as_str().unwrap().contains("timed out"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_ingest_queue_is_503_with_retry_after_and_loses_nothing_acknowledged() {
+    let s = std::sync::Arc::new(server_with(|c| c.limits.ingest_queue_batches = 1).await);
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<Value> = (0..50)
+                .map(|i| {
+                    let mut r = record("api", "info", "flood", &format!("{t}-{i}"));
+                    r["id"] = json!(uuid::Uuid::now_v7().to_string());
+                    r
+                })
+                .collect();
+            let req = Request::post("/logs/ingest")
+                .header("authorization", format!("Bearer {SECRET}"))
+                .body(Body::from(json!(batch).to_string()))
+                .unwrap();
+            let (status, headers, _) = s.send(req).await;
+            (status, headers.get("retry-after").cloned(), batch)
+        }));
+    }
+    let mut accepted = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let (status, retry_after, batch) = t.await.unwrap();
+        match status {
+            202 => accepted += batch.len(),
+            503 => {
+                refused += 1;
+                assert!(retry_after.is_some(), "503 without Retry-After");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "64 concurrent batches never filled a one-batch queue"
+    );
+    let query = faultline_sinks::Query {
+        event: Some("flood".into()),
+        ..Default::default()
+    };
+    let stored = s.state.sink.scan(query, 100_000).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        accepted,
+        "exactly the acknowledged records are stored"
+    );
+}
