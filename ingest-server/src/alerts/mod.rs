@@ -29,7 +29,7 @@
 //! - `rule.rs`: the TOML config, its checks, compiled rules.
 //! - `eval.rs`: the rule logic per kind, pure, driven by the `now` it is given.
 //! - `state.rs`: the per-alert state machine.
-//! - `store.rs`: [`AlertStore`] and the file implementation.
+//! - `store.rs`: [`AlertStore`] and the file implementation; `pg_store.rs`: PostgreSQL.
 //! - `notify/`: the payload and the channels. `probe.rs`: TCP, Redis, HTTP probes.
 //! - `api.rs`: `GET /alerts`, `POST /alerts/{rule}/reset`, `GET /system/checks/latest`.
 //! - this file: [`AlertService`] and [`AlertHandle`].
@@ -38,6 +38,7 @@ mod api;
 mod check;
 mod eval;
 mod notify;
+mod pg_store;
 mod probe;
 mod rule;
 mod state;
@@ -57,6 +58,7 @@ use tokio::task::JoinSet;
 pub(crate) use api::{latest_checks, list, reset};
 pub use check::CheckArgs;
 pub(crate) use check::check_alerts;
+pub use pg_store::PgAlertStore;
 pub use rule::{
     ActionConfig, AlertConfigError, AlertsConfig, ChannelConfig, ChannelKind, FilterConfig,
     NotifyEvent, ProbeConfig, ProbeKind, RuleConfig, RuleKind, Severity, SmtpTls, Strings,

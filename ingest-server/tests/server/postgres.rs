@@ -258,3 +258,96 @@ async fn faultline_migrate_creates_the_schema() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
+    use faultline_schema::Timestamp;
+    use faultline_server::alerts::{
+        AlertState, AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, NotifyEvent,
+        PgAlertStore, StateChanges, StoredAlert, StoredRule, SystemCheck,
+    };
+    let url = fresh_db().await;
+    faultline_sinks::PostgresSink::migrate(&url, 1).await.unwrap();
+    let store = PgAlertStore::new(sqlx::PgPool::connect(&url).await.unwrap());
+
+    let state: AlertState = serde_json::from_value(
+        json!({"status": "firing", "sent": 1, "value": 5, "detail": "5 ERROR in 1m", "owed": ["resolved"], "updated_at": "2026-11-22T12:00:00.000Z"}),
+    )
+    .unwrap();
+    let alert = StoredAlert {
+        rule: "api_errors".into(),
+        group: String::new(),
+        labels: Default::default(),
+        state: state.clone(),
+    };
+    let grouped = StoredAlert {
+        rule: "ui_user".into(),
+        group: "meta.user=u_1".into(),
+        labels: [("meta.user".to_owned(), "u_1".to_owned())].into(),
+        state,
+    };
+    let rule = StoredRule {
+        rule: "api_errors".into(),
+        reset_at: Some(Timestamp::from_unix_millis(1_000)),
+        evaluated_at: None,
+    };
+    let changes = StateChanges {
+        rules: vec![rule.clone()],
+        upsert: vec![alert.clone(), grouped.clone()],
+        delete: vec![],
+    };
+    store.save(changes).await.unwrap();
+    let loaded = store.load().await.unwrap();
+    assert_eq!(loaded.rules, vec![rule]);
+    assert_eq!(loaded.alerts, vec![alert.clone(), grouped]);
+    let delete = StateChanges {
+        delete: vec![("ui_user".into(), "meta.user=u_1".into())],
+        ..StateChanges::default()
+    };
+    store.save(delete).await.unwrap();
+    assert_eq!(store.load().await.unwrap().alerts, vec![alert]);
+
+    let t = Timestamp::now().unix_millis();
+    let check = |name: &str, status, ms: i64| SystemCheck {
+        name: name.into(),
+        kind: CheckKind::Rule,
+        status,
+        detail: format!("{name} at {ms}"),
+        group: None,
+        source: "evaluator".into(),
+        checked_at: Timestamp::from_unix_millis(ms),
+    };
+    store
+        .append_checks(vec![
+            check("a", CheckStatus::Ok, t - 3),
+            check("a", CheckStatus::Failed, t - 2),
+            check("b", CheckStatus::Ok, t - 1),
+        ])
+        .await
+        .unwrap();
+    let latest = store.latest_checks().await.unwrap();
+    let summary: Vec<_> = latest.iter().map(|c| (c.name.as_str(), c.status)).collect();
+    assert_eq!(summary, [("a", CheckStatus::Failed), ("b", CheckStatus::Ok)]);
+    let recent = store.recent_checks("a", 10).await.unwrap();
+    assert_eq!(recent, vec![check("a", CheckStatus::Failed, t - 2), check("a", CheckStatus::Ok, t - 3)]);
+
+    let delivery = |rule: &str, ms: i64| Delivery {
+        rule: rule.into(),
+        group: String::new(),
+        channel: "slack".into(),
+        event: NotifyEvent::Firing,
+        status: DeliveryStatus::Sent,
+        attempts: 1,
+        error: None,
+        code: Some(200),
+        at: Timestamp::from_unix_millis(ms),
+        duration_ms: 12,
+    };
+    store
+        .append_deliveries(vec![delivery("r", t - 3), delivery("r", t - 2), delivery("r", t - 1), delivery("s", t)])
+        .await
+        .unwrap();
+    let recent = store.recent_deliveries(2).await.unwrap();
+    let got: Vec<_> = recent.iter().map(|d| (d.rule.as_str(), d.at.unix_millis() - t)).collect();
+    assert_eq!(got, [("r", -1), ("r", -2), ("s", 0)]);
+}

@@ -1,0 +1,254 @@
+//! [`AlertStore`] in PostgreSQL: `alert_state` (one row per alert that is not ok),
+//! `alert_rules` (per-rule rows), `system_checks` and `alert_deliveries`. Every node of a
+//! deployment sees the same state, which is what a leader taking over needs.
+
+use faultline_sinks::BoxFuture;
+use sqlx::{PgPool, Row};
+
+use super::store::{
+    AlertStore, Delivery, StateChanges, StoreError, StoredAlert, StoredRule, StoredState,
+    SystemCheck,
+};
+
+/// Checks and deliveries older than this are deleted as new ones arrive.
+const KEEP_DAYS: i32 = 30;
+
+/// The PostgreSQL alert store, on the store's pool.
+#[derive(Clone)]
+pub struct PgAlertStore {
+    pool: PgPool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL: {e}"))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(unavailable)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Unavailable(format!("alert state row: {e}")))
+}
+
+fn ms_sql(param: &str) -> String {
+    format!("(timestamptz 'epoch' + {param}::bigint * interval '1 millisecond')")
+}
+
+impl PgAlertStore {
+    /// A store on `pool` (the migrations must have run: `PostgresSink::open` runs them).
+    pub fn new(pool: PgPool) -> PgAlertStore {
+        PgAlertStore { pool }
+    }
+
+    async fn load_rows(&self) -> Result<StoredState, StoreError> {
+        let rules = sqlx::query("SELECT state::text AS s FROM alert_rules ORDER BY rule")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let alerts =
+            sqlx::query("SELECT state::text AS s FROM alert_state ORDER BY rule, group_key")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        let mut state = StoredState::default();
+        for row in rules {
+            state.rules.push(parse::<StoredRule>(
+                &row.try_get::<String, _>("s").map_err(unavailable)?,
+            )?);
+        }
+        for row in alerts {
+            state.alerts.push(parse::<StoredAlert>(
+                &row.try_get::<String, _>("s").map_err(unavailable)?,
+            )?);
+        }
+        Ok(state)
+    }
+
+    async fn save_rows(&self, changes: StateChanges) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for rule in &changes.rules {
+            sqlx::query(
+                "INSERT INTO alert_rules (rule, state, updated_at) VALUES ($1, $2::jsonb, now()) \
+                 ON CONFLICT (rule) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+            )
+            .bind(&rule.rule)
+            .bind(json(rule)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        for alert in &changes.upsert {
+            sqlx::query(
+                "INSERT INTO alert_state (rule, group_key, state, updated_at) VALUES ($1, $2, $3::jsonb, now()) \
+                 ON CONFLICT (rule, group_key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+            )
+            .bind(&alert.rule)
+            .bind(&alert.group)
+            .bind(json(alert)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        for (rule, group) in &changes.delete {
+            sqlx::query("DELETE FROM alert_state WHERE rule = $1 AND group_key = $2")
+                .bind(rule)
+                .bind(group)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn checks(
+        &self,
+        sql: &str,
+        name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SystemCheck>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(name)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| parse(&r.try_get::<String, _>("d").map_err(unavailable)?))
+            .collect()
+    }
+}
+
+impl AlertStore for PgAlertStore {
+    fn load(&self) -> BoxFuture<'_, Result<StoredState, StoreError>> {
+        Box::pin(self.load_rows())
+    }
+
+    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.save_rows(changes))
+    }
+
+    fn append_checks(&self, checks: Vec<SystemCheck>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if checks.is_empty() {
+                return Ok(());
+            }
+            let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+            let statuses: Vec<String> = checks
+                .iter()
+                .map(|c| {
+                    serde_json::to_value(c.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .collect();
+            let details = checks.iter().map(json).collect::<Result<Vec<_>, _>>()?;
+            let at: Vec<i64> = checks.iter().map(|c| c.checked_at.unix_millis()).collect();
+            sqlx::query(&format!(
+                "INSERT INTO system_checks (rule, status, detail, checked_at) \
+                 SELECT u.rule, u.status, u.detail::jsonb, {} \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(rule, status, detail, at)",
+                ms_sql("u.at")
+            ))
+            .bind(names)
+            .bind(statuses)
+            .bind(details)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            sqlx::query(&format!(
+                "DELETE FROM system_checks WHERE checked_at < now() - interval '{KEEP_DAYS} days'"
+            ))
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>> {
+        Box::pin(self.checks(
+            "SELECT DISTINCT ON (rule) detail::text AS d FROM system_checks \
+             WHERE ($1::text IS NULL OR rule = $1) \
+             ORDER BY rule, checked_at DESC, id DESC LIMIT $2",
+            None,
+            i64::MAX,
+        ))
+    }
+
+    fn recent_checks(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            self.checks(
+                "SELECT detail::text AS d FROM system_checks WHERE rule = $1 \
+                 ORDER BY checked_at DESC, id DESC LIMIT $2",
+                Some(&name),
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            )
+            .await
+        })
+    }
+
+    fn append_deliveries(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if deliveries.is_empty() {
+                return Ok(());
+            }
+            let rules: Vec<&str> = deliveries.iter().map(|d| d.rule.as_str()).collect();
+            let groups: Vec<&str> = deliveries.iter().map(|d| d.group.as_str()).collect();
+            let channels: Vec<&str> = deliveries.iter().map(|d| d.channel.as_str()).collect();
+            let bodies = deliveries.iter().map(json).collect::<Result<Vec<_>, _>>()?;
+            let at: Vec<i64> = deliveries.iter().map(|d| d.at.unix_millis()).collect();
+            sqlx::query(&format!(
+                "INSERT INTO alert_deliveries (rule, group_key, channel, delivery, delivered_at) \
+                 SELECT u.rule, u.g, u.channel, u.body::jsonb, {} \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(rule, g, channel, body, at)",
+                ms_sql("u.at")
+            ))
+            .bind(rules)
+            .bind(groups)
+            .bind(channels)
+            .bind(bodies)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            sqlx::query(&format!("DELETE FROM alert_deliveries WHERE delivered_at < now() - interval '{KEEP_DAYS} days'"))
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn recent_deliveries(
+        &self,
+        per_rule: usize,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT delivery::text AS d FROM ( \
+                   SELECT delivery, delivered_at, id, rule, \
+                          row_number() OVER (PARTITION BY rule ORDER BY delivered_at DESC, id DESC) AS n \
+                   FROM alert_deliveries) t \
+                 WHERE n <= $1 ORDER BY rule, delivered_at DESC, id DESC",
+            )
+            .bind(i64::try_from(per_rule).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| parse(&r.try_get::<String, _>("d").map_err(unavailable)?))
+                .collect()
+        })
+    }
+}
