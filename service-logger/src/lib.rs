@@ -1,1 +1,131 @@
-//! `faultline-logger`: a non-blocking `tracing` layer for Faultline services.
+//! `faultline-logger`: a non-blocking `tracing` layer (and `log` bridge) that turns events
+//! into Faultline records and ships them to a rotating file, stdout, PostgreSQL or the
+//! ingest endpoint, without ever doing I/O on the caller's thread.
+//!
+//! ```no_run
+//! use faultline_logger::{FileConfig, HttpConfig, Sink};
+//!
+//! let _guard = faultline_logger::builder()
+//!     .service("api")
+//!     .release(env!("CARGO_PKG_VERSION"))
+//!     .sink(Sink::file(FileConfig::new("/var/log/api").max_bytes(64 << 20).keep_files(20)))
+//!     .sink(Sink::http(HttpConfig::new("https://faultline.internal", "sk_api")).min_level(tracing::Level::ERROR))
+//!     .init()?;
+//! tracing::info!(order_id = 42, "order placed");
+//! # Ok::<(), faultline_logger::InitError>(())
+//! ```
+//!
+//! # The path of a record
+//!
+//! 1. **Call site** (`layer.rs`, `capture.rs`). `tracing::info!(...)` reaches
+//!    [`FaultlineLayer::on_event`](tracing_subscriber::Layer::on_event). It asks each sink
+//!    whether it takes this level and target; if none does, it returns. Otherwise it reads
+//!    the clock once, picks a UUIDv7 id, and copies the fields of the event's spans
+//!    (outermost first, encoded once when each span was created) and of the event into an
+//!    `Entry`: a 256-byte value whose field bytes spill to the heap only past 176 bytes.
+//!    The message is formatted here (its arguments borrow the caller's data); nothing else
+//!    is.
+//! 2. **Queue** (`worker.rs`). The entry is offered to each chosen sink's bounded queue.
+//!    When a queue is full, that sink's [`Policy`] decides: wait, wait up to a limit, or drop
+//!    and count; `ERROR` and worse can be exempt from dropping. Producers wake a sleeping
+//!    worker only when it asked to be woken.
+//! 3. **Worker** (`worker.rs`, `encode.rs`). Each sink has a thread that takes up to 4,096
+//!    entries at a time and encodes each straight into its output buffer as one NDJSON line:
+//!    a record that `Record::from_json` accepts, with the record rules applied (truncated
+//!    message, reserved `meta` types, anonymized `user`, `meta` under 16 KiB).
+//! 4. **Sink** (`sink/`). The file sink writes when its queue runs empty or its buffer
+//!    fills, and rotates and prunes files; the HTTP sink seals batches and sends them one at
+//!    a time with retries, spooling to disk while the endpoint is down; the PostgreSQL sink
+//!    hands batches to `faultline_sinks::PostgresSink`.
+//! 5. **The end** (`logger.rs`, `panic.rs`). [`Logger::flush`] and [`Logger::shutdown`] put
+//!    a marker behind everything queued and wait for each worker to pass it, then return a
+//!    [`Report`]: written, dropped by reason, still queued, spooled. Dropping the [`Guard`]
+//!    shuts down; the panic hook logs the panic and flushes first.
+//!
+//! # Guarantees
+//!
+//! - A call site never does I/O, and never waits unless its sink's policy says to (or the
+//!   sink is [`synchronous`](Sink::synchronous)).
+//! - Every record is accounted for: written, queued, spooled, or counted in [`Dropped`]
+//!   under its reason. After drops, the worker writes a `logger_dropped` warning record.
+//! - Records of one thread reach each sink in the order they were logged.
+//! - Once [`Logger::flush`] or [`Logger::shutdown`] returns complete, everything logged
+//!   before it is written (or, for HTTP and PostgreSQL with a spool, durable on local disk).
+//! - A logger never panics its host and never makes a call site fail: I/O errors are
+//!   counted ([`SinkStats::sink_errors`]) and retried where retrying can help.
+//!
+//! # Before the process ends
+//!
+//! `std::process::exit` runs no destructors, so a guard in `main` never flushes: call
+//! [`exit`] (or [`shutdown`], or `guard.shutdown(timeout)`) instead. On SIGTERM, let your
+//! signal handling return from `main` (axum's `with_graceful_shutdown`, or
+//! `tokio::signal`), so the guard drops. A panic is covered by the panic hook, including
+//! under `panic = "abort"`. Only `SIGKILL` and power loss lose queued records; use
+//! [`Fsync::Always`] against the second.
+//!
+//! # Layout
+//!
+//! - `builder.rs`: [`Builder`], [`builder`]; `logger.rs`: [`Logger`], [`Guard`].
+//! - `layer.rs`: [`FaultlineLayer`]; `log_bridge.rs`: [`LogBridge`].
+//! - `capture.rs`: the entry, its field encoding, the clock and ids.
+//! - `encode.rs` and `json.rs`: entry to record line.
+//! - `worker.rs`: queues, policies, workers; `stats.rs`: [`Stats`], [`Report`].
+//! - `sink/`: [`Sink`] and one module per destination (`stream.rs`, `file/`, `http/`,
+//!   `postgres.rs`).
+//! - `panic.rs`: the panic hook; `traceparent.rs`: [`TraceContext`].
+
+mod builder;
+mod capture;
+mod encode;
+mod error;
+mod json;
+mod layer;
+mod log_bridge;
+mod logger;
+mod panic;
+mod sink;
+mod stats;
+mod traceparent;
+mod worker;
+
+use std::time::Duration;
+
+pub use builder::{Builder, builder};
+pub use error::InitError;
+pub use layer::FaultlineLayer;
+pub use log_bridge::LogBridge;
+pub use logger::{Guard, Logger};
+pub use sink::{
+    Clock, DEFAULT_QUEUE_CAPACITY, FileConfig, Fsync, HttpConfig, Policy, PostgresConfig,
+    Rotation, Sink,
+};
+pub use stats::{Dropped, Lag, Report, SinkStats, Stats};
+pub use traceparent::{SpanId, TraceContext, TraceId};
+/// Per-target routing directives for [`Sink::targets`].
+pub use tracing_subscriber::filter::Targets;
+
+/// The logger [`Builder::init`] installed, if any.
+pub fn global() -> Option<Logger> {
+    builder::GLOBAL.get().cloned()
+}
+
+/// Flushes the global logger (see [`Logger::flush_timeout`]); `None` without one.
+pub fn flush(timeout: Duration) -> Option<Report> {
+    global().map(|l| l.flush_timeout(timeout))
+}
+
+/// Shuts the global logger down (see [`Logger::shutdown`]); `None` without one.
+pub fn shutdown(timeout: Duration) -> Option<Report> {
+    global().map(|l| l.shutdown(timeout))
+}
+
+/// Shuts the global logger down (waiting as long as its builder's
+/// [`shutdown_timeout`](Builder::shutdown_timeout) allows) and exits the process with
+/// `code`: `std::process::exit` for programs that log.
+pub fn exit(code: i32) -> ! {
+    if let Some(l) = global() {
+        let timeout = l.inner.shutdown_timeout.unwrap_or(Duration::MAX);
+        l.shutdown(timeout);
+    }
+    std::process::exit(code)
+}

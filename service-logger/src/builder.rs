@@ -1,0 +1,315 @@
+//! [`Builder`]: the record's static fields, the sinks, and the process-wide pieces (global
+//! subscriber, `log` bridge, panic hook).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use faultline_schema::{Level, Record, Timestamp, check_service};
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::encode::RecordConfig;
+use crate::error::InitError;
+use crate::layer::FaultlineLayer;
+use crate::log_bridge::LogBridge;
+use crate::logger::{Guard, Logger};
+use crate::sink::Sink;
+use crate::worker::SinkHandle;
+
+/// The logger [`Builder::init`] installed, for [`crate::flush`], [`crate::shutdown`] and
+/// [`crate::exit`].
+pub(crate) static GLOBAL: OnceLock<Logger> = OnceLock::new();
+
+/// Starts a [`Builder`].
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+/// Configures a logger; see the crate documentation for a walk-through.
+#[derive(Debug)]
+pub struct Builder {
+    service: Option<String>,
+    release: Option<String>,
+    environment: Option<String>,
+    host: Option<Option<String>>,
+    fields: Vec<(String, Value)>,
+    user_salt: Option<String>,
+    sinks: Vec<Sink>,
+    heartbeat: Option<Duration>,
+    panic_hook: bool,
+    log_bridge: bool,
+    shutdown_timeout: Option<Duration>,
+    panic_flush_timeout: Option<Duration>,
+    with_target: bool,
+    with_location: bool,
+    with_thread: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            service: None,
+            release: None,
+            environment: None,
+            host: None,
+            fields: Vec::new(),
+            user_salt: None,
+            sinks: Vec::new(),
+            heartbeat: None,
+            panic_hook: true,
+            log_bridge: true,
+            shutdown_timeout: None,
+            panic_flush_timeout: None,
+            with_target: true,
+            with_location: false,
+            with_thread: false,
+        }
+    }
+}
+
+/// The machine's host name, from `HOSTNAME` or the kernel.
+fn detect_host() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+impl Builder {
+    /// The `service` of every record (required): 1 to 64 characters of `[a-z0-9_.-]`.
+    pub fn service(mut self, service: impl Into<String>) -> Builder {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// `meta.release` of every record (for example `env!("CARGO_PKG_VERSION")`).
+    pub fn release(mut self, release: impl Into<String>) -> Builder {
+        self.release = Some(release.into());
+        self
+    }
+
+    /// `meta.environment` of every record (`production`, `staging`, ...).
+    pub fn environment(mut self, environment: impl Into<String>) -> Builder {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// `meta.host` of every record (default: the machine's host name; `None` leaves it out).
+    pub fn host(mut self, host: Option<String>) -> Builder {
+        self.host = Some(host);
+        self
+    }
+
+    /// Another static `meta` field on every record. Span and event fields of the same name
+    /// win over it.
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Builder {
+        self.fields.push((key.into(), value.into()));
+        self
+    }
+
+    /// The project's public salt for user ids: a `user` field that is not already an
+    /// anonymized id (`u_` and 16 hex characters) is replaced by
+    /// `faultline_schema::anonymize_user(salt, value)`, so the raw id never leaves the
+    /// service and matches the browser reporter's. Defaults to `FAULTLINE_USER_SALT`, then
+    /// to an empty salt.
+    pub fn user_salt(mut self, salt: impl Into<String>) -> Builder {
+        self.user_salt = Some(salt.into());
+        self
+    }
+
+    /// Adds a sink. Without any, records go to standard output.
+    pub fn sink(mut self, sink: Sink) -> Builder {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Each sink's worker writes an `INFO` record with event `heartbeat` this often (with
+    /// its queue depth, written, dropped and lag), so an `absence` alert rule on the server
+    /// notices a dead process or a stuck worker. Off by default.
+    pub fn heartbeat(mut self, every: Duration) -> Builder {
+        self.heartbeat = Some(every);
+        self
+    }
+
+    /// Whether to install the panic hook (default `true`): a panic is logged as a `CRITICAL`
+    /// record (event `panic`, with its location and, when `RUST_BACKTRACE` asks, the
+    /// backtrace in `meta.stack_text`) and every logger is flushed before the previous hook
+    /// runs.
+    pub fn panic_hook(mut self, yes: bool) -> Builder {
+        self.panic_hook = yes;
+        self
+    }
+
+    /// How long the panic hook may wait for the flush (default: as long as it takes).
+    pub fn panic_flush_timeout(mut self, timeout: Duration) -> Builder {
+        self.panic_flush_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether [`init`](Builder::init) also installs the [`LogBridge`] as the `log`
+    /// crate's logger (default `true`; skipped if another one is installed).
+    pub fn log_bridge(mut self, yes: bool) -> Builder {
+        self.log_bridge = yes;
+        self
+    }
+
+    /// How long dropping the [`Guard`] may wait for the shutdown (default: as long as it
+    /// takes; every sink's own work is bounded: see `HttpConfig::retry_for`).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether records carry `meta.target`, the module path or `log` target (default `true`).
+    pub fn with_target(mut self, yes: bool) -> Builder {
+        self.with_target = yes;
+        self
+    }
+
+    /// Whether records carry `meta.file` and `meta.line` (default `false`).
+    pub fn with_location(mut self, yes: bool) -> Builder {
+        self.with_location = yes;
+        self
+    }
+
+    /// Whether records carry `meta.thread`, the thread's name or id (default `false`).
+    pub fn with_thread(mut self, yes: bool) -> Builder {
+        self.with_thread = yes;
+        self
+    }
+
+    fn record_config(&mut self) -> Result<RecordConfig, InitError> {
+        let service = self
+            .service
+            .take()
+            .ok_or_else(|| InitError::Invalid("a service name is required".into()))?;
+        check_service(&service).map_err(|e| InitError::Invalid(e.to_string()))?;
+        let mut statics: Vec<(String, Value)> = Vec::new();
+        let host = match self.host.take() {
+            Some(h) => h,
+            None => detect_host(),
+        };
+        for (k, v) in [
+            ("release", self.release.take()),
+            ("environment", self.environment.take()),
+            ("host", host),
+        ] {
+            if let Some(v) = v {
+                statics.push((k.to_owned(), Value::String(v)));
+            }
+        }
+        statics.append(&mut self.fields);
+        // The same rules the server applies, checked once here.
+        let mut probe = Record::new(Timestamp::from_unix_millis(0), &service, Level::Info, "e", "");
+        probe.meta = statics.iter().cloned().collect();
+        probe
+            .validate()
+            .map_err(|e| InitError::Invalid(e.to_string()))?;
+        let statics = probe.meta.into_iter().collect();
+        Ok(RecordConfig {
+            service,
+            statics,
+            user_salt: self
+                .user_salt
+                .take()
+                .or_else(|| std::env::var("FAULTLINE_USER_SALT").ok()),
+            with_target: self.with_target,
+            with_location: self.with_location,
+        })
+    }
+
+    /// Starts the sinks' workers and returns the layer and its guard, for composing with
+    /// other layers:
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let (layer, _guard) = faultline_logger::builder().service("api").build()?;
+    /// tracing_subscriber::registry()
+    ///     .with(layer)
+    ///     .with(tracing_subscriber::fmt::layer())
+    ///     .init();
+    /// # Ok::<(), faultline_logger::InitError>(())
+    /// ```
+    ///
+    /// Errors if a setting breaks the record contract or a sink cannot start (a directory
+    /// that cannot be created, a malformed URL, an unwritable spool).
+    pub fn build(mut self) -> Result<(FaultlineLayer, Guard), InitError> {
+        let record = self.record_config()?;
+        if self.sinks.is_empty() {
+            self.sinks.push(Sink::stdout());
+        }
+        if self.sinks.len() > 64 {
+            return Err(InitError::Invalid("at most 64 sinks".into()));
+        }
+        let mut handles: Vec<Arc<SinkHandle>> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for sink in std::mem::take(&mut self.sinks) {
+            let base = sink
+                .options
+                .name
+                .clone()
+                .unwrap_or_else(|| sink.label().to_owned());
+            let mut name = base.clone();
+            let mut n = 1;
+            while names.contains(&name) {
+                n += 1;
+                name = format!("{base}-{n}");
+            }
+            names.push(name.clone());
+            let Sink { kind, options } = sink;
+            match SinkHandle::spawn(kind, options, name, &record, self.heartbeat) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Stop the ones already running.
+                    let partial = Logger::new(handles, record, false, None, None);
+                    partial.shutdown(Duration::MAX);
+                    return Err(e);
+                }
+            }
+        }
+        let logger = Logger::new(
+            handles,
+            record,
+            self.with_thread,
+            self.shutdown_timeout,
+            self.panic_flush_timeout,
+        );
+        crate::panic::register(&logger);
+        if self.panic_hook {
+            crate::panic::install();
+        }
+        let layer = FaultlineLayer {
+            logger: logger.clone(),
+        };
+        Ok((layer, Guard { logger }))
+    }
+
+    /// [`build`](Builder::build), then installs the layer as the global `tracing`
+    /// subscriber (on a `Registry`) and, unless turned off, the `log` bridge. The returned
+    /// guard shuts the logger down when dropped: keep it in `main`.
+    ///
+    /// Errors like `build`, and with [`InitError::AlreadyInitialized`] when a global
+    /// subscriber is already set (the logger is then shut down again).
+    pub fn init(self) -> Result<Guard, InitError> {
+        let log_bridge = self.log_bridge;
+        let (layer, guard) = self.build()?;
+        let logger = guard.logger.clone();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
+            drop(guard);
+            return Err(InitError::AlreadyInitialized);
+        }
+        if log_bridge {
+            let bridge = LogBridge::new(logger.clone());
+            let max = bridge.max_level();
+            if log::set_boxed_logger(Box::new(bridge)).is_ok() {
+                log::set_max_level(max);
+            }
+        }
+        let _ = GLOBAL.set(logger);
+        Ok(guard)
+    }
+}

@@ -1,0 +1,606 @@
+//! What a call site captures: a compact owned copy of one event, cheap to build and to move
+//! through a queue, with all serialization left to the worker.
+//!
+//! An [`Entry`] is a fixed-size value: the time, a UUIDv7, the level, where it came from
+//! (`&'static` tracing metadata, so target and name cost nothing), and the fields encoded into
+//! an inline byte buffer ([`Buf`]) that only spills to the heap past [`INLINE_BYTES`]. Field
+//! encoding is a tag byte, the field name, and the raw value (`i64` as 8 bytes, strings as a
+//! length and the bytes): no JSON escaping, number formatting or allocation on the caller.
+
+use std::cell::Cell;
+use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use faultline_schema::Level;
+use tracing::field::{Field, Visit};
+
+/// Field bytes kept inside an [`Entry`] before spilling to the heap: enough for a message
+/// and a handful of fields plus a trace context, while keeping a queue slot at 256 bytes.
+pub(crate) const INLINE_BYTES: usize = 176;
+
+/// Longest field name kept (longer ones are cut on a character boundary).
+const MAX_NAME: usize = 255;
+
+/// Tags of encoded items. Named items are `tag, name length (u8), name, value`; the others
+/// are `tag, value`. Strings are a little-endian `u32` length and UTF-8 bytes.
+pub(crate) mod tag {
+    pub(crate) const I64: u8 = 1;
+    pub(crate) const U64: u8 = 2;
+    pub(crate) const F64: u8 = 3;
+    pub(crate) const TRUE: u8 = 4;
+    pub(crate) const FALSE: u8 = 5;
+    pub(crate) const STR: u8 = 6;
+    pub(crate) const I128: u8 = 7;
+    pub(crate) const U128: u8 = 8;
+    /// The event's message (no name).
+    pub(crate) const MESSAGE: u8 = 16;
+    /// The event's `event` field, its machine key (no name).
+    pub(crate) const EVENT: u8 = 17;
+    /// A `log` record's target (no name).
+    pub(crate) const TARGET: u8 = 18;
+    /// A `log` record's source file (no name).
+    pub(crate) const FILE: u8 = 19;
+    /// A `log` record's source line, a `u32` (no name).
+    pub(crate) const LINE: u8 = 20;
+}
+
+/// A byte buffer that lives inline up to [`INLINE_BYTES`] and moves to the heap beyond.
+#[derive(Clone)]
+pub(crate) struct Buf {
+    len: u16,
+    inline: [u8; INLINE_BYTES],
+    heap: Option<Vec<u8>>,
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Buf::new()
+    }
+}
+
+impl fmt::Debug for Buf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buf")
+            .field("len", &self.as_slice().len())
+            .field("heap", &self.heap.is_some())
+            .finish()
+    }
+}
+
+impl Buf {
+    /// An empty buffer.
+    pub(crate) const fn new() -> Buf {
+        Buf {
+            len: 0,
+            inline: [0; INLINE_BYTES],
+            heap: None,
+        }
+    }
+
+    /// The bytes written so far.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.heap {
+            Some(v) => v,
+            None => &self.inline[..usize::from(self.len)],
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match &self.heap {
+            Some(v) => v.len(),
+            None => usize::from(self.len),
+        }
+    }
+
+    /// Appends `bytes`.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        if let Some(v) = &mut self.heap {
+            v.extend_from_slice(bytes);
+            return;
+        }
+        let len = usize::from(self.len);
+        let end = len + bytes.len();
+        if end <= INLINE_BYTES {
+            self.inline[len..end].copy_from_slice(bytes);
+            // INLINE_BYTES fits in a u16.
+            self.len = end as u16;
+        } else {
+            let mut v = Vec::with_capacity((end * 2).max(512));
+            v.extend_from_slice(&self.inline[..len]);
+            v.extend_from_slice(bytes);
+            self.heap = Some(v);
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: u8) {
+        self.extend(&[b]);
+    }
+
+    /// Cuts the buffer back to `len` bytes.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        match &mut self.heap {
+            Some(v) => v.truncate(len),
+            None => self.len = self.len.min(u16::try_from(len).unwrap_or(u16::MAX)),
+        }
+    }
+
+    /// Overwrites 4 bytes at `at` with `v` (little-endian): the length of a string whose
+    /// size was not known before it was formatted.
+    fn patch_u32(&mut self, at: usize, v: u32) {
+        let bytes = v.to_le_bytes();
+        let target = match &mut self.heap {
+            Some(h) => h.get_mut(at..at + 4),
+            None => self.inline.get_mut(at..at + 4),
+        };
+        if let Some(t) = target {
+            t.copy_from_slice(&bytes);
+        }
+    }
+}
+
+impl fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.extend(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Where an entry came from; decides the default `event` key and the `target`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Origin {
+    /// A `tracing` event.
+    Tracing(&'static tracing::Metadata<'static>),
+    /// A `log` record: target, file and line are items in the buffer.
+    Log,
+    /// Written by the logger itself (heartbeat, drop report, panic): the event key.
+    Internal(&'static str),
+}
+
+/// One captured record on its way to a sink.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    /// Nanoseconds on the monotonic clock when captured (see [`now`]), for the lag.
+    pub(crate) mono: u64,
+    /// Milliseconds since the Unix epoch, the record's `ts`.
+    pub(crate) ts_ms: i64,
+    /// The record's id, a UUIDv7 chosen here so that every sink and every retry carries the
+    /// same one.
+    pub(crate) id: u128,
+    pub(crate) level: Level,
+    pub(crate) origin: Origin,
+    /// Encoded items: span fields from the outermost span in, then the event's own.
+    pub(crate) buf: Buf,
+}
+
+impl Entry {
+    /// A new entry stamped now.
+    pub(crate) fn new(level: Level, origin: Origin) -> Entry {
+        let (mono, ts_ms) = now();
+        Entry {
+            mono,
+            ts_ms,
+            id: uuid_v7(ts_ms),
+            level,
+            origin,
+            buf: Buf::new(),
+        }
+    }
+}
+
+/// The process-wide clock: one monotonic read gives both the wall time (through an offset the
+/// workers re-measure) and the enqueue instant for lag measurement.
+struct Clock {
+    origin: Instant,
+    /// Wall-clock nanoseconds since the Unix epoch minus nanoseconds since `origin`.
+    offset_ns: AtomicI64,
+}
+
+fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(|| {
+        let origin = Instant::now();
+        Clock {
+            origin,
+            offset_ns: AtomicI64::new(wall_ns()),
+        }
+    })
+}
+
+fn wall_ns() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Nanoseconds since the process clock's origin.
+pub(crate) fn mono_now() -> u64 {
+    u64::try_from(clock().origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// (monotonic nanoseconds, wall-clock milliseconds since the Unix epoch).
+pub(crate) fn now() -> (u64, i64) {
+    let c = clock();
+    let mono = u64::try_from(c.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let wall = c
+        .offset_ns
+        .load(Ordering::Relaxed)
+        .saturating_add(i64::try_from(mono).unwrap_or(i64::MAX));
+    (mono, wall.div_euclid(1_000_000))
+}
+
+/// Re-measures the wall clock against the monotonic one, so a wall-clock step (NTP) shows in
+/// timestamps within a worker's recalibration interval.
+pub(crate) fn recalibrate() {
+    let c = clock();
+    let mono = i64::try_from(c.origin.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    c.offset_ns
+        .store(wall_ns().saturating_sub(mono), Ordering::Relaxed);
+}
+
+thread_local! {
+    /// wyrand state; 0 means not seeded yet.
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+fn seed() -> u64 {
+    match getrandom::u64() {
+        Ok(s) if s != 0 => s,
+        // No OS randomness: mix the time and this thread's stack address, which differ
+        // between threads and processes.
+        _ => {
+            let local = 0u8;
+            let addr = std::ptr::addr_of!(local) as u64;
+            (wall_ns() as u64 ^ addr.rotate_left(32)) | 1
+        }
+    }
+}
+
+/// A fast per-thread random number (wyrand, seeded from the OS once per thread).
+pub(crate) fn random_u64() -> u64 {
+    RNG.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            s = seed();
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
+        ((t >> 64) ^ t) as u64
+    })
+}
+
+/// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Time-ordered, so
+/// the store's `(ts, id)` key grows at its right edge.
+pub(crate) fn uuid_v7(ts_ms: i64) -> u128 {
+    let ts = u128::from(u64::try_from(ts_ms).unwrap_or(0)) & 0xffff_ffff_ffff;
+    let a = u128::from(random_u64() & 0xfff);
+    let b = u128::from(random_u64() & 0x3fff_ffff_ffff_ffff);
+    (ts << 80) | (0x7 << 76) | (a << 64) | (0b10 << 62) | b
+}
+
+/// Appends a named item header.
+pub(crate) fn put_name(buf: &mut Buf, tag: u8, name: &str) {
+    let mut cut = name.len().min(MAX_NAME);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    buf.push(tag);
+    // cut <= 255.
+    buf.push(cut as u8);
+    buf.extend(&name.as_bytes()[..cut]);
+}
+
+/// Appends a length-prefixed string.
+pub(crate) fn put_str(buf: &mut Buf, s: &str) {
+    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    buf.extend(&len.to_le_bytes());
+    buf.extend(&s.as_bytes()[..len as usize]);
+}
+
+/// Appends a length-prefixed string produced by formatting `args`.
+pub(crate) fn put_fmt(buf: &mut Buf, args: fmt::Arguments<'_>) {
+    let at = buf.len();
+    buf.extend(&[0; 4]);
+    // Formatting into a Buf cannot fail; a Display impl that errors leaves what it wrote.
+    let _ = buf.write_fmt(args);
+    let len = u32::try_from(buf.len() - at - 4).unwrap_or(u32::MAX);
+    buf.patch_u32(at, len);
+}
+
+/// Records `tracing` fields into a [`Buf`]. For an event's own fields, `message`, `event`
+/// and a `level` naming a Faultline level are taken out as the record's own fields.
+pub(crate) struct Capture<'a> {
+    pub(crate) buf: &'a mut Buf,
+    /// `Some` for an event (its level may be raised by a `level` field); `None` for a span.
+    pub(crate) level: Option<&'a mut Level>,
+}
+
+impl Capture<'_> {
+    fn special(&mut self, field: &Field) -> Option<u8> {
+        self.level.as_ref()?;
+        match field.name() {
+            "message" => Some(tag::MESSAGE),
+            "event" => Some(tag::EVENT),
+            _ => None,
+        }
+    }
+
+    fn named(&mut self, t: u8, field: &Field) {
+        put_name(self.buf, t, field.name());
+    }
+}
+
+impl Visit for Capture<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.named(tag::I64, field);
+        self.buf.extend(&value.to_le_bytes());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.named(tag::U64, field);
+        self.buf.extend(&value.to_le_bytes());
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.named(tag::I128, field);
+        self.buf.extend(&value.to_le_bytes());
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.named(tag::U128, field);
+        self.buf.extend(&value.to_le_bytes());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.named(tag::F64, field);
+        self.buf.extend(&value.to_le_bytes());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.named(if value { tag::TRUE } else { tag::FALSE }, field);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if let Some(t) = self.special(field) {
+            self.buf.push(t);
+            put_str(self.buf, value);
+            return;
+        }
+        if let Some(level) = &mut self.level
+            && field.name() == "level"
+            && let Some(l) = Level::parse(value)
+        {
+            **level = l;
+            return;
+        }
+        self.named(tag::STR, field);
+        put_str(self.buf, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if let Some(t) = self.special(field) {
+            self.buf.push(t);
+            put_fmt(self.buf, format_args!("{value:?}"));
+            return;
+        }
+        let start = self.buf.len();
+        self.named(tag::STR, field);
+        let value_at = self.buf.len();
+        put_fmt(self.buf, format_args!("{value:?}"));
+        if let Some(level) = &mut self.level
+            && field.name() == "level"
+        {
+            let text = self.buf.as_slice().get(value_at + 4..).unwrap_or_default();
+            if let Some(l) = std::str::from_utf8(text).ok().and_then(Level::parse) {
+                **level = l;
+                self.buf.truncate(start);
+            }
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.named(tag::STR, field);
+        put_fmt(self.buf, format_args!("{}", ErrorChain(value)));
+    }
+}
+
+/// An error and its sources: `outer: inner: root`.
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// A decoded field value, borrowing from the buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Value<'a> {
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Bool(bool),
+    /// UTF-8 text (validated when it was captured from a `&str` or a formatter).
+    Str(&'a [u8]),
+}
+
+/// A decoded item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Item<'a> {
+    Field(&'a [u8], Value<'a>),
+    Message(&'a [u8]),
+    Event(&'a [u8]),
+    Target(&'a [u8]),
+    File(&'a [u8]),
+    Line(u32),
+}
+
+/// Iterates the items of an encoded buffer. Stops at the first malformed byte, which only a
+/// bug could produce: never panics on it.
+pub(crate) struct Items<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Items<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Items<'a> {
+        Items { rest: buf }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            self.rest = &[];
+            return None;
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_le_bytes(self.array()?);
+        self.take(len as usize)
+    }
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Item<'a>;
+
+    fn next(&mut self) -> Option<Item<'a>> {
+        let t = *self.take(1)?.first()?;
+        Some(match t {
+            tag::MESSAGE => Item::Message(self.string()?),
+            tag::EVENT => Item::Event(self.string()?),
+            tag::TARGET => Item::Target(self.string()?),
+            tag::FILE => Item::File(self.string()?),
+            tag::LINE => Item::Line(u32::from_le_bytes(self.array()?)),
+            _ => {
+                let name_len = usize::from(*self.take(1)?.first()?);
+                let name = self.take(name_len)?;
+                let value = match t {
+                    tag::I64 => Value::I64(i64::from_le_bytes(self.array()?)),
+                    tag::U64 => Value::U64(u64::from_le_bytes(self.array()?)),
+                    tag::I128 => Value::I128(i128::from_le_bytes(self.array()?)),
+                    tag::U128 => Value::U128(u128::from_le_bytes(self.array()?)),
+                    tag::F64 => Value::F64(f64::from_le_bytes(self.array()?)),
+                    tag::TRUE => Value::Bool(true),
+                    tag::FALSE => Value::Bool(false),
+                    tag::STR => Value::Str(self.string()?),
+                    _ => {
+                        self.rest = &[];
+                        return None;
+                    }
+                };
+                Item::Field(name, value)
+            }
+        })
+    }
+}
+
+/// Encodes a named string field (used for `log` key-values and the logger's own records).
+pub(crate) fn put_str_field(buf: &mut Buf, name: &str, value: &str) {
+    put_name(buf, tag::STR, name);
+    put_str(buf, value);
+}
+
+/// Encodes a named unsigned field.
+pub(crate) fn put_u64_field(buf: &mut Buf, name: &str, value: u64) {
+    put_name(buf, tag::U64, name);
+    buf.extend(&value.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_spills_to_the_heap_and_keeps_every_byte() {
+        let mut b = Buf::new();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        for chunk in data.chunks(7) {
+            b.extend(chunk);
+        }
+        assert_eq!(b.as_slice(), &data[..]);
+        let mut small = Buf::new();
+        small.extend(b"abc");
+        assert_eq!(small.as_slice(), b"abc");
+        small.truncate(1);
+        assert_eq!(small.as_slice(), b"a");
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let mut b = Buf::new();
+        put_name(&mut b, tag::I64, "n");
+        b.extend(&(-5i64).to_le_bytes());
+        put_str_field(&mut b, "path", "/api/x");
+        b.push(tag::MESSAGE);
+        put_fmt(&mut b, format_args!("hello {}", 42));
+        put_u64_field(&mut b, "count", 7);
+        b.push(tag::LINE);
+        b.extend(&12u32.to_le_bytes());
+        let items: Vec<_> = Items::new(b.as_slice()).collect();
+        assert_eq!(
+            items,
+            vec![
+                Item::Field(b"n", Value::I64(-5)),
+                Item::Field(b"path", Value::Str(b"/api/x")),
+                Item::Message(b"hello 42"),
+                Item::Field(b"count", Value::U64(7)),
+                Item::Line(12),
+            ]
+        );
+        // Truncated input ends the iteration instead of panicking.
+        let cut = &b.as_slice()[..b.len() - 3];
+        assert!(Items::new(cut).count() < 5);
+    }
+
+    #[test]
+    fn long_names_are_cut_on_a_character_boundary() {
+        let name = "é".repeat(200);
+        let mut b = Buf::new();
+        put_name(&mut b, tag::TRUE, &name);
+        let Some(Item::Field(n, _)) = Items::new(b.as_slice()).next() else {
+            panic!("no item");
+        };
+        assert!(n.len() <= MAX_NAME);
+        assert!(std::str::from_utf8(n).is_ok());
+    }
+
+    #[test]
+    fn uuids_are_version_7_and_carry_the_time() {
+        let ts = 1_782_909_296_789;
+        let a = uuid::Uuid::from_u128(uuid_v7(ts));
+        let b = uuid::Uuid::from_u128(uuid_v7(ts));
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 7);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        let (secs, nanos) = a.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs * 1000 + u64::from(nanos) / 1_000_000, ts as u64);
+    }
+
+    #[test]
+    fn clock_tracks_the_wall_clock() {
+        recalibrate();
+        let (_, ms) = now();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((wall - ms).abs() < 1000, "{wall} vs {ms}");
+    }
+}

@@ -1,0 +1,676 @@
+//! From a captured [`Entry`] to one NDJSON line that is a valid Faultline record.
+//!
+//! The worker writes the JSON straight into the sink's buffer, with the bytes
+//! `Record::write_json` would produce for the same record (`meta` keys sorted, compact), and
+//! applies the record's rules on the way so nothing is shipped that the server would reject:
+//!
+//! - `event`: the event's `event` field, else an explicit event name (`name: "..."`), else the
+//!   target; control characters become `_`, cut at `MAX_EVENT_CHARS`.
+//! - `message`: NUL becomes U+FFFD, cut at `MAX_MESSAGE_BYTES` with the truncation marker.
+//! - `meta`: static fields, then span fields from the outermost span in, then the event's own
+//!   fields; on a repeated key the innermost wins. Reserved keys get their required types:
+//!   `trace_id`, `user`, ... are written as strings; `stack` and `breadcrumbs` (which a field
+//!   cannot hold as arrays) move to `stack_text` and `breadcrumbs_text`; a `count` that is
+//!   not a non-negative integer moves to `count_value`; a raw `user` is anonymized with the
+//!   project salt; a `traceparent` becomes `trace_id` and `span_id`. Over `MAX_META_BYTES`,
+//!   the longest strings are cut (with the marker) until it fits.
+
+use faultline_schema::{
+    Level, MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, TRUNCATION_MARKER,
+    anonymize_user, is_anonymized_user, truncate_message,
+};
+
+use crate::capture::{Entry, Item, Items, Origin, Value};
+use crate::json::{self, TimestampCache};
+use crate::traceparent::TraceContext;
+
+/// What every record of a logger shares, fixed when the logger is built.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecordConfig {
+    /// The validated `service`.
+    pub(crate) service: String,
+    /// Static `meta` fields (release, environment, host, user-chosen ones), validated.
+    pub(crate) statics: Vec<(String, serde_json::Value)>,
+    /// The project's public salt for `meta.user`; `None` hashes with an empty salt.
+    pub(crate) user_salt: Option<String>,
+    /// Add `meta.target` (the module path or `log` target).
+    pub(crate) with_target: bool,
+    /// Add `meta.file` and `meta.line`.
+    pub(crate) with_location: bool,
+}
+
+/// Where a string value's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Entry,
+    Synth,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum V {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    /// Raw UTF-8 at `start..end` of the source, escaped when written.
+    Str(Src, u32, u32),
+    /// Pre-rendered JSON of static field `n`.
+    Static(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// `start..end` in `Encoder::keys`.
+    key: (u32, u32),
+    val: V,
+    /// Priority on a repeated key: the larger wins.
+    order: u32,
+}
+
+/// Turns entries into record lines. One per worker; keeps its scratch buffers between calls.
+#[derive(Debug)]
+pub(crate) struct Encoder {
+    service_json: Vec<u8>,
+    statics: Vec<(Vec<u8>, Vec<u8>)>,
+    salt: String,
+    with_target: bool,
+    with_location: bool,
+    slots: Vec<Slot>,
+    keys: Vec<u8>,
+    synth: Vec<u8>,
+    tmp: Vec<u8>,
+    ts: TimestampCache,
+}
+
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Tracing's macros name events `event <file>:<line>` unless told otherwise.
+fn is_generated_name(name: &str) -> bool {
+    name.starts_with("event ") && name.contains(':')
+}
+
+impl Encoder {
+    pub(crate) fn new(config: &RecordConfig) -> Encoder {
+        let mut service_json = Vec::new();
+        json::string(&mut service_json, config.service.as_bytes());
+        let statics = config
+            .statics
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone().into_bytes(),
+                    serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()),
+                )
+            })
+            .collect();
+        Encoder {
+            service_json,
+            statics,
+            salt: config.user_salt.clone().unwrap_or_default(),
+            with_target: config.with_target,
+            with_location: config.with_location,
+            slots: Vec::with_capacity(32),
+            keys: Vec::with_capacity(512),
+            synth: Vec::with_capacity(512),
+            tmp: Vec::new(),
+            ts: TimestampCache::default(),
+        }
+    }
+
+    fn key(&mut self, name: &[u8]) -> (u32, u32) {
+        let start = u32_of(self.keys.len());
+        self.keys.extend_from_slice(name);
+        (start, u32_of(self.keys.len()))
+    }
+
+    fn synth_str(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> V {
+        let start = u32_of(self.synth.len());
+        f(&mut self.synth);
+        V::Str(Src::Synth, start, u32_of(self.synth.len()))
+    }
+
+    fn push(&mut self, name: &[u8], val: V, order: u32) {
+        let key = self.key(name);
+        self.slots.push(Slot { key, val, order });
+    }
+
+    /// Text of a value for reserved keys that must be strings.
+    fn stringify(&mut self, v: Value<'_>, entry: &[u8], base: usize) -> V {
+        match v {
+            Value::Str(s) => entry_str(entry, s, base),
+            other => {
+                let text = text_of(other);
+                self.synth_str(|o| o.extend_from_slice(text.as_bytes()))
+            }
+        }
+    }
+
+    fn value(&mut self, v: Value<'_>, entry: &[u8], start: usize) -> V {
+        match v {
+            Value::I64(n) => V::I64(n),
+            Value::U64(n) => V::U64(n),
+            Value::F64(n) => V::F64(n),
+            Value::Bool(b) => V::Bool(b),
+            Value::Str(s) => entry_str(entry, s, start),
+            // JSON numbers past 64 bits do not survive serde_json: keep them as text.
+            Value::I128(n) => match (i64::try_from(n), u64::try_from(n)) {
+                (Ok(n), _) => V::I64(n),
+                (_, Ok(n)) => V::U64(n),
+                _ => self.synth_str(|o| json::int(o, n)),
+            },
+            Value::U128(n) => match u64::try_from(n) {
+                Ok(n) => V::U64(n),
+                Err(_) => self.synth_str(|o| json::int(o, n)),
+            },
+        }
+    }
+
+    /// Adds one field, giving reserved keys their required types.
+    fn field(&mut self, name: &[u8], v: Value<'_>, entry: &[u8], order: u32) {
+        let base = entry.as_ptr() as usize;
+        match name {
+            b"trace_id" | b"span_id" | b"release" | b"environment" | b"url" | b"user_agent"
+            | b"error_type" => {
+                let val = self.stringify(v, entry, base);
+                self.push(name, val, order);
+            }
+            b"user" => {
+                let text = match v {
+                    Value::Str(s) => String::from_utf8_lossy(s),
+                    other => std::borrow::Cow::Owned(text_of(other)),
+                };
+                let val = match v {
+                    Value::Str(s) if is_anonymized_user(&text) => entry_str(entry, s, base),
+                    _ => {
+                        let id = if is_anonymized_user(&text) {
+                            text.into_owned()
+                        } else {
+                            anonymize_user(&self.salt, text.as_bytes())
+                        };
+                        self.synth_str(|o| o.extend_from_slice(id.as_bytes()))
+                    }
+                };
+                self.push(b"user", val, order);
+            }
+            b"stack" | b"breadcrumbs" => {
+                let val = self.stringify(v, entry, base);
+                let key: &[u8] = if name == b"stack" {
+                    b"stack_text"
+                } else {
+                    b"breadcrumbs_text"
+                };
+                self.push(key, val, order);
+            }
+            b"count" => {
+                let count = match v {
+                    Value::U64(n) => Some(n),
+                    Value::I64(n) => u64::try_from(n).ok(),
+                    Value::I128(n) => u64::try_from(n).ok(),
+                    Value::U128(n) => u64::try_from(n).ok(),
+                    _ => None,
+                };
+                match count {
+                    Some(n) => self.push(b"count", V::U64(n), order),
+                    None => {
+                        let val = self.value(v, entry, base);
+                        self.push(b"count_value", val, order);
+                    }
+                }
+            }
+            b"traceparent" => {
+                let parsed = match v {
+                    Value::Str(s) => std::str::from_utf8(s).ok().and_then(TraceContext::parse),
+                    _ => None,
+                };
+                match parsed {
+                    Some(tc) => {
+                        let t = self.synth_str(|o| {
+                            o.extend_from_slice(tc.trace_id().to_string().as_bytes());
+                        });
+                        self.push(b"trace_id", t, order);
+                        let s = self.synth_str(|o| {
+                            o.extend_from_slice(tc.span_id().to_string().as_bytes());
+                        });
+                        self.push(b"span_id", s, order);
+                    }
+                    None => {
+                        let val = self.value(v, entry, base);
+                        self.push(name, val, order);
+                    }
+                }
+            }
+            _ => {
+                let val = self.value(v, entry, base);
+                self.push(name, val, order);
+            }
+        }
+    }
+
+    /// Appends the record line for `entry` (JSON and a newline) to `out`.
+    pub(crate) fn encode(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+        self.slots.clear();
+        self.keys.clear();
+        self.synth.clear();
+        let buf = entry.buf.as_slice();
+
+        for (i, (k, _)) in self.statics.iter().enumerate() {
+            let start = u32_of(self.keys.len());
+            self.keys.extend_from_slice(k);
+            self.slots.push(Slot {
+                key: (start, u32_of(self.keys.len())),
+                val: V::Static(u32_of(i)),
+                order: 0,
+            });
+        }
+        let (mut target, mut file, mut line): (&[u8], Option<&[u8]>, Option<u32>) =
+            match entry.origin {
+                Origin::Tracing(m) => (m.target().as_bytes(), m.file().map(str::as_bytes), m.line()),
+                Origin::Log => (b"log", None, None),
+                Origin::Internal(_) => (b"faultline_logger", None, None),
+            };
+        let mut message: &[u8] = b"";
+        let mut event: Option<&[u8]> = None;
+        let mut order = 2;
+        for item in Items::new(buf) {
+            match item {
+                Item::Message(m) => message = m,
+                Item::Event(e) => event = Some(e),
+                Item::Target(t) => target = t,
+                Item::File(f) => file = Some(f),
+                Item::Line(l) => line = Some(l),
+                Item::Field(name, v) => {
+                    order += 1;
+                    self.field(name, v, buf, order);
+                }
+            }
+        }
+        if self.with_target {
+            let v = self.synth_str(|o| o.extend_from_slice(target));
+            self.push(b"target", v, 1);
+        }
+        if self.with_location {
+            if let Some(f) = file {
+                let v = self.synth_str(|o| o.extend_from_slice(f));
+                self.push(b"file", v, 1);
+            }
+            if let Some(l) = line {
+                self.push(b"line", V::U64(u64::from(l)), 1);
+            }
+        }
+
+        out.extend_from_slice(b"{\"id\":");
+        json::uuid(out, entry.id);
+        out.extend_from_slice(b",\"ts\":");
+        self.ts.write(out, entry.ts_ms);
+        out.extend_from_slice(b",\"service\":");
+        out.extend_from_slice(&self.service_json);
+        out.extend_from_slice(b",\"level\":\"");
+        out.extend_from_slice(entry.level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"event\":");
+        let event: &[u8] = match (event, entry.origin) {
+            (Some(e), _) => e,
+            (None, Origin::Internal(name)) => name.as_bytes(),
+            (None, Origin::Tracing(m)) if !is_generated_name(m.name()) => m.name().as_bytes(),
+            (None, _) => target,
+        };
+        write_event(out, event);
+        out.extend_from_slice(b",\"message\":");
+        write_message(out, message);
+
+        if !self.slots.is_empty() {
+            let keys = &self.keys;
+            self.slots.sort_by(|a, b| {
+                slice(keys, a.key.0, a.key.1)
+                    .cmp(slice(keys, b.key.0, b.key.1))
+                    .then(a.order.cmp(&b.order))
+            });
+            // On a repeated key the last (highest order) wins.
+            let keys = &self.keys;
+            let mut w = 0;
+            for r in 0..self.slots.len() {
+                let last_of_run = self.slots.get(r + 1).is_none_or(|next| {
+                    slice(keys, next.key.0, next.key.1)
+                        != slice(keys, self.slots[r].key.0, self.slots[r].key.1)
+                });
+                if last_of_run {
+                    self.slots[w] = self.slots[r];
+                    w += 1;
+                }
+            }
+            self.slots.truncate(w);
+            out.extend_from_slice(b",\"meta\":");
+            let start = out.len();
+            self.write_meta(out, buf);
+            if out.len() - start > MAX_META_BYTES {
+                out.truncate(start);
+                self.shrink_meta(buf);
+                self.write_meta(out, buf);
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    fn str_bytes<'a>(&'a self, entry: &'a [u8], src: Src, a: u32, b: u32) -> &'a [u8] {
+        match src {
+            Src::Entry => slice(entry, a, b),
+            Src::Synth => slice(&self.synth, a, b),
+        }
+    }
+
+    fn write_value(&self, out: &mut Vec<u8>, entry: &[u8], v: V) {
+        match v {
+            V::I64(n) => json::int(out, n),
+            V::U64(n) => json::int(out, n),
+            V::F64(n) => json::float(out, n),
+            V::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            V::Str(src, a, b) => json::string(out, self.str_bytes(entry, src, a, b)),
+            V::Static(i) => match self.statics.get(i as usize) {
+                Some((_, j)) => out.extend_from_slice(j),
+                None => out.extend_from_slice(b"null"),
+            },
+        }
+    }
+
+    fn write_meta(&self, out: &mut Vec<u8>, entry: &[u8]) {
+        out.push(b'{');
+        for (i, s) in self.slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::string(out, slice(&self.keys, s.key.0, s.key.1));
+            out.push(b':');
+            self.write_value(out, entry, s.val);
+        }
+        out.push(b'}');
+    }
+
+    fn rendered_len(&mut self, entry: &[u8], s: Slot) -> usize {
+        let mut tmp = std::mem::take(&mut self.tmp);
+        tmp.clear();
+        self.write_value(&mut tmp, entry, s.val);
+        let n = tmp.len() + json::string_len(slice(&self.keys, s.key.0, s.key.1)) + 2;
+        self.tmp = tmp;
+        n
+    }
+
+    /// Cuts the longest string values (then drops the largest fields) until `meta` fits in
+    /// `MAX_META_BYTES`. Rare: only fields of many kilobytes get here.
+    fn shrink_meta(&mut self, entry: &[u8]) {
+        const MIN_CUT: usize = 64;
+        loop {
+            let sizes: Vec<usize> = (0..self.slots.len())
+                .map(|i| self.rendered_len(entry, self.slots[i]))
+                .collect();
+            let total: usize = 2 + sizes.iter().sum::<usize>();
+            if total <= MAX_META_BYTES || self.slots.is_empty() {
+                return;
+            }
+            let longest_str = (0..self.slots.len())
+                .filter_map(|i| match self.slots[i].val {
+                    V::Str(src, a, b) if (b - a) as usize > MIN_CUT => Some((i, src, a, b)),
+                    _ => None,
+                })
+                .max_by_key(|(_, _, a, b)| b - a);
+            match longest_str {
+                Some((i, src, a, b)) => {
+                    let text = self.str_bytes(entry, src, a, b).to_vec();
+                    let mut keep = text.len() / 2;
+                    while keep > 0 && (text[keep] & 0xc0) == 0x80 {
+                        keep -= 1;
+                    }
+                    let v = self.synth_str(|o| {
+                        o.extend_from_slice(&text[..keep]);
+                        o.extend_from_slice(TRUNCATION_MARKER.as_bytes());
+                    });
+                    self.slots[i].val = v;
+                }
+                None => {
+                    let (i, _) = sizes
+                        .iter()
+                        .enumerate()
+                        .max_by_key(|(_, n)| **n)
+                        .unwrap_or((0, &0));
+                    self.slots.remove(i);
+                }
+            }
+        }
+    }
+}
+
+/// The text of a non-string value, for keys that must hold strings.
+fn text_of(v: Value<'_>) -> String {
+    match v {
+        Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
+        Value::I64(n) => n.to_string(),
+        Value::U64(n) => n.to_string(),
+        Value::I128(n) => n.to_string(),
+        Value::U128(n) => n.to_string(),
+        Value::F64(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+    }
+}
+
+fn slice(b: &[u8], start: u32, end: u32) -> &[u8] {
+    b.get(start as usize..end as usize).unwrap_or_default()
+}
+
+/// A string inside the entry buffer as a range.
+fn entry_str(entry: &[u8], s: &[u8], base: usize) -> V {
+    let start = (s.as_ptr() as usize).wrapping_sub(base);
+    if start <= entry.len() && start + s.len() <= entry.len() {
+        V::Str(Src::Entry, u32_of(start), u32_of(start + s.len()))
+    } else {
+        V::Str(Src::Entry, 0, 0)
+    }
+}
+
+/// `event`: 1 to `MAX_EVENT_CHARS` characters without control characters.
+fn write_event(out: &mut Vec<u8>, event: &[u8]) {
+    let clean = !event.is_empty()
+        && event.len() <= MAX_EVENT_CHARS
+        && event.iter().all(|&b| (0x20..0x7f).contains(&b));
+    if clean {
+        json::string(out, event);
+        return;
+    }
+    let text = String::from_utf8_lossy(event);
+    let mut fixed: String = text
+        .chars()
+        .take(MAX_EVENT_CHARS)
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    if fixed.is_empty() {
+        fixed.push_str("log");
+    }
+    json::string(out, fixed.as_bytes());
+}
+
+/// `message`: NUL replaced, then cut to `MAX_MESSAGE_BYTES` with the marker.
+fn write_message(out: &mut Vec<u8>, message: &[u8]) {
+    if message.len() <= MAX_MESSAGE_BYTES && !message.contains(&0) {
+        json::string(out, message);
+        return;
+    }
+    let mut text = String::from_utf8_lossy(message).replace('\0', "\u{FFFD}");
+    truncate_message(&mut text);
+    json::string(out, text.as_bytes());
+}
+
+/// The level of a `tracing` level: `TRACE` is `DEBUG` in the record contract.
+pub(crate) fn level_of(level: &tracing::Level) -> Level {
+    match *level {
+        tracing::Level::ERROR => Level::Error,
+        tracing::Level::WARN => Level::Warning,
+        tracing::Level::INFO => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{Buf, put_fmt, put_name, put_str, put_str_field, put_u64_field, tag};
+    use faultline_schema::Record;
+
+    fn config() -> RecordConfig {
+        RecordConfig {
+            service: "api".into(),
+            statics: vec![
+                ("environment".into(), "prod".into()),
+                ("release".into(), "1.2.3".into()),
+            ],
+            user_salt: Some("salt".into()),
+            with_target: true,
+            with_location: false,
+        }
+    }
+
+    fn entry(build: impl FnOnce(&mut Buf)) -> Entry {
+        let mut e = Entry::new(Level::Info, Origin::Internal("test_event"));
+        e.ts_ms = 1_782_909_296_789;
+        build(&mut e.buf);
+        e
+    }
+
+    fn encode(e: &Entry) -> (String, Record) {
+        let mut enc = Encoder::new(&config());
+        let mut out = Vec::new();
+        enc.encode(e, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.ends_with('\n'));
+        let record = Record::from_json(line.trim_end().as_bytes())
+            .unwrap_or_else(|err| panic!("{line}: {err}"));
+        // The line is exactly what the schema crate writes for the record it parses to.
+        assert_eq!(record.to_json(), line.trim_end());
+        (line, record)
+    }
+
+    #[test]
+    fn a_plain_event_is_a_valid_record_with_sorted_meta() {
+        let e = entry(|b| {
+            b.push(tag::MESSAGE);
+            put_fmt(b, format_args!("request {} done", 7));
+            put_name(b, tag::I64, "status");
+            b.extend(&200i64.to_le_bytes());
+            put_name(b, tag::F64, "latency_ms");
+            b.extend(&12.5f64.to_le_bytes());
+            put_name(b, tag::TRUE, "cached");
+            put_str_field(b, "path", "/api/\"x\"\n");
+        });
+        let (_, r) = encode(&e);
+        assert_eq!(r.service, "api");
+        assert_eq!(r.event, "test_event");
+        assert_eq!(r.message, "request 7 done");
+        assert_eq!(r.id, Some(uuid::Uuid::from_u128(e.id)));
+        assert_eq!(r.ts.unix_millis(), 1_782_909_296_789);
+        assert_eq!(r.meta["status"], 200);
+        assert_eq!(r.meta["latency_ms"], 12.5);
+        assert_eq!(r.meta["cached"], true);
+        assert_eq!(r.meta["path"], "/api/\"x\"\n");
+        assert_eq!(r.meta["environment"], "prod");
+        assert_eq!(r.meta["target"], "faultline_logger");
+    }
+
+    #[test]
+    fn inner_fields_win_over_outer_ones_and_statics() {
+        let e = entry(|b| {
+            put_str_field(b, "request", "outer");
+            put_str_field(b, "trace_id", "aaaa");
+            put_str_field(b, "request", "inner");
+            put_str_field(b, "environment", "canary");
+        });
+        let (_, r) = encode(&e);
+        assert_eq!(r.meta["request"], "inner");
+        assert_eq!(r.meta["environment"], "canary");
+        assert_eq!(r.meta["trace_id"], "aaaa");
+    }
+
+    #[test]
+    fn reserved_keys_get_their_types() {
+        let e = entry(|b| {
+            put_u64_field(b, "trace_id", 42);
+            put_str_field(b, "user", "alice@example.com");
+            put_str_field(b, "stack", "at main.rs:1");
+            put_name(b, tag::I64, "count");
+            b.extend(&(-3i64).to_le_bytes());
+            put_name(b, tag::I128, "big");
+            b.extend(&(i128::MAX).to_le_bytes());
+        });
+        let (_, r) = encode(&e);
+        assert_eq!(r.meta["trace_id"], "42");
+        assert_eq!(r.meta["user"], anonymize_user("salt", "alice@example.com"));
+        assert_eq!(r.meta["stack_text"], "at main.rs:1");
+        assert!(r.meta.get("stack").is_none());
+        assert_eq!(r.meta["count_value"], -3);
+        assert_eq!(r.meta["big"], i128::MAX.to_string());
+
+        let already = anonymize_user("other", "bob");
+        let e = entry(|b| {
+            put_str_field(b, "user", &already);
+            put_u64_field(b, "count", 3);
+        });
+        let (_, r) = encode(&e);
+        assert_eq!(r.meta["user"], already.as_str(), "anonymized ids are kept");
+        assert_eq!(r.meta["count"], 3);
+    }
+
+    #[test]
+    fn traceparent_becomes_trace_and_span_ids() {
+        let e = entry(|b| {
+            put_str_field(
+                b,
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            );
+        });
+        let (_, r) = encode(&e);
+        assert_eq!(r.meta["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(r.meta["span_id"], "00f067aa0ba902b7");
+        assert!(r.meta.get("traceparent").is_none());
+    }
+
+    #[test]
+    fn oversized_and_dirty_text_is_made_valid() {
+        let long = "x".repeat(20_000);
+        let e = entry(|b| {
+            b.push(tag::MESSAGE);
+            put_str(b, &format!("a\0b{long}"));
+            b.push(tag::EVENT);
+            put_str(b, &format!("bad\nevent{}", "e".repeat(300)));
+            put_str_field(b, "blob", &"y".repeat(40_000));
+            put_str_field(b, "other", &"z".repeat(10_000));
+            put_str_field(b, "nul\0key", "v\0");
+        });
+        let (line, r) = encode(&e);
+        assert!(r.message.starts_with("a\u{FFFD}b"));
+        assert!(r.message.ends_with(TRUNCATION_MARKER));
+        assert!(r.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(r.event.starts_with("bad_event"));
+        assert_eq!(r.event.chars().count(), MAX_EVENT_CHARS);
+        assert!(r.meta["blob"].as_str().unwrap().ends_with(TRUNCATION_MARKER));
+        assert_eq!(r.meta["nul\u{FFFD}key"], "v\u{FFFD}");
+        assert!(line.len() < 40_000);
+        assert!(serde_json::to_string(&r.meta).unwrap().len() <= MAX_META_BYTES);
+    }
+
+    #[test]
+    fn empty_and_control_events_fall_back() {
+        let e = entry(|b| {
+            b.push(tag::EVENT);
+            put_str(b, "");
+        });
+        let (_, r) = encode(&e);
+        assert_eq!(r.event, "log");
+    }
+
+    #[test]
+    fn levels_map_to_the_record_contract() {
+        assert_eq!(level_of(&tracing::Level::TRACE), Level::Debug);
+        assert_eq!(level_of(&tracing::Level::DEBUG), Level::Debug);
+        assert_eq!(level_of(&tracing::Level::INFO), Level::Info);
+        assert_eq!(level_of(&tracing::Level::WARN), Level::Warning);
+        assert_eq!(level_of(&tracing::Level::ERROR), Level::Error);
+    }
+}

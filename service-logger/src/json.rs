@@ -1,0 +1,216 @@
+//! JSON output primitives for the worker: string escaping, numbers and timestamps that
+//! produce exactly the bytes `serde_json` (and so `Record::write_json`) would.
+//!
+//! Written by hand because the worker serializes millions of records a second and never
+//! builds a `serde_json::Value` on the way: each record goes from the captured form straight
+//! into the output buffer.
+
+use faultline_schema::Timestamp;
+
+/// What follows a backslash for bytes that must be escaped; `u` means `\u00XX`; 0 means the
+/// byte is copied as is. The same table as `serde_json`'s serializer.
+static ESCAPE: [u8; 256] = {
+    const UU: u8 = b'u';
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = UU;
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+/// U+FFFD, which replaces NUL: PostgreSQL text and JSONB cannot store NUL, and the record
+/// rules replace it the same way.
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// Appends `s` as a JSON string (quotes included). `s` must be UTF-8; NUL characters become
+/// U+FFFD, as `Record::validate` does.
+pub(crate) fn string(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    string_body(out, s);
+    out.push(b'"');
+}
+
+/// [`string`] without the quotes.
+pub(crate) fn string_body(out: &mut Vec<u8>, s: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let esc = ESCAPE[usize::from(b)];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&s[start..i]);
+        start = i + 1;
+        if b == 0 {
+            out.extend_from_slice(REPLACEMENT);
+        } else if esc == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.push(b'\\');
+            out.push(esc);
+        }
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+/// How long [`string`] output for `s` is, quotes included.
+pub(crate) fn string_len(s: &[u8]) -> usize {
+    let mut n = 2 + s.len();
+    for &b in s {
+        match ESCAPE[usize::from(b)] {
+            0 => {}
+            b'u' if b == 0 => n += REPLACEMENT.len() - 1,
+            b'u' => n += 5,
+            _ => n += 1,
+        }
+    }
+    n
+}
+
+/// Appends an integer.
+pub(crate) fn int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Appends a float exactly as `serde_json` writes one (through it, so the two cannot
+/// drift apart); NaN and infinities, which JSON cannot hold, become `null`.
+pub(crate) fn float(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        // Writing a number to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &v);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends a UUID in its hyphenated lower-case form, quoted.
+pub(crate) fn uuid(out: &mut Vec<u8>, id: u128) {
+    let mut buf = [0u8; 36];
+    let text = uuid::Uuid::from_u128(id).hyphenated().encode_lower(&mut buf);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Formats timestamps, reusing the date and time of day while the second does not change
+/// (consecutive records almost always share it).
+#[derive(Debug, Default)]
+pub(crate) struct TimestampCache {
+    second: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS.` of `second`.
+    prefix: [u8; 20],
+}
+
+impl TimestampCache {
+    /// Appends `ms` (clamped to the representable range) as the quoted canonical form,
+    /// `"YYYY-MM-DDTHH:MM:SS.mmmZ"`, the same text as [`Timestamp`]'s `Display`.
+    pub(crate) fn write(&mut self, out: &mut Vec<u8>, ms: i64) {
+        let ms = Timestamp::from_unix_millis(ms).unix_millis();
+        let second = ms.div_euclid(1000);
+        if self.second != Some(second) {
+            let text = Timestamp::from_unix_millis(second * 1000).to_string();
+            match text.as_bytes().get(..20) {
+                Some(p) => self.prefix.copy_from_slice(p),
+                None => {
+                    // Cannot happen: the canonical form is always 24 bytes.
+                    out.push(b'"');
+                    out.extend_from_slice(text.as_bytes());
+                    out.push(b'"');
+                    return;
+                }
+            }
+            self.second = Some(second);
+        }
+        let frac = ms.rem_euclid(1000);
+        out.push(b'"');
+        out.extend_from_slice(&self.prefix);
+        // 0..=999, so each digit is 0..=9.
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        out.extend(digits.iter().map(|d| b'0' + *d as u8));
+        out.extend_from_slice(b"Z\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_escape_exactly_like_serde_json() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain".into(),
+            "quote \" backslash \\ slash /".into(),
+            "tab\tnewline\nreturn\rformfeed\x0cbackspace\x08".into(),
+            "\x01\x1f\x7f control".into(),
+            "unicode é ✓ 𝄞".into(),
+        ];
+        samples.extend((0u8..0x80).map(|b| format!("a{}b", char::from(b))));
+        for s in samples {
+            let expected = serde_json::to_string(&s.replace('\0', "\u{FFFD}")).unwrap();
+            let mut out = Vec::new();
+            string(&mut out, s.as_bytes());
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{s:?}");
+            assert_eq!(string_len(s.as_bytes()), expected.len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn nul_becomes_the_replacement_character() {
+        let mut out = Vec::new();
+        string(&mut out, b"a\0b");
+        assert_eq!(out, "\"a\u{FFFD}b\"".as_bytes());
+        assert_eq!(string_len(b"a\0b"), out.len());
+    }
+
+    #[test]
+    fn numbers_match_serde_json() {
+        for v in [0.0, -0.0, 1.0, 2.5, 1e16, 1e-7, 123456.789, f64::MAX, f64::MIN_POSITIVE] {
+            let mut out = Vec::new();
+            float(&mut out, v);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&v).unwrap()
+            );
+        }
+        let mut out = Vec::new();
+        float(&mut out, f64::NAN);
+        assert_eq!(out, b"null");
+        let mut out = Vec::new();
+        int(&mut out, i64::MIN);
+        assert_eq!(out, i64::MIN.to_string().as_bytes());
+    }
+
+    #[test]
+    fn timestamps_match_the_schema_display() {
+        let mut cache = TimestampCache::default();
+        for ms in [
+            0,
+            1,
+            999,
+            1000,
+            1_782_909_296_789,
+            1_782_909_296_001,
+            1_782_909_297_000,
+            -1,
+            -86_400_001,
+            253_402_300_799_999,
+        ] {
+            let mut out = Vec::new();
+            cache.write(&mut out, ms);
+            let expected = format!("\"{}\"", Timestamp::from_unix_millis(ms));
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{ms}");
+        }
+    }
+}

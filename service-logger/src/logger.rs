@@ -1,0 +1,257 @@
+//! The logger handle ([`Logger`]), the [`Guard`] that shuts it down, and routing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::capture::{Entry, Origin, put_str_field};
+use crate::encode::RecordConfig;
+use crate::sink::Sink;
+use crate::stats::{Report, Stats};
+use crate::worker::{SinkHandle, in_worker};
+
+pub(crate) struct Inner {
+    pub(crate) sinks: Vec<Arc<SinkHandle>>,
+    pub(crate) record: RecordConfig,
+    pub(crate) with_thread: bool,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) panic_flush_timeout: Option<Duration>,
+    shut: AtomicBool,
+}
+
+/// A running logger: its sinks, queues and workers. Cheap to clone.
+///
+/// Get one from [`Guard::logger`] or [`crate::global`]. Every method is safe to call from
+/// any thread, inside or outside an async runtime.
+#[derive(Clone)]
+pub struct Logger {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Logger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logger")
+            .field("service", &self.inner.record.service)
+            .field("sinks", &self.inner.sinks)
+            .finish()
+    }
+}
+
+/// `timeout` from now; `Duration::MAX` (or any overflow) means no limit.
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl Logger {
+    pub(crate) fn new(
+        sinks: Vec<Arc<SinkHandle>>,
+        record: RecordConfig,
+        with_thread: bool,
+        shutdown_timeout: Option<Duration>,
+        panic_flush_timeout: Option<Duration>,
+    ) -> Logger {
+        Logger {
+            inner: Arc::new(Inner {
+                sinks,
+                record,
+                with_thread,
+                shutdown_timeout,
+                panic_flush_timeout,
+                shut: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Which sinks take a record of `level` from `target`, one bit per sink.
+    #[inline]
+    pub(crate) fn route(&self, target: &str, level: &tracing::Level) -> u64 {
+        let mut mask = 0;
+        for (i, s) in self.inner.sinks.iter().enumerate() {
+            if Sink::accepts(&s.options, target, level) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// Hands `entry` to the sinks in `mask`.
+    #[inline]
+    pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
+        let last = 63 - mask.leading_zeros() as usize;
+        for (i, s) in self.inner.sinks.iter().enumerate().take(last) {
+            if mask & (1 << i) != 0 {
+                s.offer(entry.clone());
+            }
+        }
+        if let Some(s) = self.inner.sinks.get(last) {
+            s.offer(entry);
+        }
+    }
+
+    /// The most verbose level any sink takes.
+    pub(crate) fn max_level(&self) -> LevelFilter {
+        self.inner
+            .sinks
+            .iter()
+            .map(|s| LevelFilter::from_level(s.options.min_level))
+            .max()
+            .unwrap_or(LevelFilter::OFF)
+    }
+
+    pub(crate) fn with_thread(&self) -> bool {
+        self.inner.with_thread
+    }
+
+    /// Writes everything logged before this call, waiting as long as that takes: files and
+    /// stdout written (and fsynced per their settings), HTTP batches acknowledged or spooled,
+    /// PostgreSQL batches committed or spooled. The report says what was written, dropped,
+    /// and is still queued.
+    pub fn flush(&self) -> Report {
+        self.flush_until(None)
+    }
+
+    /// [`flush`](Logger::flush), waiting at most `timeout`; [`Report::complete`] says whether
+    /// it finished.
+    pub fn flush_timeout(&self, timeout: Duration) -> Report {
+        self.flush_until(deadline(Some(timeout)))
+    }
+
+    pub(crate) fn flush_until(&self, deadline: Option<Instant>) -> Report {
+        if in_worker() {
+            // A worker waiting for itself would never return.
+            return Report::from_stats(self.stats(), false);
+        }
+        let signals: Vec<_> = self
+            .inner
+            .sinks
+            .iter()
+            .map(|s| s.request_flush(deadline))
+            .collect();
+        let mut complete = true;
+        for (s, signal) in self.inner.sinks.iter().zip(signals) {
+            complete &= s.wait(signal, deadline);
+        }
+        Report::from_stats(self.stats(), complete)
+    }
+
+    /// Stops taking records (later ones are counted in `Dropped::closed`), writes everything
+    /// queued, closes every sink (HTTP batches that cannot be delivered go to the spool,
+    /// when there is one), and stops the workers, waiting at most `timeout`
+    /// (`Duration::MAX`: as long as it takes). Calling it again only reports.
+    pub fn shutdown(&self, timeout: Duration) -> Report {
+        self.shutdown_until(deadline(Some(timeout)))
+    }
+
+    pub(crate) fn shutdown_until(&self, deadline: Option<Instant>) -> Report {
+        if in_worker() {
+            return Report::from_stats(self.stats(), false);
+        }
+        self.inner.shut.store(true, Ordering::Release);
+        let signals: Vec<_> = self
+            .inner
+            .sinks
+            .iter()
+            .map(|s| s.request_shutdown(deadline))
+            .collect();
+        let mut complete = true;
+        for (s, signal) in self.inner.sinks.iter().zip(signals) {
+            complete &= s.wait(signal, deadline);
+            s.join_if_finished();
+        }
+        Report::from_stats(self.stats(), complete)
+    }
+
+    pub(crate) fn is_shut(&self) -> bool {
+        self.inner.shut.load(Ordering::Acquire)
+    }
+
+    /// Every sink's counters now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sinks: self.inner.sinks.iter().map(|s| s.stats()).collect(),
+        }
+    }
+
+    /// The `service` every record carries.
+    pub fn service(&self) -> &str {
+        &self.inner.record.service
+    }
+
+    /// Logs a panic as a `CRITICAL` record (event `panic`) to every sink taking errors.
+    pub(crate) fn record_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
+        let mask = self.route("panic", &tracing::Level::ERROR);
+        if mask == 0 || self.inner.sinks.iter().all(|s| s.is_closed()) {
+            return;
+        }
+        let mut e = Entry::new(faultline_schema::Level::Critical, Origin::Internal("panic"));
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        e.buf.push(crate::capture::tag::MESSAGE);
+        crate::capture::put_str(&mut e.buf, payload);
+        if let Some(loc) = info.location() {
+            put_str_field(
+                &mut e.buf,
+                "location",
+                &format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
+            );
+        }
+        if let Some(name) = std::thread::current().name() {
+            put_str_field(&mut e.buf, "thread", name);
+        }
+        let bt = std::backtrace::Backtrace::capture();
+        if bt.status() == std::backtrace::BacktraceStatus::Captured {
+            put_str_field(&mut e.buf, "stack_text", &bt.to_string());
+        }
+        self.dispatch(e, mask);
+    }
+}
+
+/// Keeps the logger running; dropping it shuts the logger down (see [`Logger::shutdown`])
+/// with the builder's [`shutdown_timeout`](crate::Builder::shutdown_timeout), which by
+/// default waits until everything is written.
+///
+/// Keep it alive for as long as the program logs: `let _guard = ...init()?;` in `main`
+/// (not `let _ = ...`, which drops it at once).
+#[must_use = "dropping the guard shuts the logger down"]
+#[derive(Debug)]
+pub struct Guard {
+    pub(crate) logger: Logger,
+}
+
+impl Guard {
+    /// The logger, for stats, flushes and shutdown from elsewhere.
+    pub fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
+    /// See [`Logger::flush`].
+    pub fn flush(&self) -> Report {
+        self.logger.flush()
+    }
+
+    /// See [`Logger::stats`].
+    pub fn stats(&self) -> Stats {
+        self.logger.stats()
+    }
+
+    /// Shuts down now, waiting at most `timeout`, and returns the report (which dropping
+    /// the guard cannot).
+    pub fn shutdown(self, timeout: Duration) -> Report {
+        self.logger.shutdown(timeout)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.logger.is_shut() {
+            self.logger
+                .shutdown_until(deadline(self.logger.inner.shutdown_timeout));
+        }
+    }
+}

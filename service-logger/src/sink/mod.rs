@@ -1,0 +1,295 @@
+//! Sink configuration ([`Sink`], [`Policy`]) and the `Output` trait every destination
+//! implements for its worker.
+//!
+//! Each sink gets its own bounded queue and worker thread, so a slow destination (an ingest
+//! endpoint that is down) never holds up a fast one (the local file), and each has its own
+//! full-queue policy and routing.
+
+pub(crate) mod file;
+pub(crate) mod http;
+pub(crate) mod postgres;
+pub(crate) mod stream;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::filter::Targets;
+
+use crate::error::InitError;
+use crate::stats::Counters;
+
+pub use file::{Clock, FileConfig, Fsync, Rotation};
+pub use http::HttpConfig;
+pub use postgres::PostgresConfig;
+
+/// The default queue capacity of a sink: 16,384 records, about 4 MiB (a slot is 256 bytes
+/// plus whatever a record's fields spill to the heap).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+
+/// What a call site does when a sink's queue is full.
+///
+/// The queue fills only when the sink cannot keep up for a while (a disk stalls, a burst
+/// outruns it). Whatever the policy, every record is accounted for: written, still queued,
+/// spooled, or counted in [`Dropped`](crate::Dropped) under its reason, and after drops the
+/// worker writes a `WARNING` record `logger_dropped` saying how many, so the loss shows in
+/// the logs themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Wait for room (the default): nothing is lost, and a sink that cannot keep up slows
+    /// its callers down.
+    #[default]
+    Block,
+    /// Wait at most this long, then drop the record and count it in `Dropped::timeout`.
+    BlockTimeout(Duration),
+    /// Drop the record at once and count it in `Dropped::queue_full`: callers never wait.
+    DropNewest,
+}
+
+/// One destination, with its queue, policy and routing.
+///
+/// ```no_run
+/// use faultline_logger::{FileConfig, HttpConfig, Policy, Sink};
+///
+/// // Everything to a rotating file; errors also to the ingest endpoint, never dropped.
+/// let file = Sink::file(FileConfig::new("/var/log/api").max_bytes(64 << 20).keep_files(20));
+/// let ingest = Sink::http(HttpConfig::new("https://faultline.internal", "sk_api").spool_dir("/var/lib/api/spool"))
+///     .min_level(tracing::Level::ERROR)
+///     .policy(Policy::DropNewest)
+///     .never_drop_errors(true);
+/// # let _ = (file, ingest);
+/// ```
+pub struct Sink {
+    pub(crate) kind: Kind,
+    pub(crate) options: Options,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("kind", &self.kind.label())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+pub(crate) enum Kind {
+    Stdout,
+    Stderr,
+    Writer(Box<dyn Write + Send>),
+    File(FileConfig),
+    Http(HttpConfig),
+    Postgres(PostgresConfig),
+}
+
+impl Kind {
+    fn label(&self) -> &'static str {
+        match self {
+            Kind::Stdout => "stdout",
+            Kind::Stderr => "stderr",
+            Kind::Writer(_) => "writer",
+            Kind::File(_) => "file",
+            Kind::Http(_) => "http",
+            Kind::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// The settings every sink has.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) name: Option<String>,
+    pub(crate) policy: Policy,
+    pub(crate) never_drop_errors: bool,
+    pub(crate) capacity: usize,
+    /// The most verbose level taken (tracing's order: `TRACE` takes everything).
+    pub(crate) min_level: tracing::Level,
+    pub(crate) targets: Option<Targets>,
+    pub(crate) synchronous: bool,
+    pub(crate) heartbeat: bool,
+    pub(crate) batch_size: usize,
+    pub(crate) linger: Duration,
+}
+
+impl Sink {
+    fn new(kind: Kind) -> Sink {
+        Sink {
+            kind,
+            options: Options {
+                name: None,
+                policy: Policy::default(),
+                never_drop_errors: false,
+                capacity: DEFAULT_QUEUE_CAPACITY,
+                min_level: tracing::Level::TRACE,
+                targets: None,
+                synchronous: false,
+                heartbeat: true,
+                batch_size: 1000,
+                linger: Duration::from_millis(200),
+            },
+        }
+    }
+
+    /// NDJSON records on standard output, one per line (for containers whose runtime
+    /// collects stdout).
+    pub fn stdout() -> Sink {
+        Sink::new(Kind::Stdout)
+    }
+
+    /// NDJSON records on standard error.
+    pub fn stderr() -> Sink {
+        Sink::new(Kind::Stderr)
+    }
+
+    /// NDJSON records to any writer (a socket, a pipe, a test buffer). The worker writes
+    /// whole lines and calls `flush` whenever its queue runs empty.
+    pub fn writer(writer: impl Write + Send + 'static) -> Sink {
+        Sink::new(Kind::Writer(Box::new(writer)))
+    }
+
+    /// A rotating NDJSON file; see [`FileConfig`].
+    pub fn file(config: FileConfig) -> Sink {
+        Sink::new(Kind::File(config))
+    }
+
+    /// The ingest endpoint (`POST /logs/ingest`); see [`HttpConfig`].
+    pub fn http(config: HttpConfig) -> Sink {
+        Sink::new(Kind::Http(config))
+    }
+
+    /// PostgreSQL, through the server's own `faultline_sinks::PostgresSink`: the same
+    /// `system_logs` table, batched idempotent writes and durable outage spool; see
+    /// [`PostgresConfig`].
+    pub fn postgres(config: PostgresConfig) -> Sink {
+        Sink::new(Kind::Postgres(config))
+    }
+
+    /// The name in [`Stats`](crate::Stats), reports and heartbeats (default: the kind,
+    /// `file`, `http`, ..., with `-2`, `-3` appended on repeats).
+    pub fn name(mut self, name: impl Into<String>) -> Sink {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// What a call site does when this sink's queue is full (default [`Policy::Block`]).
+    pub fn policy(mut self, policy: Policy) -> Sink {
+        self.options.policy = policy;
+        self
+    }
+
+    /// Whether records at `ERROR` and above (including `CRITICAL`) wait for room whatever
+    /// the policy (default `false`). With [`Policy::DropNewest`] this keeps every error while
+    /// shedding routine records under load.
+    pub fn never_drop_errors(mut self, yes: bool) -> Sink {
+        self.options.never_drop_errors = yes;
+        self
+    }
+
+    /// How many records may wait in this sink's queue (default [`DEFAULT_QUEUE_CAPACITY`];
+    /// at least 1). The queue's memory (256 bytes a slot) is allocated up front.
+    pub fn queue_capacity(mut self, capacity: usize) -> Sink {
+        self.options.capacity = capacity.max(1);
+        self
+    }
+
+    /// Takes only records at `level` or more severe (default: everything). For example
+    /// `tracing::Level::ERROR` for an alerting destination.
+    pub fn min_level(mut self, level: tracing::Level) -> Sink {
+        self.options.min_level = level;
+        self
+    }
+
+    /// Takes only records these per-target directives enable, on top of
+    /// [`min_level`](Sink::min_level): `"my_app=debug,hyper=warn".parse::<Targets>()`.
+    pub fn targets(mut self, targets: Targets) -> Sink {
+        self.options.targets = Some(targets);
+        self
+    }
+
+    /// Write-through: a logging call returns only once its record is written (to the file
+    /// or stdout, sent or spooled for HTTP, in PostgreSQL or its spool), in order with
+    /// everything before it. For programs that prefer that to speed, such as short CLI
+    /// tools. The worker still does the I/O, so this is safe inside async code.
+    pub fn synchronous(mut self) -> Sink {
+        self.options.synchronous = true;
+        self
+    }
+
+    /// Whether this sink gets the logger's heartbeat records (default `true` when the
+    /// builder sets a [`heartbeat`](crate::Builder::heartbeat)).
+    pub fn heartbeat(mut self, yes: bool) -> Sink {
+        self.options.heartbeat = yes;
+        self
+    }
+
+    /// HTTP and PostgreSQL: the most records in one request or insert (default 1,000).
+    pub fn batch_size(mut self, records: usize) -> Sink {
+        self.options.batch_size = records.max(1);
+        self
+    }
+
+    /// HTTP and PostgreSQL: how long a batch's first record waits for others to join it
+    /// before the batch is sent anyway (default 200 ms). A full batch goes at once.
+    pub fn linger(mut self, linger: Duration) -> Sink {
+        self.options.linger = linger;
+        self
+    }
+
+    pub(crate) fn label(&self) -> &'static str {
+        self.kind.label()
+    }
+
+    /// Whether this sink takes a record of `level` from `target`.
+    #[inline]
+    pub(crate) fn accepts(options: &Options, target: &str, level: &tracing::Level) -> bool {
+        *level <= options.min_level
+            && options
+                .targets
+                .as_ref()
+                .is_none_or(|t| t.would_enable(target, level))
+    }
+}
+
+/// A destination as its worker drives it. Implementations run on the sink's worker thread
+/// only; they count what they write, drop and spool in the shared [`Counters`].
+pub(crate) trait Output: Send {
+    /// Where the worker appends the next record line (JSON and `\n`).
+    fn buffer(&mut self) -> &mut Vec<u8>;
+
+    /// A line was appended at `start..` of the buffer; `mono` is when it was captured.
+    fn commit(&mut self, start: usize, mono: u64);
+
+    /// Periodic work (write an idle buffer, send a batch whose linger ran out, retry, rotate).
+    /// `idle`: the queue is empty. Returns when it wants to be called again at the latest.
+    fn poll(&mut self, idle: bool) -> Option<Instant>;
+
+    /// Writes, sends or spools everything pending (and syncs, per the sink's settings),
+    /// giving up at `deadline`. Returns whether nothing is left pending.
+    fn flush(&mut self, deadline: Option<Instant>) -> bool;
+
+    /// The final flush; releases the destination. Returns whether nothing was left pending.
+    fn close(&mut self, deadline: Option<Instant>) -> bool;
+}
+
+/// Opens the destination on the worker thread (runtimes and files belong to it).
+pub(crate) fn open(
+    kind: Kind,
+    name: &str,
+    service: &str,
+    options: &Options,
+    counters: Arc<Counters>,
+) -> Result<Box<dyn Output>, InitError> {
+    let (batch, linger) = (options.batch_size, options.linger);
+    Ok(match kind {
+        Kind::Stdout => Box::new(stream::StreamOutput::stdout(counters)),
+        Kind::Stderr => Box::new(stream::StreamOutput::stderr(counters)),
+        Kind::Writer(w) => Box::new(stream::StreamOutput::writer(w, counters)),
+        Kind::File(config) => Box::new(file::FileOutput::open(config, name, service, counters)?),
+        Kind::Http(config) => Box::new(http::HttpOutput::open(
+            config, name, batch, linger, counters,
+        )?),
+        Kind::Postgres(config) => Box::new(postgres::PgOutput::open(
+            config, name, batch, linger, counters,
+        )?),
+    })
+}

@@ -1,0 +1,562 @@
+//! A sink's queue and its worker thread.
+//!
+//! Producers `try_send` into a bounded crossbeam channel; on a full queue the sink's
+//! [`Policy`] decides. The worker takes up to [`MAX_TAKE`] messages at a time, encodes each
+//! record into its output's buffer, and lets the output write when the queue runs empty or
+//! its buffer is full, so under load one `write` carries thousands of records.
+//!
+//! **Waking.** Producers do not wake the worker on every record (a futex wake costs more than
+//! the whole call). When the queue runs empty the worker first naps for [`LINGER`] without
+//! asking to be woken; only if the queue is still empty after that does it raise `sleeping`
+//! and park until a producer sees the flag and unparks it. So under steady traffic no call
+//! site pays for a wake-up, and a quiet service costs no CPU.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+use faultline_schema::Level;
+
+use crate::capture::{self, Entry, Origin, put_str_field, put_u64_field};
+use crate::encode::{Encoder, RecordConfig};
+use crate::error::InitError;
+use crate::sink::{self, Kind, Options, Output, Policy};
+use crate::stats::{Counters, Reason, SinkStats};
+
+/// Messages taken per round before the worker looks at timers.
+const MAX_TAKE: usize = 4096;
+/// How long an idle worker naps before it asks producers to wake it.
+const LINGER: Duration = Duration::from_millis(2);
+/// The longest a worker parks; a safety net only (wake-ups are not lost).
+const MAX_PARK: Duration = Duration::from_secs(1);
+/// How often blocked producers and waiters re-check whether the worker is still alive.
+const POLL: Duration = Duration::from_millis(100);
+/// How often the wall clock is re-measured against the monotonic one.
+const RECALIBRATE: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static IN_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread belongs to a logger (a worker, or a runtime thread of an HTTP or
+/// PostgreSQL sink). Events from these threads are ignored: a sink's own HTTP client
+/// logging through the logger would feed itself forever.
+pub(crate) fn in_worker() -> bool {
+    IN_WORKER.with(std::cell::Cell::get)
+}
+
+/// Marks this thread as the logger's own.
+pub(crate) fn mark_worker_thread() {
+    IN_WORKER.with(|f| f.set(true));
+}
+
+/// A completion a caller waits for (flush, shutdown, a synchronous record).
+#[derive(Debug)]
+pub(crate) struct Signal {
+    state: Mutex<Option<bool>>,
+    cv: Condvar,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Signal {
+    pub(crate) fn new(deadline: Option<Instant>) -> Arc<Signal> {
+        Arc::new(Signal {
+            state: Mutex::new(None),
+            cv: Condvar::new(),
+            deadline,
+        })
+    }
+
+    pub(crate) fn done(&self, complete: bool) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(complete);
+        self.cv.notify_all();
+    }
+
+    /// Waits until done (`Some(complete)`), `until` passes, or the worker is gone (`None`).
+    fn wait(&self, until: Option<Instant>, alive: impl Fn() -> bool) -> Option<bool> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(c) = *state {
+                return Some(c);
+            }
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) || !alive() {
+                return None;
+            }
+            let step = until.map_or(POLL, |u| (u - now).min(POLL));
+            state = self
+                .cv
+                .wait_timeout(state, step)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
+pub(crate) enum Msg {
+    Record(Entry),
+    /// A record whose caller waits until it is written.
+    Sync(Entry, Arc<Signal>),
+    Flush(Arc<Signal>),
+    Shutdown(Arc<Signal>),
+}
+
+/// A sink as producers and the logger see it: the queue, the policy, the counters.
+pub(crate) struct SinkHandle {
+    pub(crate) name: String,
+    pub(crate) options: Options,
+    tx: Sender<Msg>,
+    /// Kept so the channel never disconnects: whatever is still in it after the worker
+    /// stopped stays counted as queued rather than vanishing.
+    rx: Receiver<Msg>,
+    closed: AtomicBool,
+    sleeping: AtomicBool,
+    finished: AtomicBool,
+    worker: OnceLock<Thread>,
+    join: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for SinkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkHandle")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkHandle {
+    /// Starts the worker, which opens the destination; returns once it is open.
+    pub(crate) fn spawn(
+        kind: Kind,
+        options: Options,
+        name: String,
+        record: &RecordConfig,
+        heartbeat: Option<Duration>,
+    ) -> Result<Arc<SinkHandle>, InitError> {
+        let (tx, rx) = crossbeam_channel::bounded(options.capacity);
+        let heartbeat = heartbeat.filter(|_| options.heartbeat);
+        let handle = Arc::new(SinkHandle {
+            name: name.clone(),
+            options,
+            tx,
+            rx,
+            closed: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            worker: OnceLock::new(),
+            join: Mutex::new(None),
+            counters: Arc::new(Counters::default()),
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let worker_handle = handle.clone();
+        let encoder = Encoder::new(record);
+        let service = record.service.clone();
+        let join = std::thread::Builder::new()
+            .name(format!("faultline-{name}"))
+            .spawn(move || {
+                mark_worker_thread();
+                let h = worker_handle;
+                let _ = h.worker.set(std::thread::current());
+                let _finish = FinishOnExit(&h);
+                match sink::open(kind, &h.name, &service, &h.options, h.counters.clone()) {
+                    Ok(output) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Worker::new(&h, output, encoder, heartbeat).run();
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| InitError::Worker {
+                sink: name.clone(),
+                message: e.to_string(),
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {
+                *handle.join.lock().unwrap_or_else(|p| p.into_inner()) = Some(join);
+                Ok(handle)
+            }
+            Ok(Err(e)) => {
+                let _ = join.join();
+                Err(e)
+            }
+            Err(_) => Err(InitError::Worker {
+                sink: name,
+                message: "stopped while opening the sink".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.options.capacity
+    }
+
+    fn alive(&self) -> bool {
+        !self.finished.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.worker.get() {
+            t.unpark();
+        }
+    }
+
+    /// Enqueues a record under the sink's policy. Never blocks unless the policy (or
+    /// never-drop for errors) says so.
+    #[inline]
+    pub(crate) fn offer(&self, entry: Entry) {
+        if self.closed.load(Ordering::Relaxed) {
+            self.counters.lose(Reason::Closed, 1);
+            return;
+        }
+        if self.options.synchronous {
+            self.send_sync(entry);
+            return;
+        }
+        match self.tx.try_send(Msg::Record(entry)) {
+            Ok(()) => self.sent(),
+            Err(TrySendError::Full(msg)) => self.full(msg),
+            Err(TrySendError::Disconnected(_)) => self.counters.lose(Reason::Closed, 1),
+        }
+    }
+
+    #[inline]
+    fn sent(&self) {
+        // Pairs with the worker's `sleeping` store and queue check: the channel's send is a
+        // SeqCst read-modify-write of its tail, so either this load sees `true` or the
+        // worker's check sees the record.
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    #[cold]
+    fn full(&self, msg: Msg) {
+        self.counters
+            .high_water
+            .fetch_max(self.capacity(), Ordering::Relaxed);
+        self.wake();
+        let never_drop = self.options.never_drop_errors
+            && matches!(&msg, Msg::Record(e) if e.level >= Level::Error);
+        let deadline = match (self.options.policy, never_drop) {
+            (_, true) | (Policy::Block, _) => None,
+            (Policy::BlockTimeout(d), _) => Some(Instant::now() + d),
+            (Policy::DropNewest, _) => {
+                self.counters.lose(Reason::QueueFull, 1);
+                return;
+            }
+        };
+        if let Err(reason) = self.send_blocking(msg, deadline) {
+            self.counters.lose(reason, 1);
+        }
+    }
+
+    /// Sends, waiting for room until `deadline`, the sink closing, or its worker stopping.
+    fn send_blocking(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), Reason> {
+        loop {
+            let now = Instant::now();
+            let step = match deadline {
+                Some(d) if d <= now => return Err(Reason::Timeout),
+                Some(d) => (d - now).min(POLL),
+                None => POLL,
+            };
+            match self.tx.send_timeout(msg, step) {
+                Ok(()) => {
+                    self.sent();
+                    return Ok(());
+                }
+                Err(SendTimeoutError::Timeout(m)) => {
+                    if !self.alive() || (self.closed.load(Ordering::Relaxed) && is_record(&m)) {
+                        return Err(Reason::Closed);
+                    }
+                    msg = m;
+                    self.wake();
+                }
+                Err(SendTimeoutError::Disconnected(_)) => return Err(Reason::Closed),
+            }
+        }
+    }
+
+    fn send_sync(&self, entry: Entry) {
+        let signal = Signal::new(None);
+        if let Err(reason) = self.send_blocking(Msg::Sync(entry, signal.clone()), None) {
+            self.counters.lose(reason, 1);
+            return;
+        }
+        self.wake();
+        signal.wait(None, || self.alive());
+    }
+
+    /// Sends a control message (flush or shutdown), waiting for room until `deadline`.
+    fn control(
+        &self,
+        make: impl FnOnce(Arc<Signal>) -> Msg,
+        deadline: Option<Instant>,
+    ) -> Option<Arc<Signal>> {
+        if !self.alive() {
+            return None;
+        }
+        let signal = Signal::new(deadline);
+        self.send_blocking(make(signal.clone()), deadline).ok()?;
+        self.wake();
+        Some(signal)
+    }
+
+    /// Asks the worker to write everything queued before now.
+    pub(crate) fn request_flush(&self, deadline: Option<Instant>) -> Option<Arc<Signal>> {
+        self.control(Msg::Flush, deadline)
+    }
+
+    /// Stops accepting records and asks the worker to finish.
+    pub(crate) fn request_shutdown(&self, deadline: Option<Instant>) -> Option<Arc<Signal>> {
+        self.closed.store(true, Ordering::Release);
+        self.control(Msg::Shutdown, deadline)
+    }
+
+    /// Waits for a flush or shutdown; whether it completed in time.
+    pub(crate) fn wait(&self, signal: Option<Arc<Signal>>, deadline: Option<Instant>) -> bool {
+        match signal {
+            Some(s) => s.wait(deadline, || self.alive()).unwrap_or(false),
+            // The worker is gone: complete only if nothing is left.
+            None => self.rx.is_empty() && self.counters.pending.load(Ordering::Relaxed) == 0,
+        }
+    }
+
+    /// Joins the worker if it has stopped.
+    pub(crate) fn join_if_finished(&self) {
+        if !self.alive() {
+            let join = self.join.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(j) = join {
+                let _ = j.join();
+            }
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn stats(&self) -> SinkStats {
+        self.counters
+            .snapshot(&self.name, self.rx.len(), self.capacity())
+    }
+}
+
+fn is_record(m: &Msg) -> bool {
+    matches!(m, Msg::Record(_) | Msg::Sync(..))
+}
+
+/// Marks the sink finished and closed when the worker thread ends, however it ends (a panic
+/// in a destination included), so producers and waiters stop waiting for it.
+struct FinishOnExit<'a>(&'a Arc<SinkHandle>);
+
+impl Drop for FinishOnExit<'_> {
+    fn drop(&mut self) {
+        let h = self.0;
+        h.closed.store(true, Ordering::Release);
+        h.finished.store(true, Ordering::Release);
+        if std::thread::panicking() {
+            h.counters.error("worker stopped by a panic");
+        }
+    }
+}
+
+struct Worker<'a> {
+    h: &'a SinkHandle,
+    output: Box<dyn Output>,
+    encoder: Encoder,
+    heartbeat: Option<Duration>,
+    next_heartbeat: Option<Instant>,
+    last_calibration: Instant,
+    reported_drops: u64,
+}
+
+impl<'a> Worker<'a> {
+    fn new(
+        h: &'a SinkHandle,
+        output: Box<dyn Output>,
+        encoder: Encoder,
+        heartbeat: Option<Duration>,
+    ) -> Worker<'a> {
+        Worker {
+            h,
+            output,
+            encoder,
+            heartbeat,
+            next_heartbeat: heartbeat.map(|d| Instant::now() + d),
+            last_calibration: Instant::now(),
+            reported_drops: 0,
+        }
+    }
+
+    fn push(&mut self, entry: &Entry) {
+        let buf = self.output.buffer();
+        let start = buf.len();
+        self.encoder.encode(entry, buf);
+        self.output.commit(start, entry.mono);
+    }
+
+    fn push_internal(&mut self, entry: &Entry) {
+        self.h
+            .counters
+            .internal
+            .fetch_add(1, Ordering::Relaxed);
+        self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
+        self.push(entry);
+    }
+
+    /// Handles one message; `Some(signal)` when it asked to shut down.
+    fn handle(&mut self, msg: Msg) -> Option<Arc<Signal>> {
+        match msg {
+            Msg::Record(e) => {
+                self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
+                self.push(&e);
+            }
+            Msg::Sync(e, signal) => {
+                self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
+                self.push(&e);
+                let complete = self.output.flush(None);
+                signal.done(complete);
+            }
+            Msg::Flush(signal) => {
+                let complete = self.output.flush(signal.deadline);
+                signal.done(complete);
+            }
+            Msg::Shutdown(signal) => return Some(signal),
+        }
+        None
+    }
+
+    fn run(mut self) {
+        loop {
+            let depth = self.h.rx.len();
+            self.h
+                .counters
+                .high_water
+                .fetch_max(depth, Ordering::Relaxed);
+            let mut took = 0u64;
+            let mut shutdown = None;
+            while took < MAX_TAKE as u64 {
+                let Ok(msg) = self.h.rx.try_recv() else { break };
+                took += u64::from(is_record(&msg));
+                if let Some(s) = self.handle(msg) {
+                    shutdown = Some(s);
+                    break;
+                }
+            }
+            self.h
+                .counters
+                .dequeued
+                .fetch_add(took, Ordering::Relaxed);
+            if let Some(signal) = shutdown {
+                self.finish(&signal);
+                return;
+            }
+            let now = Instant::now();
+            self.timers(now);
+            let idle = self.h.rx.is_empty();
+            let next = self.output.poll(idle);
+            if idle {
+                self.idle(next);
+            }
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        if now.duration_since(self.last_calibration) >= RECALIBRATE {
+            capture::recalibrate();
+            self.last_calibration = now;
+        }
+        let d = self.h.counters.dropped();
+        let drops = d.queue_full + d.timeout;
+        if drops > self.reported_drops {
+            let mut e = Entry::new(Level::Warning, Origin::Internal("logger_dropped"));
+            e.buf.push(crate::capture::tag::MESSAGE);
+            crate::capture::put_fmt(
+                &mut e.buf,
+                format_args!(
+                    "faultline-logger dropped {} records: the {} queue was full",
+                    drops - self.reported_drops,
+                    self.h.name
+                ),
+            );
+            put_str_field(&mut e.buf, "sink", &self.h.name);
+            put_u64_field(&mut e.buf, "dropped", drops - self.reported_drops);
+            put_u64_field(&mut e.buf, "dropped_queue_full_total", d.queue_full);
+            put_u64_field(&mut e.buf, "dropped_timeout_total", d.timeout);
+            self.reported_drops = drops;
+            self.push_internal(&e);
+        }
+        if let (Some(every), Some(due)) = (self.heartbeat, self.next_heartbeat)
+            && now >= due
+        {
+            let s = self.h.stats();
+            let mut e = Entry::new(Level::Info, Origin::Internal("heartbeat"));
+            e.buf.push(crate::capture::tag::MESSAGE);
+            crate::capture::put_str(&mut e.buf, "faultline-logger heartbeat");
+            put_str_field(&mut e.buf, "sink", &self.h.name);
+            put_u64_field(&mut e.buf, "queue_depth", s.queue_depth as u64);
+            put_u64_field(&mut e.buf, "written", s.written);
+            put_u64_field(&mut e.buf, "dropped", s.dropped.total());
+            put_u64_field(&mut e.buf, "spooled", s.spooled);
+            put_u64_field(&mut e.buf, "sink_errors", s.sink_errors);
+            put_u64_field(
+                &mut e.buf,
+                "lag_max_us",
+                u64::try_from(s.lag.max.as_micros()).unwrap_or(u64::MAX),
+            );
+            self.push_internal(&e);
+            self.next_heartbeat = Some(if now.duration_since(due) >= every {
+                now + every
+            } else {
+                due + every
+            });
+        }
+    }
+
+    /// The queue is empty: nap, then sleep until woken or `next`.
+    fn idle(&self, next: Option<Instant>) {
+        let next = match (next, self.next_heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let until = |cap: Duration| {
+            let now = Instant::now();
+            next.map_or(cap, |n| n.saturating_duration_since(now).min(cap))
+        };
+        std::thread::park_timeout(until(LINGER));
+        if !self.h.rx.is_empty() {
+            return;
+        }
+        self.h.sleeping.store(true, Ordering::SeqCst);
+        if self.h.rx.is_empty() {
+            let wait = until(MAX_PARK);
+            if !wait.is_zero() {
+                std::thread::park_timeout(wait);
+            }
+        }
+        self.h.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    fn finish(&mut self, signal: &Signal) {
+        // Records that raced the close flag still get written.
+        while let Ok(msg) = self.h.rx.try_recv() {
+            let record = is_record(&msg);
+            match msg {
+                Msg::Shutdown(other) => other.done(false),
+                m => {
+                    self.handle(m);
+                }
+            }
+            if record {
+                self.h.counters.dequeued.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let complete = self.output.close(signal.deadline);
+        signal.done(complete);
+    }
+}
