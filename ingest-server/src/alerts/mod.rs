@@ -2,10 +2,10 @@
 //!
 //! # The path of a record through the evaluator
 //!
-//! 1. **Ingest** (`ingest.rs`) asks [`AlertHandle::observe`] for the summaries of the
+//! 1. **Ingest** (`ingest.rs`) asks `AlertHandle::observe` for the summaries of the
 //!    records some rule looks at, before the sink takes the batch. Records no rule's
 //!    service, level and event can match cost a few comparisons and allocate nothing.
-//! 2. Once the sink has acknowledged the batch, [`AlertHandle::submit`] hands the summaries
+//! 2. Once the sink has acknowledged the batch, `AlertHandle::submit` hands the summaries
 //!    to the service's bounded queue without waiting. If the queue is full they are dropped
 //!    and counted (`faultline_alerts_records_dropped_total`): ingest never waits for alerts.
 //! 3. The service ([`AlertService`]) feeds them to the evaluator (`eval.rs`), which updates
@@ -204,7 +204,7 @@ struct Job {
     notification: Arc<Notification>,
 }
 
-/// Stops the service and waits for it to drain.
+/// Stops the service and waits for it to drain. Dropping it leaves the service running.
 pub struct AlertRunner {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -364,11 +364,7 @@ impl AlertService {
         loop {
             tokio::select! {
                 biased;
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        break;
-                    }
-                }
+                () = stop_requested(&mut shutdown) => break,
                 Some(c) = self.control.recv() => self.answer(c).await,
                 Some(batch) = self.records.recv() => {
                     self.take(batch);
@@ -764,6 +760,19 @@ fn probe_rule_depths(rules: &[Arc<Rule>]) -> Vec<(String, usize)> {
     out
 }
 
+/// Resolves once a stop is requested. A dropped [`AlertRunner`] requests nothing: the
+/// evaluator then runs as long as the runtime does.
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Runs `probe` every interval until shutdown, sending each result.
 async fn run_probe(
     probe: Arc<Probe>,
@@ -776,7 +785,7 @@ async fn run_probe(
     loop {
         tokio::select! {
             _ = every.tick() => {}
-            _ = shutdown.changed() => return,
+            () = stop_requested(&mut shutdown) => return,
         }
         let result = probe.run(&http).await;
         if results

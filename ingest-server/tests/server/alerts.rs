@@ -329,7 +329,7 @@ async fn restart_while_firing_sends_no_second_notification_and_still_resolves() 
     let capture = Capture::start().await;
     let data = tempfile::tempdir().unwrap();
     let conf = tempfile::tempdir().unwrap();
-    let config = write_config(conf.path(), &restart_config(&capture, "6s"));
+    let config = write_config(conf.path(), &restart_config(&capture, "10s"));
     let server = Faultline::start(data.path(), Some(&config), &[]);
     let fired_at = Instant::now();
     server.post(KEY, None, errors("api", 3)).await;
@@ -354,7 +354,7 @@ async fn restart_while_firing_sends_no_second_notification_and_still_resolves() 
         fired_at.elapsed() < Duration::from_secs(6),
         "the test ran too slowly to prove anything"
     );
-    let hits = capture.wait_for("hook", 2, Duration::from_secs(10)).await;
+    let hits = capture.wait_for("hook", 2, Duration::from_secs(15)).await;
     assert_eq!(hits[1].body["event"], "resolved");
 
     // Fire again, crash, and let the window pass while the server is down.
@@ -373,7 +373,7 @@ async fn restart_while_firing_sends_no_second_notification_and_still_resolves() 
     )
     .await;
     server.kill9();
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let server = Faultline::start(data.path(), Some(&config), &[]);
     let hits = capture.wait_for("hook", 4, Duration::from_secs(5)).await;
     assert_eq!(hits[3].body["event"], "resolved", "the resolve is not lost");
