@@ -67,7 +67,11 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -78,7 +82,9 @@ fn main() {
         let started = Instant::now();
         let (mut child, base) = spawn(dir.path());
         restart_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let kill_after = Duration::from_millis(300 + (seed >> 33) % 800);
         rt.block_on(async {
             let mut tasks = Vec::new();
@@ -118,13 +124,23 @@ fn main() {
             }
         });
         let so_far = acked.lock().unwrap().len();
-        eprintln!("round {}: killed after {kill_after:?}, {so_far} acknowledged so far", round + 1);
-        assert!(so_far > acked_before, "round {}: nothing was acknowledged before the kill", round + 1);
+        eprintln!(
+            "round {}: killed after {kill_after:?}, {so_far} acknowledged so far",
+            round + 1
+        );
+        assert!(
+            so_far > acked_before,
+            "round {}: nothing was acknowledged before the kill",
+            round + 1
+        );
         acked_before = so_far;
     }
     // One more start recovers the last kill's tail.
     let (mut child, _) = spawn(dir.path());
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     child.wait().unwrap();
 
     let on_disk = ids_on_disk(dir.path());
@@ -133,12 +149,18 @@ fn main() {
     let doubled = on_disk.values().filter(|&&n| n > 1).count();
     let unacked_kept = on_disk.keys().filter(|id| !acked.contains(*id)).count();
     restart_ms.sort_by(f64::total_cmp);
-    println!("| rounds | acknowledged records | lost | stored twice | stored but not acknowledged (in flight at the kill) | restart to listening, median ms |");
+    println!(
+        "| rounds | acknowledged records | lost | stored twice | stored but not acknowledged (in flight at the kill) | restart to listening, median ms |"
+    );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
         "| {rounds} | {} | {lost} | {doubled} | {unacked_kept} | {:.0} |",
         acked.len(),
         restart_ms[restart_ms.len() / 2]
     );
-    assert_eq!((lost, doubled), (0, 0), "acknowledged records lost or doubled");
+    assert_eq!(
+        (lost, doubled),
+        (0, 0),
+        "acknowledged records lost or doubled"
+    );
 }

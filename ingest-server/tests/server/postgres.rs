@@ -267,7 +267,9 @@ async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
         PgAlertStore, StateChanges, StoredAlert, StoredRule, SystemCheck,
     };
     let url = fresh_db().await;
-    faultline_sinks::PostgresSink::migrate(&url, 1).await.unwrap();
+    faultline_sinks::PostgresSink::migrate(&url, 1)
+        .await
+        .unwrap();
     let store = PgAlertStore::new(sqlx::PgPool::connect(&url).await.unwrap());
 
     let state: AlertState = serde_json::from_value(
@@ -327,9 +329,18 @@ async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
         .unwrap();
     let latest = store.latest_checks().await.unwrap();
     let summary: Vec<_> = latest.iter().map(|c| (c.name.as_str(), c.status)).collect();
-    assert_eq!(summary, [("a", CheckStatus::Failed), ("b", CheckStatus::Ok)]);
+    assert_eq!(
+        summary,
+        [("a", CheckStatus::Failed), ("b", CheckStatus::Ok)]
+    );
     let recent = store.recent_checks("a", 10).await.unwrap();
-    assert_eq!(recent, vec![check("a", CheckStatus::Failed, t - 2), check("a", CheckStatus::Ok, t - 3)]);
+    assert_eq!(
+        recent,
+        vec![
+            check("a", CheckStatus::Failed, t - 2),
+            check("a", CheckStatus::Ok, t - 3)
+        ]
+    );
 
     let delivery = |rule: &str, ms: i64| Delivery {
         rule: rule.into(),
@@ -344,10 +355,18 @@ async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
         duration_ms: 12,
     };
     store
-        .append_deliveries(vec![delivery("r", t - 3), delivery("r", t - 2), delivery("r", t - 1), delivery("s", t)])
+        .append_deliveries(vec![
+            delivery("r", t - 3),
+            delivery("r", t - 2),
+            delivery("r", t - 1),
+            delivery("s", t),
+        ])
         .await
         .unwrap();
     let recent = store.recent_deliveries(2).await.unwrap();
-    let got: Vec<_> = recent.iter().map(|d| (d.rule.as_str(), d.at.unix_millis() - t)).collect();
+    let got: Vec<_> = recent
+        .iter()
+        .map(|d| (d.rule.as_str(), d.at.unix_millis() - t))
+        .collect();
     assert_eq!(got, [("r", -1), ("r", -2), ("s", 0)]);
 }
