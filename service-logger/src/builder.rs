@@ -202,7 +202,13 @@ impl Builder {
         }
         statics.append(&mut self.fields);
         // The same rules the server applies, checked once here.
-        let mut probe = Record::new(Timestamp::from_unix_millis(0), &service, Level::Info, "e", "");
+        let mut probe = Record::new(
+            Timestamp::from_unix_millis(0),
+            &service,
+            Level::Info,
+            "e",
+            "",
+        );
         probe.meta = statics.iter().cloned().collect();
         probe
             .validate()
@@ -264,7 +270,7 @@ impl Builder {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     // Stop the ones already running.
-                    let partial = Logger::new(handles, record, false, None, None);
+                    let partial = Logger::new(handles, record, false, None, None, false);
                     partial.shutdown(Duration::MAX);
                     return Err(e);
                 }
@@ -276,6 +282,7 @@ impl Builder {
             self.with_thread,
             self.shutdown_timeout,
             self.panic_flush_timeout,
+            self.panic_hook,
         );
         crate::panic::register(&logger);
         if self.panic_hook {

@@ -16,8 +16,8 @@
 //!   the longest strings are cut (with the marker) until it fits.
 
 use faultline_schema::{
-    Level, MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, TRUNCATION_MARKER,
-    anonymize_user, is_anonymized_user, truncate_message,
+    Level, MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, TRUNCATION_MARKER, anonymize_user,
+    is_anonymized_user, truncate_message,
 };
 
 use crate::capture::{Entry, Item, Items, Origin, Value};
@@ -264,12 +264,13 @@ impl Encoder {
                 order: 0,
             });
         }
-        let (mut target, mut file, mut line): (&[u8], Option<&[u8]>, Option<u32>) =
-            match entry.origin {
-                Origin::Tracing(m) => (m.target().as_bytes(), m.file().map(str::as_bytes), m.line()),
-                Origin::Log => (b"log", None, None),
-                Origin::Internal(_) => (b"faultline_logger", None, None),
-            };
+        let (mut target, mut file, mut line): (&[u8], Option<&[u8]>, Option<u32>) = match entry
+            .origin
+        {
+            Origin::Tracing(m) => (m.target().as_bytes(), m.file().map(str::as_bytes), m.line()),
+            Origin::Log => (b"log", None, None),
+            Origin::Internal(_) => (b"faultline_logger", None, None),
+        };
         let mut message: &[u8] = b"";
         let mut event: Option<&[u8]> = None;
         let mut order = 2;
@@ -649,7 +650,12 @@ mod tests {
         assert!(r.message.len() <= MAX_MESSAGE_BYTES);
         assert!(r.event.starts_with("bad_event"));
         assert_eq!(r.event.chars().count(), MAX_EVENT_CHARS);
-        assert!(r.meta["blob"].as_str().unwrap().ends_with(TRUNCATION_MARKER));
+        assert!(
+            r.meta["blob"]
+                .as_str()
+                .unwrap()
+                .ends_with(TRUNCATION_MARKER)
+        );
         assert_eq!(r.meta["nul\u{FFFD}key"], "v\u{FFFD}");
         assert!(line.len() < 40_000);
         assert!(serde_json::to_string(&r.meta).unwrap().len() <= MAX_META_BYTES);

@@ -97,7 +97,9 @@ pub(crate) fn float(out: &mut Vec<u8>, v: f64) {
 /// Appends a UUID in its hyphenated lower-case form, quoted.
 pub(crate) fn uuid(out: &mut Vec<u8>, id: u128) {
     let mut buf = [0u8; 36];
-    let text = uuid::Uuid::from_u128(id).hyphenated().encode_lower(&mut buf);
+    let text = uuid::Uuid::from_u128(id)
+        .hyphenated()
+        .encode_lower(&mut buf);
     out.push(b'"');
     out.extend_from_slice(text.as_bytes());
     out.push(b'"');
@@ -176,7 +178,17 @@ mod tests {
 
     #[test]
     fn numbers_match_serde_json() {
-        for v in [0.0, -0.0, 1.0, 2.5, 1e16, 1e-7, 123456.789, f64::MAX, f64::MIN_POSITIVE] {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            2.5,
+            1e16,
+            1e-7,
+            123456.789,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
             let mut out = Vec::new();
             float(&mut out, v);
             assert_eq!(

@@ -96,8 +96,8 @@ pub use layer::FaultlineLayer;
 pub use log_bridge::LogBridge;
 pub use logger::{Guard, Logger};
 pub use sink::{
-    Clock, DEFAULT_QUEUE_CAPACITY, FileConfig, Fsync, HttpConfig, Policy, PostgresConfig,
-    Rotation, Sink,
+    Clock, DEFAULT_QUEUE_CAPACITY, FileConfig, Fsync, HttpConfig, Policy, PostgresConfig, Rotation,
+    Sink,
 };
 pub use stats::{Dropped, Lag, Report, SinkStats, Stats};
 pub use traceparent::{SpanId, TraceContext, TraceId};

@@ -18,6 +18,8 @@ pub(crate) struct Inner {
     pub(crate) with_thread: bool,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) panic_flush_timeout: Option<Duration>,
+    /// Whether the panic hook logs to and flushes this logger.
+    pub(crate) on_panic: bool,
     shut: AtomicBool,
 }
 
@@ -51,6 +53,7 @@ impl Logger {
         with_thread: bool,
         shutdown_timeout: Option<Duration>,
         panic_flush_timeout: Option<Duration>,
+        on_panic: bool,
     ) -> Logger {
         Logger {
             inner: Arc::new(Inner {
@@ -59,6 +62,7 @@ impl Logger {
                 with_thread,
                 shutdown_timeout,
                 panic_flush_timeout,
+                on_panic,
                 shut: AtomicBool::new(false),
             }),
         }
@@ -233,6 +237,11 @@ impl Guard {
     /// See [`Logger::flush`].
     pub fn flush(&self) -> Report {
         self.logger.flush()
+    }
+
+    /// See [`Logger::flush_timeout`].
+    pub fn flush_timeout(&self, timeout: Duration) -> Report {
+        self.logger.flush_timeout(timeout)
     }
 
     /// See [`Logger::stats`].

@@ -33,12 +33,14 @@ pub(crate) fn install() {
                     .collect();
                 for inner in live {
                     let logger = Logger { inner };
-                    if logger.is_shut() {
+                    if logger.is_shut() || !logger.inner.on_panic {
                         continue;
                     }
                     logger.record_panic(info);
                     let timeout = logger.inner.panic_flush_timeout;
-                    logger.flush_until(timeout.and_then(|t| std::time::Instant::now().checked_add(t)));
+                    logger.flush_until(
+                        timeout.and_then(|t| std::time::Instant::now().checked_add(t)),
+                    );
                 }
             }
             previous(info);

@@ -168,7 +168,11 @@ impl TraceContext {
 impl fmt::Display for TraceContext {
     /// The `traceparent` form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        )
     }
 }
 
@@ -181,7 +185,10 @@ mod tests {
     #[test]
     fn parses_the_spec_example_and_prints_it_back() {
         let tc = TraceContext::parse(EXAMPLE).unwrap();
-        assert_eq!(tc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            tc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(tc.span_id().to_string(), "00f067aa0ba902b7");
         assert!(tc.sampled());
         assert_eq!(tc.to_traceparent(), EXAMPLE);

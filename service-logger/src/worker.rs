@@ -401,10 +401,7 @@ impl<'a> Worker<'a> {
     }
 
     fn push_internal(&mut self, entry: &Entry) {
-        self.h
-            .counters
-            .internal
-            .fetch_add(1, Ordering::Relaxed);
+        self.h.counters.internal.fetch_add(1, Ordering::Relaxed);
         self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
         self.push(entry);
     }
@@ -448,10 +445,7 @@ impl<'a> Worker<'a> {
                     break;
                 }
             }
-            self.h
-                .counters
-                .dequeued
-                .fetch_add(took, Ordering::Relaxed);
+            self.h.counters.dequeued.fetch_add(took, Ordering::Relaxed);
             if let Some(signal) = shutdown {
                 self.finish(&signal);
                 return;

@@ -233,7 +233,11 @@ impl Output for PgOutput {
             self.counters.lose(Reason::Failed, n as u64);
             self.counters.pending.fetch_sub(n as u64, Relaxed);
         }
-        let left: u64 = self.waiting.drain(..).map(|b| b.records.len() as u64).sum::<u64>()
+        let left: u64 = self
+            .waiting
+            .drain(..)
+            .map(|b| b.records.len() as u64)
+            .sum::<u64>()
             + self.batch.len() as u64;
         self.batch.clear();
         if left > 0 {

@@ -153,7 +153,10 @@ fn compress(path: &Path, counters: &Counters) {
     let result = (|| -> io::Result<()> {
         let mut src = BufReader::with_capacity(256 * 1024, File::open(path)?);
         let out = File::create(&tmp)?;
-        let mut enc = GzEncoder::new(BufWriter::with_capacity(256 * 1024, out), Compression::fast());
+        let mut enc = GzEncoder::new(
+            BufWriter::with_capacity(256 * 1024, out),
+            Compression::fast(),
+        );
         io::copy(&mut src, &mut enc)?;
         let out = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
         out.sync_all()?;

@@ -228,7 +228,8 @@ impl FileOutput {
         let mut size = meta.len();
         if size > 0 && !ends_with_newline(&active).map_err(|e| io_error(sink, &active, e))? {
             // A crash cut the last line: end it, so the next record starts a line of its own.
-            file.write_all(b"\n").map_err(|e| io_error(sink, &active, e))?;
+            file.write_all(b"\n")
+                .map_err(|e| io_error(sink, &active, e))?;
             size += 1;
         }
         let now = wall_ms();

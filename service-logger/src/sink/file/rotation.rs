@@ -77,7 +77,11 @@ pub(crate) fn next_boundary_with(
     // between): convert with the offset in force there.
     let guess = next_local - offset(now_ms);
     let utc = next_local - offset(guess);
-    Some(if utc > now_ms { utc } else { guess.max(now_ms + 1) })
+    Some(if utc > now_ms {
+        utc
+    } else {
+        guess.max(now_ms + 1)
+    })
 }
 
 /// `YYYYMMDDTHHMMSS` of `utc_ms` in the clock, with `Z` for UTC.
@@ -134,13 +138,25 @@ mod tests {
     fn utc_boundaries() {
         assert_eq!(next_boundary(Rotation::Never, Clock::Utc, T), None);
         let h = next_boundary(Rotation::Hourly, Clock::Utc, T).unwrap();
-        assert_eq!(Timestamp::from_unix_millis(h).to_string(), "2026-07-01T13:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(h).to_string(),
+            "2026-07-01T13:00:00.000Z"
+        );
         let d = next_boundary(Rotation::Daily, Clock::Utc, T).unwrap();
-        assert_eq!(Timestamp::from_unix_millis(d).to_string(), "2026-07-02T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(d).to_string(),
+            "2026-07-02T00:00:00.000Z"
+        );
         let q = next_boundary(Rotation::Every(Duration::from_secs(900)), Clock::Utc, T).unwrap();
-        assert_eq!(Timestamp::from_unix_millis(q).to_string(), "2026-07-01T12:45:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(q).to_string(),
+            "2026-07-01T12:45:00.000Z"
+        );
         // Exactly on a boundary: the next one.
-        assert_eq!(next_boundary(Rotation::Hourly, Clock::Utc, h), Some(h + HOUR));
+        assert_eq!(
+            next_boundary(Rotation::Hourly, Clock::Utc, h),
+            Some(h + HOUR)
+        );
         // Periods under a second are raised to one.
         assert_eq!(
             next_boundary(Rotation::Every(Duration::from_millis(1)), Clock::Utc, T),
@@ -152,15 +168,24 @@ mod tests {
     fn local_boundaries_follow_the_offset() {
         // UTC+2: local midnight is 22:00 UTC the day before.
         let d = next_boundary_with(Rotation::Daily, T, |_| 2 * HOUR).unwrap();
-        assert_eq!(Timestamp::from_unix_millis(d).to_string(), "2026-07-01T22:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(d).to_string(),
+            "2026-07-01T22:00:00.000Z"
+        );
         // UTC-5 (New York winter).
         let d = next_boundary_with(Rotation::Daily, T, |_| -5 * HOUR).unwrap();
-        assert_eq!(Timestamp::from_unix_millis(d).to_string(), "2026-07-02T05:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(d).to_string(),
+            "2026-07-02T05:00:00.000Z"
+        );
         // A daylight-saving change before the boundary: +1h now, +2h from 20:00 UTC.
         let change = T - T.rem_euclid(DAY) + 20 * HOUR;
         let dst = move |ms: i64| if ms >= change { 2 * HOUR } else { HOUR };
         let d = next_boundary_with(Rotation::Daily, T, dst).unwrap();
-        assert_eq!(Timestamp::from_unix_millis(d).to_string(), "2026-07-01T22:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(d).to_string(),
+            "2026-07-01T22:00:00.000Z"
+        );
         // Boundaries always lie ahead.
         for off in [-14 * HOUR, -HOUR, 0, HOUR, 14 * HOUR] {
             for now in [T, T - T % DAY, T + 123_456_789] {
@@ -177,7 +202,10 @@ mod tests {
         assert_eq!(name, "api.20260701T123456Z.42.ndjson");
         assert_eq!(parse_closed("api", &name), Some((42, false)));
         assert_eq!(parse_closed("api", &format!("{name}.gz")), Some((42, true)));
-        assert_eq!(parse_closed("api", "api.20260701T123456.7.ndjson"), Some((7, false)));
+        assert_eq!(
+            parse_closed("api", "api.20260701T123456.7.ndjson"),
+            Some((7, false))
+        );
         for other in [
             "api.ndjson",
             "api.ndjson.gz",

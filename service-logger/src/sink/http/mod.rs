@@ -193,8 +193,9 @@ impl HttpOutput {
         linger: Duration,
         counters: Arc<Counters>,
     ) -> Result<HttpOutput, InitError> {
-        let mut url = reqwest::Url::parse(&config.endpoint)
-            .map_err(|e| sink_error(sink, format!("invalid endpoint {:?}: {e}", config.endpoint)))?;
+        let mut url = reqwest::Url::parse(&config.endpoint).map_err(|e| {
+            sink_error(sink, format!("invalid endpoint {:?}: {e}", config.endpoint))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(sink_error(sink, format!("endpoint {url} is not http(s)")));
         }
@@ -344,7 +345,8 @@ impl HttpOutput {
                 },
                 Err(e) => {
                     // An unreadable spool file cannot be delivered; do not let it block the rest.
-                    self.counters.error(format!("spool: cannot read a batch: {e}"));
+                    self.counters
+                        .error(format!("spool: cannot read a batch: {e}"));
                     if let Some((f, _)) = spool.oldest().and_then(Result::ok) {
                         self.counters.lose(Reason::Failed, f.records);
                         let _ = spool.remove(f.seq);
@@ -527,7 +529,8 @@ impl HttpOutput {
         if let Some(s) = &mut self.spool
             && let Err(e) = s.remove(seq)
         {
-            self.counters.error(format!("spool: cannot delete a delivered batch: {e}"));
+            self.counters
+                .error(format!("spool: cannot delete a delivered batch: {e}"));
         }
         self.spool_gauge();
     }
@@ -653,7 +656,10 @@ mod tests {
     #[test]
     fn split_halves_by_lines() {
         let (a, b) = split(b"1\n2\n3\n4\n5\n");
-        assert_eq!((a.as_slice(), b.as_slice()), (&b"1\n2\n"[..], &b"3\n4\n5\n"[..]));
+        assert_eq!(
+            (a.as_slice(), b.as_slice()),
+            (&b"1\n2\n"[..], &b"3\n4\n5\n"[..])
+        );
         let (a, b) = split(b"1\n2\n");
         assert_eq!((lines(&a), lines(&b)), (1, 1));
     }

@@ -102,9 +102,12 @@ pub(crate) fn classify(
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             let num = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
             let rejected_list = v.get("rejected").and_then(|r| r.as_array());
-            let first_error = rejected_list
-                .and_then(|r| r.first())
-                .map(|r| r.get("error").and_then(|e| e.as_str()).unwrap_or("rejected").to_owned());
+            let first_error = rejected_list.and_then(|r| r.first()).map(|r| {
+                r.get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("rejected")
+                    .to_owned()
+            });
             let listed = rejected_list.map_or(0, |r| r.len() as u64);
             let accepted = num("accepted").unwrap_or(records.saturating_sub(listed));
             let duplicates = num("duplicates").unwrap_or(0);
@@ -159,16 +162,28 @@ mod tests {
             }
         );
         let plain = classify(200, None, "", 5);
-        assert!(matches!(plain, Outcome::Accepted { accepted: 5, rejected: 0, .. }));
+        assert!(matches!(
+            plain,
+            Outcome::Accepted {
+                accepted: 5,
+                rejected: 0,
+                ..
+            }
+        ));
         for s in [408, 429, 500, 502, 503] {
-            assert!(matches!(classify(s, None, "x", 1), Outcome::Retry { .. }), "{s}");
+            assert!(
+                matches!(classify(s, None, "x", 1), Outcome::Retry { .. }),
+                "{s}"
+            );
         }
         assert_eq!(classify(413, None, "", 1), Outcome::TooLarge);
         for s in [400, 401, 403, 404, 415, 422, 302] {
-            assert!(matches!(classify(s, None, "x", 1), Outcome::Rejected { .. }), "{s}");
+            assert!(
+                matches!(classify(s, None, "x", 1), Outcome::Rejected { .. }),
+                "{s}"
+            );
         }
-        let Outcome::Retry { retry_after, .. } =
-            classify(429, Some(Duration::from_secs(3)), "", 1)
+        let Outcome::Retry { retry_after, .. } = classify(429, Some(Duration::from_secs(3)), "", 1)
         else {
             panic!()
         };
