@@ -26,7 +26,7 @@
 //! 5. **Queued and sent** (`reporter.rs`, `queue.rs`): batches by count, bytes and time,
 //!    one in flight, retried with backoff and `Retry-After`, stored in `localStorage` while
 //!    failing and when the page is hidden, beaconed on the way out, resent on the next
-//!    page load. Every I/O goes through the [`Host`](host::Host) the page provides.
+//!    page load. Every I/O goes through the `Host` (`host.rs`) the page provides.
 //!
 //! A panic inside the module is caught by a hook (`panic.rs`) that beacons one report and
 //! switches the reporter off; the trap that follows is caught by the JavaScript guard.
