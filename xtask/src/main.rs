@@ -12,6 +12,7 @@ mod cmd;
 mod postgres;
 mod provision;
 mod python;
+mod reporter;
 mod run;
 mod suites;
 

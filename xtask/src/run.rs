@@ -6,9 +6,10 @@ use anyhow::{Context, Result};
 
 use crate::cmd;
 
-/// Builds the release server and runs `faultline serve` from the repository root, so the
+/// Builds the npm package and the release server and runs `faultline serve` from the repository root, so the
 /// file store lands in `./data` (git-ignored). Extra arguments go to `faultline serve`.
 pub(crate) fn run(extra: &[String]) -> Result<ExitCode> {
+    crate::reporter::build()?;
     println!("==> build faultline (release)");
     cmd::run(cmd::cargo().args([
         "build",

@@ -18,12 +18,16 @@ enum Count {
     Check,
     /// The step prints libtest `test result:` lines; their counts are summed.
     LibTest,
+    /// The step is `node --test`, whose summary has `# pass N` and `# fail N` lines.
+    NodeTest,
 }
 
 struct Step {
     name: &'static str,
     command: Command,
     count: Count,
+    /// Runs before the command (a build the command needs); its failure fails the step.
+    prepare: Option<fn() -> Result<()>>,
 }
 
 impl Step {
@@ -32,6 +36,7 @@ impl Step {
             name,
             command,
             count: Count::Check,
+            prepare: None,
         }
     }
 
@@ -40,7 +45,22 @@ impl Step {
             name,
             command,
             count: Count::LibTest,
+            prepare: None,
         }
+    }
+
+    fn node_tests(name: &'static str, command: Command) -> Step {
+        Step {
+            name,
+            command,
+            count: Count::NodeTest,
+            prepare: None,
+        }
+    }
+
+    fn after(mut self, prepare: fn() -> Result<()>) -> Step {
+        self.prepare = Some(prepare);
+        self
     }
 }
 
@@ -86,7 +106,41 @@ fn steps() -> Vec<Step> {
                 "--locked",
             ]),
         ),
+        Step::tests("reporter wasm tests in Chromium", wasm_pack_test()),
+        Step::node_tests("browser end-to-end", e2e()).after(build_for_e2e),
     ]
+}
+
+/// `wasm-pack test --headless --chrome` on the reporter crate, with the Debian driver
+/// (`webdriver.json` in the crate holds the flags a root, sandbox-less Chromium needs).
+fn wasm_pack_test() -> Command {
+    let mut c = Command::new("wasm-pack");
+    c.current_dir(cmd::root().join("reporter-wasm"))
+        .args(["test", "--headless", "--chrome"])
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver");
+    c
+}
+
+/// The Playwright suites of `tests/e2e` against the package and a debug `faultline`.
+fn e2e() -> Command {
+    let mut c = Command::new("npm");
+    c.current_dir(cmd::root().join("tests/e2e"))
+        .args(["test", "--silent"])
+        .env("FAULTLINE_BIN", cmd::root().join("target/debug/faultline"))
+        .env("FAULTLINE_PKG", crate::reporter::pkg_dir());
+    c
+}
+
+fn build_for_e2e() -> Result<()> {
+    crate::reporter::build()?;
+    cmd::run(&mut cargo(&[
+        "build",
+        "--package",
+        "faultline-server",
+        "--bin",
+        "faultline",
+        "--locked",
+    ]))
 }
 
 /// `cargo xtask test [--no-provision]`.
@@ -129,6 +183,15 @@ pub(crate) fn test(args: &[String]) -> Result<ExitCode> {
         step.command.envs(cluster.env());
         println!("\n==> {}", step.name);
         let t = Instant::now();
+        if let Some(prepare) = step.prepare
+            && let Err(e) = prepare()
+        {
+            eprintln!("xtask: {e:#}");
+            tally.failed += 1;
+            report.push((step.name, false, t.elapsed()));
+            eprintln!("\nxtask: step `{}` failed; its output is above", step.name);
+            break;
+        }
         let ok = match step.count {
             Count::Check => {
                 let ok = cmd::run(&mut step.command).is_ok();
@@ -139,10 +202,16 @@ pub(crate) fn test(args: &[String]) -> Result<ExitCode> {
                 }
                 ok
             }
-            Count::LibTest => {
+            Count::LibTest | Count::NodeTest => {
                 let mut seen = Tally::default();
+                let node = matches!(step.count, Count::NodeTest);
                 let ran = cmd::run_streaming(&mut step.command, |line| {
-                    if let Some((p, f)) = parse_test_result(line) {
+                    let counts = if node {
+                        parse_node_summary(line)
+                    } else {
+                        parse_test_result(line)
+                    };
+                    if let Some((p, f)) = counts {
                         seen.passed += p;
                         seen.failed += f;
                     }
@@ -196,9 +265,29 @@ fn parse_test_result(line: &str) -> Option<(usize, usize)> {
     Some((passed?, failed?))
 }
 
+/// Reads node's `# pass 9` / `# fail 1` summary lines into (passed, failed).
+fn parse_node_summary(line: &str) -> Option<(usize, usize)> {
+    let rest = line.trim().strip_prefix("# ")?;
+    let (label, n) = rest.split_once(' ')?;
+    let n = n.trim().parse().ok()?;
+    match label {
+        "pass" => Some((n, 0)),
+        "fail" => Some((0, n)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_test_result;
+    use super::{parse_node_summary, parse_test_result};
+
+    #[test]
+    fn reads_node_test_summary_lines() {
+        assert_eq!(parse_node_summary("# pass 9"), Some((9, 0)));
+        assert_eq!(parse_node_summary("# fail 2"), Some((0, 2)));
+        assert_eq!(parse_node_summary("# tests 11"), None);
+        assert_eq!(parse_node_summary("ok 1 - a test"), None);
+    }
 
     #[test]
     fn reads_libtest_summary_lines() {

@@ -1,0 +1,512 @@
+// faultline-reporter: capture, scope, noise control and records; the WebAssembly module
+// parses stacks and anonymizes user ids (the same code as the server's), `outbox.js` delivers.
+//
+// Every entry point runs inside `guard`: nothing the reporter does can throw into the page.
+// A fault inside the reporter (a Rust panic traps the wasm call) is reported once and
+// switches the reporter off, detaching every listener and wrapper it installed.
+
+import loadWasm, * as core from "./faultline_reporter.js";
+import { outbox } from "./outbox.js";
+
+/** Breadcrumbs kept per page, oldest dropped first. */
+export const MAX_BREADCRUMBS = 30;
+const META_BYTES = 15000; // the schema allows 16 KiB of meta; keep a margin
+const LEVELS = {
+  trace: "DEBUG",
+  debug: "DEBUG",
+  info: "INFO",
+  log: "INFO",
+  warn: "WARNING",
+  warning: "WARNING",
+  err: "ERROR",
+  error: "ERROR",
+  fatal: "CRITICAL",
+  critical: "CRITICAL",
+};
+const EXTENSION = /^\s*(?:at .*?\(?)?[^\n]*?(?:chrome|moz|safari|safari-web|ms-browser)-extension:\/\//;
+const DEFAULT_IGNORE = [/ResizeObserver loop/];
+
+let o = null; // options, once init has run
+let box = null;
+let ready = null; // resolves when the module is loaded (or failed to)
+let wasm = false;
+let dead = false;
+let busy = false; // inside the reporter: nested errors are not reported
+let panicText = "";
+let rawUser; // held in memory only until the module can anonymize it
+const scope = { user: undefined, tags: {}, contexts: {}, crumbs: [] };
+const pending = []; // records captured before the module loaded
+const folds = new Map(); // fold key -> { id, until }
+const counts = { captured: 0, folded: 0, ignored: 0, sampled: 0, capped: 0 };
+const undo = []; // detaches listeners and restores wrapped functions
+const seen = new WeakSet(); // error objects already reported (a boundary, then window.onerror)
+let nativeFetch;
+
+function guard(fn) {
+  return function () {
+    if (dead) return;
+    try {
+      return fn.apply(this, arguments);
+    } catch (e) {
+      fault(e);
+    }
+  };
+}
+
+// A bug in the reporter: report it once, then switch everything off.
+function fault(e) {
+  if (dead) return;
+  dead = true;
+  const message = panicText || "faultline reporter failed: " + (e && e.message ? e.message : String(e));
+  detach();
+  try {
+    if (box) {
+      box.add(record("faultline.reporter", "ERROR", message, { error_type: "ReporterFault" }));
+      box.flush();
+    }
+  } catch {}
+}
+
+function detach() {
+  while (undo.length) {
+    try {
+      undo.pop()();
+    } catch {}
+  }
+}
+
+function listen(target, type, fn, capture) {
+  target.addEventListener(type, fn, capture);
+  undo.push(() => target.removeEventListener(type, fn, capture));
+}
+
+function wrap(obj, name, make) {
+  const original = obj && obj[name];
+  if (typeof original !== "function") return;
+  obj[name] = make(original);
+  undo.push(() => {
+    obj[name] = original;
+  });
+}
+
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 15) | 64;
+  b[8] = (b[8] & 63) | 128;
+  const h = Array.from(b, (x) => (x + 256).toString(16).slice(1)).join("");
+  return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+}
+
+function clip(s, n) {
+  s = String(s);
+  return s.length > n ? s.slice(0, n) + "…" : s;
+}
+
+// Any value as short text: rejection reasons and console arguments can be anything.
+function describe(v) {
+  if (typeof v === "string") return v;
+  if (v instanceof Error) return v.name + ": " + v.message;
+  try {
+    const s = JSON.stringify(v);
+    if (s !== undefined) return s;
+  } catch {}
+  return String(v);
+}
+
+function record(event, level, message, meta) {
+  const m = {};
+  if (o.release) m.release = o.release;
+  if (o.environment) m.environment = o.environment;
+  m.url = clip(location.href, 2048);
+  m.user_agent = navigator.userAgent;
+  if (Object.keys(scope.tags).length) m.tags = { ...scope.tags };
+  if (Object.keys(scope.contexts).length) m.contexts = { ...scope.contexts };
+  if (scope.crumbs.length) m.breadcrumbs = scope.crumbs.slice();
+  return {
+    id: uuid(),
+    ts: new Date().toISOString(),
+    service: o.service,
+    level,
+    event,
+    message: clip(message || "(no message)", 8000),
+    meta: Object.assign(m, meta),
+  };
+}
+
+// The record's meta within the schema's 16 KiB: breadcrumbs go first, then stack frames
+// from the outermost end, then everything the page added.
+function fit(rec) {
+  const size = () => new TextEncoder().encode(JSON.stringify(rec.meta)).length;
+  if (JSON.stringify(rec.meta).length * 3 < META_BYTES || size() <= META_BYTES) return;
+  delete rec.meta.breadcrumbs;
+  while (size() > META_BYTES && rec.meta.stack && rec.meta.stack.length > 1) {
+    rec.meta.stack = rec.meta.stack.slice(0, rec.meta.stack.length >> 1);
+  }
+  for (const k of ["extra", "contexts", "tags", "component_stack", "stack"]) {
+    if (size() <= META_BYTES) return;
+    delete rec.meta[k];
+  }
+}
+
+// The last steps, which need the module: frames, the anonymized user, beforeSend.
+function finish(rec, raw) {
+  if (wasm && raw) {
+    const frames = core.frames(raw.stack || "", raw.file || "", raw.line >>> 0, raw.col >>> 0);
+    if (frames) rec.meta.stack = JSON.parse(frames);
+  }
+  if (scope.user) rec.meta.user = scope.user;
+  if (o.beforeSend) {
+    let out;
+    const was = busy;
+    busy = true;
+    try {
+      out = o.beforeSend(rec);
+    } catch {
+      out = null; // a failing filter must not leak what it was meant to scrub
+    } finally {
+      busy = was;
+    }
+    if (!out) {
+      counts.ignored++;
+      return;
+    }
+    rec = out;
+  }
+  fit(rec);
+  box.add(rec);
+}
+
+function matches(list, text) {
+  return (list || []).some((p) => (typeof p === "string" ? text.includes(p) : p.test(text)));
+}
+
+// The one path of every error and message into the outbox.
+function capture(event, level, message, raw, meta) {
+  if (!o || busy || dead) return;
+  busy = true;
+  try {
+    const type = (meta && meta.error_type) || "";
+    const text = type ? type + ": " + message : message;
+    const where = (raw && (raw.file || "") + "\n" + (raw.stack || "").split("\n", 3).join("\n")) || "";
+    if (
+      (raw && /^Script error\.?$/.test(message) && !raw.file && !raw.stack) ||
+      matches(DEFAULT_IGNORE, text) ||
+      matches(o.ignoreErrors, text) ||
+      (raw && (EXTENSION.test(where) || matches(o.denyUrls, where)))
+    ) {
+      counts.ignored++;
+      return;
+    }
+    const key = event + "\u0000" + text + "\u0000" + (raw ? where + raw.line + ":" + raw.col : "");
+    const now = Date.now();
+    const fold = folds.get(key);
+    if (fold && now < fold.until && (fold.rec ? (fold.rec.meta.count = (fold.rec.meta.count || 1) + 1) : box.bump(fold.id))) {
+      counts.folded++;
+      return;
+    }
+    if (Math.random() >= o.sampleRate) {
+      counts.sampled++;
+      return;
+    }
+    if (counts.captured >= o.maxPerPage) {
+      counts.capped++;
+      return;
+    }
+    counts.captured++;
+    const rec = record(event, level, message, meta);
+    if (raw && raw.ts) rec.ts = new Date(raw.ts).toISOString();
+    if (folds.size > 100) folds.clear();
+    if (wasm) {
+      folds.set(key, { id: rec.id, until: now + o.foldWindowMs });
+      finish(rec, raw);
+    } else {
+      // Repeats before the module loads fold into the pending record itself.
+      folds.set(key, { id: rec.id, rec, until: now + o.foldWindowMs });
+      pending.push([rec, raw]);
+    }
+  } finally {
+    busy = false;
+  }
+}
+
+function fromError(event, error, context, fallback) {
+  if (error && typeof error === "object") {
+    if (seen.has(error)) return;
+    seen.add(error);
+  }
+  let message;
+  let raw = fallback || {};
+  let type;
+  if (error instanceof Error || (error && typeof error.stack === "string" && error.message !== undefined)) {
+    type = error.name || "Error";
+    message = String(error.message);
+    raw = { ...raw, stack: error.stack };
+  } else if (error == null && raw.message) {
+    // No Error object (cross-origin scripts, old engines): the event's text is all there is.
+    type = "Error";
+    message = String(raw.message);
+  } else if (event === "unhandledrejection") {
+    type = "UnhandledRejection";
+    message = "Non-Error promise rejection: " + clip(describe(error), 1000);
+  } else {
+    type = "Error";
+    message = clip(describe(error), 2000);
+  }
+  const meta = { error_type: type };
+  let level = "ERROR";
+  if (context) {
+    if (context.level) level = LEVELS[String(context.level).toLowerCase()] || level;
+    if (context.tags) meta.tags = { ...scope.tags, ...context.tags };
+    if (context.extra) meta.extra = context.extra;
+    if (context.componentStack) meta.component_stack = clip(context.componentStack, 4000);
+    if (context.event) event = String(context.event);
+  }
+  capture(event, level, message, raw, meta);
+}
+
+function crumb(category, message, level, data) {
+  const c = { ts: new Date().toISOString(), category, message: clip(message, 300) };
+  if (level) c.level = level;
+  if (data) c.data = data;
+  scope.crumbs.push(c);
+  if (scope.crumbs.length > o.maxBreadcrumbs) scope.crumbs.shift();
+}
+
+// Where a click landed, as `button#save.primary "Save"`.
+function target(el) {
+  if (!el || !el.tagName) return "";
+  let s = el.tagName.toLowerCase();
+  if (el.id) s += "#" + el.id;
+  if (typeof el.className === "string" && el.className.trim()) s += "." + el.className.trim().split(/\s+/).slice(0, 2).join(".");
+  const t = (el.innerText || el.value || "").trim();
+  return t ? s + ' "' + clip(t, 40) + '"' : s;
+}
+
+function hooks() {
+  listen(window, "error", (e) => {
+    fromError("window.onerror", e.error, null, { file: e.filename, line: e.lineno, col: e.colno, message: e.message });
+  });
+  listen(window, "unhandledrejection", (e) => fromError("unhandledrejection", e.reason));
+  listen(document, "click", (e) => crumb("ui.click", target(e.target)), true);
+  const nav = (to) => {
+    crumb("navigation", String(to), null, { from: location.href });
+  };
+  listen(window, "popstate", () => crumb("navigation", location.href));
+  wrap(history, "pushState", (f) => function (s, t, url) {
+    if (url != null) guard(nav)(url);
+    return f.apply(this, arguments);
+  });
+  wrap(history, "replaceState", (f) => function (s, t, url) {
+    if (url != null) guard(nav)(url);
+    return f.apply(this, arguments);
+  });
+  wrap(window, "fetch", (f) => function (input, init) {
+    const p = f.apply(this, arguments);
+    guard(() => {
+      const url = String((input && input.url) || input);
+      if (url.startsWith(o.endpoint)) return;
+      const method = (init && init.method) || (input && input.method) || "GET";
+      p.then(
+        guard((res) => res.status >= 400 && crumb("fetch", method + " " + clip(url, 200) + " " + res.status, "error")),
+        guard((err) => crumb("fetch", method + " " + clip(url, 200) + " failed: " + describe(err), "error")),
+      );
+    })();
+    return p;
+  });
+  if (window.XMLHttpRequest) {
+    const proto = XMLHttpRequest.prototype;
+    wrap(proto, "open", (f) => function (method, url) {
+      this.__faultline = [method, String(url)];
+      return f.apply(this, arguments);
+    });
+    wrap(proto, "send", (f) => function () {
+      const info = this.__faultline;
+      if (info) {
+        this.addEventListener(
+          "loadend",
+          guard(() => {
+            if (this.status === 0 || this.status >= 400) crumb("xhr", info[0] + " " + clip(info[1], 200) + " " + (this.status || "failed"), "error");
+          }),
+        );
+      }
+      return f.apply(this, arguments);
+    });
+  }
+  for (const name of ["error", "warn"]) {
+    wrap(console, name, (f) => function () {
+      guard(() => {
+        const args = Array.from(arguments);
+        const text = args.map(describe).join(" ");
+        if (name === "error" && o.captureConsole && !busy) {
+          const err = args.find((a) => a instanceof Error);
+          if (err) fromError("console.error", err, null, null);
+          else capture("console.error", "ERROR", clip(text, 2000), null, { error_type: "ConsoleError" });
+        }
+        crumb("console", text, name === "warn" ? "warning" : "error");
+      }).apply(this, arguments);
+      return f.apply(this, arguments);
+    });
+  }
+}
+
+// Errors the inline snippet queued before the module loaded.
+function takeOver() {
+  const early = window.__faultline;
+  if (!early || !Array.isArray(early.q)) return;
+  try {
+    early.off && early.off();
+  } catch {}
+  for (const [kind, ts, value, message, file, line, col] of early.q) {
+    const extra = { extra: { early: true } };
+    if (kind === "error") fromError("window.onerror", value, extra, { ts, file, line, col, message });
+    else fromError("unhandledrejection", value, extra, { ts });
+  }
+  early.q.length = 0;
+  delete window.__faultline;
+}
+
+function options(opts) {
+  const d = {
+    service: "ui",
+    batchSize: 50,
+    maxBatchBytes: 60000,
+    flushIntervalMs: 5000,
+    maxQueue: 1000,
+    sampleRate: 1,
+    foldWindowMs: 5000,
+    maxPerPage: 500,
+    maxBreadcrumbs: MAX_BREADCRUMBS,
+    captureConsole: false,
+  };
+  const opt = { ...d, ...opts };
+  const problems = [];
+  if (!opt.endpoint) problems.push("endpoint is required (the server's URL, e.g. https://faultline.example.com)");
+  if (!opt.key) problems.push("key is required (a public ingest key)");
+  if (!/^[a-z0-9_.-]{1,64}$/.test(opt.service)) problems.push("service must be 1 to 64 chars of [a-z0-9_.-]");
+  if (!(opt.sampleRate >= 0 && opt.sampleRate <= 1)) problems.push("sampleRate must be between 0 and 1");
+  for (const k of ["batchSize", "maxBatchBytes", "flushIntervalMs", "maxQueue", "maxPerPage", "foldWindowMs", "maxBreadcrumbs"]) {
+    if (!(Number.isFinite(opt[k]) && opt[k] >= 0)) problems.push(k + " must be a non-negative number");
+  }
+  return [opt, problems];
+}
+
+/**
+ * Starts the reporter. Resolves to true once the module is loaded and capture is on, or to
+ * false (with a console warning saying why) when the options are wrong.
+ */
+export function init(opts) {
+  if (ready) return ready;
+  try {
+    const [opt, problems] = options(opts || {});
+    if (problems.length) {
+      console.warn("faultline: init ignored: " + problems.join("; "));
+      return Promise.resolve(false);
+    }
+    o = opt;
+    nativeFetch = window.fetch.bind(window);
+    o.fetch = nativeFetch;
+    if (Error.stackTraceLimit < 50) Error.stackTraceLimit = 50;
+    box = outbox(o);
+    hooks();
+    takeOver();
+  } catch (e) {
+    fault(e);
+    return Promise.resolve(false);
+  }
+  ready = loadWasm(o.wasmUrl ? { module_or_path: o.wasmUrl } : undefined)
+    .then(
+      guard(() => {
+        core.start((message) => {
+          panicText = message;
+        });
+        wasm = true;
+        if (rawUser !== undefined) setUser(rawUser);
+        for (const [rec, raw] of pending.splice(0)) finish(rec, raw);
+        for (const f of folds.values()) delete f.rec;
+        return true;
+      }),
+      () => {
+        // No WebAssembly (CSP without 'wasm-unsafe-eval', old browser): records go out
+        // without parsed frames and without a user, never with the raw id.
+        for (const [rec, raw] of pending.splice(0)) {
+          if (raw && raw.stack) rec.meta.stack_text = clip(raw.stack, 8000);
+          finish(rec, null);
+        }
+        for (const f of folds.values()) delete f.rec;
+        return true;
+      },
+    )
+    .then((ok) => !dead && ok === true);
+  return ready;
+}
+
+/** Reports an error (or any thrown value). `context`: `{ level, tags, extra, event, componentStack }`. */
+export const captureException = guard((error, context) => fromError("captureException", error, context, null));
+
+/** Reports a message at `level` (default `INFO`). `context` as for captureException. */
+export const captureMessage = guard((message, level, context) => {
+  const l = LEVELS[String(level || "info").toLowerCase()] || "INFO";
+  const meta = {};
+  if (context && context.tags) meta.tags = { ...scope.tags, ...context.tags };
+  if (context && context.extra) meta.extra = context.extra;
+  capture((context && context.event) || "captureMessage", l, String(message), null, meta);
+});
+
+/**
+ * Sets the current user. The raw id is anonymized at once with the project's salt
+ * (`"u_"` + 16 hex chars of SHA-256(salt || id)); only that is kept or sent. `null` clears.
+ */
+export const setUser = guard((id) => {
+  if (id === null || id === undefined) {
+    scope.user = rawUser = undefined;
+    return;
+  }
+  if (!wasm) {
+    rawUser = String(id);
+    return;
+  }
+  rawUser = undefined;
+  scope.user = o && o.salt ? core.anonymize(o.salt, String(id)) || undefined : undefined;
+});
+
+/** Adds a tag to every later record (`meta.tags`). */
+export const setTag = guard((key, value) => {
+  scope.tags[String(key)] = String(value);
+});
+
+/** Attaches a named object to every later record (`meta.contexts[name]`); null removes it. */
+export const setContext = guard((name, value) => {
+  if (value == null) delete scope.contexts[name];
+  else scope.contexts[String(name)] = JSON.parse(JSON.stringify(value));
+});
+
+/** Adds a breadcrumb: `{ category, message, level, data }`. */
+export const addBreadcrumb = guard((c) => {
+  if (o) crumb(String(c.category || "manual"), String(c.message || ""), c.level, c.data);
+});
+
+/** Sends everything queued. Resolves to true when the server has confirmed it all. */
+export function flush(timeoutMs) {
+  if (!ready) return Promise.resolve(true);
+  return ready.then(() => (box ? box.flush(timeoutMs) : true)).catch(() => false);
+}
+
+/** Flushes, then detaches every listener and wrapper; later calls do nothing. */
+export function close(timeoutMs) {
+  return flush(timeoutMs).then((ok) => {
+    detach();
+    dead = true;
+    box && box.close();
+    return ok;
+  });
+}
+
+/** Counters: captured, folded, ignored, sampled, capped; the outbox's sent, dropped (queue
+ * full), rejected, retries, beacons and queued; and whether the reporter is disabled. */
+export function stats() {
+  return { ...counts, queued: box ? box.size() : 0, ...(box ? box.stats : {}), disabled: dead };
+}
+
+/** Test hook: makes the WebAssembly module panic, as a bug in it would. */
+export const __panic = guard(() => core.__panic(1));

@@ -1,0 +1,69 @@
+//! The module's exports in a real browser: `wasm-pack test --headless --chrome`.
+
+#![cfg(target_arch = "wasm32")]
+#![allow(missing_docs)]
+
+use faultline_reporter::{MAX_FRAMES, anonymize, frames};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// `frames` output read back with the browser's own JSON parser, as the package does.
+fn parsed(json: &str) -> js_sys::Array {
+    let value = js_sys::JSON::parse(json).unwrap_or_else(|e| panic!("{e:?}: {json}"));
+    js_sys::Array::from(&value)
+}
+
+fn field(frame: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(frame, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+#[wasm_bindgen_test]
+fn a_real_chrome_stack_becomes_frames() {
+    // A stack this very browser produced, not a copied one.
+    let error = js_sys::Error::new("boom");
+    let stack = js_sys::Reflect::get(&error, &JsValue::from_str("stack"))
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    assert!(stack.contains("boom"), "{stack}");
+    let frames = parsed(&frames(&stack, "", 0, 0));
+    assert!(frames.length() >= 1, "{stack}");
+    let first = frames.get(0);
+    assert!(field(&first, "file").is_string(), "{stack}");
+    assert!(
+        field(&first, "line").as_f64().unwrap_or(0.0) >= 1.0,
+        "{stack}"
+    );
+}
+
+#[wasm_bindgen_test]
+fn parsed_frames_are_json_the_browser_reads() {
+    let stack =
+        "TypeError: x\n    at render (https://a.io/app.js:10:5)\n    at https://a.io/\"q\".js:1:2";
+    let frames = parsed(&frames(stack, "", 0, 0));
+    assert_eq!(frames.length(), 2);
+    assert_eq!(field(&frames.get(0), "function"), "render");
+    assert_eq!(field(&frames.get(0), "column"), 5);
+    assert!(field(&frames.get(1), "function").is_undefined());
+    assert_eq!(field(&frames.get(1), "file"), "https://a.io/\"q\".js");
+    let long: String = (0..80)
+        .map(|i| format!("    at f{i} (https://a.io/a.js:{i}:1)\n"))
+        .collect();
+    assert_eq!(
+        parsed(&frames(&long, "", 0, 0)).length() as usize,
+        MAX_FRAMES
+    );
+    assert_eq!(frames("", "", 0, 0), "");
+    assert_eq!(parsed(&frames("", "https://a.io/x.js", 3, 4)).length(), 1);
+}
+
+#[wasm_bindgen_test]
+fn anonymize_matches_the_schema() {
+    let id = anonymize("salt", "user-42");
+    assert_eq!(id, faultline_schema::anonymize_user("salt", "user-42"));
+    assert!(id.starts_with("u_") && id.len() == 18, "{id}");
+    assert!(!id.contains("user-42"));
+    assert_ne!(anonymize("other", "user-42"), id);
+}

@@ -1,0 +1,115 @@
+//! Building the npm package `faultline-reporter` into `reporter-wasm/pkg/`.
+//!
+//! 1. `wasm-pack build --target web --release` compiles the crate and runs the pinned
+//!    `wasm-bindgen` (the release profile is overridden by env for this one build to the
+//!    size settings of `[profile.wasm-release]`: wasm-pack only knows dev/profiling/release,
+//!    and the server's release profile must stay tuned for speed).
+//! 2. Debian's `wasm-opt -Oz` shrinks the module (wasm-pack's own download is switched off in
+//!    the crate's `[package.metadata.wasm-pack]`).
+//! 3. The package's JavaScript, types and README from `reporter-wasm/js/` are copied in and
+//!    `package.json` is written with the entry points `.`, `./react` and `./snippet`.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::cmd;
+
+/// Files of `reporter-wasm/js/` that ship in the package.
+const JS_FILES: [&str; 7] = [
+    "index.js",
+    "outbox.js",
+    "react.js",
+    "snippet.js",
+    "index.d.ts",
+    "react.d.ts",
+    "README.md",
+];
+
+/// The wasm features rustc enables by default for wasm32-unknown-unknown; binaryen 108
+/// must be told, or it rejects the module.
+const WASM_FEATURES: [&str; 6] = [
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// The package directory.
+pub(crate) fn pkg_dir() -> PathBuf {
+    cmd::root().join("reporter-wasm/pkg")
+}
+
+/// Builds the package; returns its directory.
+pub(crate) fn build() -> Result<PathBuf> {
+    println!("==> build the npm package faultline-reporter");
+    let crate_dir = cmd::root().join("reporter-wasm");
+    let pkg = pkg_dir();
+    let mut pack = Command::new("wasm-pack");
+    pack.current_dir(&crate_dir)
+        .args(["build", "--target", "web", "--release", "--no-typescript"])
+        .args(["--out-dir", "pkg", "--out-name", "faultline_reporter"])
+        .envs([
+            ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z"),
+            ("CARGO_PROFILE_RELEASE_LTO", "true"),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+            ("CARGO_PROFILE_RELEASE_PANIC", "abort"),
+            ("CARGO_PROFILE_RELEASE_STRIP", "true"),
+            ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+        ]);
+    cmd::run(&mut pack)?;
+    let wasm = pkg.join("faultline_reporter_bg.wasm");
+    cmd::run(
+        Command::new("wasm-opt")
+            .arg("-Oz")
+            .args(WASM_FEATURES)
+            .args(["--strip-debug", "--strip-producers"])
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm),
+    )?;
+    for file in JS_FILES {
+        fs::copy(crate_dir.join("js").join(file), pkg.join(file))
+            .with_context(|| format!("copying reporter-wasm/js/{file}"))?;
+    }
+    fs::write(pkg.join("package.json"), package_json())?;
+    // wasm-pack writes a .gitignore of `*` into the package; npm would then pack nothing.
+    let _ = fs::remove_file(pkg.join(".gitignore"));
+    let size = fs::metadata(&wasm)?.len();
+    println!("    {} ({size} bytes of wasm)", pkg.display());
+    Ok(pkg)
+}
+
+fn package_json() -> String {
+    format!(
+        r#"{{
+  "name": "faultline-reporter",
+  "version": "{version}",
+  "description": "Faultline browser reporter: errors and logs from the page, WebAssembly core",
+  "license": "Apache-2.0",
+  "type": "module",
+  "main": "./index.js",
+  "module": "./index.js",
+  "types": "./index.d.ts",
+  "exports": {{
+    ".": {{ "types": "./index.d.ts", "default": "./index.js" }},
+    "./react": {{ "types": "./react.d.ts", "default": "./react.js" }},
+    "./snippet": "./snippet.js",
+    "./faultline_reporter_bg.wasm": "./faultline_reporter_bg.wasm"
+  }},
+  "files": [
+    "index.js", "outbox.js", "react.js", "snippet.js", "index.d.ts", "react.d.ts",
+    "faultline_reporter.js", "faultline_reporter_bg.wasm", "README.md"
+  ],
+  "sideEffects": false,
+  "peerDependencies": {{ "react": ">=17" }},
+  "peerDependenciesMeta": {{ "react": {{ "optional": true }} }}
+}}
+"#,
+        version = env!("CARGO_PKG_VERSION")
+    )
+}
