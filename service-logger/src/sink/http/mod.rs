@@ -379,37 +379,35 @@ impl HttpOutput {
     /// Handles the in-flight request if it finished (waiting for it until `wait_until` when
     /// given); whether nothing is in flight afterwards.
     fn reap(&mut self, wait_until: Option<Option<Instant>>) -> bool {
-        let Some((_, handle)) = &mut self.in_flight else {
+        let (Some((_, handle)), Some(rt)) = (&mut self.in_flight, &self.rt) else {
             return true;
         };
-        let finished = match (wait_until, &self.rt) {
-            (None, _) | (_, None) => handle.is_finished(),
-            (Some(deadline), Some(rt)) => {
+        // The output is taken by the same poll that sees the task finish: a `JoinHandle`
+        // polled again after it completed panics.
+        let joined = match wait_until {
+            None if !handle.is_finished() => return false,
+            None => rt.block_on(&mut *handle),
+            Some(deadline) => {
                 let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                rt.block_on(async {
+                let waited = rt.block_on(async {
                     match remaining {
-                        Some(r) => tokio::time::timeout(r, &mut *handle).await.is_ok(),
-                        None => {
-                            let _ = (&mut *handle).await;
-                            true
-                        }
+                        Some(r) => tokio::time::timeout(r, &mut *handle).await.ok(),
+                        None => Some((&mut *handle).await),
                     }
-                }) || handle.is_finished()
+                });
+                match waited {
+                    Some(joined) => joined,
+                    None => return false,
+                }
             }
         };
-        if !finished {
-            return false;
-        }
-        let Some((batch, handle)) = self.in_flight.take() else {
+        let Some((batch, _)) = self.in_flight.take() else {
             return true;
         };
-        let outcome = match &self.rt {
-            Some(rt) => rt.block_on(handle).unwrap_or_else(|e| Outcome::Retry {
-                retry_after: None,
-                error: format!("request task failed: {e}"),
-            }),
-            None => return true,
-        };
+        let outcome = joined.unwrap_or_else(|e| Outcome::Retry {
+            retry_after: None,
+            error: format!("request task failed: {e}"),
+        });
         self.complete(batch, outcome);
         true
     }

@@ -1,0 +1,12 @@
+//! Integration tests of `faultline-logger`: real files, a real `faultline serve`, the real
+//! PostgreSQL of `cargo xtask test`, and child processes that panic or exit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+mod file;
+mod http;
+mod layer;
+mod panic;
+mod policy;
+mod postgres;
