@@ -182,6 +182,11 @@ impl Server {
     /// Starts `faultline serve` on `listen` (`127.0.0.1:0` for any port) with the file store
     /// in `data_dir`.
     pub fn start(data_dir: &Path, listen: &str) -> Server {
+        Server::start_with(data_dir, listen, &[])
+    }
+
+    /// [`Server::start`] with extra environment (`FAULTLINE_LIMITS_*` overrides).
+    pub fn start_with(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(faultline_bin());
         cmd.args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
@@ -193,6 +198,7 @@ impl Server {
             .env("FAULTLINE_ADMIN_TOKEN", ADMIN)
             .env("FAULTLINE_USER_SALT", "salt")
             .env("FAULTLINE_HMAC_KEY", "hmac")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start faultline");
@@ -223,6 +229,18 @@ impl Server {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The value of the ingest request counter for `status` in `/metrics` (0 when absent).
+    pub fn ingest_requests(&self, status: u16) -> u64 {
+        let url = format!("{}/metrics", self.base);
+        let text = block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() });
+        let label = format!("status=\"{status}\"");
+        text.lines()
+            .filter(|l| l.starts_with("faultline_ingest_requests_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
     }
 
     /// Every record of `service`, newest first (at most 1,000).

@@ -1,11 +1,7 @@
-//! The HTTP sink against a real `faultline serve` (delivery, an outage, a restart of the
-//! service), and against a scripted endpoint for retry rules the real server will not
-//! produce on demand.
+//! The HTTP sink against a real `faultline serve`: delivery, an outage, a restart of the
+//! service, and the retry rules, with the server's own limits set low to provoke 429 and 413.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faultline_logger::{HttpConfig, Sink, builder};
@@ -141,145 +137,114 @@ fn the_spool_survives_a_restart_of_the_service() {
     assert_eq!(server.recent("restart").len(), 50);
 }
 
-/// A scripted endpoint: answers each request with the next of `responses` (then 202s),
-/// and remembers when each request came and its body.
-/// When a request came, and its body's lines.
-type Seen = (Instant, Vec<String>);
-
-struct Scripted {
-    base: String,
-    requests: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Scripted {
-    fn start(responses: Vec<&'static str>) -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        std::thread::spawn(move || {
-            let mut script = responses.into_iter();
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                loop {
-                    let mut len = 0usize;
-                    let mut gzip = false;
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    loop {
-                        let mut h = String::new();
-                        reader.read_line(&mut h).unwrap();
-                        let h = h.trim_end().to_ascii_lowercase();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = h.strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap();
-                        }
-                        gzip |= h == "content-encoding: gzip";
-                    }
-                    let mut body = vec![0; len];
-                    reader.read_exact(&mut body).unwrap();
-                    if gzip {
-                        let mut plain = Vec::new();
-                        flate2::read::GzDecoder::new(&body[..])
-                            .read_to_end(&mut plain)
-                            .unwrap();
-                        body = plain;
-                    }
-                    let lines: Vec<String> = String::from_utf8(body)
-                        .unwrap()
-                        .lines()
-                        .map(str::to_owned)
-                        .collect();
-                    let n = lines.len();
-                    seen.lock().unwrap().push((Instant::now(), lines));
-                    let head = script.next().unwrap_or("202 Accepted");
-                    let body = if head.starts_with("202") {
-                        format!(r#"{{"accepted":{n},"duplicates":0,"rejected":[]}}"#)
-                    } else {
-                        r#"{"error":"scripted"}"#.to_owned()
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {head}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(response.as_bytes()).is_err() {
-                        break;
-                    }
-                }
+/// The server's rate limit answers 429 with `Retry-After`; the sink waits that long instead
+/// of its own (much shorter) backoff, so the one retry succeeds.
+#[test]
+fn retry_after_from_a_rate_limited_server_is_honored() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        "127.0.0.1:0",
+        &[
+            ("FAULTLINE_LIMITS_SECRET_KEY_RATE_RECORDS_PER_SECOND", "10"),
+            ("FAULTLINE_LIMITS_SECRET_KEY_RATE_BURST", "10"),
+        ],
+    );
+    let (layer, guard) = builder()
+        .service("retry")
+        .sink(Sink::http(http(&server.base)).batch_size(10))
+        .build()
+        .unwrap();
+    let log = |from: u64| {
+        with_layer(&layer, || {
+            for i in from..from + 10 {
+                tracing::info!(seq = i, "rate limited");
             }
-        });
-        Scripted { base, requests }
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-#[test]
-fn retry_after_is_honored() {
-    let endpoint = Scripted::start(vec!["429 Too Many Requests\r\nRetry-After: 1"]);
-    let (layer, guard) = builder()
-        .service("retry")
-        .sink(Sink::http(http(&endpoint.base)))
-        .build()
-        .unwrap();
-    with_layer(&layer, || tracing::info!("once"));
-    let report = guard.shutdown(Duration::MAX);
-    assert_eq!((report.written, report.dropped.total()), (1, 0));
-    let requests = endpoint.requests();
-    assert_eq!(requests.len(), 2);
-    let waited = requests[1].0 - requests[0].0;
-    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
-    assert_eq!(requests[0].1, requests[1].1, "the same batch, the same ids");
-}
-
-#[test]
-fn server_errors_are_retried_and_client_errors_are_not() {
-    let endpoint = Scripted::start(vec![
-        "503 Service Unavailable",
-        "500 Internal Server Error",
-        "400 Bad Request",
-    ]);
-    let (layer, guard) = builder()
-        .service("retry")
-        .sink(Sink::http(http(&endpoint.base)))
-        .build()
-        .unwrap();
-    with_layer(&layer, || {
-        for _ in 0..3 {
-            tracing::info!("refused in the end");
-        }
-    });
+        })
+    };
+    log(0);
+    assert_eq!(
+        guard.flush().written,
+        10,
+        "the first batch empties the bucket"
+    );
+    let started = Instant::now();
+    log(10);
     let report = guard.flush();
-    assert_eq!(endpoint.requests().len(), 3, "503, 500, then 400 ends it");
-    assert_eq!(report.dropped.rejected, 3);
-    assert_eq!(report.written, 0);
+    let waited = started.elapsed();
+    assert_eq!(
+        (report.written, report.dropped.total()),
+        (20, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.sinks[0].sink_errors, 1,
+        "one 429, then one retry after Retry-After (a 50 ms backoff would have hit it again)"
+    );
     assert!(
         report.sinks[0]
             .last_error
             .as_deref()
             .unwrap()
-            .contains("400")
+            .contains("429")
     );
-    // Later batches are sent as usual.
-    with_layer(&layer, || tracing::info!("accepted"));
-    assert_eq!(guard.shutdown(Duration::MAX).written, 1);
-    assert_eq!(endpoint.requests().len(), 4);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}"
+    );
+    assert_eq!(server.ingest_requests(429), 1);
+    let seqs: HashSet<u64> = server
+        .recent("retry")
+        .iter()
+        .map(|r| r.meta["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..20).collect());
 }
 
+/// A 4xx other than 408, 413 and 429 cannot succeed on retry: the batch is dropped as
+/// rejected after one attempt, and the error says why.
 #[test]
-fn a_batch_too_large_is_split() {
-    let endpoint = Scripted::start(vec!["413 Payload Too Large"]);
+fn a_refused_key_is_not_retried() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), "127.0.0.1:0");
+    let config = HttpConfig::new(&server.base, "sk_wrong")
+        .backoff(Duration::from_millis(50), Duration::from_millis(500));
+    let (layer, guard) = builder()
+        .service("refused")
+        .sink(Sink::http(config))
+        .build()
+        .unwrap();
+    with_layer(&layer, || {
+        for _ in 0..3 {
+            tracing::info!("refused");
+        }
+    });
+    let report = guard.shutdown(Duration::MAX);
+    assert!(report.complete);
+    assert_eq!((report.written, report.dropped.rejected), (0, 3));
+    assert_eq!(report.sinks[0].sink_errors, 1);
+    assert!(
+        report.sinks[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("401")
+    );
+    assert_eq!(server.ingest_requests(401), 1);
+}
+
+/// A batch over the server's record limit gets 413 and is sent again in halves.
+#[test]
+fn a_batch_too_large_for_the_server_is_split() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        "127.0.0.1:0",
+        &[("FAULTLINE_LIMITS_MAX_BATCH_RECORDS", "5")],
+    );
     let (layer, guard) = builder()
         .service("split")
-        .sink(Sink::http(http(&endpoint.base)).batch_size(10))
+        .sink(Sink::http(http(&server.base)).batch_size(10))
         .build()
         .unwrap();
     with_layer(&layer, || {
@@ -288,7 +253,8 @@ fn a_batch_too_large_is_split() {
         }
     });
     let report = guard.shutdown(Duration::MAX);
-    assert_eq!(report.written, 10);
-    let sizes: Vec<usize> = endpoint.requests().iter().map(|r| r.1.len()).collect();
-    assert_eq!(sizes, [10, 5, 5]);
+    assert_eq!((report.written, report.dropped.total()), (10, 0));
+    assert_eq!(server.ingest_requests(413), 1);
+    assert_eq!(server.ingest_requests(202), 2);
+    assert_eq!(server.recent("split").len(), 10);
 }
