@@ -10,7 +10,7 @@ use faultline_sinks::{
 };
 use tokio::net::TcpListener;
 
-use crate::alerts::{AlertHandle, AlertRunner, FileAlertStore};
+use crate::alerts::{AlertAccess, AlertHandle, AlertRunner};
 use crate::auth::KeyRing;
 use crate::config::{Config, PgWriteMethod};
 use crate::state::AppState;
@@ -40,8 +40,9 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     }
     let keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
 
-    let sink = open_store(&config).await?;
-    let (alerts, alert_runner) = start_alerts(&config, Arc::clone(&sink), env).await?;
+    let store = open_store(&config).await?;
+    let (alerts, alert_runner) = start_alerts(&config, &store, env).await?;
+    let sink = store.sink;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -66,21 +67,15 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     })
 }
 
-/// The alert evaluator over `sink`, with its state in the data dir (locked: one evaluating
-/// process per data dir).
+/// The alert evaluator over `store`, with its state where the records are: PostgreSQL when
+/// it is configured, else the data dir (locked either way: one evaluating process).
 async fn start_alerts(
     config: &Config,
-    sink: Arc<dyn Sink>,
+    store: &Store,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(AlertHandle, AlertRunner)> {
-    let dir = config.data_dir.clone();
-    let (checks, deliveries) = (config.alerts.checks_kept, config.alerts.deliveries_kept);
-    let store =
-        tokio::task::spawn_blocking(move || FileAlertStore::open_locked(&dir, checks, deliveries))
-            .await
-            .context("alert store start-up task failed")?
-            .context("cannot open the alert state")?;
-    crate::alerts::spawn(&config.alerts, sink, Arc::new(store), env)
+    let alert_store = crate::alerts::open_store(config, store, AlertAccess::Evaluate).await?;
+    crate::alerts::spawn(&config.alerts, Arc::clone(&store.sink), alert_store, env)
         .await
         .context("cannot start the alert evaluator")
 }
@@ -106,9 +101,18 @@ impl Server {
     }
 }
 
+/// The opened record store.
+pub(crate) struct Store {
+    /// What ingest writes to and reads from.
+    pub(crate) sink: Arc<dyn Sink>,
+    /// The PostgreSQL sink, when `database_url` is set (also behind a fan-out): its pool
+    /// holds the alert state too.
+    pub(crate) postgres: Option<PostgresSink>,
+}
+
 /// The configured store: PostgreSQL (with its spool, and optionally a file copy) when
 /// `database_url` is set, else the file store.
-pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Sink>> {
+pub(crate) async fn open_store(config: &Config) -> Result<Store> {
     let storage = &config.storage;
     let file_config = FileSinkConfig {
         segment_max_bytes: storage.segment_max_bytes,
@@ -135,7 +139,10 @@ pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Sink>> {
         anyhow::Ok(sink)
     };
     let Some(url) = &config.database_url else {
-        return Ok(Arc::new(open_file().await?));
+        return Ok(Store {
+            sink: Arc::new(open_file().await?),
+            postgres: None,
+        });
     };
     let pg = &config.postgres;
     let pg_config = PostgresConfig {
@@ -154,14 +161,16 @@ pub(crate) async fn open_store(config: &Config) -> Result<Arc<dyn Sink>> {
         .await
         .context("cannot open the PostgreSQL store")?;
     tracing::info!(spool = %config.data_dir.join("spool").display(), "PostgreSQL store open");
-    if storage.file_copy {
+    let sink: Arc<dyn Sink> = if storage.file_copy {
         let copy = open_file().await?;
-        return Ok(Arc::new(FanoutSink::new(
-            Arc::new(postgres),
-            Arc::new(copy),
-        )));
-    }
-    Ok(Arc::new(postgres))
+        Arc::new(FanoutSink::new(Arc::new(postgres.clone()), Arc::new(copy)))
+    } else {
+        Arc::new(postgres.clone())
+    };
+    Ok(Store {
+        sink,
+        postgres: Some(postgres),
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

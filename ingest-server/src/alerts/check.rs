@@ -22,8 +22,8 @@ use serde_json::json;
 use super::eval::{Evaluator, Interest};
 use super::notify::{Context, Notification};
 use super::rule::{Action, NotifyEvent};
-use super::store::{AlertStore, CheckKind, CheckStatus, Delivery, FileAlertStore, SystemCheck};
-use super::{PRIME_MAX_RECORDS, build_targets, probe_rule_depths};
+use super::store::{CheckKind, CheckStatus, Delivery, SystemCheck};
+use super::{AlertAccess, PRIME_MAX_RECORDS, build_targets, probe_rule_depths};
 use crate::config::{Config, Overrides};
 use crate::duration::HumanDuration;
 
@@ -88,8 +88,9 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     let config = Config::load(args.config.as_deref(), &overrides, &env)?;
     let compiled = config.alerts.compile()?;
     let (channels, probes) = build_targets(&compiled, &env)?;
-    let store = open_locked(&config).await?;
-    let sink = crate::serve::open_store(&config).await?;
+    let opened = crate::serve::open_store(&config).await?;
+    let store = super::open_store(&config, &opened, AlertAccess::Evaluate).await?;
+    let sink = opened.sink;
 
     let now = Timestamp::now();
     let mut engine = Evaluator::new(
@@ -273,16 +274,6 @@ where
         }
     }
     out
-}
-
-/// The alert store, locked against a running server evaluating the same rules.
-async fn open_locked(config: &Config) -> anyhow::Result<FileAlertStore> {
-    let dir = config.data_dir.clone();
-    let (checks, deliveries) = (config.alerts.checks_kept, config.alerts.deliveries_kept);
-    tokio::task::spawn_blocking(move || FileAlertStore::open_locked(&dir, checks, deliveries))
-        .await
-        .context("alert store task failed")?
-        .context("cannot open the alert state")
 }
 
 fn report(args: &CheckArgs, checks: &[SystemCheck], deliveries: &[Delivery], firing: bool) {

@@ -617,12 +617,29 @@ impl Evaluator {
         self.rules.get(idx).and_then(|e| e.evaluated_at)
     }
 
-    /// Records the end of a `check-alerts` run for rule `idx`.
+    /// Records where the evaluation of rule `idx` stopped: the end of a `check-alerts` run,
+    /// or the server's latest persisted decision. The next `check-alerts` continues from
+    /// there.
     pub(crate) fn set_evaluated_at(&mut self, idx: usize, at: Timestamp) {
         if let Some(e) = self.rules.get_mut(idx) {
             e.evaluated_at = Some(at);
             e.rule_dirty = true;
         }
+    }
+
+    /// [`Evaluator::set_evaluated_at`] for every rule.
+    pub(crate) fn set_all_evaluated_at(&mut self, at: Timestamp) {
+        for idx in 0..self.rules.len() {
+            self.set_evaluated_at(idx, at);
+        }
+    }
+
+    /// Whether [`Evaluator::take_changes`] has anything to persist.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.orphans.is_empty()
+            || self.rules.iter().any(|e| {
+                e.rule_dirty || !e.deleted.is_empty() || e.groups.values().any(|g| g.dirty)
+            })
     }
 
     /// Starts absence clocks of rule `idx` at `at`: a source silent since then fires one

@@ -237,6 +237,45 @@ pub async fn spawn(
     Ok((handle, AlertRunner { stop, task }))
 }
 
+/// What a process opens the alert state for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AlertAccess {
+    /// To decide and notify, exclusively (the server, `check-alerts`).
+    Evaluate,
+    /// To report, beside a process that may be evaluating (`summary`).
+    Read,
+}
+
+/// The alert state, kept where the records are: in PostgreSQL when the store is PostgreSQL
+/// (so every node and every restart sees the same state), else in the data dir.
+pub(crate) async fn open_store(
+    config: &crate::config::Config,
+    store: &crate::serve::Store,
+    access: AlertAccess,
+) -> anyhow::Result<Arc<dyn AlertStore>> {
+    use anyhow::Context as _;
+    if let Some(postgres) = &store.postgres {
+        let pool = postgres.pool().clone();
+        let opened = match access {
+            AlertAccess::Evaluate => PgAlertStore::open_locked(pool).await,
+            AlertAccess::Read => Ok(PgAlertStore::new(pool)),
+        };
+        return Ok(Arc::new(
+            opened.context("cannot open the alert state in PostgreSQL")?,
+        ));
+    }
+    let dir = config.data_dir.clone();
+    let (checks, deliveries) = (config.alerts.checks_kept, config.alerts.deliveries_kept);
+    let opened = tokio::task::spawn_blocking(move || match access {
+        AlertAccess::Evaluate => FileAlertStore::open_locked(&dir, checks, deliveries),
+        AlertAccess::Read => FileAlertStore::open(&dir, checks, deliveries),
+    })
+    .await
+    .context("alert store task failed")?
+    .context("cannot open the alert state")?;
+    Ok(Arc::new(opened))
+}
+
 /// Ready channels, by name.
 type Channels = HashMap<String, Arc<Channel>>;
 
@@ -480,6 +519,12 @@ impl AlertService {
     /// Persists what changed, records system checks, then sends the notifications (and
     /// `extra`, owed from before a restart).
     async fn commit(&mut self, extra: Vec<Notification>) {
+        if self.compiled.settings.enabled && self.engine.has_changes() {
+            // The state persisted now reflects every record so far: a later `check-alerts`
+            // continues from here instead of deciding those records again (which would
+            // resolve a firing alert and fire it anew).
+            self.engine.set_all_evaluated_at(Timestamp::now());
+        }
         let effects = self.engine.take_effects();
         let changes = self.engine.take_changes();
         if !changes.is_empty()
@@ -735,6 +780,9 @@ impl AlertService {
                     break;
                 }
             }
+        }
+        if self.compiled.settings.enabled {
+            self.engine.set_all_evaluated_at(Timestamp::now());
         }
         self.commit(Vec::new()).await;
         tracing::info!("alert evaluator stopped");

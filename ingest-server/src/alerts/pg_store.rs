@@ -1,22 +1,36 @@
 //! [`AlertStore`] in PostgreSQL: `alert_state` (one row per alert that is not ok),
 //! `alert_rules` (per-rule rows), `system_checks` and `alert_deliveries`. Every node of a
 //! deployment sees the same state, which is what a leader taking over needs.
+//!
+//! The process that evaluates (the server, or `check-alerts`) holds a session-level
+//! advisory lock on a connection of its own, the PostgreSQL counterpart of the file
+//! store's `alerts/LOCK`: one process decides and notifies at a time, and the lock goes
+//! with the session when that process exits or dies.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use faultline_sinks::BoxFuture;
-use sqlx::{PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::store::{
-    AlertStore, Delivery, StateChanges, StoreError, StoredAlert, StoredRule, StoredState,
-    SystemCheck,
+    AlertStore, Delivery, LOCK_WAIT, StateChanges, StoreError, StoredAlert, StoredRule,
+    StoredState, SystemCheck,
 };
 
 /// Checks and deliveries older than this are deleted as new ones arrive.
 const KEEP_DAYS: i32 = 30;
 
+/// The advisory lock key of the evaluating process (the bytes of `faultlin`): advisory
+/// locks are per database, so only other users of the same database could collide.
+const EVALUATOR_LOCK: i64 = 0x6661_756c_746c_696e;
+
 /// The PostgreSQL alert store, on the store's pool.
 #[derive(Clone)]
 pub struct PgAlertStore {
     pool: PgPool,
+    /// The session holding the evaluator's advisory lock, when opened to evaluate.
+    _lock: Option<Arc<Mutex<PgConnection>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -36,9 +50,43 @@ fn ms_sql(param: &str) -> String {
 }
 
 impl PgAlertStore {
-    /// A store on `pool` (the migrations must have run: `PostgresSink::open` runs them).
+    /// A store on `pool` to read, beside a process that may be evaluating (the migrations
+    /// must have run: `PostgresSink::open` runs them).
     pub fn new(pool: PgPool) -> PgAlertStore {
-        PgAlertStore { pool }
+        PgAlertStore { pool, _lock: None }
+    }
+
+    /// A store on `pool` to evaluate: takes the evaluator's advisory lock on a connection of
+    /// its own and keeps it while the store lives, so that one process at a time (a server,
+    /// or `check-alerts`) decides and notifies. Waits briefly for a predecessor's session to
+    /// end (a restart); fails if another process keeps the lock.
+    pub async fn open_locked(pool: PgPool) -> Result<PgAlertStore, StoreError> {
+        let mut conn = PgConnection::connect_with(&pool.connect_options())
+            .await
+            .map_err(unavailable)?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(EVALUATOR_LOCK)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if locked {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "the alert state in PostgreSQL is in use by another process (a running \
+                     server evaluates these rules already: use its API, or stop it first)"
+                        .into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(PgAlertStore {
+            pool,
+            _lock: Some(Arc::new(Mutex::new(conn))),
+        })
     }
 
     async fn load_rows(&self) -> Result<StoredState, StoreError> {

@@ -218,7 +218,7 @@ pub trait AlertStore: Send + Sync + 'static {
 
 const STATE_FILE: &str = "state.json";
 /// How long opening waits for a lock being released (a restarted server's predecessor).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const CHECKS_FILE: &str = "checks.ndjson";
 const DELIVERIES_FILE: &str = "deliveries.ndjson";
 

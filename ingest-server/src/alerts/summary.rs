@@ -15,8 +15,9 @@ use faultline_sinks::StatsQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::AlertAccess;
 use super::state::AlertStatus;
-use super::store::{AlertStore, CheckStatus, FileAlertStore, SystemCheck};
+use super::store::{CheckStatus, SystemCheck};
 use crate::config::{Config, Overrides};
 use crate::duration::HumanDuration;
 
@@ -137,17 +138,12 @@ async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow
     };
     let config = Config::load(args.config.as_deref(), &overrides, &env)?;
     let compiled = config.alerts.compile()?;
-    let dir = config.data_dir.clone();
-    let (checks_kept, deliveries_kept) = (config.alerts.checks_kept, config.alerts.deliveries_kept);
-    let store = tokio::task::spawn_blocking(move || {
-        FileAlertStore::open(&dir, checks_kept, deliveries_kept)
-    })
-    .await
-    .context("alert store task failed")??;
-    let sink = crate::serve::open_store(&config).await.context(
+    let opened = crate::serve::open_store(&config).await.context(
         "cannot open the store (if a server is running on this data dir, ask it: \
          faultline summary --server http://HOST:PORT)",
     )?;
+    let store = super::open_store(&config, &opened, AlertAccess::Read).await?;
+    let sink = opened.sink;
     let stats = sink
         .stats(StatsQuery {
             since,
@@ -155,7 +151,6 @@ async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow
             service: None,
         })
         .await?;
-    sink.shutdown().await?;
     let mut report = empty(HumanDuration(until_minus(since, until)), since, until);
     let mut totals: BTreeMap<(String, Level), u64> = BTreeMap::new();
     for b in stats.buckets {
@@ -186,6 +181,8 @@ async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow
         });
     }
     report.checks = store.latest_checks().await?;
+    // Last: on PostgreSQL the alert store shares the sink's pool, which this closes.
+    sink.shutdown().await?;
     report.window = args.window;
     Ok(report)
 }

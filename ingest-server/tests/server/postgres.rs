@@ -1,5 +1,5 @@
 //! The server on PostgreSQL: the HTTP contract over SQL, an outage under load, a crash while
-//! the spool drains, and `faultline migrate`.
+//! the spool drains, `faultline migrate`, and alert state kept in PostgreSQL.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,8 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
 
+use crate::alerts::{errors, restart_config, restart_while_firing};
+use crate::alerts_support::{Capture, Faultline, KEY as ALERT_KEY, run, write_config};
 use crate::common::{ADMIN, record, server_with};
 use crate::pg::{PrivatePg, fresh_db, fresh_db_on, stored_ids};
 use crate::process::{KEY, client, get, now_record, post, spawn_with};
@@ -369,4 +371,117 @@ async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
         .map(|d| (d.rule.as_str(), d.at.unix_millis() - t))
         .collect();
     assert_eq!(got, [("r", -1), ("r", -2), ("s", 0)]);
+}
+
+/// The alert state rows of `rule` in PostgreSQL: (group, status).
+async fn alert_rows(url: &str, rule: &str) -> Vec<(String, String)> {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::query_as(
+        "SELECT group_key, state->>'status' FROM alert_state WHERE rule = $1 ORDER BY group_key",
+    )
+    .bind(rule)
+    .fetch_all(&mut c)
+    .await
+    .unwrap()
+}
+
+/// Guards alert state in PostgreSQL (issue 5): with `database_url` set, a restart while an
+/// alert fires sends no second page and the resolve still comes once, even though every
+/// start gets an empty data dir of its own (another node, or a lost disk), so the state
+/// can only have come from PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_while_firing_on_postgres_sends_no_second_notification_and_still_resolves() {
+    let url = fresh_db().await;
+    let capture = Capture::start().await;
+    let conf = tempfile::tempdir().unwrap();
+    let config = write_config(conf.path(), &restart_config(&capture, "10s"));
+    let env = [("DATABASE_URL", url.clone())];
+    restart_while_firing(&capture, || {
+        let data = tempfile::tempdir().unwrap();
+        (
+            Faultline::start(data.path(), Some(&config), &env),
+            Some(data),
+        )
+    })
+    .await;
+    assert_eq!(
+        alert_rows(&url, "api_errors").await,
+        [(String::new(), "resolved".to_owned())],
+        "the alert's state is in PostgreSQL"
+    );
+}
+
+/// `check-alerts` and `summary` on PostgreSQL use the alert state there: from data dirs of
+/// their own they see what the server decided, `check-alerts` is kept out while a server
+/// evaluates, and what it records and resets is what the next process sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_alerts_and_summary_use_the_alert_state_in_postgres() {
+    let url = fresh_db().await;
+    let capture = Capture::start().await;
+    let conf = tempfile::tempdir().unwrap();
+    let config = write_config(
+        conf.path(),
+        &restart_config(&capture, "1m").replace(
+            "actions = [\"hook\"]",
+            "actions = [\"hook\", \"system_check\"]",
+        ),
+    );
+    let env = [("DATABASE_URL", url.clone())];
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Faultline::start(server_dir.path(), Some(&config), &env);
+    server.post(ALERT_KEY, None, errors("api", 3)).await;
+    capture.wait_for("hook", 1, Duration::from_secs(5)).await;
+    // Another machine's cron: its own (empty) data dir, the same database.
+    let cron = tempfile::tempdir().unwrap();
+    let faultline = |args: &[&str]| run(args, cron.path(), Some(&config), &env);
+
+    let (code, _, err) = faultline(&["check-alerts", "--window", "60"]);
+    assert_eq!(code, 2, "the server evaluates these rules: {err}");
+    assert!(err.contains("in use"), "{err}");
+    let (code, out, err) = faultline(&["summary", "--window", "15m", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["status"], "firing", "{s}");
+    assert_eq!(s["firing"][0]["rule"], "api_errors", "{s}");
+    assert_eq!(s["records"], 3, "{s}");
+    assert!(server.terminate().0.success());
+
+    let (code, out, err) = faultline(&["check-alerts", "--window", "60", "--json"]);
+    assert_eq!(code, 1, "still firing\n{out}\n{err}");
+    let hits: Vec<Value> = capture
+        .hits("hook")
+        .iter()
+        .map(|h| h.body.clone())
+        .collect();
+    assert_eq!(hits.len(), 1, "and not notified again: {hits:#?}");
+    let (_, out, _) = faultline(&["summary", "--window", "15m", "--json"]);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let check = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api_errors")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (check["status"].clone(), check["source"].clone()),
+        (json!("failed"), json!("check-alerts")),
+        "check-alerts recorded its check in PostgreSQL: {s}"
+    );
+
+    let (code, out, err) = faultline(&["check-alerts", "--window", "60", "--reset", "api_errors"]);
+    assert_eq!(code, 0, "reset: {out}\n{err}");
+    let hits = capture.hits("hook");
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[1].body["event"], "resolved");
+    assert_eq!(
+        alert_rows(&url, "api_errors").await,
+        [(String::new(), "resolved".to_owned())],
+        "the reset is persisted in PostgreSQL"
+    );
+    let (_, out, _) = faultline(&["summary", "--window", "15m", "--json"]);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["firing"], json!([]), "{s}");
 }
