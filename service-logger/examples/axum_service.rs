@@ -1,2 +1,149 @@
-//! Placeholder.
-fn main() {}
+//! An axum service that logs through Faultline.
+//!
+//! A middleware reads the caller's W3C `traceparent` (or starts a trace), opens a `request`
+//! span carrying `trace_id`, `span_id` and `correlation_id`, and logs one record per request
+//! with its status and duration. Every record logged inside a handler carries the same ids.
+//!
+//! ```text
+//! cargo run -p faultline-logger --example axum_service
+//! curl -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \
+//!      localhost:3000/orders/42
+//! ```
+//!
+//! Records go to standard output; set `FAULTLINE_LOG_DIR` for a rotating file as well, and
+//! `FAULTLINE_URL` with `FAULTLINE_KEY` to send errors to a Faultline server. Ctrl-C or
+//! SIGTERM stops accepting, finishes the open requests, and then `main` returns, so the
+//! guard drops and writes everything still queued.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use faultline_logger::{FileConfig, HttpConfig, Policy, Sink, TraceContext};
+use tracing::Instrument;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut logger = faultline_logger::builder()
+        .service("orders-api")
+        .release(env!("CARGO_PKG_VERSION"))
+        .heartbeat(Duration::from_secs(60))
+        .sink(
+            Sink::stdout()
+                .policy(Policy::DropNewest)
+                .never_drop_errors(true),
+        );
+    if let Ok(dir) = std::env::var("FAULTLINE_LOG_DIR") {
+        logger = logger.sink(Sink::file(
+            FileConfig::new(dir).max_bytes(64 << 20).keep_files(20),
+        ));
+    }
+    if let (Ok(url), Ok(key)) = (
+        std::env::var("FAULTLINE_URL"),
+        std::env::var("FAULTLINE_KEY"),
+    ) {
+        logger =
+            logger.sink(Sink::http(HttpConfig::new(url, key)).min_level(tracing::Level::ERROR));
+    }
+    // Dropped at the end of `main`, after the server has drained: nothing queued is lost.
+    let _guard = logger.init()?;
+
+    let app = Router::new()
+        .route("/orders/{id}", get(order))
+        .layer(middleware::from_fn(trace_requests));
+    let addr: SocketAddr = std::env::var("LISTEN")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Wraps each request in a span with the trace context, logs its outcome, and returns the
+/// `traceparent` of our span so callers can correlate.
+async fn trace_requests(req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let trace = TraceContext::from_header_or_new(header);
+    let correlation_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| trace.span_id().to_string());
+    let span = tracing::info_span!(
+        "request",
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+        correlation_id = %correlation_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(
+                event = "http_request",
+                status,
+                duration_ms,
+                "request failed"
+            );
+        } else {
+            tracing::info!(
+                event = "http_request",
+                status,
+                duration_ms,
+                "request served"
+            );
+        }
+    });
+    if let Ok(v) = HeaderValue::from_str(&trace.to_traceparent()) {
+        response.headers_mut().insert("traceparent", v);
+    }
+    response
+}
+
+async fn order(Path(id): Path<u64>) -> Result<Json<serde_json::Value>, StatusCode> {
+    if id == 0 {
+        tracing::error!(order_id = id, "order 0 does not exist and never will");
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    tracing::debug!(order_id = id, "loading order");
+    Ok(Json(serde_json::json!({ "id": id, "status": "shipped" })))
+}
+
+/// Ctrl-C or SIGTERM (what container runtimes send before killing).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
