@@ -140,3 +140,15 @@ impl TestServer {
         body["records"].as_array().unwrap().clone()
     }
 }
+
+/// The value of one series in Prometheus text (`name` or `name{label="v"}`, exactly as
+/// rendered), or `None` when it is not there.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::alerts::{errors, restart_config, restart_while_firing};
 use crate::alerts_support::{Capture, Faultline, KEY as ALERT_KEY, run, write_config};
-use crate::common::{ADMIN, record, server_with};
+use crate::common::{ADMIN, metric, record, server_with};
 use crate::pg::{PrivatePg, fresh_db, fresh_db_on, stored_ids};
-use crate::process::{KEY, client, get, now_record, post, spawn_with};
+use crate::process::{KEY, client, get, ids_on_disk, metrics_text, now_record, post, spawn_with};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_http_contract_holds_over_postgres() {
@@ -61,6 +61,62 @@ async fn the_http_contract_holds_over_postgres() {
         .unwrap();
     let (status, _, _) = s.send(req).await;
     assert_eq!(status, 200);
+}
+
+/// Guards `storage.file_copy` (issue 4): with PostgreSQL as the primary store and the file
+/// store as a second copy, every acknowledged record is in both, once, and reads are
+/// answered by PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn file_copy_writes_both_stores_and_reads_from_postgres() {
+    let url = fresh_db().await;
+    let s = server_with(|c| {
+        c.database_url = Some(url.clone());
+        c.storage.file_copy = true;
+    })
+    .await;
+    let ids: Vec<String> = (0..5)
+        .map(|i| format!("00000000-00fa-4000-8000-{i:012x}"))
+        .collect();
+    let batch: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut r = record("api", "error", "fanout", id);
+            r["id"] = json!(id);
+            r
+        })
+        .collect();
+    let (status, resp) = s.ingest(json!(batch).to_string()).await;
+    assert_eq!(
+        (status, resp["accepted"].as_u64()),
+        (202, Some(5)),
+        "{resp}"
+    );
+    let (_, ready) = s.get("/readyz").await;
+    assert_eq!(ready["store"]["kind"], "fanout", "{ready}");
+
+    // Acknowledged means fsynced in the file copy and committed in PostgreSQL.
+    let in_postgres = stored_ids(&url).await;
+    let in_files = ids_on_disk(&s._dir.path().join("segments"));
+    for id in &ids {
+        assert_eq!(in_postgres.get(id), Some(&1), "{id} in PostgreSQL");
+        assert_eq!(in_files.get(id), Some(&1), "{id} in the file copy");
+    }
+
+    // Reads come from PostgreSQL: a row deleted there is gone from the API, although the
+    // file copy still has it.
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM system_logs WHERE id = $1::uuid")
+        .bind(&ids[0])
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let recent = s.recent("event=fanout").await;
+    let served: HashSet<&str> = recent.iter().filter_map(|r| r["id"].as_str()).collect();
+    let expected: HashSet<&str> = ids[1..].iter().map(String::as_str).collect();
+    assert_eq!(served, expected);
+    assert!(ids_on_disk(&s._dir.path().join("segments")).contains_key(&ids[0]));
 }
 
 fn next_ids(prefix: u64, n: &mut u64, count: u64) -> Vec<String> {
@@ -144,10 +200,22 @@ async fn postgres_outage_under_load_loses_and_doubles_nothing() {
         during > 0,
         "ingest kept acknowledging while PostgreSQL was down"
     );
+    // Depth and age of the spool, on /readyz and /metrics: the oldest batch has waited
+    // since shortly after PostgreSQL went down, 20 seconds ago.
     let (_, ready) = get(&client(), &p.base, ADMIN, "/readyz").await;
+    let spool = &ready["store"]["spool"];
+    assert!(spool["batches"].as_u64().unwrap() > 0, "{ready}");
+    assert!(spool["records"].as_u64().unwrap() > 0, "{ready}");
+    assert!(spool["bytes"].as_u64().unwrap() > 0, "{ready}");
+    let age = spool["oldest_age_seconds"].as_f64().unwrap();
+    assert!((10.0..60.0).contains(&age), "{ready}");
+    let text = metrics_text(&client(), &p.base).await;
+    let gauge = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
+    assert!(gauge("faultline_spool_batches") > 0.0, "{text}");
+    assert!(gauge("faultline_spool_bytes") > 0.0, "{text}");
     assert!(
-        ready["store"]["spool"]["batches"].as_u64().unwrap() > 0,
-        "{ready}"
+        (10.0..60.0).contains(&gauge("faultline_spool_oldest_age_seconds")),
+        "{text}"
     );
     pg.up();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -156,6 +224,12 @@ async fn postgres_outage_under_load_loses_and_doubles_nothing() {
         c.await.unwrap();
     }
     wait_drained(&p.base, Duration::from_secs(60)).await;
+    let text = metrics_text(&client(), &p.base).await;
+    assert_eq!(
+        metric(&text, "faultline_spool_batches"),
+        Some(0.0),
+        "{text}"
+    );
     assert!(p.terminate().success());
 
     let stored = stored_ids(&url).await;

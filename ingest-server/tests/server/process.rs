@@ -140,6 +140,13 @@ pub async fn get(c: &reqwest::Client, base: &str, token: &str, path: &str) -> (u
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// `GET /metrics` as text.
+pub async fn metrics_text(c: &reqwest::Client, base: &str) -> String {
+    let r = c.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.unwrap()
+}
+
 fn banner_value(banner: &[String], label: &str) -> String {
     banner
         .iter()
@@ -197,7 +204,7 @@ async fn first_start_prints_secrets_once_and_sigterm_loses_nothing() {
 }
 
 /// Every `.ndjson` line under `dir`, as id -> count.
-fn ids_on_disk(dir: &Path) -> HashMap<String, usize> {
+pub fn ids_on_disk(dir: &Path) -> HashMap<String, usize> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
