@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,9 +89,21 @@ pub fn spawn_with(
 }
 
 impl Proc {
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
+    /// Waits (at most 20 s) for the process to exit.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -231,56 +244,116 @@ pub fn ids_on_disk(dir: &Path) -> HashMap<String, usize> {
     counts
 }
 
+/// Ingest load: clients posting batches of [`Load::BATCH`] records with ids unique to the
+/// round and the client, each until a request fails. Acknowledged ids go to `acked`.
+#[derive(Default)]
+struct Load {
+    acked: Arc<Mutex<HashSet<String>>>,
+    /// Set by the test right after it signalled the server.
+    signalled: Arc<AtomicBool>,
+    /// Batches sent before `signalled` was set and acknowledged after: in flight then.
+    in_flight: Arc<AtomicU64>,
+}
+
+impl Load {
+    const BATCH: u64 = 20;
+
+    fn start(&self, base: &str, round: u64, clients: u64) -> Vec<tokio::task::JoinHandle<()>> {
+        self.signalled.store(false, Ordering::SeqCst);
+        (0..clients)
+            .map(|client_no| {
+                let (acked, signalled, in_flight) = (
+                    self.acked.clone(),
+                    self.signalled.clone(),
+                    self.in_flight.clone(),
+                );
+                let base = base.to_owned();
+                tokio::spawn(async move {
+                    let c = client();
+                    for n in 0.. {
+                        let ids: Vec<String> = (0..Load::BATCH)
+                            .map(|i| {
+                                format!(
+                                    "00000000-{round:04x}-4{client_no:03x}-8000-{:012x}",
+                                    n * Load::BATCH + i
+                                )
+                            })
+                            .collect();
+                        let batch: Vec<Value> = ids
+                            .iter()
+                            .map(|id| {
+                                let mut r = now_record("api", "info", "load");
+                                r["id"] = json!(id);
+                                r
+                            })
+                            .collect();
+                        let sent_before = !signalled.load(Ordering::SeqCst);
+                        match post(&c, &base, KEY, &json!(batch)).await {
+                            Ok((202, _)) => {
+                                acked.lock().unwrap().extend(ids);
+                                if sent_before && signalled.load(Ordering::SeqCst) {
+                                    in_flight.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                            Ok(_) | Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Restarts the server on `dir` (recovering whatever the test left), stops it, and
+    /// checks that every acknowledged id is on disk exactly once.
+    async fn check_stored_once(&self, dir: &Path) {
+        let p = spawn(dir, None, true);
+        let (status, _) = get(&client(), &p.base, ADMIN, "/logs/recent?limit=1").await;
+        assert_eq!(status, 200);
+        assert!(p.terminate().success());
+        let on_disk = ids_on_disk(dir);
+        let acked = self.acked.lock().unwrap();
+        let missing: Vec<_> = acked
+            .iter()
+            .filter(|id| !on_disk.contains_key(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {} acknowledged records lost, e.g. {:?}",
+            missing.len(),
+            acked.len(),
+            missing.first()
+        );
+        let doubled: Vec<_> = on_disk.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            doubled.is_empty(),
+            "records stored twice: {:?}",
+            doubled.first()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_load_loses_no_acknowledged_record() {
     const ROUNDS: u64 = 5;
-    const CLIENTS: u64 = 4;
-    const BATCH: u64 = 20;
     let dir = tempfile::tempdir().unwrap();
-    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let load = Load::default();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64;
     for round in 0..ROUNDS {
         let p = spawn(dir.path(), None, true);
-        let base = p.base.clone();
-        let mut tasks = Vec::new();
-        for client_no in 0..CLIENTS {
-            let acked = acked.clone();
-            let base = base.clone();
-            tasks.push(tokio::spawn(async move {
-                let c = client();
-                for n in 0.. {
-                    let ids: Vec<String> = (0..BATCH)
-                        .map(|i| {
-                            format!(
-                                "00000000-{round:04x}-4{client_no:03x}-8000-{:012x}",
-                                n * BATCH + i
-                            )
-                        })
-                        .collect();
-                    let batch: Vec<Value> = ids
-                        .iter()
-                        .map(|id| {
-                            let mut r = now_record("api", "info", "load");
-                            r["id"] = json!(id);
-                            r
-                        })
-                        .collect();
-                    match post(&c, &base, KEY, &json!(batch)).await {
-                        Ok((202, _)) => acked.lock().unwrap().extend(ids),
-                        Ok(_) | Err(_) => break,
-                    }
-                }
-            }));
-        }
+        let tasks = load.start(&p.base, round, 4);
         // Kill at a pseudo-random moment between 300 and 1100 ms into the load.
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         tokio::time::sleep(Duration::from_millis(300 + (seed >> 33) % 800)).await;
-        let before = acked.lock().unwrap().len();
+        let before = load.acked();
         p.kill9();
         for t in tasks {
             t.await.unwrap();
@@ -290,34 +363,56 @@ async fn kill_9_under_load_loses_no_acknowledged_record() {
             "round {round}: no batch was acknowledged before the kill"
         );
     }
-
-    // Restart on the same data dir: it recovers whatever the kills left behind.
-    let p = spawn(dir.path(), None, true);
-    let (status, _) = get(&client(), &p.base, ADMIN, "/logs/recent?limit=1000").await;
-    assert_eq!(status, 200);
-    assert!(p.terminate().success());
-
-    let on_disk = ids_on_disk(dir.path());
-    let acked = acked.lock().unwrap();
-    let missing: Vec<_> = acked
-        .iter()
-        .filter(|id| !on_disk.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged records lost, e.g. {:?}",
-        missing.len(),
-        missing.first()
-    );
-    let doubled: Vec<_> = on_disk.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        doubled.is_empty(),
-        "records stored twice: {:?}",
-        doubled.first()
-    );
+    load.check_stored_once(dir.path()).await;
     eprintln!(
         "kill -9 x{ROUNDS}: {} acknowledged records, all present once",
-        acked.len()
+        load.acked()
+    );
+}
+
+/// Guards graceful shutdown (issue 3): SIGTERM while several clients keep posting lets the
+/// requests in flight finish and the server exit 0; after a restart every record that got
+/// a 202 is on disk exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_keeps_every_acknowledged_record_once() {
+    const ROUNDS: u64 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let load = Load::default();
+    for round in 0..ROUNDS {
+        let p = spawn(dir.path(), None, true);
+        let tasks = load.start(&p.base, round, 4);
+        // Signal once the load runs: at least ten more batches acknowledged.
+        let target = load.acked() + 10 * Load::BATCH as usize;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while load.acked() < target {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the load never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        p.sigterm();
+        load.signalled.store(true, Ordering::SeqCst);
+        let status = tokio::task::spawn_blocking(move || p.wait_exit())
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "round {round}: exit after SIGTERM: {status}"
+        );
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    let in_flight = load.in_flight.load(Ordering::SeqCst);
+    assert!(
+        in_flight > 0,
+        "no request was in flight when SIGTERM arrived, in {ROUNDS} rounds"
+    );
+    load.check_stored_once(dir.path()).await;
+    eprintln!(
+        "SIGTERM x{ROUNDS}: {} acknowledged records ({in_flight} batches in flight at the signal), all present once",
+        load.acked()
     );
 }
 

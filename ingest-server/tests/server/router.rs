@@ -288,21 +288,23 @@ async fn public_key_only_from_its_origins_with_cors_and_preflight() {
     assert_eq!(s.send(preflight("https://evil.example")).await.0, 403);
 }
 
+/// `n` records for `ui` with the panel key, from its origin. The key allows a burst of 5
+/// records, then 1 per second.
+fn panel_batch(n: usize) -> Request<Body> {
+    Request::post("/logs/ingest")
+        .header("x-faultline-key", PUBLIC)
+        .header("origin", ORIGIN)
+        .body(Body::from(
+            json!(vec![record("ui", "info", "e", "m"); n]).to_string(),
+        ))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn rate_limit_is_429_with_retry_after() {
     let s = server().await;
-    // The panel key allows a burst of 5 records, then 1 per second.
-    let post = |n: usize| {
-        Request::post("/logs/ingest")
-            .header("x-faultline-key", PUBLIC)
-            .header("origin", ORIGIN)
-            .body(Body::from(
-                json!(vec![record("ui", "info", "e", "m"); n]).to_string(),
-            ))
-            .unwrap()
-    };
-    assert_eq!(s.send(post(4)).await.0, 202);
-    let (status, headers, resp) = s.send(post(4)).await;
+    assert_eq!(s.send(panel_batch(4)).await.0, 202);
+    let (status, headers, resp) = s.send(panel_batch(4)).await;
     assert_eq!(status, 429, "{resp}");
     let retry: u64 = headers["retry-after"].parse().unwrap();
     assert!((1..=5).contains(&retry), "{retry}");
@@ -558,4 +560,106 @@ async fn a_full_ingest_queue_is_503_with_retry_after_and_loses_nothing_acknowled
         accepted,
         "exactly the acknowledged records are stored"
     );
+}
+
+/// Every refused ingest request is counted on `/metrics` by reason and by status (issue 3):
+/// 401, 413, 415, 429 and 503. The recorder is shared by every test in this binary, so each
+/// counter must have grown by at least what this test caused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_requests_are_counted_by_reason_on_metrics() {
+    const REFUSALS: [(&str, u16); 5] = [
+        ("unauthorized", 401),
+        ("too_large", 413),
+        ("unsupported_media_type", 415),
+        ("rate_limited", 429),
+        ("unavailable", 503),
+    ];
+    let s = std::sync::Arc::new(
+        server_with(|c| {
+            c.limits.ingest_queue_batches = 1;
+            c.limits.max_batch_records = 100;
+        })
+        .await,
+    );
+    let counters = || async {
+        let (status, text) = s.get("/metrics").await;
+        assert_eq!(status, 200);
+        let text = text.as_str().unwrap().to_owned();
+        REFUSALS.map(|(reason, status)| {
+            let series = |name: &str| metric(&text, name).unwrap_or(0.0);
+            (
+                series(&format!(
+                    "faultline_ingest_requests_rejected_total{{reason=\"{reason}\"}}"
+                )),
+                series(&format!(
+                    "faultline_ingest_requests_total{{status=\"{status}\"}}"
+                )),
+            )
+        })
+    };
+    let before = counters().await;
+    let post = |key: Option<&str>, content_type: &str, records: usize| {
+        let mut r = Request::post("/logs/ingest").header("content-type", content_type);
+        if let Some(k) = key {
+            r = r.header("x-faultline-key", k);
+        }
+        r.body(Body::from(
+            json!(vec![record("api", "info", "e", "m"); records]).to_string(),
+        ))
+        .unwrap()
+    };
+    let mut caused = [0u16; 5];
+    let mut expect = |i: usize, status: u16| {
+        assert_eq!(status, REFUSALS[i].1, "{}", REFUSALS[i].0);
+        caused[i] += 1;
+    };
+    expect(0, s.send(post(None, "application/json", 1)).await.0);
+    expect(0, s.send(post(Some("nope"), "application/json", 1)).await.0);
+    expect(
+        1,
+        s.send(post(Some(SECRET), "application/json", 101)).await.0,
+    );
+    expect(
+        2,
+        s.send(post(Some(SECRET), "application/x-www-form-urlencoded", 1))
+            .await
+            .0,
+    );
+    assert_eq!(s.send(panel_batch(4)).await.0, 202);
+    expect(3, s.send(panel_batch(4)).await.0);
+    // A one-batch ingest queue under 64 concurrent batches.
+    let mut flood = Vec::new();
+    for _ in 0..64 {
+        let s = s.clone();
+        flood.push(tokio::spawn(async move {
+            s.send(post(Some(SECRET), "application/json", 50)).await.0
+        }));
+    }
+    for f in flood {
+        match f.await.unwrap() {
+            202 => {}
+            status => expect(4, status),
+        }
+    }
+    assert!(
+        caused[4] > 0,
+        "64 concurrent batches never filled a one-batch queue"
+    );
+
+    let after = counters().await;
+    for (i, (reason, status)) in REFUSALS.iter().enumerate() {
+        let n = f64::from(caused[i]);
+        assert!(
+            after[i].0 - before[i].0 >= n,
+            "reason {reason}: {} -> {}, caused {n}",
+            before[i].0,
+            after[i].0
+        );
+        assert!(
+            after[i].1 - before[i].1 >= n,
+            "status {status}: {} -> {}, caused {n}",
+            before[i].1,
+            after[i].1
+        );
+    }
 }
