@@ -42,12 +42,12 @@ fn a_real_chrome_stack_becomes_frames() {
 fn parsed_frames_are_json_the_browser_reads() {
     let stack =
         "TypeError: x\n    at render (https://a.io/app.js:10:5)\n    at https://a.io/\"q\".js:1:2";
-    let frames = parsed(&frames(stack, "", 0, 0));
-    assert_eq!(frames.length(), 2);
-    assert_eq!(field(&frames.get(0), "function"), "render");
-    assert_eq!(field(&frames.get(0), "column"), 5);
-    assert!(field(&frames.get(1), "function").is_undefined());
-    assert_eq!(field(&frames.get(1), "file"), "https://a.io/\"q\".js");
+    let got = parsed(&frames(stack, "", 0, 0));
+    assert_eq!(got.length(), 2);
+    assert_eq!(field(&got.get(0), "function"), "render");
+    assert_eq!(field(&got.get(0), "column"), 5);
+    assert!(field(&got.get(1), "function").is_undefined());
+    assert_eq!(field(&got.get(1), "file"), "https://a.io/\"q\".js");
     let long: String = (0..80)
         .map(|i| format!("    at f{i} (https://a.io/a.js:{i}:1)\n"))
         .collect();

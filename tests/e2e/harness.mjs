@@ -152,6 +152,10 @@ export function page({ endpoint, options = {}, head = "", before = "" }) {
   const opts = JSON.stringify({ endpoint, key: PUBLIC_KEY, salt: SALT, flushIntervalMs: 200, ...options });
   return `<!doctype html><html><head><meta charset="utf-8">${head}<title>e2e</title></head><body>
 <button id="go" class="primary">Go</button>
+<script>
+function thrower(tag) { null.explode(tag); }
+function throwType(message) { throw new TypeError(message); }
+</script>
 ${before ? `<script>${before}</script>` : ""}
 <script type="module">
 import * as F from "/pkg/index.js";

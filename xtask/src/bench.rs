@@ -9,6 +9,11 @@
 //!   may be lost or doubled.
 //! - `alerts [--firings N]`: record-to-notification latency of the alert evaluator, over N
 //!   firings (100 by default), idle and under background ingest.
+//! - `reporter`: the browser reporter's shipped size and main-thread cost per capture
+//!   against `@sentry/browser`, in headless Chromium (`tests/e2e/bench/reporter.bench.mjs`).
+//! - `logger`: faultline-logger against `tracing-subscriber` JSON over
+//!   `tracing-appender::non_blocking`: caller-side ns per call and sustained records/s
+//!   (criterion, `service-logger/benches/logger.rs`).
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -57,7 +62,11 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
             "alerts",
             &options(rest, &["--firings"])?,
         )?,
-        other => bail!("unknown benchmark {other:?}: ingest, postgres, crash or alerts"),
+        "reporter" => reporter()?,
+        "logger" => logger()?,
+        other => bail!(
+            "unknown benchmark {other:?}: ingest, postgres, crash, alerts, reporter or logger"
+        ),
     };
     let section = format!(
         "Command: `{}`  \nDate: {}  \nMachine: {}\n\n{}",
@@ -135,6 +144,35 @@ fn postgres(args: &[String]) -> Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// The browser reporter against `@sentry/browser`: size and main-thread cost, in Chromium.
+fn reporter() -> Result<String> {
+    crate::reporter::build()?;
+    cmd::run(cmd::cargo().args(["build", "--locked", "--package", "faultline-server"]))?;
+    let mut c = Command::new("node");
+    c.current_dir(cmd::root().join("tests/e2e"))
+        .arg("bench/reporter.bench.mjs")
+        .stdout(Stdio::piped());
+    println!("$ {}", cmd::describe(&c));
+    let out = c.spawn()?.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        bail!("the reporter benchmark failed");
+    }
+    Ok(text)
+}
+
+/// faultline-logger against tracing-appender: criterion's report is printed, the summary
+/// after its `<!-- summary -->` line is recorded.
+fn logger() -> Result<String> {
+    let out = run_bench("faultline-logger", "logger", &[])?;
+    let summary = out
+        .split_once("<!-- summary -->")
+        .map(|(_, s)| s.to_owned())
+        .context("the logger benchmark printed no summary")?;
+    Ok(summary)
 }
 
 fn probe(program: &str, args: &[&str]) -> String {

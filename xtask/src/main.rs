@@ -6,6 +6,7 @@
 //! - `cargo xtask run`: builds what the server needs and starts it on the embedded default.
 //! - `cargo xtask bench`: runs a benchmark and records it in `docs/BENCHMARKS.md`.
 //! - `cargo xtask provision`: only the provisioning step.
+//! - `cargo xtask package`: only the npm package (`reporter-wasm/pkg`).
 
 mod bench;
 mod cmd;
@@ -27,8 +28,9 @@ commands:
               `faultline serve`, e.g. cargo xtask run --listen 127.0.0.1:9000)
   bench       run a benchmark and record it in docs/BENCHMARKS.md
               (cargo xtask bench ingest [--seconds N] [--connections N];
-               postgres; crash; alerts [--firings N])
+               postgres; crash; alerts [--firings N]; reporter; logger)
   provision   install what the tests need (idempotent)
+  package     build the npm package faultline-reporter into reporter-wasm/pkg
 
 options for test:
   --no-provision   skip provisioning (you installed everything yourself)";
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("provision") => provision::provision().map(|_| ExitCode::SUCCESS),
+        Some("package") => reporter::build().map(|_| ExitCode::SUCCESS),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -15,15 +15,9 @@ use crate::cmd::{self, probe_cmd};
 /// The wasm-pack release the reporter build is tested with.
 pub(crate) const WASM_PACK_VERSION: &str = "0.15.1";
 /// Debian packages: PostgreSQL for the store tests, Chromium and its driver for browser
-/// tests, binaryen for `wasm-opt` (wasm-pack's own download of it cannot be relied on),
-/// redis-server for the alert tests' health probe.
-const DEBIAN_PACKAGES: [&str; 5] = [
-    "postgresql",
-    "chromium",
-    "chromium-driver",
-    "binaryen",
-    "redis-server",
-];
+/// tests, redis-server for the alert tests' health probe. (`wasm-opt` comes from npm, see
+/// `reporter.rs`.)
+const DEBIAN_PACKAGES: [&str; 4] = ["postgresql", "chromium", "chromium-driver", "redis-server"];
 /// The oldest Node.js the npm packages and Vite support.
 const MIN_NODE_MAJOR: u32 = 20;
 
@@ -189,7 +183,7 @@ fn wasm_bindgen_cli() -> Result<()> {
 }
 
 /// Folders with a `package.json` whose dependencies the suites need.
-pub(crate) const NPM_DIRS: [&str; 2] = ["www", "tests/e2e"];
+pub(crate) const NPM_DIRS: [&str; 3] = ["reporter-wasm/tools", "www", "tests/e2e"];
 
 fn npm_packages() -> Result<()> {
     for dir in NPM_DIRS {

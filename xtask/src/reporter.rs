@@ -4,8 +4,11 @@
 //!    `wasm-bindgen` (the release profile is overridden by env for this one build to the
 //!    size settings of `[profile.wasm-release]`: wasm-pack only knows dev/profiling/release,
 //!    and the server's release profile must stay tuned for speed).
-//! 2. Debian's `wasm-opt -Oz` shrinks the module (wasm-pack's own download is switched off in
-//!    the crate's `[package.metadata.wasm-pack]`).
+//! 2. `wasm-opt -Oz` from binaryen's npm package (pinned in `reporter-wasm/tools/`) shrinks
+//!    the module. wasm-pack's own download is switched off in the crate's
+//!    `[package.metadata.wasm-pack]`, and Debian's binaryen (108) cannot be used: it writes
+//!    the externref table that wasm-bindgen emits back with the wrong type, and the module
+//!    then fails at load in `WebAssembly.Table.set`.
 //! 3. The package's JavaScript, types and README from `reporter-wasm/js/` are copied in and
 //!    `package.json` is written with the entry points `.`, `./react` and `./snippet`.
 
@@ -28,8 +31,8 @@ const JS_FILES: [&str; 7] = [
     "README.md",
 ];
 
-/// The wasm features rustc enables by default for wasm32-unknown-unknown; binaryen 108
-/// must be told, or it rejects the module.
+/// The wasm features rustc enables by default for wasm32-unknown-unknown; wasm-opt must be
+/// told, or it rejects the module.
 const WASM_FEATURES: [&str; 6] = [
     "--enable-bulk-memory",
     "--enable-sign-ext",
@@ -58,13 +61,14 @@ pub(crate) fn build() -> Result<PathBuf> {
             ("CARGO_PROFILE_RELEASE_LTO", "true"),
             ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
             ("CARGO_PROFILE_RELEASE_PANIC", "abort"),
-            ("CARGO_PROFILE_RELEASE_STRIP", "true"),
+            // wasm-bindgen reads the target-features section; wasm-opt strips it afterwards.
+            ("CARGO_PROFILE_RELEASE_STRIP", "false"),
             ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
         ]);
     cmd::run(&mut pack)?;
     let wasm = pkg.join("faultline_reporter_bg.wasm");
     cmd::run(
-        Command::new("wasm-opt")
+        Command::new(crate_dir.join("tools/node_modules/.bin/wasm-opt"))
             .arg("-Oz")
             .args(WASM_FEATURES)
             .args(["--strip-debug", "--strip-producers"])
