@@ -244,3 +244,46 @@ test("a panic inside the module is reported once and switches the reporter off",
   assert.equal(await p.evaluate(() => typeof fetch("/nowhere").then), "function");
   await context.close();
 });
+
+test("records kept offline are sent by the next page load, once", async () => {
+  const html = page({ endpoint: server.base });
+  const { p, context, tag } = await open(html);
+  await context.setOffline(true);
+  await p.evaluate((tag) => setTimeout(() => throwType("reloaded " + tag)), tag);
+  await p.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+  assert.equal(await p.evaluate(() => F.flush(300)), false);
+  await p.close(); // the page is gone; its record is only in localStorage now
+  await context.setOffline(false);
+  assert.equal((await recent(server.base, { q: tag })).length, 0);
+  const next = await context.newPage();
+  await next.goto(p.url());
+  await next.waitForFunction(() => window.ready);
+  const recs = await waitFor(server.base, "reloaded " + tag, 1, 15000, 1500);
+  assert.equal(recs.length, 1);
+  assert.equal(frames(recs[0])[0].function, "throwType");
+  await context.close();
+});
+
+test("a failing beforeSend drops the record without reporting itself or reaching the page", async () => {
+  // The page's own filter throws for one record: that record is dropped (it may hold what
+  // the filter was meant to scrub) and the filter's error is neither reported nor thrown.
+  const filtered = page({ endpoint: server.base }).replace(
+    /F\.init\((\{.*\})\);/,
+    (_, o) =>
+      `F.init({...${o}, beforeSend(r) { window.calls = (window.calls || 0) + 1; if (r.message.includes("secret")) throw new Error("filter broke"); return r; }});`,
+  );
+  assert.ok(filtered.includes("beforeSend"));
+  const { p, context, pageErrors, tag } = await open(filtered);
+  await p.evaluate((tag) => {
+    F.captureMessage("secret " + tag);
+    F.captureMessage("public " + tag);
+  }, tag);
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  assert.equal((await waitFor(server.base, "public " + tag)).length, 1);
+  assert.equal((await recent(server.base, { q: "secret " + tag })).length, 0);
+  assert.equal((await recent(server.base, { q: "filter broke" })).length, 0, "the filter's error was not reported");
+  assert.equal(await p.evaluate(() => window.calls), 2);
+  assert.equal(await p.evaluate(() => F.stats().ignored), 1);
+  assert.equal(pageErrors.length, 0);
+  await context.close();
+});
