@@ -88,6 +88,16 @@ impl KeyRing {
         found
     }
 
+    /// The first public key allowed to write for `service`, with its origins: what the
+    /// demo panel served at `/` reports with (`GET /panel/config`). Public keys ship in
+    /// browser code, so handing one out is no disclosure.
+    pub fn public_key_for(&self, service: &str) -> Option<(&str, &BTreeSet<String>)> {
+        self.keys
+            .iter()
+            .find(|k| k.kind == KeyKind::Public && k.allows_service(service))
+            .map(|k| (k.secret.as_str(), &k.origins))
+    }
+
     /// Whether `presented` is the admin token.
     pub fn is_admin(&self, presented: &str) -> bool {
         constant_time_eq(self.admin_token.as_bytes(), presented.as_bytes())

@@ -19,6 +19,9 @@
 //!    `POST /alerts/{rule}/reset` and `GET /system/checks/latest` need the admin token.
 //! 5. **Reads** (`read.rs`): `/logs/recent` and `/logs/stats` need the admin token.
 //!    `/healthz`, `/readyz` and `/metrics` (`health.rs`, `metrics.rs`) are open.
+//! 6. **The dashboard** (`dashboard.rs`): every other `GET` is the React app from `www/`,
+//!    embedded at build time by `build.rs`; it reads the API above with the admin token.
+//!    `GET /panel/config` gives the demo panel its public key and salt.
 //!
 //! # Layout
 //!
@@ -34,6 +37,7 @@ mod auth;
 pub mod cli;
 pub mod config;
 mod cors;
+mod dashboard;
 mod duration;
 mod error;
 mod health;
@@ -77,7 +81,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
-        .fallback(|| async { ApiError::NotFound })
+        .route("/panel/config", get(dashboard::panel_config))
+        .fallback(dashboard::serve)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -47,9 +48,26 @@ function listen(server) {
   });
 }
 
-/** Starts `faultline serve` with a fresh data dir and a public key for `origin`. */
-export async function startFaultline(origin) {
+/** A TCP port free right now on loopback (for a server that must know its own origin). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `faultline serve` with a fresh data dir and a public key for `origin`.
+ * Options: `config` (TOML text, written to a file and passed as `--config`), and
+ * `selfOrigin` (listen on a chosen free port and allow the server's own origin for the
+ * public key too, so the demo panel it serves at `/panel` can report). */
+export async function startFaultline(origin, { config, selfOrigin = false } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "faultline-e2e-"));
+  const port = selfOrigin ? await freePort() : 0;
+  const origins = [origin, selfOrigin && "http://127.0.0.1:" + port].filter(Boolean).join(",");
   const env = { ...process.env };
   delete env.DATABASE_URL;
   Object.assign(env, {
@@ -57,11 +75,17 @@ export async function startFaultline(origin) {
     FAULTLINE_ADMIN_TOKEN: ADMIN,
     FAULTLINE_INGEST_KEY: "sk_e2e_secret",
     FAULTLINE_PUBLIC_KEY: PUBLIC_KEY,
-    FAULTLINE_CORS_ORIGINS: origin,
+    FAULTLINE_CORS_ORIGINS: origins,
     FAULTLINE_USER_SALT: SALT,
     FAULTLINE_HMAC_KEY: "e2e-hmac-secret-0123456789",
   });
-  const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const args = ["serve", "--listen", "127.0.0.1:" + port, "--data-dir", dataDir];
+  if (config) {
+    const file = path.join(dataDir, "faultline.toml");
+    fs.writeFileSync(file, config);
+    args.push("--config", file);
+  }
+  const child = spawn(BIN, args, { env, stdio: ["ignore", "pipe", "inherit"] });
   const base = await new Promise((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error("faultline printed no address in 60 s: " + out)), 60000);

@@ -131,8 +131,10 @@ fn e2e() -> Command {
     c
 }
 
+/// The package, then `www` (it bundles the package), then the server (it embeds `www/dist`).
 fn build_for_e2e() -> Result<()> {
     crate::reporter::build()?;
+    crate::run::build_www()?;
     cmd::run(&mut cargo(&[
         "build",
         "--package",

@@ -6,6 +6,7 @@
 mod alerts;
 mod alerts_support;
 mod common;
+mod dashboard;
 mod pg;
 mod postgres;
 mod process;

@@ -1,0 +1,110 @@
+// Alert rules with their groups, delivery history and a reset button; the inline notices of
+// rules with the `notice` action; the latest system checks.
+import { formatTime } from "./format.js";
+
+export function Notices({ notices }) {
+  if (!notices || notices.length === 0) return null;
+  return (
+    <div id="notices" className="notices" role="alert">
+      {notices.map((n) => (
+        <div key={n.rule + "/" + n.group} className={"notice " + n.severity} data-rule={n.rule}>
+          <b>{n.rule}</b>: {n.message}
+          {n.since && <span className="muted"> · since {formatTime(n.since)}</span>}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+const ORDER = { firing: 0, pending: 1, resolved: 2, ok: 3 };
+
+export function Alerts({ alerts, onReset }) {
+  if (!alerts.enabled) {
+    return <p className="empty">The server does not evaluate alerts (alerts.enabled = false): `faultline check-alerts` does.</p>;
+  }
+  if (alerts.rules.length === 0) {
+    return <p className="empty">No alert rules are configured (docs/OPERATIONS.md, "Alerts").</p>;
+  }
+  const rules = [...alerts.rules].sort((a, b) => (ORDER[a.status] ?? 9) - (ORDER[b.status] ?? 9) || a.name.localeCompare(b.name));
+  return (
+    <div id="alerts" className="alerts">
+      <p className="muted small">
+        {alerts.firing} firing{alerts.records_dropped ? " · " + alerts.records_dropped + " records not evaluated (queue full)" : ""}
+      </p>
+      {rules.map((r) => (
+        <div key={r.name} className={"alert card " + r.status} data-rule={r.name} data-status={r.status}>
+          <div className="alert-head">
+            <b>{r.name}</b>
+            <span className={"pill status-" + r.status}>{r.status}</span>
+            <span className="muted small">
+              {r.kind} · {r.severity} · {r.filter}
+            </span>
+            {r.status !== "ok" && (
+              <button className="reset" onClick={() => onReset(r.name)}>
+                Reset
+              </button>
+            )}
+          </div>
+          {r.groups.filter((g) => g.status !== "ok").length > 0 && (
+            <ul className="groups small">
+              {r.groups
+                .filter((g) => g.status !== "ok")
+                .map((g) => (
+                  <li key={g.group}>
+                    <span className={"pill status-" + g.status}>{g.status}</span> {g.group || "(all)"}: {g.current ? g.current.detail : g.detail}
+                    {g.fired_at && <span className="muted"> · fired {formatTime(g.fired_at)}</span>}
+                  </li>
+                ))}
+            </ul>
+          )}
+          {r.deliveries.length > 0 && (
+            <details className="history small" open={r.status === "firing"}>
+              <summary>History ({r.deliveries.length})</summary>
+              <ol>
+                {r.deliveries.slice(0, 20).map((d, i) => (
+                  <li key={i}>
+                    {formatTime(d.at)} · {d.event} → {d.channel}: {d.status}
+                    {d.error ? " (" + d.error + ")" : ""}
+                    {d.group ? <span className="muted"> · {d.group}</span> : null}
+                  </li>
+                ))}
+              </ol>
+            </details>
+          )}
+          {r.reset_at && <div className="muted small">last reset {formatTime(r.reset_at)}</div>}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function Checks({ checks }) {
+  if (!checks || checks.length === 0) return <p className="empty">No system checks recorded yet.</p>;
+  return (
+    <table id="checks" className="checks">
+      <thead>
+        <tr>
+          <th>Check</th>
+          <th>Status</th>
+          <th>Detail</th>
+          <th>When</th>
+        </tr>
+      </thead>
+      <tbody>
+        {checks.map((c, i) => (
+          <tr key={c.name + (c.group || "") + i} data-status={c.status}>
+            <td>
+              {c.name}
+              {c.group ? <div className="muted small">{c.group}</div> : null}
+            </td>
+            <td>
+              <span className={"pill check-" + c.status}>{c.status}</span>
+            </td>
+            <td className="small">{c.detail}</td>
+            <td className="small">{formatTime(c.checked_at)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

@@ -1,0 +1,156 @@
+// The operations dashboard: admin token login (kept in sessionStorage for this tab only),
+// then health, alerts, charts and the live record table, all read from the server's API.
+import { useCallback, useEffect, useState } from "react";
+import { ApiError, api, saveToken, savedToken } from "../api.js";
+import { Login } from "./Login.jsx";
+import { Records } from "./Records.jsx";
+import { ErrorChart } from "./Charts.jsx";
+import { Alerts, Checks, Notices } from "./Alerts.jsx";
+import { HealthCards, criticalCount } from "./Health.jsx";
+import { useInterval } from "./useInterval.js";
+
+/** How often the overview (alerts, checks, short stats) is refreshed while live. */
+const OVERVIEW_MS = 2000;
+/** The 24 h chart changes slowly. */
+const DAY_MS = 15000;
+
+export function Dashboard() {
+  const [token, setToken] = useState(savedToken);
+  const [authError, setAuthError] = useState(null);
+  const [live, setLive] = useState(true);
+
+  const signIn = (t) => {
+    saveToken(t);
+    setAuthError(null);
+    setToken(t);
+  };
+  const signOut = useCallback((why) => {
+    saveToken("");
+    setToken("");
+    setAuthError(why || null);
+  }, []);
+
+  if (!token) return <Login onSignIn={signIn} initialError={authError} />;
+  return <Main token={token} live={live} setLive={setLive} signOut={signOut} />;
+}
+
+function Main({ token, live, setLive, signOut }) {
+  const [overview, setOverview] = useState({ loading: true });
+  const [day, setDay] = useState(null);
+  const [error, setError] = useState(null);
+  const [resetMessage, setResetMessage] = useState(null);
+
+  const fail = useCallback(
+    (e) => {
+      if (e instanceof ApiError && e.kind === "auth") signOut(e.message);
+      else if (e && e.name !== "AbortError") setError(e.message || String(e));
+    },
+    [signOut],
+  );
+
+  const loadOverview = useCallback(async () => {
+    try {
+      const [alerts, checks, hour, quarter] = await Promise.all([
+        api(token, "/alerts"),
+        api(token, "/system/checks/latest"),
+        api(token, "/logs/stats?window=60m"),
+        api(token, "/logs/stats?window=15m"),
+      ]);
+      setOverview({ alerts, checks: checks.checks, hour, quarter, at: new Date() });
+      setError(null);
+    } catch (e) {
+      fail(e);
+    }
+  }, [token, fail]);
+
+  const loadDay = useCallback(async () => {
+    try {
+      setDay(await api(token, "/logs/stats?window=24h"));
+    } catch (e) {
+      fail(e);
+    }
+  }, [token, fail]);
+
+  useEffect(() => {
+    loadOverview();
+    loadDay();
+  }, [loadOverview, loadDay]);
+  useInterval(loadOverview, live ? OVERVIEW_MS : null);
+  useInterval(loadDay, live ? DAY_MS : null);
+
+  async function reset(rule) {
+    try {
+      const done = await api(token, "/alerts/" + encodeURIComponent(rule) + "/reset", { method: "POST" });
+      setResetMessage("Reset " + done.rule + ": " + done.resolved + " firing alert(s) resolved.");
+      await loadOverview();
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  const { alerts, checks, hour, quarter } = overview;
+  const critical = quarter ? criticalCount(quarter) : null;
+  return (
+    <div className="dashboard">
+      <header className="topbar">
+        <span className="brand">Faultline</span>
+        <span
+          id="critical-badge"
+          className={"badge " + (critical ? "critical" : "calm")}
+          title="CRITICAL records in the last 15 minutes"
+        >
+          {critical === null ? "…" : critical} critical in 15 min
+        </span>
+        <span className="muted" id="updated">
+          {overview.at ? (live ? "live · updated " : "paused · updated ") + overview.at.toLocaleTimeString() : "loading…"}
+        </span>
+        <nav>
+          <button id="live-toggle" onClick={() => setLive(!live)} aria-pressed={!live}>
+            {live ? "Pause live updates" : "Resume live updates"}
+          </button>
+          <a href="/panel">Demo panel</a>
+          <button id="sign-out" onClick={() => signOut(null)}>Sign out</button>
+        </nav>
+      </header>
+      <main className="dash-main">
+        {error && (
+          <div id="dash-error" className="banner error" role="alert">
+            {error} Showing the last data received.
+          </div>
+        )}
+        {alerts && <Notices notices={alerts.notices} />}
+        {overview.loading && !error ? (
+          <p className="loading">Loading the overview…</p>
+        ) : (
+          alerts && (
+            <>
+              <section>
+                <h2>Service health</h2>
+                <HealthCards alerts={alerts} checks={checks} hour={hour} quarter={quarter} day={day} />
+              </section>
+              <section className="charts">
+                <ErrorChart id="chart-1h" title="Errors per minute, last hour" stats={hour} />
+                <ErrorChart id="chart-24h" title="Errors per minute, last 24 hours" stats={day} />
+              </section>
+              <div className="two-col">
+                <section>
+                  <h2>Alerts</h2>
+                  {resetMessage && <p id="reset-message" className="muted">{resetMessage}</p>}
+                  <Alerts alerts={alerts} onReset={reset} />
+                </section>
+                <section>
+                  <h2>Latest system checks</h2>
+                  <Checks checks={checks} />
+                </section>
+              </div>
+            </>
+          )
+        )}
+        <section>
+          <h2>Recent records</h2>
+          <Records token={token} live={live} onFail={fail} />
+        </section>
+      </main>
+    </div>
+  );
+}
