@@ -29,6 +29,8 @@ struct Harness {
     interest: Interest,
     clock: FakeClock,
     next_id: u128,
+    /// The last cycle number sent per group ([`Harness::worker_cycle`]).
+    cycles: HashMap<String, i64>,
 }
 
 fn harness(rules_toml: &str) -> Harness {
@@ -53,6 +55,7 @@ fn harness_restored(rules_toml: &str, state: StoredState, clock: FakeClock) -> H
         interest: Interest::new(compiled.rules.clone(), &compiled.meta_keys),
         clock,
         next_id: 0,
+        cycles: HashMap::new(),
     }
 }
 
@@ -764,4 +767,289 @@ fn the_hot_path_builds_nothing_for_records_no_rule_reads() {
         "a clean cycle matters to `consecutive`"
     );
     assert!(harness("").interest.is_empty());
+}
+
+#[test]
+fn health_results_older_than_the_window_no_longer_count() {
+    let checks = r#"
+[rules.checks]
+kind = "health"
+filter = { event = "health_check" }
+window = "1m"
+threshold = 2
+actions = ["hook"]
+"#;
+    for (gap_ms, expect) in [(59_999, vec![fired("checks", "")]), (60_000, vec![])] {
+        let mut h = harness(checks);
+        h.health_check("a", "failed");
+        assert_eq!(h.sent(), [], "one failure: one below");
+        h.clock.advance_ms(gap_ms);
+        h.health_check("a", "failed");
+        assert_eq!(
+            h.sent(),
+            expect,
+            "second failure {gap_ms} ms after the first"
+        );
+    }
+}
+
+// Every kind through the same paces: `for`, reminders, resolve, reset and groups. Each
+// kind's functions act for one group, the value of `meta.host` (ignored when the rule
+// does not group by it).
+
+/// A rule of one kind and how to drive its condition.
+struct Kind {
+    rule: &'static str,
+    toml: &'static str,
+    /// Whether the rule may take `group_by = "meta.host"`.
+    groups: bool,
+    /// One short of the condition: nothing fires.
+    below: fn(&mut Harness, &str),
+    /// Makes the condition true (with `for = 0` it fires on the last step).
+    fire: fn(&mut Harness, &str),
+    /// Keeps it true while the clock moves (called every 5 s).
+    keep: fn(&mut Harness, &str),
+    /// Makes it false (by the next evaluation).
+    stop: fn(&mut Harness, &str),
+}
+
+impl Harness {
+    fn errors(&mut self, host: &str, n: usize) {
+        for _ in 0..n {
+            self.send("api", Level::Error, "e", &[("host", host)]);
+        }
+    }
+
+    /// The next cycle of `host`'s worker, numbered per host, without moving the clock.
+    fn worker_cycle(&mut self, host: &str, exception: bool) {
+        let n = self.cycles.entry(host.to_owned()).or_insert(0);
+        *n += 1;
+        let n = n.to_string();
+        let meta = [("cycle", n.as_str()), ("host", host)];
+        self.send("worker", Level::Info, "cycle_started", &meta);
+        if exception {
+            self.send("worker", Level::Error, "behavior_engine", &meta);
+        }
+    }
+
+    fn worker_cycles(&mut self, host: &str, exception: bool, n: usize) {
+        for _ in 0..n {
+            self.worker_cycle(host, exception);
+        }
+    }
+
+    fn probe(&mut self, failed: bool, n: usize) {
+        for _ in 0..n {
+            let now = self.clock.now();
+            self.engine.probe_result("redis", failed, "x", now, true);
+        }
+    }
+
+    fn health_check(&mut self, host: &str, status: &str) {
+        let meta = [("host", host), ("status", status)];
+        self.send("monitor", Level::Info, "health_check", &meta);
+    }
+
+    fn heartbeat(&mut self, host: &str) {
+        self.send("worker", Level::Info, "heartbeat", &[("host", host)]);
+    }
+
+    /// Moves the clock by `secs` and evaluates.
+    fn wait(&mut self, secs: i64) {
+        self.clock.advance(secs);
+        self.tick();
+    }
+}
+
+fn kinds() -> [Kind; 5] {
+    [
+        Kind {
+            rule: "api",
+            toml: API,
+            groups: true,
+            below: |h, g| h.errors(g, 4),
+            fire: |h, g| h.errors(g, 5),
+            keep: |h, g| h.errors(g, 1),
+            // The window empties.
+            stop: |h, _| {
+                h.clock.advance(60);
+            },
+        },
+        Kind {
+            rule: "worker",
+            toml: WORKER,
+            groups: true,
+            below: |h, g| h.worker_cycles(g, true, 2),
+            fire: |h, g| h.worker_cycles(g, true, 3),
+            keep: |h, g| h.worker_cycle(g, true),
+            // A clean cycle, over once the next one starts.
+            stop: |h, g| h.worker_cycles(g, false, 2),
+        },
+        Kind {
+            rule: "redis",
+            toml: REDIS,
+            groups: false,
+            below: |h, _| h.probe(true, 1),
+            fire: |h, _| h.probe(true, 2),
+            keep: |h, _| h.probe(true, 1),
+            stop: |h, _| h.probe(false, 1),
+        },
+        Kind {
+            rule: "checks",
+            toml: r#"
+[rules.checks]
+kind = "health"
+filter = { event = "health_check" }
+threshold = 2
+actions = ["hook"]
+"#,
+            groups: true,
+            below: |h, g| h.health_check(g, "failed"),
+            fire: |h, g| (0..2).for_each(|_| h.health_check(g, "failed")),
+            keep: |h, g| h.health_check(g, "failed"),
+            stop: |h, g| h.health_check(g, "ok"),
+        },
+        Kind {
+            rule: "worker_alive",
+            toml: HEARTBEAT,
+            groups: true,
+            // Silent one second short of the window.
+            below: |h, _| h.wait(299),
+            fire: |h, g| {
+                h.heartbeat(g);
+                h.wait(300);
+            },
+            keep: |_, _| {},
+            stop: |h, g| h.heartbeat(g),
+        },
+    ]
+}
+
+/// `toml` with `extra` added to its rule (the last table).
+fn with(toml: &str, extra: &str) -> String {
+    format!("{toml}{extra}\n")
+}
+
+/// A harness for `kind`'s rule with `extra` added to it, its condition made true.
+fn started(kind: &Kind, extra: &str) -> Harness {
+    let mut h = harness(&with(kind.toml, extra));
+    (kind.fire)(&mut h, "a");
+    h
+}
+
+/// Moves the clock `secs` in 5 s steps, keeping `kind`'s condition true, evaluating at
+/// each step; the events sent on the way.
+fn hold(h: &mut Harness, kind: &Kind, secs: i64) -> Vec<NotifyEvent> {
+    let mut events = Vec::new();
+    for _ in 0..secs / 5 {
+        h.clock.advance(5);
+        (kind.keep)(h, "a");
+        h.tick();
+        events.extend(h.sent().into_iter().map(|s| s.2));
+    }
+    events
+}
+
+#[test]
+fn every_kind_waits_for_before_firing_and_a_shorter_blip_never_fires() {
+    for kind in kinds() {
+        let rule = kind.rule;
+        let mut h = started(&kind, "for = \"30s\"");
+        assert_eq!(h.sent(), [], "{rule}: pending");
+        assert_eq!(h.status(""), AlertStatus::Pending, "{rule}");
+        assert_eq!(hold(&mut h, &kind, 25), [], "{rule}: 25 s of 30");
+        assert_eq!(
+            hold(&mut h, &kind, 5),
+            [NotifyEvent::Firing],
+            "{rule}: held for 30 s"
+        );
+
+        let mut h = started(&kind, "for = \"30s\"");
+        hold(&mut h, &kind, 10);
+        (kind.stop)(&mut h, "a");
+        h.tick();
+        assert_eq!(h.status(""), AlertStatus::Ok, "{rule}: pending cleared");
+        h.wait(60);
+        assert_eq!(h.sent(), [], "{rule}: a blip shorter than `for`");
+    }
+}
+
+#[test]
+fn every_kind_reminds_every_repeat_interval_and_resolves_once() {
+    for kind in kinds() {
+        let rule = kind.rule;
+        let mut h = started(&kind, "repeat_interval = \"1m\"");
+        assert_eq!(h.sent(), [fired(rule, "")], "{rule}");
+        for minute in 1..=2 {
+            assert_eq!(hold(&mut h, &kind, 55), [], "{rule}: before {minute} min");
+            assert_eq!(
+                hold(&mut h, &kind, 5),
+                [NotifyEvent::Repeat],
+                "{rule}: a reminder at {minute} min"
+            );
+        }
+        (kind.stop)(&mut h, "a");
+        h.tick();
+        assert_eq!(h.sent(), [resolved(rule, "")], "{rule}");
+        assert_eq!(h.status(""), AlertStatus::Resolved, "{rule}");
+        for _ in 0..30 {
+            h.wait(5);
+        }
+        assert_eq!(h.sent(), [], "{rule}: resolved once, no reminder after");
+    }
+}
+
+#[test]
+fn every_kind_resets_to_a_resolve_and_forgets_what_came_before() {
+    for kind in kinds() {
+        let rule = kind.rule;
+        let mut h = started(&kind, "");
+        assert_eq!(h.sent(), [fired(rule, "")], "{rule}");
+        h.clock.advance(1);
+        assert_eq!(
+            h.engine.reset(0, h.clock.now()),
+            1,
+            "{rule}: one was firing"
+        );
+        let sent: Vec<_> = h
+            .engine
+            .take_effects()
+            .notifications
+            .into_iter()
+            .map(|n| (n.event, n.resolve_reason))
+            .collect();
+        assert_eq!(
+            sent,
+            [(NotifyEvent::Resolved, Some("reset".to_owned()))],
+            "{rule}"
+        );
+        h.tick();
+        (kind.below)(&mut h, "a");
+        h.tick();
+        assert_eq!(
+            h.sent(),
+            [],
+            "{rule}: what came before the reset counts no more"
+        );
+        assert_ne!(h.status(""), AlertStatus::Firing, "{rule}");
+        (kind.fire)(&mut h, "a");
+        assert_eq!(h.sent(), [fired(rule, "")], "{rule}: fires again");
+    }
+}
+
+#[test]
+fn every_kind_that_groups_keeps_its_groups_independent() {
+    for kind in kinds().into_iter().filter(|k| k.groups) {
+        let rule = kind.rule;
+        let mut h = harness(&with(kind.toml, "group_by = \"meta.host\""));
+        (kind.below)(&mut h, "b");
+        assert_eq!(h.sent(), [], "{rule}: b one short");
+        (kind.fire)(&mut h, "a");
+        h.tick();
+        assert_eq!(h.sent(), [fired(rule, "meta.host=a")], "{rule}: a alone");
+        assert_eq!(h.status("meta.host=b"), AlertStatus::Ok, "{rule}");
+        (kind.fire)(&mut h, "b");
+        assert_eq!(h.sent(), [fired(rule, "meta.host=b")], "{rule}");
+        assert_eq!(h.status("meta.host=a"), AlertStatus::Firing, "{rule}");
+    }
 }
