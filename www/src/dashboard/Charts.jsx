@@ -7,6 +7,13 @@ const PAD = { left: 36, right: 10, top: 10, bottom: 22 };
 const COLORS = ["#e5484d", "#3e63dd", "#f76b15", "#30a46c", "#8e4ec6", "#12a594", "#d6409f", "#978365"];
 const MINUTE = 60000;
 
+/** A service's color, the same in every chart (from its name, not its position). */
+export function serviceColor(service) {
+  let h = 0;
+  for (const ch of service) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return COLORS[h % COLORS.length];
+}
+
 /** Per service, the error count of every minute in the window (zeros included). */
 export function errorSeries(stats) {
   const since = Date.parse(stats.since);
@@ -44,7 +51,7 @@ export function ErrorChart({ id, title, stats }) {
         <span className="legend">
           {series.map(([service], k) => (
             <span key={service} className="legend-item">
-              <i style={{ background: COLORS[k % COLORS.length] }} />
+              <i style={{ background: serviceColor(service) }} />
               {service} ({series[k][1].reduce((a, b) => a + b, 0)})
             </span>
           ))}
@@ -67,8 +74,8 @@ export function ErrorChart({ id, title, stats }) {
               {label}
             </text>
           ))}
-          {series.map(([service, values], k) => {
-            const color = COLORS[k % COLORS.length];
+          {series.map(([service, values]) => {
+            const color = serviceColor(service);
             return (
               <g key={service} data-service={service}>
                 <polyline fill="none" stroke={color} strokeWidth="1.6" points={values.map((v, i) => x(i) + "," + y(v)).join(" ")} />

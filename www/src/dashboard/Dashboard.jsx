@@ -12,7 +12,7 @@ import { useInterval } from "./useInterval.js";
 /** How often the overview (alerts, checks, short stats) is refreshed while live. */
 const OVERVIEW_MS = 2000;
 /** The 24 h chart changes slowly. */
-const DAY_MS = 15000;
+const DAY_MS = 10000;
 
 export function Dashboard() {
   const [token, setToken] = useState(savedToken);

@@ -155,7 +155,7 @@ export function Records({ token, live, onFail }) {
                   <th>Event</th>
                   <th>Message</th>
                   <th>Top frame</th>
-                  <th>User</th>
+                  {!selected && <th>User</th>}
                 </tr>
               </thead>
               <tbody>
@@ -174,7 +174,7 @@ export function Records({ token, live, onFail }) {
                     <td className="event">{r.event}</td>
                     <td className="message">{r.message}</td>
                     <td className="frame">{topFrame(r)}</td>
-                    <td className="user">{(r.meta && r.meta.user) || ""}</td>
+                    {!selected && <td className="user">{(r.meta && r.meta.user) || ""}</td>}
                   </tr>
                 ))}
               </tbody>
