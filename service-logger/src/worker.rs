@@ -420,6 +420,7 @@ impl<'a> Worker<'a> {
                 signal.done(complete);
             }
             Msg::Flush(signal) => {
+                self.report_drops();
                 let complete = self.output.flush(signal.deadline);
                 signal.done(complete);
             }
@@ -435,17 +436,29 @@ impl<'a> Worker<'a> {
                 .counters
                 .high_water
                 .fetch_max(depth, Ordering::Relaxed);
-            let mut took = 0u64;
+            let (mut took, mut counted) = (0u64, 0u64);
             let mut shutdown = None;
             while took < MAX_TAKE as u64 {
                 let Ok(msg) = self.h.rx.try_recv() else { break };
                 took += u64::from(is_record(&msg));
+                if !matches!(msg, Msg::Record(_)) {
+                    // Whoever waits on this message reads the stats as soon as it is done:
+                    // the records taken before it must already count as enqueued.
+                    self.h
+                        .counters
+                        .dequeued
+                        .fetch_add(took - counted, Ordering::Relaxed);
+                    counted = took;
+                }
                 if let Some(s) = self.handle(msg) {
                     shutdown = Some(s);
                     break;
                 }
             }
-            self.h.counters.dequeued.fetch_add(took, Ordering::Relaxed);
+            self.h
+                .counters
+                .dequeued
+                .fetch_add(took - counted, Ordering::Relaxed);
             if let Some(signal) = shutdown {
                 self.finish(&signal);
                 return;
@@ -465,26 +478,7 @@ impl<'a> Worker<'a> {
             capture::recalibrate();
             self.last_calibration = now;
         }
-        let d = self.h.counters.dropped();
-        let drops = d.queue_full + d.timeout;
-        if drops > self.reported_drops {
-            let mut e = Entry::new(Level::Warning, Origin::Internal("logger_dropped"));
-            e.buf.push(crate::capture::tag::MESSAGE);
-            crate::capture::put_fmt(
-                &mut e.buf,
-                format_args!(
-                    "faultline-logger dropped {} records: the {} queue was full",
-                    drops - self.reported_drops,
-                    self.h.name
-                ),
-            );
-            put_str_field(&mut e.buf, "sink", &self.h.name);
-            put_u64_field(&mut e.buf, "dropped", drops - self.reported_drops);
-            put_u64_field(&mut e.buf, "dropped_queue_full_total", d.queue_full);
-            put_u64_field(&mut e.buf, "dropped_timeout_total", d.timeout);
-            self.reported_drops = drops;
-            self.push_internal(&e);
-        }
+        self.report_drops();
         if let (Some(every), Some(due)) = (self.heartbeat, self.next_heartbeat)
             && now >= due
         {
@@ -509,6 +503,30 @@ impl<'a> Worker<'a> {
             } else {
                 due + every
             });
+        }
+    }
+
+    /// Writes a `logger_dropped` warning for the records dropped since the last one.
+    fn report_drops(&mut self) {
+        let d = self.h.counters.dropped();
+        let drops = d.queue_full + d.timeout;
+        if drops > self.reported_drops {
+            let mut e = Entry::new(Level::Warning, Origin::Internal("logger_dropped"));
+            e.buf.push(crate::capture::tag::MESSAGE);
+            crate::capture::put_fmt(
+                &mut e.buf,
+                format_args!(
+                    "faultline-logger dropped {} records: the {} queue was full",
+                    drops - self.reported_drops,
+                    self.h.name
+                ),
+            );
+            put_str_field(&mut e.buf, "sink", &self.h.name);
+            put_u64_field(&mut e.buf, "dropped", drops - self.reported_drops);
+            put_u64_field(&mut e.buf, "dropped_queue_full_total", d.queue_full);
+            put_u64_field(&mut e.buf, "dropped_timeout_total", d.timeout);
+            self.reported_drops = drops;
+            self.push_internal(&e);
         }
     }
 
@@ -539,17 +557,19 @@ impl<'a> Worker<'a> {
     fn finish(&mut self, signal: &Signal) {
         // Records that raced the close flag still get written.
         while let Ok(msg) = self.h.rx.try_recv() {
-            let record = is_record(&msg);
+            if is_record(&msg) {
+                self.h.counters.dequeued.fetch_add(1, Ordering::Relaxed);
+            }
             match msg {
                 Msg::Shutdown(other) => other.done(false),
                 m => {
                     self.handle(m);
                 }
             }
-            if record {
-                self.h.counters.dequeued.fetch_add(1, Ordering::Relaxed);
-            }
         }
+        // Drops since the last round are reported even when the shutdown came in the same
+        // round as the records, before the timers ran.
+        self.report_drops();
         let complete = self.output.close(signal.deadline);
         signal.done(complete);
     }

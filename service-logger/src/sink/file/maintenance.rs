@@ -28,17 +28,12 @@ pub(crate) struct Settings {
     pub(crate) gzip: bool,
 }
 
-enum Job {
-    /// Compress what a previous run left uncompressed, remove half-written `.gz.tmp` files,
-    /// apply retention.
-    Sweep,
-    /// A segment was closed: compress it, apply retention.
-    Rotated(PathBuf),
-}
+/// A request to look at the closed segments: sent at start and after each rotation.
+struct Sweep;
 
 /// The maintenance thread's handle.
 pub(crate) struct Maintenance {
-    tx: Option<Sender<Job>>,
+    tx: Option<Sender<Sweep>>,
     join: Option<JoinHandle<()>>,
 }
 
@@ -55,18 +50,19 @@ impl Maintenance {
             tx: Some(tx),
             join: Some(join),
         };
-        m.send(Job::Sweep);
+        m.sweep();
         Ok(m)
     }
 
-    fn send(&self, job: Job) {
+    fn sweep(&self) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(job);
+            let _ = tx.send(Sweep);
         }
     }
 
-    pub(crate) fn rotated(&self, path: PathBuf) {
-        self.send(Job::Rotated(path));
+    /// A segment was closed.
+    pub(crate) fn rotated(&self) {
+        self.sweep();
     }
 
     /// Lets queued jobs finish, waiting until `deadline` at most (what is left uncompressed
@@ -84,23 +80,18 @@ impl Maintenance {
     }
 }
 
-fn run(s: &Settings, counters: &Counters, rx: &Receiver<Job>) {
-    for job in rx {
-        match job {
-            Job::Sweep => {
-                for (_, path, _, gz) in closed_segments(s, counters) {
-                    let name = path.to_string_lossy();
-                    if name.ends_with(".gz.tmp") {
-                        remove(&path, counters);
-                    } else if s.gzip && !gz {
-                        compress(&path, counters);
-                    }
-                }
-            }
-            Job::Rotated(path) => {
-                if s.gzip {
-                    compress(&path, counters);
-                }
+fn run(s: &Settings, counters: &Counters, rx: &Receiver<Sweep>) {
+    while rx.recv().is_ok() {
+        // One round covers every rotation queued meanwhile. Everything is compressed before
+        // retention looks at sizes: rotations faster than compression would otherwise have
+        // the total-size limit count (and delete) segments still waiting to be compressed.
+        while rx.try_recv().is_ok() {}
+        for (_, path, _, gz) in closed_segments(s, counters) {
+            if path.to_string_lossy().ends_with(".tmp") {
+                // Only this thread writes `.gz.tmp` files: one seen here is a crash's leftover.
+                remove(&path, counters);
+            } else if s.gzip && !gz {
+                compress(&path, counters);
             }
         }
         retention(s, counters);
@@ -179,6 +170,10 @@ fn retention(s: &Settings, counters: &Counters) {
     let mut segments: Vec<(PathBuf, u64, SystemTime)> = closed_segments(s, counters)
         .into_iter()
         .filter(|(_, p, _, _)| !p.to_string_lossy().ends_with(".tmp"))
+        // A segment rotated since this round listed the directory is still to be compressed:
+        // counted at its raw size it would push out compressed ones, and itself. The round
+        // its rotation queued compresses it and applies retention again.
+        .filter(|(_, _, _, gz)| *gz || !s.gzip)
         .map(|(_, p, len, _)| {
             let modified = fs::metadata(&p)
                 .and_then(|m| m.modified())

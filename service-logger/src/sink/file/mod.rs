@@ -410,7 +410,7 @@ impl FileOutput {
             self.counters
                 .error(format!("cannot fsync {}: {e}", self.config.dir.display()));
         }
-        self.maintenance.rotated(closed);
+        self.maintenance.rotated();
     }
 }
 
