@@ -153,6 +153,28 @@ test("filters narrow the table, and pausing stops live updates", async () => {
   await dash.click("#filter-clear");
   await dash.waitForFunction((n) => document.querySelectorAll("#records tbody tr").length >= n, all);
 
+  // Service, anonymized user and time range.
+  await dash.fill("#filter-service", "api");
+  await dash.waitForSelector("#records-empty", { timeout: 5000 });
+  await dash.fill("#filter-service", "ui");
+  await dash.waitForFunction((n) => document.querySelectorAll("#records tbody tr").length >= n, all);
+  const user = (await dash.locator("#records tbody tr td.user").first().innerText()).trim();
+  assert.match(user, /^u_[0-9a-f]{16}$/);
+  await dash.fill("#filter-user", user);
+  await dash.waitForFunction(
+    (u) => [...document.querySelectorAll("#records tbody tr td.user")].every((td) => td.textContent === u),
+    user,
+  );
+  await dash.selectOption("#filter-since", "15m");
+  await dash.waitForFunction((n) => document.querySelectorAll("#records tbody tr").length >= n, KINDS.length);
+  await dash.selectOption("#filter-since", "custom");
+  const later = new Date(Date.now() + 3600e3);
+  const local = new Date(later.getTime() - later.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+  await dash.fill("#filter-from", local);
+  await dash.waitForSelector("#records-empty", { timeout: 5000 });
+  await dash.click("#filter-clear");
+  await dash.waitForFunction((n) => document.querySelectorAll("#records tbody tr").length >= n, all);
+
   // Paused: a new record does not show up; resumed: it does.
   await dash.click("#live-toggle");
   const tag = await raise(panel, "timeout");
