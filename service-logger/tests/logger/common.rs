@@ -146,29 +146,37 @@ pub fn open_writer() -> Gated {
 pub fn faultline_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--package",
-                "faultline-server",
-                "--bin",
-                "faultline",
-                "--message-format=json",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build for the faultline binary");
-        assert!(out.status.success(), "cargo build of faultline failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v.get("executable")?.as_str().map(PathBuf::from))
-            .find(|p| p.file_name().is_some_and(|n| n == "faultline"))
-            .expect("cargo reported no faultline executable")
+        cargo_executable(
+            &["--package", "faultline-server", "--bin", "faultline"],
+            "faultline",
+        )
     })
     .clone()
+}
+
+/// An example of this crate, built (or found up to date) with the cargo that runs the tests.
+pub fn example_bin(name: &str) -> PathBuf {
+    cargo_executable(&["--package", "faultline-logger", "--example", name], name)
+}
+
+/// Runs `cargo build` with `args` and returns the executable called `name` it reports.
+fn cargo_executable(args: &[&str], name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .arg("build")
+        .args(args)
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build {args:?} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("executable")?.as_str().map(PathBuf::from))
+        .find(|p| p.file_name().is_some_and(|n| n == name))
+        .unwrap_or_else(|| panic!("cargo reported no {name} executable"))
 }
 
 /// A running `faultline serve`.
