@@ -1,6 +1,6 @@
 // The live record table: filters, newest first, polling while live, and a detail view.
 // Every record field is rendered as text (React escapes it); nothing is parsed as HTML.
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, recentQuery } from "../api.js";
 import { useInterval } from "./useInterval.js";
 import { RecordDetail } from "./RecordDetail.jsx";
@@ -36,11 +36,16 @@ export function Records({ token, live, onFail }) {
     return recentQuery(f);
   }, [filters]);
 
+  // An answer for filters that have since changed must not overwrite the newer one.
+  const current = useRef(query);
+  current.current = query;
   const load = useCallback(async () => {
     try {
       const body = await api(token, "/logs/recent?" + query);
+      if (current.current !== query) return;
       setState({ loading: false, records: body.records, query, error: null });
     } catch (e) {
+      if (current.current !== query) return;
       setState((s) => ({ ...s, loading: false, error: e.message }));
       onFail(e);
     }
