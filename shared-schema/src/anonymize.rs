@@ -84,12 +84,16 @@ pub fn is_anonymized_user(s: &str) -> bool {
 }
 
 fn user_id(digest: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // `get` and `push_str` rather than `[..]` and `push(char::from(..))`: this runs in the
+    // browser reporter's wasm, where their panic and UTF-8 encoding paths cost bundle size.
+    const HEX: &str = "0123456789abcdef";
     let mut out = String::with_capacity(USER_ID_PREFIX.len() + USER_ID_HEX_CHARS);
     out.push_str(USER_ID_PREFIX);
-    for &b in &digest[..USER_ID_HEX_CHARS / 2] {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    for &b in digest.iter().take(USER_ID_HEX_CHARS / 2) {
+        for nibble in [b >> 4, b & 0xf] {
+            let i = usize::from(nibble);
+            out.push_str(HEX.get(i..=i).unwrap_or_default());
+        }
     }
     out
 }

@@ -87,12 +87,30 @@ pub struct Frame {
 /// }]);
 /// ```
 pub fn parse(stack: &str) -> Vec<Frame> {
-    let lines = || stack.split(['\n', '\r']);
-    let v8: Vec<Frame> = lines().filter_map(v8_line).collect();
+    let v8 = frames(stack, v8_line);
     if v8.is_empty() {
-        lines().filter_map(gecko_line).collect()
+        frames(stack, gecko_line)
     } else {
         v8
+    }
+}
+
+/// The frames `parse_line` finds in the lines of `stack` (split at `\n` and at `\r`).
+fn frames(stack: &str, parse_line: fn(&str) -> Option<Frame>) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let mut rest = stack;
+    loop {
+        let (line, next) = match rest.bytes().position(|b| b == b'\n' || b == b'\r') {
+            Some(i) => (rest.get(..i), rest.get(i + 1..)),
+            None => (Some(rest), None),
+        };
+        if let Some(frame) = line.and_then(parse_line) {
+            frames.push(frame);
+        }
+        match next {
+            Some(next) => rest = next,
+            None => return frames,
+        }
     }
 }
 
@@ -126,12 +144,12 @@ fn frame(function: Option<&str>, loc: Loc<'_>) -> Option<Frame> {
 
 /// Parses one V8 line: `at fn (loc)`, `at loc`, or (React component stacks) `at Name`.
 fn v8_line(line: &str) -> Option<Frame> {
-    let rest = line.trim().strip_prefix("at ")?.trim_start();
+    let rest = trim_start(trim(line).strip_prefix("at ")?);
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
     // Node's `util.inspect(err)` follows the last frame with ` {` and the error's own properties.
     let rest = rest.strip_suffix(" {").unwrap_or(rest);
     if let Some((name, loc)) = split_paren(rest) {
-        let loc = loc.trim();
+        let loc = trim(loc);
         let loc = loc.strip_prefix("address at ").unwrap_or(loc);
         let parsed = if loc.strip_prefix("index ").is_some_and(is_digits) {
             Some(Loc::default())
@@ -139,7 +157,11 @@ fn v8_line(line: &str) -> Option<Frame> {
             v8_eval(loc)
         } else {
             // A location without line numbers is accepted in parentheses when it looks like a path.
-            location(loc).or_else(|| loc.contains(['/', '\\']).then_some(Loc::file(loc)))
+            location(loc).or_else(|| {
+                loc.bytes()
+                    .any(|b| b == b'/' || b == b'\\')
+                    .then_some(Loc::file(loc))
+            })
         };
         if let Some(f) = parsed.and_then(|l| frame(v8_name(name), l)) {
             return Some(f);
@@ -162,7 +184,7 @@ fn v8_line(line: &str) -> Option<Frame> {
 /// location (`a (1).js`, `eval at f (x.js:1:2)`) are skipped. When that `(` does not follow a
 /// space (unbalanced parentheses in a file name), falls back to the first ` (`.
 fn split_paren(s: &str) -> Option<(&str, &str)> {
-    let body = s.strip_suffix(')')?;
+    let body = s.strip_suffix(")")?;
     let bytes = body.as_bytes();
     let mut depth = 0usize;
     let mut open = None;
@@ -178,18 +200,19 @@ fn split_paren(s: &str) -> Option<(&str, &str)> {
         }
     }
     let i = match open {
-        Some(i) if i == 0 || bytes[i - 1] == b' ' => i,
-        _ => body.find(" (")? + 1,
+        Some(0) => 0,
+        Some(i) if bytes.get(i - 1) == Some(&b' ') => i,
+        _ => find(body, " (")? + 1,
     };
-    Some((&body[..i], &body[i + 1..]))
+    split_at(body, i, 1)
 }
 
 /// Normalizes a V8 function name: drops `new ` and ` [as alias]`.
 fn v8_name(n: &str) -> Option<&str> {
-    let n = n.trim();
+    let n = trim(n);
     let n = n.strip_prefix("new ").unwrap_or(n);
-    let n = match n.rfind(" [as ") {
-        Some(i) if n.ends_with(']') => &n[..i],
+    let n = match rsplit_once(n, " [as ") {
+        Some((head, _alias)) if n.ends_with("]") => head,
         _ => n,
     };
     name(n)
@@ -201,28 +224,31 @@ fn v8_name(n: &str) -> Option<&str> {
 fn v8_eval(loc: &str) -> Option<Loc<'_>> {
     let mut s = loc;
     let mut depth = 0;
-    while let Some(i) = s.strip_prefix("eval at ").and_then(|r| r.find(" (")) {
-        s = &s["eval at ".len() + i + 2..];
+    while let Some(r) = s.strip_prefix("eval at ")
+        && let Some((_name, origin)) = split_once(r, " (")
+    {
+        s = origin;
         depth += 1;
     }
     if depth > 0 {
-        let end = s.rfind("), ").or_else(|| s.rfind(')')).unwrap_or(s.len());
-        let mut site = &s[..end];
+        let mut site = rsplit_once(s, "), ")
+            .or_else(|| rsplit_once(s, ")"))
+            .map_or(s, |(site, _pos)| site);
         for _ in 1..depth {
-            site = site.strip_suffix(')').unwrap_or(site);
+            site = site.strip_suffix(")").unwrap_or(site);
         }
         if let Some(l) = location(site) {
             return Some(l);
         }
     }
-    location(loc.rsplit_once(", ")?.1)
+    location(rsplit_once(loc, ", ")?.1)
 }
 
 /// Parses one Firefox or Safari line: `fn@loc`, `@loc`, `[native code]`, `global code`.
 fn gecko_line(line: &str) -> Option<Frame> {
-    let line = line.trim();
-    let (n, loc) = line.split_once('@').unwrap_or((line, ""));
-    if loc.trim().is_empty() {
+    let line = trim(line);
+    let (n, loc) = split_once(line, "@").unwrap_or((line, ""));
+    if trim(loc).is_empty() {
         return match n {
             "[native code]" => frame(None, Loc::file(n)),
             "global code" | "eval code" | "module code" => frame(Some(n), Loc::default()),
@@ -230,18 +256,17 @@ fn gecko_line(line: &str) -> Option<Frame> {
         };
     }
     // No engine puts `: ` in a function name, but messages (`Error: mail a@b.c:1:2`) do.
-    if n.contains(": ") {
+    if find(n, ": ").is_some() {
         return None;
     }
     let n = gecko_name(n);
-    if let Some((file, num)) = loc
-        .split_once(" line ")
-        .and_then(|(f, r)| Some((f, r.split_once(" > ")?.0)))
+    if let Some((file, rest)) = split_once(loc, " line ")
+        && let Some((num, _eval)) = split_once(rest, " > ")
         && is_digits(num)
     {
         let l = Loc {
             file: Some(file),
-            line: num.parse().ok(),
+            line: parse_u32(num, 10),
             col: None,
         };
         return frame(n.or(Some("eval")), l);
@@ -252,35 +277,35 @@ fn gecko_line(line: &str) -> Option<Frame> {
 /// Normalizes a Firefox name: drops the async-cause prefix (`async*`, `setTimeout handler*`)
 /// and trailing anonymous markers (`fn/<` → `fn`).
 fn gecko_name(n: &str) -> Option<&str> {
-    let n = n.split_once('*').map_or(n, |(_cause, f)| f);
-    name(n.trim_end_matches(['<', '/']))
+    let mut n = split_once(n, "*").map_or(n, |(_cause, f)| f);
+    while let Some(shorter) = n.strip_suffix("<").or_else(|| n.strip_suffix("/")) {
+        n = shorter;
+    }
+    name(n)
 }
 
 /// `None` for empty and `<anonymous>` names.
 fn name(n: &str) -> Option<&str> {
-    let n = n.trim();
+    let n = trim(n);
     (!n.is_empty() && n != "<anonymous>").then_some(n)
 }
 
 /// Parses a location: a native marker, a wasm location, or `file:line[:col]`.
 fn location(s: &str) -> Option<Loc<'_>> {
-    let s = s.trim();
+    let s = trim(s);
     if matches!(
         s,
         "native" | "<anonymous>" | "[native code]" | "[wasm code]" | "unknown location"
     ) {
         return Some(Loc::file(s));
     }
-    if let Some(i) = s.find("wasm-function[") {
-        let end = i + s[i..].find(']')? + 1;
-        let col = s[end..]
-            .strip_prefix(":0x")
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u32::from_str_radix(h, 16).ok());
+    if let Some(i) = find(s, "wasm-function[") {
+        let end = i + find(s.get(i..)?, "]")? + 1;
+        let (file, rest) = split_at(s, end, 0)?;
         return Some(Loc {
-            file: Some(&s[..end]),
+            file: Some(file),
             line: None,
-            col,
+            col: rest.strip_prefix(":0x").and_then(|hex| parse_u32(hex, 16)),
         });
     }
     let (rest, last) = split_num(s)?;
@@ -297,12 +322,14 @@ fn location(s: &str) -> Option<Loc<'_>> {
 
 /// Splits a trailing `:<digits>` off `s`; the number is `None` when it overflows a `u32`.
 fn split_num(s: &str) -> Option<(&str, Option<u32>)> {
-    let (rest, digits) = s.rsplit_once(':')?;
-    is_digits(digits).then(|| (rest, digits.parse().ok()))
+    let (rest, digits) = rsplit_once(s, ":")?;
+    is_digits(digits).then(|| (rest, parse_u32(digits, 10)))
 }
 
 /// A plain JavaScript identifier such as a React component name (`div`, `App`).
 fn is_identifier(s: &str) -> bool {
+    // The one place that decodes characters: `char::is_alphanumeric` takes non-ASCII letters
+    // (`at Компонент`) too.
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
@@ -311,6 +338,112 @@ fn is_identifier(s: &str) -> bool {
 /// Non-empty and all ASCII digits (unlike `str::parse`, rejects a leading `+`).
 fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+// Byte-level string helpers, for bundle size. This module ships in the browser reporter's
+// wasm, where `str::find(&str)`, `split_once`, `trim`, `str::parse`, `chars()`, char patterns
+// (`strip_suffix(')')`) and panicking `[..]` slicing would pull in core's two-way string
+// searcher, UTF-8 decoding and the panic-message formatting with its Unicode tables: several
+// KB of gzip. The parser only splits at ASCII bytes, which are always character boundaries in
+// UTF-8, so searching bytes and slicing with `get` gives the same results and cannot panic.
+// Naive search costs at most the needle's length (a few bytes) per position, so parsing stays
+// linear.
+
+/// Byte offset of the first `needle` in `hay`, like `str::find` (naive search).
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    (0..=hay.len().checked_sub(needle.len())?).find(|&i| occurs_at(hay, needle, i))
+}
+
+/// Byte offset of the last `needle` in `hay`, like `str::rfind` (naive search).
+fn rfind(hay: &str, needle: &str) -> Option<usize> {
+    (0..=hay.len().checked_sub(needle.len())?)
+        .rev()
+        .find(|&i| occurs_at(hay, needle, i))
+}
+
+/// Whether the bytes of `needle` stand at byte offset `i` of `hay`.
+fn occurs_at(hay: &str, needle: &str, i: usize) -> bool {
+    hay.as_bytes()
+        .get(i..)
+        .is_some_and(|rest| rest.starts_with(needle.as_bytes()))
+}
+
+/// `s` split around the first `sep`, like `str::split_once`.
+fn split_once<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    split_at(s, find(s, sep)?, sep.len())
+}
+
+/// `s` split around the last `sep`, like `str::rsplit_once`.
+fn rsplit_once<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    split_at(s, rfind(s, sep)?, sep.len())
+}
+
+/// `s[..i]` and `s[i + gap..]`, or `None` where those are not character boundaries.
+fn split_at(s: &str, i: usize, gap: usize) -> Option<(&str, &str)> {
+    Some((s.get(..i)?, s.get(i.checked_add(gap)?..)?))
+}
+
+/// `s` without leading and trailing white space, like `str::trim`.
+fn trim(s: &str) -> &str {
+    trim_end(trim_start(s))
+}
+
+/// `s` without leading white space, like `str::trim_start`.
+fn trim_start(mut s: &str) -> &str {
+    loop {
+        match space_len(s.as_bytes()) {
+            0 => return s,
+            n => s = s.get(n..).unwrap_or_default(),
+        }
+    }
+}
+
+/// `s` without trailing white space, like `str::trim_end`.
+fn trim_end(mut s: &str) -> &str {
+    loop {
+        let b = s.as_bytes();
+        // The last character starts at the last byte that is not a UTF-8 continuation byte.
+        let last = b.iter().rposition(|&c| c & 0xc0 != 0x80).unwrap_or(0);
+        match b.get(last..).map(space_len) {
+            Some(1..) => s = s.get(..last).unwrap_or_default(),
+            _ => return s,
+        }
+    }
+}
+
+/// The UTF-8 length of the white-space character (`char::is_whitespace`: ASCII `\t`–`\r` and
+/// space, and Unicode White_Space) that `b` starts with; 0 when it starts with none.
+fn space_len(b: &[u8]) -> usize {
+    match b {
+        [b'\t'..=b'\r' | b' ', ..] => 1,
+        [0xc2, 0x85 | 0xa0, ..] => 2, // U+0085, U+00A0
+        [0xe1, 0x9a, 0x80, ..] // U+1680
+        | [0xe2, 0x80, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf, ..] // U+2000–U+200A, U+2028, U+2029, U+202F
+        | [0xe2, 0x81, 0x9f, ..] // U+205F
+        | [0xe3, 0x80, 0x80, ..] => 3, // U+3000
+        _ => 0,
+    }
+}
+
+/// `digits` as a `u32` in `radix` (10 or 16), like `u32::from_str_radix` but with no sign:
+/// `None` when empty, when a byte is not a digit, or on overflow.
+fn parse_u32(digits: &str, radix: u32) -> Option<u32> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.bytes().try_fold(0u32, |n, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        let d = u32::from(d);
+        if d >= radix {
+            return None;
+        }
+        n.checked_mul(radix)?.checked_add(d)
+    })
 }
 
 #[cfg(test)]
@@ -323,6 +456,88 @@ mod tests {
             line,
             col,
         })
+    }
+
+    #[test]
+    fn white_space_is_char_is_whitespace() {
+        let mut buf = [0; 4];
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let s: &str = c.encode_utf8(&mut buf);
+            let expected = if c.is_whitespace() { s.len() } else { 0 };
+            assert_eq!(space_len(s.as_bytes()), expected, "U+{:04X}", u32::from(c));
+            assert_eq!(
+                trim_end(s).len(),
+                s.len() - expected,
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        for s in [
+            "",
+            " ",
+            "\u{a0} a b\u{3000}\t",
+            "\r\n x \u{2028}",
+            "é\u{85}",
+            "\u{205f}",
+            "x\u{1680}\u{a0}\u{80}",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+            assert_eq!(trim_start(s), s.trim_start(), "{s:?}");
+            assert_eq!(trim_end(s), s.trim_end(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn byte_search_matches_str_search() {
+        let hays = [
+            "",
+            "a",
+            "at (x) (y)",
+            "a), b), c",
+            "ééé: é",
+            "::",
+            "a line 1 > eval",
+        ];
+        let needles = ["", "a", "(", ") ", "), ", ":", "é", " line ", "zz"];
+        for hay in hays {
+            for needle in needles {
+                assert_eq!(find(hay, needle), hay.find(needle), "{hay:?} {needle:?}");
+                assert_eq!(rfind(hay, needle), hay.rfind(needle), "{hay:?} {needle:?}");
+                assert_eq!(split_once(hay, needle), hay.split_once(needle));
+                assert_eq!(rsplit_once(hay, needle), hay.rsplit_once(needle));
+            }
+        }
+        assert_eq!(split_at("é", 1, 0), None);
+        assert_eq!(split_at("ab", 1, 2), None);
+    }
+
+    #[test]
+    fn parse_u32_matches_from_str_radix() {
+        for s in [
+            "0",
+            "7",
+            "007",
+            "4294967295",
+            "4294967296",
+            "99999999999",
+            "3f",
+            "3F",
+            "ffffffff",
+            "100000000",
+            "",
+            "+1",
+            "-1",
+            "1 ",
+            "g",
+            "é",
+        ] {
+            for radix in [10, 16] {
+                let std = (!s.starts_with(['+', '-']))
+                    .then(|| u32::from_str_radix(s, radix).ok())
+                    .flatten();
+                assert_eq!(parse_u32(s, radix), std, "{s:?} in base {radix}");
+            }
+        }
     }
 
     #[test]

@@ -1087,6 +1087,67 @@ fn unicode_names_and_paths() {
 }
 
 #[test]
+fn unicode_white_space_is_trimmed_like_str_trim() {
+    // Lines, names and locations are trimmed of Unicode White_Space (`char::is_whitespace`),
+    // not only ASCII; a BOM (U+FEFF) is not white space and stays.
+    check(
+        "v8",
+        "Error: x\n\u{a0}\u{a0}at f (a.js:1:2)\u{3000}\n\u{2028}at \u{2003}g\u{2003} ( b.js:3:4\u{85} )",
+        &[f(Some("f"), "a.js", 1, 2), f(Some("g"), "b.js", 3, 4)],
+    );
+    check(
+        "gecko",
+        "fn\u{85}@a.js:1:2\u{205f}\n\u{feff}h@b.js:3:4\n\u{1680}@\u{202f}c.js:5:6",
+        &[
+            f(Some("fn"), "a.js", 1, 2),
+            f(Some("\u{feff}h"), "b.js", 3, 4),
+            f(None, "c.js", 5, 6),
+        ],
+    );
+}
+
+#[test]
+fn lone_carriage_returns_separate_lines() {
+    check(
+        "v8",
+        "Error: old mac\r    at a (a.js:1:2)\r    at b (b.js:3:4)\r",
+        &[f(Some("a"), "a.js", 1, 2), f(Some("b"), "b.js", 3, 4)],
+    );
+}
+
+#[test]
+fn component_names_beyond_ascii() {
+    // A bare `at Name` is a frame when every character is alphanumeric (Unicode), `_` or `$`.
+    check(
+        "letters",
+        "\n    at Компонент\n    at $_ü9\n    at div",
+        &[
+            nat(Some("Компонент"), None),
+            nat(Some("$_ü9"), None),
+            nat(Some("div"), None),
+        ],
+    );
+    for line in ["    at ☃", "    at a-b", "    at a\u{a0}b", "    at a.b"] {
+        assert_eq!(parse(line), [], "{line:?}");
+    }
+}
+
+#[test]
+fn wasm_offsets_in_either_case_of_hex() {
+    let file = "wasm://wasm/1:wasm-function[2]";
+    check(
+        "hex",
+        "    at wasm://wasm/1:wasm-function[2]:0x3F\n    at wasm://wasm/1:wasm-function[2]:0xaB\n    at wasm://wasm/1:wasm-function[2]:0x\n    at wasm://wasm/1:wasm-function[2]:0xg1",
+        &[
+            wasm(None, file, 63),
+            wasm(None, file, 171),
+            nat(None, Some(file)),
+            nat(None, Some(file)),
+        ],
+    );
+}
+
+#[test]
 fn numbers_that_overflow_u32_become_none() {
     let max = "    at f (a.js:4294967295:4294967295)";
     assert_eq!(parse(max), [f(Some("f"), "a.js", u32::MAX, u32::MAX)]);
