@@ -19,10 +19,9 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
         // `i` is an ASCII byte, so both ends are character boundaries.
         out.push_str(s.get(start..i).unwrap_or_default());
         if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            push_digit(out, b >> 4);
+            push_digit(out, b & 0xf);
         } else {
             out.push_str(escape);
         }
@@ -46,21 +45,21 @@ pub(crate) fn push_field(out: &mut String, key: &str, value: &str) {
 }
 
 /// Appends an unsigned integer in decimal.
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        // `n % 10` is a single digit.
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_u64(out, n / 10);
     }
-    for &b in &buf[i..] {
-        out.push(char::from(b));
-    }
+    // `n % 10` is a single digit.
+    push_digit(out, (n % 10) as u8);
+}
+
+/// Appends one hex (or decimal) digit, `d < 16`. A `get` of a `&str` rather than
+/// `push(char::from(TABLE[d]))`: a computed `char` brings UTF-8 encoding into the wasm, and
+/// `[]` a formatted panic path.
+fn push_digit(out: &mut String, d: u8) {
+    const HEX: &str = "0123456789abcdef";
+    let d = usize::from(d);
+    out.push_str(HEX.get(d..=d).unwrap_or_default());
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.

@@ -26,7 +26,9 @@ pub(crate) fn is_dead() -> bool {
 
 /// Installs the hook; `on_panic` receives the message once.
 pub(crate) fn install(on_panic: Function) {
-    ON_PANIC.with(|slot| {
+    // `try_with` rather than `with` here and below: `with` panics, with a formatted message,
+    // when the thread-local is gone (never, on wasm), and that formatting costs wasm bytes.
+    let _ = ON_PANIC.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             *slot = Some(on_panic);
         }
@@ -41,7 +43,7 @@ pub(crate) fn install(on_panic: Function) {
             .copied()
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
         let message = message(text, info.location().map(|l| (l.file(), l.line())));
-        ON_PANIC.with(|slot| {
+        let _ = ON_PANIC.try_with(|slot| {
             if let Ok(slot) = slot.try_borrow()
                 && let Some(f) = slot.as_ref()
             {
