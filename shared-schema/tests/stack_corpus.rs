@@ -1117,7 +1117,8 @@ fn lone_carriage_returns_separate_lines() {
 
 #[test]
 fn component_names_beyond_ascii() {
-    // A bare `at Name` is a frame when every character is alphanumeric (Unicode), `_` or `$`.
+    // A bare `at Name` is a frame when every character is an ASCII letter or digit, `_`, `$`,
+    // or non-ASCII and not white space (so `at ☃` counts too: no engine writes it).
     check(
         "letters",
         "\n    at Компонент\n    at $_ü9\n    at div",
@@ -1127,7 +1128,13 @@ fn component_names_beyond_ascii() {
             nat(Some("div"), None),
         ],
     );
-    for line in ["    at ☃", "    at a-b", "    at a\u{a0}b", "    at a.b"] {
+    check("symbol", "    at ☃", &[nat(Some("☃"), None)]);
+    for line in [
+        "    at a-b",
+        "    at a\u{a0}b",
+        "    at a\u{3000}b",
+        "    at a.b",
+    ] {
         assert_eq!(parse(line), [], "{line:?}");
     }
 }
