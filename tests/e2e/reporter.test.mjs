@@ -73,7 +73,9 @@ function frames(rec) {
 }
 
 test("a thrown error arrives with parsed frames, an anonymized user and breadcrumbs", async () => {
-  const { p, context, tag } = await open(page({ endpoint: server.base }));
+  // The page's own window.onerror, installed before the reporter, keeps running.
+  const before = "window.onerror = function () { window.prior = (window.prior || 0) + 1; };";
+  const { p, context, tag } = await open(page({ endpoint: server.base, before }));
   await p.click("#go");
   await p.evaluate(
     ([tag, user]) => {
@@ -104,6 +106,7 @@ test("a thrown error arrives with parsed frames, an anonymized user and breadcru
   const byUser = (await recent(server.base, { raw_user: RAW_USER })).map((r) => r.id);
   assert.ok(byUser.includes(rec.id) && byUser.includes(other.id), JSON.stringify(byUser));
   assert.equal(stack[0].function, "throwType");
+  assert.equal(await p.evaluate(() => window.prior), 2, "the page's own handler saw both errors");
   await context.close();
 });
 
