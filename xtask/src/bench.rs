@@ -92,9 +92,14 @@ fn run_bench(package: &str, bench: &str, args: &[String]) -> Result<String> {
         bench,
         "--",
     ])
-    .args(args)
-    .stdout(Stdio::piped());
-    println!("$ {}", cmd::describe(&c));
+    .args(args);
+    printed(&mut c, bench)
+}
+
+/// Runs a benchmark command, echoing its stdout, and returns that output.
+fn printed(c: &mut Command, bench: &str) -> Result<String> {
+    c.stdout(Stdio::piped());
+    println!("$ {}", cmd::describe(c));
     let out = c.spawn()?.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{text}");
@@ -152,16 +157,8 @@ fn reporter() -> Result<String> {
     cmd::run(cmd::cargo().args(["build", "--locked", "--package", "faultline-server"]))?;
     let mut c = Command::new("node");
     c.current_dir(cmd::root().join("tests/e2e"))
-        .arg("bench/reporter.bench.mjs")
-        .stdout(Stdio::piped());
-    println!("$ {}", cmd::describe(&c));
-    let out = c.spawn()?.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    print!("{text}");
-    if !out.status.success() {
-        bail!("the reporter benchmark failed");
-    }
-    Ok(text)
+        .arg("bench/reporter.bench.mjs");
+    printed(&mut c, "reporter")
 }
 
 /// faultline-logger against tracing-appender: criterion's report is printed, the summary
