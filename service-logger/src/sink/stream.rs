@@ -91,7 +91,12 @@ impl StreamOutput {
                 (r.0, r.1.or(flushed))
             }
         };
-        let written = lines(&self.buf[..n.min(self.buf.len())]);
+        // Whole lines only in the buffer: counting is needed only after a partial write.
+        let written = if n >= self.buf.len() {
+            self.records
+        } else {
+            lines(&self.buf[..n])
+        };
         self.counters.wrote(written, self.oldest, mono_now());
         let lost = self.records - written.min(self.records);
         if let Some(e) = err {

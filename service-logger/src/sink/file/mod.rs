@@ -311,7 +311,13 @@ impl FileOutput {
             return false;
         };
         let (n, err) = write_some(file, &self.buf[..upto]);
-        let done = lines(&self.buf[..n]).min(self.records);
+        // The buffer holds whole lines only: written in full, it was `records` of them, and
+        // counting newlines (a scan of every byte) is needed only after a partial write.
+        let done = if n == self.buf.len() {
+            self.records
+        } else {
+            lines(&self.buf[..n]).min(self.records)
+        };
         self.size += n as u64;
         self.counters.wrote(done, self.oldest, mono_now());
         self.counters.pending.fetch_sub(done, Relaxed);
