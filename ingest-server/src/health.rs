@@ -34,6 +34,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<V
     };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
+        "alerts": { "leader": state.alerts.is_leader() },
         "reason": if ready { Value::Null } else { Value::String(reason) },
         "store": {
             "kind": h.kind,

@@ -71,6 +71,10 @@ fn describe() {
         "Most batches that may wait"
     );
     describe_gauge!("faultline_sink_ready", "1 when the store accepts writes");
+    describe_gauge!(
+        "faultline_alerts_leader",
+        "1 while this node evaluates the alert rules (on PostgreSQL: holds the leader lock)"
+    );
 }
 
 /// The handler.
@@ -79,6 +83,11 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("faultline_sink_queue_depth").set(h.queue_depth as f64);
     metrics::gauge!("faultline_sink_queue_capacity").set(h.queue_capacity as f64);
     metrics::gauge!("faultline_sink_ready").set(if h.ready { 1.0 } else { 0.0 });
+    metrics::gauge!("faultline_alerts_leader").set(if state.alerts.is_leader() {
+        1.0
+    } else {
+        0.0
+    });
     state.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -10,7 +10,7 @@ use faultline_sinks::{
 };
 use tokio::net::TcpListener;
 
-use crate::alerts::{AlertAccess, AlertHandle, AlertRunner};
+use crate::alerts::{AlertAccess, AlertHandle, AlertRunner, Election, PgLeaderLock};
 use crate::auth::KeyRing;
 use crate::config::{Config, PgWriteMethod};
 use crate::state::AppState;
@@ -68,16 +68,32 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 /// The alert evaluator over `store`, with its state where the records are: PostgreSQL when
-/// it is configured, else the data dir (locked either way: one evaluating process).
+/// it is configured (where the nodes of a deployment contend for the evaluator's advisory
+/// lock: one leads, the others stand by), else the data dir (locked: one process).
 async fn start_alerts(
     config: &Config,
     store: &Store,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(AlertHandle, AlertRunner)> {
-    let alert_store = crate::alerts::open_store(config, store, AlertAccess::Evaluate).await?;
-    crate::alerts::spawn(&config.alerts, Arc::clone(&store.sink), alert_store, env)
-        .await
-        .context("cannot start the alert evaluator")
+    let (alert_store, election) = match &store.postgres {
+        Some(postgres) => (
+            crate::alerts::open_store(config, store, AlertAccess::Read).await?,
+            Election::Postgres(PgLeaderLock::new(postgres.pool().clone())),
+        ),
+        None => (
+            crate::alerts::open_store(config, store, AlertAccess::Evaluate).await?,
+            Election::Sole,
+        ),
+    };
+    crate::alerts::spawn(
+        &config.alerts,
+        Arc::clone(&store.sink),
+        alert_store,
+        election,
+        env,
+    )
+    .await
+    .context("cannot start the alert evaluator")
 }
 
 impl Server {

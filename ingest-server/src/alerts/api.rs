@@ -27,6 +27,9 @@ use crate::state::AppState;
 pub(crate) struct AlertsView {
     /// Whether the server evaluates rules (`alerts.enabled`).
     pub enabled: bool,
+    /// Whether this node leads (evaluates and notifies); a standby shows the persisted
+    /// state, read again every evaluation interval.
+    pub leader: bool,
     /// When this view was taken.
     pub now: Timestamp,
     /// Alerts firing now, over every rule and group.
@@ -141,6 +144,7 @@ pub(super) fn build_view(s: &AlertService, now: Timestamp) -> AlertsView {
     probes.sort_by(|a, b| a.name.cmp(&b.name));
     AlertsView {
         enabled: s.compiled.settings.enabled,
+        leader: s.handle.is_leader(),
         now,
         firing,
         records_dropped: s.handle.dropped(),
@@ -176,6 +180,14 @@ pub(crate) async fn reset(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers, &params)?;
+    if !state.alerts.is_leader() {
+        return Err(ApiError::Unavailable {
+            message: "this node stands by: another node evaluates the alert rules (send the \
+                      reset to the node whose /readyz says alerts.leader = true)"
+                .into(),
+            retry_after: Duration::from_secs(2),
+        });
+    }
     match state.alerts.reset(&rule).await.map_err(stopped)? {
         Some(done) => Ok(Json(done).into_response()),
         None => Ok((

@@ -47,7 +47,7 @@ mod summary;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use faultline_schema::{Record, Timestamp};
@@ -58,7 +58,7 @@ use tokio::task::JoinSet;
 pub(crate) use api::{latest_checks, list, reset};
 pub use check::CheckArgs;
 pub(crate) use check::check_alerts;
-pub use pg_store::PgAlertStore;
+pub use pg_store::{PgAlertStore, PgLeaderLock};
 pub use rule::{
     ActionConfig, AlertConfigError, AlertsConfig, ChannelConfig, ChannelKind, FilterConfig,
     NotifyEvent, ProbeConfig, ProbeKind, RuleConfig, RuleKind, Severity, SmtpTls, Strings,
@@ -94,6 +94,8 @@ struct HandleInner {
     control: mpsc::Sender<Control>,
     interest: Interest,
     dropped: AtomicU64,
+    /// Whether this process evaluates the rules now (always, alone on a file store).
+    leader: AtomicBool,
 }
 
 /// Requests from the HTTP handlers, answered by the run loop.
@@ -141,6 +143,18 @@ impl AlertHandle {
     /// Records not evaluated because the queue was full, since start.
     pub fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether this process leads: it evaluates the rules and sends the notifications.
+    /// On PostgreSQL only the holder of the evaluator's advisory lock does; the other
+    /// nodes stand by.
+    pub fn is_leader(&self) -> bool {
+        self.inner.leader.load(Ordering::Relaxed)
+    }
+
+    fn set_leader(&self, leader: bool) {
+        self.inner.leader.store(leader, Ordering::Relaxed);
+        metrics::gauge!("faultline_alerts_leader").set(if leader { 1.0 } else { 0.0 });
     }
 
     async fn ask<T>(
@@ -195,6 +209,59 @@ pub struct AlertService {
     queued: HashMap<(String, String, String), VecDeque<Job>>,
     deliveries: JoinSet<(u64, Delivery)>,
     next_id: u64,
+    /// How this process comes to evaluate.
+    election: Election,
+}
+
+/// How a server comes to evaluate the rules.
+pub enum Election {
+    /// Alone on its alert state (the file store, whose `alerts/LOCK` it holds): it leads
+    /// from start to end.
+    Sole,
+    /// One node among several on PostgreSQL: it leads while it holds the evaluator's
+    /// advisory lock, and otherwise stands by, trying again every evaluation interval.
+    Postgres(PgLeaderLock),
+}
+
+impl Election {
+    /// Whether this process leads now (see [`PgLeaderLock::try_lead`]).
+    async fn try_lead(&mut self) -> bool {
+        match self {
+            Election::Sole => true,
+            Election::Postgres(lock) => lock.try_lead().await,
+        }
+    }
+
+    /// Whether this process led at the last check.
+    fn held(&self) -> bool {
+        match self {
+            Election::Sole => true,
+            Election::Postgres(lock) => lock.held(),
+        }
+    }
+
+    /// Right after start: waits up to [`store::LOCK_WAIT`] for a predecessor's session to
+    /// end (a restart), then leads or stands by.
+    async fn first_try(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + store::LOCK_WAIT;
+        loop {
+            if self.try_lead().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// How a leader's term ended.
+enum Term {
+    /// A stop was requested.
+    Stopped,
+    /// The lock's session was lost: another node may lead now.
+    Lost,
 }
 
 /// One notification to one channel.
@@ -222,15 +289,23 @@ impl AlertRunner {
 }
 
 /// Builds the evaluator for `config` over `sink` and `store`, reading channel and probe
-/// secrets through `env`, loads the persisted state, and starts it. Fails on a config or
-/// secret problem, or if the stored state cannot be read.
+/// secrets through `env`, loads the persisted state, and starts it, leading or standing by
+/// as `election` decides. Fails on a config or secret problem, or if the stored state
+/// cannot be read.
 pub async fn spawn(
     config: &AlertsConfig,
     sink: Arc<dyn Sink>,
     store: Arc<dyn AlertStore>,
+    mut election: Election,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<(AlertHandle, AlertRunner)> {
-    let service = AlertService::new(config, sink, store, env).await?;
+    let mut service = AlertService::new(config, sink, store, env).await?;
+    let leads = election.first_try().await;
+    service.election = election;
+    if leads {
+        tracing::info!("this node leads: it evaluates the alert rules");
+    }
+    service.handle.set_leader(leads);
     let handle = service.handle.clone();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(service.run(stopped));
@@ -314,20 +389,6 @@ impl AlertService {
     ) -> anyhow::Result<AlertService> {
         let compiled = config.compile()?;
         let (channels, probes) = build_targets(&compiled, env)?;
-        let restored = store.load().await?;
-        let recent_list = store
-            .recent_deliveries(compiled.settings.deliveries_kept)
-            .await?;
-        let mut recent: HashMap<String, VecDeque<Delivery>> = HashMap::new();
-        for d in recent_list.into_iter().rev() {
-            recent.entry(d.rule.clone()).or_default().push_back(d);
-        }
-        let mut probe_results = HashMap::new();
-        for c in store.latest_checks().await? {
-            if c.kind == CheckKind::Probe && probes.iter().any(|p| p.name == c.name) {
-                probe_results.insert(c.name.clone(), c);
-            }
-        }
         let interest = if config.enabled {
             Interest::new(compiled.rules.clone(), &compiled.meta_keys)
         } else {
@@ -341,6 +402,7 @@ impl AlertService {
                 control: control_tx,
                 interest,
                 dropped: AtomicU64::new(0),
+                leader: AtomicBool::new(false),
             }),
         };
         let engine = Evaluator::new(
@@ -348,11 +410,11 @@ impl AlertService {
             &compiled.meta_keys,
             compiled.settings.max_groups,
             "evaluator",
-            restored,
+            StoredState::default(),
             Timestamp::now(),
         );
         let ctx = Context::new(compiled.settings.dashboard_url.clone());
-        Ok(AlertService {
+        let mut service = AlertService {
             compiled,
             channels,
             probes,
@@ -363,17 +425,107 @@ impl AlertService {
             control,
             handle,
             engine,
-            recent,
-            probe_results,
+            recent: HashMap::new(),
+            probe_results: HashMap::new(),
             pending: HashMap::new(),
             queued: HashMap::new(),
             deliveries: JoinSet::new(),
             next_id: 0,
-        })
+            election: Election::Sole,
+        };
+        service.reload().await?;
+        Ok(service)
     }
 
-    /// The run loop; returns after `shutdown` turns true and everything queued is drained.
+    /// Reads the persisted state again (another node may have changed it): rules, alerts,
+    /// recent deliveries and probe results.
+    async fn reload(&mut self) -> anyhow::Result<()> {
+        let restored = self.store.load().await?;
+        let recent_list = self
+            .store
+            .recent_deliveries(self.compiled.settings.deliveries_kept)
+            .await?;
+        let mut recent: HashMap<String, VecDeque<Delivery>> = HashMap::new();
+        for d in recent_list.into_iter().rev() {
+            recent.entry(d.rule.clone()).or_default().push_back(d);
+        }
+        let mut probe_results = HashMap::new();
+        for c in self.store.latest_checks().await? {
+            if c.kind == CheckKind::Probe && self.probes.iter().any(|p| p.name == c.name) {
+                probe_results.insert(c.name.clone(), c);
+            }
+        }
+        self.engine = Evaluator::new(
+            &self.compiled.rules,
+            &self.compiled.meta_keys,
+            self.compiled.settings.max_groups,
+            "evaluator",
+            restored,
+            Timestamp::now(),
+        );
+        self.recent = recent;
+        self.probe_results = probe_results;
+        Ok(())
+    }
+
+    /// The run loop: leads or stands by until `shutdown` turns true; a leader then drains
+    /// what is queued.
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if !self.election.held() {
+                if !self.stand_by(&mut shutdown).await {
+                    tracing::info!("alert evaluator stopped (standing by)");
+                    return;
+                }
+                if let Err(e) = self.reload().await {
+                    tracing::error!(error = %e, "cannot read the alert state to take over; standing by");
+                    if let Election::Postgres(lock) = &mut self.election {
+                        lock.release();
+                    }
+                    continue;
+                }
+                tracing::info!("took over: this node now evaluates the alert rules");
+                self.handle.set_leader(true);
+            }
+            match self.lead(&mut shutdown).await {
+                Term::Stopped => break,
+                Term::Lost => self.handle.set_leader(false),
+            }
+        }
+        self.drain().await;
+    }
+
+    /// While another process leads: answers the API from the persisted state (read again
+    /// every interval), drops streamed records (the leader has them, from its own ingest
+    /// or from the store) and tries the lock every evaluation interval. Returns true once
+    /// this process leads, false when a stop is requested.
+    async fn stand_by(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        self.handle.set_leader(false);
+        tracing::info!("standing by: another node evaluates the alert rules");
+        let every = self.compiled.settings.evaluation_interval.0;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = stop_requested(shutdown) => return false,
+                Some(c) = self.control.recv() => self.answer(c).await,
+                Some(_) = self.records.recv() => {}
+                _ = tick.tick() => {
+                    if self.election.try_lead().await {
+                        return true;
+                    }
+                    if let Err(e) = self.reload().await {
+                        tracing::debug!(error = %e, "cannot refresh the alert state while standing by");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One term as the leader: from the persisted state, sends what is owed, refills the
+    /// windows, then evaluates until a stop is requested or the lock is lost.
+    async fn lead(&mut self, shutdown: &mut watch::Receiver<bool>) -> Term {
         let enabled = self.compiled.settings.enabled;
         let (probe_tx, mut probe_rx) = mpsc::channel::<(String, ProbeResult, Timestamp)>(64);
         if enabled {
@@ -403,7 +555,7 @@ impl AlertService {
         loop {
             tokio::select! {
                 biased;
-                () = stop_requested(&mut shutdown) => break,
+                () = stop_requested(shutdown) => return Term::Stopped,
                 Some(c) = self.control.recv() => self.answer(c).await,
                 Some(batch) = self.records.recv() => {
                     self.take(batch);
@@ -418,11 +570,19 @@ impl AlertService {
                 Some(done) = self.deliveries.join_next(), if !self.deliveries.is_empty() => {
                     self.delivered(done).await;
                 }
-                _ = tick.tick(), if enabled => self.engine.tick(Timestamp::now()),
+                _ = tick.tick() => {
+                    if !self.election.try_lead().await {
+                        tracing::warn!("lost the alert leader lock: another node may evaluate now");
+                        // The probes stop at their next result (their receiver is gone).
+                        return Term::Lost;
+                    }
+                    if enabled {
+                        self.engine.tick(Timestamp::now());
+                    }
+                }
             }
             self.commit(Vec::new()).await;
         }
-        self.drain().await;
     }
 
     /// Evaluates records as they arrive.

@@ -6,6 +6,10 @@
 //! advisory lock on a connection of its own, the PostgreSQL counterpart of the file
 //! store's `alerts/LOCK`: one process decides and notifies at a time, and the lock goes
 //! with the session when that process exits or dies.
+//!
+//! Servers contend for that lock with [`PgLeaderLock`] instead of refusing to start: the one
+//! holding it leads (evaluates and notifies), the others stand by and try again every
+//! evaluation interval, so when the leader's session ends another node takes over.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -298,5 +302,87 @@ impl AlertStore for PgAlertStore {
                 .map(|r| parse(&r.try_get::<String, _>("d").map_err(unavailable)?))
                 .collect()
         })
+    }
+}
+
+/// How long one attempt at the leader lock (connect, try-lock or check) may take.
+const LEAD_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The evaluator's advisory lock as the servers of a deployment contend for it: taken
+/// without waiting when it is free, kept on a session of its own, and checked while held.
+pub struct PgLeaderLock {
+    pool: PgPool,
+    /// The lock's session, once connected.
+    conn: Option<PgConnection>,
+    /// Whether `conn` holds the lock.
+    held: bool,
+}
+
+impl PgLeaderLock {
+    /// Contends on the database of `pool`; holds nothing until [`PgLeaderLock::try_lead`].
+    pub fn new(pool: PgPool) -> PgLeaderLock {
+        PgLeaderLock {
+            pool,
+            conn: None,
+            held: false,
+        }
+    }
+
+    /// Whether this process leads now: if it holds the lock, checks that its session is
+    /// still alive (a lost session has lost the lock: this process no longer leads);
+    /// otherwise tries to take the lock without waiting. Errors count as not leading.
+    pub async fn try_lead(&mut self) -> bool {
+        let attempt = tokio::time::timeout(LEAD_ATTEMPT_TIMEOUT, self.attempt()).await;
+        match attempt {
+            Ok(Ok(lead)) => {
+                self.held = lead;
+                lead
+            }
+            Ok(Err(e)) => {
+                if self.held {
+                    tracing::error!(error = %e, "the alert leader lock's session failed: standing by");
+                } else {
+                    tracing::debug!(error = %e, "cannot try the alert leader lock");
+                }
+                self.release();
+                false
+            }
+            Err(_) => {
+                if self.held {
+                    tracing::error!("the alert leader lock's session does not answer: standing by");
+                }
+                self.release();
+                false
+            }
+        }
+    }
+
+    /// Whether this process held the lock at the last [`PgLeaderLock::try_lead`].
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Gives the lock up (closes its session).
+    pub fn release(&mut self) {
+        self.held = false;
+        self.conn = None;
+    }
+
+    async fn attempt(&mut self) -> Result<bool, sqlx::Error> {
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => {
+                let c = PgConnection::connect_with(&self.pool.connect_options()).await?;
+                self.conn.insert(c)
+            }
+        };
+        if self.held {
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
+            return Ok(true);
+        }
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(EVALUATOR_LOCK)
+            .fetch_one(&mut *conn)
+            .await
     }
 }

@@ -11,3 +11,4 @@ mod pg;
 mod postgres;
 mod process;
 mod router;
+mod scaleout;

@@ -494,7 +494,9 @@ async fn health_ready_metrics_and_not_found() {
     );
     assert!(text.contains("faultline_ingest_records_rejected_total{reason=\"missing\"}"));
     assert!(text.contains("faultline_sink_queue_capacity"));
-    let (status, body) = s.get("/nope").await;
+    // Off the API prefixes an unknown path is the dashboard's (index.html once www/dist is
+    // built): ask under /logs/ for the API's own 404.
+    let (status, body) = s.get("/logs/nope").await;
     assert_eq!(status, 404);
     assert!(body["error"].is_string());
 }

@@ -1,0 +1,180 @@
+//! Scale-out (issue 10): several `faultline serve` processes on one PostgreSQL. One leads
+//! (holds the evaluator's advisory lock) and notifies; the others serve ingest and queries
+//! and stand by, and one of them takes over when the leader dies.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::alerts::errors;
+use crate::alerts_support::{Capture, Faultline, Hit, KEY, client, eventually, write_config};
+use crate::pg::fresh_db;
+
+/// Evaluation interval of these tests: takeover must come within two of them.
+const INTERVAL_MS: u64 = 500;
+
+/// The API rule (>= 3 ERROR from `api` in `window`, held for `hold`) to a Slack-compatible
+/// receiver, evaluated every [`INTERVAL_MS`].
+fn config(window: &str, hold: Option<&str>) -> String {
+    let hold = hold.map(|h| format!("for = \"{h}\"\n")).unwrap_or_default();
+    format!(
+        r#"
+[alerts]
+evaluation_interval = "{INTERVAL_MS}ms"
+
+[alerts.channels.ops]
+kind = "slack"
+url_env = "SCALEOUT_SLACK_URL"
+
+[alerts.rules.api_errors]
+kind = "threshold"
+filter = {{ service = "api", level = "ERROR" }}
+window = "{window}"
+threshold = 3
+{hold}actions = ["ops"]
+"#
+    )
+}
+
+/// `(readyz alerts.leader, the faultline_alerts_leader gauge)` of `node`.
+async fn leadership(node: &Faultline) -> (bool, f64) {
+    let c = client();
+    let ready: Value = c
+        .get(format!("{}/readyz", node.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let metrics = c
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("faultline_alerts_leader "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0);
+    (ready["alerts"]["leader"].as_bool().unwrap_or(false), gauge)
+}
+
+/// The indexes of the nodes that lead, once `/readyz` and `/metrics` agree on every node
+/// (they are read one after the other: a takeover may come between them).
+async fn leaders(nodes: &[Option<Faultline>]) -> Vec<usize> {
+    eventually(
+        "readyz and metrics agree",
+        Duration::from_secs(5),
+        || async {
+            let mut out = Vec::new();
+            for (i, node) in nodes.iter().enumerate() {
+                let Some(node) = node else { continue };
+                let (ready, gauge) = leadership(node).await;
+                if ready != (gauge == 1.0) {
+                    return None;
+                }
+                if ready {
+                    out.push(i);
+                }
+            }
+            Some(out)
+        },
+    )
+    .await
+}
+
+fn assert_text(hit: &Hit, start: &str) {
+    let text = hit.body["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with(start), "{:?}", hit.body);
+}
+
+fn slack_events(capture: &Capture) -> Vec<String> {
+    capture
+        .hits("slack")
+        .iter()
+        .map(|h| {
+            let text = h.body["text"].as_str().unwrap_or_default();
+            text.split(']').next().unwrap_or_default().to_owned() + "]"
+        })
+        .collect()
+}
+
+/// Guards leader election (issue 10): a second and third node on the same database start
+/// and stand by instead of refusing; exactly one leads; `kill -9` of the leader while an
+/// alert is pending lets another node take over within two evaluation intervals, with the
+/// pending state from `alert_state`, and the alert fires once; the old leader restarted
+/// stands by and sends no duplicate; the resolve comes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_dies_and_the_alert_fires_once() {
+    let url = fresh_db().await;
+    let capture = Capture::start().await;
+    let conf = tempfile::tempdir().unwrap();
+    let config = write_config(conf.path(), &config("20s", Some("3s")));
+    let env = [
+        ("DATABASE_URL", url.clone()),
+        ("SCALEOUT_SLACK_URL", capture.url("slack/T0/B0/x")),
+    ];
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |i: usize| Faultline::start(dirs[i].path(), Some(&config), &env);
+    let mut nodes: Vec<Option<Faultline>> = vec![Some(start(0))];
+    nodes.push(Some(start(1)));
+    nodes.push(Some(start(2)));
+    assert_eq!(
+        leaders(&nodes).await,
+        [0],
+        "the first node leads, the others stand by"
+    );
+
+    // The condition holds: the leader persists `pending`, and holds it for 3 s.
+    let leader = nodes[0].as_ref().unwrap();
+    leader.post(KEY, None, errors("api", 3)).await;
+    eventually("pending", Duration::from_secs(5), || async {
+        let rule = leader.rule("api_errors").await;
+        (rule["status"] == "pending").then_some(())
+    })
+    .await;
+    // Standbys serve ingest too.
+    nodes[1]
+        .as_ref()
+        .unwrap()
+        .post(KEY, None, errors("web", 2))
+        .await;
+    tokio::time::sleep(Duration::from_millis(2 * INTERVAL_MS)).await;
+
+    nodes[0].take().unwrap().kill9();
+    let killed = Instant::now();
+    let new_leader = eventually("a takeover", Duration::from_secs(10), || async {
+        let l = leaders(&nodes).await;
+        (l.len() == 1).then(|| l[0])
+    })
+    .await;
+    let took = killed.elapsed();
+    eprintln!("takeover after kill -9: {took:?}");
+    assert!(
+        took <= Duration::from_millis(2 * INTERVAL_MS + 1500),
+        "took over in {took:?}: more than two evaluation intervals (plus polling slack)"
+    );
+    let hits = capture.wait_for("slack", 1, Duration::from_secs(10)).await;
+    assert_text(&hits[0], "[FIRING] api_errors");
+    let rule = nodes[new_leader].as_ref().unwrap().rule("api_errors").await;
+    assert_eq!(rule["status"], "firing", "{rule}");
+
+    // The old leader comes back: it stands by, and nothing is sent twice.
+    nodes[0] = Some(start(0));
+    assert_eq!(leaders(&nodes).await, [new_leader]);
+    tokio::time::sleep(Duration::from_millis(4 * INTERVAL_MS)).await;
+    assert_eq!(slack_events(&capture), ["[FIRING]"], "no duplicate");
+
+    // The window passes: one resolve, from the leader.
+    let hits = capture.wait_for("slack", 2, Duration::from_secs(30)).await;
+    assert_text(&hits[1], "[RESOLVED] api_errors");
+    tokio::time::sleep(Duration::from_millis(4 * INTERVAL_MS)).await;
+    assert_eq!(slack_events(&capture), ["[FIRING]", "[RESOLVED]"]);
+    for node in nodes.into_iter().flatten() {
+        assert!(node.terminate().0.success());
+    }
+}
