@@ -10,7 +10,7 @@ use faultline_sinks::{
 };
 use tokio::net::TcpListener;
 
-use crate::alerts::{AlertAccess, AlertHandle, AlertRunner, Election, PgLeaderLock};
+use crate::alerts::{AlertAccess, AlertHandle, AlertRunner, Election, Feed, PgLeaderLock};
 use crate::auth::KeyRing;
 use crate::config::{Config, PgWriteMethod};
 use crate::state::AppState;
@@ -75,14 +75,16 @@ async fn start_alerts(
     store: &Store,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(AlertHandle, AlertRunner)> {
-    let (alert_store, election) = match &store.postgres {
+    let (alert_store, election, feed) = match &store.postgres {
         Some(postgres) => (
             crate::alerts::open_store(config, store, AlertAccess::Read).await?,
             Election::Postgres(PgLeaderLock::new(postgres.pool().clone())),
+            Feed::Shared(postgres.clone()),
         ),
         None => (
             crate::alerts::open_store(config, store, AlertAccess::Evaluate).await?,
             Election::Sole,
+            Feed::Ingest,
         ),
     };
     crate::alerts::spawn(
@@ -90,6 +92,7 @@ async fn start_alerts(
         Arc::clone(&store.sink),
         alert_store,
         election,
+        feed,
         env,
     )
     .await

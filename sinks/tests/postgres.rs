@@ -594,3 +594,48 @@ async fn scan_returns_a_whole_window_past_the_query_limit() {
     assert_eq!(sink.scan(window.clone(), 10_000).await.unwrap().len(), 1200);
     assert_eq!(sink.scan(window, 50).await.unwrap().len(), 50);
 }
+
+/// Guards the shared-store feed of the alert leader (issue 10): `received_since` returns the
+/// matching records received at or after the instant, oldest `received_at` first, whatever
+/// their `ts`, up to the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn received_since_reads_in_arrival_order_whatever_the_ts() {
+    let url = fresh_db().await;
+    let tmp = TempDir::new().unwrap();
+    let sink = open_with(&url, &tmp, |_| {}).await;
+    let t = now();
+    let arrived = |ts: i64, rcv: i64, service: &str| {
+        let mut r = rec(ts, service, Level::Error, "e", "m");
+        r.received_at = Some(Timestamp::from_unix_millis(rcv));
+        r
+    };
+    sink.write(vec![
+        arrived(t - 50_000, t - 10, "api"),
+        arrived(t, t - 30, "api"),
+        arrived(t - 1, t - 20, "web"),
+        arrived(t - 2, t - 5_000, "api"),
+    ])
+    .await
+    .unwrap();
+    let q = Query {
+        service: Some("api".into()),
+        since: Some(Timestamp::from_unix_millis(t - 60_000)),
+        limit: 10,
+        ..Query::default()
+    };
+    let got = sink
+        .received_since(&q, Timestamp::from_unix_millis(t - 1_000))
+        .await
+        .unwrap();
+    let rcv: Vec<i64> = got
+        .iter()
+        .map(|r| r.received_at.unwrap().unix_millis() - t)
+        .collect();
+    assert_eq!(rcv, [-30, -10]);
+    let one = Query { limit: 1, ..q };
+    let got = sink
+        .received_since(&one, Timestamp::from_unix_millis(t - 1_000))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+}

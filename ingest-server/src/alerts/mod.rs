@@ -16,6 +16,11 @@
 //!    notification goes to the rule's channels (`notify/`), in order per alert and channel,
 //!    with timeouts and retries, and every outcome is recorded and shown by `GET /alerts`.
 //!
+//! That is the streaming feed ([`Feed::Ingest`], the file store). On PostgreSQL
+//! ([`Feed::Shared`]) several nodes ingest and one leads ([`Election`]): ingest submits
+//! nothing, and the leader reads every node's records from `system_logs` on each tick
+//! (`AlertService::poll`), a record being evaluated within one interval of its commit.
+//!
 //! On start the service loads the persisted state, re-reads each rule's window from the
 //! store ([`Sink::scan`]) so counts survive a restart, evaluates once (so a condition that
 //! ended while the server was down resolves), and sends notifications that were decided but
@@ -82,6 +87,16 @@ const PRIME_MAX_RECORDS: usize = 100_000;
 const SHUTDOWN_DELIVERY_WAIT: Duration = Duration::from_secs(10);
 /// Record batches taken from the queue before state is persisted.
 const BATCHES_PER_STEP: usize = 64;
+/// Reading the shared store: each read goes back this far before the newest `received_at`
+/// already read, for records committed late (a node's batch in flight, clocks apart);
+/// ids already seen are skipped.
+const POLL_OVERLAP_MS: i64 = 30_000;
+/// Reading the shared store: records per read, and reads per rule and interval.
+const POLL_PAGE: usize = 10_000;
+const POLL_PAGES: usize = 10;
+/// Reading the shared store: records whose `ts` is older than this (or than the rule's
+/// window, if longer) are not read (it bounds the partitions scanned).
+const POLL_TS_FLOOR_MS: i64 = 3_600_000;
 
 /// The cheap, cloneable side of the evaluator: what ingest and the HTTP handlers use.
 #[derive(Clone)]
@@ -211,6 +226,19 @@ pub struct AlertService {
     next_id: u64,
     /// How this process comes to evaluate.
     election: Election,
+    /// Where a leader's records come from.
+    feed: Feed,
+    /// Per rule, the newest `received_at` (ms) read from the shared store.
+    cursors: Vec<i64>,
+}
+
+/// Where a leader's records come from.
+pub enum Feed {
+    /// This process's ingest, as acknowledged: streaming, for a single node (the file store).
+    Ingest,
+    /// Every node's records, read from `system_logs` every evaluation interval (PostgreSQL,
+    /// where several nodes ingest and one evaluates).
+    Shared(faultline_sinks::PostgresSink),
 }
 
 /// How a server comes to evaluate the rules.
@@ -297,9 +325,12 @@ pub async fn spawn(
     sink: Arc<dyn Sink>,
     store: Arc<dyn AlertStore>,
     mut election: Election,
+    feed: Feed,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<(AlertHandle, AlertRunner)> {
-    let mut service = AlertService::new(config, sink, store, env).await?;
+    let streaming = matches!(feed, Feed::Ingest);
+    let mut service = AlertService::new(config, sink, store, streaming, env).await?;
+    service.feed = feed;
     let leads = election.first_try().await;
     service.election = election;
     if leads {
@@ -385,11 +416,13 @@ impl AlertService {
         config: &AlertsConfig,
         sink: Arc<dyn Sink>,
         store: Arc<dyn AlertStore>,
+        streaming: bool,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<AlertService> {
         let compiled = config.compile()?;
         let (channels, probes) = build_targets(&compiled, env)?;
-        let interest = if config.enabled {
+        // Read from the shared store instead, ingest hands nothing over.
+        let interest = if config.enabled && streaming {
             Interest::new(compiled.rules.clone(), &compiled.meta_keys)
         } else {
             Interest::default()
@@ -432,6 +465,8 @@ impl AlertService {
             deliveries: JoinSet::new(),
             next_id: 0,
             election: Election::Sole,
+            feed: Feed::Ingest,
+            cursors: Vec::new(),
         };
         service.reload().await?;
         Ok(service)
@@ -531,7 +566,11 @@ impl AlertService {
         if enabled {
             // Owed from before the restart: taken before anything new is decided.
             let owed = self.engine.owed(Timestamp::now());
+            let started = Timestamp::now().unix_millis();
             self.prime().await;
+            // The shared store is read from here on (back by the overlap: the records
+            // primed are skipped by id).
+            self.cursors = vec![started; self.compiled.rules.len()];
             for probe in &self.probes {
                 tokio::spawn(run_probe(
                     Arc::clone(probe),
@@ -577,6 +616,7 @@ impl AlertService {
                         return Term::Lost;
                     }
                     if enabled {
+                        self.poll().await;
                         self.engine.tick(Timestamp::now());
                     }
                 }
@@ -592,6 +632,55 @@ impl AlertService {
         for obs in &batch {
             self.engine.observe(obs, now);
         }
+    }
+
+    /// With the shared store: evaluates every node's records received since the last read
+    /// (see [`POLL_OVERLAP_MS`]). A record is evaluated within one evaluation interval of
+    /// its commit.
+    async fn poll(&mut self) {
+        let Feed::Shared(shared) = &self.feed else {
+            return;
+        };
+        let now = Timestamp::now();
+        let interest = Interest::new(self.compiled.rules.clone(), &self.compiled.meta_keys);
+        let rules: Vec<Arc<Rule>> = self.engine.rules().cloned().collect();
+        let mut observed = 0u64;
+        for (idx, rule) in rules.iter().enumerate() {
+            let Some(cursor) = self.cursors.get(idx).copied() else {
+                continue;
+            };
+            let mut query = rule.query();
+            query.since = Some(Timestamp::from_unix_millis(
+                now.unix_millis() - rule.horizon_ms().max(POLL_TS_FLOOR_MS),
+            ));
+            query.limit = POLL_PAGE;
+            let mut newest = cursor;
+            for _ in 0..POLL_PAGES {
+                let after = Timestamp::from_unix_millis(newest - POLL_OVERLAP_MS);
+                let records = match shared.received_since(&query, after).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, error = %e, "cannot read new records from the store; trying again next interval");
+                        break;
+                    }
+                };
+                let before = newest;
+                for r in &records {
+                    if let Some(at) = r.received_at {
+                        newest = newest.max(at.unix_millis());
+                    }
+                    if let Some(obs) = interest.observe(r) {
+                        observed += 1;
+                        self.engine.observe(&obs, now);
+                    }
+                }
+                if records.len() < POLL_PAGE || newest == before {
+                    break;
+                }
+            }
+            self.cursors[idx] = newest;
+        }
+        metrics::counter!("faultline_alerts_records_observed_total").increment(observed);
     }
 
     /// Refills each rule's window from the store, and each probe's recent results.
@@ -1027,7 +1116,7 @@ mod tests {
         )
         .unwrap();
         // Built but not run: nothing takes from the queue.
-        let service = AlertService::new(&config, sink, store, &|_| None)
+        let service = AlertService::new(&config, sink, store, true, &|_| None)
             .await
             .unwrap();
         let handle = service.handle.clone();

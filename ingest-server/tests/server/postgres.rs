@@ -119,7 +119,7 @@ async fn file_copy_writes_both_stores_and_reads_from_postgres() {
     assert!(ids_on_disk(&s._dir.path().join("segments")).contains_key(&ids[0]));
 }
 
-fn next_ids(prefix: u64, n: &mut u64, count: u64) -> Vec<String> {
+pub(crate) fn next_ids(prefix: u64, n: &mut u64, count: u64) -> Vec<String> {
     (0..count)
         .map(|_| {
             *n += 1;
@@ -128,7 +128,7 @@ fn next_ids(prefix: u64, n: &mut u64, count: u64) -> Vec<String> {
         .collect()
 }
 
-fn batch_with(ids: &[String]) -> Value {
+pub(crate) fn batch_with(ids: &[String]) -> Value {
     json!(
         ids.iter()
             .map(|id| {

@@ -143,6 +143,21 @@ impl PostgresSink {
         &self.inner.pool
     }
 
+    /// The records matching `query` (at most `query.limit`) received at or after `after`,
+    /// oldest `received_at` first: what every node wrote, for an evaluator that reads the
+    /// shared store instead of its own ingest (issue 10). A record committed late (a node's
+    /// batch in flight, or its spool draining) can carry a `received_at` older than a
+    /// previous read's newest: read again with an overlap, and skip ids already seen.
+    pub async fn received_since(
+        &self,
+        query: &Query,
+        after: faultline_schema::Timestamp,
+    ) -> Result<Vec<Record>, SinkError> {
+        read::received_since(&self.inner.pool, query, after)
+            .await
+            .map_err(db_error)
+    }
+
     /// `EXPLAIN` of the SQL a [`Query`] runs, with sequential scans disabled, so tests can
     /// check that an index serves it.
     pub async fn explain(&self, query: &Query) -> Result<String, SinkError> {

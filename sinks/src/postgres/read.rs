@@ -36,8 +36,15 @@ fn push_time(b: &mut QueryBuilder<'_, Postgres>, op: &str, ts: Timestamp) {
     b.push("::bigint * interval '1 millisecond')");
 }
 
-/// Appends `q`'s filters as `AND ...` clauses, every value bound.
+/// Appends `q`'s filters as `AND ...` clauses, then its order (newest `ts` first) and limit.
 fn push_filters(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
+    push_where(b, q);
+    b.push(" ORDER BY ts DESC, id DESC LIMIT ")
+        .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+}
+
+/// Appends `q`'s filters as `AND ...` clauses, every value bound.
+fn push_where(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
     if let Some(s) = &q.service {
         b.push(" AND service = ").push_bind(s.clone());
     }
@@ -65,14 +72,29 @@ fn push_filters(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
         b.push(" AND message ILIKE ")
             .push_bind(contains_pattern(text));
     }
-    b.push(" ORDER BY ts DESC, id DESC LIMIT ")
-        .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
 }
 
 /// The records matching `q`, newest `ts` first.
 pub(crate) async fn query(pool: &PgPool, q: &Query) -> Result<Vec<Record>, sqlx::Error> {
     let mut b = QueryBuilder::<Postgres>::new(select());
     push_filters(&mut b, q);
+    let rows = b.build().fetch_all(pool).await?;
+    rows.iter().map(record).collect()
+}
+
+/// The records matching `q` (its limit too) that were received at or after `after`, in the
+/// order they were received (`received_at`, then `id`).
+pub(crate) async fn received_since(
+    pool: &PgPool,
+    q: &Query,
+    after: Timestamp,
+) -> Result<Vec<Record>, sqlx::Error> {
+    let mut b = QueryBuilder::<Postgres>::new(select());
+    push_where(&mut b, q);
+    b.push(" AND received_at >= (timestamptz 'epoch' + ");
+    b.push_bind(after.unix_millis());
+    b.push("::bigint * interval '1 millisecond') ORDER BY received_at, id LIMIT ")
+        .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
     let rows = b.build().fetch_all(pool).await?;
     rows.iter().map(record).collect()
 }
