@@ -37,6 +37,50 @@ threshold = 3
     )
 }
 
+/// A fresh database, a Slack-compatible receiver, the config and a data dir per node.
+struct Deployment {
+    url: String,
+    capture: Capture,
+    config: std::path::PathBuf,
+    env: [(&'static str, String); 2],
+    dirs: Vec<tempfile::TempDir>,
+    _conf: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// `n` nodes of [`config`]`(window, hold)`, started in order (node 0 leads).
+    async fn start(
+        n: usize,
+        window: &str,
+        hold: Option<&str>,
+    ) -> (Deployment, Vec<Option<Faultline>>) {
+        let url = fresh_db().await;
+        let capture = Capture::start().await;
+        let conf = tempfile::tempdir().unwrap();
+        let config = write_config(conf.path(), &config(window, hold));
+        let env = [
+            ("DATABASE_URL", url.clone()),
+            ("SCALEOUT_SLACK_URL", capture.url("slack/T0/B0/x")),
+        ];
+        let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let d = Deployment {
+            url,
+            capture,
+            config,
+            env,
+            dirs,
+            _conf: conf,
+        };
+        let nodes = (0..n).map(|i| Some(d.node(i))).collect();
+        (d, nodes)
+    }
+
+    /// Starts node `i` (on its data dir).
+    fn node(&self, i: usize) -> Faultline {
+        Faultline::start(self.dirs[i].path(), Some(&self.config), &self.env)
+    }
+}
+
 /// `(readyz alerts.leader, the faultline_alerts_leader gauge)` of `node`.
 async fn leadership(node: &Faultline) -> (bool, f64) {
     let c = client();
@@ -111,19 +155,8 @@ fn slack_events(capture: &Capture) -> Vec<String> {
 /// stands by and sends no duplicate; the resolve comes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_when_the_leader_dies_and_the_alert_fires_once() {
-    let url = fresh_db().await;
-    let capture = Capture::start().await;
-    let conf = tempfile::tempdir().unwrap();
-    let config = write_config(conf.path(), &config("20s", Some("3s")));
-    let env = [
-        ("DATABASE_URL", url.clone()),
-        ("SCALEOUT_SLACK_URL", capture.url("slack/T0/B0/x")),
-    ];
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let start = |i: usize| Faultline::start(dirs[i].path(), Some(&config), &env);
-    let mut nodes: Vec<Option<Faultline>> = vec![Some(start(0))];
-    nodes.push(Some(start(1)));
-    nodes.push(Some(start(2)));
+    let (d, mut nodes) = Deployment::start(3, "20s", Some("3s")).await;
+    let capture = &d.capture;
     assert_eq!(
         leaders(&nodes).await,
         [0],
@@ -162,16 +195,16 @@ async fn a_standby_takes_over_when_the_leader_dies_and_the_alert_fires_once() {
     assert_eq!(rule["status"], "firing", "{rule}");
 
     // The old leader comes back: it stands by, and nothing is sent twice.
-    nodes[0] = Some(start(0));
+    nodes[0] = Some(d.node(0));
     assert_eq!(leaders(&nodes).await, [new_leader]);
     tokio::time::sleep(Duration::from_millis(4 * INTERVAL_MS)).await;
-    assert_eq!(slack_events(&capture), ["[FIRING]"], "no duplicate");
+    assert_eq!(slack_events(capture), ["[FIRING]"], "no duplicate");
 
     // The window passes: one resolve, from the leader.
     let hits = capture.wait_for("slack", 2, Duration::from_secs(30)).await;
     assert_text(&hits[1], "[RESOLVED] api_errors");
     tokio::time::sleep(Duration::from_millis(4 * INTERVAL_MS)).await;
-    assert_eq!(slack_events(&capture), ["[FIRING]", "[RESOLVED]"]);
+    assert_eq!(slack_events(capture), ["[FIRING]", "[RESOLVED]"]);
     for node in nodes.into_iter().flatten() {
         assert!(node.terminate().0.success());
     }
@@ -183,19 +216,8 @@ async fn a_standby_takes_over_when_the_leader_dies_and_the_alert_fires_once() {
 /// round-robin is in `system_logs` exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_round_robin_notify_once_and_store_every_record_once() {
-    let url = fresh_db().await;
-    let capture = Capture::start().await;
-    let conf = tempfile::tempdir().unwrap();
-    let config = write_config(conf.path(), &config("4s", None));
-    let env = [
-        ("DATABASE_URL", url.clone()),
-        ("SCALEOUT_SLACK_URL", capture.url("slack/T0/B0/x")),
-    ];
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes: Vec<Option<Faultline>> = dirs
-        .iter()
-        .map(|d| Some(Faultline::start(d.path(), Some(&config), &env)))
-        .collect();
+    let (d, nodes) = Deployment::start(3, "4s", None).await;
+    let (capture, url) = (&d.capture, &d.url);
     assert_eq!(leaders(&nodes).await, [0]);
     let nodes: Vec<Faultline> = nodes.into_iter().flatten().collect();
 
@@ -221,11 +243,11 @@ async fn three_nodes_round_robin_notify_once_and_store_every_record_once() {
     let hits = capture.wait_for("slack", 2, Duration::from_secs(15)).await;
     assert_text(&hits[1], "[RESOLVED] api_errors");
     tokio::time::sleep(Duration::from_millis(4 * INTERVAL_MS)).await;
-    assert_eq!(slack_events(&capture), ["[FIRING]", "[RESOLVED]"]);
+    assert_eq!(slack_events(capture), ["[FIRING]", "[RESOLVED]"]);
     for node in nodes {
         assert!(node.terminate().0.success());
     }
-    let stored = stored_ids(&url).await;
+    let stored = stored_ids(url).await;
     for id in &acked {
         assert_eq!(stored.get(id), Some(&1), "record {id}");
     }
@@ -235,4 +257,48 @@ async fn three_nodes_round_robin_notify_once_and_store_every_record_once() {
         "the load and the three errors"
     );
     assert!(stored.values().all(|&c| c == 1), "no record twice");
+}
+
+/// Guards the step-down (issue 10): when the leader's lock session ends under it (here
+/// terminated by an administrator; a database restart does the same), it notices within an
+/// interval and stops evaluating; one node leads again, and an alert still fires once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lock_session_steps_down_and_one_node_leads_again() {
+    let (d, nodes) = Deployment::start(2, "10s", None).await;
+    let (capture, url) = (&d.capture, &d.url);
+    assert_eq!(leaders(&nodes).await, [0]);
+
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    let ended: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+         AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, [(true,)], "one session holds the lock");
+    eventually("the leader steps down", Duration::from_secs(5), || async {
+        let log = nodes[0].as_ref().unwrap().log();
+        log.contains("lost the alert leader lock").then_some(())
+    })
+    .await;
+    let leader = eventually("one node leads again", Duration::from_secs(5), || async {
+        let l = leaders(&nodes).await;
+        (l.len() == 1).then(|| l[0])
+    })
+    .await;
+    eprintln!("node {leader} leads after the step-down");
+
+    for node in nodes.iter().flatten() {
+        node.post(KEY, None, errors("api", 2)).await;
+    }
+    let hits = capture.wait_for("slack", 1, Duration::from_secs(5)).await;
+    assert_text(&hits[0], "[FIRING] api_errors");
+    tokio::time::sleep(Duration::from_millis(4 * INTERVAL_MS)).await;
+    assert_eq!(slack_events(capture), ["[FIRING]"], "fired once");
+    for node in nodes.into_iter().flatten() {
+        assert!(node.terminate().0.success());
+    }
 }
