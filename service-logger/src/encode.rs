@@ -70,8 +70,14 @@ struct Slot {
 /// Turns entries into record lines. One per worker; keeps its scratch buffers between calls.
 #[derive(Debug)]
 pub(crate) struct Encoder {
-    service_json: Vec<u8>,
+    /// `","service":<service>,"level":"<LEVEL>","event":` for each level, in
+    /// [`level_index`] order: everything between the timestamp and the event in one copy.
+    middles: [Vec<u8>; 5],
     statics: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The static fields' slots, their keys at the start of `keys` (kept between records).
+    static_slots: Vec<Slot>,
+    /// Bytes of `keys` the static fields' names take.
+    static_keys: usize,
     salt: String,
     with_target: bool,
     with_location: bool,
@@ -95,7 +101,22 @@ impl Encoder {
     pub(crate) fn new(config: &RecordConfig) -> Encoder {
         let mut service_json = Vec::new();
         json::string(&mut service_json, config.service.as_bytes());
-        let statics = config
+        let middles = [
+            Level::Debug,
+            Level::Info,
+            Level::Warning,
+            Level::Error,
+            Level::Critical,
+        ]
+        .map(|level| {
+            let mut m = b"\",\"service\":".to_vec();
+            m.extend_from_slice(&service_json);
+            m.extend_from_slice(b",\"level\":\"");
+            m.extend_from_slice(level.as_str().as_bytes());
+            m.extend_from_slice(b"\",\"event\":");
+            m
+        });
+        let statics: Vec<(Vec<u8>, Vec<u8>)> = config
             .statics
             .iter()
             .map(|(k, v)| {
@@ -105,14 +126,28 @@ impl Encoder {
                 )
             })
             .collect();
+        let mut keys = Vec::with_capacity(512);
+        let mut static_slots = Vec::with_capacity(statics.len());
+        for (i, (k, _)) in statics.iter().enumerate() {
+            let start = u32_of(keys.len());
+            keys.extend_from_slice(k);
+            static_slots.push(Slot {
+                key: (start, u32_of(keys.len())),
+                val: V::Static(u32_of(i)),
+                order: 0,
+            });
+        }
+        let static_keys = keys.len();
         Encoder {
-            service_json,
+            middles,
             statics,
+            static_slots,
+            static_keys,
             salt: config.user_salt.clone().unwrap_or_default(),
             with_target: config.with_target,
             with_location: config.with_location,
             slots: Vec::with_capacity(32),
-            keys: Vec::with_capacity(512),
+            keys,
             synth: Vec::with_capacity(512),
             tmp: Vec::new(),
             ts: TimestampCache::default(),
@@ -251,19 +286,10 @@ impl Encoder {
     /// Appends the record line for `entry` (JSON and a newline) to `out`.
     pub(crate) fn encode(&mut self, entry: &Entry, out: &mut Vec<u8>) {
         self.slots.clear();
-        self.keys.clear();
+        self.slots.extend_from_slice(&self.static_slots);
+        self.keys.truncate(self.static_keys);
         self.synth.clear();
         let buf = entry.buf.as_slice();
-
-        for (i, (k, _)) in self.statics.iter().enumerate() {
-            let start = u32_of(self.keys.len());
-            self.keys.extend_from_slice(k);
-            self.slots.push(Slot {
-                key: (start, u32_of(self.keys.len())),
-                val: V::Static(u32_of(i)),
-                order: 0,
-            });
-        }
         let (mut target, mut file, mut line): (&[u8], Option<&[u8]>, Option<u32>) = match entry
             .origin
         {
@@ -301,15 +327,15 @@ impl Encoder {
             }
         }
 
-        out.extend_from_slice(b"{\"id\":");
-        json::uuid(out, entry.id);
-        out.extend_from_slice(b",\"ts\":");
-        self.ts.write(out, entry.ts_ms);
-        out.extend_from_slice(b",\"service\":");
-        out.extend_from_slice(&self.service_json);
-        out.extend_from_slice(b",\"level\":\"");
-        out.extend_from_slice(entry.level.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"event\":");
+        // `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
+        let mut head = [0u8; HEAD_LEN];
+        head[..7].copy_from_slice(b"{\"id\":\"");
+        json::uuid_text(&mut head[7..43], entry.id);
+        head[43..51].copy_from_slice(b"\",\"ts\":\"");
+        self.ts.text(&mut head[51..], entry.ts_ms);
+        out.reserve(HEAD_LEN + 256 + buf.len());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&self.middles[level_index(entry.level)]);
         let event: &[u8] = match (event, entry.origin) {
             (Some(e), _) => e,
             (None, Origin::Internal(name)) => name.as_bytes(),
@@ -497,6 +523,20 @@ fn write_message(out: &mut Vec<u8>, message: &[u8]) {
     let mut text = String::from_utf8_lossy(message).replace('\0', "\u{FFFD}");
     truncate_message(&mut text);
     json::string(out, text.as_bytes());
+}
+
+/// Bytes of `{"id":"<uuid>","ts":"<timestamp>`.
+const HEAD_LEN: usize = 7 + 36 + 8 + 24;
+
+/// Where a level's entry is in `Encoder::middles`.
+fn level_index(level: Level) -> usize {
+    match level {
+        Level::Debug => 0,
+        Level::Info => 1,
+        Level::Warning => 2,
+        Level::Error => 3,
+        Level::Critical => 4,
+    }
 }
 
 /// The level of a `tracing` level: `TRACE` is `DEBUG` in the record contract.

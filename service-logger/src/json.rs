@@ -94,15 +94,22 @@ pub(crate) fn float(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// Appends a UUID in its hyphenated lower-case form, quoted.
-pub(crate) fn uuid(out: &mut Vec<u8>, id: u128) {
-    let mut buf = [0u8; 36];
-    let text = uuid::Uuid::from_u128(id)
-        .hyphenated()
-        .encode_lower(&mut buf);
-    out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'"');
+/// Writes a UUID's hyphenated lower-case form (36 bytes) into `out`.
+pub(crate) fn uuid_text(out: &mut [u8], id: u128) {
+    let mut at = 0;
+    for (i, byte) in id.to_be_bytes().iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            if let Some(b) = out.get_mut(at) {
+                *b = b'-';
+            }
+            at += 1;
+        }
+        if let Some(pair) = out.get_mut(at..at + 2) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
+        at += 2;
+    }
 }
 
 /// Formats timestamps, reusing the date and time of day while the second does not change
@@ -117,7 +124,18 @@ pub(crate) struct TimestampCache {
 impl TimestampCache {
     /// Appends `ms` (clamped to the representable range) as the quoted canonical form,
     /// `"YYYY-MM-DDTHH:MM:SS.mmmZ"`, the same text as [`Timestamp`]'s `Display`.
+    #[cfg(test)]
     pub(crate) fn write(&mut self, out: &mut Vec<u8>, ms: i64) {
+        let mut text = [0u8; 24];
+        self.text(&mut text, ms);
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
+    }
+
+    /// Writes `ms` (clamped to the representable range) unquoted into `out` (24 bytes),
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub(crate) fn text(&mut self, out: &mut [u8], ms: i64) {
         let ms = Timestamp::from_unix_millis(ms).unix_millis();
         let second = ms.div_euclid(1000);
         if self.second != Some(second) {
@@ -126,21 +144,25 @@ impl TimestampCache {
                 Some(p) => self.prefix.copy_from_slice(p),
                 None => {
                     // Cannot happen: the canonical form is always 24 bytes.
-                    out.push(b'"');
-                    out.extend_from_slice(text.as_bytes());
-                    out.push(b'"');
+                    for (o, b) in out.iter_mut().zip(text.bytes()) {
+                        *o = b;
+                    }
                     return;
                 }
             }
             self.second = Some(second);
         }
         let frac = ms.rem_euclid(1000);
-        out.push(b'"');
-        out.extend_from_slice(&self.prefix);
+        let mut text = [0u8; 24];
+        text[..20].copy_from_slice(&self.prefix);
         // 0..=999, so each digit is 0..=9.
-        let digits = [frac / 100, frac / 10 % 10, frac % 10];
-        out.extend(digits.iter().map(|d| b'0' + *d as u8));
-        out.extend_from_slice(b"Z\"");
+        text[20] = b'0' + (frac / 100) as u8;
+        text[21] = b'0' + (frac / 10 % 10) as u8;
+        text[22] = b'0' + (frac % 10) as u8;
+        text[23] = b'Z';
+        if let Some(o) = out.get_mut(..24) {
+            o.copy_from_slice(&text);
+        }
     }
 }
 
@@ -202,6 +224,18 @@ mod tests {
         let mut out = Vec::new();
         int(&mut out, i64::MIN);
         assert_eq!(out, i64::MIN.to_string().as_bytes());
+    }
+
+    #[test]
+    fn uuid_text_matches_the_uuid_crate() {
+        for id in [0u128, u128::MAX, 0x0190_1234_5678_7abc_8def_0123_4567_89ab] {
+            let mut out = [0u8; 36];
+            uuid_text(&mut out, id);
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                uuid::Uuid::from_u128(id).hyphenated().to_string()
+            );
+        }
     }
 
     #[test]
