@@ -95,25 +95,36 @@ impl Buf {
     }
 
     /// Appends `bytes`.
+    #[inline]
     pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        let len = usize::from(self.len);
+        if self.heap.is_none()
+            && let Some(room) = self.inline.get_mut(len..len + bytes.len())
+        {
+            room.copy_from_slice(bytes);
+            // At most INLINE_BYTES, which fits in a u16.
+            self.len = (len + bytes.len()) as u16;
+            return;
+        }
+        self.extend_slow(bytes);
+    }
+
+    /// [`extend`](Buf::extend) on the heap, or moving there.
+    #[cold]
+    fn extend_slow(&mut self, bytes: &[u8]) {
         if let Some(v) = &mut self.heap {
             v.extend_from_slice(bytes);
             return;
         }
         let len = usize::from(self.len);
         let end = len + bytes.len();
-        if end <= INLINE_BYTES {
-            self.inline[len..end].copy_from_slice(bytes);
-            // INLINE_BYTES fits in a u16.
-            self.len = end as u16;
-        } else {
-            let mut v = Vec::with_capacity((end * 2).max(512));
-            v.extend_from_slice(&self.inline[..len]);
-            v.extend_from_slice(bytes);
-            self.heap = Some(v);
-        }
+        let mut v = Vec::with_capacity((end * 2).max(512));
+        v.extend_from_slice(&self.inline[..len]);
+        v.extend_from_slice(bytes);
+        self.heap = Some(v);
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, b: u8) {
         self.extend(&[b]);
     }
@@ -258,31 +269,49 @@ fn seed() -> u64 {
     }
 }
 
-/// A fast per-thread random number (wyrand, seeded from the OS once per thread).
-pub(crate) fn random_u64() -> u64 {
+/// Two fast per-thread random numbers (wyrand, seeded from the OS once per thread) at the
+/// cost of one thread-local access.
+fn random_pair() -> (u64, u64) {
     RNG.with(|state| {
         let mut s = state.get();
         if s == 0 {
             s = seed();
         }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        let mut next = || {
+            s = s.wrapping_add(0xa076_1d64_78bd_642f);
+            let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
+            ((t >> 64) ^ t) as u64
+        };
+        let pair = (next(), next());
         state.set(s);
-        let t = u128::from(s).wrapping_mul(u128::from(s ^ 0xe703_7ed1_a0b4_28db));
-        ((t >> 64) ^ t) as u64
+        pair
     })
+}
+
+/// A fast per-thread random number (wyrand, seeded from the OS once per thread).
+pub(crate) fn random_u64() -> u64 {
+    random_pair().0
 }
 
 /// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Time-ordered, so
 /// the store's `(ts, id)` key grows at its right edge.
 pub(crate) fn uuid_v7(ts_ms: i64) -> u128 {
     let ts = u128::from(u64::try_from(ts_ms).unwrap_or(0)) & 0xffff_ffff_ffff;
-    let a = u128::from(random_u64() & 0xfff);
-    let b = u128::from(random_u64() & 0x3fff_ffff_ffff_ffff);
+    let (a, b) = random_pair();
+    let a = u128::from(a & 0xfff);
+    let b = u128::from(b & 0x3fff_ffff_ffff_ffff);
     (ts << 80) | (0x7 << 76) | (a << 64) | (0b10 << 62) | b
 }
 
 /// Appends a named item header.
+#[inline]
 pub(crate) fn put_name(buf: &mut Buf, tag: u8, name: &str) {
+    if name.len() <= MAX_NAME {
+        // At most 255.
+        buf.extend(&[tag, name.len() as u8]);
+        buf.extend(name.as_bytes());
+        return;
+    }
     let mut cut = name.len().min(MAX_NAME);
     while !name.is_char_boundary(cut) {
         cut -= 1;
