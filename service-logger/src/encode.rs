@@ -58,10 +58,28 @@ enum V {
     Static(u32),
 }
 
+/// Where a key's bytes are: `start..end` of the entry buffer (a field's own name, not
+/// copied) or of `Encoder::keys` (static and renamed keys).
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    in_entry: bool,
+    start: u32,
+    end: u32,
+}
+
+impl Key {
+    fn bytes<'a>(self, keys: &'a [u8], entry: &'a [u8]) -> &'a [u8] {
+        slice(
+            if self.in_entry { entry } else { keys },
+            self.start,
+            self.end,
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// `start..end` in `Encoder::keys`.
-    key: (u32, u32),
+    key: Key,
     val: V,
     /// Priority on a repeated key: the larger wins.
     order: u32,
@@ -132,7 +150,11 @@ impl Encoder {
             let start = u32_of(keys.len());
             keys.extend_from_slice(k);
             static_slots.push(Slot {
-                key: (start, u32_of(keys.len())),
+                key: Key {
+                    in_entry: false,
+                    start,
+                    end: u32_of(keys.len()),
+                },
                 val: V::Static(u32_of(i)),
                 order: 0,
             });
@@ -154,10 +176,14 @@ impl Encoder {
         }
     }
 
-    fn key(&mut self, name: &[u8]) -> (u32, u32) {
+    fn key(&mut self, name: &[u8]) -> Key {
         let start = u32_of(self.keys.len());
         self.keys.extend_from_slice(name);
-        (start, u32_of(self.keys.len()))
+        Key {
+            in_entry: false,
+            start,
+            end: u32_of(self.keys.len()),
+        }
     }
 
     fn synth_str(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> V {
@@ -169,6 +195,21 @@ impl Encoder {
     fn push(&mut self, name: &[u8], val: V, order: u32) {
         let key = self.key(name);
         self.slots.push(Slot { key, val, order });
+    }
+
+    /// [`push`](Encoder::push) for a name inside the entry buffer: kept where it is.
+    fn push_named(&mut self, name: &[u8], entry: &[u8], val: V, order: u32) {
+        let start = (name.as_ptr() as usize).wrapping_sub(entry.as_ptr() as usize);
+        if start <= entry.len() && name.len() <= entry.len() - start {
+            let key = Key {
+                in_entry: true,
+                start: u32_of(start),
+                end: u32_of(start + name.len()),
+            };
+            self.slots.push(Slot { key, val, order });
+        } else {
+            self.push(name, val, order);
+        }
     }
 
     /// Text of a value for reserved keys that must be strings.
@@ -209,7 +250,7 @@ impl Encoder {
             b"trace_id" | b"span_id" | b"release" | b"environment" | b"url" | b"user_agent"
             | b"error_type" => {
                 let val = self.stringify(v, entry, base);
-                self.push(name, val, order);
+                self.push_named(name, entry, val, order);
             }
             b"user" => {
                 let text = match v {
@@ -272,13 +313,13 @@ impl Encoder {
                     }
                     None => {
                         let val = self.value(v, entry, base);
-                        self.push(name, val, order);
+                        self.push_named(name, entry, val, order);
                     }
                 }
             }
             _ => {
                 let val = self.value(v, entry, base);
-                self.push(name, val, order);
+                self.push_named(name, entry, val, order);
             }
         }
     }
@@ -347,26 +388,26 @@ impl Encoder {
         write_message(out, message);
 
         if !self.slots.is_empty() {
-            let keys = &self.keys;
-            self.slots.sort_by(|a, b| {
-                slice(keys, a.key.0, a.key.1)
-                    .cmp(slice(keys, b.key.0, b.key.1))
+            let (keys, slots) = (&self.keys, &mut self.slots);
+            slots.sort_by(|a, b| {
+                a.key
+                    .bytes(keys, buf)
+                    .cmp(b.key.bytes(keys, buf))
                     .then(a.order.cmp(&b.order))
             });
             // On a repeated key the last (highest order) wins.
-            let keys = &self.keys;
             let mut w = 0;
-            for r in 0..self.slots.len() {
-                let last_of_run = self.slots.get(r + 1).is_none_or(|next| {
-                    slice(keys, next.key.0, next.key.1)
-                        != slice(keys, self.slots[r].key.0, self.slots[r].key.1)
-                });
+            for r in 0..slots.len() {
+                let here = slots[r].key.bytes(keys, buf);
+                let last_of_run = slots
+                    .get(r + 1)
+                    .is_none_or(|next| next.key.bytes(keys, buf) != here);
                 if last_of_run {
-                    self.slots[w] = self.slots[r];
+                    slots[w] = slots[r];
                     w += 1;
                 }
             }
-            self.slots.truncate(w);
+            slots.truncate(w);
             out.extend_from_slice(b",\"meta\":");
             let start = out.len();
             self.write_meta(out, buf);
@@ -406,7 +447,7 @@ impl Encoder {
             if i > 0 {
                 out.push(b',');
             }
-            json::string(out, slice(&self.keys, s.key.0, s.key.1));
+            json::string(out, s.key.bytes(&self.keys, entry));
             out.push(b':');
             self.write_value(out, entry, s.val);
         }
@@ -417,7 +458,7 @@ impl Encoder {
         let mut tmp = std::mem::take(&mut self.tmp);
         tmp.clear();
         self.write_value(&mut tmp, entry, s.val);
-        let n = tmp.len() + json::string_len(slice(&self.keys, s.key.0, s.key.1)) + 2;
+        let n = tmp.len() + json::string_len(s.key.bytes(&self.keys, entry)) + 2;
         self.tmp = tmp;
         n
     }
