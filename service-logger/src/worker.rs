@@ -33,6 +33,10 @@ const LINGER: Duration = Duration::from_millis(2);
 const MAX_PARK: Duration = Duration::from_secs(1);
 /// How often blocked producers and waiters re-check whether the worker is still alive.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a producer facing a full queue naps before retrying, and how many times, before
+/// it waits inside the channel.
+const BACKOFF: Duration = Duration::from_micros(50);
+const BACKOFF_ROUNDS: usize = 20;
 /// How often the wall clock is re-measured against the monotonic one.
 const RECALIBRATE: Duration = Duration::from_secs(1);
 
@@ -256,7 +260,29 @@ impl SinkHandle {
     }
 
     /// Sends, waiting for room until `deadline`, the sink closing, or its worker stopping.
+    ///
+    /// First it naps and retries a few times without registering with the channel: a
+    /// sender waiting inside the channel makes the worker wake it (a futex call) for every
+    /// record it takes, which under a full queue costs the worker more than the records.
     fn send_blocking(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), Reason> {
+        for round in 0..BACKOFF_ROUNDS {
+            if round > 0 {
+                if deadline.is_some_and(|d| Instant::now() + BACKOFF >= d) {
+                    break;
+                }
+                std::thread::sleep(BACKOFF);
+            }
+            match self.tx.try_send(msg) {
+                Ok(()) => {
+                    self.sent();
+                    return Ok(());
+                }
+                Err(TrySendError::Full(m)) => {
+                    msg = self.still_waiting(m)?;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Reason::Closed),
+            }
+        }
         loop {
             let now = Instant::now();
             let step = match deadline {
@@ -270,15 +296,21 @@ impl SinkHandle {
                     return Ok(());
                 }
                 Err(SendTimeoutError::Timeout(m)) => {
-                    if !self.alive() || (self.closed.load(Ordering::Relaxed) && is_record(&m)) {
-                        return Err(Reason::Closed);
-                    }
-                    msg = m;
-                    self.wake();
+                    msg = self.still_waiting(m)?;
                 }
                 Err(SendTimeoutError::Disconnected(_)) => return Err(Reason::Closed),
             }
         }
+    }
+
+    /// A message that found no room: back to the sender to try again (with the worker woken),
+    /// or `Closed` when the sink stopped taking it.
+    fn still_waiting(&self, m: Msg) -> Result<Msg, Reason> {
+        if !self.alive() || (self.closed.load(Ordering::Relaxed) && is_record(&m)) {
+            return Err(Reason::Closed);
+        }
+        self.wake();
+        Ok(m)
     }
 
     fn send_sync(&self, entry: Entry) {
