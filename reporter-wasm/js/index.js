@@ -138,7 +138,7 @@ function record(event, level, message, meta) {
 // from the outermost end, then everything the page added.
 function fit(rec) {
   const size = () => new TextEncoder().encode(JSON.stringify(rec.meta)).length;
-  if (JSON.stringify(rec.meta).length * 3 < META_BYTES || size() <= META_BYTES) return;
+  if (size() <= META_BYTES) return;
   delete rec.meta.breadcrumbs;
   while (size() > META_BYTES && rec.meta.stack && rec.meta.stack.length > 1) {
     rec.meta.stack = rec.meta.stack.slice(0, rec.meta.stack.length >> 1);
@@ -173,8 +173,14 @@ function finish(rec, raw) {
     }
     rec = out;
   }
-  fit(rec);
-  box.add(rec);
+  // The whole record's length bounds its meta's: most records need no closer look, and the
+  // outbox reuses this serialization.
+  let json = JSON.stringify(rec);
+  if (json.length * 3 >= META_BYTES) {
+    fit(rec);
+    json = JSON.stringify(rec);
+  }
+  box.add(rec, json);
 }
 
 function matches(list, text) {

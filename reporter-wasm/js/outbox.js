@@ -31,7 +31,6 @@ export function outbox(o) {
       stats.dropped++;
       return false;
     }
-    if (queue.some((r) => r.id === rec.id)) return false;
     queue.push({ id: rec.id, rec, json });
     bytes += json.length;
     return true;
@@ -131,7 +130,9 @@ export function outbox(o) {
   function restore() {
     try {
       const saved = JSON.parse(localStorage.getItem(storeKey) || "[]");
-      for (const r of saved) if (r && r.id) push(r, JSON.stringify(r));
+      // Another tab may have stored the same records: each id once.
+      const ids = new Set(queue.map((r) => r.id));
+      for (const r of saved) if (r && r.id && !ids.has(r.id) && ids.add(r.id)) push(r, JSON.stringify(r));
     } catch {
       // A corrupt entry is dropped rather than breaking start-up.
       try {
@@ -184,9 +185,10 @@ export function outbox(o) {
 
   return {
     stats,
-    // Queues a record; false when the outbox is full (the record is counted as dropped).
-    add(rec) {
-      if (!push(rec, JSON.stringify(rec))) return false;
+    // Queues a record (`json`: its serialization, when the caller has it); false when the
+    // outbox is full (the record is counted as dropped).
+    add(rec, json) {
+      if (!push(rec, json || JSON.stringify(rec))) return false;
       if (queue.length >= o.batchSize || bytes >= o.maxBatchBytes) {
         clearTimeout(timer);
         timer = 0;
