@@ -6,7 +6,6 @@
 //! after the sink has made the accepted records durable.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::time::Instant;
 
 use axum::Json;
@@ -24,6 +23,7 @@ use serde::Serialize;
 use crate::auth::{Key, presented_key};
 use crate::config::KeyKind;
 use crate::error::ApiError;
+use crate::inflate::InflateError;
 use crate::state::AppState;
 
 /// The 202 body.
@@ -311,17 +311,11 @@ async fn decompress(headers: &HeaderMap, wire: Bytes, limit: u64) -> Result<Byte
         return Ok(wire);
     }
     let inflate = move || -> Result<Bytes, ApiError> {
-        let mut out = Vec::with_capacity(wire.len().saturating_mul(4).min(1 << 20));
-        let mut decoder = flate2::read::MultiGzDecoder::new(&wire[..]).take(limit + 1);
-        decoder
-            .read_to_end(&mut out)
-            .map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
-        if out.len() as u64 > limit {
-            return Err(ApiError::TooLarge(format!(
-                "body inflates to more than {limit} bytes: send smaller batches"
-            )));
+        match crate::inflate::inflate_gzip(&wire, limit) {
+            Ok(out) => Ok(Bytes::from(out)),
+            Err(e @ InflateError::TooLarge { .. }) => Err(ApiError::TooLarge(e.to_string())),
+            Err(e @ InflateError::Invalid(_)) => Err(ApiError::bad_request(e.to_string())),
         }
-        Ok(Bytes::from(out))
     };
     tokio::task::spawn_blocking(inflate)
         .await

@@ -31,6 +31,7 @@
 //! - `config.rs`: the TOML config, env overrides; `secrets.rs`: generated secrets.
 //! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
 //! - `duration.rs`: `15m`-style durations for config and queries.
+//! - `inflate.rs`: gzip bodies inflated up to a limit, never further.
 
 pub mod alerts;
 mod auth;
@@ -41,6 +42,7 @@ mod dashboard;
 mod duration;
 mod error;
 mod health;
+mod inflate;
 mod ingest;
 mod metrics;
 mod ratelimit;
@@ -60,6 +62,7 @@ use axum::routing::{get, post};
 pub use auth::KeyRing;
 pub use duration::HumanDuration;
 pub use error::ApiError;
+pub use inflate::{InflateError, inflate_gzip};
 pub use serve::{Server, start};
 pub use state::AppState;
 
