@@ -45,8 +45,8 @@ pub use batch::{
 pub use level::{Level, UnknownLevel};
 pub use record::{
     MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, MAX_META_DEPTH, MAX_SERVICE_CHARS,
-    MetaType, RESERVED_META_KEYS, Record, TRUNCATION_MARKER, check_event, check_service,
-    truncate_message,
+    MetaType, RESERVED_META_KEYS, Record, SAMPLE_WEIGHT_KEY, TRUNCATION_MARKER, check_event,
+    check_service, truncate_message,
 };
 pub use stack::Frame;
 pub use timestamp::{Timestamp, TimestampError};

@@ -24,8 +24,12 @@ pub const MAX_META_BYTES: usize = 16 * 1024;
 /// `meta`: at most this many levels of nesting, `meta` itself being level 1.
 pub const MAX_META_DEPTH: usize = 8;
 
+/// `meta.sample_weight`: how many records this one stands for when its service was sampled
+/// (see [`Record::sample_weight`]).
+pub const SAMPLE_WEIGHT_KEY: &str = "sample_weight";
+
 /// `meta` keys with a defined meaning, and the JSON type each must have.
-pub const RESERVED_META_KEYS: [(&str, MetaType); 11] = [
+pub const RESERVED_META_KEYS: [(&str, MetaType); 12] = [
     ("trace_id", MetaType::String),
     ("span_id", MetaType::String),
     ("user", MetaType::String),
@@ -37,6 +41,7 @@ pub const RESERVED_META_KEYS: [(&str, MetaType); 11] = [
     ("stack", MetaType::Array),
     ("breadcrumbs", MetaType::Array),
     ("count", MetaType::Count),
+    (SAMPLE_WEIGHT_KEY, MetaType::Count),
 ];
 
 /// The JSON type a reserved `meta` key must have.
@@ -315,6 +320,15 @@ impl Record {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         // Writing to a Vec cannot fail, and neither can serializing a record.
         let _ = serde_json::to_writer(out, self);
+    }
+
+    /// How many records this one stands for: `meta.sample_weight` when a sampler kept it
+    /// for others like it, else 1 (a weight of 0 counts as 1).
+    pub fn sample_weight(&self) -> u64 {
+        self.meta
+            .get(SAMPLE_WEIGHT_KEY)
+            .and_then(Value::as_u64)
+            .map_or(1, |w| w.max(1))
     }
 
     /// The anonymized user id in `meta.user`, if any.

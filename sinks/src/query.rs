@@ -110,7 +110,8 @@ pub struct StatsBucket {
     pub service: String,
     /// The level.
     pub level: Level,
-    /// Records in that minute.
+    /// Records in that minute: sampled records count as the records they stand for
+    /// (`meta.sample_weight`).
     pub count: u64,
 }
 
@@ -135,14 +136,28 @@ impl MinuteCounts {
         }
     }
 
-    /// Counts `record` if its `ts` lies within the window ending at `now` (or up to
-    /// an hour ahead of it, for clients with fast clocks).
+    /// Counts `record` (as the [`Record::sample_weight`] records it stands for) if its `ts`
+    /// lies within the window ending at `now` (or up to an hour ahead of it, for clients
+    /// with fast clocks).
     pub fn add(&mut self, record: &Record, now: Timestamp) {
-        self.add_parts(record.ts, &record.service, record.level, now);
+        self.add_parts(
+            record.ts,
+            &record.service,
+            record.level,
+            record.sample_weight(),
+            now,
+        );
     }
 
-    /// [`MinuteCounts::add`] from the three fields it reads.
-    pub fn add_parts(&mut self, ts: Timestamp, service: &str, level: Level, now: Timestamp) {
+    /// [`MinuteCounts::add`] from the four values it reads.
+    pub fn add_parts(
+        &mut self,
+        ts: Timestamp,
+        service: &str,
+        level: Level,
+        weight: u64,
+        now: Timestamp,
+    ) {
         let ts = ts.unix_millis();
         let now = now.unix_millis();
         if ts < now - self.window_ms || ts > now + 3_600_000 {
@@ -154,7 +169,7 @@ impl MinuteCounts {
             Some(c) => c,
             None => per_minute.entry(service.to_owned()).or_default(),
         };
-        counts[level as usize] += 1;
+        counts[level as usize] += weight;
     }
 
     /// Forgets minutes that have left the window ending at `now`.
@@ -229,6 +244,29 @@ mod tests {
         assert!(contains_ignore_case("Größe überschritten", "ÜBER"));
         assert!(contains_ignore_case("abc", ""));
         assert!(!contains_ignore_case("abc", "abcd"));
+    }
+
+    #[test]
+    fn minute_counts_add_up_sample_weights() {
+        // A sampled record counts as the records it stands for, so /logs/stats shows volume.
+        let now = 10 * 60_000;
+        let mut c = MinuteCounts::new(5 * 60_000);
+        let mut sampled = rec(now - 1, "api", Level::Info, "");
+        sampled
+            .meta
+            .insert(faultline_schema::SAMPLE_WEIGHT_KEY.into(), 40.into());
+        c.add(&sampled, Timestamp::from_unix_millis(now));
+        c.add(
+            &rec(now - 2, "api", Level::Info, ""),
+            Timestamp::from_unix_millis(now),
+        );
+        let q = StatsQuery {
+            since: Timestamp::from_unix_millis(0),
+            until: Timestamp::from_unix_millis(now + 60_000),
+            service: None,
+        };
+        let counts: Vec<_> = c.query(&q).buckets.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [41]);
     }
 
     #[test]

@@ -123,6 +123,26 @@ pub(crate) struct Head<'a> {
     level: Level,
     #[serde(borrow)]
     event: Cow<'a, str>,
+    /// Only `meta.sample_weight`, for the per-minute counts; other keys are skipped.
+    #[serde(borrow, default)]
+    meta: HeadMeta<'a>,
+}
+
+/// The part of `meta` the start-up scan reads.
+#[derive(Debug, Default, Deserialize)]
+struct HeadMeta<'a> {
+    /// Raw, so a line stored before the key was reserved (with any JSON there) still reads.
+    #[serde(borrow, default)]
+    sample_weight: Option<&'a serde_json::value::RawValue>,
+}
+
+impl HeadMeta<'_> {
+    /// How many records the line stands for.
+    fn weight(&self) -> u64 {
+        self.sample_weight
+            .and_then(|raw| raw.get().parse::<u64>().ok())
+            .map_or(1, |w| w.max(1))
+    }
 }
 
 impl Head<'_> {
@@ -472,8 +492,13 @@ impl Scan<'_> {
             }
             let ts = head.ts.unix_millis();
             if ts >= self.stats_since && ts <= until {
-                let record = Record::new(head.ts, head.service, head.level, "", "");
-                self.counts.add(&record, self.now);
+                self.counts.add_parts(
+                    head.ts,
+                    &head.service,
+                    head.level,
+                    head.meta.weight(),
+                    self.now,
+                );
             }
         })?;
         Ok(summary)

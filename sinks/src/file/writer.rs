@@ -68,6 +68,8 @@ pub(crate) struct LineInfo {
     pub(crate) received_at: Option<Timestamp>,
     /// For the per-minute counts.
     pub(crate) level: Level,
+    /// For the per-minute counts: how many records this one stands for.
+    pub(crate) weight: u64,
     /// Index into [`WriteRequest::services`].
     pub(crate) service: u32,
 }
@@ -98,6 +100,7 @@ impl WriteRequest {
                 ts: record.ts,
                 received_at: record.received_at,
                 level: record.level,
+                weight: record.sample_weight(),
                 service: u32::try_from(service).unwrap_or(u32::MAX),
             });
         }
@@ -437,7 +440,13 @@ impl Writer {
                 for (info, _) in request.lines.iter().zip(kept).filter(|(_, k)| **k) {
                     self.active.summary.observe(info.ts, info.received_at);
                     let service = request.services.get(info.service as usize);
-                    counts.add_parts(info.ts, service.map_or("", String::as_str), info.level, now);
+                    counts.add_parts(
+                        info.ts,
+                        service.map_or("", String::as_str),
+                        info.level,
+                        info.weight,
+                        now,
+                    );
                 }
             }
         }

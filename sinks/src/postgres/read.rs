@@ -115,10 +115,19 @@ fn record(row: &PgRow) -> Result<Record, sqlx::Error> {
     })
 }
 
-/// Per-minute counts per service and level.
+/// How many records a row stands for: `meta.sample_weight` when it is a positive whole
+/// number (ingest makes sure of that; rows stored before the key was reserved may hold
+/// anything), else 1.
+const SAMPLE_WEIGHT: &str = "CASE WHEN jsonb_typeof(meta->'sample_weight') = 'number' \
+     AND (meta->>'sample_weight') ~ '^[0-9]{1,15}$' \
+     THEN GREATEST((meta->>'sample_weight')::bigint, 1) ELSE 1 END";
+
+/// Per-minute counts per service and level, sampled records counted as the records they
+/// stand for.
 pub(crate) async fn stats(pool: &PgPool, q: &StatsQuery) -> Result<Stats, sqlx::Error> {
     let mut b = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {} AS minute_ms, service, level, count(*)::bigint AS n FROM system_logs WHERE true",
+        "SELECT {} AS minute_ms, service, level, sum({SAMPLE_WEIGHT})::bigint AS n \
+         FROM system_logs WHERE true",
         ts_to_ms("date_trunc('minute', ts)")
     ));
     push_time(&mut b, ">=", q.since);
