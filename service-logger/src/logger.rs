@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::capture::{Entry, Origin, put_str_field};
+use crate::capture::{Entry, Origin, mono_now, put_str_field};
 use crate::encode::RecordConfig;
 use crate::sink::Sink;
 use crate::stats::{Report, Stats};
-use crate::worker::{SinkHandle, in_worker};
+use crate::worker::{Line, SinkHandle, in_worker};
 
 pub(crate) struct Inner {
     pub(crate) sinks: Vec<Arc<SinkHandle>>,
@@ -91,6 +91,46 @@ impl Logger {
         }
         if let Some(s) = self.inner.sinks.get(last) {
             s.offer(entry);
+        }
+    }
+
+    /// Sends a record built elsewhere, such as a log line a forwarder parsed, to every sink
+    /// that takes its level (its `event` is the target that [`Sink::targets`] sees), under
+    /// each sink's queue policy, like a logged event.
+    ///
+    /// The record goes out as it is: its own `id`, `ts` and `service`, none of the builder's
+    /// static fields or user salt. Check it first with `Record::validate`, or the endpoint
+    /// may reject it. Give it an `id` when it may be sent again (a restarted forwarder
+    /// re-reading a line): the server stores a record once per id.
+    ///
+    /// To know when records are safe, [`flush`](Logger::flush): once it returns
+    /// [`complete`](Report::complete), every record sent before it was acknowledged by the
+    /// endpoint (or written, for other sinks), is durable in a spool, or is counted in
+    /// [`Report::dropped`].
+    pub fn send_record(&self, record: &faultline_schema::Record) {
+        use faultline_schema::Level;
+        let level = match record.level {
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warning => tracing::Level::WARN,
+            Level::Error | Level::Critical => tracing::Level::ERROR,
+        };
+        let mask = self.route(&record.event, &level);
+        if mask == 0 {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(256);
+        record.write_json(&mut bytes);
+        bytes.push(b'\n');
+        let line = Line {
+            bytes,
+            level: record.level,
+            mono: mono_now(),
+        };
+        for (i, s) in self.inner.sinks.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                s.offer_line(line.clone());
+            }
         }
     }
 

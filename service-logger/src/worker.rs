@@ -101,10 +101,21 @@ impl Signal {
 
 pub(crate) enum Msg {
     Record(Entry),
+    /// A record encoded by the caller (see [`Logger::send_record`](crate::Logger::send_record)).
+    Line(Line),
     /// A record whose caller waits until it is written.
     Sync(Entry, Arc<Signal>),
     Flush(Arc<Signal>),
     Shutdown(Arc<Signal>),
+}
+
+/// One NDJSON record line (with its `\n`) built outside the logger.
+#[derive(Debug, Clone)]
+pub(crate) struct Line {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) level: Level,
+    /// When it was handed over (monotonic nanoseconds), for the lag.
+    pub(crate) mono: u64,
 }
 
 /// A sink as producers and the logger see it: the queue, the policy, the counters.
@@ -221,7 +232,32 @@ impl SinkHandle {
             self.send_sync(entry);
             return;
         }
-        match self.tx.try_send(Msg::Record(entry)) {
+        self.enqueue(Msg::Record(entry));
+    }
+
+    /// [`offer`](SinkHandle::offer) for a line encoded by the caller. On a synchronous sink
+    /// it returns once the line is written, like a synchronous record.
+    pub(crate) fn offer_line(&self, line: Line) {
+        if self.closed.load(Ordering::Relaxed) {
+            self.counters.lose(Reason::Closed, 1);
+            return;
+        }
+        if self.options.synchronous {
+            match self.send_blocking(Msg::Line(line), None) {
+                Ok(()) => {
+                    let signal = self.request_flush(None);
+                    self.wait(signal, None);
+                }
+                Err(reason) => self.counters.lose(reason, 1),
+            }
+            return;
+        }
+        self.enqueue(Msg::Line(line));
+    }
+
+    #[inline]
+    fn enqueue(&self, msg: Msg) {
+        match self.tx.try_send(msg) {
             Ok(()) => self.sent(),
             Err(TrySendError::Full(msg)) => self.full(msg),
             Err(TrySendError::Disconnected(_)) => self.counters.lose(Reason::Closed, 1),
@@ -244,8 +280,12 @@ impl SinkHandle {
             .high_water
             .fetch_max(self.capacity(), Ordering::Relaxed);
         self.wake();
-        let never_drop = self.options.never_drop_errors
-            && matches!(&msg, Msg::Record(e) if e.level >= Level::Error);
+        let level = match &msg {
+            Msg::Record(e) => Some(e.level),
+            Msg::Line(l) => Some(l.level),
+            _ => None,
+        };
+        let never_drop = self.options.never_drop_errors && level >= Some(Level::Error);
         let deadline = match (self.options.policy, never_drop) {
             (_, true) | (Policy::Block, _) => None,
             (Policy::BlockTimeout(d), _) => Some(Instant::now() + d),
@@ -379,7 +419,7 @@ impl SinkHandle {
 }
 
 fn is_record(m: &Msg) -> bool {
-    matches!(m, Msg::Record(_) | Msg::Sync(..))
+    matches!(m, Msg::Record(_) | Msg::Line(_) | Msg::Sync(..))
 }
 
 /// Marks the sink finished and closed when the worker thread ends, however it ends (a panic
@@ -445,6 +485,13 @@ impl<'a> Worker<'a> {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
                 self.push(&e);
             }
+            Msg::Line(line) => {
+                self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
+                let buf = self.output.buffer();
+                let start = buf.len();
+                buf.extend_from_slice(&line.bytes);
+                self.output.commit(start, line.mono);
+            }
             Msg::Sync(e, signal) => {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
                 self.push(&e);
@@ -473,7 +520,7 @@ impl<'a> Worker<'a> {
             while took < MAX_TAKE as u64 {
                 let Ok(msg) = self.h.rx.try_recv() else { break };
                 took += u64::from(is_record(&msg));
-                if !matches!(msg, Msg::Record(_)) {
+                if !matches!(msg, Msg::Record(_) | Msg::Line(_)) {
                     // Whoever waits on this message reads the stats as soon as it is done:
                     // the records taken before it must already count as enqueued.
                     self.h

@@ -258,3 +258,56 @@ fn a_batch_too_large_for_the_server_is_split() {
     assert_eq!(server.ingest_requests(202), 2);
     assert_eq!(server.recent("split").len(), 10);
 }
+
+/// A forwarder's path: records built elsewhere, with their own ids and services, go through
+/// the HTTP sink; a complete flush means the server has them, and sending them again (a
+/// restarted forwarder re-reading its input) stores nothing twice.
+#[test]
+fn pre_built_records_are_delivered_once_by_id_and_flush_reports_it() {
+    use faultline_schema::{Record, Timestamp};
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), "127.0.0.1:0");
+    let (_layer, guard) = builder()
+        .service("forwarder")
+        .host(None)
+        .sink(Sink::http(http(&server.base)).heartbeat(false))
+        .build()
+        .unwrap();
+    let records: Vec<Record> = (0..50u64)
+        .map(|i| {
+            let mut r = Record::new(
+                Timestamp::from_unix_millis(1_780_000_000_000 + i as i64),
+                "worker",
+                if i == 7 { Level::Error } else { Level::Info },
+                "log",
+                format!("line {i}"),
+            );
+            r.id = Some(Uuid::from_u128(
+                0x0190_0000_0000_7000_8000_0000_0000_0000 + u128::from(i),
+            ));
+            r
+        })
+        .collect();
+    for r in &records {
+        guard.logger().send_record(r);
+    }
+    let report = guard.flush_timeout(Duration::from_secs(30));
+    assert!(report.complete, "{report:?}");
+    assert_eq!((report.written, report.dropped.total()), (50, 0));
+    for r in &records[..10] {
+        guard.logger().send_record(r);
+    }
+    let report = guard.shutdown(Duration::from_secs(30));
+    assert_eq!((report.written, report.dropped.total()), (60, 0));
+    let stored = server.recent("worker");
+    assert_eq!(stored.len(), 50, "each id stored once");
+    let line7 = stored.iter().find(|r| r.message == "line 7").unwrap();
+    assert_eq!(line7.level, Level::Error);
+    assert_eq!(line7.id, records[7].id);
+    assert!(
+        line7.meta.get("host").is_none(),
+        "sent as built: {:?}",
+        line7.meta
+    );
+}
