@@ -9,6 +9,9 @@
 //!   may be lost or doubled.
 //! - `alerts [--firings N]`: record-to-notification latency of the alert evaluator, over N
 //!   firings (100 by default), idle and under background ingest.
+//! - `scaleout [--seconds N] [--rounds N]`: one, two and three nodes on one PostgreSQL
+//!   (records/s and CPU per node), and the alert leader's failover time over N `kill -9`
+//!   rounds (10 by default), on a throwaway cluster.
 //! - `reporter`: the browser reporter's shipped size and main-thread cost per capture
 //!   against `@sentry/browser`, in headless Chromium (`tests/e2e/bench/reporter.bench.mjs`).
 //! - `logger`: faultline-logger against `tracing-subscriber` JSON over
@@ -62,10 +65,12 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
             "alerts",
             &options(rest, &["--firings"])?,
         )?,
+        "scaleout" => scaleout(rest)?,
         "reporter" => reporter()?,
         "logger" => logger()?,
         other => bail!(
-            "unknown benchmark {other:?}: ingest, postgres, crash, alerts, reporter or logger"
+            "unknown benchmark {other:?}: ingest, postgres, crash, alerts, scaleout, reporter or \
+             logger"
         ),
     };
     let section = format!(
@@ -109,6 +114,16 @@ fn printed(c: &mut Command, bench: &str) -> Result<String> {
     Ok(text)
 }
 
+/// A cluster configured the way a production one would be, durable commits kept on.
+const DURABLE_CLUSTER: &[&str] = &[
+    "-c shared_buffers=2GB",
+    "-c max_wal_size=16GB",
+    "-c checkpoint_timeout=30min",
+    "-c maintenance_work_mem=1GB",
+    "-c synchronous_commit=on",
+    "-c fsync=on",
+];
+
 fn postgres(args: &[String]) -> Result<String> {
     let pass = options(args, &["--seconds", "--rows"])?;
     let seconds: Vec<String> = pass
@@ -117,15 +132,7 @@ fn postgres(args: &[String]) -> Result<String> {
         .flatten()
         .cloned()
         .collect();
-    // A cluster configured the way a production one would be, durable commits kept on.
-    let cluster = crate::postgres::Cluster::start_with(&[
-        "-c shared_buffers=2GB",
-        "-c max_wal_size=16GB",
-        "-c checkpoint_timeout=30min",
-        "-c maintenance_work_mem=1GB",
-        "-c synchronous_commit=on",
-        "-c fsync=on",
-    ])?;
+    let cluster = crate::postgres::Cluster::start_with(DURABLE_CLUSTER)?;
     let mut out = run_bench(
         "faultline-sinks",
         "postgres",
@@ -149,6 +156,17 @@ fn postgres(args: &[String]) -> Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// Several nodes on one throwaway cluster (configured as for `postgres`).
+fn scaleout(args: &[String]) -> Result<String> {
+    let pass = options(args, &["--seconds", "--rounds"])?;
+    let cluster = crate::postgres::Cluster::start_with(DURABLE_CLUSTER)?;
+    run_bench(
+        "faultline-server",
+        "scaleout",
+        &[&["--url".to_owned(), cluster.url.clone()][..], &pass].concat(),
+    )
 }
 
 /// The browser reporter against `@sentry/browser`: size and main-thread cost, in Chromium.

@@ -12,3 +12,4 @@ mod postgres;
 mod process;
 mod router;
 mod scaleout;
+mod security;

@@ -1,0 +1,215 @@
+//! The load generator shared by the ingest benchmarks: realistic records, raw HTTP/1.1 on
+//! keep-alive connections from one thread (so as much of the machine as possible is left to
+//! the servers), closed or open loop, and the Markdown row of an outcome.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The secret ingest key the benchmarks configure.
+pub(crate) const KEY: &str = "sk_bench";
+
+/// A realistic record of about 300 bytes, varied so the store is not writing one line.
+pub(crate) fn record(i: usize) -> String {
+    const SERVICES: [&str; 3] = ["api", "worker", "ui"];
+    const LEVELS: [&str; 4] = ["INFO", "WARNING", "ERROR", "INFO"];
+    const EVENTS: [&str; 4] = [
+        "payment_failed",
+        "job_done",
+        "window.onerror",
+        "health_check",
+    ];
+    format!(
+        concat!(
+            r#"{{"ts":"2026-11-22T14:{:02}:{:02}.{:03}Z","service":"{}","level":"{}","event":"{}","#,
+            r#""message":"card declined for order {}: insufficient funds (issuer 05)","#,
+            r#""meta":{{"trace_id":"4bf92f3577b34da6a3ce929d0e0e{:04x}","span_id":"00f067aa0ba902b7","#,
+            r#""user":"u_3f2a9c0d1b7e{:04x}","release":"api@1.42.0","environment":"production","#,
+            r#""url":"/v1/payments","bot_id":{}}}}}"#
+        ),
+        i % 60,
+        (i / 60) % 60,
+        i % 1000,
+        SERVICES[i % 3],
+        LEVELS[i % 4],
+        EVENTS[i % 4],
+        100_000 + i,
+        i % 65536,
+        i % 65536,
+        i % 97
+    )
+}
+
+/// Pre-built requests for one batch size (several variants, rotated).
+pub(crate) fn requests(batch: usize) -> Vec<Vec<u8>> {
+    (0..16)
+        .map(|v| {
+            let records: Vec<String> = (0..batch).map(|i| record(v * batch + i)).collect();
+            let body = format!("[{}]", records.join(","));
+            let mut req = format!(
+                "POST /logs/ingest HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(body.as_bytes());
+            req
+        })
+        .collect()
+}
+
+/// Sends one request and reads the whole response; returns the status.
+pub(crate) async fn round_trip(
+    stream: &mut TcpStream,
+    req: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u16> {
+    stream.write_all(req).await?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+            let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(status);
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    pub(crate) errors: u64,
+    pub(crate) latencies_us: Vec<u32>,
+    pub(crate) elapsed: Duration,
+}
+
+/// Runs `connections` loops for `duration`, connection `c` on `addrs[c % addrs.len()]`
+/// (round-robin over the nodes). With `rate` set (records/s in total), requests follow a
+/// schedule and latency counts from the scheduled time.
+pub(crate) async fn load(
+    addrs: &[String],
+    batch: usize,
+    connections: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Outcome {
+    let reqs = std::sync::Arc::new(requests(batch));
+    let start = Instant::now() + Duration::from_millis(50);
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let reqs = reqs.clone();
+        let addr = addrs[c % addrs.len()].clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut out = Outcome::default();
+            let mut stream = TcpStream::connect(&addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut buf = Vec::with_capacity(8192);
+            let interval =
+                rate.map(|r| Duration::from_secs_f64(connections as f64 * batch as f64 / r));
+            let offset =
+                interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / connections as f64));
+            tokio::time::sleep_until((start + offset).into()).await;
+            let mut k: u32 = 0;
+            loop {
+                let scheduled = match interval {
+                    Some(i) => start + offset + i * k,
+                    None => Instant::now(),
+                };
+                if scheduled >= end {
+                    break;
+                }
+                if interval.is_some() {
+                    tokio::time::sleep_until(scheduled.into()).await;
+                }
+                let req = &reqs[(c + k as usize) % reqs.len()];
+                match round_trip(&mut stream, req, &mut buf).await {
+                    Ok(202) => {
+                        out.records += batch as u64;
+                        out.bytes += req.len() as u64;
+                        let us = scheduled.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                        out.latencies_us.push(us);
+                    }
+                    Ok(_) => out.errors += 1,
+                    Err(_) => {
+                        out.errors += 1;
+                        stream = TcpStream::connect(&addr).await.unwrap();
+                    }
+                }
+                k += 1;
+            }
+            out
+        }));
+    }
+    let mut total = Outcome::default();
+    for t in tasks {
+        let o = t.await.unwrap();
+        total.records += o.records;
+        total.bytes += o.bytes;
+        total.errors += o.errors;
+        total.latencies_us.extend(o.latencies_us);
+    }
+    total.elapsed = duration;
+    total.latencies_us.sort_unstable();
+    total
+}
+
+pub(crate) fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+pub(crate) fn row(label: &str, batch: usize, o: &Outcome) -> String {
+    let secs = o.elapsed.as_secs_f64();
+    format!(
+        "| {label} | {batch} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {} |",
+        o.records as f64 / secs,
+        o.bytes as f64 / secs / 1e6,
+        pct(&o.latencies_us, 0.5),
+        pct(&o.latencies_us, 0.99),
+        pct(&o.latencies_us, 1.0),
+        o.errors
+    )
+}
+
+/// A fresh database on the cluster at `base` (a superuser URL).
+pub(crate) fn fresh_db(rt: &tokio::runtime::Runtime, base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
+    rt.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    });
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+}

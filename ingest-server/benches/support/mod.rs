@@ -1,0 +1,3 @@
+//! Code shared by the benchmark binaries (each includes it with `mod support;`).
+
+pub(crate) mod load;
