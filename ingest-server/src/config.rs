@@ -36,6 +36,8 @@ pub struct Config {
     pub postgres: Postgres,
     /// Alert rules, their channels and probes; see [`AlertsConfig`].
     pub alerts: AlertsConfig,
+    /// Sampling of chatty services' records below `WARNING`; off unless configured.
+    pub sampling: Sampling,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             storage: Storage::default(),
             postgres: Postgres::default(),
             alerts: AlertsConfig::default(),
+            sampling: Sampling::default(),
         }
     }
 }
@@ -213,6 +216,38 @@ pub enum PgWriteMethod {
     Copy,
 }
 
+/// Sampling: per service, records below `WARNING` beyond a rate per minute are kept one in
+/// N (N growing with the service's volume in that minute), and each kept record carries in
+/// `meta.sample_weight` how many records it stands for. `WARNING` and worse are never
+/// sampled. `0` means no sampling.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    /// Records below `WARNING` per service per minute kept before sampling starts, for
+    /// services without their own rate (0: such services are never sampled).
+    /// Env `FAULTLINE_SAMPLING_DEFAULT_PER_MINUTE`.
+    pub default_per_minute: u64,
+    /// Rates for single services (`api = 2000`), overriding the default (0: never sampled).
+    pub services: std::collections::BTreeMap<String, u64>,
+}
+
+impl Sampling {
+    /// The rate per minute for `service`, or `None` when its records are never sampled.
+    pub fn per_minute(&self, service: &str) -> Option<u64> {
+        let rate = self
+            .services
+            .get(service)
+            .copied()
+            .unwrap_or(self.default_per_minute);
+        (rate > 0).then_some(rate)
+    }
+
+    /// Whether any service is sampled.
+    pub fn enabled(&self) -> bool {
+        self.default_per_minute > 0 || self.services.values().any(|r| *r > 0)
+    }
+}
+
 /// Values given on the command line (clap has already merged their env vars).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -370,6 +405,14 @@ impl Config {
             }
             if let Some(rate) = &key.rate_limit {
                 check_rate(rate, &at)?;
+            }
+        }
+        for service in self.sampling.services.keys() {
+            if faultline_schema::check_service(service).is_err() {
+                return invalid(format!(
+                    "sampling.services: {service:?} is not a valid service name \
+                     ([a-z0-9_.-], 1 to 64)"
+                ));
             }
         }
         self.alerts

@@ -14,7 +14,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use faultline_schema::{
-    BatchError, DecodeOptions, Record, Timestamp, UserRekeyer, Uuid, Value, decode_batch_with,
+    BatchError, DecodeOptions, Record, Rejected, Timestamp, UserRekeyer, Uuid, Value,
+    decode_batch_with,
 };
 use faultline_sinks::SinkError;
 use http_body_util::BodyExt;
@@ -33,6 +34,9 @@ pub(crate) struct IngestResponse {
     pub accepted: usize,
     /// Of those, records that were already stored (a retried batch).
     pub duplicates: usize,
+    /// Of those, records not stored one by one because their service was above its
+    /// sampling rate: each is counted in the `meta.sample_weight` of a kept record.
+    pub sampled: usize,
     /// Records not accepted, with their batch index and every problem.
     pub rejected: Vec<RejectedRecord>,
 }
@@ -53,10 +57,24 @@ pub(crate) async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    let result = measured(
+        StatusCode::ACCEPTED,
+        ingest_inner(&state, &params, &headers, body),
+    )
+    .await;
+    result.map(|r| (StatusCode::ACCEPTED, Json(r)))
+}
+
+/// Runs an ingest endpoint's work and counts the request: its status (`ok` on success),
+/// the reason it was refused, and how long it took.
+pub(crate) async fn measured<T>(
+    ok: StatusCode,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     let started = Instant::now();
-    let result = ingest_inner(&state, &params, &headers, body).await;
+    let result = work.await;
     let status = match &result {
-        Ok(_) => 202,
+        Ok(_) => ok.as_u16(),
         Err(e) => {
             metrics::counter!("faultline_ingest_requests_rejected_total", "reason" => e.reason())
                 .increment(1);
@@ -66,12 +84,13 @@ pub(crate) async fn ingest(
     metrics::counter!("faultline_ingest_requests_total", "status" => status_label(status))
         .increment(1);
     metrics::histogram!("faultline_ingest_request_seconds").record(started.elapsed());
-    result.map(|r| (StatusCode::ACCEPTED, Json(r)))
+    result
 }
 
 /// Metric labels must be `'static`; map the statuses ingest produces.
 fn status_label(status: u16) -> &'static str {
     match status {
+        200 => "200",
         202 => "202",
         400 => "400",
         401 => "401",
@@ -92,43 +111,80 @@ async fn ingest_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IngestResponse, ApiError> {
-    let key = authorize(state, headers, params.get("key").map(String::as_str))?;
-    if let Some(retry_after) = key.bucket.is_empty() {
-        return Err(ApiError::RateLimited {
-            key: key.name.clone(),
-            retry_after,
-        });
-    }
-    check_content_type(headers)?;
-    let limits = &state.config.limits;
-    let wire = read_body(headers, body, limits.max_body_bytes).await?;
-    metrics::counter!("faultline_ingest_bytes_total").increment(wire.len() as u64);
-    let body = decompress(headers, wire, limits.max_decompressed_bytes).await?;
-
+    let (key, (), body) = admit(
+        state,
+        headers,
+        params.get("key").map(String::as_str),
+        body,
+        check_content_type,
+    )
+    .await?;
     let batch = decode_batch_with(
         &body,
         &DecodeOptions {
-            max_records: limits.max_batch_records,
+            max_records: state.config.limits.max_batch_records,
         },
     )
     .map_err(|e| match e {
         BatchError::TooManyRecords { .. } => ApiError::TooLarge(e.to_string()),
         other => ApiError::bad_request(other.to_string()),
     })?;
+    store(state, key, batch.records, batch.rejected).await
+}
 
-    let mut rejected: Vec<RejectedRecord> = Vec::with_capacity(batch.rejected.len());
-    let bad: Vec<usize> = batch.rejected.iter().map(|r| r.index).collect();
+/// The checks every ingest endpoint makes before it looks at records, in the order of their
+/// cost: the key, its rate limit, the content type (`content_type` reads it into what the
+/// endpoint needs), the body size as sent, and the size after gzip. Returns the key and the
+/// inflated body.
+pub(crate) async fn admit<'s, C>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+    body: Body,
+    content_type: impl FnOnce(&HeaderMap) -> Result<C, ApiError>,
+) -> Result<(&'s Key, C, Bytes), ApiError> {
+    let key = authorize(state, headers, query_key)?;
+    if let Some(retry_after) = key.bucket.is_empty() {
+        return Err(ApiError::RateLimited {
+            key: key.name.clone(),
+            retry_after,
+        });
+    }
+    let kind = content_type(headers)?;
+    let limits = &state.config.limits;
+    let wire = read_body(headers, body, limits.max_body_bytes).await?;
+    metrics::counter!("faultline_ingest_bytes_total").increment(wire.len() as u64);
+    let body = decompress(headers, wire, limits.max_decompressed_bytes).await?;
+    Ok((key, kind, body))
+}
+
+/// What every ingest endpoint does with decoded records: refuses services the key may not
+/// write, stamps the rest, samples them, charges the key's rate limit, and answers once
+/// the sink has made them durable.
+///
+/// `records` are the good records in batch order and `invalid` the bad ones by index
+/// (sorted), as [`decode_batch_with`] returns them; the position of each good record is
+/// recovered from the gaps between the bad ones.
+pub(crate) async fn store(
+    state: &AppState,
+    key: &Key,
+    good: Vec<Record>,
+    invalid: Vec<Rejected>,
+) -> Result<IngestResponse, ApiError> {
+    let mut rejected: Vec<RejectedRecord> = Vec::with_capacity(invalid.len());
+    // Collected, not borrowed: a closure over `invalid` held across the write's await
+    // would make the handler's future not `Send` for every lifetime.
+    let bad: Vec<usize> = invalid.iter().map(|r| r.index).collect();
     let mut bad_indexes = bad.into_iter().peekable();
-    for r in &batch.rejected {
+    for r in &invalid {
         metrics::counter!("faultline_ingest_records_rejected_total", "reason" => r.error.reason())
             .increment(1);
     }
-    let mut records = Vec::with_capacity(batch.records.len());
+    let mut records = Vec::with_capacity(good.len());
     let mut forbidden = 0;
     let mut index = 0;
     let now = Timestamp::now();
-    for mut record in batch.records {
-        // Recover each good record's batch position from the gaps between rejected ones.
+    for mut record in good {
         while bad_indexes.peek() == Some(&index) {
             bad_indexes.next();
             index += 1;
@@ -151,19 +207,21 @@ async fn ingest_inner(
     if forbidden > 0 {
         metrics::counter!("faultline_ingest_records_rejected_total", "reason" => "forbidden_service")
             .increment(forbidden as u64);
-        if records.is_empty() && batch.rejected.is_empty() {
+        if records.is_empty() && invalid.is_empty() {
             return Err(ApiError::Forbidden(format!(
                 "key {:?} may not write records for the services in this batch",
                 key.name
             )));
         }
     }
-    rejected.extend(batch.rejected.into_iter().map(|r| RejectedRecord {
+    rejected.extend(invalid.into_iter().map(|r| RejectedRecord {
         index: r.index,
         error: r.error.to_string(),
     }));
     rejected.sort_by_key(|r| r.index);
 
+    // The rate limit is charged for what the client sent, sampled records included: it
+    // protects the server from the client, whatever is then kept.
     if !records.is_empty()
         && let Err(retry_after) = key.bucket.take(records.len() as f64)
     {
@@ -173,16 +231,18 @@ async fn ingest_inner(
         });
     }
     let accepted = records.len();
+    let (records, sampled) = state.sampler.sample(records);
     // What the alert rules need, taken before the sink takes the records (nothing is built
     // for records no rule looks at); handed over only once they are durable.
     let observed = state.alerts.observe(&records);
+    let stored = records.len();
     let receipt = if records.is_empty() {
         Default::default()
     } else {
         state.sink.write(records).await.map_err(sink_error)?
     };
     if let Some(observed) = observed
-        && receipt.duplicates < accepted
+        && receipt.duplicates < stored
     {
         state.alerts.submit(observed);
     }
@@ -192,6 +252,7 @@ async fn ingest_inner(
     Ok(IngestResponse {
         accepted,
         duplicates: receipt.duplicates,
+        sampled,
         rejected,
     })
 }
@@ -343,6 +404,13 @@ fn sink_error(e: SinkError) -> ApiError {
         SinkError::Closed => ApiError::Unavailable {
             message: "server is shutting down: retry shortly".into(),
             retry_after: Duration::from_secs(2),
+        },
+        // The writer logged the path and the error; the client learns only what to do.
+        SinkError::DiskFull(_) => ApiError::Unavailable {
+            message: "the server's disk is full, nothing was stored: retry after the \
+                      Retry-After delay"
+                .into(),
+            retry_after: Duration::from_secs(5),
         },
         SinkError::Unavailable(detail) => {
             tracing::error!(%detail, "store unavailable");

@@ -7,7 +7,12 @@
 //!    the content type, the body size as sent and after gzip, and then
 //!    `faultline_schema::decode_batch` checks every record. Good records for services the
 //!    key may write get an id (UUIDv7 unless the client chose one), `received_at`, and a
-//!    re-keyed `meta.user`.
+//!    re-keyed `meta.user`; then sampling (`sampling.rs`, off unless configured) may keep
+//!    one in N of a chatty service's records below `WARNING`, weighted.
+//!
+//!    **`POST /v1/logs`** (`otlp/`, OpenTelemetry logs over OTLP/HTTP) goes through the
+//!    same checks and the same path from there (`ingest::admit`, `ingest::store`): only
+//!    the decoding differs, protobuf or OTLP/JSON `LogRecord`s mapped to records.
 //! 2. **The sink** (`faultline_sinks::FileSink` by default) queues the batch to its writer,
 //!    which appends it with every other waiting batch and fsyncs once (group commit). A full
 //!    queue answers 503 with `Retry-After` at once.
@@ -31,6 +36,9 @@
 //! - `config.rs`: the TOML config, env overrides; `secrets.rs`: generated secrets.
 //! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
 //! - `duration.rs`: `15m`-style durations for config and queries.
+//! - `otlp/`: `/v1/logs`; `proto.rs` the OTLP messages, `json.rs` OTLP/JSON, `map.rs`
+//!   `LogRecord` to record.
+//! - `sampling.rs`: per-service sampling above a rate, with weights.
 //! - `inflate.rs`: gzip bodies inflated up to a limit, never further.
 
 pub mod alerts;
@@ -45,8 +53,10 @@ mod health;
 mod inflate;
 mod ingest;
 mod metrics;
+mod otlp;
 mod ratelimit;
 mod read;
+mod sampling;
 mod secrets;
 mod serve;
 mod state;
@@ -73,6 +83,7 @@ pub fn app(state: AppState) -> Router {
             "/logs/ingest",
             post(ingest::ingest).options(preflight_fallback),
         )
+        .route("/v1/logs", post(otlp::logs).options(preflight_fallback))
         .route_layer(middleware::from_fn_with_state(state.clone(), cors::layer));
     Router::new()
         .merge(ingest)

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::alerts::{AlertAccess, AlertHandle, AlertRunner, Election, Feed, PgLeaderLock};
 use crate::auth::KeyRing;
 use crate::config::{Config, PgWriteMethod};
+use crate::sampling::Sampler;
 use crate::state::AppState;
 use crate::{app, metrics, secrets};
 
@@ -47,6 +48,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let sampler = Arc::new(Sampler::new(config.sampling.clone()));
     let state = AppState {
         config: Arc::new(config),
         keys: Arc::new(keyring),
@@ -56,6 +58,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         metrics: metrics::install(),
         started: Instant::now(),
         alerts,
+        sampler,
     };
     Ok(Server {
         addr,

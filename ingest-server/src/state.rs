@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::alerts::AlertHandle;
 use crate::auth::KeyRing;
 use crate::config::Config;
+use crate::sampling::Sampler;
 
 /// The server's shared state: configuration, keys, the store, metrics.
 #[derive(Clone)]
@@ -30,4 +31,6 @@ pub struct AppState {
     pub started: Instant,
     /// The alert evaluator: ingest feeds it, `/alerts` asks it.
     pub alerts: AlertHandle,
+    /// Samples chatty services' records below `WARNING` (`[sampling]`).
+    pub(crate) sampler: Arc<Sampler>,
 }
