@@ -1,5 +1,6 @@
 //! Python packages the test suites need, from PyPI with pip: `aiosmtpd`, the SMTP server
-//! the alert tests deliver email to.
+//! the alert tests deliver email to, and the OpenTelemetry SDK with its OTLP/HTTP exporter,
+//! which the OTLP test logs through to the server. Versions are pinned exactly.
 
 use std::process::Command;
 
@@ -8,7 +9,14 @@ use anyhow::{Result, bail};
 use crate::cmd::{self, probe_cmd};
 
 /// (import name, pip requirement).
-const PACKAGES: [(&str, &str); 1] = [("aiosmtpd", "aiosmtpd==1.4.6")];
+const PACKAGES: [(&str, &str); 3] = [
+    ("aiosmtpd", "aiosmtpd==1.4.6"),
+    ("opentelemetry.sdk", "opentelemetry-sdk==1.45.2"),
+    (
+        "opentelemetry.exporter.otlp.proto.http",
+        "opentelemetry-exporter-otlp-proto-http==1.45.2",
+    ),
+];
 
 fn importable(module: &str) -> bool {
     probe_cmd("python3", &["-c", &format!("import {module}")]).is_some()
@@ -18,8 +26,8 @@ fn importable(module: &str) -> bool {
 pub(crate) fn packages() -> Result<()> {
     if probe_cmd("python3", &["--version"]).is_none() {
         bail!(
-            "python3 is needed (the alert tests run an aiosmtpd SMTP server): install \
-             Python 3.8 or newer"
+            "python3 is needed (the alert tests run an aiosmtpd SMTP server, the OTLP test \
+             the OpenTelemetry SDK): install Python 3.9 or newer"
         );
     }
     let missing: Vec<(&str, &str)> = PACKAGES

@@ -492,3 +492,85 @@ async fn too_many_records_is_413_and_rate_limits_say_when_to_retry() {
     let retry: u64 = a.retry_after.as_deref().unwrap().parse().unwrap();
     assert!(retry >= 1, "Retry-After tells the exporter when to retry");
 }
+
+/// The OpenTelemetry Python SDK (`opentelemetry-sdk` and
+/// `opentelemetry-exporter-otlp-proto-http`, installed by `cargo xtask provision`) logging
+/// through Python `logging` to the real binary, gzip-compressed protobuf; then OTLP/JSON in
+/// the specification's shape to the same server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_opentelemetry_python_sdk_exports_to_the_real_server() {
+    use crate::common::ADMIN;
+    use crate::process::{KEY, client, get, spawn_with};
+
+    let dir = tempfile::tempdir().unwrap();
+    let proc = spawn_with(dir.path(), None, true, &[]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/server/python/otel_logs.py"
+    );
+    let base = proc.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(&base)
+            .env("FAULTLINE_KEY", KEY)
+            .output()
+            .expect("python3 runs (cargo xtask provision installs the OpenTelemetry SDK)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK's exports failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<&str> = stdout.split_whitespace().collect();
+    let [trace_id, span_id] = ids[..] else {
+        panic!("expected the trace and span ids: {stdout}");
+    };
+
+    let c = client();
+    let (status, body) = get(&c, &proc.base, ADMIN, "/logs/recent?service=checkout").await;
+    assert_eq!(status, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{body}");
+    let error = records.iter().find(|r| r["level"] == "ERROR").unwrap();
+    assert_eq!(
+        error["service"], "checkout",
+        "service.name Checkout, normalized"
+    );
+    assert_eq!(error["event"], "payment_failed", "the event attribute");
+    assert_eq!(error["message"], "card declined for order o-17");
+    assert_eq!(
+        error["meta"]["trace_id"], trace_id,
+        "the active span's trace"
+    );
+    assert_eq!(error["meta"]["span_id"], span_id);
+    assert_eq!(error["meta"]["order_id"], "o-17");
+    assert_eq!(error["meta"]["amount_cents"], 1299);
+    assert_eq!(error["meta"]["release"], "2.0.1");
+    assert_eq!(error["meta"]["environment"], "test");
+    let info = records.iter().find(|r| r["level"] == "INFO").unwrap();
+    assert_eq!(info["event"], "checkout.payments", "the logger's name");
+    assert_eq!(info["meta"]["attempt"], 2);
+    assert!(
+        info["meta"].get("trace_id").is_none(),
+        "logged outside the span"
+    );
+    assert!(records.iter().any(|r| r["level"] == "WARNING"));
+
+    let r = c
+        .post(format!("{}/v1/logs", proc.base))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(canonical_json("5b8efff798038103d269b633813fc60c").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({}));
+    let (_, body) = get(&c, &proc.base, ADMIN, "/logs/recent?service=my.service").await;
+    assert_eq!(body["records"][0]["meta"]["span_id"], "eee19b7ec3c1b174");
+    assert!(proc.terminate().success());
+}
