@@ -553,6 +553,29 @@ services = ["api", "worker"]
     }
 
     #[test]
+    fn sampling_rates_default_off_with_per_service_overrides() {
+        let c = load("", &[]).unwrap();
+        assert!(!c.sampling.enabled(), "off unless configured");
+        let c = load(
+            "[sampling]\ndefault_per_minute = 500\n[sampling.services]\napi = 2000\nbilling = 0\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.sampling.per_minute("worker"), Some(500));
+        assert_eq!(c.sampling.per_minute("api"), Some(2000));
+        assert_eq!(c.sampling.per_minute("billing"), None, "0: never sampled");
+        let c = load("", &[("FAULTLINE_SAMPLING_DEFAULT_PER_MINUTE", "300")]).unwrap();
+        assert_eq!(c.sampling.per_minute("api"), Some(300));
+        let err = load("[sampling.services]\n\"API\" = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sampling.services") && err.contains("API"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = load("listen = 5\n", &[]).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
