@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -265,6 +267,16 @@ actions = ["hook"]
             pct(&r.total, 1.0),
             pct(&r.after_ack, 0.5),
             pct(&r.after_ack, 0.99),
+        );
+    }
+    for (label, r) in [("idle", &idle), ("under background ingest", &loaded)] {
+        support::load::figure(
+            &format!("record to notification, p99, {label}"),
+            "ms",
+            pct(&r.total, 0.99),
+            "lower",
+            None,
+            Some(1000.0),
         );
     }
 }

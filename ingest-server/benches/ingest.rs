@@ -114,6 +114,12 @@ fn main() {
     let duration = Duration::from_secs(args.seconds);
     let mut rows = Vec::new();
     let mut rate_at_100 = None;
+    let mut figures: Vec<(String, String, f64, &str, Option<f64>)> = Vec::new();
+    let store = if args.database_url.is_some() {
+        format!("PostgreSQL ({})", args.pg_method)
+    } else {
+        "file store".to_owned()
+    };
     local.block_on(&rt, async {
         // Warm up: page cache, allocator, connection setup.
         load(&nodes, 10, args.connections, Duration::from_secs(1), None).await;
@@ -123,8 +129,25 @@ fn main() {
                 "batch {batch}: {:.0} records/s",
                 o.records as f64 / duration.as_secs_f64()
             );
+            let rate = o.records as f64 / duration.as_secs_f64();
             if batch == 100 {
-                rate_at_100 = Some(o.records as f64 / duration.as_secs_f64());
+                rate_at_100 = Some(rate);
+            }
+            // The goals: 300,000 records/s at batch 100 on the file store, 100,000 at
+            // batch 1000 on PostgreSQL.
+            let goal = match (args.database_url.is_some(), batch) {
+                (false, 100) => Some(300_000.0),
+                (true, 1000) => Some(100_000.0),
+                _ => None,
+            };
+            if goal.is_some() || batch == 100 {
+                figures.push((
+                    format!("{store}: records/s at batch {batch}, durable acks"),
+                    "records/s".into(),
+                    rate,
+                    "higher",
+                    goal,
+                ));
             }
             rows.push(row("max throughput (closed loop)", batch, &o));
         }
@@ -134,6 +157,13 @@ fn main() {
                 &format!("open loop at {:.0} records/s (half of max)", rate / 2.0),
                 100,
                 &o,
+            ));
+            figures.push((
+                format!("{store}: p99 latency at half the batch-100 maximum"),
+                "ms".into(),
+                support::load::pct(&o.latencies_us, 0.99),
+                "lower",
+                args.database_url.is_none().then_some(20.0),
             ));
         }
     });
@@ -175,5 +205,8 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
         println!("{r}");
+    }
+    for (name, unit, value, better, goal) in figures {
+        support::load::figure(&name, &unit, value, better, None, goal);
     }
 }

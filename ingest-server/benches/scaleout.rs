@@ -351,4 +351,21 @@ fn report(args: &Args, scales: &[Scale], takeovers: &mut [Duration]) {
         ms(max),
         ms(max) / INTERVAL_MS as f64
     );
+    let three = scales[scales.len() - 1].outcome.records as f64 / secs;
+    support::load::figure(
+        "PostgreSQL, three nodes: records/s at batch 100",
+        "records/s",
+        three,
+        "higher",
+        None,
+        None,
+    );
+    support::load::figure(
+        "alert leader failover, worst of the rounds",
+        "ms",
+        ms(max),
+        "lower",
+        None,
+        Some(2.0 * INTERVAL_MS as f64),
+    );
 }

@@ -435,5 +435,19 @@ fn main() {
             ra / rb.max(1.0)
         ));
     }
+    // Headline figures for the summary of docs/BENCHMARKS.md (HTML comments, see xtask's
+    // report.rs): one thread, criterion median, and sustained with one producer.
+    let (a, b) = (
+        criterion_median(&dir, Kind::Faultline, 1).unwrap_or(0.0),
+        criterion_median(&dir, Kind::Appender, 1).unwrap_or(0.0),
+    );
+    out.push_str(&format!(
+        "<!-- figure {{\"name\": \"caller ns per call, 1 thread (criterion median)\", \"unit\": \"ns\", \"value\": {a:.0}, \"better\": \"lower\", \"competitor\": \"tracing-appender + JSON\", \"competitor_value\": {b:.0}, \"goal\": 200}} -->\n"
+    ));
+    if let Some((threads, ((ra, _), (rb, _)))) = THREADS.iter().zip(&sustained_rows).next() {
+        out.push_str(&format!(
+            "<!-- figure {{\"name\": \"sustained records/s, {threads} producer\", \"unit\": \"records/s\", \"value\": {ra:.0}, \"better\": \"higher\", \"competitor\": \"tracing-appender + JSON, lossy(false)\", \"competitor_value\": {rb:.0}, \"goal\": 2000000}} -->\n"
+        ));
+    }
     println!("\n{out}");
 }

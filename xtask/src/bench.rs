@@ -1,12 +1,17 @@
 //! `cargo xtask bench NAME [options]`: run a benchmark and record its result, with the
 //! command and the machine, in `docs/BENCHMARKS.md` (between `<!-- bench:NAME -->` and
-//! `<!-- /bench:NAME -->`).
+//! `<!-- /bench:NAME -->`), then rebuild the page's summary (`report.rs`). Without a name
+//! (or with `all`), every suite runs in turn with its defaults.
 //!
 //! - `ingest [--seconds N] [--connections N] [--batches 1,10,100]`: the file store.
 //! - `postgres [--seconds N] [--rows N]`: PostgreSQL direct and end to end, and query latency
 //!   with `--rows` stored (10 million by default), on a throwaway cluster.
-//! - `crash [--rounds N]`: `kill -9` under load N times (20 by default); nothing acknowledged
-//!   may be lost or doubled.
+//! - `crash [--rounds N]`: `kill -9` under load N times (20 by default), on the file store
+//!   and then on PostgreSQL (a throwaway cluster); nothing acknowledged may be lost or doubled.
+//! - `soak [--minutes N] [--rate R]`: the file store at half its measured capacity (or R
+//!   records/s) for N minutes (10 by default), batches of 1, 10 and 100 beside queries: RSS
+//!   and p99 every 30 s, a plateau verdict, no acknowledged record lost; draws
+//!   `docs/bench/soak.svg`.
 //! - `alerts [--firings N]`: record-to-notification latency of the alert evaluator, over N
 //!   firings (100 by default), idle and under background ingest.
 //! - `scaleout [--seconds N] [--rounds N]`: one, two and three nodes on one PostgreSQL
@@ -45,11 +50,33 @@ fn options(args: &[String], allowed: &[&str]) -> Result<Vec<String>> {
     Ok(pass)
 }
 
+/// Every suite, in the order `cargo xtask bench` (or `bench all`) runs them.
+const ALL: [&str; 7] = [
+    "ingest", "postgres", "crash", "alerts", "scaleout", "reporter", "logger",
+];
+
 pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
     let (name, rest) = match args.split_first() {
         Some((name, rest)) if !name.starts_with('-') => (name.as_str(), rest),
+        _ if args.is_empty() => ("all", args),
         _ => ("ingest", args),
     };
+    if name == "all" {
+        if !rest.is_empty() {
+            bail!("`bench all` takes no options: each suite runs with its defaults");
+        }
+        let mut failed = Vec::new();
+        for suite in ALL {
+            if let Err(e) = bench(&[suite.to_owned()]) {
+                eprintln!("xtask: benchmark {suite} failed: {e:#}");
+                failed.push(suite);
+            }
+        }
+        if !failed.is_empty() {
+            bail!("these benchmarks failed: {}", failed.join(", "));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let command = format!("cargo xtask bench {}", args.join(" "));
     println!("==> {command}");
     let result = match name {
@@ -59,7 +86,12 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
             &options(rest, &["--seconds", "--connections", "--batches"])?,
         )?,
         "postgres" => postgres(rest)?,
-        "crash" => run_bench("faultline-server", "crash", &options(rest, &["--rounds"])?)?,
+        "crash" => crash(rest)?,
+        "soak" => run_bench(
+            "faultline-server",
+            "soak",
+            &options(rest, &["--minutes", "--rate"])?,
+        )?,
         "alerts" => run_bench(
             "faultline-server",
             "alerts",
@@ -81,7 +113,8 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
         result.trim()
     );
     record(name, &section)?;
-    println!("\nrecorded in docs/BENCHMARKS.md");
+    summarize()?;
+    println!("\nrecorded in docs/BENCHMARKS.md (and its summary)");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -158,6 +191,23 @@ fn postgres(args: &[String]) -> Result<String> {
     Ok(out)
 }
 
+/// `kill -9` rounds on the file store, then on PostgreSQL as the primary store.
+fn crash(args: &[String]) -> Result<String> {
+    let pass = options(args, &["--rounds"])?;
+    let file = run_bench("faultline-server", "crash", &pass)?;
+    let cluster = crate::postgres::Cluster::start_with(DURABLE_CLUSTER)?;
+    let pg = run_bench(
+        "faultline-server",
+        "crash",
+        &[
+            &["--database-url".to_owned(), cluster.url.clone()][..],
+            &pass,
+        ]
+        .concat(),
+    )?;
+    Ok(format!("File store:\n\n{file}\nPostgreSQL:\n\n{pg}"))
+}
+
 /// Several nodes on one throwaway cluster (configured as for `postgres`).
 fn scaleout(args: &[String]) -> Result<String> {
     let pass = options(args, &["--seconds", "--rounds"])?;
@@ -215,6 +265,30 @@ fn machine() -> String {
         "{} cores ({cpu}), {mem}, {}",
         probe("nproc", &[]),
         probe("uname", &["-sr"])
+    )
+}
+
+/// Rebuilds the summary section and `docs/bench/summary.svg` from the figures every
+/// suite's latest run printed (see `report.rs`).
+fn summarize() -> Result<()> {
+    let path = cmd::root().join("docs/BENCHMARKS.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let figures = crate::report::figures(&doc);
+    let svg = cmd::root().join("docs/bench/summary.svg");
+    std::fs::create_dir_all(svg.parent().context("docs/bench")?)?;
+    std::fs::write(&svg, crate::report::chart(&figures))
+        .with_context(|| format!("cannot write {}", svg.display()))?;
+    record(
+        "summary",
+        &format!(
+            "Rebuilt by every `cargo xtask bench` run from the headline figures of each \
+             suite's latest run (its date in the first column; the suite's own section has the \
+             command and the machine). \"Competitor, same run\" is measured in the same \
+             process run as Faultline's figure; \"none runs here\" where no competing tool can \
+             be installed from the package registries this machine reaches.\n\n{}\n\
+             ![Faultline against its competitors and goals](bench/summary.svg)",
+            crate::report::table(&figures)
+        ),
     )
 }
 

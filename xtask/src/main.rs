@@ -13,6 +13,7 @@ mod cmd;
 mod postgres;
 mod provision;
 mod python;
+mod report;
 mod reporter;
 mod run;
 mod suites;
@@ -26,9 +27,11 @@ commands:
   test        provision, then fmt, clippy, docs, every crate's tests, wasm checks
   run         build and start the server on its embedded default (extra args go to
               `faultline serve`, e.g. cargo xtask run --listen 127.0.0.1:9000)
-  bench       run a benchmark and record it in docs/BENCHMARKS.md
+  bench       run a benchmark and record it in docs/BENCHMARKS.md, then rebuild its
+              summary; without a name, every suite in turn
               (cargo xtask bench ingest [--seconds N] [--connections N];
-               postgres; crash; alerts [--firings N]; reporter; logger)
+               postgres; crash; alerts [--firings N]; scaleout [--rounds N];
+               reporter; logger)
   provision   install what the tests need (idempotent)
   package     build the npm package faultline-reporter into reporter-wasm/pkg
 

@@ -213,3 +213,24 @@ pub(crate) fn fresh_db(rt: &tokio::runtime::Runtime, base: &str) -> String {
     });
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
+
+/// Prints a headline figure for the summary of docs/BENCHMARKS.md (xtask's `report.rs`):
+/// an HTML comment, invisible on the rendered page. `better` is "higher" or "lower".
+pub(crate) fn figure(
+    name: &str,
+    unit: &str,
+    value: f64,
+    better: &str,
+    competitor: Option<(&str, f64)>,
+    goal: Option<f64>,
+) {
+    let mut f = serde_json::json!({"name": name, "unit": unit, "value": value, "better": better});
+    if let Some((who, v)) = competitor {
+        f["competitor"] = who.into();
+        f["competitor_value"] = v.into();
+    }
+    if let Some(g) = goal {
+        f["goal"] = g.into();
+    }
+    println!("<!-- figure {f} -->");
+}

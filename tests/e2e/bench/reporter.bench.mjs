@@ -131,3 +131,8 @@ console.log(`Chromium ${chromium}, @sentry/browser ${JSON.parse(fs.readFileSync(
 | the call itself | ${us(m("faultline", "callsMs"))} | ${us(m("sentry", "callsMs"))} | ${(m("faultline", "callsMs") / m("sentry", "callsMs")).toFixed(2)}x |
 | all main-thread task time until sent (CDP TaskDuration) | ${us(m("faultline", "totalMs"))} | ${us(m("sentry", "totalMs"))} | ${(m("faultline", "totalMs") / m("sentry", "totalMs")).toFixed(2)}x |
 `);
+// Headline figures for the summary of docs/BENCHMARKS.md (HTML comments, see xtask's report.rs).
+const figure = (f) => console.log(`<!-- figure ${JSON.stringify(f)} -->`);
+const perCall = (name) => (m(name, "totalMs") * 1000) / CALLS;
+figure({ name: "shipped size, gzip", unit: "KB", value: +(oursTotal / 1024).toFixed(1), better: "lower", competitor: "@sentry/browser", competitor_value: +(sentryTotal / 1024).toFixed(1), goal: 16 });
+figure({ name: "main-thread time per capture", unit: "µs", value: +perCall("faultline").toFixed(1), better: "lower", competitor: "@sentry/browser", competitor_value: +perCall("sentry").toFixed(1) });
