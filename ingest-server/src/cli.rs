@@ -49,6 +49,8 @@ pub enum Command {
     CheckAlerts(crate::alerts::CheckArgs),
     /// Records per service and level, firing alerts and the latest checks.
     Summary(crate::alerts::SummaryArgs),
+    /// Ship a program's log lines (standard input, or a file it follows) to the server.
+    Forward(crate::forward::ForwardArgs),
 }
 
 /// `faultline serve` flags.
@@ -98,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => runtime.block_on(migrate(args)),
         Command::CheckAlerts(args) => return runtime.block_on(crate::alerts::check_alerts(args)),
         Command::Summary(args) => runtime.block_on(crate::alerts::summary(args)),
+        Command::Forward(args) => return crate::forward::main(args, &runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

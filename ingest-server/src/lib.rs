@@ -49,6 +49,7 @@ mod cors;
 mod dashboard;
 mod duration;
 mod error;
+pub mod forward;
 mod health;
 mod inflate;
 mod ingest;

@@ -7,6 +7,7 @@ mod alerts;
 mod alerts_support;
 mod common;
 mod dashboard;
+mod forward;
 mod otlp;
 mod pg;
 mod postgres;
