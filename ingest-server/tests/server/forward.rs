@@ -70,6 +70,10 @@ impl Drop for Forwarder {
 }
 
 fn forward_cmd(base: &str, service: &str) -> Command {
+    forward_cmd_with_key(base, service, KEY)
+}
+
+fn forward_cmd_with_key(base: &str, service: &str, key: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
     cmd.args([
         "forward",
@@ -78,7 +82,7 @@ fn forward_cmd(base: &str, service: &str) -> Command {
         "--endpoint",
         base,
         "--key",
-        KEY,
+        key,
     ])
     .env("FAULTLINE_LOG", "warn");
     for var in [
@@ -469,4 +473,90 @@ async fn rotation_and_truncation_under_the_forwarder_lose_and_repeat_nothing() {
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored twice: {twice:?}");
     assert_eq!(records.len(), 220);
+}
+
+/// Runs `faultline forward` over `input` on standard input; exit code and standard error.
+fn forward_stdin(cmd: &mut Command, input: &[u8]) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn numbered(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| format!("WARN: queue {i} is slow\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// With the server unreachable, records wait in the spool: the run still exits 0 (nothing
+/// is lost), and the next run with the same spool delivers them, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_leaves_records_in_the_spool_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (code, stderr) = forward_stdin(
+        forward_cmd(&closed, "spooly")
+            .arg("--spool-dir")
+            .arg(&spool)
+            .args(["--flush-timeout", "5s"]),
+        &numbered(50),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("spooled 50, lost 0"),
+        "the summary says where the records are: {stderr}"
+    );
+
+    let server = Server::start(&dir.path().join("data"));
+    let (code, stderr) = forward_stdin(
+        forward_cmd(server.base(), "spooly")
+            .arg("--spool-dir")
+            .arg(&spool),
+        b"",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let records = server.wait_for("spooly", 50).await;
+    assert_eq!(records.len(), 50);
+    assert!(records.iter().all(|r| r["level"] == "WARNING"));
+    let mut messages: Vec<&str> = records
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    messages.dedup();
+    assert_eq!(messages.len(), 50, "each once");
+}
+
+/// Records the server refuses are lost, and the exit code says so; a bad flag is an error
+/// that says what to do, before anything is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_records_exit_non_zero_and_bad_flags_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut cmd = forward_cmd_with_key(server.base(), "refused", "sk_not_a_key");
+    let (code, stderr) = forward_stdin(&mut cmd, &numbered(5));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("lost 5"), "{stderr}");
+    assert!(
+        stderr.contains("401"),
+        "the server's answer is shown: {stderr}"
+    );
+
+    let (code, stderr) = forward_stdin(&mut forward_cmd(server.base(), "Not A Service"), b"x\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--service"), "{stderr}");
 }
