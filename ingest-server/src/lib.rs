@@ -40,6 +40,7 @@
 //!   `LogRecord` to record.
 //! - `sampling.rs`: per-service sampling above a rate, with weights.
 //! - `inflate.rs`: gzip bodies inflated up to a limit, never further.
+//! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 
 pub mod alerts;
 mod auth;
@@ -50,6 +51,8 @@ mod dashboard;
 mod duration;
 mod error;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod inflate;
 mod ingest;

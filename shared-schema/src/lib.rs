@@ -24,11 +24,14 @@
 //! - `batch.rs`: [`decode_batch`] and the batch result types.
 //! - `anonymize.rs`: [`anonymize_user`], [`rekey_user`].
 //! - `stack.rs`: [`stack::parse`] for Chrome, Firefox and Safari stacks.
+//! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 //!
 //! The crate builds for `wasm32-unknown-unknown`: no tokio, no regex, no clock reads on wasm.
 
 mod anonymize;
 mod batch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod level;
 mod record;
 pub mod stack;

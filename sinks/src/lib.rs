@@ -27,6 +27,8 @@ mod query;
 mod sink;
 
 pub use fanout::FanoutSink;
+#[doc(hidden)]
+pub use file::fuzzing;
 pub use file::{FileSink, FileSinkConfig};
 pub use postgres::{PostgresConfig, PostgresSink, WriteMethod};
 pub use query::{

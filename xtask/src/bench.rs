@@ -1,7 +1,8 @@
 //! `cargo xtask bench NAME [options]`: run a benchmark and record its result, with the
 //! command and the machine, in `docs/BENCHMARKS.md` (between `<!-- bench:NAME -->` and
 //! `<!-- /bench:NAME -->`), then rebuild the page's summary (`report.rs`). Without a name
-//! (or with `all`), every suite runs in turn with its defaults.
+//! (or with `all`), every suite runs in turn with its defaults; `summary` only rebuilds the
+//! summary from the figures already on the page.
 //!
 //! - `ingest [--seconds N] [--connections N] [--batches 1,10,100]`: the file store.
 //! - `postgres [--seconds N] [--rows N]`: PostgreSQL direct and end to end, and query latency
@@ -61,6 +62,11 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
         _ if args.is_empty() => ("all", args),
         _ => ("ingest", args),
     };
+    if name == "summary" {
+        summarize()?;
+        println!("rebuilt the summary of docs/BENCHMARKS.md and docs/bench/summary.svg");
+        return Ok(ExitCode::SUCCESS);
+    }
     if name == "all" {
         if !rest.is_empty() {
             bail!("`bench all` takes no options: each suite runs with its defaults");
@@ -101,7 +107,7 @@ pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
         "reporter" => reporter()?,
         "logger" => logger()?,
         other => bail!(
-            "unknown benchmark {other:?}: ingest, postgres, crash, alerts, scaleout, reporter or \
+            "unknown benchmark {other:?}: ingest, postgres, crash, soak, alerts, scaleout, reporter or \
              logger"
         ),
     };

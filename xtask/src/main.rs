@@ -5,11 +5,13 @@
 //!   `N passed, N failed` line.
 //! - `cargo xtask run`: builds what the server needs and starts it on the embedded default.
 //! - `cargo xtask bench`: runs a benchmark and records it in `docs/BENCHMARKS.md`.
+//! - `cargo xtask fuzz`: runs the fuzz targets in `fuzz/` and minimizes their corpus.
 //! - `cargo xtask provision`: only the provisioning step.
 //! - `cargo xtask package`: only the npm package (`reporter-wasm/pkg`).
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod postgres;
 mod provision;
 mod python;
@@ -32,6 +34,9 @@ commands:
               (cargo xtask bench ingest [--seconds N] [--connections N];
                postgres; crash; alerts [--firings N]; scaleout [--rounds N];
                reporter; logger)
+  fuzz        run the fuzz targets on nightly, keep crashes in fuzz/regressions,
+              minimize fuzz/corpus (cargo xtask fuzz [--time SECONDS] [target...];
+              default 600 s each, every target)
   provision   install what the tests need (idempotent)
   package     build the npm package faultline-reporter into reporter-wasm/pkg
 
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Some("test") => suites::test(&args[1..]),
         Some("run") => run::run(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("provision") => provision::provision().map(|_| ExitCode::SUCCESS),
         Some("package") => reporter::build().map(|_| ExitCode::SUCCESS),
         Some("-h" | "--help" | "help") => {

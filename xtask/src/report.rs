@@ -98,7 +98,7 @@ pub(crate) fn figures(doc: &str) -> Vec<(Figure, String)> {
 }
 
 fn number(v: f64, unit: &str) -> String {
-    let digits = if v.abs() >= 100.0 {
+    let digits = if v.abs() >= 100.0 || v.fract() == 0.0 {
         0
     } else if v.abs() >= 10.0 {
         1
@@ -186,7 +186,9 @@ pub(crate) fn chart(figures: &[(Figure, String)]) -> String {
                 } else {
                     goal / f.value
                 };
-                rows.push((format!("{}: of the goal", f.name), reached, "#8a5cd1"));
+                if reached.is_finite() && reached > 0.0 {
+                    rows.push((format!("{}: of the goal", f.name), reached, "#8a5cd1"));
+                }
             }
             rows
         })

@@ -42,6 +42,8 @@
 mod api;
 mod check;
 mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 mod notify;
 mod pg_store;
 mod probe;

@@ -8,6 +8,7 @@ mod alerts_support;
 mod common;
 mod dashboard;
 mod forward;
+mod fuzz_regressions;
 mod otlp;
 mod pg;
 mod postgres;

@@ -21,9 +21,12 @@
 //! - `segment.rs`: file names, the listing, sidecars, torn-tail repair, counted fsyncs.
 //! - `writer.rs`: the writer thread: group commit, dedup, rotation, retention.
 //! - `reader.rs`: backwards reading for queries, the start-up scan.
+//! - `fuzzing.rs`: the framing and tail-repair invariants the fuzzer checks (hidden).
 //! - this file: [`FileSink`], the handle, and its [`Sink`] implementation.
 
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 mod segment;
 mod writer;

@@ -37,8 +37,8 @@ const FUTURE_SLACK_MS: i64 = 3_600_000;
 /// A line is yielded without its `\n`, with the file offset where it starts. The first line
 /// yielded has no `\n` after it when the range does not end with one; callers that care
 /// compare `start + line.len()` with `end`.
-pub(crate) struct BackwardLines<'f> {
-    file: &'f File,
+pub(crate) struct BackwardLines<R> {
+    file: R,
     block: usize,
     /// File offset of `buf[0]`.
     buf_start: u64,
@@ -47,9 +47,9 @@ pub(crate) struct BackwardLines<'f> {
     len: usize,
 }
 
-impl<'f> BackwardLines<'f> {
+impl<R: Read + Seek> BackwardLines<R> {
     /// Lines of `file[..end]`.
-    pub(crate) fn new(file: &'f File, end: u64, block: usize) -> Self {
+    pub(crate) fn new(file: R, end: u64, block: usize) -> Self {
         BackwardLines {
             file,
             block: block.max(1),
@@ -91,15 +91,14 @@ impl<'f> BackwardLines<'f> {
             .unwrap_or(usize::MAX)
             .min(self.block);
         let start = self.buf_start - read as u64;
-        let mut file = self.file;
-        file.seek(SeekFrom::Start(start))?;
+        self.file.seek(SeekFrom::Start(start))?;
         if self.len == 0 {
             self.buf.resize(read, 0);
-            file.read_exact(&mut self.buf)?;
+            self.file.read_exact(&mut self.buf)?;
         } else {
             // A line longer than what is buffered: keep its end, read what comes before.
             let mut joined = vec![0; read + self.len];
-            file.read_exact(&mut joined[..read])?;
+            self.file.read_exact(&mut joined[..read])?;
             joined[read..].copy_from_slice(&self.buf[..self.len]);
             self.buf = joined;
         }
@@ -521,17 +520,19 @@ fn scan_ids(path: &Path, len: u64, ids: &mut Vec<u128>) -> io::Result<()> {
 }
 
 /// Calls `f` with every line of `path[..len]`, without its `\n`.
-fn for_each_line(path: &Path, len: u64, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+fn for_each_line(path: &Path, len: u64, f: impl FnMut(&[u8])) -> io::Result<()> {
     let file = File::open(path).map_err(|e| with_path(e, path))?;
-    let mut reader = BufReader::with_capacity(SCAN_BUFFER, file.take(len));
+    let reader = BufReader::with_capacity(SCAN_BUFFER, file.take(len));
+    lines_forward(reader, f).map_err(|e| with_path(e, path))
+}
+
+/// Calls `f` with every line `reader` holds, without its `\n`; a last line without one is
+/// passed as it is.
+pub(crate) fn lines_forward(mut reader: impl BufRead, mut f: impl FnMut(&[u8])) -> io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| with_path(e, path))?
-            == 0
-        {
+        if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
         f(line.strip_suffix(b"\n").unwrap_or(&line));

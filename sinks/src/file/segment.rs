@@ -7,7 +7,7 @@
 //! a query's blocking task.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -204,15 +204,7 @@ pub(crate) fn repair_tail(path: &Path, fsyncs: &Fsyncs) -> io::Result<u64> {
         .open(path)
         .map_err(|e| with_path(e, path))?;
     let len = file.metadata()?.len();
-    let mut keep = len;
-    let mut lines = BackwardLines::new(&file, len, REPAIR_BLOCK);
-    while let Some((start, line)) = lines.next_line().map_err(|e| with_path(e, path))? {
-        let terminated = start + (line.len() as u64) < len;
-        if terminated && serde_json::from_slice::<IgnoredAny>(line).is_ok() {
-            break;
-        }
-        keep = start;
-    }
+    let keep = intact_len(&file, len, REPAIR_BLOCK).map_err(|e| with_path(e, path))?;
     if keep < len {
         tracing::warn!(
             segment = %path.display(),
@@ -221,6 +213,22 @@ pub(crate) fn repair_tail(path: &Path, fsyncs: &Fsyncs) -> io::Result<u64> {
         );
         file.set_len(keep).map_err(|e| with_path(e, path))?;
         fsyncs.data(&file).map_err(|e| with_path(e, path))?;
+    }
+    Ok(keep)
+}
+
+/// How much of `file[..len]` a torn write left intact: everything up to and including the
+/// last line that ends in `\n` and is JSON. What follows (a line cut short, or garbage that a
+/// crash left behind) was never acknowledged.
+pub(crate) fn intact_len<R: Read + Seek>(file: R, len: u64, block: usize) -> io::Result<u64> {
+    let mut keep = len;
+    let mut lines = BackwardLines::new(file, len, block);
+    while let Some((start, line)) = lines.next_line()? {
+        let terminated = start + (line.len() as u64) < len;
+        if terminated && serde_json::from_slice::<IgnoredAny>(line).is_ok() {
+            break;
+        }
+        keep = start;
     }
     Ok(keep)
 }
