@@ -36,12 +36,21 @@ let panel; // the demo panel tab
 const urls = []; // every URL the browser requested
 const dialogs = [];
 const pageErrors = [];
+const cspViolations = [];
 
 before(async () => {
   server = await startFaultline(undefined, { config: CONFIG, selfOrigin: true });
   browser = await launch();
   context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
   context.on("request", (r) => urls.push(r.url()));
+  // Every Content-Security-Policy violation a page reports (the policy must never get in
+  // the app's way, and nothing a record holds may try to load or run).
+  await context.exposeFunction("__cspViolation", (v) => cspViolations.push(v));
+  await context.addInitScript(() =>
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__cspViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
+    ),
+  );
   context.on("page", (p) => {
     p.on("dialog", (d) => {
       dialogs.push(d.message());
@@ -60,6 +69,7 @@ after(async () => {
   assert.deepEqual(dialogs, []);
   for (const u of urls) assert.ok(!u.includes(ADMIN) && !u.includes("wrong-token"), "token in a URL: " + u);
   assert.deepEqual(pageErrors.map(String), [], "the dashboard threw");
+  assert.deepEqual(cspViolations, [], "a page broke its Content-Security-Policy");
 });
 
 async function openPanel(user) {
@@ -216,6 +226,10 @@ test("the charts have a data point for the errors of this minute", async () => {
 });
 
 test("record text is shown literally, never as HTML", async () => {
+  const page = await fetch(server.base + "/");
+  const csp = page.headers.get("content-security-policy");
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
   const xss = '<img src=x onerror="alert(1)"> <script>alert(2)</script>';
   const res = await fetch(server.base + "/logs/ingest", {
     method: "POST",
