@@ -63,13 +63,13 @@ pub struct ForwardArgs {
     /// Follow this file instead of reading standard input.
     #[arg(long, env = "FAULTLINE_FORWARD_FILE")]
     pub file: Option<PathBuf>,
-    /// Where the file's offset is kept [default: `.<file name>.faultline-state` beside the
-    /// file].
+    /// Where the file's offset is kept (default: `.<file name>.faultline-state` beside the
+    /// file).
     #[arg(long, env = "FAULTLINE_FORWARD_STATE_FILE", requires = "file")]
     pub state_file: Option<PathBuf>,
-    /// Where batches wait while the server is unreachable [default with `--file`:
+    /// Where batches wait while the server is unreachable (default with `--file`:
     /// `.<file name>.faultline-spool/` beside the file; standard input: none, records wait
-    /// in memory].
+    /// in memory).
     #[arg(long, env = "FAULTLINE_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
     /// How lines are read.
