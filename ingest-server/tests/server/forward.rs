@@ -568,3 +568,69 @@ async fn refused_records_exit_non_zero_and_bad_flags_are_explained() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--service"), "{stderr}");
 }
+
+fn state_offset(state_file: &Path) -> Option<u64> {
+    let state: Value = serde_json::from_slice(&std::fs::read(state_file).ok()?).ok()?;
+    state["offset"].as_u64()
+}
+
+/// SIGTERM sends the line held back for a possible traceback, commits the offset at the end
+/// of the file, and exits 0; a file rotated while the forwarder was stopped is finished
+/// before the new one is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_commits_held_lines_and_a_rotation_while_stopped_is_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let log = dir.path().join("svc.log");
+    let state_file = dir.path().join(".svc.log.faultline-state");
+    append(&log, text_lines(0..9));
+    append(&log, ["ERROR line 00009 last words".to_owned()]);
+    let start = |multiline: &str| {
+        let child = forward_cmd(server.base(), "stopping")
+            .arg("--file")
+            .arg(&log)
+            .args(["--poll-interval", "50ms", "--rotate-wait", "300ms"])
+            .args(["--multiline-wait", multiline])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Forwarder(child)
+    };
+    let mut fwd = start("60s");
+    server.wait_for("stopping", 9).await;
+    assert_eq!(server.records("stopping").await.len(), 9, "ERROR held");
+    let mut err = fwd.0.stderr.take().unwrap();
+    let pid = fwd.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = fwd.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("lost 0"), "{stderr}");
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(state_offset(&state_file), Some(size));
+    let records = server.wait_for("stopping", 10).await;
+    let last = records.iter().find(|r| r["level"] == "ERROR").unwrap();
+    assert_eq!(last["message"], "line 00009 last words");
+
+    // Stopped: the old file gets more lines, is rotated, and a new file starts.
+    append(&log, text_lines(10..20));
+    std::fs::rename(&log, dir.path().join("svc.log.1")).unwrap();
+    append(&log, text_lines(20..30));
+    let _fwd = start("200ms");
+    server.wait_for("stopping", 30).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let records = server.records("stopping").await;
+    let seen = by_line(&records);
+    let mut got: Vec<u64> = seen.keys().copied().collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..30).collect::<Vec<u64>>());
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
