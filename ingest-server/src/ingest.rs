@@ -405,6 +405,13 @@ fn sink_error(e: SinkError) -> ApiError {
             message: "server is shutting down: retry shortly".into(),
             retry_after: Duration::from_secs(2),
         },
+        // The writer logged the path and the error; the client learns only what to do.
+        SinkError::DiskFull(_) => ApiError::Unavailable {
+            message: "the server's disk is full, nothing was stored: retry after the \
+                      Retry-After delay"
+                .into(),
+            retry_after: Duration::from_secs(5),
+        },
         SinkError::Unavailable(detail) => {
             tracing::error!(%detail, "store unavailable");
             ApiError::Unavailable {

@@ -111,7 +111,11 @@ pub enum SinkError {
     /// The sink is shutting down or has stopped; nothing was written.
     #[error("sink is closed")]
     Closed,
-    /// The storage failed (disk full, I/O error, database down); nothing was acknowledged.
+    /// The disk holding the store (or the outage spool) has no space left; nothing was
+    /// acknowledged. Writes succeed again once space is freed, without a restart.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The storage failed (I/O error, database down); nothing was acknowledged.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// An I/O error while reading.

@@ -446,25 +446,8 @@ actions = ["hook", "hook2"]
     let env = [("HOOK_TOKEN", "h00k-token".to_owned())];
     let server = Faultline::start(data.path(), Some(&config), &env);
     server.post(KEY, None, errors("api", 3)).await;
-    let deliveries = eventually(
-        "both deliveries finish",
-        Duration::from_secs(20),
-        || async {
-            let rule = server.rule("api_errors").await;
-            let d = rule["deliveries"].as_array().unwrap().clone();
-            (d.len() == 2).then_some(d)
-        },
-    )
-    .await;
-    let by_channel = |name: &str| {
-        deliveries
-            .iter()
-            .find(|d| d["channel"] == name)
-            .unwrap()
-            .clone()
-    };
-    let hook = by_channel("hook");
-    let hook2 = by_channel("hook2");
+    let deliveries = server.deliveries("api_errors", 2).await;
+    let (hook, hook2) = (&deliveries["hook"], &deliveries["hook2"]);
     assert_eq!(hook2["status"], "failed", "{hook2}");
     assert_eq!(hook2["attempts"], 2);
     assert_eq!(hook2["code"], 503);

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -111,6 +112,68 @@ impl Capture {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A receiver that accepts connections, reads what is sent, and never answers: a notifier
+/// endpoint that hangs.
+pub struct Hang {
+    pub base: String,
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hang {
+    pub async fn start() -> Hang {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let kept = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                kept.lock().unwrap().push(Instant::now());
+                // Drain the request so the client is left waiting for the answer only.
+                open.push(tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+                        .await
+                        .is_ok_and(|n| n > 0)
+                    {}
+                    std::future::pending::<()>().await;
+                }));
+            }
+        });
+        Hang {
+            base,
+            accepted,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+
+    /// How many connections it has taken.
+    pub fn accepted(&self) -> usize {
+        self.accepted.lock().unwrap().len()
+    }
+
+    /// Waits (up to 10 s) until it has taken `n` connections.
+    pub async fn wait_accepted(&self, n: usize) {
+        eventually(
+            &format!("{n} connections to the hanging endpoint"),
+            Duration::from_secs(10),
+            || async { (self.accepted() >= n).then_some(()) },
+        )
+        .await;
+    }
+}
+
+impl Drop for Hang {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -417,6 +480,25 @@ impl Faultline {
             .find(|r| r["name"] == name)
             .cloned()
             .unwrap_or_else(|| panic!("no rule {name} in {alerts}"))
+    }
+
+    /// Waits (up to 20 s) until `GET /alerts` shows `n` finished deliveries of `rule`, and
+    /// returns them by channel name.
+    pub async fn deliveries(&self, rule: &str, n: usize) -> HashMap<String, Value> {
+        let deliveries = eventually(
+            &format!("{n} deliveries of {rule} finish"),
+            Duration::from_secs(20),
+            || async {
+                let rule = self.rule(rule).await;
+                let d = rule["deliveries"].as_array().unwrap().clone();
+                (d.len() == n).then_some(d)
+            },
+        )
+        .await;
+        deliveries
+            .into_iter()
+            .map(|d| (d["channel"].as_str().unwrap().to_owned(), d))
+            .collect()
     }
 }
 

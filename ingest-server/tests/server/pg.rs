@@ -30,7 +30,7 @@ pub async fn fresh_db() -> String {
     fresh_db_on(&shared_url()).await
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

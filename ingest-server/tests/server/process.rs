@@ -247,8 +247,8 @@ pub fn ids_on_disk(dir: &Path) -> HashMap<String, usize> {
 /// Ingest load: clients posting batches of [`Load::BATCH`] records with ids unique to the
 /// round and the client, each until a request fails. Acknowledged ids go to `acked`.
 #[derive(Default)]
-struct Load {
-    acked: Arc<Mutex<HashSet<String>>>,
+pub struct Load {
+    pub acked: Arc<Mutex<HashSet<String>>>,
     /// Set by the test right after it signalled the server.
     signalled: Arc<AtomicBool>,
     /// Batches sent before `signalled` was set and acknowledged after: in flight then.
@@ -258,7 +258,7 @@ struct Load {
 impl Load {
     const BATCH: u64 = 20;
 
-    fn start(&self, base: &str, round: u64, clients: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn start(&self, base: &str, round: u64, clients: u64) -> Vec<tokio::task::JoinHandle<()>> {
         self.signalled.store(false, Ordering::SeqCst);
         (0..clients)
             .map(|client_no| {
@@ -303,7 +303,27 @@ impl Load {
             .collect()
     }
 
-    fn acked(&self) -> usize {
+    /// `rounds` times: starts a server with `spawn`, loads it from four clients and kills it
+    /// with SIGKILL at a pseudo-random moment.
+    pub async fn kill_rounds(&self, rounds: u64, mut spawn: impl FnMut() -> Proc) {
+        let mut moments = kill_moments();
+        for round in 0..rounds {
+            let p = spawn();
+            let tasks = self.start(&p.base, round, 4);
+            tokio::time::sleep(moments.next().unwrap()).await;
+            let before = self.acked();
+            p.kill9();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert!(
+                before > 0,
+                "round {round}: no batch was acknowledged before the kill"
+            );
+        }
+    }
+
+    pub fn acked(&self) -> usize {
         self.acked.lock().unwrap().len()
     }
 
@@ -314,26 +334,46 @@ impl Load {
         let (status, _) = get(&client(), &p.base, ADMIN, "/logs/recent?limit=1").await;
         assert_eq!(status, 200);
         assert!(p.terminate().success());
-        let on_disk = ids_on_disk(dir);
-        let acked = self.acked.lock().unwrap();
-        let missing: Vec<_> = acked
-            .iter()
-            .filter(|id| !on_disk.contains_key(*id))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{} of {} acknowledged records lost, e.g. {:?}",
-            missing.len(),
-            acked.len(),
-            missing.first()
-        );
-        let doubled: Vec<_> = on_disk.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(
-            doubled.is_empty(),
-            "records stored twice: {:?}",
-            doubled.first()
-        );
+        assert_stored_once(&self.acked.lock().unwrap(), &ids_on_disk(dir));
     }
+}
+
+/// Every id in `acked` is in `stored` (id -> count), and nothing is stored twice.
+pub fn assert_stored_once<N: PartialOrd + From<u8> + std::fmt::Debug>(
+    acked: &HashSet<String>,
+    stored: &HashMap<String, N>,
+) {
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged records lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        missing.first()
+    );
+    let doubled: Vec<_> = stored.iter().filter(|(_, n)| **n > N::from(1)).collect();
+    assert!(
+        doubled.is_empty(),
+        "records stored twice: {:?}",
+        doubled.first()
+    );
+}
+
+/// Pseudo-random moments between 300 and 1100 ms, a new sequence each run: when to kill.
+fn kill_moments() -> impl Iterator<Item = Duration> {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    std::iter::repeat_with(move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        Duration::from_millis(300 + (seed >> 33) % 800)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,28 +381,8 @@ async fn kill_9_under_load_loses_no_acknowledged_record() {
     const ROUNDS: u64 = 5;
     let dir = tempfile::tempdir().unwrap();
     let load = Load::default();
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    for round in 0..ROUNDS {
-        let p = spawn(dir.path(), None, true);
-        let tasks = load.start(&p.base, round, 4);
-        // Kill at a pseudo-random moment between 300 and 1100 ms into the load.
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        tokio::time::sleep(Duration::from_millis(300 + (seed >> 33) % 800)).await;
-        let before = load.acked();
-        p.kill9();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert!(
-            before > 0,
-            "round {round}: no batch was acknowledged before the kill"
-        );
-    }
+    load.kill_rounds(ROUNDS, || spawn(dir.path(), None, true))
+        .await;
     load.check_stored_once(dir.path()).await;
     eprintln!(
         "kill -9 x{ROUNDS}: {} acknowledged records, all present once",

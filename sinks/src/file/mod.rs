@@ -382,7 +382,8 @@ mod tests {
     }
 
     /// Guards the disk-full path: a failed group is cut off, never acknowledged, not
-    /// remembered as stored, and the sink recovers once writes succeed again.
+    /// remembered as stored, and the sink recovers (readiness first) once the disk takes
+    /// writes again.
     #[tokio::test(flavor = "multi_thread")]
     async fn failed_write_is_cut_off_and_the_sink_recovers() {
         let tmp = tempfile::tempdir().unwrap();
@@ -393,7 +394,7 @@ mod tests {
 
         *lock(&sink.inner.shared.fault) = Some(std::io::ErrorKind::StorageFull);
         let err = sink.write(vec![record(2), record(3)]).await.unwrap_err();
-        assert!(matches!(err, SinkError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, SinkError::DiskFull(_)), "{err:?}");
         let health = sink.health();
         assert!(!health.ready);
         assert!(health.last_error.is_some());
@@ -404,7 +405,13 @@ mod tests {
         );
         assert_eq!(sink.query(Query::default()).await.unwrap().len(), 1);
 
+        // Space returns: readiness follows without a write having to try first.
         *lock(&sink.inner.shared.fault) = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sink.health().ready {
+            assert!(std::time::Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let receipt = sink.write(vec![record(2), record(3)]).await.unwrap();
         assert_eq!(
             receipt.written, 2,

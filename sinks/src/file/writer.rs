@@ -38,6 +38,14 @@ const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 /// After an age rotation failed (disk full), wait this long before trying again.
 const ROTATION_RETRY: Duration = Duration::from_secs(5);
+/// While the last write failed, the writer checks this often whether the disk takes writes
+/// again, so readiness recovers without a client having to try (a load balancer that
+/// follows `/readyz` sends none).
+const FAILURE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// What that check writes and fsyncs: room for a typical group. A `.tmp` name, so a crash
+/// leftover is removed by the next listing.
+const PROBE_BYTES: usize = 64 * 1024;
+const PROBE_FILE: &str = "space-probe.tmp";
 
 /// One `Sink::write` call, serialized by the caller.
 ///
@@ -287,12 +295,19 @@ impl Writer {
         // The store may have been closed for a while: apply retention before taking writes.
         self.retention();
         loop {
-            let wait = self
+            let mut wait = self
                 .next_housekeeping()
                 .saturating_duration_since(Instant::now());
+            let failed = lock(&self.shared.failure).is_some();
+            if failed {
+                wait = wait.min(FAILURE_PROBE_INTERVAL);
+            }
             let first = match requests.recv_timeout(wait) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
+                    if failed {
+                        self.probe_after_failure();
+                    }
                     self.housekeeping();
                     continue;
                 }
@@ -414,6 +429,7 @@ impl Writer {
         let appended = self.append(&mut parts);
         drop(parts);
         if let Err(e) = appended {
+            let full = e.kind() == io::ErrorKind::StorageFull;
             let e = with_path(e, &segment_path(&self.shared.segments_dir, self.active.seq));
             let message = e.to_string();
             tracing::error!(
@@ -426,9 +442,12 @@ impl Writer {
             // Not stored, so not duplicates when the clients retry them.
             self.dedup.release(&claims);
             for request in group {
-                let _ = request
-                    .ack
-                    .send(Err(SinkError::Unavailable(message.clone())));
+                let error = if full {
+                    SinkError::DiskFull(message.clone())
+                } else {
+                    SinkError::Unavailable(message.clone())
+                };
+                let _ = request.ack.send(Err(error));
             }
             return;
         }
@@ -469,6 +488,27 @@ impl Writer {
         metrics::histogram!(GROUP_BATCHES, "sink" => SINK_LABEL).record(group.len() as f64);
         for (request, (receipt, _)) in group.into_iter().zip(plans) {
             let _ = request.ack.send(Ok(receipt));
+        }
+    }
+
+    /// After a failed write, with no writes coming: clears the failure once a probe file of
+    /// [`PROBE_BYTES`] can be written and fsynced next to the segments.
+    fn probe_after_failure(&mut self) {
+        let path = self.shared.segments_dir.join(PROBE_FILE);
+        let probe = || -> io::Result<()> {
+            #[cfg(test)]
+            if let Some(kind) = *lock(&self.shared.fault) {
+                return Err(io::Error::from(kind));
+            }
+            let mut file = File::create(&path)?;
+            file.write_all(&[0; PROBE_BYTES])?;
+            self.shared.fsyncs.data(&file)
+        };
+        let result = probe();
+        let _ = std::fs::remove_file(&path);
+        if result.is_ok() {
+            tracing::info!("the file sink's disk takes writes again");
+            *lock(&self.shared.failure) = None;
         }
     }
 

@@ -147,9 +147,13 @@ impl Spool {
             }
             Err(e) => {
                 state.bytes -= buf.len() as u64;
-                Err(SinkError::Unavailable(format!(
-                    "PostgreSQL is unreachable and the spool could not be written: {e}"
-                )))
+                let message =
+                    format!("PostgreSQL is unreachable and the spool could not be written: {e}");
+                Err(if e.kind() == std::io::ErrorKind::StorageFull {
+                    SinkError::DiskFull(message)
+                } else {
+                    SinkError::Unavailable(message)
+                })
             }
         }
     }
