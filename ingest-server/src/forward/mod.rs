@@ -80,8 +80,8 @@ pub struct ForwardArgs {
         default_value = "auto"
     )]
     pub format: InputFormat,
-    /// Also copy the input to standard output, unchanged.
-    #[arg(long, env = "FAULTLINE_FORWARD_TEE")]
+    /// Also copy standard input to standard output, unchanged (not with `--file`).
+    #[arg(long, env = "FAULTLINE_FORWARD_TEE", conflicts_with = "file")]
     pub tee: bool,
     /// How long to wait at the end for the server to acknowledge what is left (then it goes
     /// to the spool, if there is one, or counts as lost).
