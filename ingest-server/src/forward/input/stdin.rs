@@ -1,6 +1,6 @@
 //! Standard input: read on a thread of its own (so a pause can release held-back lines),
-//! optionally copied to standard output unchanged (`--tee`), until end of file or a stop
-//! signal.
+//! optionally copied to standard output unchanged (`--tee`), until end of file, or after a
+//! stop signal until the input pauses.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +13,8 @@ use crate::forward::pipeline::Pipeline;
 
 /// Chunks in flight between the reader thread and the pipeline.
 const CHUNKS: usize = 16;
+/// After a stop signal, input is still taken until it pauses this long.
+const DRAIN_PAUSE: Duration = Duration::from_millis(200);
 
 /// Forwards standard input until it ends (or `stop` is set); `multiline_wait`: how long a
 /// pause must last before a held-back line is sent without a traceback.
@@ -26,11 +28,19 @@ pub(crate) fn run(
     let mut splitter = Splitter::at(0);
     let mut lines = Vec::new();
     let mut last_input = Instant::now();
+    let mut stopping = false;
     loop {
-        if stop.load(Ordering::Relaxed) {
-            break;
+        if !stopping && stop.load(Ordering::Relaxed) {
+            // Ctrl-C in a terminal reaches the whole pipe: what the program wrote before it
+            // stopped is still in the pipe. Take it, until the input ends or pauses.
+            stopping = true;
         }
-        match chunks.recv_timeout(Duration::from_millis(100).min(multiline_wait)) {
+        let wait = if stopping {
+            DRAIN_PAUSE
+        } else {
+            Duration::from_millis(100).min(multiline_wait)
+        };
+        match chunks.recv_timeout(wait) {
             Ok(Ok(chunk)) => {
                 splitter.push(&chunk, &mut lines);
                 pipeline.lines(&lines, Ids::Random);
@@ -38,6 +48,7 @@ pub(crate) fn run(
                 last_input = Instant::now();
             }
             Ok(Err(e)) => return Err(e),
+            Err(RecvTimeoutError::Timeout) if stopping => break,
             Err(RecvTimeoutError::Timeout) => {
                 if pipeline.holds() && last_input.elapsed() >= multiline_wait {
                     pipeline.release_held(Ids::Random);
