@@ -634,3 +634,47 @@ async fn sigterm_commits_held_lines_and_a_rotation_while_stopped_is_caught_up() 
     assert_eq!(got, (0..30).collect::<Vec<u64>>());
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 }
+
+/// SIGTERM while standard input stays open: what was written is still forwarded, and the
+/// forwarder exits 0 without waiting for an end of input that never comes.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_on_an_open_pipe_forwards_what_was_written_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut fwd = Forwarder(
+        forward_cmd(server.base(), "piped")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut input = fwd.0.stdin.take().unwrap();
+    input.write_all(&numbered(20)).unwrap();
+    input.flush().unwrap();
+    server.wait_for("piped", 20).await;
+    let pid = fwd.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = fwd.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(input);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut fwd.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("20 records"), "{stderr}");
+    assert_eq!(server.records("piped").await.len(), 20);
+}
