@@ -62,6 +62,32 @@ impl Drop for Server {
 /// A `faultline forward` child, killed if the test fails.
 struct Forwarder(Child);
 
+impl Forwarder {
+    /// Sends SIGTERM and waits (at most 10 s) for the exit; its status and standard error
+    /// (when it was piped).
+    fn sigterm(&mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.0.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        if let Some(mut err) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
+        }
+        (status, stderr)
+    }
+}
+
 impl Drop for Forwarder {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -600,18 +626,7 @@ async fn sigterm_commits_held_lines_and_a_rotation_while_stopped_is_caught_up() 
     let mut fwd = start("60s");
     server.wait_for("stopping", 9).await;
     assert_eq!(server.records("stopping").await.len(), 9, "ERROR held");
-    let mut err = fwd.0.stderr.take().unwrap();
-    let pid = fwd.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = fwd.0.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
+    let (status, stderr) = fwd.sigterm();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("lost 0"), "{stderr}");
     let size = std::fs::metadata(&log).unwrap().len();
@@ -652,28 +667,8 @@ async fn sigterm_on_an_open_pipe_forwards_what_was_written_and_exits() {
     input.write_all(&numbered(20)).unwrap();
     input.flush().unwrap();
     server.wait_for("piped", 20).await;
-    let pid = fwd.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = fwd.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, stderr) = fwd.sigterm();
     drop(input);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut fwd.0.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("20 records"), "{stderr}");
     assert_eq!(server.records("piped").await.len(), 20);
