@@ -47,19 +47,119 @@ pub(crate) fn record(i: usize) -> String {
 pub(crate) fn requests(batch: usize) -> Vec<Vec<u8>> {
     (0..16)
         .map(|v| {
-            let records: Vec<String> = (0..batch).map(|i| record(v * batch + i)).collect();
-            let body = format!("[{}]", records.join(","));
-            let mut req = format!(
-                "POST /logs/ingest HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
+            ingest_request(
+                &(0..batch)
+                    .map(|i| record(v * batch + i))
+                    .collect::<Vec<_>>(),
             )
-            .into_bytes();
-            req.extend_from_slice(body.as_bytes());
-            req
         })
         .collect()
 }
+
+/// `POST /logs/ingest` of `records` as a JSON array, with the bench key.
+fn ingest_request(records: &[String]) -> Vec<u8> {
+    let body = format!("[{}]", records.join(","));
+    let mut req = format!(
+        "POST /logs/ingest HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body.as_bytes());
+    req
+}
+
+/// The id every record of an [`IdRequest`] starts with: a valid UUIDv4 whose first 8 hex
+/// digits become the stream and last 12 the sequence number.
+const ID_TEMPLATE: &str = "00000000-0000-4000-8000-000000000000";
+
+/// A pre-built request whose records carry client ids, and where those ids sit in it, so a
+/// sender gives every record a fresh id without rebuilding the body (the checks at the end
+/// of a run find each acknowledged id on disk).
+pub(crate) struct IdRequest {
+    pub(crate) bytes: Vec<u8>,
+    id_at: Vec<usize>,
+}
+
+impl IdRequest {
+    /// Gives the records the ids `(stream, first)`, `(stream, first + 1)`, ...
+    pub(crate) fn stamp(&mut self, stream: u32, first: u64) {
+        for (k, &at) in self.id_at.iter().enumerate() {
+            put_hex(&mut self.bytes[at..at + 8], u64::from(stream));
+            put_hex(&mut self.bytes[at + 24..at + 36], first + k as u64);
+        }
+    }
+}
+
+fn put_hex(dst: &mut [u8], mut v: u64) {
+    for b in dst.iter_mut().rev() {
+        *b = b"0123456789abcdef"[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// Like [`requests`], with an id in every record (see [`IdRequest::stamp`]).
+pub(crate) fn id_requests(batch: usize) -> Vec<IdRequest> {
+    (0..16)
+        .map(|v| {
+            let records: Vec<String> = (0..batch)
+                .map(|i| format!("{{\"id\":\"{ID_TEMPLATE}\",{}", &record(v * batch + i)[1..]))
+                .collect();
+            let bytes = ingest_request(&records);
+            let id_at = (0..bytes.len() - ID_TEMPLATE.len())
+                .filter(|&at| bytes[at..].starts_with(ID_TEMPLATE.as_bytes()))
+                .collect();
+            IdRequest { bytes, id_at }
+        })
+        .collect()
+}
+
+/// The `(stream, sequence)` of an id given by [`IdRequest::stamp`].
+pub(crate) fn parse_id(id: &[u8]) -> Option<(u32, u64)> {
+    let hex = |b: &[u8]| u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok();
+    if id.len() != ID_TEMPLATE.len() {
+        return None;
+    }
+    Some((u32::try_from(hex(&id[..8])?).ok()?, hex(&id[24..])?))
+}
+
+/// Starts the release `faultline` binary on a free port with the file store under `dir`,
+/// the bench key unlimited, and `env` on top; returns it and its `host:port`.
+pub(crate) fn start_server(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("FAULTLINE_CONFIG")
+        .env("FAULTLINE_LOG", "warn")
+        .env("FAULTLINE_ADMIN_TOKEN", ADMIN)
+        .env("FAULTLINE_INGEST_KEY", KEY)
+        .env(
+            "FAULTLINE_LIMITS_SECRET_KEY_RATE_RECORDS_PER_SECOND",
+            "1e12",
+        )
+        .env("FAULTLINE_LIMITS_SECRET_KEY_RATE_BURST", "1e12")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the faultline binary");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// The admin token of [`start_server`].
+pub(crate) const ADMIN: &str = "bench-admin";
 
 /// Sends one request and reads the whole response; returns the status.
 pub(crate) async fn round_trip(
