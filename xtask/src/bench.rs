@@ -52,8 +52,8 @@ fn options(args: &[String], allowed: &[&str]) -> Result<Vec<String>> {
 }
 
 /// Every suite, in the order `cargo xtask bench` (or `bench all`) runs them.
-const ALL: [&str; 7] = [
-    "ingest", "postgres", "crash", "alerts", "scaleout", "reporter", "logger",
+const ALL: [&str; 8] = [
+    "ingest", "postgres", "crash", "alerts", "scaleout", "soak", "reporter", "logger",
 ];
 
 pub(crate) fn bench(args: &[String]) -> Result<ExitCode> {
