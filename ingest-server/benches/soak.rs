@@ -152,6 +152,7 @@ async fn ingest_connection(
         let n = reqs.len();
         let req = &mut reqs[k as usize % n];
         req.stamp(stream, seq);
+        req.stamp_now();
         let result = round_trip(&mut conn, &req.bytes, &mut buf).await;
         if let Ok(202) = result {
             let us = scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;

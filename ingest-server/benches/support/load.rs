@@ -79,6 +79,8 @@ const ID_TEMPLATE: &str = "00000000-0000-4000-8000-000000000000";
 pub(crate) struct IdRequest {
     pub(crate) bytes: Vec<u8>,
     id_at: Vec<usize>,
+    /// Where each record's 24-byte `ts` value starts.
+    ts_at: Vec<usize>,
 }
 
 impl IdRequest {
@@ -87,6 +89,16 @@ impl IdRequest {
         for (k, &at) in self.id_at.iter().enumerate() {
             put_hex(&mut self.bytes[at..at + 8], u64::from(stream));
             put_hex(&mut self.bytes[at + 24..at + 36], first + k as u64);
+        }
+    }
+
+    /// Gives every record the current time as its `ts`, as a live service's records have:
+    /// a long run's store then grows newest-last, the way the file store's time-ordered
+    /// reads expect, instead of holding one fixed minute of timestamps in every segment.
+    pub(crate) fn stamp_now(&mut self) {
+        let now = faultline_schema::Timestamp::now().to_string();
+        for &at in &self.ts_at {
+            self.bytes[at..at + now.len()].copy_from_slice(now.as_bytes());
         }
     }
 }
@@ -109,7 +121,16 @@ pub(crate) fn id_requests(batch: usize) -> Vec<IdRequest> {
             let id_at = (0..bytes.len() - ID_TEMPLATE.len())
                 .filter(|&at| bytes[at..].starts_with(ID_TEMPLATE.as_bytes()))
                 .collect();
-            IdRequest { bytes, id_at }
+            const TS_KEY: &[u8] = b"\"ts\":\"";
+            let ts_at = (0..bytes.len() - TS_KEY.len())
+                .filter(|&at| bytes[at..].starts_with(TS_KEY))
+                .map(|at| at + TS_KEY.len())
+                .collect();
+            IdRequest {
+                bytes,
+                id_at,
+                ts_at,
+            }
         })
         .collect()
 }
