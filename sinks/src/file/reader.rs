@@ -86,10 +86,13 @@ impl<R: Read + Seek> BackwardLines<R> {
     }
 
     /// Puts the block before `buf_start` in front of the unyielded bytes.
+    ///
+    /// Inside a line longer than a block the read grows with what is buffered, so a line of
+    /// `n` bytes (a torn tail of zeros has no newline) costs `O(n)` copying, not `O(n²/block)`.
     fn read_previous_block(&mut self) -> io::Result<()> {
         let read = usize::try_from(self.buf_start)
             .unwrap_or(usize::MAX)
-            .min(self.block);
+            .min(self.block.max(self.len));
         let start = self.buf_start - read as u64;
         self.file.seek(SeekFrom::Start(start))?;
         if self.len == 0 {
@@ -574,6 +577,33 @@ mod tests {
             [(2, b"tail".to_vec()), (0, b"a".to_vec())],
             "an unterminated last line is yielded as is"
         );
+    }
+
+    /// Reading back through a line far longer than a block must not re-read and re-copy
+    /// the line once per block: a torn tail of zeros made the start-up repair quadratic.
+    #[test]
+    fn a_long_line_is_read_in_few_growing_blocks() {
+        struct Counted<'a>(std::io::Cursor<&'a [u8]>, usize);
+        impl Read for Counted<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.read(buf)
+            }
+        }
+        impl Seek for Counted<'_> {
+            fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+                self.1 += 1;
+                self.0.seek(to)
+            }
+        }
+        let mut content = vec![0u8; 1 << 20];
+        content.extend_from_slice(b"\n{}\n");
+        let mut counted = Counted(std::io::Cursor::new(&content), 0);
+        let mut lines = BackwardLines::new(&mut counted, content.len() as u64, 64);
+        assert_eq!(lines.next_line().unwrap().unwrap().1, b"{}");
+        assert_eq!(lines.next_line().unwrap().unwrap().1.len(), 1 << 20);
+        assert!(lines.next_line().unwrap().is_none());
+        drop(lines);
+        assert!(counted.1 < 40, "{} reads for a 1 MB line", counted.1);
     }
 
     #[test]
