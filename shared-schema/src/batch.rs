@@ -131,8 +131,12 @@ pub fn decode_batch_with(body: &[u8], options: &DecodeOptions) -> Result<Batch, 
 fn wrapped_records(body: &[u8]) -> Result<Option<Vec<&RawValue>>, BatchError> {
     #[derive(Deserialize)]
     struct Probe<'a> {
-        #[serde(borrow)]
+        // `null` too is a `records` key (that is not an array), not an absent one.
+        #[serde(borrow, default, deserialize_with = "present")]
         records: Option<&'a RawValue>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+        <&RawValue>::deserialize(d).map(Some)
     }
     // Fails for NDJSON (trailing data) and for a broken object; both go line by line.
     let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body) else {

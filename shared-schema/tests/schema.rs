@@ -360,6 +360,16 @@ fn bodies_that_are_not_json_are_one_clear_error() {
     );
 }
 
+/// `{"records": null}` is a batch whose records are missing, not one record missing every
+/// field: the client is told to send an array.
+#[test]
+fn records_null_is_records_not_an_array() {
+    assert_eq!(
+        decode_batch(b"{\"records\": null}").unwrap_err(),
+        BatchError::RecordsNotArray
+    );
+}
+
 #[test]
 fn too_many_records_fails_before_checking_any() {
     let opts = DecodeOptions { max_records: 2 };
