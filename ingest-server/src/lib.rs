@@ -30,7 +30,8 @@
 //!
 //! # Layout
 //!
-//! - `cli.rs`: the `faultline` command line; `serve.rs`: start-up and graceful shutdown.
+//! - `cli.rs`: the `faultline` command line; `serve.rs`: start-up and graceful shutdown;
+//!   `http.rs`: the connection loop (header and idle deadlines).
 //! - `alerts/`: rules, the evaluator service, notifications, probes, `check-alerts`,
 //!   `summary`.
 //! - `config.rs`: the TOML config, env overrides; `secrets.rs`: generated secrets.
@@ -54,6 +55,7 @@ pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
+mod http;
 mod inflate;
 mod ingest;
 mod metrics;

@@ -15,7 +15,7 @@ use crate::auth::KeyRing;
 use crate::config::{Config, PgWriteMethod};
 use crate::sampling::Sampler;
 use crate::state::AppState;
-use crate::{app, metrics, secrets};
+use crate::{app, http, metrics, secrets};
 
 /// A started server: its address and the means to stop it.
 pub struct Server {
@@ -110,10 +110,8 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let sink = self.state.sink.clone();
-        axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server failed")?;
+        let header_timeout = self.state.config.limits.request_timeout.0;
+        http::serve(self.listener, app(self.state), header_timeout, shutdown).await;
         // Alerts first: records acknowledged by the last requests are still evaluated.
         self.alerts.shutdown().await;
         tracing::info!("stopped accepting; draining the store");

@@ -10,6 +10,7 @@ mod dashboard;
 mod faults;
 mod forward;
 mod fuzz_regressions;
+mod hostile;
 mod otlp;
 mod pg;
 mod postgres;
