@@ -30,9 +30,33 @@ pub(crate) fn install() -> PrometheusHandle {
             // Fails only if another recorder is installed; the handle still renders ours.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The name of the upkeep thread.
+const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// Histogram samples wait in the recorder until upkeep (or a scrape) folds them into their
+/// buckets: without a Prometheus scraping `/metrics`, every request's samples would pile up
+/// for the life of the process. A small thread runs the upkeep on its own schedule.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms are folded only when /metrics is read");
+    }
 }
 
 fn describe() {
@@ -93,4 +117,21 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installing_the_recorder_starts_the_upkeep_thread_once() {
+        let _ = install();
+        let _ = install();
+        let threads = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == UPKEEP_THREAD)
+            .count();
+        assert_eq!(threads, 1, "one upkeep thread per process");
+    }
 }
