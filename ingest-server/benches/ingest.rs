@@ -15,15 +15,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 mod support;
 
-use support::load::{KEY, fresh_db, load, record, round_trip, row};
+use support::load::{fresh_db, load, record, round_trip, row, start_server};
 
 struct Args {
     seconds: u64,
@@ -74,40 +73,16 @@ fn main() {
         .unwrap();
     let database = args.database_url.as_deref().map(|base| fresh_db(&rt, base));
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    if let Some(url) = &database {
-        server
-            .env("DATABASE_URL", url)
-            .env("FAULTLINE_POSTGRES_WRITE_METHOD", &args.pg_method)
-            .env("FAULTLINE_POSTGRES_POOL_SIZE", "16")
-            .env("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "30s");
-    } else {
-        server.env_remove("DATABASE_URL");
-    }
-    let mut server = server
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("FAULTLINE_CONFIG")
-        .env("FAULTLINE_LOG", "warn")
-        .env("FAULTLINE_ADMIN_TOKEN", "bench-admin")
-        .env("FAULTLINE_INGEST_KEY", KEY)
-        .env(
-            "FAULTLINE_LIMITS_SECRET_KEY_RATE_RECORDS_PER_SECOND",
-            "1e12",
-        )
-        .env("FAULTLINE_LIMITS_SECRET_KEY_RATE_BURST", "1e12")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the faultline binary");
-    let stdout = server.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
+    let env: Vec<(&str, &str)> = match &database {
+        Some(url) => vec![
+            ("DATABASE_URL", url.as_str()),
+            ("FAULTLINE_POSTGRES_WRITE_METHOD", args.pg_method.as_str()),
+            ("FAULTLINE_POSTGRES_POOL_SIZE", "16"),
+            ("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "30s"),
+        ],
+        None => Vec::new(),
     };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut server, addr) = start_server(dir.path(), &env);
 
     let nodes = [addr.clone()];
     let local = tokio::task::LocalSet::new();

@@ -20,12 +20,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use support::load::{KEY, Outcome, fresh_db, load, pct, round_trip};
+use support::load::{Outcome, fresh_db, load, pct, round_trip, start_server};
 use tokio::net::TcpStream;
 
 /// Evaluation interval of the nodes: a standby tries the leader lock this often.
@@ -101,38 +100,22 @@ struct Node {
 
 impl Node {
     fn start(database: &str, config: &Path, dir: &Path) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .arg("--config")
-            .arg(config)
-            .env("DATABASE_URL", database)
-            .env("FAULTLINE_POSTGRES_POOL_SIZE", "16")
-            .env("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "30s")
-            .env("FAULTLINE_LOG", "warn")
-            .env("FAULTLINE_ADMIN_TOKEN", "bench-admin")
-            .env("FAULTLINE_INGEST_KEY", KEY)
-            .env("FAULTLINE_USER_SALT", "bench-salt-0123456789abcdef")
-            .env(
-                "FAULTLINE_HMAC_KEY",
-                "bench-hmac-0123456789abcdef0123456789",
-            )
-            .env(
-                "FAULTLINE_LIMITS_SECRET_KEY_RATE_RECORDS_PER_SECOND",
-                "1e12",
-            )
-            .env("FAULTLINE_LIMITS_SECRET_KEY_RATE_BURST", "1e12")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the faultline binary");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited").unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let config = config.to_string_lossy();
+        let (child, addr) = start_server(
+            dir,
+            &[
+                ("DATABASE_URL", database),
+                ("FAULTLINE_CONFIG", &config),
+                ("FAULTLINE_POSTGRES_POOL_SIZE", "16"),
+                ("FAULTLINE_POSTGRES_WRITE_TIMEOUT", "30s"),
+                // Every node of a deployment shares its secrets.
+                ("FAULTLINE_USER_SALT", "bench-salt-0123456789abcdef"),
+                (
+                    "FAULTLINE_HMAC_KEY",
+                    "bench-hmac-0123456789abcdef0123456789",
+                ),
+            ],
+        );
         Node {
             child,
             addr,
