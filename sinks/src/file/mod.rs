@@ -113,6 +113,13 @@ pub(crate) struct Shared {
     /// Makes the writer fail every append with this error (tests of the failure path).
     #[cfg(test)]
     pub(crate) fault: Mutex<Option<std::io::ErrorKind>>,
+    /// Makes the next fsync of an appended group fail with this error.
+    #[cfg(test)]
+    pub(crate) sync_fault: Mutex<Option<std::io::ErrorKind>>,
+    /// Set to [`HOLD`] to make the writer wait before its next append; it sets [`HELD`]
+    /// while waiting, until the flag is cleared.
+    #[cfg(test)]
+    pub(crate) hold_appends: std::sync::atomic::AtomicU8,
     /// An exclusive lock on `dir/LOCK`, held while the store is open, so a second process
     /// on the same directory fails at start instead of interleaving writes.
     _lock: std::fs::File,
@@ -175,6 +182,10 @@ impl FileSink {
             failure: Mutex::new(None),
             #[cfg(test)]
             fault: Mutex::new(None),
+            #[cfg(test)]
+            sync_fault: Mutex::new(None),
+            #[cfg(test)]
+            hold_appends: std::sync::atomic::AtomicU8::new(0),
             _lock: lock,
         });
         publish_totals(&shared, &read(&shared.segments));
@@ -352,6 +363,7 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 mod tests {
     use super::*;
     use faultline_schema::{Level, Uuid};
+    use writer::{HELD, HOLD};
 
     fn record(n: u128) -> Record {
         let mut r = Record::new(Timestamp::now(), "api", Level::Error, "e", format!("r{n}"));
@@ -381,15 +393,30 @@ mod tests {
         let _: Option<Box<dyn Sink>> = None::<Box<FileSink>>.map(|s| s as Box<dyn Sink>);
     }
 
+    /// A store in a temp dir holding `record(1)`, and its first segment's path.
+    async fn sink_with_one_record() -> (tempfile::TempDir, FileSink, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = FileSink::open(FileSinkConfig::new(tmp.path())).unwrap();
+        sink.write(vec![record(1)]).await.unwrap();
+        let segment = segment::segment_path(&tmp.path().join("segments"), 1);
+        (tmp, sink, segment)
+    }
+
+    /// Waits (up to 10 s) until the store reports ready again after a failure.
+    async fn wait_until_ready(sink: &FileSink) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sink.health().ready {
+            assert!(std::time::Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Guards the disk-full path: a failed group is cut off, never acknowledged, not
     /// remembered as stored, and the sink recovers (readiness first) once the disk takes
     /// writes again.
     #[tokio::test(flavor = "multi_thread")]
     async fn failed_write_is_cut_off_and_the_sink_recovers() {
-        let tmp = tempfile::tempdir().unwrap();
-        let sink = FileSink::open(FileSinkConfig::new(tmp.path())).unwrap();
-        sink.write(vec![record(1)]).await.unwrap();
-        let segment = segment::segment_path(&tmp.path().join("segments"), 1);
+        let (_tmp, sink, segment) = sink_with_one_record().await;
         let len = std::fs::metadata(&segment).unwrap().len();
 
         *lock(&sink.inner.shared.fault) = Some(std::io::ErrorKind::StorageFull);
@@ -407,11 +434,7 @@ mod tests {
 
         // Space returns: readiness follows without a write having to try first.
         *lock(&sink.inner.shared.fault) = None;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !sink.health().ready {
-            assert!(std::time::Instant::now() < deadline, "never ready again");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_until_ready(&sink).await;
         let receipt = sink.write(vec![record(2), record(3)]).await.unwrap();
         assert_eq!(
             receipt.written, 2,
@@ -431,5 +454,56 @@ mod tests {
         sink.shutdown().await.unwrap();
         let content = std::fs::read_to_string(&segment).unwrap();
         assert_eq!(content.lines().count(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_fsync_fails_the_group_written_beside_it() {
+        let (_tmp, sink, segment) = sink_with_one_record().await;
+        let len = std::fs::metadata(&segment).unwrap().len();
+
+        // A fills a group on its own, so B is written while A's fsync runs (the writer is
+        // held at A's append until B is queued); B repeats one of A's ids, which must not
+        // count as stored when A's fsync fails.
+        let big = |n: u128| {
+            let mut r = record(n);
+            r.message = "x".repeat(64 * 1024);
+            r
+        };
+        let a: Vec<Record> = (10..150).map(big).collect();
+        let b = vec![record(10), record(200)];
+        let shared = &sink.inner.shared;
+        *lock(&shared.sync_fault) = Some(std::io::ErrorKind::Other);
+        shared.hold_appends.store(HOLD, Relaxed);
+        let both = tokio::spawn({
+            let (sink, a, b) = (sink.clone(), a.clone(), b.clone());
+            async move { tokio::join!(sink.write(a), sink.write(b)) }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while shared.hold_appends.load(Relaxed) != HELD || shared.queue_depth.load(Relaxed) != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never held A with B queued"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        shared.hold_appends.store(0, Relaxed);
+        let (ra, rb) = both.await.unwrap();
+        assert!(matches!(ra, Err(SinkError::Unavailable(_))), "{ra:?}");
+        assert!(matches!(rb, Err(SinkError::Unavailable(_))), "{rb:?}");
+        assert_eq!(
+            std::fs::metadata(&segment).unwrap().len(),
+            len,
+            "both groups cut off"
+        );
+        assert_eq!(sink.query(Query::default()).await.unwrap().len(), 1);
+
+        assert_eq!(*lock(&shared.sync_fault), None, "one fsync failed");
+        wait_until_ready(&sink).await;
+        assert_eq!(sink.write(a).await.unwrap().written, 140);
+        let receipt = sink.write(b).await.unwrap();
+        assert_eq!((receipt.written, receipt.duplicates), (1, 1));
+        sink.shutdown().await.unwrap();
+        let content = std::fs::read_to_string(&segment).unwrap();
+        assert_eq!(content.lines().count(), 142);
     }
 }

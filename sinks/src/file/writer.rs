@@ -5,6 +5,11 @@
 //! cost of an fsync is spread over many batches instead of paid by each. It is a plain thread
 //! rather than a tokio task because `write` + `fsync` block for milliseconds and would stall
 //! a runtime worker.
+//!
+//! The fsync itself runs on a second thread, so under load the writer appends the next group
+//! while the previous one is being made durable: a group is answered only after its own fsync
+//! and every earlier group's, and when a fsync fails, every group written after it is cut off
+//! and failed with it (their duplicates may have counted on its records).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
@@ -13,7 +18,7 @@ use std::io::IoSlice;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use faultline_schema::{Level, Record, Timestamp};
@@ -25,8 +30,7 @@ use super::metrics_names::{
     WRITE_ERRORS,
 };
 use super::segment::{
-    SegmentInfo, SegmentSummary, create_segment, delete_segment, segment_path, with_path,
-    write_sidecar,
+    SegmentInfo, SegmentSummary, create_segment, delete_segment, segment_path, write_sidecar,
 };
 use super::{Shared, lock, read, write};
 use crate::sink::{SinkError, WriteReceipt};
@@ -46,6 +50,11 @@ const FAILURE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// leftover is removed by the next listing.
 const PROBE_BYTES: usize = 64 * 1024;
 const PROBE_FILE: &str = "space-probe.tmp";
+/// Values of `Shared::hold_appends` (tests): hold the next append; holding.
+#[cfg(test)]
+pub(crate) const HOLD: u8 = 1;
+#[cfg(test)]
+pub(crate) const HELD: u8 = 2;
 
 /// One `Sink::write` call, serialized by the caller.
 ///
@@ -226,7 +235,7 @@ impl Dedup {
 
 /// `Write::write_all_vectored` (not yet stable): writes every part, resuming after short
 /// writes and interruptions.
-fn write_all_vectored(file: &mut File, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+fn write_all_vectored(mut file: &File, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
     IoSlice::advance_slices(&mut parts, 0);
     while !parts.is_empty() {
         match file.write_vectored(parts) {
@@ -242,7 +251,8 @@ fn write_all_vectored(file: &mut File, mut parts: &mut [IoSlice<'_>]) -> io::Res
 /// The segment being appended to.
 struct Active {
     seq: u64,
-    file: File,
+    /// Shared with the fsync thread.
+    file: Arc<File>,
     /// `bytes` is the committed length: everything before it is fsynced whole lines.
     summary: SegmentSummary,
     /// When an age rotation is due (set by the first record).
@@ -252,6 +262,88 @@ struct Active {
     dirty: bool,
 }
 
+/// A group appended to the active segment whose fsync is running.
+struct InFlight {
+    group: Vec<WriteRequest>,
+    /// Per request: its receipt and which of its lines were written (not duplicates).
+    plans: Vec<(WriteReceipt, Vec<bool>)>,
+    /// The dedup claims of the written lines.
+    claims: Vec<u64>,
+    /// Bytes appended.
+    total: usize,
+}
+
+/// The fsync thread's ends: files to fsync in, results out.
+type SyncThread = (SyncSender<Arc<File>>, Receiver<io::Result<()>>);
+
+/// Runs the active segment's fsyncs on their own thread, one at a time.
+struct Syncer {
+    shared: Arc<Shared>,
+    thread: Option<SyncThread>,
+    /// The result of an fsync done on the writer's own thread, when the fsync thread could
+    /// not be started or has stopped.
+    inline: Option<io::Result<()>>,
+}
+
+impl Syncer {
+    fn start(shared: Arc<Shared>) -> Syncer {
+        let (files, requests) = mpsc::sync_channel::<Arc<File>>(1);
+        let (done, results) = mpsc::sync_channel(1);
+        let fsyncs = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("faultline-fsync".into())
+            .spawn(move || {
+                for file in requests {
+                    #[cfg(test)]
+                    if let Some(kind) = lock(&fsyncs.sync_fault).take() {
+                        if done.send(Err(io::Error::from(kind))).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    if done.send(fsyncs.fsyncs.data(&file)).is_err() {
+                        break;
+                    }
+                }
+            });
+        let thread = match spawned {
+            Ok(_) => Some((files, results)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no fsync thread; the writer fsyncs between writes");
+                None
+            }
+        };
+        Syncer {
+            shared,
+            thread,
+            inline: None,
+        }
+    }
+
+    /// Starts an fsync of `file`; [`Syncer::wait`] gives its result.
+    fn sync(&mut self, file: &Arc<File>) {
+        if let Some((files, _)) = &self.thread
+            && files.send(Arc::clone(file)).is_ok()
+        {
+            return;
+        }
+        self.thread = None;
+        self.inline = Some(self.shared.fsyncs.data(file));
+    }
+
+    fn wait(&mut self) -> io::Result<()> {
+        if let Some(result) = self.inline.take() {
+            return result;
+        }
+        match &self.thread {
+            Some((_, results)) => results
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the fsync thread stopped"))),
+            None => Err(io::Error::other("no fsync was started")),
+        }
+    }
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
@@ -259,6 +351,9 @@ pub(crate) struct Writer {
     active: Active,
     dedup: Dedup,
     last_housekeeping: Instant,
+    syncer: Syncer,
+    /// The group whose fsync is running, answered by [`Writer::settle`].
+    pending: Option<InFlight>,
 }
 
 impl Writer {
@@ -276,11 +371,13 @@ impl Writer {
             .unwrap_or_default();
         let rotate_at = first_write.and_then(|t| t.checked_add(config.segment_max_age));
         Writer {
+            syncer: Syncer::start(Arc::clone(&shared)),
+            pending: None,
             shared,
             config,
             active: Active {
                 seq,
-                file,
+                file: Arc::new(file),
                 summary,
                 rotate_at,
                 dirty: false,
@@ -295,6 +392,20 @@ impl Writer {
         // The store may have been closed for a while: apply retention before taking writes.
         self.retention();
         loop {
+            // While a group's fsync runs, whatever is queued is written beside it; with
+            // nothing queued, that group is answered first rather than after more arrive.
+            if self.pending.is_some() {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        self.take_group(request, &requests);
+                        continue;
+                    }
+                    Err(_) => {
+                        let _ = self.settle();
+                        continue;
+                    }
+                }
+            }
             let mut wait = self
                 .next_housekeeping()
                 .saturating_duration_since(Instant::now());
@@ -302,40 +413,46 @@ impl Writer {
             if failed {
                 wait = wait.min(FAILURE_PROBE_INTERVAL);
             }
-            let first = match requests.recv_timeout(wait) {
-                Ok(request) => request,
+            match requests.recv_timeout(wait) {
+                Ok(request) => self.take_group(request, &requests),
                 Err(RecvTimeoutError::Timeout) => {
                     if failed {
                         self.probe_after_failure();
                     }
                     self.housekeeping();
-                    continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut bytes = first.buf.len();
-            let mut group = vec![first];
-            while bytes < MAX_GROUP_BYTES {
-                match requests.try_recv() {
-                    Ok(request) => {
-                        bytes += request.buf.len();
-                        group.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
-            let depth = self
-                .shared
-                .queue_depth
-                .fetch_sub(group.len(), Relaxed)
-                .saturating_sub(group.len());
-            metrics::gauge!(QUEUE_DEPTH, "sink" => SINK_LABEL).set(depth as f64);
-            self.commit_group(group);
-            if Instant::now() >= self.next_housekeeping() {
-                self.housekeeping();
             }
         }
+        let _ = self.settle();
         tracing::debug!("file sink writer stopped: queue drained and closed");
+    }
+
+    /// Takes `first` and what else is queued (up to [`MAX_GROUP_BYTES`]) as one group and
+    /// writes it.
+    fn take_group(&mut self, first: WriteRequest, requests: &Receiver<WriteRequest>) {
+        let mut bytes = first.buf.len();
+        let mut group = vec![first];
+        while bytes < MAX_GROUP_BYTES {
+            match requests.try_recv() {
+                Ok(request) => {
+                    bytes += request.buf.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let depth = self
+            .shared
+            .queue_depth
+            .fetch_sub(group.len(), Relaxed)
+            .saturating_sub(group.len());
+        metrics::gauge!(QUEUE_DEPTH, "sink" => SINK_LABEL).set(depth as f64);
+        self.commit_group(group);
+        if Instant::now() >= self.next_housekeeping() {
+            let _ = self.settle();
+            self.housekeeping();
+        }
     }
 
     fn next_housekeeping(&self) -> Instant {
@@ -406,20 +523,32 @@ impl Writer {
         let duplicates: usize = plans.iter().map(|(r, _)| r.duplicates).sum();
         metrics::counter!(DUPLICATES, "sink" => SINK_LABEL).increment(duplicates as u64);
         if total == 0 {
-            // Only records stored (and fsynced) before: nothing to make durable.
-            for (request, (receipt, _)) in group.into_iter().zip(plans) {
-                let _ = request.ack.send(Ok(receipt));
+            // Only records stored before; some may be in the group whose fsync is running,
+            // so these are answered after it, and fail with it.
+            match self.settle() {
+                Ok(()) => {
+                    for (request, (receipt, _)) in group.into_iter().zip(plans) {
+                        let _ = request.ack.send(Ok(receipt));
+                    }
+                }
+                Err(e) => self.fail_group(group, &claims, &e),
             }
             return;
         }
 
         let segment_max = self.config.segment_max_bytes;
-        if self.active.summary.bytes > 0
-            && self.active.summary.bytes + total as u64 > segment_max
-            && let Err(e) = self.rotate()
-        {
-            // Writing on past the size limit beats refusing writes.
-            tracing::warn!(error = %e, "size rotation failed; appending to the current segment");
+        let unsynced = self.pending.as_ref().map_or(0, |p| p.total as u64);
+        let size = self.active.summary.bytes + unsynced;
+        if size > 0 && size + total as u64 > segment_max {
+            // A segment is sealed only with everything in it durable.
+            if let Err(e) = self.settle() {
+                self.fail_group(group, &claims, &e);
+                return;
+            }
+            if let Err(e) = self.rotate() {
+                // Writing on past the size limit beats refusing writes.
+                tracing::warn!(error = %e, "size rotation failed; appending to the current segment");
+            }
         }
 
         let mut parts: Vec<IoSlice<'_>> = runs
@@ -428,30 +557,54 @@ impl Writer {
             .collect();
         let appended = self.append(&mut parts);
         drop(parts);
-        if let Err(e) = appended {
-            let full = e.kind() == io::ErrorKind::StorageFull;
-            let e = with_path(e, &segment_path(&self.shared.segments_dir, self.active.seq));
-            let message = e.to_string();
-            tracing::error!(
-                error = %e,
-                batches = group.len(),
-                "file sink write failed; the group was cut off and not acknowledged"
-            );
-            metrics::counter!(WRITE_ERRORS, "sink" => SINK_LABEL).increment(1);
-            *lock(&self.shared.failure) = Some(message.clone());
-            // Not stored, so not duplicates when the clients retry them.
-            self.dedup.release(&claims);
-            for request in group {
-                let error = if full {
-                    SinkError::DiskFull(message.clone())
-                } else {
-                    SinkError::Unavailable(message.clone())
-                };
-                let _ = request.ack.send(Err(error));
+        // The previous group's fsync ran while this one was written.
+        let earlier = self.settle();
+        match appended.and(earlier) {
+            Ok(()) => {
+                self.syncer.sync(&self.active.file);
+                self.pending = Some(InFlight {
+                    group,
+                    plans,
+                    claims,
+                    total,
+                });
             }
-            return;
+            Err(e) => {
+                self.cut_back();
+                self.fail_group(group, &claims, &e);
+            }
         }
+    }
 
+    /// Waits for the running fsync, if any, and answers its group: on success the group is
+    /// committed; on failure it is failed, the file is cut back to its committed length, and
+    /// the error is returned so that groups written after it fail too.
+    fn settle(&mut self) -> io::Result<()> {
+        let Some(flight) = self.pending.take() else {
+            return Ok(());
+        };
+        match self.syncer.wait() {
+            Ok(()) => {
+                self.commit(flight);
+                Ok(())
+            }
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.cut_back();
+                self.fail_group(flight.group, &flight.claims, &e);
+                Err(copy)
+            }
+        }
+    }
+
+    /// Publishes a durable group and answers its batches.
+    fn commit(&mut self, flight: InFlight) {
+        let InFlight {
+            group,
+            plans,
+            claims,
+            total,
+        } = flight;
         let now = Timestamp::now();
         {
             let mut counts = lock(&self.shared.counts);
@@ -491,6 +644,30 @@ impl Writer {
         }
     }
 
+    /// Answers every batch of a group that was not stored with `error`.
+    fn fail_group(&mut self, group: Vec<WriteRequest>, claims: &[u64], error: &io::Error) {
+        let full = error.kind() == io::ErrorKind::StorageFull;
+        let path = segment_path(&self.shared.segments_dir, self.active.seq);
+        let message = format!("{}: {error}", path.display());
+        tracing::error!(
+            error = %message,
+            batches = group.len(),
+            "file sink write failed; the group was cut off and not acknowledged"
+        );
+        metrics::counter!(WRITE_ERRORS, "sink" => SINK_LABEL).increment(1);
+        *lock(&self.shared.failure) = Some(message.clone());
+        // Not stored, so not duplicates when the clients retry them.
+        self.dedup.release(claims);
+        for request in group {
+            let error = if full {
+                SinkError::DiskFull(message.clone())
+            } else {
+                SinkError::Unavailable(message.clone())
+            };
+            let _ = request.ack.send(Err(error));
+        }
+    }
+
     /// After a failed write, with no writes coming: clears the failure once a probe file of
     /// [`PROBE_BYTES`] can be written and fsynced next to the segments.
     fn probe_after_failure(&mut self) {
@@ -512,32 +689,36 @@ impl Writer {
         }
     }
 
-    /// Appends `parts` and fsyncs; on failure, cuts the file back to its committed length so
-    /// no partial group stays behind for readers or the next start.
+    /// Appends `parts` (not yet durable: [`Syncer::sync`] follows). A failed append leaves
+    /// the file to be cut back with [`Writer::cut_back`].
     fn append(&mut self, parts: &mut [IoSlice<'_>]) -> io::Result<()> {
-        let committed = self.active.summary.bytes;
+        #[cfg(test)]
+        if self.shared.hold_appends.load(Relaxed) == HOLD {
+            self.shared.hold_appends.store(HELD, Relaxed);
+            while self.shared.hold_appends.load(Relaxed) == HELD {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         if self.active.dirty {
-            self.active.file.set_len(committed)?;
+            // Only after a failure, when nothing is in flight.
+            self.active.file.set_len(self.active.summary.bytes)?;
             self.active.dirty = false;
         }
-        self.active.dirty = true;
-        let result = self.write_and_sync(parts);
-        if result.is_ok() || self.active.file.set_len(committed).is_ok() {
-            self.active.dirty = false;
-        }
-        result
-    }
-
-    fn write_and_sync(&mut self, parts: &mut [IoSlice<'_>]) -> io::Result<()> {
         #[cfg(test)]
         if let Some(kind) = *lock(&self.shared.fault) {
             // A disk that fills up halfway through the group.
             let first: &[u8] = parts.first().map_or(&[], |p| &p[..p.len() / 2]);
-            self.active.file.write_all(first)?;
+            (&*self.active.file).write_all(first)?;
             return Err(io::Error::from(kind));
         }
-        write_all_vectored(&mut self.active.file, parts)?;
-        self.shared.fsyncs.data(&self.active.file)
+        write_all_vectored(&self.active.file, parts)
+    }
+
+    /// Cuts the file back to its committed length after a failure, so no partial or
+    /// unacknowledged group stays behind for readers or the next start; if that fails too,
+    /// the next append tries again.
+    fn cut_back(&mut self) {
+        self.active.dirty = self.active.file.set_len(self.active.summary.bytes).is_err();
     }
 
     /// Seals the active segment and starts the next one, then runs retention.
@@ -548,7 +729,7 @@ impl Writer {
             self.active.dirty = false;
         }
         let seq = self.active.seq + 1;
-        let file = create_segment(&dir, seq, &self.shared.fsyncs)?;
+        let file = Arc::new(create_segment(&dir, seq, &self.shared.fsyncs)?);
         let sealed = std::mem::replace(
             &mut self.active,
             Active {
