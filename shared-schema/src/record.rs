@@ -318,8 +318,7 @@ impl Record {
 
     /// Appends the compact JSON form to `out` (no intermediate string).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Writing to a Vec cannot fail, and neither can serializing a record.
-        let _ = serde_json::to_writer(out, self);
+        crate::encode::write_record(self, out);
     }
 
     /// How many records this one stands for: `meta.sample_weight` when a sampler kept it

@@ -144,6 +144,13 @@ impl Timestamp {
         Ok(Timestamp(ms))
     }
 
+    /// The canonical 24-byte form, as bytes.
+    pub(crate) fn to_bytes(self) -> [u8; 24] {
+        let mut out = [0; 24];
+        self.format(&mut out);
+        out
+    }
+
     /// Writes the canonical 24-byte form into `out`.
     fn format(self, out: &mut [u8; 24]) {
         let days = self.0.div_euclid(DAY_MS);
