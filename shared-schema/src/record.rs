@@ -428,24 +428,34 @@ fn check_meta(
     errors: &mut Vec<FieldError>,
     source_len: Option<usize>,
 ) {
-    for (key, expected) in RESERVED_META_KEYS {
-        let Some(value) = meta.get(key) else { continue };
+    // One pass over `meta` (a map lookup per reserved key cost more on the ingest path);
+    // mistyped keys are reported in the order of RESERVED_META_KEYS.
+    let mut mistyped: Vec<(usize, &'static str, MetaType, &Value)> = Vec::new();
+    for (key, value) in meta.iter() {
+        let Some(index) = reserved_index(key) else {
+            continue;
+        };
+        let (name, expected) = RESERVED_META_KEYS[index];
         let ok = match expected {
             MetaType::String => value.is_string(),
             MetaType::Array => value.is_array(),
             MetaType::Count => value.is_u64(),
         };
         if !ok {
-            let want = match (expected, key) {
-                (MetaType::Array, "stack") => {
-                    "an array of frames (put raw stack text in meta.stack_text)"
-                }
-                (MetaType::Array, _) => "an array",
-                (MetaType::String, _) => "a string",
-                (MetaType::Count, _) => "a non-negative integer",
-            };
-            errors.push(wrong_type(&format!("meta.{key}"), want, value));
+            mistyped.push((index, name, expected, value));
         }
+    }
+    mistyped.sort_by_key(|m| m.0);
+    for (_, key, expected, value) in mistyped {
+        let want = match (expected, key) {
+            (MetaType::Array, "stack") => {
+                "an array of frames (put raw stack text in meta.stack_text)"
+            }
+            (MetaType::Array, _) => "an array",
+            (MetaType::String, _) => "a string",
+            (MetaType::Count, _) => "a non-negative integer",
+        };
+        errors.push(wrong_type(&format!("meta.{key}"), want, value));
     }
     let mut depth_exceeded = false;
     for value in meta.values_mut() {
@@ -480,6 +490,25 @@ fn check_meta(
             format!("{size} bytes as JSON, at most {MAX_META_BYTES} allowed"),
         ));
     }
+}
+
+/// The position of `key` in [`RESERVED_META_KEYS`].
+fn reserved_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "trace_id" => 0,
+        "span_id" => 1,
+        "user" => 2,
+        "release" => 3,
+        "environment" => 4,
+        "url" => 5,
+        "user_agent" => 6,
+        "error_type" => 7,
+        "stack" => 8,
+        "breadcrumbs" => 9,
+        "count" => 10,
+        SAMPLE_WEIGHT_KEY => 11,
+        _ => return None,
+    })
 }
 
 /// Replaces NUL characters in strings (PostgreSQL text and JSONB reject them) and reports
@@ -600,5 +629,20 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_index_knows_every_reserved_key() {
+        for (i, (key, _)) in RESERVED_META_KEYS.iter().enumerate() {
+            assert_eq!(reserved_index(key), Some(i), "{key}");
+        }
+        for other in ["", "users", "Trace_id", "stack_text"] {
+            assert_eq!(reserved_index(other), None, "{other}");
+        }
     }
 }
