@@ -6,7 +6,9 @@
 //!    100 records, each size sending the same number of requests per second, every record
 //!    with an id of its own; beside it, `GET /logs/recent` and `GET /logs/stats` ten times a
 //!    second.
-//! 3. Every 30 s: the server's RSS (`VmRSS` of `/proc/PID/status`) and the p99 latencies.
+//! 3. Every 30 s: the server's RSS (`VmRSS` of `/proc/PID/status`), the p99 latencies, the
+//!    p99 fsync time (from the `/metrics` histogram, as a bucket bound) and the machine's
+//!    dirty page cache, which together show when slow requests waited on the disk.
 //! 4. After a graceful stop, every acknowledged id is looked up in the segments.
 //!
 //! It prints a table over time and a verdict (RSS plateau: the last third's highest sample
@@ -101,7 +103,67 @@ struct Sample {
     records_per_s: f64,
     ingest_p99_ms: f64,
     query_p99_ms: f64,
+    /// The histogram bucket bound under which 99 % of the interval's fsyncs fell.
+    fsync_p99_ms: f64,
+    /// The machine's dirty and under-writeback page cache at the sample.
+    dirty_mib: f64,
     errors: u64,
+}
+
+/// `Dirty` + `Writeback` of `/proc/meminfo`: file data the kernel still has to write.
+fn dirty_mib() -> f64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (kb("Dirty:") + kb("Writeback:")) / 1024.0
+}
+
+/// The file store's fsync histogram from `/metrics`: (bucket bound in seconds, cumulative
+/// count), `+Inf` last.
+async fn fsync_buckets(addr: &str) -> Vec<(f64, u64)> {
+    let req =
+        format!("GET /metrics HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {ADMIN}\r\n\r\n");
+    let Ok(mut conn) = TcpStream::connect(addr).await else {
+        return Vec::new();
+    };
+    let mut buf = Vec::new();
+    if round_trip(&mut conn, req.as_bytes(), &mut buf).await.ok() != Some(200) {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .filter(|l| l.starts_with("faultline_sink_fsync_seconds_bucket"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The bucket bound (ms) under which 99 % of the fsyncs between two readings fell.
+fn fsync_p99_ms(before: &[(f64, u64)], after: &[(f64, u64)]) -> f64 {
+    let delta: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+            (le, n.saturating_sub(was))
+        })
+        .collect();
+    let total = delta.last().map_or(0, |d| d.1);
+    delta
+        .iter()
+        .find(|d| total > 0 && d.1 as f64 >= 0.99 * total as f64)
+        .map_or(f64::NAN, |d| d.0 * 1000.0)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -364,27 +426,34 @@ fn main() {
             window.clone(),
         )));
         let mut samples = Vec::new();
+        let mut fsyncs = fsync_buckets(&addr).await;
         let mut next = start + SAMPLE;
         while next <= end + Duration::from_millis(500) {
             tokio::time::sleep_until(next.into()).await;
             let mut w = std::mem::take(&mut *window.borrow_mut());
             w.ingest_us.sort_unstable();
             w.query_us.sort_unstable();
+            let now_fsyncs = fsync_buckets(&addr).await;
             let s = Sample {
                 at: next - start,
                 rss_mib: rss_mib(pid),
                 records_per_s: w.records as f64 / SAMPLE.as_secs_f64(),
                 ingest_p99_ms: pct(&w.ingest_us, 0.99),
                 query_p99_ms: pct(&w.query_us, 0.99),
+                fsync_p99_ms: fsync_p99_ms(&fsyncs, &now_fsyncs),
+                dirty_mib: dirty_mib(),
                 errors: w.errors,
             };
+            fsyncs = now_fsyncs;
             eprintln!(
-                "{:>5.1} min: RSS {:.0} MiB, {:.0} records/s, p99 ingest {:.2} ms, p99 query {:.2} ms, {} errors",
+                "{:>5.1} min: RSS {:.0} MiB, {:.0} records/s, p99 ingest {:.2} ms, p99 query {:.2} ms, p99 fsync <= {} ms, dirty {:.0} MiB, {} errors",
                 s.at.as_secs_f64() / 60.0,
                 s.rss_mib,
                 s.records_per_s,
                 s.ingest_p99_ms,
                 s.query_p99_ms,
+                s.fsync_p99_ms,
+                s.dirty_mib,
                 s.errors
             );
             samples.push(s);
@@ -421,17 +490,19 @@ fn main() {
         ran.as_secs_f64() / 60.0
     );
     println!(
-        "| minute | RSS MiB | records/s acknowledged | ingest p99 ms | query p99 ms | errors |"
+        "| minute | RSS MiB | records/s acknowledged | ingest p99 ms | query p99 ms | fsync p99 ms (bucket) | dirty page cache MiB | errors |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for s in &samples {
         println!(
-            "| {:.1} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {:.1} | {:.0} | {:.0} | {:.2} | {:.2} | ≤ {} | {:.0} | {} |",
             s.at.as_secs_f64() / 60.0,
             s.rss_mib,
             s.records_per_s,
             s.ingest_p99_ms,
             s.query_p99_ms,
+            s.fsync_p99_ms,
+            s.dirty_mib,
             s.errors
         );
     }
