@@ -127,16 +127,21 @@ fn dirty_mib() -> f64 {
     (kb("Dirty:") + kb("Writeback:")) / 1024.0
 }
 
+/// A `GET` of `path` with the admin token.
+fn admin_get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {ADMIN}\r\n\r\n")
+        .into_bytes()
+}
+
 /// The file store's fsync histogram from `/metrics`: (bucket bound in seconds, cumulative
 /// count), `+Inf` last.
 async fn fsync_buckets(addr: &str) -> Vec<(f64, u64)> {
-    let req =
-        format!("GET /metrics HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {ADMIN}\r\n\r\n");
+    let req = admin_get("/metrics");
     let Ok(mut conn) = TcpStream::connect(addr).await else {
         return Vec::new();
     };
     let mut buf = Vec::new();
-    if round_trip(&mut conn, req.as_bytes(), &mut buf).await.ok() != Some(200) {
+    if round_trip(&mut conn, &req, &mut buf).await.ok() != Some(200) {
         return Vec::new();
     }
     String::from_utf8_lossy(&buf)
@@ -243,10 +248,7 @@ async fn ingest_connection(
 async fn queries(addr: String, end: Instant, window: Rc<RefCell<Window>>) {
     let reqs: Vec<Vec<u8>> = ["/logs/recent?limit=100", "/logs/stats?window=1h"]
         .iter()
-        .map(|path| {
-            format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {ADMIN}\r\n\r\n")
-                .into_bytes()
-        })
+        .map(|path| admin_get(path))
         .collect();
     let mut conn = TcpStream::connect(&addr).await.unwrap();
     let mut buf = Vec::new();

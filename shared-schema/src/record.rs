@@ -312,8 +312,10 @@ impl Record {
 
     /// The compact JSON form, one line (NDJSON-ready).
     pub fn to_json(&self) -> String {
-        // Serializing a Map<String, Value> and plain strings cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        // Only UTF-8 strings and ASCII punctuation were written.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Appends the compact JSON form to `out` (no intermediate string).

@@ -179,10 +179,8 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; 24];
-        self.format(&mut buf);
-        // Only ASCII digits and separators were written.
-        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+        // Only ASCII digits and separators.
+        f.write_str(std::str::from_utf8(&self.to_bytes()).map_err(|_| fmt::Error)?)
     }
 }
 

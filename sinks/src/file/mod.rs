@@ -199,7 +199,7 @@ impl FileSink {
             recovered.active_file,
             recovered.active_first_write,
             recovered.dedup,
-        );
+        )?;
         std::thread::Builder::new()
             .name("faultline-file-sink".into())
             .spawn(move || {

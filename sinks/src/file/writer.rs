@@ -273,74 +273,45 @@ struct InFlight {
     total: usize,
 }
 
-/// The fsync thread's ends: files to fsync in, results out.
-type SyncThread = (SyncSender<Arc<File>>, Receiver<io::Result<()>>);
-
 /// Runs the active segment's fsyncs on their own thread, one at a time.
 struct Syncer {
-    shared: Arc<Shared>,
-    thread: Option<SyncThread>,
-    /// The result of an fsync done on the writer's own thread, when the fsync thread could
-    /// not be started or has stopped.
-    inline: Option<io::Result<()>>,
+    files: SyncSender<Arc<File>>,
+    results: Receiver<io::Result<()>>,
 }
 
 impl Syncer {
-    fn start(shared: Arc<Shared>) -> Syncer {
+    fn start(shared: Arc<Shared>) -> io::Result<Syncer> {
         let (files, requests) = mpsc::sync_channel::<Arc<File>>(1);
         let (done, results) = mpsc::sync_channel(1);
-        let fsyncs = Arc::clone(&shared);
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("faultline-fsync".into())
             .spawn(move || {
                 for file in requests {
                     #[cfg(test)]
-                    if let Some(kind) = lock(&fsyncs.sync_fault).take() {
+                    if let Some(kind) = lock(&shared.sync_fault).take() {
                         if done.send(Err(io::Error::from(kind))).is_err() {
                             break;
                         }
                         continue;
                     }
-                    if done.send(fsyncs.fsyncs.data(&file)).is_err() {
+                    if done.send(shared.fsyncs.data(&file)).is_err() {
                         break;
                     }
                 }
-            });
-        let thread = match spawned {
-            Ok(_) => Some((files, results)),
-            Err(e) => {
-                tracing::warn!(error = %e, "no fsync thread; the writer fsyncs between writes");
-                None
-            }
-        };
-        Syncer {
-            shared,
-            thread,
-            inline: None,
-        }
+            })?;
+        Ok(Syncer { files, results })
     }
 
     /// Starts an fsync of `file`; [`Syncer::wait`] gives its result.
-    fn sync(&mut self, file: &Arc<File>) {
-        if let Some((files, _)) = &self.thread
-            && files.send(Arc::clone(file)).is_ok()
-        {
-            return;
-        }
-        self.thread = None;
-        self.inline = Some(self.shared.fsyncs.data(file));
+    fn sync(&self, file: &Arc<File>) {
+        // If the thread is gone, `wait` reports it.
+        let _ = self.files.send(Arc::clone(file));
     }
 
-    fn wait(&mut self) -> io::Result<()> {
-        if let Some(result) = self.inline.take() {
-            return result;
-        }
-        match &self.thread {
-            Some((_, results)) => results
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("the fsync thread stopped"))),
-            None => Err(io::Error::other("no fsync was started")),
-        }
+    fn wait(&self) -> io::Result<()> {
+        self.results
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread stopped")))
     }
 }
 
@@ -357,21 +328,22 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// A writer appending to the last of `shared.segments`, opened as `file`.
+    /// A writer appending to the last of `shared.segments`, opened as `file`; starts the
+    /// fsync thread.
     pub(crate) fn new(
         shared: Arc<Shared>,
         config: FileSinkConfig,
         file: File,
         first_write: Option<Instant>,
         dedup: Dedup,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let (seq, summary) = read(&shared.segments)
             .last()
             .map(|s| (s.seq, s.summary))
             .unwrap_or_default();
         let rotate_at = first_write.and_then(|t| t.checked_add(config.segment_max_age));
-        Writer {
-            syncer: Syncer::start(Arc::clone(&shared)),
+        Ok(Writer {
+            syncer: Syncer::start(Arc::clone(&shared))?,
             pending: None,
             shared,
             config,
@@ -384,7 +356,7 @@ impl Writer {
             },
             dedup,
             last_housekeeping: Instant::now(),
-        }
+        })
     }
 
     /// Serves requests until every sender is gone and the queue is empty.
