@@ -371,7 +371,9 @@ impl Encoder {
         // `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
         let mut head = [0u8; HEAD_LEN];
         head[..7].copy_from_slice(b"{\"id\":\"");
-        json::uuid_text(&mut head[7..43], entry.id);
+        if let Some((id, _)) = head[7..].split_first_chunk_mut::<36>() {
+            json::uuid_text(id, entry.id);
+        }
         head[43..51].copy_from_slice(b"\",\"ts\":\"");
         self.ts.text(&mut head[51..], entry.ts_ms);
         out.reserve(HEAD_LEN + 256 + buf.len());
@@ -389,12 +391,21 @@ impl Encoder {
 
         if !self.slots.is_empty() {
             let (keys, slots) = (&self.keys, &mut self.slots);
-            slots.sort_by(|a, b| {
-                a.key
-                    .bytes(keys, buf)
-                    .cmp(b.key.bytes(keys, buf))
-                    .then(a.order.cmp(&b.order))
-            });
+            let cmp = |a: &Slot, b: &Slot| {
+                key_cmp(a.key.bytes(keys, buf), b.key.bytes(keys, buf)).then(a.order.cmp(&b.order))
+            };
+            if slots.len() <= SMALL_SORT {
+                // Usually a handful of fields, often in order already.
+                for i in 1..slots.len() {
+                    let mut j = i;
+                    while j > 0 && cmp(&slots[j], &slots[j - 1]).is_lt() {
+                        slots.swap(j, j - 1);
+                        j -= 1;
+                    }
+                }
+            } else {
+                slots.sort_by(cmp);
+            }
             // On a repeated key the last (highest order) wins.
             let mut w = 0;
             for r in 0..slots.len() {
@@ -504,6 +515,25 @@ impl Encoder {
                 }
             }
         }
+    }
+}
+
+/// Fields sorted by insertion up to this many; `sort_by` beyond.
+const SMALL_SORT: usize = 32;
+
+/// Orders byte strings as `Ord for [u8]` does, comparing the first eight bytes as one
+/// number (keys are short, and a call to `memcmp` per comparison was a visible cost).
+#[inline]
+fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let word = |s: &[u8]| match s.first_chunk::<8>() {
+        Some(w) => u64::from_be_bytes(*w),
+        None => faultline_schema::short_word(s).swap_bytes(),
+    };
+    match word(a).cmp(&word(b)) {
+        // Zero padding makes "ab" and "ab\0" equal words: past the word, or by length.
+        std::cmp::Ordering::Equal if a.len() > 8 && b.len() > 8 => a[8..].cmp(&b[8..]),
+        std::cmp::Ordering::Equal => a.len().cmp(&b.len()),
+        other => other,
     }
 }
 
@@ -750,6 +780,33 @@ mod tests {
         });
         let (_, r) = encode(&e);
         assert_eq!(r.event, "log");
+    }
+
+    #[test]
+    fn keys_sort_as_byte_strings_do() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"ab",
+            b"ab\0",
+            b"ab\0\0\0\0\0\0",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgi",
+            b"abcdefgh_long_tail",
+            b"b",
+            b"\xff",
+            b"z\xffy",
+            b"user",
+            b"user_agent",
+            b"url",
+        ];
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(key_cmp(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -35,8 +35,14 @@ const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 /// Appends `s` as a JSON string (quotes included). `s` must be UTF-8; NUL characters become
 /// U+FFFD, as `Record::validate` does.
 pub(crate) fn string(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    string_body(out, s);
+    if faultline_schema::json_plain_prefix(s) == s.len() {
+        // Most strings (keys, paths, messages) need no escape: one copy.
+        out.extend_from_slice(s);
+    } else {
+        string_body(out, s);
+    }
     out.push(b'"');
 }
 
@@ -96,21 +102,27 @@ pub(crate) fn float(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// Writes a UUID's hyphenated lower-case form (36 bytes) into `out`.
-pub(crate) fn uuid_text(out: &mut [u8], id: u128) {
-    let mut at = 0;
-    for (i, byte) in id.to_be_bytes().iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            if let Some(b) = out.get_mut(at) {
-                *b = b'-';
-            }
-            at += 1;
-        }
-        if let Some(pair) = out.get_mut(at..at + 2) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
-        }
-        at += 2;
+/// Every byte's two hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    table
+};
+
+/// Where each of a UUID's 16 bytes goes in its hyphenated form.
+const UUID_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/// Writes a UUID's hyphenated lower-case form into `out`.
+pub(crate) fn uuid_text(out: &mut [u8; 36], id: u128) {
+    for (byte, at) in id.to_be_bytes().into_iter().zip(UUID_AT) {
+        out[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
+    for at in [8, 13, 18, 23] {
+        out[at] = b'-';
     }
 }
 

@@ -91,6 +91,22 @@ fn word_needs_escape(w: u64) -> bool {
     (below_space | zero_byte(quote) | zero_byte(backslash)) & HIGHS != 0
 }
 
+/// The first eight bytes of `s` (all of a shorter one, zeros above) as a little-endian word;
+/// built from overlapping loads, not copied into an array (whose byte stores the wide load
+/// would wait for).
+#[inline]
+pub fn short_word(s: &[u8]) -> u64 {
+    let s = s.get(..8).unwrap_or(s);
+    let n = s.len();
+    if let (Some(lo), Some(hi)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << (8 * (n - 4))
+    } else if let (Some(lo), Some(hi)) = (s.first_chunk::<2>(), s.last_chunk::<2>()) {
+        u64::from(u16::from_le_bytes(*lo)) | u64::from(u16::from_le_bytes(*hi)) << (8 * (n - 2))
+    } else {
+        s.first().map_or(0, |&b| u64::from(b))
+    }
+}
+
 /// How many leading bytes of `s` a JSON string carries as they are: the length of the
 /// prefix without control characters, `"` or `\`. Scans eight bytes at a time, which is
 /// what makes writing mostly plain text cheap; shared by every encoder of the record JSON.
@@ -101,17 +117,28 @@ pub fn json_plain_prefix(s: &[u8]) -> usize {
         let mut w = [0; 8];
         w.copy_from_slice(word);
         if word_needs_escape(u64::from_le_bytes(w)) {
-            break;
+            return i + plain_bytes(word);
         }
         i += 8;
     }
-    while let Some(&b) = s.get(i) {
-        if b < 0x20 || b == b'"' || b == b'\\' {
-            break;
-        }
-        i += 1;
+    // Fewer than eight bytes left, all checked at once: a string of eight bytes or more ends
+    // with a word that overlaps the one checked last; a shorter one is padded with spaces.
+    let last = match s.last_chunk::<8>() {
+        Some(w) => u64::from_le_bytes(*w),
+        None => short_word(s) | (ONES * 0x20) << (8 * s.len()),
+    };
+    if word_needs_escape(last) {
+        i + plain_bytes(s.get(i..).unwrap_or_default())
+    } else {
+        s.len()
     }
-    i
+}
+
+/// How many leading bytes of `s` need no escape, one byte at a time.
+fn plain_bytes(s: &[u8]) -> usize {
+    s.iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(s.len())
 }
 
 /// Appends `s` as a JSON string, escaping as serde_json does: `"`, `\` and control
@@ -159,6 +186,33 @@ mod tests {
         let mut out = Vec::new();
         write_record(record, &mut out);
         out
+    }
+
+    #[test]
+    fn short_word_is_the_first_eight_bytes_zero_padded() {
+        let bytes: Vec<u8> = (1..=12).collect();
+        for n in 0..=bytes.len() {
+            let s = &bytes[..n];
+            let mut w = [0u8; 8];
+            let k = n.min(8);
+            w[..k].copy_from_slice(&s[..k]);
+            assert_eq!(short_word(s), u64::from_le_bytes(w), "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn plain_prefix_stops_at_the_first_byte_to_escape() {
+        for len in 0..24 {
+            for at in 0..=len {
+                for c in [b'"', b'\\', 0, 0x1f] {
+                    let mut s = vec![b'a'; len];
+                    if at < len {
+                        s[at] = c;
+                    }
+                    assert_eq!(json_plain_prefix(&s), at, "{len} bytes, {c} at {at}");
+                }
+            }
+        }
     }
 
     /// Strings that exercise every escape and word boundary.

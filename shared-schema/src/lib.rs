@@ -48,7 +48,7 @@ pub use batch::{
     Batch, BatchError, BatchFormat, DEFAULT_MAX_BATCH_RECORDS, DecodeOptions, Rejected,
     decode_batch, decode_batch_with,
 };
-pub use encode::json_plain_prefix;
+pub use encode::{json_plain_prefix, short_word};
 pub use level::{Level, UnknownLevel};
 pub use record::{
     MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, MAX_META_DEPTH, MAX_SERVICE_CHARS,
