@@ -104,6 +104,8 @@ pub(crate) struct Encoder {
     synth: Vec<u8>,
     tmp: Vec<u8>,
     ts: TimestampCache,
+    /// One template per callsite, direct-mapped by the callsite's address.
+    templates: Vec<Option<Template>>,
 }
 
 fn u32_of(n: usize) -> u32 {
@@ -173,6 +175,7 @@ impl Encoder {
             synth: Vec::with_capacity(512),
             tmp: Vec::new(),
             ts: TimestampCache::default(),
+            templates: (0..TEMPLATES).map(|_| None).collect(),
         }
     }
 
@@ -243,8 +246,9 @@ impl Encoder {
         }
     }
 
-    /// Adds one field, giving reserved keys their required types.
-    fn field(&mut self, name: &[u8], v: Value<'_>, entry: &[u8], order: u32) {
+    /// Adds one field, giving reserved keys their required types. Returns whether the field
+    /// went in as it is (its own name, its value unchanged): what a [`Template`] can repeat.
+    fn field(&mut self, name: &[u8], v: Value<'_>, entry: &[u8], order: u32) -> bool {
         let base = entry.as_ptr() as usize;
         match name {
             b"trace_id" | b"span_id" | b"release" | b"environment" | b"url" | b"user_agent"
@@ -320,37 +324,155 @@ impl Encoder {
             _ => {
                 let val = self.value(v, entry, base);
                 self.push_named(name, entry, val, order);
+                // 128-bit numbers are written as numbers or as text depending on the value.
+                return !matches!(v, Value::I128(_) | Value::U128(_));
             }
         }
+        false
     }
 
     /// Appends the record line for `entry` (JSON and a newline) to `out`.
+    ///
+    /// A callsite's records have the same field names in the same order, so after the first
+    /// the `meta` object's layout (sorted keys, static fields, target and location) is known:
+    /// a [`Template`] kept per callsite writes it with only the values filled in. Records a
+    /// template does not fit (other fields, reserved keys, repeated keys) take the full path,
+    /// which writes the same bytes.
     pub(crate) fn encode(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+        let start = out.len();
+        let callsite = callsite_key(entry.origin);
+        let at = template_index(callsite);
+        if self.encode_with(at, callsite, entry, out) {
+            return;
+        }
+        out.truncate(start);
+        // A record no template can repeat leaves the slot's template in place.
+        if let Some(t) = self.encode_full(entry, out)
+            && let Some(slot) = self.templates.get_mut(at)
+        {
+            *slot = Some(Template { callsite, ..t });
+        }
+    }
+
+    /// The template path: `false` (and `out` partly written) when there is no template for
+    /// the callsite or the entry does not fit it.
+    fn encode_with(
+        &mut self,
+        at: usize,
+        callsite: usize,
+        entry: &Entry,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(t) = self.templates.get_mut(at).and_then(Option::take) else {
+            return false;
+        };
+        let fits = t.callsite == callsite && self.fill(&t, entry, out);
+        if let Some(slot) = self.templates.get_mut(at) {
+            *slot = Some(t);
+        }
+        fits
+    }
+
+    fn fill(&mut self, t: &Template, entry: &Entry, out: &mut Vec<u8>) -> bool {
+        let buf = entry.buf.as_slice();
+        let mut values = [Value::Bool(false); MAX_TEMPLATE_FIELDS];
+        let (mut n, mut message, mut event): (usize, &[u8], Option<&[u8]>) = (0, b"", None);
+        for item in Items::new(buf) {
+            match item {
+                Item::Message(m) => message = m,
+                Item::Event(e) => event = Some(e),
+                Item::Field(name, v) => {
+                    match (t.shape.get(n), values.get_mut(n)) {
+                        (Some((kind, expected)), Some(slot))
+                            if *kind == kind_of(v) && **expected == *name =>
+                        {
+                            *slot = v;
+                        }
+                        _ => return false,
+                    }
+                    n += 1;
+                }
+                Item::Target(_) | Item::File(_) | Item::Line(_) => return false,
+            }
+        }
+        if n != t.shape.len() {
+            return false;
+        }
+        self.write_top(entry, event, origin_target(entry.origin), message, out);
+        let meta_start = out.len();
+        for (literal, i) in &t.parts {
+            out.extend_from_slice(literal);
+            if let Some(v) = values.get(*i) {
+                write_plain_value(out, *v);
+            }
+        }
+        out.extend_from_slice(&t.tail);
+        // The size limit depends on the values: an oversized `meta` takes the full path,
+        // which cuts it. (What was written beyond `meta` itself: its key and the line's end.)
+        out.len() - meta_start <= MAX_META_BYTES + META_KEY.len() + 2
+    }
+
+    /// `{"id":...,"ts":...,"service":...,"level":...,"event":...,"message":...` for `entry`.
+    fn write_top(
+        &mut self,
+        entry: &Entry,
+        event: Option<&[u8]>,
+        target: &[u8],
+        message: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        // `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
+        let mut head = [0u8; HEAD_LEN];
+        head[..7].copy_from_slice(b"{\"id\":\"");
+        if let Some((id, _)) = head[7..].split_first_chunk_mut::<36>() {
+            json::uuid_text(id, entry.id);
+        }
+        head[43..51].copy_from_slice(b"\",\"ts\":\"");
+        self.ts.text(&mut head[51..], entry.ts_ms);
+        out.reserve(HEAD_LEN + 256 + entry.buf.len());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&self.middles[level_index(entry.level)]);
+        let event: &[u8] = match (event, entry.origin) {
+            (Some(e), _) => e,
+            (None, Origin::Internal(name)) => name.as_bytes(),
+            (None, Origin::Tracing(m)) if !is_generated_name(m.name()) => m.name().as_bytes(),
+            (None, _) => target,
+        };
+        write_event(out, event);
+        out.extend_from_slice(b",\"message\":");
+        write_message(out, message);
+    }
+
+    /// The full path; returns the template for the entry's callsite when one can repeat it.
+    fn encode_full(&mut self, entry: &Entry, out: &mut Vec<u8>) -> Option<Template> {
         self.slots.clear();
         self.slots.extend_from_slice(&self.static_slots);
         self.keys.truncate(self.static_keys);
         self.synth.clear();
         let buf = entry.buf.as_slice();
-        let (mut target, mut file, mut line): (&[u8], Option<&[u8]>, Option<u32>) = match entry
-            .origin
-        {
-            Origin::Tracing(m) => (m.target().as_bytes(), m.file().map(str::as_bytes), m.line()),
-            Origin::Log => (b"log", None, None),
-            Origin::Internal(_) => (b"faultline_logger", None, None),
+        let mut target = origin_target(entry.origin);
+        let (mut file, mut line) = match entry.origin {
+            Origin::Tracing(m) => (m.file().map(str::as_bytes), m.line()),
+            Origin::Log | Origin::Internal(_) => (None, None),
         };
         let mut message: &[u8] = b"";
         let mut event: Option<&[u8]> = None;
-        let mut order = 2;
+        let mut order = FIRST_FIELD_ORDER;
+        let mut shape = Vec::new();
+        let mut repeatable = callsite_key(entry.origin) != 0;
         for item in Items::new(buf) {
             match item {
                 Item::Message(m) => message = m,
                 Item::Event(e) => event = Some(e),
-                Item::Target(t) => target = t,
-                Item::File(f) => file = Some(f),
-                Item::Line(l) => line = Some(l),
+                Item::Target(t) => (target, repeatable) = (t, false),
+                Item::File(f) => (file, repeatable) = (Some(f), false),
+                Item::Line(l) => (line, repeatable) = (Some(l), false),
                 Item::Field(name, v) => {
                     order += 1;
-                    self.field(name, v, buf, order);
+                    repeatable &= self.field(name, v, buf, order);
+                    if repeatable {
+                        shape.push((kind_of(v), Box::<[u8]>::from(name)));
+                    }
                 }
             }
         }
@@ -367,68 +489,74 @@ impl Encoder {
                 self.push(b"line", V::U64(u64::from(l)), 1);
             }
         }
+        self.write_top(entry, event, target, message, out);
 
-        // `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
-        let mut head = [0u8; HEAD_LEN];
-        head[..7].copy_from_slice(b"{\"id\":\"");
-        if let Some((id, _)) = head[7..].split_first_chunk_mut::<36>() {
-            json::uuid_text(id, entry.id);
+        if self.slots.is_empty() {
+            out.extend_from_slice(b"}\n");
+            return repeatable.then(|| Template::new(shape, Vec::new(), b"}\n".to_vec()));
         }
-        head[43..51].copy_from_slice(b"\",\"ts\":\"");
-        self.ts.text(&mut head[51..], entry.ts_ms);
-        out.reserve(HEAD_LEN + 256 + buf.len());
-        out.extend_from_slice(&head);
-        out.extend_from_slice(&self.middles[level_index(entry.level)]);
-        let event: &[u8] = match (event, entry.origin) {
-            (Some(e), _) => e,
-            (None, Origin::Internal(name)) => name.as_bytes(),
-            (None, Origin::Tracing(m)) if !is_generated_name(m.name()) => m.name().as_bytes(),
-            (None, _) => target,
+        let (keys, slots) = (&self.keys, &mut self.slots);
+        let cmp = |a: &Slot, b: &Slot| {
+            key_cmp(a.key.bytes(keys, buf), b.key.bytes(keys, buf)).then(a.order.cmp(&b.order))
         };
-        write_event(out, event);
-        out.extend_from_slice(b",\"message\":");
-        write_message(out, message);
-
-        if !self.slots.is_empty() {
-            let (keys, slots) = (&self.keys, &mut self.slots);
-            let cmp = |a: &Slot, b: &Slot| {
-                key_cmp(a.key.bytes(keys, buf), b.key.bytes(keys, buf)).then(a.order.cmp(&b.order))
-            };
-            if slots.len() <= SMALL_SORT {
-                // Usually a handful of fields, often in order already.
-                for i in 1..slots.len() {
-                    let mut j = i;
-                    while j > 0 && cmp(&slots[j], &slots[j - 1]).is_lt() {
-                        slots.swap(j, j - 1);
-                        j -= 1;
-                    }
-                }
-            } else {
-                slots.sort_by(cmp);
-            }
-            // On a repeated key the last (highest order) wins.
-            let mut w = 0;
-            for r in 0..slots.len() {
-                let here = slots[r].key.bytes(keys, buf);
-                let last_of_run = slots
-                    .get(r + 1)
-                    .is_none_or(|next| next.key.bytes(keys, buf) != here);
-                if last_of_run {
-                    slots[w] = slots[r];
-                    w += 1;
+        if slots.len() <= SMALL_SORT {
+            // Usually a handful of fields, often in order already.
+            for i in 1..slots.len() {
+                let mut j = i;
+                while j > 0 && cmp(&slots[j], &slots[j - 1]).is_lt() {
+                    slots.swap(j, j - 1);
+                    j -= 1;
                 }
             }
-            slots.truncate(w);
-            out.extend_from_slice(b",\"meta\":");
-            let start = out.len();
+        } else {
+            slots.sort_by(cmp);
+        }
+        // On a repeated key the last (highest order) wins.
+        let mut w = 0;
+        for r in 0..slots.len() {
+            let here = slots[r].key.bytes(keys, buf);
+            let last_of_run = slots
+                .get(r + 1)
+                .is_none_or(|next| next.key.bytes(keys, buf) != here);
+            if last_of_run {
+                slots[w] = slots[r];
+                w += 1;
+            }
+        }
+        repeatable &= w == slots.len() && shape.len() <= MAX_TEMPLATE_FIELDS;
+        slots.truncate(w);
+        out.extend_from_slice(META_KEY);
+        let start = out.len();
+        self.write_meta(out, buf);
+        if out.len() - start > MAX_META_BYTES {
+            out.truncate(start);
+            self.shrink_meta(buf);
             self.write_meta(out, buf);
-            if out.len() - start > MAX_META_BYTES {
-                out.truncate(start);
-                self.shrink_meta(buf);
-                self.write_meta(out, buf);
-            }
+            repeatable = false;
         }
         out.extend_from_slice(b"}\n");
+        repeatable.then(|| self.template(shape, buf))
+    }
+
+    /// The template of the `meta` just written (its slots sorted, none repeated): keys and
+    /// every value that is not a field's own become literal bytes.
+    fn template(&self, shape: Vec<(Kind, Box<[u8]>)>, entry: &[u8]) -> Template {
+        let mut parts = Vec::with_capacity(self.slots.len());
+        let mut literal = META_KEY.to_vec();
+        literal.push(b'{');
+        for (i, s) in self.slots.iter().enumerate() {
+            if i > 0 {
+                literal.push(b',');
+            }
+            json::string(&mut literal, s.key.bytes(&self.keys, entry));
+            literal.push(b':');
+            match s.order.checked_sub(FIRST_FIELD_ORDER + 1) {
+                Some(field) => parts.push((std::mem::take(&mut literal), field as usize)),
+                None => self.write_value(&mut literal, entry, s.val),
+            }
+        }
+        literal.extend_from_slice(b"}}\n");
+        Template::new(shape, parts, literal)
     }
 
     fn str_bytes<'a>(&'a self, entry: &'a [u8], src: Src, a: u32, b: u32) -> &'a [u8] {
@@ -515,6 +643,97 @@ impl Encoder {
                 }
             }
         }
+    }
+}
+
+/// `meta`'s key, after the message.
+const META_KEY: &[u8] = b",\"meta\":";
+/// Slot order of static fields is 0, of target and location 1; fields count up from here.
+const FIRST_FIELD_ORDER: u32 = 2;
+/// Templates kept (direct-mapped: two callsites on one slot take turns).
+const TEMPLATES: usize = 256;
+/// Fields a template covers at most.
+const MAX_TEMPLATE_FIELDS: usize = 32;
+
+/// A value's kind, as far as a template cares (both booleans are one kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    I64,
+    U64,
+    F64,
+    Bool,
+    Str,
+    Wide,
+}
+
+fn kind_of(v: Value<'_>) -> Kind {
+    match v {
+        Value::I64(_) => Kind::I64,
+        Value::U64(_) => Kind::U64,
+        Value::F64(_) => Kind::F64,
+        Value::Bool(_) => Kind::Bool,
+        Value::Str(_) => Kind::Str,
+        Value::I128(_) | Value::U128(_) => Kind::Wide,
+    }
+}
+
+/// How a callsite's `meta` is written: literal bytes (`,"meta":{"key":`, static values,
+/// commas) and, between them, the values of its fields.
+#[derive(Debug)]
+struct Template {
+    /// The callsite's address ([`callsite_key`]).
+    callsite: usize,
+    /// The fields it applies to, in capture order: kind and name.
+    shape: Vec<(Kind, Box<[u8]>)>,
+    /// Literal bytes, then the value of the field at this capture position.
+    parts: Vec<(Vec<u8>, usize)>,
+    /// Literal bytes after the last field, the record's closing brace and newline included.
+    tail: Vec<u8>,
+}
+
+impl Template {
+    fn new(shape: Vec<(Kind, Box<[u8]>)>, parts: Vec<(Vec<u8>, usize)>, tail: Vec<u8>) -> Template {
+        Template {
+            callsite: 0,
+            shape,
+            parts,
+            tail,
+        }
+    }
+}
+
+/// What identifies a callsite: its static metadata's address (0: none).
+fn callsite_key(origin: Origin) -> usize {
+    match origin {
+        Origin::Tracing(m) => std::ptr::from_ref(m) as usize,
+        Origin::Internal(name) => name.as_ptr() as usize,
+        Origin::Log => 0,
+    }
+}
+
+fn template_index(callsite: usize) -> usize {
+    ((callsite >> 3) ^ (callsite >> 11)) % TEMPLATES
+}
+
+/// The `target` of an origin before any item overrides it.
+fn origin_target(origin: Origin) -> &'static [u8] {
+    match origin {
+        Origin::Tracing(m) => m.target().as_bytes(),
+        Origin::Log => b"log",
+        Origin::Internal(_) => b"faultline_logger",
+    }
+}
+
+/// A field's value as the full path writes a field that went in as it is.
+fn write_plain_value(out: &mut Vec<u8>, v: Value<'_>) {
+    match v {
+        Value::I64(n) => json::int(out, n),
+        Value::U64(n) => json::int(out, n),
+        Value::F64(n) => json::float(out, n),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Str(s) => json::string(out, s),
+        // Never in a template (written as a number or as text depending on the value).
+        Value::I128(_) | Value::U128(_) => out.extend_from_slice(b"null"),
     }
 }
 
@@ -650,6 +869,14 @@ mod tests {
         let mut enc = Encoder::new(&config());
         let mut out = Vec::new();
         enc.encode(e, &mut out);
+        // Again: the second time through the callsite's template, when it made one.
+        let mut again = Vec::new();
+        enc.encode(e, &mut again);
+        assert_eq!(
+            String::from_utf8_lossy(&again),
+            String::from_utf8_lossy(&out),
+            "the template path wrote other bytes"
+        );
         let line = String::from_utf8(out).unwrap();
         assert!(line.ends_with('\n'));
         let record = Record::from_json(line.trim_end().as_bytes())
@@ -780,6 +1007,74 @@ mod tests {
         });
         let (_, r) = encode(&e);
         assert_eq!(r.event, "log");
+    }
+
+    /// The full path's bytes for `e` (a fresh encoder has no template).
+    fn full(e: &Entry) -> Vec<u8> {
+        let mut out = Vec::new();
+        Encoder::new(&config()).encode(e, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_callsite_template_writes_what_the_full_path_writes() {
+        let mut enc = Encoder::new(&config());
+        let record = |n: i64, path: &str, ok: bool, ratio: f64| {
+            entry(|b| {
+                b.push(tag::MESSAGE);
+                put_str(b, "order placed");
+                put_name(b, tag::I64, "order_id");
+                b.extend(&n.to_le_bytes());
+                put_str_field(b, "path", path);
+                put_name(b, if ok { tag::TRUE } else { tag::FALSE }, "ok");
+                put_name(b, tag::F64, "ratio");
+                b.extend(&ratio.to_le_bytes());
+            })
+        };
+        let huge = "x".repeat(MAX_META_BYTES + 100);
+        let cases = [
+            record(1, "/api/orders", true, 0.5),
+            record(-7, "quote \" tab \t nul \0 é", false, f64::NAN),
+            record(i64::MAX, "", true, -0.0),
+            // Over the meta limit: cut as the full path cuts it.
+            record(3, &huge, true, 1.0),
+            record(4, "/back/to/normal", false, 1e300),
+        ];
+        for e in &cases {
+            let mut out = Vec::new();
+            enc.encode(e, &mut out);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&full(e))
+            );
+        }
+        // Another shape at the same callsite (a field more, a reserved key, a repeated key,
+        // a 128-bit number), then the first shape again.
+        let other = [
+            entry(|b| put_str_field(b, "path", "/a")),
+            entry(|b| {
+                put_str_field(b, "path", "/a");
+                put_str_field(b, "user", "alice");
+            }),
+            entry(|b| {
+                put_str_field(b, "path", "/a");
+                put_str_field(b, "path", "/b");
+            }),
+            entry(|b| {
+                put_name(b, tag::U128, "big");
+                b.extend(&u128::MAX.to_le_bytes());
+            }),
+            entry(|b| put_str_field(b, "release", "overrides the static field")),
+            record(5, "/again", true, 2.0),
+        ];
+        for e in other.iter().chain(&cases).chain(&other) {
+            let mut out = Vec::new();
+            enc.encode(e, &mut out);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&full(e))
+            );
+        }
     }
 
     #[test]
