@@ -806,7 +806,11 @@ fn write_event(out: &mut Vec<u8>, event: &[u8]) {
 
 /// `message`: NUL replaced, then cut to `MAX_MESSAGE_BYTES` with the marker.
 fn write_message(out: &mut Vec<u8>, message: &[u8]) {
-    if message.len() <= MAX_MESSAGE_BYTES && !message.contains(&0) {
+    // `json::string` replaces NUL itself; only a message that replacing NUL (one byte to
+    // three) could take past the limit needs the check.
+    if message.len() <= MAX_MESSAGE_BYTES / 3
+        || (message.len() <= MAX_MESSAGE_BYTES && !message.contains(&0))
+    {
         json::string(out, message);
         return;
     }
