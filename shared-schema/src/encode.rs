@@ -117,7 +117,11 @@ pub fn json_plain_prefix(s: &[u8]) -> usize {
         let mut w = [0; 8];
         w.copy_from_slice(word);
         if word_needs_escape(u64::from_le_bytes(w)) {
-            return i + plain_bytes(word);
+            // The check has no false positives, but the byte-wise scan decides.
+            let plain = plain_bytes(word);
+            if plain < 8 {
+                return i + plain;
+            }
         }
         i += 8;
     }
