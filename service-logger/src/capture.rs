@@ -4,8 +4,9 @@
 //! An [`Entry`] is a fixed-size value: the time, a UUIDv7, the level, where it came from
 //! (`&'static` tracing metadata, so target and name cost nothing), and the fields encoded into
 //! an inline byte buffer ([`Buf`]) that only spills to the heap past [`INLINE_BYTES`]. Field
-//! encoding is a tag byte, the field name, and the raw value (`i64` as 8 bytes, strings as a
-//! length and the bytes): no JSON escaping, number formatting or allocation on the caller.
+//! encoding is a tag byte, the field name (for an event's own fields, its index in the
+//! callsite's field set), and the raw value (`i64` as 8 bytes, strings as a length and the
+//! bytes): no JSON escaping, number formatting or allocation on the caller.
 
 use std::cell::Cell;
 use std::fmt::{self, Write as _};
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use faultline_schema::Level;
-use tracing::field::{Field, Visit};
+use tracing::field::{Field, FieldSet, Visit};
 
 /// Field bytes kept inside an [`Entry`] before spilling to the heap: enough for a message
 /// and a handful of fields plus a trace context, while keeping a queue slot at 256 bytes.
@@ -23,8 +24,9 @@ pub(crate) const INLINE_BYTES: usize = 176;
 /// Longest field name kept (longer ones are cut on a character boundary).
 const MAX_NAME: usize = 255;
 
-/// Tags of encoded items. Named items are `tag, name length (u8), name, value`; the others
-/// are `tag, value`. Strings are a little-endian `u32` length and UTF-8 bytes.
+/// Tags of encoded items. Named items are `tag, name length (u8), name, value` or, with
+/// [`tag::INDEXED`], `tag, index (u8), value`; the others are `tag, value`. Strings are a
+/// little-endian `u32` length and UTF-8 bytes.
 pub(crate) mod tag {
     pub(crate) const I64: u8 = 1;
     pub(crate) const U64: u8 = 2;
@@ -44,6 +46,10 @@ pub(crate) mod tag {
     pub(crate) const FILE: u8 = 19;
     /// A `log` record's source line, a `u32` (no name).
     pub(crate) const LINE: u8 = 20;
+    /// Set on a named item's tag when the name is its index (one byte) in the event's own
+    /// callsite's fields instead of spelled out: the worker looks the name up in the
+    /// metadata, and the call site copies two bytes, not the name.
+    pub(crate) const INDEXED: u8 = 0x80;
 }
 
 /// A byte buffer that lives inline up to [`INLINE_BYTES`] and moves to the heap beyond.
@@ -358,7 +364,11 @@ impl Capture<'_> {
     }
 
     fn named(&mut self, t: u8, field: &Field) {
-        put_name(self.buf, t, field.name());
+        // An event's fields are its callsite's; a span's come from another callsite.
+        match (self.level.is_some(), u8::try_from(field.index())) {
+            (true, Ok(i)) => self.buf.extend(&[t | tag::INDEXED, i]),
+            _ => put_name(self.buf, t, field.name()),
+        }
     }
 }
 
@@ -479,11 +489,19 @@ pub(crate) enum Item<'a> {
 /// bug could produce: never panics on it.
 pub(crate) struct Items<'a> {
     rest: &'a [u8],
+    /// The fields of the event's callsite, for names given by index.
+    fields: Option<&'static FieldSet>,
 }
 
 impl<'a> Items<'a> {
+    #[cfg(test)]
     pub(crate) fn new(buf: &'a [u8]) -> Items<'a> {
-        Items { rest: buf }
+        Items::with_fields(buf, None)
+    }
+
+    /// Items of an event from the callsite with `fields`.
+    pub(crate) fn with_fields(buf: &'a [u8], fields: Option<&'static FieldSet>) -> Items<'a> {
+        Items { rest: buf, fields }
     }
 
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
@@ -518,9 +536,20 @@ impl<'a> Iterator for Items<'a> {
             tag::FILE => Item::File(self.string()?),
             tag::LINE => Item::Line(u32::from_le_bytes(self.array()?)),
             _ => {
-                let name_len = usize::from(*self.take(1)?.first()?);
-                let name = self.take(name_len)?;
-                let value = match t {
+                let name: &'a [u8] = if t & tag::INDEXED != 0 {
+                    let i = usize::from(*self.take(1)?.first()?);
+                    match self.fields.and_then(|f| f.iter().nth(i)) {
+                        Some(field) => field.name().as_bytes(),
+                        None => {
+                            self.rest = &[];
+                            return None;
+                        }
+                    }
+                } else {
+                    let name_len = usize::from(*self.take(1)?.first()?);
+                    self.take(name_len)?
+                };
+                let value = match t & !tag::INDEXED {
                     tag::I64 => Value::I64(i64::from_le_bytes(self.array()?)),
                     tag::U64 => Value::U64(u64::from_le_bytes(self.array()?)),
                     tag::I128 => Value::I128(i128::from_le_bytes(self.array()?)),
@@ -596,6 +625,56 @@ mod tests {
         // Truncated input ends the iteration instead of panicking.
         let cut = &b.as_slice()[..b.len() - 3];
         assert!(Items::new(cut).count() < 5);
+    }
+
+    /// Captures each event as the layer does and decodes it against its callsite's fields.
+    struct Decoding(std::sync::Mutex<Vec<String>>);
+
+    impl tracing::Subscriber for Decoding {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut buf = Buf::new();
+            let mut level = Level::Info;
+            event.record(&mut Capture {
+                buf: &mut buf,
+                level: Some(&mut level),
+            });
+            let fields = event.metadata().fields();
+            let items = Items::with_fields(buf.as_slice(), Some(fields)).map(|i| match i {
+                Item::Field(name, v) => format!("{}={v:?}", String::from_utf8_lossy(name)),
+                other => format!("{other:?}"),
+            });
+            self.0.lock().unwrap().extend(items);
+            // Without the callsite's fields an indexed name cannot be read: the items stop.
+            assert!(Items::new(buf.as_slice()).all(|i| !matches!(i, Item::Field(..))));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn an_events_field_names_travel_as_indexes_into_its_callsite() {
+        let subscriber = std::sync::Arc::new(Decoding(std::sync::Mutex::new(Vec::new())));
+        tracing::subscriber::with_default(subscriber.clone(), || {
+            tracing::info!(order_id = 7u64, path = "/api", ok = true, "placed {}", 1);
+        });
+        let got = subscriber.0.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            [
+                "Message([112, 108, 97, 99, 101, 100, 32, 49])",
+                "order_id=U64(7)",
+                "path=Str([47, 97, 112, 105])",
+                "ok=Bool(true)",
+            ]
+        );
     }
 
     #[test]

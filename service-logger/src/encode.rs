@@ -377,7 +377,7 @@ impl Encoder {
         let buf = entry.buf.as_slice();
         let mut values = [Value::Bool(false); MAX_TEMPLATE_FIELDS];
         let (mut n, mut message, mut event): (usize, &[u8], Option<&[u8]>) = (0, b"", None);
-        for item in Items::new(buf) {
+        for item in Items::with_fields(buf, origin_fields(entry.origin)) {
             match item {
                 Item::Message(m) => message = m,
                 Item::Event(e) => event = Some(e),
@@ -460,7 +460,7 @@ impl Encoder {
         let mut order = FIRST_FIELD_ORDER;
         let mut shape = Vec::new();
         let mut repeatable = callsite_key(entry.origin) != 0;
-        for item in Items::new(buf) {
+        for item in Items::with_fields(buf, origin_fields(entry.origin)) {
             match item {
                 Item::Message(m) => message = m,
                 Item::Event(e) => event = Some(e),
@@ -713,6 +713,14 @@ fn callsite_key(origin: Origin) -> usize {
 
 fn template_index(callsite: usize) -> usize {
     ((callsite >> 3) ^ (callsite >> 11)) % TEMPLATES
+}
+
+/// The fields of an event's callsite, which names given by index refer to.
+fn origin_fields(origin: Origin) -> Option<&'static tracing::field::FieldSet> {
+    match origin {
+        Origin::Tracing(m) => Some(m.fields()),
+        Origin::Log | Origin::Internal(_) => None,
+    }
 }
 
 /// The `target` of an origin before any item overrides it.
