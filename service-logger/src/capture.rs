@@ -351,6 +351,8 @@ pub(crate) struct Capture<'a> {
     pub(crate) buf: &'a mut Buf,
     /// `Some` for an event (its level may be raised by a `level` field); `None` for a span.
     pub(crate) level: Option<&'a mut Level>,
+    /// The event's callsite: its own fields are written by index (`None` for a span).
+    pub(crate) callsite: Option<tracing::callsite::Identifier>,
 }
 
 impl Capture<'_> {
@@ -364,9 +366,12 @@ impl Capture<'_> {
     }
 
     fn named(&mut self, t: u8, field: &Field) {
-        // An event's fields are its callsite's; a span's come from another callsite.
-        match (self.level.is_some(), u8::try_from(field.index())) {
-            (true, Ok(i)) => self.buf.extend(&[t | tag::INDEXED, i]),
+        // Only a field of the event's own callsite can be named by index (a span's, or one
+        // of an event built by hand from another callsite's values, is spelled out).
+        match (&self.callsite, u8::try_from(field.index())) {
+            (Some(own), Ok(i)) if field.callsite() == *own => {
+                self.buf.extend(&[t | tag::INDEXED, i]);
+            }
             _ => put_name(self.buf, t, field.name()),
         }
     }
@@ -645,6 +650,7 @@ mod tests {
             event.record(&mut Capture {
                 buf: &mut buf,
                 level: Some(&mut level),
+                callsite: Some(event.metadata().callsite()),
             });
             let fields = event.metadata().fields();
             let items = Items::with_fields(buf.as_slice(), Some(fields)).map(|i| match i {

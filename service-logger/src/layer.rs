@@ -48,6 +48,7 @@ where
         attrs.record(&mut Capture {
             buf: &mut buf,
             level: None,
+            callsite: None,
         });
         if buf.len() > 0 {
             span.extensions_mut()
@@ -64,6 +65,7 @@ where
         values.record(&mut Capture {
             buf: &mut buf,
             level: None,
+            callsite: None,
         });
         if buf.len() == 0 {
             return;
@@ -104,6 +106,7 @@ where
         event.record(&mut Capture {
             buf: &mut entry.buf,
             level: Some(&mut level),
+            callsite: Some(meta.callsite()),
         });
         entry.level = level;
         self.logger.dispatch(entry, mask);
