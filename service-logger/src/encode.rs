@@ -104,8 +104,9 @@ pub(crate) struct Encoder {
     synth: Vec<u8>,
     tmp: Vec<u8>,
     ts: TimestampCache,
-    /// One template per callsite, direct-mapped by the callsite's address.
-    templates: Vec<Option<Template>>,
+    /// One template per callsite (with its [`callsite_key`]), direct-mapped by the
+    /// callsite's address.
+    templates: Vec<Option<(usize, Template)>>,
 }
 
 fn u32_of(n: usize) -> u32 {
@@ -350,7 +351,7 @@ impl Encoder {
         if let Some(t) = self.encode_full(entry, out)
             && let Some(slot) = self.templates.get_mut(at)
         {
-            *slot = Some(Template { callsite, ..t });
+            *slot = Some((callsite, t));
         }
     }
 
@@ -363,12 +364,13 @@ impl Encoder {
         entry: &Entry,
         out: &mut Vec<u8>,
     ) -> bool {
-        let Some(t) = self.templates.get_mut(at).and_then(Option::take) else {
+        // Taken out while it is filled (filling writes through `self`), then put back.
+        let Some((owner, t)) = self.templates.get_mut(at).and_then(Option::take) else {
             return false;
         };
-        let fits = t.callsite == callsite && self.fill(&t, entry, out);
+        let fits = owner == callsite && self.fill(&t, entry, out);
         if let Some(slot) = self.templates.get_mut(at) {
-            *slot = Some(t);
+            *slot = Some((owner, t));
         }
         fits
     }
@@ -493,7 +495,11 @@ impl Encoder {
 
         if self.slots.is_empty() {
             out.extend_from_slice(b"}\n");
-            return repeatable.then(|| Template::new(shape, Vec::new(), b"}\n".to_vec()));
+            return repeatable.then(|| Template {
+                shape,
+                parts: Vec::new(),
+                tail: b"}\n".to_vec(),
+            });
         }
         let (keys, slots) = (&self.keys, &mut self.slots);
         let cmp = |a: &Slot, b: &Slot| {
@@ -556,7 +562,11 @@ impl Encoder {
             }
         }
         literal.extend_from_slice(b"}}\n");
-        Template::new(shape, parts, literal)
+        Template {
+            shape,
+            parts,
+            tail: literal,
+        }
     }
 
     fn str_bytes<'a>(&'a self, entry: &'a [u8], src: Src, a: u32, b: u32) -> &'a [u8] {
@@ -681,25 +691,12 @@ fn kind_of(v: Value<'_>) -> Kind {
 /// commas) and, between them, the values of its fields.
 #[derive(Debug)]
 struct Template {
-    /// The callsite's address ([`callsite_key`]).
-    callsite: usize,
     /// The fields it applies to, in capture order: kind and name.
     shape: Vec<(Kind, Box<[u8]>)>,
     /// Literal bytes, then the value of the field at this capture position.
     parts: Vec<(Vec<u8>, usize)>,
     /// Literal bytes after the last field, the record's closing brace and newline included.
     tail: Vec<u8>,
-}
-
-impl Template {
-    fn new(shape: Vec<(Kind, Box<[u8]>)>, parts: Vec<(Vec<u8>, usize)>, tail: Vec<u8>) -> Template {
-        Template {
-            callsite: 0,
-            shape,
-            parts,
-            tail,
-        }
-    }
 }
 
 /// What identifies a callsite: its static metadata's address (0: none).

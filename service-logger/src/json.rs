@@ -37,11 +37,12 @@ const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 pub(crate) fn string(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    if faultline_schema::json_plain_prefix(s) == s.len() {
-        // Most strings (keys, paths, messages) need no escape: one copy.
-        out.extend_from_slice(s);
-    } else {
-        string_body(out, s);
+    // Most strings (keys, paths, messages) need no escape: one scan, one copy.
+    let plain = faultline_schema::json_plain_prefix(s);
+    let (head, rest) = s.split_at(plain);
+    out.extend_from_slice(head);
+    if !rest.is_empty() {
+        string_body(out, rest);
     }
     out.push(b'"');
 }
