@@ -123,15 +123,26 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
 mod tests {
     use super::*;
 
+    /// Upkeep threads of this process, by their name.
+    fn upkeep_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == UPKEEP_THREAD)
+            .count()
+    }
+
     #[test]
     fn installing_the_recorder_starts_the_upkeep_thread_once() {
         let _ = install();
         let _ = install();
-        let threads = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|name| name.trim() == UPKEEP_THREAD)
-            .count();
-        assert_eq!(threads, 1, "one upkeep thread per process");
+        // A new thread names itself once it runs: wait for the name, then count.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while upkeep_threads() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = install();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(upkeep_threads(), 1, "one upkeep thread per process");
     }
 }
