@@ -250,6 +250,7 @@ impl Builder {
         if self.sinks.len() > 64 {
             return Err(InitError::Invalid("at most 64 sinks".into()));
         }
+        crate::capture::start_clock();
         let mut handles: Vec<Arc<SinkHandle>> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for sink in std::mem::take(&mut self.sinks) {

@@ -1,9 +1,10 @@
 //! What a call site captures: a compact owned copy of one event, cheap to build and to move
 //! through a queue, with all serialization left to the worker.
 //!
-//! An [`Entry`] is a fixed-size value: the time, a UUIDv7, the level, where it came from
-//! (`&'static` tracing metadata, so target and name cost nothing), and the fields encoded into
-//! an inline byte buffer ([`Buf`]) that only spills to the heap past [`INLINE_BYTES`]. Field
+//! A record is the time, a UUIDv7, the level, where it came from (`&'static` tracing
+//! metadata, so target and name cost nothing), and the fields encoded into bytes: on the
+//! hot path into the thread's reused scratch buffer, from which they are copied into the
+//! thread's ring ([`crate::ring`]); otherwise into an [`Entry`] of its own. Field
 //! encoding is a tag byte, the field name (for an event's own fields, its index in the
 //! callsite's field set), and the raw value (`i64` as 8 bytes, strings as a length and the
 //! bytes): no JSON escaping, number formatting or allocation on the caller.
@@ -12,14 +13,10 @@ use std::cell::Cell;
 use std::fmt::{self, Write as _};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use faultline_schema::Level;
 use tracing::field::{Field, FieldSet, Visit};
-
-/// Field bytes kept inside an [`Entry`] before spilling to the heap: enough for a message
-/// and a handful of fields plus a trace context, while keeping a queue slot at 256 bytes.
-pub(crate) const INLINE_BYTES: usize = 176;
 
 /// Longest field name kept (longer ones are cut on a character boundary).
 const MAX_NAME: usize = 255;
@@ -52,118 +49,6 @@ pub(crate) mod tag {
     pub(crate) const INDEXED: u8 = 0x80;
 }
 
-/// A byte buffer that lives inline up to [`INLINE_BYTES`] and moves to the heap beyond.
-#[derive(Clone)]
-pub(crate) struct Buf {
-    len: u16,
-    inline: [u8; INLINE_BYTES],
-    heap: Option<Vec<u8>>,
-}
-
-impl Default for Buf {
-    fn default() -> Self {
-        Buf::new()
-    }
-}
-
-impl fmt::Debug for Buf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Buf")
-            .field("len", &self.as_slice().len())
-            .field("heap", &self.heap.is_some())
-            .finish()
-    }
-}
-
-impl Buf {
-    /// An empty buffer.
-    pub(crate) const fn new() -> Buf {
-        Buf {
-            len: 0,
-            inline: [0; INLINE_BYTES],
-            heap: None,
-        }
-    }
-
-    /// The bytes written so far.
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match &self.heap {
-            Some(v) => v,
-            None => &self.inline[..usize::from(self.len)],
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match &self.heap {
-            Some(v) => v.len(),
-            None => usize::from(self.len),
-        }
-    }
-
-    /// Appends `bytes`.
-    #[inline]
-    pub(crate) fn extend(&mut self, bytes: &[u8]) {
-        let len = usize::from(self.len);
-        if self.heap.is_none()
-            && let Some(room) = self.inline.get_mut(len..len + bytes.len())
-        {
-            room.copy_from_slice(bytes);
-            // At most INLINE_BYTES, which fits in a u16.
-            self.len = (len + bytes.len()) as u16;
-            return;
-        }
-        self.extend_slow(bytes);
-    }
-
-    /// [`extend`](Buf::extend) on the heap, or moving there.
-    #[cold]
-    fn extend_slow(&mut self, bytes: &[u8]) {
-        if let Some(v) = &mut self.heap {
-            v.extend_from_slice(bytes);
-            return;
-        }
-        let len = usize::from(self.len);
-        let end = len + bytes.len();
-        let mut v = Vec::with_capacity((end * 2).max(512));
-        v.extend_from_slice(&self.inline[..len]);
-        v.extend_from_slice(bytes);
-        self.heap = Some(v);
-    }
-
-    #[inline]
-    pub(crate) fn push(&mut self, b: u8) {
-        self.extend(&[b]);
-    }
-
-    /// Cuts the buffer back to `len` bytes.
-    pub(crate) fn truncate(&mut self, len: usize) {
-        match &mut self.heap {
-            Some(v) => v.truncate(len),
-            None => self.len = self.len.min(u16::try_from(len).unwrap_or(u16::MAX)),
-        }
-    }
-
-    /// Overwrites 4 bytes at `at` with `v` (little-endian): the length of a string whose
-    /// size was not known before it was formatted.
-    fn patch_u32(&mut self, at: usize, v: u32) {
-        let bytes = v.to_le_bytes();
-        let target = match &mut self.heap {
-            Some(h) => h.get_mut(at..at + 4),
-            None => self.inline.get_mut(at..at + 4),
-        };
-        if let Some(t) = target {
-            t.copy_from_slice(&bytes);
-        }
-    }
-}
-
-impl fmt::Write for Buf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.extend(s.as_bytes());
-        Ok(())
-    }
-}
-
 /// Where an entry came from; decides the default `event` key and the `target`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Origin {
@@ -188,10 +73,46 @@ pub(crate) struct Entry {
     pub(crate) level: Level,
     pub(crate) origin: Origin,
     /// Encoded items: span fields from the outermost span in, then the event's own.
-    pub(crate) buf: Buf,
+    pub(crate) buf: Vec<u8>,
+}
+
+/// A captured record as the encoder reads it: an [`Entry`]'s fields, with its items
+/// wherever they are (the entry's buffer, or a worker's copy out of a queue).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rec<'a> {
+    pub(crate) mono: u64,
+    pub(crate) ts_ms: i64,
+    pub(crate) id: u128,
+    pub(crate) level: Level,
+    pub(crate) origin: Origin,
+    pub(crate) items: &'a [u8],
 }
 
 impl Entry {
+    /// An owned copy of `rec`.
+    pub(crate) fn from_rec(rec: &Rec<'_>) -> Entry {
+        Entry {
+            mono: rec.mono,
+            ts_ms: rec.ts_ms,
+            id: rec.id,
+            level: rec.level,
+            origin: rec.origin,
+            buf: rec.items.to_vec(),
+        }
+    }
+
+    /// The entry as the encoder reads it.
+    pub(crate) fn rec(&self) -> Rec<'_> {
+        Rec {
+            mono: self.mono,
+            ts_ms: self.ts_ms,
+            id: self.id,
+            level: self.level,
+            origin: self.origin,
+            items: self.buf.as_slice(),
+        }
+    }
+
     /// A new entry stamped now.
     pub(crate) fn new(level: Level, origin: Origin) -> Entry {
         let (mono, ts_ms) = now();
@@ -201,15 +122,20 @@ impl Entry {
             id: uuid_v7(ts_ms),
             level,
             origin,
-            buf: Buf::new(),
+            buf: Vec::new(),
         }
     }
 }
 
-/// The process-wide clock: one monotonic read gives both the wall time (through an offset the
-/// workers re-measure) and the enqueue instant for lag measurement.
+/// The process-wide clock: one read of the CPU's time-stamp counter (through `quanta`,
+/// which calibrates it against the monotonic clock once, and uses the monotonic clock
+/// itself where the counter is not invariant) gives both the enqueue instant for lag
+/// measurement and, through an offset the workers re-measure every second, the wall time.
+/// The counter costs about half of `Instant::now()`.
 struct Clock {
-    origin: Instant,
+    counter: quanta::Clock,
+    /// The counter's reading at the origin.
+    origin: u64,
     /// Wall-clock nanoseconds since the Unix epoch minus nanoseconds since `origin`.
     offset_ns: AtomicI64,
 }
@@ -217,12 +143,20 @@ struct Clock {
 fn clock() -> &'static Clock {
     static CLOCK: OnceLock<Clock> = OnceLock::new();
     CLOCK.get_or_init(|| {
-        let origin = Instant::now();
+        let counter = quanta::Clock::new();
+        let origin = counter.raw();
         Clock {
+            counter,
             origin,
             offset_ns: AtomicI64::new(wall_ns()),
         }
     })
+}
+
+/// Calibrates the clock (up to a few milliseconds, once per process), so the first record
+/// does not wait for it.
+pub(crate) fn start_clock() {
+    clock();
 }
 
 fn wall_ns() -> i64 {
@@ -232,15 +166,23 @@ fn wall_ns() -> i64 {
     }
 }
 
+impl Clock {
+    #[inline]
+    fn mono(&self) -> u64 {
+        self.counter.delta_as_nanos(self.origin, self.counter.raw())
+    }
+}
+
 /// Nanoseconds since the process clock's origin.
 pub(crate) fn mono_now() -> u64 {
-    u64::try_from(clock().origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    clock().mono()
 }
 
 /// (monotonic nanoseconds, wall-clock milliseconds since the Unix epoch).
+#[inline]
 pub(crate) fn now() -> (u64, i64) {
     let c = clock();
-    let mono = u64::try_from(c.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let mono = c.mono();
     let wall = c
         .offset_ns
         .load(Ordering::Relaxed)
@@ -249,10 +191,11 @@ pub(crate) fn now() -> (u64, i64) {
 }
 
 /// Re-measures the wall clock against the monotonic one, so a wall-clock step (NTP) shows in
-/// timestamps within a worker's recalibration interval.
+/// timestamps within a worker's recalibration interval, and the counter's calibration error
+/// never builds up.
 pub(crate) fn recalibrate() {
     let c = clock();
-    let mono = i64::try_from(c.origin.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    let mono = i64::try_from(c.mono()).unwrap_or(i64::MAX);
     c.offset_ns
         .store(wall_ns().saturating_sub(mono), Ordering::Relaxed);
 }
@@ -311,11 +254,11 @@ pub(crate) fn uuid_v7(ts_ms: i64) -> u128 {
 
 /// Appends a named item header.
 #[inline]
-pub(crate) fn put_name(buf: &mut Buf, tag: u8, name: &str) {
+pub(crate) fn put_name(buf: &mut Vec<u8>, tag: u8, name: &str) {
     if name.len() <= MAX_NAME {
         // At most 255.
-        buf.extend(&[tag, name.len() as u8]);
-        buf.extend(name.as_bytes());
+        buf.extend_from_slice(&[tag, name.len() as u8]);
+        buf.extend_from_slice(name.as_bytes());
         return;
     }
     let mut cut = name.len().min(MAX_NAME);
@@ -325,30 +268,41 @@ pub(crate) fn put_name(buf: &mut Buf, tag: u8, name: &str) {
     buf.push(tag);
     // cut <= 255.
     buf.push(cut as u8);
-    buf.extend(&name.as_bytes()[..cut]);
+    buf.extend_from_slice(&name.as_bytes()[..cut]);
 }
 
 /// Appends a length-prefixed string.
-pub(crate) fn put_str(buf: &mut Buf, s: &str) {
+pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
     let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-    buf.extend(&len.to_le_bytes());
-    buf.extend(&s.as_bytes()[..len as usize]);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&s.as_bytes()[..len as usize]);
 }
 
 /// Appends a length-prefixed string produced by formatting `args`.
-pub(crate) fn put_fmt(buf: &mut Buf, args: fmt::Arguments<'_>) {
+pub(crate) fn put_fmt(buf: &mut Vec<u8>, args: fmt::Arguments<'_>) {
+    /// `fmt::Write` into a byte buffer.
+    struct Text<'a>(&'a mut Vec<u8>);
+    impl fmt::Write for Text<'_> {
+        #[inline]
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+    }
     let at = buf.len();
-    buf.extend(&[0; 4]);
-    // Formatting into a Buf cannot fail; a Display impl that errors leaves what it wrote.
-    let _ = buf.write_fmt(args);
+    buf.extend_from_slice(&[0; 4]);
+    // Formatting into bytes cannot fail; a Display impl that errors leaves what it wrote.
+    let _ = Text(buf).write_fmt(args);
     let len = u32::try_from(buf.len() - at - 4).unwrap_or(u32::MAX);
-    buf.patch_u32(at, len);
+    if let Some(l) = buf.get_mut(at..at + 4) {
+        l.copy_from_slice(&len.to_le_bytes());
+    }
 }
 
-/// Records `tracing` fields into a [`Buf`]. For an event's own fields, `message`, `event`
+/// Records `tracing` fields into a byte buffer. For an event's own fields, `message`, `event`
 /// and a `level` naming a Faultline level are taken out as the record's own fields.
 pub(crate) struct Capture<'a> {
-    pub(crate) buf: &'a mut Buf,
+    pub(crate) buf: &'a mut Vec<u8>,
     /// `Some` for an event (its level may be raised by a `level` field); `None` for a span.
     pub(crate) level: Option<&'a mut Level>,
     /// The event's callsite: its own fields are written by index (`None` for a span).
@@ -370,7 +324,7 @@ impl Capture<'_> {
         // of an event built by hand from another callsite's values, is spelled out).
         match (&self.callsite, u8::try_from(field.index())) {
             (Some(own), Ok(i)) if field.callsite() == *own => {
-                self.buf.extend(&[t | tag::INDEXED, i]);
+                self.buf.extend_from_slice(&[t | tag::INDEXED, i]);
             }
             _ => put_name(self.buf, t, field.name()),
         }
@@ -380,27 +334,27 @@ impl Capture<'_> {
 impl Visit for Capture<'_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.named(tag::I64, field);
-        self.buf.extend(&value.to_le_bytes());
+        self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.named(tag::U64, field);
-        self.buf.extend(&value.to_le_bytes());
+        self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         self.named(tag::I128, field);
-        self.buf.extend(&value.to_le_bytes());
+        self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         self.named(tag::U128, field);
-        self.buf.extend(&value.to_le_bytes());
+        self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.named(tag::F64, field);
-        self.buf.extend(&value.to_le_bytes());
+        self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -575,15 +529,15 @@ impl<'a> Iterator for Items<'a> {
 }
 
 /// Encodes a named string field (used for `log` key-values and the logger's own records).
-pub(crate) fn put_str_field(buf: &mut Buf, name: &str, value: &str) {
+pub(crate) fn put_str_field(buf: &mut Vec<u8>, name: &str, value: &str) {
     put_name(buf, tag::STR, name);
     put_str(buf, value);
 }
 
 /// Encodes a named unsigned field.
-pub(crate) fn put_u64_field(buf: &mut Buf, name: &str, value: u64) {
+pub(crate) fn put_u64_field(buf: &mut Vec<u8>, name: &str, value: u64) {
     put_name(buf, tag::U64, name);
-    buf.extend(&value.to_le_bytes());
+    buf.extend_from_slice(&value.to_le_bytes());
 }
 
 #[cfg(test)]
@@ -591,31 +545,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffer_spills_to_the_heap_and_keeps_every_byte() {
-        let mut b = Buf::new();
-        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-        for chunk in data.chunks(7) {
-            b.extend(chunk);
-        }
-        assert_eq!(b.as_slice(), &data[..]);
-        let mut small = Buf::new();
-        small.extend(b"abc");
-        assert_eq!(small.as_slice(), b"abc");
-        small.truncate(1);
-        assert_eq!(small.as_slice(), b"a");
-    }
-
-    #[test]
     fn items_round_trip() {
-        let mut b = Buf::new();
+        let mut b = Vec::new();
         put_name(&mut b, tag::I64, "n");
-        b.extend(&(-5i64).to_le_bytes());
+        b.extend_from_slice(&(-5i64).to_le_bytes());
         put_str_field(&mut b, "path", "/api/x");
         b.push(tag::MESSAGE);
         put_fmt(&mut b, format_args!("hello {}", 42));
         put_u64_field(&mut b, "count", 7);
         b.push(tag::LINE);
-        b.extend(&12u32.to_le_bytes());
+        b.extend_from_slice(&12u32.to_le_bytes());
         let items: Vec<_> = Items::new(b.as_slice()).collect();
         assert_eq!(
             items,
@@ -645,7 +584,7 @@ mod tests {
         fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
         fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
         fn event(&self, event: &tracing::Event<'_>) {
-            let mut buf = Buf::new();
+            let mut buf = Vec::new();
             let mut level = Level::Info;
             event.record(&mut Capture {
                 buf: &mut buf,
@@ -686,7 +625,7 @@ mod tests {
     #[test]
     fn long_names_are_cut_on_a_character_boundary() {
         let name = "é".repeat(200);
-        let mut b = Buf::new();
+        let mut b = Vec::new();
         put_name(&mut b, tag::TRUE, &name);
         let Some(Item::Field(n, _)) = Items::new(b.as_slice()).next() else {
             panic!("no item");

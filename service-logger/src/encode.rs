@@ -1,4 +1,4 @@
-//! From a captured [`Entry`] to one NDJSON line that is a valid Faultline record.
+//! From a captured record ([`Rec`]) to one NDJSON line that is a valid Faultline record.
 //!
 //! The worker writes the JSON straight into the sink's buffer, with the bytes
 //! `Record::write_json` would produce for the same record (`meta` keys sorted, compact), and
@@ -20,7 +20,7 @@ use faultline_schema::{
     is_anonymized_user, truncate_message,
 };
 
-use crate::capture::{Entry, Item, Items, Origin, Value};
+use crate::capture::{Item, Items, Origin, Rec, Value};
 use crate::json::{self, TimestampCache};
 use crate::traceparent::TraceContext;
 
@@ -339,7 +339,7 @@ impl Encoder {
     /// a [`Template`] kept per callsite writes it with only the values filled in. Records a
     /// template does not fit (other fields, reserved keys, repeated keys) take the full path,
     /// which writes the same bytes.
-    pub(crate) fn encode(&mut self, entry: &Entry, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, entry: &Rec<'_>, out: &mut Vec<u8>) {
         let start = out.len();
         let callsite = callsite_key(entry.origin);
         let at = template_index(callsite);
@@ -361,7 +361,7 @@ impl Encoder {
         &mut self,
         at: usize,
         callsite: usize,
-        entry: &Entry,
+        entry: &Rec<'_>,
         out: &mut Vec<u8>,
     ) -> bool {
         // Taken out while it is filled (filling writes through `self`), then put back.
@@ -375,8 +375,8 @@ impl Encoder {
         fits
     }
 
-    fn fill(&mut self, t: &Template, entry: &Entry, out: &mut Vec<u8>) -> bool {
-        let buf = entry.buf.as_slice();
+    fn fill(&mut self, t: &Template, entry: &Rec<'_>, out: &mut Vec<u8>) -> bool {
+        let buf = entry.items;
         let mut values = [Value::Bool(false); MAX_TEMPLATE_FIELDS];
         let (mut n, mut message, mut event): (usize, &[u8], Option<&[u8]>) = (0, b"", None);
         for item in Items::with_fields(buf, origin_fields(entry.origin)) {
@@ -417,7 +417,7 @@ impl Encoder {
     /// `{"id":...,"ts":...,"service":...,"level":...,"event":...,"message":...` for `entry`.
     fn write_top(
         &mut self,
-        entry: &Entry,
+        entry: &Rec<'_>,
         event: Option<&[u8]>,
         target: &[u8],
         message: &[u8],
@@ -431,7 +431,7 @@ impl Encoder {
         }
         head[43..51].copy_from_slice(b"\",\"ts\":\"");
         self.ts.text(&mut head[51..], entry.ts_ms);
-        out.reserve(HEAD_LEN + 256 + entry.buf.len());
+        out.reserve(HEAD_LEN + 256 + entry.items.len());
         out.extend_from_slice(&head);
         out.extend_from_slice(&self.middles[level_index(entry.level)]);
         let event: &[u8] = match (event, entry.origin) {
@@ -446,12 +446,12 @@ impl Encoder {
     }
 
     /// The full path; returns the template for the entry's callsite when one can repeat it.
-    fn encode_full(&mut self, entry: &Entry, out: &mut Vec<u8>) -> Option<Template> {
+    fn encode_full(&mut self, entry: &Rec<'_>, out: &mut Vec<u8>) -> Option<Template> {
         self.slots.clear();
         self.slots.extend_from_slice(&self.static_slots);
         self.keys.truncate(self.static_keys);
         self.synth.clear();
-        let buf = entry.buf.as_slice();
+        let buf = entry.items;
         let mut target = origin_target(entry.origin);
         let (mut file, mut line) = match entry.origin {
             Origin::Tracing(m) => (m.file().map(str::as_bytes), m.line()),
@@ -828,7 +828,7 @@ fn write_message(out: &mut Vec<u8>, message: &[u8]) {
 const HEAD_LEN: usize = 7 + 36 + 8 + 24;
 
 /// Where a level's entry is in `Encoder::middles`.
-fn level_index(level: Level) -> usize {
+pub(crate) fn level_index(level: Level) -> usize {
     match level {
         Level::Debug => 0,
         Level::Info => 1,
@@ -851,7 +851,7 @@ pub(crate) fn level_of(level: &tracing::Level) -> Level {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Buf, put_fmt, put_name, put_str, put_str_field, put_u64_field, tag};
+    use crate::capture::{Entry, put_fmt, put_name, put_str, put_str_field, put_u64_field, tag};
     use faultline_schema::Record;
 
     fn config() -> RecordConfig {
@@ -867,7 +867,7 @@ mod tests {
         }
     }
 
-    fn entry(build: impl FnOnce(&mut Buf)) -> Entry {
+    fn entry(build: impl FnOnce(&mut Vec<u8>)) -> Entry {
         let mut e = Entry::new(Level::Info, Origin::Internal("test_event"));
         e.ts_ms = 1_782_909_296_789;
         build(&mut e.buf);
@@ -877,10 +877,10 @@ mod tests {
     fn encode(e: &Entry) -> (String, Record) {
         let mut enc = Encoder::new(&config());
         let mut out = Vec::new();
-        enc.encode(e, &mut out);
+        enc.encode(&e.rec(), &mut out);
         // Again: the second time through the callsite's template, when it made one.
         let mut again = Vec::new();
-        enc.encode(e, &mut again);
+        enc.encode(&e.rec(), &mut again);
         assert_eq!(
             String::from_utf8_lossy(&again),
             String::from_utf8_lossy(&out),
@@ -901,9 +901,9 @@ mod tests {
             b.push(tag::MESSAGE);
             put_fmt(b, format_args!("request {} done", 7));
             put_name(b, tag::I64, "status");
-            b.extend(&200i64.to_le_bytes());
+            b.extend_from_slice(&200i64.to_le_bytes());
             put_name(b, tag::F64, "latency_ms");
-            b.extend(&12.5f64.to_le_bytes());
+            b.extend_from_slice(&12.5f64.to_le_bytes());
             put_name(b, tag::TRUE, "cached");
             put_str_field(b, "path", "/api/\"x\"\n");
         });
@@ -942,9 +942,9 @@ mod tests {
             put_str_field(b, "user", "alice@example.com");
             put_str_field(b, "stack", "at main.rs:1");
             put_name(b, tag::I64, "count");
-            b.extend(&(-3i64).to_le_bytes());
+            b.extend_from_slice(&(-3i64).to_le_bytes());
             put_name(b, tag::I128, "big");
-            b.extend(&(i128::MAX).to_le_bytes());
+            b.extend_from_slice(&(i128::MAX).to_le_bytes());
         });
         let (_, r) = encode(&e);
         assert_eq!(r.meta["trace_id"], "42");
@@ -1021,7 +1021,7 @@ mod tests {
     /// The full path's bytes for `e` (a fresh encoder has no template).
     fn full(e: &Entry) -> Vec<u8> {
         let mut out = Vec::new();
-        Encoder::new(&config()).encode(e, &mut out);
+        Encoder::new(&config()).encode(&e.rec(), &mut out);
         out
     }
 
@@ -1033,11 +1033,11 @@ mod tests {
                 b.push(tag::MESSAGE);
                 put_str(b, "order placed");
                 put_name(b, tag::I64, "order_id");
-                b.extend(&n.to_le_bytes());
+                b.extend_from_slice(&n.to_le_bytes());
                 put_str_field(b, "path", path);
                 put_name(b, if ok { tag::TRUE } else { tag::FALSE }, "ok");
                 put_name(b, tag::F64, "ratio");
-                b.extend(&ratio.to_le_bytes());
+                b.extend_from_slice(&ratio.to_le_bytes());
             })
         };
         let huge = "x".repeat(MAX_META_BYTES + 100);
@@ -1051,7 +1051,7 @@ mod tests {
         ];
         for e in &cases {
             let mut out = Vec::new();
-            enc.encode(e, &mut out);
+            enc.encode(&e.rec(), &mut out);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(&full(e))
@@ -1071,14 +1071,14 @@ mod tests {
             }),
             entry(|b| {
                 put_name(b, tag::U128, "big");
-                b.extend(&u128::MAX.to_le_bytes());
+                b.extend_from_slice(&u128::MAX.to_le_bytes());
             }),
             entry(|b| put_str_field(b, "release", "overrides the static field")),
             record(5, "/again", true, 2.0),
         ];
         for e in other.iter().chain(&cases).chain(&other) {
             let mut out = Vec::new();
-            enc.encode(e, &mut out);
+            enc.encode(&e.rec(), &mut out);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(&full(e))

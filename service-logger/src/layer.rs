@@ -7,7 +7,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::capture::{Buf, Capture, Entry, Origin, put_str_field};
+use crate::capture::{Capture, Origin, put_str_field};
 use crate::encode::level_of;
 use crate::logger::Logger;
 use crate::worker::in_worker;
@@ -20,9 +20,9 @@ pub(crate) struct SpanFields(pub(crate) Vec<u8>);
 /// with other layers; [`Builder::init`](crate::Builder::init) installs it alone.
 ///
 /// On each event it checks which sinks take it (level and target), stamps the time and a
-/// UUIDv7, copies its spans' fields (outermost first) and its own fields into a fixed-size
-/// entry, and offers the entry to each of those sinks' queues. Nothing is formatted or
-/// written on the caller's thread except the message's `format_args!`.
+/// UUIDv7, encodes its spans' fields (outermost first) and its own fields, and copies the
+/// record into this thread's queue of each of those sinks. Nothing is formatted or written
+/// on the caller's thread except the message's `format_args!`.
 #[derive(Debug, Clone)]
 pub struct FaultlineLayer {
     pub(crate) logger: Logger,
@@ -44,15 +44,14 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut buf = Buf::new();
+        let mut buf = Vec::new();
         attrs.record(&mut Capture {
             buf: &mut buf,
             level: None,
             callsite: None,
         });
-        if buf.len() > 0 {
-            span.extensions_mut()
-                .insert(SpanFields(buf.as_slice().to_vec()));
+        if !buf.is_empty() {
+            span.extensions_mut().insert(SpanFields(buf));
         }
     }
 
@@ -61,20 +60,20 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut buf = Buf::new();
+        let mut buf = Vec::new();
         values.record(&mut Capture {
             buf: &mut buf,
             level: None,
             callsite: None,
         });
-        if buf.len() == 0 {
+        if buf.is_empty() {
             return;
         }
         let mut ext = span.extensions_mut();
         // Appended: on a repeated name the later value wins when the record is encoded.
         match ext.get_mut::<SpanFields>() {
-            Some(f) => f.0.extend_from_slice(buf.as_slice()),
-            None => ext.insert(SpanFields(buf.as_slice().to_vec())),
+            Some(f) => f.0.extend_from_slice(&buf),
+            None => ext.insert(SpanFields(buf)),
         }
     }
 
@@ -87,29 +86,30 @@ where
         if mask == 0 {
             return;
         }
-        let mut level = level_of(meta.level());
-        let mut entry = Entry::new(level, Origin::Tracing(meta));
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    entry.buf.extend(&fields.0);
+        let with_thread = self.logger.with_thread();
+        let origin = Origin::Tracing(meta);
+        self.logger
+            .log(mask, level_of(meta.level()), origin, |buf, level| {
+                if let Some(scope) = ctx.event_scope(event) {
+                    for span in scope.from_root() {
+                        if let Some(fields) = span.extensions().get::<SpanFields>() {
+                            buf.extend_from_slice(&fields.0);
+                        }
+                    }
                 }
-            }
-        }
-        if self.logger.with_thread() {
-            let thread = std::thread::current();
-            match thread.name() {
-                Some(name) => put_str_field(&mut entry.buf, "thread", name),
-                None => put_str_field(&mut entry.buf, "thread", &format!("{:?}", thread.id())),
-            }
-        }
-        event.record(&mut Capture {
-            buf: &mut entry.buf,
-            level: Some(&mut level),
-            callsite: Some(meta.callsite()),
-        });
-        entry.level = level;
-        self.logger.dispatch(entry, mask);
+                if with_thread {
+                    let thread = std::thread::current();
+                    match thread.name() {
+                        Some(name) => put_str_field(buf, "thread", name),
+                        None => put_str_field(buf, "thread", &format!("{:?}", thread.id())),
+                    }
+                }
+                event.record(&mut Capture {
+                    buf,
+                    level: Some(level),
+                    callsite: Some(meta.callsite()),
+                });
+            });
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

@@ -20,17 +20,19 @@
 //! 1. **Call site** (`layer.rs`, `capture.rs`). `tracing::info!(...)` reaches
 //!    [`FaultlineLayer::on_event`](tracing_subscriber::Layer::on_event). It asks each sink
 //!    whether it takes this level and target; if none does, it returns. Otherwise it reads
-//!    the clock once, picks a UUIDv7 id, and copies the fields of the event's spans
-//!    (outermost first, encoded once when each span was created) and of the event into an
-//!    `Entry`: a 256-byte value whose field bytes spill to the heap only past 176 bytes.
-//!    The message is formatted here (its arguments borrow the caller's data); nothing else
-//!    is.
-//! 2. **Queue** (`worker.rs`). The entry is offered to each chosen sink's bounded queue.
-//!    When a queue is full, that sink's [`Policy`] decides: wait, wait up to a limit, or drop
-//!    and count; `ERROR` and worse can be exempt from dropping. Producers wake a sleeping
-//!    worker only when it asked to be woken.
+//!    the clock once (the CPU's time-stamp counter), picks a UUIDv7 id, and encodes the
+//!    fields of the event's spans (outermost first, encoded once when each span was
+//!    created) and of the event into the thread's reused scratch buffer. The message is
+//!    formatted here (its arguments borrow the caller's data); nothing else is.
+//! 2. **Queue** (`ring.rs`, `worker.rs`). Each thread has its own ring per sink, which only
+//!    it writes and only the sink's worker reads: the record is copied in as a few words
+//!    (about 100 bytes for three fields), with no lock and no shared counter. When a
+//!    thread's ring is full, that sink's [`Policy`] decides: wait, wait up to a limit, or
+//!    drop and count; `ERROR` and worse can be exempt from dropping. Producers wake a
+//!    sleeping worker only when it asked to be woken.
 //! 3. **Worker** (`worker.rs`, `encode.rs`). Each sink has a thread that takes up to 4,096
-//!    entries at a time and encodes each straight into its output buffer as one NDJSON line:
+//!    records from each ring at a time and encodes each straight into its output buffer as
+//!    one NDJSON line:
 //!    a record that `Record::from_json` accepts, with the record rules applied (truncated
 //!    message, reserved `meta` types, anonymized `user`, `meta` under 16 KiB).
 //! 4. **Sink** (`sink/`). The file sink writes when its queue runs empty or its buffer
@@ -83,6 +85,7 @@ mod layer;
 mod log_bridge;
 mod logger;
 mod panic;
+mod ring;
 mod sink;
 mod stats;
 mod traceparent;

@@ -4,7 +4,7 @@
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::capture::{Buf, Entry, Origin, put_fmt, put_name, put_str, put_str_field, tag};
+use crate::capture::{Origin, put_fmt, put_name, put_str, put_str_field, tag};
 use crate::encode::level_of;
 use crate::layer::SpanFields;
 use crate::logger::Logger;
@@ -56,7 +56,7 @@ fn tracing_level(level: log::Level) -> tracing::Level {
 
 /// Copies the fields of the current span and its parents, when the global `tracing`
 /// subscriber is built on a `Registry` (as [`Builder::init`](crate::Builder::init)'s is).
-fn span_fields(buf: &mut Buf) {
+fn span_fields(buf: &mut Vec<u8>) {
     tracing::dispatcher::get_default(|dispatch| {
         let Some(registry) = dispatch.downcast_ref::<Registry>() else {
             return;
@@ -67,13 +67,13 @@ fn span_fields(buf: &mut Buf) {
         };
         for s in span.scope().from_root() {
             if let Some(fields) = s.extensions().get::<SpanFields>() {
-                buf.extend(&fields.0);
+                buf.extend_from_slice(&fields.0);
             }
         }
     });
 }
 
-struct Kv<'a>(&'a mut Buf);
+struct Kv<'a>(&'a mut Vec<u8>);
 
 impl<'kvs> log::kv::VisitSource<'kvs> for Kv<'_> {
     fn visit_pair(
@@ -91,13 +91,13 @@ impl<'kvs> log::kv::VisitSource<'kvs> for Kv<'_> {
         };
         if let Some(v) = value.to_u64() {
             put_name(self.0, tag::U64, name);
-            self.0.extend(&v.to_le_bytes());
+            self.0.extend_from_slice(&v.to_le_bytes());
         } else if let Some(v) = value.to_i64() {
             put_name(self.0, tag::I64, name);
-            self.0.extend(&v.to_le_bytes());
+            self.0.extend_from_slice(&v.to_le_bytes());
         } else if let Some(v) = value.to_f64() {
             put_name(self.0, tag::F64, name);
-            self.0.extend(&v.to_le_bytes());
+            self.0.extend_from_slice(&v.to_le_bytes());
         } else if let Some(v) = value.to_bool() {
             put_name(self.0, if v { tag::TRUE } else { tag::FALSE }, name);
         } else if let Some(s) = value.to_borrowed_str() {
@@ -128,28 +128,27 @@ impl log::Log for LogBridge {
         if mask == 0 {
             return;
         }
-        let mut entry = Entry::new(level_of(&level), Origin::Log);
-        let buf = &mut entry.buf;
-        buf.push(tag::TARGET);
-        put_str(buf, record.target());
-        if let Some(file) = record.file() {
-            buf.push(tag::FILE);
-            put_str(buf, file);
-        }
-        if let Some(line) = record.line() {
-            buf.push(tag::LINE);
-            buf.extend(&line.to_le_bytes());
-        }
-        span_fields(buf);
-        if self.logger.with_thread()
-            && let Some(name) = std::thread::current().name()
-        {
-            put_str_field(buf, "thread", name);
-        }
-        buf.push(tag::MESSAGE);
-        put_fmt(buf, *record.args());
-        let _ = record.key_values().visit(&mut Kv(buf));
-        self.logger.dispatch(entry, mask);
+        let with_thread = self.logger.with_thread();
+        self.logger
+            .log(mask, level_of(&level), Origin::Log, |buf, _| {
+                buf.push(tag::TARGET);
+                put_str(buf, record.target());
+                if let Some(file) = record.file() {
+                    buf.push(tag::FILE);
+                    put_str(buf, file);
+                }
+                if let Some(line) = record.line() {
+                    buf.push(tag::LINE);
+                    buf.extend_from_slice(&line.to_le_bytes());
+                }
+                span_fields(buf);
+                if with_thread && let Some(name) = std::thread::current().name() {
+                    put_str_field(buf, "thread", name);
+                }
+                buf.push(tag::MESSAGE);
+                put_fmt(buf, *record.args());
+                let _ = record.key_values().visit(&mut Kv(buf));
+            });
     }
 
     fn flush(&self) {

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::capture::{Entry, Origin, mono_now, put_str_field};
+use crate::capture::{Entry, Origin, Rec, mono_now, now, put_str_field, uuid_v7};
 use crate::encode::RecordConfig;
+use crate::ring;
 use crate::sink::Sink;
 use crate::stats::{Report, Stats};
 use crate::worker::{Line, SinkHandle, in_worker};
+use faultline_schema::Level;
 
 pub(crate) struct Inner {
     pub(crate) sinks: Vec<Arc<SinkHandle>>,
@@ -80,17 +82,68 @@ impl Logger {
         mask
     }
 
-    /// Hands `entry` to the sinks in `mask`.
+    /// Captures one record and hands it to the sinks in `mask`: stamped now, its items
+    /// written by `fill` (which may raise the level) into this thread's scratch buffer, then
+    /// copied into this thread's ring of each sink. When the thread cannot use its rings (it
+    /// is ending, or `fill` itself logs), into an [`Entry`] through the shared channel.
     #[inline]
-    pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
-        let last = 63 - mask.leading_zeros() as usize;
-        for (i, s) in self.inner.sinks.iter().enumerate().take(last) {
-            if mask & (1 << i) != 0 {
-                s.offer(entry.clone());
+    pub(crate) fn log(
+        &self,
+        mask: u64,
+        level: Level,
+        origin: Origin,
+        fill: impl FnOnce(&mut Vec<u8>, &mut Level),
+    ) {
+        let mut fill = Some(fill);
+        let sinks = &self.inner.sinks;
+        ring::with_local(|local| {
+            let Some(fill) = fill.take() else { return };
+            let mut items = std::mem::take(&mut local.scratch);
+            items.clear();
+            let (mono, ts_ms) = now();
+            let mut level = level;
+            fill(&mut items, &mut level);
+            let rec = Rec {
+                mono,
+                ts_ms,
+                id: uuid_v7(ts_ms),
+                level,
+                origin,
+                items: &items,
+            };
+            let word = local.origin(origin);
+            for (i, s) in sinks.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    s.offer(local, word, &rec);
+                }
             }
+            local.scratch = items;
+        });
+        if let Some(fill) = fill {
+            let mut entry = Entry::new(level, origin);
+            fill(&mut entry.buf, &mut entry.level);
+            self.dispatch(entry, mask);
         }
-        if let Some(s) = self.inner.sinks.get(last) {
-            s.offer(entry);
+    }
+
+    /// Hands `entry` to the sinks in `mask`: into this thread's ring of each, or through
+    /// the shared channel when the thread cannot use its rings.
+    pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
+        let sinks = &self.inner.sinks;
+        let done = ring::with_local(|local| {
+            let origin = local.origin(entry.origin);
+            for (i, s) in sinks.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    s.offer(local, origin, &entry.rec());
+                }
+            }
+        });
+        if done.is_none() {
+            for (i, s) in sinks.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    s.offer_shared(entry.clone());
+                }
+            }
         }
     }
 
@@ -127,10 +180,16 @@ impl Logger {
             level: record.level,
             mono: mono_now(),
         };
-        for (i, s) in self.inner.sinks.iter().enumerate() {
-            if mask & (1 << i) != 0 {
-                s.offer_line(line.clone());
+        let sinks = &self.inner.sinks;
+        let offer = |mut local: Option<&mut ring::Local>| {
+            for (i, s) in sinks.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    s.offer_line(local.as_deref_mut(), &line);
+                }
             }
+        };
+        if ring::with_local(|local| offer(Some(local))).is_none() {
+            offer(None);
         }
     }
 

@@ -1,17 +1,26 @@
-//! A sink's queue and its worker thread.
+//! A sink's queues and its worker thread.
 //!
-//! Producers `try_send` into a bounded crossbeam channel; on a full queue the sink's
-//! [`Policy`] decides. The worker takes up to [`MAX_TAKE`] messages at a time, encodes each
-//! record into its output's buffer, and lets the output write when the queue runs empty or
+//! Each producing thread writes its records into its own ring ([`crate::ring`]); on a full
+//! ring the sink's [`Policy`] decides. A bounded crossbeam channel carries flushes,
+//! shutdowns, synchronous records, and records from a thread that cannot use its ring (it
+//! is ending). The worker takes up to [`MAX_TAKE`] records from each ring at a time, encodes
+//! each into its output's buffer, and lets the output write when the queues run empty or
 //! its buffer is full, so under load one `write` carries thousands of records.
 //!
 //! **Waking.** Producers do not wake the worker on every record (a futex wake costs more than
-//! the whole call). When the queue runs empty the worker first naps for [`LINGER`] without
-//! asking to be woken; only if the queue is still empty after that does it raise `sleeping`
+//! the whole call). When the queues run empty the worker first naps for [`LINGER`] without
+//! asking to be woken; only if they are still empty after that does it raise `sleeping`
 //! and park until a producer sees the flag and unparks it. So under steady traffic no call
 //! site pays for a wake-up, and a quiet service costs no CPU.
+//!
+//! A producer publishes a record with a release store and then reads `sleeping`, without a
+//! full fence between them (a fence would cost every call more than the rest of the
+//! handoff). The two can pass each other: a record published just as the worker raises the
+//! flag may be missed by both sides. So after raising the flag and finding the queues empty,
+//! the worker naps [`LINGER`] once more and looks again (by then that record is visible)
+//! before it parks for long.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -19,9 +28,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use faultline_schema::Level;
 
-use crate::capture::{self, Entry, Origin, put_str_field, put_u64_field};
+use crate::capture::{self, Entry, Origin, Rec, put_str_field, put_u64_field};
 use crate::encode::{Encoder, RecordConfig};
 use crate::error::InitError;
+use crate::ring::{Local, OriginWord, Producer, Ring, Taken};
 use crate::sink::{self, Kind, Options, Output, Policy};
 use crate::stats::{Counters, Reason, SinkStats};
 
@@ -47,6 +57,7 @@ thread_local! {
 /// Whether this thread belongs to a logger (a worker, or a runtime thread of an HTTP or
 /// PostgreSQL sink). Events from these threads are ignored: a sink's own HTTP client
 /// logging through the logger would feed itself forever.
+#[inline]
 pub(crate) fn in_worker() -> bool {
     IN_WORKER.with(std::cell::Cell::get)
 }
@@ -122,6 +133,13 @@ pub(crate) struct Line {
 pub(crate) struct SinkHandle {
     pub(crate) name: String,
     pub(crate) options: Options,
+    /// Unique in the process: names this sink in the producers' thread-local state.
+    id: u64,
+    /// The producing threads' rings, and a version that changes with the list.
+    rings: Mutex<Vec<Arc<Ring>>>,
+    rings_version: AtomicU64,
+    /// Records in the channel (it also carries flushes and shutdowns).
+    in_channel: AtomicUsize,
     tx: Sender<Msg>,
     /// Kept so the channel never disconnects: whatever is still in it after the worker
     /// stopped stays counted as queued rather than vanishing.
@@ -153,9 +171,14 @@ impl SinkHandle {
     ) -> Result<Arc<SinkHandle>, InitError> {
         let (tx, rx) = crossbeam_channel::bounded(options.capacity);
         let heartbeat = heartbeat.filter(|_| options.heartbeat);
+        static IDS: AtomicU64 = AtomicU64::new(1);
         let handle = Arc::new(SinkHandle {
             name: name.clone(),
             options,
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            rings: Mutex::new(Vec::new()),
+            rings_version: AtomicU64::new(0),
+            in_channel: AtomicUsize::new(0),
             tx,
             rx,
             closed: AtomicBool::new(false),
@@ -220,10 +243,29 @@ impl SinkHandle {
         }
     }
 
-    /// Enqueues a record under the sink's policy. Never blocks unless the policy (or
-    /// never-drop for errors) says so.
+    /// Queues a record under the sink's policy, into this thread's ring. Never blocks
+    /// unless the policy (or never-drop for errors) says so.
     #[inline]
-    pub(crate) fn offer(&self, entry: Entry) {
+    pub(crate) fn offer(&self, local: &mut Local, origin: OriginWord, entry: &Rec<'_>) {
+        if self.closed.load(Ordering::Relaxed) {
+            self.counters.lose(Reason::Closed, 1);
+            return;
+        }
+        if self.options.synchronous {
+            self.send_sync(Entry::from_rec(entry));
+            return;
+        }
+        let p = self.producer(local);
+        if p.push_entry(entry, origin) {
+            self.sent();
+            return;
+        }
+        self.ring_full(p, entry.level, |p| p.push_entry(entry, origin));
+    }
+
+    /// [`offer`](SinkHandle::offer) when this thread cannot use its ring (it is ending, or
+    /// the record comes from inside another one): through the shared channel.
+    pub(crate) fn offer_shared(&self, entry: Entry) {
         if self.closed.load(Ordering::Relaxed) {
             self.counters.lose(Reason::Closed, 1);
             return;
@@ -237,13 +279,13 @@ impl SinkHandle {
 
     /// [`offer`](SinkHandle::offer) for a line encoded by the caller. On a synchronous sink
     /// it returns once the line is written, like a synchronous record.
-    pub(crate) fn offer_line(&self, line: Line) {
+    pub(crate) fn offer_line(&self, local: Option<&mut Local>, line: &Line) {
         if self.closed.load(Ordering::Relaxed) {
             self.counters.lose(Reason::Closed, 1);
             return;
         }
         if self.options.synchronous {
-            match self.send_blocking(Msg::Line(line), None) {
+            match self.send_blocking(Msg::Line(line.clone()), None) {
                 Ok(()) => {
                     let signal = self.request_flush(None);
                     self.wait(signal, None);
@@ -252,23 +294,121 @@ impl SinkHandle {
             }
             return;
         }
-        self.enqueue(Msg::Line(line));
+        let Some(local) = local else {
+            self.enqueue(Msg::Line(line.clone()));
+            return;
+        };
+        let p = self.producer(local);
+        if p.push_line(line) {
+            self.sent();
+            return;
+        }
+        self.ring_full(p, line.level, |p| p.push_line(line));
     }
 
+    /// This thread's producer into the sink, with a new ring the first time.
     #[inline]
-    fn enqueue(&self, msg: Msg) {
-        match self.tx.try_send(msg) {
-            Ok(()) => self.sent(),
-            Err(TrySendError::Full(msg)) => self.full(msg),
-            Err(TrySendError::Disconnected(_)) => self.counters.lose(Reason::Closed, 1),
+    fn producer<'l>(&self, local: &'l mut Local) -> &'l mut Producer {
+        local.producer(self.id, self.capacity(), |ring| {
+            self.rings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ring);
+            // Sequentially consistent: a worker going to sleep reads it after announcing
+            // that it sleeps (see `Worker::idle`).
+            self.rings_version.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+
+    /// A record of `level` found its queue full: records the high-water mark, wakes the
+    /// worker, and says how long to wait for room (`Some(None)`: as long as it takes), or
+    /// counts the record dropped (`None`).
+    fn when_full(&self, level: Option<Level>) -> Option<Option<Instant>> {
+        self.counters
+            .high_water
+            .fetch_max(self.capacity(), Ordering::Relaxed);
+        self.wake();
+        let never_drop = self.options.never_drop_errors && level >= Some(Level::Error);
+        match (self.options.policy, never_drop) {
+            (_, true) | (Policy::Block, _) => Some(None),
+            (Policy::BlockTimeout(d), _) => Some(Some(Instant::now() + d)),
+            (Policy::DropNewest, _) => {
+                self.counters.lose(Reason::QueueFull, 1);
+                None
+            }
+        }
+    }
+
+    /// This thread's ring is full: wait for room or drop, as the policy says.
+    #[cold]
+    fn ring_full(
+        &self,
+        p: &mut Producer,
+        level: Level,
+        mut push: impl FnMut(&mut Producer) -> bool,
+    ) {
+        let Some(deadline) = self.when_full(Some(level)) else {
+            return;
+        };
+        loop {
+            if !self.alive() || self.closed.load(Ordering::Relaxed) {
+                self.counters.lose(Reason::Closed, 1);
+                return;
+            }
+            let nap = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        self.counters.lose(Reason::Timeout, 1);
+                        return;
+                    }
+                    (d - now).min(BACKOFF)
+                }
+                None => BACKOFF,
+            };
+            std::thread::sleep(nap);
+            if push(p) {
+                self.sent();
+                return;
+            }
+            self.wake();
         }
     }
 
     #[inline]
+    fn enqueue(&self, msg: Msg) {
+        let record = self.count_in_channel(&msg, 1);
+        match self.tx.try_send(msg) {
+            Ok(()) => self.sent(),
+            Err(TrySendError::Full(msg)) => {
+                self.count_in_channel(&msg, -1);
+                self.full(msg);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.in_channel
+                    .fetch_sub(usize::from(record), Ordering::Relaxed);
+                self.counters.lose(Reason::Closed, 1);
+            }
+        }
+    }
+
+    /// Counts a record going into (`1`) or not into (`-1`) the channel; whether it is one.
+    fn count_in_channel(&self, msg: &Msg, delta: isize) -> bool {
+        let record = is_record(msg);
+        if record {
+            if delta > 0 {
+                self.in_channel.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.in_channel.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        record
+    }
+
+    #[inline]
     fn sent(&self) {
-        // Pairs with the worker's `sleeping` store and queue check: the channel's send is a
-        // SeqCst read-modify-write of its tail, so either this load sees `true` or the
-        // worker's check sees the record.
+        // Pairs with the worker's `sleeping` store and queue checks: either this load sees
+        // `true`, or the worker's second look sees the record (see the module's notes).
         if self.sleeping.load(Ordering::SeqCst) {
             self.wake();
         }
@@ -276,23 +416,13 @@ impl SinkHandle {
 
     #[cold]
     fn full(&self, msg: Msg) {
-        self.counters
-            .high_water
-            .fetch_max(self.capacity(), Ordering::Relaxed);
-        self.wake();
         let level = match &msg {
             Msg::Record(e) => Some(e.level),
             Msg::Line(l) => Some(l.level),
             _ => None,
         };
-        let never_drop = self.options.never_drop_errors && level >= Some(Level::Error);
-        let deadline = match (self.options.policy, never_drop) {
-            (_, true) | (Policy::Block, _) => None,
-            (Policy::BlockTimeout(d), _) => Some(Instant::now() + d),
-            (Policy::DropNewest, _) => {
-                self.counters.lose(Reason::QueueFull, 1);
-                return;
-            }
+        let Some(deadline) = self.when_full(level) else {
+            return;
         };
         if let Err(reason) = self.send_blocking(msg, deadline) {
             self.counters.lose(reason, 1);
@@ -304,7 +434,20 @@ impl SinkHandle {
     /// First it naps and retries a few times without registering with the channel: a
     /// sender waiting inside the channel makes the worker wake it (a futex call) for every
     /// record it takes, which under a full queue costs the worker more than the records.
-    fn send_blocking(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), Reason> {
+    fn send_blocking(&self, msg: Msg, deadline: Option<Instant>) -> Result<(), Reason> {
+        let record = self.count_in_channel(&msg, 1);
+        let sent = self.send_blocking_uncounted(msg, deadline);
+        if sent.is_err() && record {
+            self.in_channel.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    fn send_blocking_uncounted(
+        &self,
+        mut msg: Msg,
+        deadline: Option<Instant>,
+    ) -> Result<(), Reason> {
         for round in 0..BACKOFF_ROUNDS {
             if round > 0 {
                 if deadline.is_some_and(|d| Instant::now() + BACKOFF >= d) {
@@ -394,7 +537,7 @@ impl SinkHandle {
         match signal {
             Some(s) => s.wait(deadline, || self.alive()).unwrap_or(false),
             // The worker is gone: complete only if nothing is left.
-            None => self.rx.is_empty() && self.counters.pending.load(Ordering::Relaxed) == 0,
+            None => self.queued() == 0 && self.counters.pending.load(Ordering::Relaxed) == 0,
         }
     }
 
@@ -414,7 +557,13 @@ impl SinkHandle {
 
     pub(crate) fn stats(&self) -> SinkStats {
         self.counters
-            .snapshot(&self.name, self.rx.len(), self.capacity())
+            .snapshot(&self.name, self.queued(), self.capacity())
+    }
+
+    /// Records waiting: in the rings and in the shared channel.
+    fn queued(&self) -> usize {
+        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        self.in_channel.load(Ordering::Relaxed) + rings.iter().map(|r| r.depth()).sum::<usize>()
     }
 }
 
@@ -431,6 +580,9 @@ impl Drop for FinishOnExit<'_> {
         let h = self.0;
         h.closed.store(true, Ordering::Release);
         h.finished.store(true, Ordering::Release);
+        for ring in h.rings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            ring.close();
+        }
         if std::thread::panicking() {
             h.counters.error("worker stopped by a panic");
         }
@@ -445,6 +597,11 @@ struct Worker<'a> {
     next_heartbeat: Option<Instant>,
     last_calibration: Instant,
     reported_drops: u64,
+    /// The producers' rings as of `rings_version`.
+    rings: Vec<Arc<Ring>>,
+    rings_version: u64,
+    /// Where a record's items are copied out of its ring.
+    scratch: Vec<u8>,
 }
 
 impl<'a> Worker<'a> {
@@ -462,10 +619,14 @@ impl<'a> Worker<'a> {
             next_heartbeat: heartbeat.map(|d| Instant::now() + d),
             last_calibration: Instant::now(),
             reported_drops: 0,
+            rings: Vec::new(),
+            rings_version: u64::MAX,
+            scratch: Vec::with_capacity(1024),
         }
     }
 
-    fn push(&mut self, entry: &Entry) {
+    #[inline]
+    fn push(&mut self, entry: &Rec<'_>) {
         let buf = self.output.buffer();
         let start = buf.len();
         self.encoder.encode(entry, buf);
@@ -475,7 +636,67 @@ impl<'a> Worker<'a> {
     fn push_internal(&mut self, entry: &Entry) {
         self.h.counters.internal.fetch_add(1, Ordering::Relaxed);
         self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-        self.push(entry);
+        self.push(&entry.rec());
+    }
+
+    #[inline]
+    fn push_line(&mut self, bytes: &[u8], mono: u64) {
+        self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
+        let buf = self.output.buffer();
+        let start = buf.len();
+        buf.extend_from_slice(bytes);
+        self.output.commit(start, mono);
+    }
+
+    /// Picks up rings registered or removed since the last look.
+    fn refresh_rings(&mut self) {
+        let version = self.h.rings_version.load(Ordering::SeqCst);
+        if version != self.rings_version {
+            let rings = self.h.rings.lock().unwrap_or_else(|p| p.into_inner());
+            self.rings.clone_from(&rings);
+            self.rings_version = version;
+        }
+    }
+
+    /// Takes up to `max` records from each ring (at most what each held when it was
+    /// reached); returns how many. Rings whose thread ended are removed once empty.
+    fn drain_rings(&mut self, max: usize) -> u64 {
+        self.refresh_rings();
+        let rings = std::mem::take(&mut self.rings);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut took = 0;
+        let mut finished = false;
+        for ring in &rings {
+            took += ring.drain(max, &mut scratch, |t| match t {
+                Taken::Entry(rec) => {
+                    self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
+                    self.push(&rec);
+                }
+                Taken::Line { mono, bytes } => self.push_line(bytes, mono),
+                Taken::Side(msg) => {
+                    self.handle(msg);
+                }
+            }) as u64;
+            finished |= ring.is_finished();
+        }
+        self.rings = rings;
+        self.scratch = scratch;
+        if finished {
+            let mut all = self.h.rings.lock().unwrap_or_else(|p| p.into_inner());
+            all.retain(|r| !r.is_finished());
+            self.h.rings_version.fetch_add(1, Ordering::Release);
+        }
+        took
+    }
+
+    /// Whether every ring is empty (sequentially consistent reads; see `idle`).
+    fn rings_empty(&self) -> bool {
+        self.rings.iter().all(|r| r.is_empty())
+    }
+
+    /// Records waiting in the rings this worker knows.
+    fn rings_depth(&self) -> usize {
+        self.rings.iter().map(|r| r.depth()).sum()
     }
 
     /// Handles one message; `Some(signal)` when it asked to shut down. Inlined so that a
@@ -485,22 +706,21 @@ impl<'a> Worker<'a> {
         match msg {
             Msg::Record(e) => {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-                self.push(&e);
+                self.push(&e.rec());
             }
-            Msg::Line(line) => {
-                self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-                let buf = self.output.buffer();
-                let start = buf.len();
-                buf.extend_from_slice(&line.bytes);
-                self.output.commit(start, line.mono);
-            }
+            Msg::Line(line) => self.push_line(&line.bytes, line.mono),
             Msg::Sync(e, signal) => {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-                self.push(&e);
+                self.push(&e.rec());
                 let complete = self.output.flush(None);
                 signal.done(complete);
             }
             Msg::Flush(signal) => {
+                // Everything a thread logged before asking for the flush is in its ring.
+                self.h
+                    .counters
+                    .dequeued
+                    .fetch_add(self.drain_rings(usize::MAX), Ordering::Relaxed);
                 self.report_drops();
                 let complete = self.output.flush(signal.deadline);
                 signal.done(complete);
@@ -512,16 +732,26 @@ impl<'a> Worker<'a> {
 
     fn run(mut self) {
         loop {
-            let depth = self.h.rx.len();
+            self.refresh_rings();
+            let depth = self.h.in_channel.load(Ordering::Relaxed) + self.rings_depth();
             self.h
                 .counters
                 .high_water
                 .fetch_max(depth, Ordering::Relaxed);
+            let from_rings = self.drain_rings(MAX_TAKE);
+            self.h
+                .counters
+                .dequeued
+                .fetch_add(from_rings, Ordering::Relaxed);
             let (mut took, mut counted) = (0u64, 0u64);
             let mut shutdown = None;
             while took < MAX_TAKE as u64 {
                 let Ok(msg) = self.h.rx.try_recv() else { break };
-                took += u64::from(is_record(&msg));
+                let record = is_record(&msg);
+                took += u64::from(record);
+                self.h
+                    .in_channel
+                    .fetch_sub(usize::from(record), Ordering::Relaxed);
                 if !matches!(msg, Msg::Record(_) | Msg::Line(_)) {
                     // Whoever waits on this message reads the stats as soon as it is done:
                     // the records taken before it must already count as enqueued.
@@ -546,7 +776,7 @@ impl<'a> Worker<'a> {
             }
             let now = Instant::now();
             self.timers(now);
-            let idle = self.h.rx.is_empty();
+            let idle = self.h.rx.is_empty() && self.rings_empty();
             let next = self.output.poll(idle);
             if idle {
                 self.idle(next);
@@ -612,7 +842,7 @@ impl<'a> Worker<'a> {
     }
 
     /// The queue is empty: nap, then sleep until woken or `next`.
-    fn idle(&self, next: Option<Instant>) {
+    fn idle(&mut self, next: Option<Instant>) {
         let next = match (next, self.next_heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -622,14 +852,20 @@ impl<'a> Worker<'a> {
             next.map_or(cap, |n| n.saturating_duration_since(now).min(cap))
         };
         std::thread::park_timeout(until(LINGER));
-        if !self.h.rx.is_empty() {
+        if !self.h.rx.is_empty() || !self.rings_empty() {
             return;
         }
         self.h.sleeping.store(true, Ordering::SeqCst);
-        if self.h.rx.is_empty() {
-            let wait = until(MAX_PARK);
-            if !wait.is_zero() {
-                std::thread::park_timeout(wait);
+        // A ring registered before a producer missed the flag is seen here.
+        self.refresh_rings();
+        if self.h.rx.is_empty() && self.rings_empty() {
+            std::thread::park_timeout(until(LINGER));
+            self.refresh_rings();
+            if self.h.rx.is_empty() && self.rings_empty() {
+                let wait = until(MAX_PARK);
+                if !wait.is_zero() {
+                    std::thread::park_timeout(wait);
+                }
             }
         }
         self.h.sleeping.store(false, Ordering::SeqCst);
@@ -637,8 +873,14 @@ impl<'a> Worker<'a> {
 
     fn finish(&mut self, signal: &Signal) {
         // Records that raced the close flag still get written.
+        let from_rings = self.drain_rings(usize::MAX);
+        self.h
+            .counters
+            .dequeued
+            .fetch_add(from_rings, Ordering::Relaxed);
         while let Ok(msg) = self.h.rx.try_recv() {
             if is_record(&msg) {
+                self.h.in_channel.fetch_sub(1, Ordering::Relaxed);
                 self.h.counters.dequeued.fetch_add(1, Ordering::Relaxed);
             }
             match msg {

@@ -23,9 +23,9 @@ pub use file::{Clock, FileConfig, Fsync, Rotation};
 pub use http::HttpConfig;
 pub use postgres::PostgresConfig;
 
-/// The default queue capacity of a sink: 16,384 records, about 4 MiB (a slot is 256 bytes
-/// plus whatever a record's fields spill to the heap).
-pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// The default queue capacity of a sink, per thread that logs to it: 8,192 records, in a
+/// 1 MiB ring (128 bytes a record; a call with a message and three fields takes about 100).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 
 /// What a call site does when a sink's queue is full.
 ///
@@ -185,8 +185,15 @@ impl Sink {
         self
     }
 
-    /// How many records may wait in this sink's queue (default [`DEFAULT_QUEUE_CAPACITY`];
-    /// at least 1). The queue's memory (256 bytes a slot) is allocated up front.
+    /// How many records each thread may have waiting in this sink's queue (default
+    /// [`DEFAULT_QUEUE_CAPACITY`]; at least 1).
+    ///
+    /// Every thread that logs gets its own queue into each sink the first time it logs
+    /// there: a ring of `capacity` x 128 bytes (rounded up to a power of two, between
+    /// 64 KiB and 32 MiB), whose memory is touched only as it fills. Records too large for
+    /// the ring wait beside it, in order. A thread's queue is full when it holds `capacity`
+    /// records or its ring has no room; other threads are not affected. When the thread
+    /// ends, the worker writes what it left and frees the ring.
     pub fn queue_capacity(mut self, capacity: usize) -> Sink {
         self.options.capacity = capacity.max(1);
         self

@@ -1,6 +1,9 @@
 //! Full-queue policies, with a writer held shut so the queue fills at a known point: the
-//! worker holds exactly one record inside `write`, and the queue holds `CAPACITY`.
+//! worker holds exactly one record inside `write`, and the producing thread's queue holds
+//! `CAPACITY`. Each thread has its own queue, so everything a test expects to wait or be
+//! dropped is logged from that one thread.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
 use faultline_logger::{FaultlineLayer, Guard, Policy, Sink, builder};
@@ -10,9 +13,64 @@ use crate::common::{Gated, dispatch, with_layer};
 
 const CAPACITY: usize = 8;
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread that logs through the logger, running one job after another.
+struct Producer {
+    jobs: Option<mpsc::Sender<(Job, mpsc::Sender<()>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Producer {
+    fn new(layer: &FaultlineLayer) -> Producer {
+        let d = dispatch(layer.clone());
+        let (jobs, rx) = mpsc::channel::<(Job, mpsc::Sender<()>)>();
+        let thread = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&d, || {
+                for (job, done) in rx {
+                    job();
+                    let _ = done.send(());
+                }
+            });
+        });
+        Producer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts `job` on the producing thread; the receiver hears when it is done.
+    fn start(&self, job: impl FnOnce() + Send + 'static) -> mpsc::Receiver<()> {
+        let (done, finished) = mpsc::channel();
+        self.jobs
+            .as_ref()
+            .unwrap()
+            .send((Box::new(job), done))
+            .unwrap();
+        finished
+    }
+
+    /// Runs `job` on the producing thread and waits for it.
+    fn run(&self, job: impl FnOnce() + Send + 'static) {
+        self.start(job).recv().unwrap();
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A logger whose only sink writes to a shut [`Gated`], with one record in the worker and
-/// the queue full.
-fn full_logger(policy: Policy, never_drop_errors: bool) -> (FaultlineLayer, Guard, Gated) {
+/// the producer's queue full.
+fn full_logger(
+    policy: Policy,
+    never_drop_errors: bool,
+) -> (FaultlineLayer, Guard, Gated, Producer) {
     let gated = Gated::closed();
     let (layer, guard) = builder()
         .service("policy")
@@ -25,9 +83,10 @@ fn full_logger(policy: Policy, never_drop_errors: bool) -> (FaultlineLayer, Guar
         )
         .build()
         .unwrap();
-    with_layer(&layer, || tracing::info!(seq = 0u64, "held by the worker"));
+    let producer = Producer::new(&layer);
+    producer.run(|| tracing::info!(seq = 0u64, "held by the worker"));
     gated.wait_entered();
-    with_layer(&layer, || {
+    producer.run(|| {
         for i in 1..=CAPACITY as u64 {
             tracing::info!(seq = i, "queued");
         }
@@ -35,13 +94,13 @@ fn full_logger(policy: Policy, never_drop_errors: bool) -> (FaultlineLayer, Guar
     let stats = guard.stats();
     assert_eq!(stats.sinks[0].queue_depth, CAPACITY);
     assert_eq!(stats.dropped().total(), 0);
-    (layer, guard, gated)
+    (layer, guard, gated, producer)
 }
 
 #[test]
 fn drop_newest_counts_drops_and_keeps_errors_marked_never_drop() {
-    let (layer, guard, gated) = full_logger(Policy::DropNewest, true);
-    with_layer(&layer, || {
+    let (_layer, guard, gated, producer) = full_logger(Policy::DropNewest, true);
+    producer.run(|| {
         for i in 0..5u64 {
             tracing::info!(seq = 100 + i, "dropped");
         }
@@ -52,18 +111,14 @@ fn drop_newest_counts_drops_and_keeps_errors_marked_never_drop() {
     assert_eq!(s.sinks[0].enqueued, 1 + CAPACITY as u64);
 
     // An error waits for room instead of being dropped.
-    let d = dispatch(layer.clone());
-    let error = std::thread::spawn(move || {
-        tracing::dispatcher::with_default(&d, || tracing::error!(seq = 999u64, "kept"));
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let error = producer.start(|| tracing::error!(seq = 999u64, "kept"));
     assert!(
-        !error.is_finished(),
+        error.recv_timeout(Duration::from_millis(300)).is_err(),
         "the error waits while the queue is full"
     );
     assert_eq!(guard.stats().sinks[0].dropped.total(), 5);
     gated.open();
-    error.join().unwrap();
+    error.recv().unwrap();
 
     let report = guard.shutdown(Duration::MAX);
     assert!(report.complete);
@@ -90,8 +145,9 @@ fn drop_newest_counts_drops_and_keeps_errors_marked_never_drop() {
 
 #[test]
 fn block_timeout_waits_then_drops_and_counts() {
-    let (layer, guard, gated) = full_logger(Policy::BlockTimeout(Duration::from_millis(50)), false);
-    with_layer(&layer, || {
+    let (_layer, guard, gated, producer) =
+        full_logger(Policy::BlockTimeout(Duration::from_millis(50)), false);
+    producer.run(|| {
         for i in 0..3u64 {
             tracing::info!(seq = 100 + i, "timed out");
         }
@@ -113,19 +169,18 @@ fn block_timeout_waits_then_drops_and_counts() {
 
 #[test]
 fn block_waits_for_room_and_loses_nothing() {
-    let (layer, guard, gated) = full_logger(Policy::Block, false);
-    let d = dispatch(layer.clone());
-    let producer = std::thread::spawn(move || {
-        tracing::dispatcher::with_default(&d, || {
-            for i in 0..4u64 {
-                tracing::info!(seq = 100 + i, "waited");
-            }
-        });
+    let (_layer, guard, gated, producer) = full_logger(Policy::Block, false);
+    let waited = producer.start(|| {
+        for i in 0..4u64 {
+            tracing::info!(seq = 100 + i, "waited");
+        }
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!producer.is_finished(), "the producer waits for room");
+    assert!(
+        waited.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the producer waits for room"
+    );
     gated.open();
-    producer.join().unwrap();
+    waited.recv().unwrap();
     let report = guard.shutdown(Duration::MAX);
     assert!(report.complete);
     assert_eq!(report.dropped.total(), 0);
@@ -137,6 +192,33 @@ fn block_waits_for_room_and_loses_nothing() {
         .collect();
     let expected: Vec<u64> = (0..=CAPACITY as u64).chain(100..104).collect();
     assert_eq!(seqs, expected);
+}
+
+/// Each thread has its own queue: one thread's full queue neither blocks nor drops another
+/// thread's records, and the sink's depth counts both.
+#[test]
+fn each_thread_has_its_own_queue() {
+    let (layer, guard, gated, _producer) = full_logger(Policy::DropNewest, false);
+    with_layer(&layer, || {
+        for i in 0..CAPACITY as u64 {
+            tracing::info!(seq = 500 + i, "another thread");
+        }
+        tracing::info!(seq = 600u64, "dropped: this thread's queue is full too");
+    });
+    let s = guard.stats();
+    assert_eq!(s.sinks[0].queue_depth, 2 * CAPACITY);
+    assert_eq!(s.sinks[0].dropped.queue_full, 1);
+    gated.open();
+    let report = guard.shutdown(Duration::MAX);
+    assert!(report.complete);
+    let seqs: Vec<u64> = gated
+        .records()
+        .iter()
+        .filter_map(|r| r.meta.get("seq").and_then(|v| v.as_u64()))
+        .collect();
+    assert_eq!(seqs.len(), 1 + 2 * CAPACITY);
+    let theirs: Vec<u64> = seqs.iter().copied().filter(|s| *s >= 500).collect();
+    assert_eq!(theirs, (500..500 + CAPACITY as u64).collect::<Vec<_>>());
 }
 
 #[test]
@@ -167,7 +249,7 @@ fn records_after_shutdown_are_counted_as_closed() {
 /// instead of hanging.
 #[test]
 fn shutdown_timeout_reports_what_is_left() {
-    let (_layer, guard, gated) = full_logger(Policy::Block, false);
+    let (_layer, guard, gated, _producer) = full_logger(Policy::Block, false);
     let logger = guard.logger().clone();
     let report = logger.shutdown(Duration::from_millis(200));
     assert!(!report.complete);

@@ -1,0 +1,707 @@
+//! Per-thread queues: each producing thread has its own ring of 64-bit words per sink, which
+//! only that thread writes and only the sink's worker reads.
+//!
+//! A record is copied into the ring as a few header words and its encoded items (about 100
+//! bytes for a call with three fields), so a call site touches two cache lines of shared
+//! memory instead of a 256-byte queue slot, and never contends with another producer: there
+//! is no shared tail to compare-and-swap. The producer keeps its own copy of the worker's
+//! read position and reads the shared one only when its copy says the ring is full.
+//!
+//! Everything is safe Rust: the ring is a slice of `AtomicU64` words written and read with
+//! relaxed stores and loads (plain moves on x86-64 and AArch64), published by a release
+//! store of the write position and taken by an acquire load of it.
+//!
+//! **Layout.** A record is a header word (its length in words, its kind, its level) followed
+//! by its words; a record never wraps around the end of the ring: when it does not fit
+//! before the end, a `WRAP` header fills the rest and the record starts at the beginning.
+//! Records too large for the ring, and the logger's own rare records (the panic record),
+//! go to the ring's side queue in order, with a `SIDE` header in the ring marking their
+//! place, so a thread's records stay in the order it logged them.
+//!
+//! **Callsites.** A `tracing` event's `&'static Metadata` travels as an index into a
+//! process-wide table of callsites, filled the first time each callsite logs and looked up
+//! through a small per-thread cache.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use faultline_schema::Level;
+
+use crate::capture::{Entry, Origin, Rec};
+use crate::encode::level_index;
+use crate::worker::{Line, Msg};
+
+/// Kinds of ring records.
+mod kind {
+    /// A captured event: header, then its items.
+    pub(super) const ENTRY: u64 = 1;
+    /// A line encoded by the caller.
+    pub(super) const LINE: u64 = 2;
+    /// The next record of the side queue.
+    pub(super) const SIDE: u64 = 3;
+    /// Nothing more before the end of the ring: the next record is at its start.
+    pub(super) const WRAP: u64 = 4;
+}
+
+/// Where an entry came from, as the ring carries it.
+mod origin {
+    pub(super) const TRACING: u64 = 1;
+    pub(super) const LOG: u64 = 2;
+}
+
+/// Words of an entry record before its items.
+const ENTRY_HEAD: usize = 6;
+/// Words of a line record before its bytes.
+const LINE_HEAD: usize = 3;
+/// Bytes of ring per record of capacity (rounded up to a power of two).
+const BYTES_PER_RECORD: usize = 128;
+/// The smallest and largest ring, in words.
+const MIN_WORDS: usize = 8 << 10;
+const MAX_WORDS: usize = 4 << 20;
+
+/// Pads a value to its own pair of cache lines, so the producer's and the worker's
+/// positions do not share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// One producing thread's queue into one sink.
+pub(crate) struct Ring {
+    words: Box<[AtomicU64]>,
+    /// `words.len() - 1` (the length is a power of two).
+    mask: u64,
+    /// Most records that may wait.
+    capacity: u64,
+    /// Written by the producer: words and records published.
+    tail: Padded<(AtomicU64, AtomicU64)>,
+    /// Written by the worker: words and records taken.
+    head: Padded<(AtomicU64, AtomicU64)>,
+    /// Records that do not go into the words, in order; each has a `SIDE` record.
+    side: Mutex<VecDeque<Msg>>,
+    /// The producing thread has ended: once empty, the ring can go.
+    producer_gone: AtomicBool,
+    /// The worker has stopped: the producer forgets the ring.
+    consumer_gone: AtomicBool,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("words", &self.words.len())
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    /// A ring for `capacity` records (and `capacity` x 128 bytes).
+    pub(crate) fn new(capacity: usize) -> Ring {
+        let words = (capacity.saturating_mul(BYTES_PER_RECORD) / 8)
+            .clamp(MIN_WORDS, MAX_WORDS)
+            .next_power_of_two();
+        Ring {
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            mask: words as u64 - 1,
+            capacity: capacity as u64,
+            tail: Padded::default(),
+            head: Padded::default(),
+            side: Mutex::new(VecDeque::new()),
+            producer_gone: AtomicBool::new(false),
+            consumer_gone: AtomicBool::new(false),
+        }
+    }
+
+    /// Records waiting.
+    pub(crate) fn depth(&self) -> usize {
+        let published = self.tail.0.1.load(Ordering::Acquire);
+        let taken = self.head.0.1.load(Ordering::Acquire);
+        usize::try_from(published.saturating_sub(taken)).unwrap_or(usize::MAX)
+    }
+
+    /// Whether nothing is waiting (a sequentially consistent read of the write position, for
+    /// the worker's checks after announcing that it sleeps).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tail.0.0.load(Ordering::SeqCst) == self.head.0.0.load(Ordering::Relaxed)
+    }
+
+    /// Whether the producer is gone and everything it wrote was taken.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.producer_gone.load(Ordering::Acquire) && self.is_empty()
+    }
+
+    /// Marks the worker stopped.
+    pub(crate) fn close(&self) {
+        self.consumer_gone.store(true, Ordering::Release);
+    }
+
+    /// Largest record kept in the words; larger ones go to the side queue.
+    fn max_record_words(&self) -> usize {
+        self.words.len() / 8
+    }
+
+    #[inline(always)]
+    fn store(&self, at: u64, word: u64) {
+        if let Some(w) = self.words.get((at & self.mask) as usize) {
+            w.store(word, Ordering::Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    fn load(&self, at: u64) -> u64 {
+        self.words
+            .get((at & self.mask) as usize)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+
+    /// Takes up to `max` records written so far (at most those there when it starts),
+    /// handing each to `take`; returns how many. Only the sink's worker calls it.
+    #[inline]
+    pub(crate) fn drain(
+        &self,
+        max: usize,
+        scratch: &mut Vec<u8>,
+        mut take: impl FnMut(Taken<'_>),
+    ) -> usize {
+        let tail = self.tail.0.0.load(Ordering::Acquire);
+        let mut head = self.head.0.0.load(Ordering::Relaxed);
+        let mut taken = self.head.0.1.load(Ordering::Relaxed);
+        let mut n = 0;
+        while head < tail && n < max {
+            let hdr = self.load(head);
+            let len = u64::from(hdr as u32).max(1);
+            let k = (hdr >> 32) & 0xff;
+            if k == kind::WRAP {
+                head += len;
+                continue;
+            }
+            // Counted as taken before it is handled (the worker may block writing it): it
+            // is the worker's now, not queued. Its words are given back later, in bulk.
+            taken += 1;
+            self.head.0.1.store(taken, Ordering::Release);
+            match k {
+                kind::ENTRY => {
+                    let w1 = self.load(head + 1);
+                    let origin = match (hdr >> 48) & 0xff {
+                        origin::TRACING => callsite(w1 as u32).map(Origin::Tracing),
+                        _ => Some(Origin::Log),
+                    };
+                    self.read_bytes(head + ENTRY_HEAD as u64, (w1 >> 32) as usize, scratch);
+                    if let Some(origin) = origin {
+                        take(Taken::Entry(Rec {
+                            mono: self.load(head + 2),
+                            ts_ms: self.load(head + 3) as i64,
+                            id: u128::from(self.load(head + 4))
+                                | (u128::from(self.load(head + 5)) << 64),
+                            level: level_of_u8((hdr >> 40) as u8),
+                            origin,
+                            items: scratch,
+                        }));
+                    }
+                }
+                kind::LINE => {
+                    let len = self.load(head + 1) as usize;
+                    self.read_bytes(head + LINE_HEAD as u64, len, scratch);
+                    take(Taken::Line {
+                        mono: self.load(head + 2),
+                        bytes: scratch,
+                    });
+                }
+                _ => {
+                    let next = self
+                        .side
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop_front();
+                    if let Some(m) = next {
+                        take(Taken::Side(m));
+                    }
+                }
+            }
+            head += len;
+            n += 1;
+            if n % 256 == 0 {
+                self.head.0.0.store(head, Ordering::Release);
+            }
+        }
+        self.head.0.0.store(head, Ordering::Release);
+        n
+    }
+
+    fn read_bytes(&self, at: u64, len: usize, out: &mut Vec<u8>) {
+        out.clear();
+        let words = len.div_ceil(8) as u64;
+        for i in 0..words {
+            out.extend_from_slice(&self.load(at + i).to_le_bytes());
+        }
+        out.truncate(len);
+    }
+}
+
+/// A record taken out of a ring.
+pub(crate) enum Taken<'a> {
+    /// A captured event (its items in the worker's scratch buffer).
+    Entry(Rec<'a>),
+    /// A line encoded by the caller.
+    Line { mono: u64, bytes: &'a [u8] },
+    /// A message from the side queue.
+    Side(Msg),
+}
+
+/// The inverse of [`level_index`].
+fn level_of_u8(level: u8) -> Level {
+    match level {
+        0 => Level::Debug,
+        1 => Level::Info,
+        2 => Level::Warning,
+        3 => Level::Error,
+        _ => Level::Critical,
+    }
+}
+
+/// The process-wide table of callsites that have logged.
+fn callsites() -> &'static RwLock<Vec<&'static tracing::Metadata<'static>>> {
+    static TABLE: RwLock<Vec<&'static tracing::Metadata<'static>>> = RwLock::new(Vec::new());
+    &TABLE
+}
+
+/// The callsite at `index` in the table.
+fn callsite(index: u32) -> Option<&'static tracing::Metadata<'static>> {
+    callsites()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(index as usize)
+        .copied()
+}
+
+/// The index of `meta` in the table, adding it the first time.
+fn intern_slow(meta: &'static tracing::Metadata<'static>) -> u32 {
+    static INDEX: OnceLock<Mutex<HashMap<usize, u32>>> = OnceLock::new();
+    let key = std::ptr::from_ref(meta) as usize;
+    let mut index = INDEX
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    *index.entry(key).or_insert_with(|| {
+        let mut table = callsites().write().unwrap_or_else(|p| p.into_inner());
+        table.push(meta);
+        u32::try_from(table.len() - 1).unwrap_or(u32::MAX)
+    })
+}
+
+/// Callsites cached per thread (direct-mapped by address).
+const CACHE: usize = 64;
+
+/// A thread's producing side: its rings, one per sink it has logged to, and its cache of
+/// callsite indexes.
+pub(crate) struct Local {
+    /// Where the call site encodes a record's items before they are copied into rings.
+    pub(crate) scratch: Vec<u8>,
+    producers: Vec<Producer>,
+    cache: [(usize, u32); CACHE],
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = const {
+        RefCell::new(Local {
+            scratch: Vec::new(),
+            producers: Vec::new(),
+            cache: [(0, 0); CACHE],
+        })
+    };
+}
+
+/// Runs `f` with this thread's producing side; `None` when it is not available (the thread
+/// is ending, or a record is being written from inside another one on this thread).
+pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+        .ok()
+        .flatten()
+}
+
+/// How an entry's origin is written: `None` for one that goes to the side queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OriginWord(Option<(u64, u32)>);
+
+impl Local {
+    /// The word form of `origin`.
+    #[inline]
+    pub(crate) fn origin(&mut self, origin: Origin) -> OriginWord {
+        OriginWord(match origin {
+            Origin::Tracing(meta) => {
+                let key = std::ptr::from_ref(meta) as usize;
+                let slot = (key >> 4) % CACHE;
+                match self.cache.get_mut(slot) {
+                    Some((k, i)) if *k == key => Some((origin::TRACING, *i)),
+                    Some(entry) => {
+                        let i = intern_slow(meta);
+                        *entry = (key, i);
+                        Some((origin::TRACING, i))
+                    }
+                    None => None,
+                }
+            }
+            Origin::Log => Some((origin::LOG, 0)),
+            Origin::Internal(_) => None,
+        })
+    }
+
+    /// This thread's producer for the sink `id`, registering a new ring with `register`.
+    #[inline]
+    pub(crate) fn producer(
+        &mut self,
+        id: u64,
+        capacity: usize,
+        register: impl FnOnce(Arc<Ring>),
+    ) -> &mut Producer {
+        let at = match self.producers.iter().position(|p| p.sink == id) {
+            Some(at) => at,
+            None => {
+                // Rings of stopped workers are forgotten here.
+                self.producers
+                    .retain(|p| !p.ring.consumer_gone.load(Ordering::Acquire));
+                let ring = Arc::new(Ring::new(capacity));
+                register(ring.clone());
+                self.producers.push(Producer {
+                    sink: id,
+                    ring,
+                    tail: 0,
+                    head: 0,
+                    published: 0,
+                    taken: 0,
+                });
+                self.producers.len() - 1
+            }
+        };
+        &mut self.producers[at]
+    }
+}
+
+/// The producing thread's side of one ring, with its own copies of the positions.
+pub(crate) struct Producer {
+    sink: u64,
+    ring: Arc<Ring>,
+    tail: u64,
+    /// The worker's position when last read.
+    head: u64,
+    published: u64,
+    taken: u64,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.ring.producer_gone.store(true, Ordering::Release);
+    }
+}
+
+impl Producer {
+    /// Room for a record of `words` words: the index of its header word, after writing a
+    /// `WRAP` record if it starts over at the beginning; `None` if the ring is full.
+    #[inline]
+    fn reserve(&mut self, words: usize) -> Option<u64> {
+        let size = self.ring.words.len() as u64;
+        let words = words as u64;
+        let to_end = size - (self.tail & self.ring.mask);
+        let need = if words > to_end {
+            to_end + words
+        } else {
+            words
+        };
+        if self.tail + need - self.head > size || self.published - self.taken >= self.ring.capacity
+        {
+            self.head = self.ring.head.0.0.load(Ordering::Acquire);
+            self.taken = self.ring.head.0.1.load(Ordering::Acquire);
+            if self.tail + need - self.head > size
+                || self.published - self.taken >= self.ring.capacity
+            {
+                return None;
+            }
+        }
+        if words > to_end {
+            self.ring.store(self.tail, to_end | (kind::WRAP << 32));
+            self.tail += to_end;
+        }
+        Some(self.tail)
+    }
+
+    /// Publishes the record of `words` words written at the reserved position.
+    #[inline]
+    fn publish(&mut self, words: usize) {
+        self.tail += words as u64;
+        self.published += 1;
+        self.ring.tail.0.1.store(self.published, Ordering::Relaxed);
+        // Release only: the worker's second look before it parks covers the record a
+        // sleeping worker might miss (see `worker`).
+        self.ring.tail.0.0.store(self.tail, Ordering::Release);
+    }
+
+    /// Writes `entry`; `false` if the ring is full.
+    #[inline]
+    pub(crate) fn push_entry(&mut self, entry: &Rec<'_>, origin: OriginWord) -> bool {
+        let items = entry.items;
+        let words = ENTRY_HEAD + items.len().div_ceil(8);
+        let Some((origin_kind, index)) = origin.0 else {
+            return self.push_side(Msg::Record(Entry::from_rec(entry)));
+        };
+        if words > self.ring.max_record_words() {
+            return self.push_side(Msg::Record(Entry::from_rec(entry)));
+        }
+        let Some(at) = self.reserve(words) else {
+            return false;
+        };
+        let r = &self.ring;
+        r.store(
+            at,
+            words as u64
+                | (kind::ENTRY << 32)
+                | ((level_index(entry.level) as u64) << 40)
+                | (origin_kind << 48),
+        );
+        r.store(at + 1, u64::from(index) | ((items.len() as u64) << 32));
+        r.store(at + 2, entry.mono);
+        r.store(at + 3, entry.ts_ms as u64);
+        r.store(at + 4, entry.id as u64);
+        r.store(at + 5, (entry.id >> 64) as u64);
+        self.write_bytes(at + ENTRY_HEAD as u64, items);
+        self.publish(words);
+        true
+    }
+
+    /// Writes `line`; `false` if the ring is full.
+    pub(crate) fn push_line(&mut self, line: &Line) -> bool {
+        let words = LINE_HEAD + line.bytes.len().div_ceil(8);
+        if words > self.ring.max_record_words() {
+            return self.push_side(Msg::Line(line.clone()));
+        }
+        let Some(at) = self.reserve(words) else {
+            return false;
+        };
+        let r = &self.ring;
+        r.store(
+            at,
+            words as u64 | (kind::LINE << 32) | ((level_index(line.level) as u64) << 40),
+        );
+        r.store(at + 1, line.bytes.len() as u64);
+        r.store(at + 2, line.mono);
+        self.write_bytes(at + LINE_HEAD as u64, &line.bytes);
+        self.publish(words);
+        true
+    }
+
+    /// Queues `msg` on the side, marked in the ring; `false` if the ring is full.
+    #[cold]
+    fn push_side(&mut self, msg: Msg) -> bool {
+        let Some(at) = self.reserve(1) else {
+            return false;
+        };
+        self.ring
+            .side
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(msg);
+        self.ring.store(at, 1 | (kind::SIDE << 32));
+        self.publish(1);
+        true
+    }
+
+    #[inline]
+    fn write_bytes(&self, at: u64, bytes: &[u8]) {
+        let (words, rest) = bytes.as_chunks::<8>();
+        let mut i = at;
+        for w in words {
+            self.ring.store(i, u64::from_le_bytes(*w));
+            i += 1;
+        }
+        if !rest.is_empty() {
+            let last = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, b| (w << 8) | u64::from(*b));
+            self.ring.store(i, last);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Local {
+        Local {
+            scratch: Vec::new(),
+            producers: Vec::new(),
+            cache: [(0, 0); CACHE],
+        }
+    }
+
+    fn rec(items: &[u8], n: u64) -> Rec<'_> {
+        Rec {
+            mono: n,
+            ts_ms: 1_782_909_296_789 + n as i64,
+            id: u128::from(n) << 64 | u128::from(!n),
+            level: Level::Warning,
+            origin: Origin::Log,
+            items,
+        }
+    }
+
+    /// What the worker would see: (mono, items) of each entry, and the lines' bytes.
+    fn drain_all(ring: &Ring, max: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        ring.drain(max, &mut scratch, |t| match t {
+            Taken::Entry(r) => {
+                assert_eq!(r.ts_ms, 1_782_909_296_789 + r.mono as i64);
+                assert_eq!(r.id, u128::from(r.mono) << 64 | u128::from(!r.mono));
+                assert_eq!(r.level, Level::Warning);
+                out.push((r.mono, r.items.to_vec()));
+            }
+            Taken::Line { mono, bytes } => out.push((mono, bytes.to_vec())),
+            Taken::Side(Msg::Record(e)) => out.push((e.mono, e.buf.clone())),
+            Taken::Side(_) => panic!("unexpected side message"),
+        });
+        out
+    }
+
+    fn items(n: u64) -> Vec<u8> {
+        (0..(n * 7) % 61).map(|i| (i as u8) ^ (n as u8)).collect()
+    }
+
+    #[test]
+    fn records_of_every_size_come_out_in_order_across_many_wraps() {
+        let mut l = local();
+        let ring = {
+            let p = l.producer(1, 64, |_| {});
+            p.ring.clone()
+        };
+        let words = ring.words.len() as u64;
+        let origin = l.origin(Origin::Log);
+        let (mut sent, mut got) = (0u64, Vec::new());
+        while ring.tail.0.0.load(Ordering::Relaxed) < 5 * words {
+            let p = l.producer(1, 64, |_| panic!("registered twice"));
+            let it = items(sent);
+            if p.push_entry(&rec(&it, sent), origin) {
+                sent += 1;
+            } else {
+                // Full: by records (64) or by words; the worker takes some.
+                got.extend(drain_all(&ring, 7));
+            }
+        }
+        got.extend(drain_all(&ring, usize::MAX));
+        assert_eq!(got.len() as u64, sent);
+        for (n, (mono, bytes)) in got.iter().enumerate() {
+            assert_eq!(*mono, n as u64);
+            assert_eq!(*bytes, items(n as u64));
+        }
+        assert_eq!(ring.depth(), 0);
+        assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn a_full_ring_refuses_until_the_worker_takes() {
+        let mut l = local();
+        let origin = l.origin(Origin::Log);
+        let p = l.producer(1, 3, |_| {});
+        for n in 0..3 {
+            assert!(p.push_entry(&rec(b"abc", n), origin));
+        }
+        assert!(!p.push_entry(&rec(b"abc", 3), origin));
+        assert_eq!(p.ring.depth(), 3);
+        let ring = p.ring.clone();
+        assert_eq!(drain_all(&ring, 1).len(), 1);
+        assert!(p.push_entry(&rec(b"abc", 3), origin));
+        let monos: Vec<u64> = drain_all(&ring, usize::MAX).iter().map(|r| r.0).collect();
+        assert_eq!(monos, [1, 2, 3]);
+    }
+
+    #[test]
+    fn large_records_and_lines_keep_their_place() {
+        let mut l = local();
+        let origin = l.origin(Origin::Log);
+        let p = l.producer(1, 16, |_| {});
+        let big = vec![7u8; p.ring.max_record_words() * 8];
+        assert!(p.push_entry(&rec(b"first", 0), origin));
+        assert!(p.push_entry(&rec(&big, 1), origin));
+        let line = Line {
+            bytes: b"{\"a\":1}\n".to_vec(),
+            level: Level::Info,
+            mono: 2,
+        };
+        assert!(p.push_line(&line));
+        // An origin the ring cannot carry goes to the side queue too.
+        let internal = l.origin(Origin::Internal("panic"));
+        let p = l.producer(1, 16, |_| {});
+        let mut r = rec(b"internal", 3);
+        r.origin = Origin::Internal("panic");
+        assert!(p.push_entry(&r, internal));
+        assert!(p.push_entry(&rec(b"last", 4), origin));
+        let ring = p.ring.clone();
+        let got = drain_all(&ring, usize::MAX);
+        let monos: Vec<u64> = got.iter().map(|r| r.0).collect();
+        assert_eq!(monos, [0, 1, 2, 3, 4]);
+        assert_eq!(got[1].1, big);
+        assert_eq!(got[2].1, line.bytes);
+    }
+
+    #[test]
+    fn a_finished_thread_leaves_its_ring_to_be_removed_once_empty() {
+        let mut l = local();
+        let origin = l.origin(Origin::Log);
+        let ring = {
+            let p = l.producer(1, 8, |_| {});
+            assert!(p.push_entry(&rec(b"x", 0), origin));
+            p.ring.clone()
+        };
+        drop(l);
+        assert!(!ring.is_finished(), "a record is still waiting");
+        assert_eq!(drain_all(&ring, usize::MAX).len(), 1);
+        assert!(ring.is_finished());
+    }
+
+    #[test]
+    fn rings_of_stopped_workers_are_forgotten() {
+        let mut l = local();
+        let first = l.producer(1, 8, |_| {}).ring.clone();
+        first.close();
+        let mut registered = 0;
+        l.producer(2, 8, |_| registered += 1);
+        assert_eq!(registered, 1);
+        assert_eq!(
+            l.producers.len(),
+            1,
+            "the stopped worker's ring was dropped"
+        );
+    }
+
+    #[test]
+    fn callsites_are_interned_once() {
+        let mut l = local();
+        struct Cs;
+        static CS: Cs = Cs;
+        static META: tracing::Metadata<'static> = tracing::Metadata::new(
+            "interned",
+            "ring_test",
+            tracing::Level::INFO,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CS)),
+            tracing::metadata::Kind::EVENT,
+        );
+        impl tracing::callsite::Callsite for Cs {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                &META
+            }
+        }
+        let a = l.origin(Origin::Tracing(&META));
+        let b = local().origin(Origin::Tracing(&META));
+        let (Some((_, i)), Some((_, j))) = (a.0, b.0) else {
+            panic!("not interned")
+        };
+        assert_eq!(i, j);
+        assert!(std::ptr::eq(callsite(i).unwrap(), &META));
+    }
+}
