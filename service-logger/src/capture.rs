@@ -245,10 +245,17 @@ pub(crate) fn random_u64() -> u64 {
 /// A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Time-ordered, so
 /// the store's `(ts, id)` key grows at its right edge.
 pub(crate) fn uuid_v7(ts_ms: i64) -> u128 {
-    let ts = u128::from(u64::try_from(ts_ms).unwrap_or(0)) & 0xffff_ffff_ffff;
     let (a, b) = random_pair();
-    let a = u128::from(a & 0xfff);
-    let b = u128::from(b & 0x3fff_ffff_ffff_ffff);
+    uuid_v7_with(ts_ms, (u128::from(a) << 64) | u128::from(b))
+}
+
+/// A UUIDv7 for `ts_ms` whose 74 bits after the time are taken from `bits` (12 from bits
+/// 64-75, 62 from bits 0-61).
+#[inline]
+pub(crate) fn uuid_v7_with(ts_ms: i64, bits: u128) -> u128 {
+    let ts = u128::from(u64::try_from(ts_ms).unwrap_or(0)) & 0xffff_ffff_ffff;
+    let a = (bits >> 64) & 0xfff;
+    let b = bits & 0x3fff_ffff_ffff_ffff;
     (ts << 80) | (0x7 << 76) | (a << 64) | (0b10 << 62) | b
 }
 

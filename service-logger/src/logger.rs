@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::capture::{Entry, Origin, Rec, mono_now, now, put_str_field, uuid_v7};
+use crate::capture::{Entry, Origin, Rec, mono_now, now, put_str_field};
 use crate::encode::RecordConfig;
 use crate::ring;
 use crate::sink::Sink;
@@ -106,7 +106,7 @@ impl Logger {
             let rec = Rec {
                 mono,
                 ts_ms,
-                id: uuid_v7(ts_ms),
+                id: local.next_id(ts_ms),
                 level,
                 origin,
                 items: &items,

@@ -51,8 +51,9 @@ mod origin {
     pub(super) const LOG: u64 = 2;
 }
 
-/// Words of an entry record before its items.
-const ENTRY_HEAD: usize = 6;
+/// Words of an entry record before its items: the header, the callsite and items length,
+/// the monotonic time, the id (whose first 48 bits are the record's `ts`).
+const ENTRY_HEAD: usize = 5;
 /// Words of a line record before its bytes.
 const LINE_HEAD: usize = 3;
 /// Bytes of ring per record of capacity (rounded up to a power of two).
@@ -136,6 +137,13 @@ impl Ring {
         self.consumer_gone.store(true, Ordering::Release);
     }
 
+    /// The `words` words of a record reserved at `at` (contiguous: a record never wraps).
+    #[inline]
+    fn record(&self, at: u64, words: usize) -> &[AtomicU64] {
+        let start = (at & self.mask) as usize;
+        self.words.get(start..start + words).unwrap_or_default()
+    }
+
     /// Largest record kept in the words; larger ones go to the side queue.
     fn max_record_words(&self) -> usize {
         self.words.len() / 8
@@ -189,11 +197,12 @@ impl Ring {
                     };
                     self.read_bytes(head + ENTRY_HEAD as u64, (w1 >> 32) as usize, scratch);
                     if let Some(origin) = origin {
+                        let id = u128::from(self.load(head + 3))
+                            | (u128::from(self.load(head + 4)) << 64);
                         take(Taken::Entry(Rec {
                             mono: self.load(head + 2),
-                            ts_ms: self.load(head + 3) as i64,
-                            id: u128::from(self.load(head + 4))
-                                | (u128::from(self.load(head + 5)) << 64),
+                            ts_ms: (id >> 80) as i64,
+                            id,
                             level: level_of_u8((hdr >> 40) as u8),
                             origin,
                             items: scratch,
@@ -298,6 +307,8 @@ const CACHE: usize = 64;
 pub(crate) struct Local {
     /// Where the call site encodes a record's items before they are copied into rings.
     pub(crate) scratch: Vec<u8>,
+    /// The random part of this thread's next record id (0: not chosen yet).
+    ids: u128,
     producers: Vec<Producer>,
     cache: [(usize, u32); CACHE],
 }
@@ -306,6 +317,7 @@ thread_local! {
     static LOCAL: RefCell<Local> = const {
         RefCell::new(Local {
             scratch: Vec::new(),
+            ids: 0,
             producers: Vec::new(),
             cache: [(0, 0); CACHE],
         })
@@ -326,6 +338,19 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 pub(crate) struct OriginWord(Option<(u64, u32)>);
 
 impl Local {
+    /// A UUIDv7 for a record stamped `ts_ms`. Its 74 bits after the time are a counter that
+    /// starts at a random point for each thread (RFC 9562, section 6.2, method 1 without
+    /// resetting): unique within the thread, and across threads as unlikely to meet as two
+    /// random ids, for the price of an addition.
+    #[inline]
+    pub(crate) fn next_id(&mut self, ts_ms: i64) -> u128 {
+        if self.ids == 0 {
+            self.ids = crate::capture::uuid_v7(0) | 1;
+        }
+        self.ids = self.ids.wrapping_add(1);
+        crate::capture::uuid_v7_with(ts_ms, self.ids)
+    }
+
     /// The word form of `origin`.
     #[inline]
     pub(crate) fn origin(&mut self, origin: Origin) -> OriginWord {
@@ -451,20 +476,27 @@ impl Producer {
         let Some(at) = self.reserve(words) else {
             return false;
         };
-        let r = &self.ring;
-        r.store(
-            at,
+        let Some((head, rest)) = self
+            .ring
+            .record(at, words)
+            .split_first_chunk::<ENTRY_HEAD>()
+        else {
+            return false;
+        };
+        let head_words = [
             words as u64
                 | (kind::ENTRY << 32)
                 | ((level_index(entry.level) as u64) << 40)
                 | (origin_kind << 48),
-        );
-        r.store(at + 1, u64::from(index) | ((items.len() as u64) << 32));
-        r.store(at + 2, entry.mono);
-        r.store(at + 3, entry.ts_ms as u64);
-        r.store(at + 4, entry.id as u64);
-        r.store(at + 5, (entry.id >> 64) as u64);
-        self.write_bytes(at + ENTRY_HEAD as u64, items);
+            u64::from(index) | ((items.len() as u64) << 32),
+            entry.mono,
+            entry.id as u64,
+            (entry.id >> 64) as u64,
+        ];
+        for (w, v) in head.iter().zip(head_words) {
+            w.store(v, Ordering::Relaxed);
+        }
+        write_bytes(rest, items);
         self.publish(words);
         true
     }
@@ -478,14 +510,19 @@ impl Producer {
         let Some(at) = self.reserve(words) else {
             return false;
         };
-        let r = &self.ring;
-        r.store(
-            at,
+        let Some((head, rest)) = self.ring.record(at, words).split_first_chunk::<LINE_HEAD>()
+        else {
+            return false;
+        };
+        let head_words = [
             words as u64 | (kind::LINE << 32) | ((level_index(line.level) as u64) << 40),
-        );
-        r.store(at + 1, line.bytes.len() as u64);
-        r.store(at + 2, line.mono);
-        self.write_bytes(at + LINE_HEAD as u64, &line.bytes);
+            line.bytes.len() as u64,
+            line.mono,
+        ];
+        for (w, v) in head.iter().zip(head_words) {
+            w.store(v, Ordering::Relaxed);
+        }
+        write_bytes(rest, &line.bytes);
         self.publish(words);
         true
     }
@@ -505,22 +542,27 @@ impl Producer {
         self.publish(1);
         true
     }
+}
 
-    #[inline]
-    fn write_bytes(&self, at: u64, bytes: &[u8]) {
-        let (words, rest) = bytes.as_chunks::<8>();
-        let mut i = at;
-        for w in words {
-            self.ring.store(i, u64::from_le_bytes(*w));
-            i += 1;
-        }
-        if !rest.is_empty() {
-            let last = rest
-                .iter()
-                .rev()
-                .fold(0u64, |w, b| (w << 8) | u64::from(*b));
-            self.ring.store(i, last);
-        }
+/// Stores `bytes` into `words`, eight to a word (little-endian; the last one padded with
+/// zeros).
+#[inline]
+fn write_bytes(words: &[AtomicU64], bytes: &[u8]) {
+    let (whole, rest) = bytes.as_chunks::<8>();
+    let mut words = words.iter();
+    // `whole` first: a zip polls its first iterator first, so `words` is not advanced past
+    // the last whole word.
+    for (b, w) in whole.iter().zip(words.by_ref()) {
+        w.store(u64::from_le_bytes(*b), Ordering::Relaxed);
+    }
+    if !rest.is_empty()
+        && let Some(w) = words.next()
+    {
+        let last = rest
+            .iter()
+            .rev()
+            .fold(0u64, |w, b| (w << 8) | u64::from(*b));
+        w.store(last, Ordering::Relaxed);
     }
 }
 
@@ -531,16 +573,18 @@ mod tests {
     fn local() -> Local {
         Local {
             scratch: Vec::new(),
+            ids: 0,
             producers: Vec::new(),
             cache: [(0, 0); CACHE],
         }
     }
 
     fn rec(items: &[u8], n: u64) -> Rec<'_> {
+        let ts_ms = 1_782_909_296_789 + n as i64;
         Rec {
             mono: n,
-            ts_ms: 1_782_909_296_789 + n as i64,
-            id: u128::from(n) << 64 | u128::from(!n),
+            ts_ms,
+            id: crate::capture::uuid_v7(ts_ms),
             level: Level::Warning,
             origin: Origin::Log,
             items,
@@ -554,7 +598,7 @@ mod tests {
         ring.drain(max, &mut scratch, |t| match t {
             Taken::Entry(r) => {
                 assert_eq!(r.ts_ms, 1_782_909_296_789 + r.mono as i64);
-                assert_eq!(r.id, u128::from(r.mono) << 64 | u128::from(!r.mono));
+                assert_eq!((r.id >> 76) & 0xf, 7, "a UUIDv7");
                 assert_eq!(r.level, Level::Warning);
                 out.push((r.mono, r.items.to_vec()));
             }
@@ -673,6 +717,24 @@ mod tests {
             1,
             "the stopped worker's ring was dropped"
         );
+    }
+
+    #[test]
+    fn ids_are_version_7_distinct_and_carry_the_time() {
+        let ts = 1_782_909_296_789;
+        let mut a = local();
+        let mut b = local();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            for l in [&mut a, &mut b] {
+                let id = uuid::Uuid::from_u128(l.next_id(ts));
+                assert_eq!(id.get_version_num(), 7);
+                assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+                let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+                assert_eq!(secs * 1000 + u64::from(nanos) / 1_000_000, ts as u64);
+                assert!(seen.insert(id), "{id} twice");
+            }
+        }
     }
 
     #[test]
