@@ -132,6 +132,17 @@ impl Ring {
         self.producer_gone.load(Ordering::Acquire) && self.is_empty()
     }
 
+    /// Takes over the ring of a thread that ended, once the worker has taken everything it
+    /// wrote: a new thread (a pool replacing its threads) reuses memory that is already
+    /// mapped instead of faulting in a new ring page by page. Whether it was taken.
+    pub(crate) fn adopt(&self) -> bool {
+        self.is_finished()
+            && self
+                .producer_gone
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Marks the worker stopped.
     pub(crate) fn close(&self) {
         self.consumer_gone.store(true, Ordering::Release);
@@ -373,29 +384,24 @@ impl Local {
         })
     }
 
-    /// This thread's producer for the sink `id`, registering a new ring with `register`.
+    /// This thread's producer for the sink `id`; the first time, `ring` gives the ring
+    /// (see [`Ring::adopt`]).
     #[inline]
-    pub(crate) fn producer(
-        &mut self,
-        id: u64,
-        capacity: usize,
-        register: impl FnOnce(Arc<Ring>),
-    ) -> &mut Producer {
+    pub(crate) fn producer(&mut self, id: u64, ring: impl FnOnce() -> Arc<Ring>) -> &mut Producer {
         let at = match self.producers.iter().position(|p| p.sink == id) {
             Some(at) => at,
             None => {
                 // Rings of stopped workers are forgotten here.
                 self.producers
                     .retain(|p| !p.ring.consumer_gone.load(Ordering::Acquire));
-                let ring = Arc::new(Ring::new(capacity));
-                register(ring.clone());
+                let ring = ring();
                 self.producers.push(Producer {
                     sink: id,
+                    tail: ring.tail.0.0.load(Ordering::Acquire),
+                    head: ring.head.0.0.load(Ordering::Acquire),
+                    published: ring.tail.0.1.load(Ordering::Acquire),
+                    taken: ring.head.0.1.load(Ordering::Acquire),
                     ring,
-                    tail: 0,
-                    head: 0,
-                    published: 0,
-                    taken: 0,
                 });
                 self.producers.len() - 1
             }
@@ -617,14 +623,14 @@ mod tests {
     fn records_of_every_size_come_out_in_order_across_many_wraps() {
         let mut l = local();
         let ring = {
-            let p = l.producer(1, 64, |_| {});
+            let p = l.producer(1, || Arc::new(Ring::new(64)));
             p.ring.clone()
         };
         let words = ring.words.len() as u64;
         let origin = l.origin(Origin::Log);
         let (mut sent, mut got) = (0u64, Vec::new());
         while ring.tail.0.0.load(Ordering::Relaxed) < 5 * words {
-            let p = l.producer(1, 64, |_| panic!("registered twice"));
+            let p = l.producer(1, || panic!("registered twice"));
             let it = items(sent);
             if p.push_entry(&rec(&it, sent), origin) {
                 sent += 1;
@@ -647,7 +653,7 @@ mod tests {
     fn a_full_ring_refuses_until_the_worker_takes() {
         let mut l = local();
         let origin = l.origin(Origin::Log);
-        let p = l.producer(1, 3, |_| {});
+        let p = l.producer(1, || Arc::new(Ring::new(3)));
         for n in 0..3 {
             assert!(p.push_entry(&rec(b"abc", n), origin));
         }
@@ -664,7 +670,7 @@ mod tests {
     fn large_records_and_lines_keep_their_place() {
         let mut l = local();
         let origin = l.origin(Origin::Log);
-        let p = l.producer(1, 16, |_| {});
+        let p = l.producer(1, || Arc::new(Ring::new(16)));
         let big = vec![7u8; p.ring.max_record_words() * 8];
         assert!(p.push_entry(&rec(b"first", 0), origin));
         assert!(p.push_entry(&rec(&big, 1), origin));
@@ -676,7 +682,7 @@ mod tests {
         assert!(p.push_line(&line));
         // An origin the ring cannot carry goes to the side queue too.
         let internal = l.origin(Origin::Internal("panic"));
-        let p = l.producer(1, 16, |_| {});
+        let p = l.producer(1, || Arc::new(Ring::new(16)));
         let mut r = rec(b"internal", 3);
         r.origin = Origin::Internal("panic");
         assert!(p.push_entry(&r, internal));
@@ -694,7 +700,7 @@ mod tests {
         let mut l = local();
         let origin = l.origin(Origin::Log);
         let ring = {
-            let p = l.producer(1, 8, |_| {});
+            let p = l.producer(1, || Arc::new(Ring::new(8)));
             assert!(p.push_entry(&rec(b"x", 0), origin));
             p.ring.clone()
         };
@@ -705,12 +711,41 @@ mod tests {
     }
 
     #[test]
+    fn a_new_thread_adopts_an_emptied_ring_and_carries_on_from_its_positions() {
+        let mut l = local();
+        let origin = l.origin(Origin::Log);
+        let ring = l.producer(1, || Arc::new(Ring::new(8))).ring.clone();
+        for n in 0..5 {
+            assert!(
+                l.producer(1, || unreachable!())
+                    .push_entry(&rec(b"old", n), origin)
+            );
+        }
+        drop(l);
+        assert!(!ring.adopt(), "records are still waiting");
+        assert_eq!(drain_all(&ring, usize::MAX).len(), 5);
+        assert!(ring.adopt());
+        assert!(!ring.adopt(), "adopted once");
+        let mut next = local();
+        let p = next.producer(1, || ring.clone());
+        for n in 5..13 {
+            assert!(p.push_entry(&rec(b"new", n), origin));
+        }
+        assert!(!p.push_entry(&rec(b"full", 13), origin));
+        let monos: Vec<u64> = drain_all(&ring, usize::MAX).iter().map(|r| r.0).collect();
+        assert_eq!(monos, (5..13).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn rings_of_stopped_workers_are_forgotten() {
         let mut l = local();
-        let first = l.producer(1, 8, |_| {}).ring.clone();
+        let first = l.producer(1, || Arc::new(Ring::new(8))).ring.clone();
         first.close();
         let mut registered = 0;
-        l.producer(2, 8, |_| registered += 1);
+        l.producer(2, || {
+            registered += 1;
+            Arc::new(Ring::new(8))
+        });
         assert_eq!(registered, 1);
         assert_eq!(
             l.producers.len(),

@@ -309,14 +309,19 @@ impl SinkHandle {
     /// This thread's producer into the sink, with a new ring the first time.
     #[inline]
     fn producer<'l>(&self, local: &'l mut Local) -> &'l mut Producer {
-        local.producer(self.id, self.capacity(), |ring| {
-            self.rings
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(ring);
+        local.producer(self.id, || {
+            let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+            // The ring of a thread that ended, if the worker has emptied one; it stays
+            // registered.
+            if let Some(ring) = rings.iter().find(|r| r.adopt()) {
+                return ring.clone();
+            }
+            let ring = Arc::new(Ring::new(self.capacity()));
+            rings.push(ring.clone());
             // Sequentially consistent: a worker going to sleep reads it after announcing
             // that it sleeps (see `Worker::idle`).
             self.rings_version.fetch_add(1, Ordering::SeqCst);
+            ring
         })
     }
 

@@ -193,7 +193,8 @@ impl Sink {
     /// 64 KiB and 32 MiB), whose memory is touched only as it fills. Records too large for
     /// the ring wait beside it, in order. A thread's queue is full when it holds `capacity`
     /// records or its ring has no room; other threads are not affected. When the thread
-    /// ends, the worker writes what it left and frees the ring.
+    /// ends, the worker writes what it left; the next new thread takes the emptied ring
+    /// over (so a pool replacing its threads does not map new memory), or it is freed.
     pub fn queue_capacity(mut self, capacity: usize) -> Sink {
         self.options.capacity = capacity.max(1);
         self
