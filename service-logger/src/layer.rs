@@ -1,6 +1,8 @@
 //! The `tracing` layer: captures events (with their spans' fields) and hands them to the
 //! sinks' queues.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tracing::span::{Attributes, Id, Record as SpanValues};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
@@ -15,6 +17,24 @@ use crate::worker::in_worker;
 /// A span's own fields, encoded once when the span is created (and extended by
 /// `Span::record`), copied into every event inside it.
 pub(crate) struct SpanFields(pub(crate) Vec<u8>);
+
+/// Whether any span has been given [`SpanFields`]. Until one has, no event has span fields
+/// to copy, and its span scope is not looked up (a service that logs outside spans saves
+/// the registry's lookups on every call).
+static SPAN_FIELDS: AtomicBool = AtomicBool::new(false);
+
+/// Notes that a span now has fields. The span is created (or recorded) before any thread
+/// can enter it, so a thread logging inside it sees the flag.
+fn span_fields_exist() {
+    if !SPAN_FIELDS.load(Ordering::Relaxed) {
+        SPAN_FIELDS.store(true, Ordering::Release);
+    }
+}
+
+/// Whether events may have span fields to copy.
+pub(crate) fn spans_have_fields() -> bool {
+    SPAN_FIELDS.load(Ordering::Acquire)
+}
 
 /// The `tracing` layer. Get one from [`Builder::build`](crate::Builder::build) to compose
 /// with other layers; [`Builder::init`](crate::Builder::init) installs it alone.
@@ -51,6 +71,7 @@ where
             callsite: None,
         });
         if !buf.is_empty() {
+            span_fields_exist();
             span.extensions_mut().insert(SpanFields(buf));
         }
     }
@@ -69,6 +90,7 @@ where
         if buf.is_empty() {
             return;
         }
+        span_fields_exist();
         let mut ext = span.extensions_mut();
         // Appended: on a repeated name the later value wins when the record is encoded.
         match ext.get_mut::<SpanFields>() {
@@ -90,7 +112,9 @@ where
         let origin = Origin::Tracing(meta);
         self.logger
             .log(mask, level_of(meta.level()), origin, |buf, level| {
-                if let Some(scope) = ctx.event_scope(event) {
+                if spans_have_fields()
+                    && let Some(scope) = ctx.event_scope(event)
+                {
                     for span in scope.from_root() {
                         if let Some(fields) = span.extensions().get::<SpanFields>() {
                             buf.extend_from_slice(&fields.0);

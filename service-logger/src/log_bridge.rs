@@ -57,6 +57,9 @@ fn tracing_level(level: log::Level) -> tracing::Level {
 /// Copies the fields of the current span and its parents, when the global `tracing`
 /// subscriber is built on a `Registry` (as [`Builder::init`](crate::Builder::init)'s is).
 fn span_fields(buf: &mut Vec<u8>) {
+    if !crate::layer::spans_have_fields() {
+        return;
+    }
     tracing::dispatcher::get_default(|dispatch| {
         let Some(registry) = dispatch.downcast_ref::<Registry>() else {
             return;

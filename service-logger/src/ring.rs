@@ -47,15 +47,67 @@ mod kind {
 
 /// Where an entry came from, as the ring carries it.
 mod origin {
-    pub(super) const TRACING: u64 = 1;
-    pub(super) const LOG: u64 = 2;
+    pub(super) const TRACING: u64 = 0;
+    pub(super) const LOG: u64 = 1;
 }
 
-/// Words of an entry record before its items: the header, the callsite and items length,
-/// the monotonic time, the id (whose first 48 bits are the record's `ts`).
-const ENTRY_HEAD: usize = 5;
-/// Words of a line record before its bytes.
-const LINE_HEAD: usize = 3;
+/// A record's header word: its length in words (bits 0-23), kind (24-27), level (28-30),
+/// whether an entry came from `log` (31), the zero bytes padding its last word (32-34), and
+/// an entry's callsite index (35-63).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header(u64);
+
+impl Header {
+    fn new(words: usize, kind: u64) -> Header {
+        Header(words as u64 | (kind << 24))
+    }
+
+    /// With the level, and the padding that makes `bytes` whole words.
+    fn with(self, level: Level, bytes: usize) -> Header {
+        let pad = (8 - bytes % 8) % 8;
+        Header(self.0 | ((level_index(level) as u64) << 28) | ((pad as u64) << 32))
+    }
+
+    /// With an entry's origin.
+    fn origin(self, kind: u64, index: u32) -> Header {
+        Header(self.0 | (kind << 31) | (u64::from(index) << 35))
+    }
+
+    fn words(self) -> u64 {
+        (self.0 & 0xff_ffff).max(1)
+    }
+
+    fn kind(self) -> u64 {
+        (self.0 >> 24) & 0xf
+    }
+
+    fn level(self) -> Level {
+        level_of_u8(((self.0 >> 28) & 0x7) as u8)
+    }
+
+    fn origin_kind(self) -> u64 {
+        (self.0 >> 31) & 1
+    }
+
+    fn index(self) -> u32 {
+        (self.0 >> 35) as u32
+    }
+
+    /// The bytes after `head` words.
+    fn bytes(self, head: usize) -> usize {
+        ((self.words() as usize).saturating_sub(head) * 8)
+            .saturating_sub(((self.0 >> 32) & 0x7) as usize)
+    }
+}
+
+/// Words of an entry record before its items: the header, the monotonic time, the id
+/// (whose first 48 bits are the record's `ts`).
+const ENTRY_HEAD: usize = 4;
+/// Words of a line record before its bytes: the header, the monotonic time.
+const LINE_HEAD: usize = 2;
+/// The most callsites the ring can name (29 bits of the header); events of later ones go
+/// to the side queue.
+const MAX_CALLSITES: u32 = 1 << 29;
 /// Bytes of ring per record of capacity (rounded up to a power of two).
 const BYTES_PER_RECORD: usize = 128;
 /// The smallest and largest ring, in words.
@@ -188,9 +240,9 @@ impl Ring {
         let mut taken = self.head.0.1.load(Ordering::Relaxed);
         let mut n = 0;
         while head < tail && n < max {
-            let hdr = self.load(head);
-            let len = u64::from(hdr as u32).max(1);
-            let k = (hdr >> 32) & 0xff;
+            let hdr = Header(self.load(head));
+            let len = hdr.words();
+            let k = hdr.kind();
             if k == kind::WRAP {
                 head += len;
                 continue;
@@ -201,30 +253,28 @@ impl Ring {
             self.head.0.1.store(taken, Ordering::Release);
             match k {
                 kind::ENTRY => {
-                    let w1 = self.load(head + 1);
-                    let origin = match (hdr >> 48) & 0xff {
-                        origin::TRACING => callsite(w1 as u32).map(Origin::Tracing),
+                    let origin = match hdr.origin_kind() {
+                        origin::TRACING => callsite(hdr.index()).map(Origin::Tracing),
                         _ => Some(Origin::Log),
                     };
-                    self.read_bytes(head + ENTRY_HEAD as u64, (w1 >> 32) as usize, scratch);
+                    self.read_bytes(head + ENTRY_HEAD as u64, hdr.bytes(ENTRY_HEAD), scratch);
                     if let Some(origin) = origin {
-                        let id = u128::from(self.load(head + 3))
-                            | (u128::from(self.load(head + 4)) << 64);
+                        let id = u128::from(self.load(head + 2))
+                            | (u128::from(self.load(head + 3)) << 64);
                         take(Taken::Entry(Rec {
-                            mono: self.load(head + 2),
+                            mono: self.load(head + 1),
                             ts_ms: (id >> 80) as i64,
                             id,
-                            level: level_of_u8((hdr >> 40) as u8),
+                            level: hdr.level(),
                             origin,
                             items: scratch,
                         }));
                     }
                 }
                 kind::LINE => {
-                    let len = self.load(head + 1) as usize;
-                    self.read_bytes(head + LINE_HEAD as u64, len, scratch);
+                    self.read_bytes(head + LINE_HEAD as u64, hdr.bytes(LINE_HEAD), scratch);
                     take(Taken::Line {
-                        mono: self.load(head + 2),
+                        mono: self.load(head + 1),
                         bytes: scratch,
                     });
                 }
@@ -451,7 +501,8 @@ impl Producer {
             }
         }
         if words > to_end {
-            self.ring.store(self.tail, to_end | (kind::WRAP << 32));
+            self.ring
+                .store(self.tail, Header::new(to_end as usize, kind::WRAP).0);
             self.tail += to_end;
         }
         Some(self.tail)
@@ -473,7 +524,7 @@ impl Producer {
     pub(crate) fn push_entry(&mut self, entry: &Rec<'_>, origin: OriginWord) -> bool {
         let items = entry.items;
         let words = ENTRY_HEAD + items.len().div_ceil(8);
-        let Some((origin_kind, index)) = origin.0 else {
+        let Some((origin_kind, index)) = origin.0.filter(|(_, i)| *i < MAX_CALLSITES) else {
             return self.push_side(Msg::Record(Entry::from_rec(entry)));
         };
         if words > self.ring.max_record_words() {
@@ -490,11 +541,10 @@ impl Producer {
             return false;
         };
         let head_words = [
-            words as u64
-                | (kind::ENTRY << 32)
-                | ((level_index(entry.level) as u64) << 40)
-                | (origin_kind << 48),
-            u64::from(index) | ((items.len() as u64) << 32),
+            Header::new(words, kind::ENTRY)
+                .with(entry.level, items.len())
+                .origin(origin_kind, index)
+                .0,
             entry.mono,
             entry.id as u64,
             (entry.id >> 64) as u64,
@@ -521,8 +571,9 @@ impl Producer {
             return false;
         };
         let head_words = [
-            words as u64 | (kind::LINE << 32) | ((level_index(line.level) as u64) << 40),
-            line.bytes.len() as u64,
+            Header::new(words, kind::LINE)
+                .with(line.level, line.bytes.len())
+                .0,
             line.mono,
         ];
         for (w, v) in head.iter().zip(head_words) {
@@ -544,7 +595,7 @@ impl Producer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(msg);
-        self.ring.store(at, 1 | (kind::SIDE << 32));
+        self.ring.store(at, Header::new(1, kind::SIDE).0);
         self.publish(1);
         true
     }
@@ -647,6 +698,31 @@ mod tests {
         }
         assert_eq!(ring.depth(), 0);
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn a_header_keeps_every_field() {
+        for level in [
+            Level::Debug,
+            Level::Info,
+            Level::Warning,
+            Level::Error,
+            Level::Critical,
+        ] {
+            for (bytes, index, origin) in [(0usize, 0, 0), (7, MAX_CALLSITES - 1, 0), (8, 5, 1)] {
+                let words = ENTRY_HEAD + bytes.div_ceil(8);
+                let h = Header::new(words, kind::ENTRY)
+                    .with(level, bytes)
+                    .origin(origin, index);
+                assert_eq!(
+                    (h.words(), h.kind(), h.level(), h.origin_kind(), h.index()),
+                    (words as u64, kind::ENTRY, level, origin, index)
+                );
+                assert_eq!(h.bytes(ENTRY_HEAD), bytes);
+            }
+        }
+        let wrap = Header::new(MAX_WORDS, kind::WRAP);
+        assert_eq!((wrap.words(), wrap.kind()), (MAX_WORDS as u64, kind::WRAP));
     }
 
     #[test]
