@@ -39,6 +39,10 @@ use crate::stats::{Counters, Reason, SinkStats};
 const MAX_TAKE: usize = 4096;
 /// How long an idle worker naps before it asks producers to wake it.
 const LINGER: Duration = Duration::from_millis(2);
+/// Most messages in the shared channel: it carries flushes, shutdowns, synchronous records
+/// and the records of ending threads, while records normally go into the threads' rings.
+/// Its slots (about 300 bytes each) are allocated up front.
+const CHANNEL_CAPACITY: usize = 1024;
 /// The longest a worker parks; a safety net only (wake-ups are not lost).
 const MAX_PARK: Duration = Duration::from_secs(1);
 /// How often blocked producers and waiters re-check whether the worker is still alive.
@@ -169,7 +173,7 @@ impl SinkHandle {
         record: &RecordConfig,
         heartbeat: Option<Duration>,
     ) -> Result<Arc<SinkHandle>, InitError> {
-        let (tx, rx) = crossbeam_channel::bounded(options.capacity);
+        let (tx, rx) = crossbeam_channel::bounded(options.capacity.min(CHANNEL_CAPACITY));
         let heartbeat = heartbeat.filter(|_| options.heartbeat);
         static IDS: AtomicU64 = AtomicU64::new(1);
         let handle = Arc::new(SinkHandle {
