@@ -95,7 +95,6 @@ impl Logger {
         fill: impl FnOnce(&mut Vec<u8>, &mut Level),
     ) {
         let mut fill = Some(fill);
-        let sinks = &self.inner.sinks;
         ring::with_local(|local| {
             let Some(fill) = fill.take() else { return };
             let mut items = std::mem::take(&mut local.scratch);
@@ -112,38 +111,46 @@ impl Logger {
                 items: &items,
             };
             let word = local.origin(origin);
-            for (i, s) in sinks.iter().enumerate() {
-                if mask & (1 << i) != 0 {
-                    s.offer(local, word, &rec);
-                }
+            for s in self.chosen(mask) {
+                s.offer(local, word, &rec);
             }
             local.scratch = items;
         });
         if let Some(fill) = fill {
             let mut entry = Entry::new(level, origin);
             fill(&mut entry.buf, &mut entry.level);
-            self.dispatch(entry, mask);
+            self.offer_shared(entry, mask);
+        }
+    }
+
+    /// The sinks in `mask`.
+    fn chosen(&self, mask: u64) -> impl Iterator<Item = &Arc<SinkHandle>> {
+        self.inner
+            .sinks
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| mask & (1 << i) != 0)
+            .map(|(_, s)| s)
+    }
+
+    /// Hands `entry` to the sinks in `mask` through the shared channel.
+    fn offer_shared(&self, entry: Entry, mask: u64) {
+        for s in self.chosen(mask) {
+            s.offer_shared(entry.clone());
         }
     }
 
     /// Hands `entry` to the sinks in `mask`: into this thread's ring of each, or through
     /// the shared channel when the thread cannot use its rings.
     pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
-        let sinks = &self.inner.sinks;
         let done = ring::with_local(|local| {
             let origin = local.origin(entry.origin);
-            for (i, s) in sinks.iter().enumerate() {
-                if mask & (1 << i) != 0 {
-                    s.offer(local, origin, &entry.rec());
-                }
+            for s in self.chosen(mask) {
+                s.offer(local, origin, &entry.rec());
             }
         });
         if done.is_none() {
-            for (i, s) in sinks.iter().enumerate() {
-                if mask & (1 << i) != 0 {
-                    s.offer_shared(entry.clone());
-                }
-            }
+            self.offer_shared(entry, mask);
         }
     }
 
@@ -180,12 +187,9 @@ impl Logger {
             level: record.level,
             mono: mono_now(),
         };
-        let sinks = &self.inner.sinks;
         let offer = |mut local: Option<&mut ring::Local>| {
-            for (i, s) in sinks.iter().enumerate() {
-                if mask & (1 << i) != 0 {
-                    s.offer_line(local.as_deref_mut(), &line);
-                }
+            for s in self.chosen(mask) {
+                s.offer_line(local.as_deref_mut(), &line);
             }
         };
         if ring::with_local(|local| offer(Some(local))).is_none() {

@@ -490,13 +490,13 @@ impl Producer {
         } else {
             words
         };
-        if self.tail + need - self.head > size || self.published - self.taken >= self.ring.capacity
-        {
+        let full = |p: &Producer| {
+            p.tail + need - p.head > size || p.published - p.taken >= p.ring.capacity
+        };
+        if full(self) {
             self.head = self.ring.head.0.0.load(Ordering::Acquire);
             self.taken = self.ring.head.0.1.load(Ordering::Acquire);
-            if self.tail + need - self.head > size
-                || self.published - self.taken >= self.ring.capacity
-            {
+            if full(self) {
                 return None;
             }
         }

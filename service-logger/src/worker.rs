@@ -251,12 +251,10 @@ impl SinkHandle {
     /// unless the policy (or never-drop for errors) says so.
     #[inline]
     pub(crate) fn offer(&self, local: &mut Local, origin: OriginWord, entry: &Rec<'_>) {
-        if self.closed.load(Ordering::Relaxed) {
-            self.counters.lose(Reason::Closed, 1);
-            return;
-        }
-        if self.options.synchronous {
-            self.send_sync(Entry::from_rec(entry));
+        if self.options.synchronous || self.closed.load(Ordering::Relaxed) {
+            // The shared path writes a synchronous record through, and counts one a closed
+            // sink refuses.
+            self.offer_shared(Entry::from_rec(entry));
             return;
         }
         let p = self.producer(local);
