@@ -232,9 +232,10 @@ impl Ring {
     pub(crate) fn drain(
         &self,
         max: usize,
-        scratch: &mut Vec<u8>,
+        reader: &mut Reader,
         mut take: impl FnMut(Taken<'_>),
     ) -> usize {
+        let Reader { scratch, callsites } = reader;
         let tail = self.tail.0.0.load(Ordering::Acquire);
         let mut head = self.head.0.0.load(Ordering::Relaxed);
         let mut taken = self.head.0.1.load(Ordering::Relaxed);
@@ -254,7 +255,7 @@ impl Ring {
             match k {
                 kind::ENTRY => {
                     let origin = match hdr.origin_kind() {
-                        origin::TRACING => callsite(hdr.index()).map(Origin::Tracing),
+                        origin::TRACING => callsites.get(hdr.index()).map(Origin::Tracing),
                         _ => Some(Origin::Log),
                     };
                     self.read_bytes(head + ENTRY_HEAD as u64, hdr.bytes(ENTRY_HEAD), scratch);
@@ -336,13 +337,37 @@ fn callsites() -> &'static RwLock<Vec<&'static tracing::Metadata<'static>>> {
     &TABLE
 }
 
-/// The callsite at `index` in the table.
-fn callsite(index: u32) -> Option<&'static tracing::Metadata<'static>> {
-    callsites()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(index as usize)
-        .copied()
+/// What a worker keeps for reading rings: where a record's items are copied out, and its
+/// own copy of the callsite table.
+#[derive(Default)]
+pub(crate) struct Reader {
+    scratch: Vec<u8>,
+    callsites: Known,
+}
+
+/// A worker's copy of the callsite table. The table only grows, so the copy is brought up to
+/// date only when a record names a callsite it does not have yet: no lock per record (a
+/// shared read lock is an atomic read-modify-write, and its cache line moved between cores).
+#[derive(Default)]
+struct Known(Vec<&'static tracing::Metadata<'static>>);
+
+impl Known {
+    /// The callsite at `index` in the table.
+    #[inline]
+    fn get(&mut self, index: u32) -> Option<&'static tracing::Metadata<'static>> {
+        if let Some(meta) = self.0.get(index as usize) {
+            return Some(*meta);
+        }
+        self.refresh(index)
+    }
+
+    #[cold]
+    fn refresh(&mut self, index: u32) -> Option<&'static tracing::Metadata<'static>> {
+        let table = callsites().read().unwrap_or_else(|p| p.into_inner());
+        self.0
+            .extend_from_slice(table.get(self.0.len()..).unwrap_or_default());
+        self.0.get(index as usize).copied()
+    }
 }
 
 /// The index of `meta` in the table, adding it the first time.
@@ -651,8 +676,7 @@ mod tests {
     /// What the worker would see: (mono, items) of each entry, and the lines' bytes.
     fn drain_all(ring: &Ring, max: usize) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
-        let mut scratch = Vec::new();
-        ring.drain(max, &mut scratch, |t| match t {
+        ring.drain(max, &mut Reader::default(), |t| match t {
             Taken::Entry(r) => {
                 assert_eq!(r.ts_ms, 1_782_909_296_789 + r.mono as i64);
                 assert_eq!((r.id >> 76) & 0xf, 7, "a UUIDv7");
@@ -875,6 +899,9 @@ mod tests {
             panic!("not interned")
         };
         assert_eq!(i, j);
-        assert!(std::ptr::eq(callsite(i).unwrap(), &META));
+        let mut known = Known::default();
+        assert!(std::ptr::eq(known.get(i).unwrap(), &META));
+        assert!(std::ptr::eq(known.get(i).unwrap(), &META), "from the copy");
+        assert!(known.get(u32::MAX >> 3).is_none());
     }
 }

@@ -31,7 +31,7 @@ use faultline_schema::Level;
 use crate::capture::{self, Entry, Origin, Rec, put_str_field, put_u64_field};
 use crate::encode::{Encoder, RecordConfig};
 use crate::error::InitError;
-use crate::ring::{Local, OriginWord, Producer, Ring, Taken};
+use crate::ring::{Local, OriginWord, Producer, Reader, Ring, Taken};
 use crate::sink::{self, Kind, Options, Output, Policy};
 use crate::stats::{Counters, Reason, SinkStats};
 
@@ -607,8 +607,8 @@ struct Worker<'a> {
     /// The producers' rings as of `rings_version`.
     rings: Vec<Arc<Ring>>,
     rings_version: u64,
-    /// Where a record's items are copied out of its ring.
-    scratch: Vec<u8>,
+    /// Where a record's items are copied out of its ring, and the callsites it names.
+    reader: Reader,
 }
 
 impl<'a> Worker<'a> {
@@ -628,7 +628,7 @@ impl<'a> Worker<'a> {
             reported_drops: 0,
             rings: Vec::new(),
             rings_version: u64::MAX,
-            scratch: Vec::with_capacity(1024),
+            reader: Reader::default(),
         }
     }
 
@@ -670,11 +670,11 @@ impl<'a> Worker<'a> {
     fn drain_rings(&mut self, max: usize) -> u64 {
         self.refresh_rings();
         let rings = std::mem::take(&mut self.rings);
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut reader = std::mem::take(&mut self.reader);
         let mut took = 0;
         let mut finished = false;
         for ring in &rings {
-            took += ring.drain(max, &mut scratch, |t| match t {
+            took += ring.drain(max, &mut reader, |t| match t {
                 Taken::Entry(rec) => {
                     self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
                     self.push(&rec);
@@ -687,7 +687,7 @@ impl<'a> Worker<'a> {
             finished |= ring.is_finished();
         }
         self.rings = rings;
-        self.scratch = scratch;
+        self.reader = reader;
         if finished {
             let mut all = self.h.rings.lock().unwrap_or_else(|p| p.into_inner());
             all.retain(|r| !r.is_finished());
