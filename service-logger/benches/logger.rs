@@ -326,6 +326,32 @@ fn criterion_median(dir: &std::path::Path, kind: Kind, threads: usize) -> Option
     v["median"]["point_estimate"].as_f64()
 }
 
+/// The machine's CPU time so far (all CPUs, in clock ticks): (total, stolen by the
+/// hypervisor). `None` where `/proc/stat` does not say.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    Some((ticks.iter().sum(), *ticks.get(7)?))
+}
+
+/// Percent of the machine's CPU time the hypervisor took between two [`cpu_ticks`]: on a
+/// shared virtual machine, time a measured thread may have waited for its core.
+fn steal_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
+    match (before, after) {
+        (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+            format!("{:.0} %", 100.0 * (s1 - s0) as f64 / (t1 - t0) as f64)
+        }
+        _ => "-".into(),
+    }
+}
+
 fn ratio(ours: f64, theirs: f64) -> String {
     if ours > 0.0 {
         format!("{:.1}x", theirs / ours)
@@ -345,15 +371,21 @@ fn main() {
 
     // Caller-side time per call.
     let mut appender_dropped = Vec::new();
+    let mut steal = Vec::new();
     {
         let mut group = c.benchmark_group("caller");
         group.throughput(Throughput::Elements(1));
         for kind in [Kind::Faultline, Kind::Appender] {
             for threads in THREADS {
                 let running = start(kind, true);
+                let before = cpu_ticks();
                 group.bench_function(BenchmarkId::new(kind.id(), threads), |b| {
                     b.iter_custom(|iters| caller_time(&running, threads, iters));
                 });
+                steal.push((
+                    format!("criterion, {}, {threads} thread(s)", kind.id()),
+                    steal_percent(before, cpu_ticks()),
+                ));
                 let stopped = (running.stop)(0);
                 if kind == Kind::Appender {
                     appender_dropped.push(stopped.dropped);
@@ -369,7 +401,12 @@ fn main() {
         let mut row = Vec::new();
         for kind in [Kind::Faultline, Kind::Appender] {
             let running = start(kind, true);
+            let before = cpu_ticks();
             row.push(per_call(&running, threads));
+            steal.push((
+                format!("each call timed, {}, {threads} thread(s)", kind.id()),
+                steal_percent(before, cpu_ticks()),
+            ));
             (running.stop)(0);
         }
         per_call_rows.push(row);
@@ -378,8 +415,19 @@ fn main() {
 
     let mut sustained_rows = Vec::new();
     for threads in THREADS {
+        let before = cpu_ticks();
         let ours = sustained(Kind::Faultline, threads);
+        let between = cpu_ticks();
         let theirs = sustained(Kind::Appender, threads);
+        for (kind, span) in [
+            (Kind::Faultline, steal_percent(before, between)),
+            (Kind::Appender, steal_percent(between, cpu_ticks())),
+        ] {
+            steal.push((
+                format!("sustained, {}, {threads} producer(s)", kind.id()),
+                span,
+            ));
+        }
         sustained_rows.push((ours, theirs));
     }
 
@@ -436,6 +484,17 @@ fn main() {
             ra / rb.max(1.0)
         ));
     }
+    out.push_str(
+        "\nCPU time the hypervisor took from this virtual machine (steal, from `/proc/stat`) \
+         during each measurement; a measured thread may have waited that share of the time \
+         for its core: ",
+    );
+    let spans: Vec<String> = steal
+        .iter()
+        .map(|(what, p)| format!("{what} {p}"))
+        .collect();
+    out.push_str(&spans.join("; "));
+    out.push_str(".\n");
     // Headline figures for the summary of docs/BENCHMARKS.md (HTML comments, see xtask's
     // report.rs): one thread, criterion median, and sustained with one producer.
     let (a, b) = (
