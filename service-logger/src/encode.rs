@@ -400,7 +400,14 @@ impl Encoder {
         if n != t.shape.len() {
             return false;
         }
-        self.write_top(entry, event, origin_target(entry.origin), message, out);
+        match event {
+            None if entry.level == t.level => {
+                self.write_head(entry, out);
+                out.extend_from_slice(&t.middle);
+                write_message(out, message);
+            }
+            _ => self.write_top(entry, event, origin_target(entry.origin), message, out),
+        }
         let meta_start = out.len();
         for (literal, i) in &t.parts {
             out.extend_from_slice(literal);
@@ -423,7 +430,18 @@ impl Encoder {
         message: &[u8],
         out: &mut Vec<u8>,
     ) {
-        // `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
+        self.write_head(entry, out);
+        self.write_middle(
+            entry.level,
+            event.unwrap_or_else(|| default_event(entry.origin, target)),
+            out,
+        );
+        write_message(out, message);
+    }
+
+    /// `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
+    #[inline]
+    fn write_head(&mut self, entry: &Rec<'_>, out: &mut Vec<u8>) {
         let mut head = [0u8; HEAD_LEN];
         head[..7].copy_from_slice(b"{\"id\":\"");
         if let Some((id, _)) = head[7..].split_first_chunk_mut::<36>() {
@@ -433,16 +451,13 @@ impl Encoder {
         self.ts.text(&mut head[51..], entry.ts_ms);
         out.reserve(HEAD_LEN + 256 + entry.items.len());
         out.extend_from_slice(&head);
-        out.extend_from_slice(&self.middles[level_index(entry.level)]);
-        let event: &[u8] = match (event, entry.origin) {
-            (Some(e), _) => e,
-            (None, Origin::Internal(name)) => name.as_bytes(),
-            (None, Origin::Tracing(m)) if !is_generated_name(m.name()) => m.name().as_bytes(),
-            (None, _) => target,
-        };
+    }
+
+    /// `","service":...,"level":...,"event":<event>,"message":`.
+    fn write_middle(&self, level: Level, event: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.middles[level_index(level)]);
         write_event(out, event);
         out.extend_from_slice(b",\"message\":");
-        write_message(out, message);
     }
 
     /// The full path; returns the template for the entry's callsite when one can repeat it.
@@ -497,6 +512,8 @@ impl Encoder {
             out.extend_from_slice(b"}\n");
             return repeatable.then(|| Template {
                 shape,
+                level: entry.level,
+                middle: self.middle_of(entry),
                 parts: Vec::new(),
                 tail: b"}\n".to_vec(),
             });
@@ -541,12 +558,26 @@ impl Encoder {
             repeatable = false;
         }
         out.extend_from_slice(b"}\n");
-        repeatable.then(|| self.template(shape, buf))
+        repeatable.then(|| self.template(shape, entry))
+    }
+
+    /// What a template writes between the timestamp and the message for the records of
+    /// `entry`'s callsite at its level without an `event` field.
+    fn middle_of(&self, entry: &Rec<'_>) -> Vec<u8> {
+        let mut middle = Vec::new();
+        let target = origin_target(entry.origin);
+        self.write_middle(
+            entry.level,
+            default_event(entry.origin, target),
+            &mut middle,
+        );
+        middle
     }
 
     /// The template of the `meta` just written (its slots sorted, none repeated): keys and
     /// every value that is not a field's own become literal bytes.
-    fn template(&self, shape: Vec<(Kind, Box<[u8]>)>, entry: &[u8]) -> Template {
+    fn template(&self, shape: Vec<(Kind, Box<[u8]>)>, rec: &Rec<'_>) -> Template {
+        let entry = rec.items;
         let mut parts = Vec::with_capacity(self.slots.len());
         let mut literal = META_KEY.to_vec();
         literal.push(b'{');
@@ -564,6 +595,8 @@ impl Encoder {
         literal.extend_from_slice(b"}}\n");
         Template {
             shape,
+            level: rec.level,
+            middle: self.middle_of(rec),
             parts,
             tail: literal,
         }
@@ -693,6 +726,11 @@ fn kind_of(v: Value<'_>) -> Kind {
 struct Template {
     /// The fields it applies to, in capture order: kind and name.
     shape: Vec<(Kind, Box<[u8]>)>,
+    /// The level of the callsite's records, and what goes between their timestamp and
+    /// message (service, level and the event the callsite implies) when they have that level
+    /// and no `event` field.
+    level: Level,
+    middle: Vec<u8>,
     /// Literal bytes, then the value of the field at this capture position.
     parts: Vec<(Vec<u8>, usize)>,
     /// Literal bytes after the last field, the record's closing brace and newline included.
@@ -785,6 +823,16 @@ fn entry_str(entry: &[u8], s: &[u8], base: usize) -> V {
         V::Str(Src::Entry, u32_of(start), u32_of(start + s.len()))
     } else {
         V::Str(Src::Entry, 0, 0)
+    }
+}
+
+/// The event of a record without an `event` field: the callsite's own name (tracing's
+/// `name:`) or internal name, else the target.
+fn default_event<'a>(origin: Origin, target: &'a [u8]) -> &'a [u8] {
+    match origin {
+        Origin::Internal(name) => name.as_bytes(),
+        Origin::Tracing(m) if !is_generated_name(m.name()) => m.name().as_bytes(),
+        _ => target,
     }
 }
 
@@ -1075,6 +1123,20 @@ mod tests {
             }),
             entry(|b| put_str_field(b, "release", "overrides the static field")),
             record(5, "/again", true, 2.0),
+            // The template's shape with an `event` of its own, and at another level: the
+            // template's event and level parts do not apply.
+            {
+                let mut e = record(6, "/with/event", true, 3.0);
+                e.buf.push(tag::EVENT);
+                put_str(&mut e.buf, "order.placed");
+                e
+            },
+            {
+                let mut e = record(7, "/louder", false, 4.0);
+                e.level = Level::Error;
+                e
+            },
+            record(8, "/and/back", true, 5.0),
         ];
         for e in other.iter().chain(&cases).chain(&other) {
             let mut out = Vec::new();
