@@ -828,7 +828,7 @@ fn entry_str(entry: &[u8], s: &[u8], base: usize) -> V {
 
 /// The event of a record without an `event` field: the callsite's own name (tracing's
 /// `name:`) or internal name, else the target.
-fn default_event<'a>(origin: Origin, target: &'a [u8]) -> &'a [u8] {
+fn default_event(origin: Origin, target: &[u8]) -> &[u8] {
     match origin {
         Origin::Internal(name) => name.as_bytes(),
         Origin::Tracing(m) if !is_generated_name(m.name()) => m.name().as_bytes(),
