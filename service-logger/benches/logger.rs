@@ -281,6 +281,33 @@ fn per_call(running: &Running, threads: usize) -> (u64, u64) {
     (at(0.5), at(0.99))
 }
 
+/// The machine's speed at the moment: ns per step of a fixed single-threaded workload
+/// (formatting a number into a buffer and mixing it into a hash, all in L1), the median
+/// of five runs of 200,000 steps. On this shared virtual machine the same build runs in
+/// two modes 1.5 to 1.8 times apart (another guest busy on the same physical core, which
+/// `steal` does not show); this figure, taken before and after each logger's criterion
+/// runs, says which one a run met.
+fn reference_ns() -> f64 {
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let mut text = String::with_capacity(32);
+            let mut hash = 0u64;
+            let started = Instant::now();
+            for i in 0..200_000u64 {
+                text.clear();
+                std::fmt::Write::write_fmt(&mut text, format_args!("{i}")).unwrap();
+                for b in text.bytes() {
+                    hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+                }
+            }
+            std::hint::black_box(hash);
+            started.elapsed().as_nanos() as f64 / 200_000.0
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[2]
+}
+
 /// The cost of the timing itself: two clock reads and a push.
 fn timer_overhead() -> u64 {
     let mut ns = Vec::with_capacity(TIMED_CALLS as usize);
@@ -372,19 +399,26 @@ fn main() {
     // Caller-side time per call.
     let mut appender_dropped = Vec::new();
     let mut steal = Vec::new();
+    let mut reference = Vec::new();
     {
         let mut group = c.benchmark_group("caller");
         group.throughput(Throughput::Elements(1));
         for kind in [Kind::Faultline, Kind::Appender] {
             for threads in THREADS {
                 let running = start(kind, true);
-                let before = cpu_ticks();
+                let before = (cpu_ticks(), reference_ns());
                 group.bench_function(BenchmarkId::new(kind.id(), threads), |b| {
                     b.iter_custom(|iters| caller_time(&running, threads, iters));
                 });
+                let after = (cpu_ticks(), reference_ns());
                 steal.push((
                     format!("criterion, {}, {threads} thread(s)", kind.id()),
-                    steal_percent(before, cpu_ticks()),
+                    steal_percent(before.0, after.0),
+                ));
+                reference.push((
+                    format!("{}, {threads} thread(s)", kind.id()),
+                    before.1,
+                    after.1,
                 ));
                 let stopped = (running.stop)(0);
                 if kind == Kind::Appender {
@@ -492,6 +526,17 @@ fn main() {
     let spans: Vec<String> = steal
         .iter()
         .map(|(what, p)| format!("{what} {p}"))
+        .collect();
+    out.push_str(&spans.join("; "));
+    out.push_str(".\n");
+    out.push_str(
+        "\nThe machine's speed before and after each criterion run (ns per step of a fixed \
+         workload, see `reference_ns`; lower is faster, and the same build measures about \
+         1.8 times slower in the machine's slow mode): ",
+    );
+    let spans: Vec<String> = reference
+        .iter()
+        .map(|(what, a, b)| format!("{what} {a:.1} and {b:.1}"))
         .collect();
     out.push_str(&spans.join("; "));
     out.push_str(".\n");
