@@ -531,7 +531,7 @@ fn main() {
     out.push_str(".\n");
     out.push_str(
         "\nThe machine's speed before and after each criterion run (ns per step of a fixed \
-         workload, see `reference_ns`; lower is faster, and the same build measures about \
+         workload, see `reference_ns`; lower is faster, and the same build measures 1.5 to \
          1.8 times slower in the machine's slow mode): ",
     );
     let spans: Vec<String> = reference
