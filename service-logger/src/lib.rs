@@ -67,7 +67,7 @@
 //!
 //! # Layout
 //!
-//! - `builder.rs`: [`Builder`], [`builder`]; `logger.rs`: [`Logger`], [`Guard`].
+//! - `builder.rs`: [`Builder`], [`builder()`]; `logger.rs`: [`Logger`], [`Guard`].
 //! - `layer.rs`: [`FaultlineLayer`]; `log_bridge.rs`: [`LogBridge`].
 //! - `capture.rs`: the entry, its field encoding, the clock and ids.
 //! - `encode.rs` and `json.rs`: entry to record line.
