@@ -284,9 +284,9 @@ fn per_call(running: &Running, threads: usize) -> (u64, u64) {
 /// The machine's speed at the moment: ns per step of a fixed single-threaded workload
 /// (formatting a number into a buffer and mixing it into a hash, all in L1), the median
 /// of five runs of 200,000 steps. On this shared virtual machine the same build runs in
-/// two modes 1.5 to 1.8 times apart (another guest busy on the same physical core, which
-/// `steal` does not show); this figure, taken before and after each logger's criterion
-/// runs, says which one a run met.
+/// two modes 1.5 to 1.8 times apart (most likely another guest busy on the same physical
+/// core; `steal` does not show it); this figure, taken before and after each logger's
+/// criterion runs, says which one a run met.
 fn reference_ns() -> f64 {
     let mut runs: Vec<f64> = (0..5)
         .map(|_| {
