@@ -510,13 +510,8 @@ impl Encoder {
 
         if self.slots.is_empty() {
             out.extend_from_slice(b"}\n");
-            return repeatable.then(|| Template {
-                shape,
-                level: entry.level,
-                middle: self.middle_of(entry),
-                parts: Vec::new(),
-                tail: b"}\n".to_vec(),
-            });
+            return repeatable
+                .then(|| self.new_template(entry, shape, Vec::new(), b"}\n".to_vec()));
         }
         let (keys, slots) = (&self.keys, &mut self.slots);
         let cmp = |a: &Slot, b: &Slot| {
@@ -561,17 +556,25 @@ impl Encoder {
         repeatable.then(|| self.template(shape, entry))
     }
 
-    /// What a template writes between the timestamp and the message for the records of
-    /// `entry`'s callsite at its level without an `event` field.
-    fn middle_of(&self, entry: &Rec<'_>) -> Vec<u8> {
+    /// A template for `rec`'s callsite, with what goes between the timestamp and the message
+    /// for its records at `rec`'s level without an `event` field.
+    fn new_template(
+        &self,
+        rec: &Rec<'_>,
+        shape: Vec<(Kind, Box<[u8]>)>,
+        parts: Vec<(Vec<u8>, usize)>,
+        tail: Vec<u8>,
+    ) -> Template {
         let mut middle = Vec::new();
-        let target = origin_target(entry.origin);
-        self.write_middle(
-            entry.level,
-            default_event(entry.origin, target),
-            &mut middle,
-        );
-        middle
+        let target = origin_target(rec.origin);
+        self.write_middle(rec.level, default_event(rec.origin, target), &mut middle);
+        Template {
+            shape,
+            level: rec.level,
+            middle,
+            parts,
+            tail,
+        }
     }
 
     /// The template of the `meta` just written (its slots sorted, none repeated): keys and
@@ -593,13 +596,7 @@ impl Encoder {
             }
         }
         literal.extend_from_slice(b"}}\n");
-        Template {
-            shape,
-            level: rec.level,
-            middle: self.middle_of(rec),
-            parts,
-            tail: literal,
-        }
+        self.new_template(rec, shape, parts, literal)
     }
 
     fn str_bytes<'a>(&'a self, entry: &'a [u8], src: Src, a: u32, b: u32) -> &'a [u8] {
