@@ -142,10 +142,12 @@ export function outbox(o) {
   }
 
   // The page may be going away: hand everything to beacons, keep it stored until confirmed.
+  // Offline, a beacon can only fail (or slip out unpredictably as the page closes): the
+  // stored copy goes out on `online` or the next load instead.
   function leave() {
     persist();
     const all = queue.filter((r) => !beaconed.has(r.id));
-    if (!all.length || !navigator.sendBeacon) return;
+    if (!all.length || !navigator.sendBeacon || navigator.onLine === false) return;
     let start = 0;
     let size = 0;
     for (let i = 0; i <= all.length; i++) {
