@@ -326,27 +326,68 @@ impl Capture<'_> {
         }
     }
 
-    fn named(&mut self, t: u8, field: &Field) {
-        // Only a field of the event's own callsite can be named by index (a span's, or one
-        // of an event built by hand from another callsite's values, is spelled out).
+    /// The index naming `field` in the items. Only a field of the event's own callsite can
+    /// be named by index (a span's, or one of an event built by hand from another
+    /// callsite's values, is spelled out).
+    #[inline]
+    fn index(&self, field: &Field) -> Option<u8> {
         match (&self.callsite, u8::try_from(field.index())) {
-            (Some(own), Ok(i)) if field.callsite() == *own => {
-                self.buf.extend_from_slice(&[t | tag::INDEXED, i]);
-            }
-            _ => put_name(self.buf, t, field.name()),
+            (Some(own), Ok(i)) if field.callsite() == *own => Some(i),
+            _ => None,
         }
+    }
+
+    fn named(&mut self, t: u8, field: &Field) {
+        match self.index(field) {
+            Some(i) => self.buf.extend_from_slice(&[t | tag::INDEXED, i]),
+            None => put_name(self.buf, t, field.name()),
+        }
+    }
+
+    /// A named item with an eight-byte value: by index, the header and the value in one
+    /// write.
+    #[inline]
+    fn named_word(&mut self, t: u8, field: &Field, value: [u8; 8]) {
+        match self.index(field) {
+            Some(i) => {
+                let [a, b, c, d, e, f, g, h] = value;
+                let item = [t | tag::INDEXED, i, a, b, c, d, e, f, g, h];
+                self.buf.extend_from_slice(&item);
+            }
+            None => {
+                put_name(self.buf, t, field.name());
+                self.buf.extend_from_slice(&value);
+            }
+        }
+    }
+
+    /// A named string item: by index, the header and the length in one write.
+    #[inline]
+    fn named_str(&mut self, field: &Field, value: &str) {
+        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        match self.index(field) {
+            Some(i) => {
+                let [a, b, c, d] = len.to_le_bytes();
+                self.buf
+                    .extend_from_slice(&[tag::STR | tag::INDEXED, i, a, b, c, d]);
+            }
+            None => {
+                put_name(self.buf, tag::STR, field.name());
+                self.buf.extend_from_slice(&len.to_le_bytes());
+            }
+        }
+        self.buf
+            .extend_from_slice(value.as_bytes().get(..len as usize).unwrap_or_default());
     }
 }
 
 impl Visit for Capture<'_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.named(tag::I64, field);
-        self.buf.extend_from_slice(&value.to_le_bytes());
+        self.named_word(tag::I64, field, value.to_le_bytes());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.named(tag::U64, field);
-        self.buf.extend_from_slice(&value.to_le_bytes());
+        self.named_word(tag::U64, field, value.to_le_bytes());
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
@@ -360,8 +401,7 @@ impl Visit for Capture<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.named(tag::F64, field);
-        self.buf.extend_from_slice(&value.to_le_bytes());
+        self.named_word(tag::F64, field, value.to_le_bytes());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -381,8 +421,7 @@ impl Visit for Capture<'_> {
             **level = l;
             return;
         }
-        self.named(tag::STR, field);
-        put_str(self.buf, value);
+        self.named_str(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

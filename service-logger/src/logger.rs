@@ -92,31 +92,31 @@ impl Logger {
         mask: u64,
         level: Level,
         origin: Origin,
-        fill: impl FnOnce(&mut Vec<u8>, &mut Level),
+        fill: impl Fn(&mut Vec<u8>, &mut Level),
     ) {
-        let mut fill = Some(fill);
-        ring::with_local(|local| {
-            let Some(fill) = fill.take() else { return };
-            let mut items = std::mem::take(&mut local.scratch);
+        let done = ring::with_local(|items, local| {
             items.clear();
             let (mono, ts_ms) = now();
             let mut level = level;
-            fill(&mut items, &mut level);
+            fill(items, &mut level);
+            let len = items.len();
+            // Zeros up to a whole word, so the items go into the rings word by word.
+            items.extend_from_slice(&[0; 7]);
+            let (words, _) = items.as_chunks::<8>();
             let rec = Rec {
                 mono,
                 ts_ms,
                 id: local.next_id(ts_ms),
                 level,
                 origin,
-                items: &items,
+                items: items.get(..len).unwrap_or_default(),
             };
             let word = local.origin(origin);
             for s in self.chosen(mask) {
-                s.offer(local, word, &rec);
+                s.offer(local, word, &rec, Some(words));
             }
-            local.scratch = items;
         });
-        if let Some(fill) = fill {
+        if done.is_none() {
             let mut entry = Entry::new(level, origin);
             fill(&mut entry.buf, &mut entry.level);
             self.offer_shared(entry, mask);
@@ -125,12 +125,18 @@ impl Logger {
 
     /// The sinks in `mask`.
     fn chosen(&self, mask: u64) -> impl Iterator<Item = &Arc<SinkHandle>> {
-        self.inner
-            .sinks
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| mask & (1 << i) != 0)
-            .map(|(_, s)| s)
+        let sinks = &self.inner.sinks;
+        let mut rest = mask;
+        std::iter::from_fn(move || {
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if let Some(s) = sinks.get(i) {
+                    return Some(s);
+                }
+            }
+            None
+        })
     }
 
     /// Hands `entry` to the sinks in `mask` through the shared channel.
@@ -143,10 +149,10 @@ impl Logger {
     /// Hands `entry` to the sinks in `mask`: into this thread's ring of each, or through
     /// the shared channel when the thread cannot use its rings.
     pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
-        let done = ring::with_local(|local| {
+        let done = ring::with_local(|_, local| {
             let origin = local.origin(entry.origin);
             for s in self.chosen(mask) {
-                s.offer(local, origin, &entry.rec());
+                s.offer(local, origin, &entry.rec(), None);
             }
         });
         if done.is_none() {
@@ -192,7 +198,7 @@ impl Logger {
                 s.offer_line(local.as_deref_mut(), &line);
             }
         };
-        if ring::with_local(|local| offer(Some(local))).is_none() {
+        if ring::with_local(|_, local| offer(Some(local))).is_none() {
             offer(None);
         }
     }

@@ -391,30 +391,43 @@ const CACHE: usize = 64;
 /// A thread's producing side: its rings, one per sink it has logged to, and its cache of
 /// callsite indexes.
 pub(crate) struct Local {
-    /// Where the call site encodes a record's items before they are copied into rings.
-    pub(crate) scratch: Vec<u8>,
     /// The random part of this thread's next record id (0: not chosen yet).
     ids: u128,
     producers: Vec<Producer>,
     cache: [(usize, u32); CACHE],
 }
 
+/// What a thread keeps for logging: its producing side, and the scratch buffer its call
+/// sites encode a record's items into before they are copied into rings.
+struct PerThread {
+    scratch: Vec<u8>,
+    local: Local,
+}
+
 thread_local! {
-    static LOCAL: RefCell<Local> = const {
-        RefCell::new(Local {
+    static LOCAL: RefCell<PerThread> = const {
+        RefCell::new(PerThread {
             scratch: Vec::new(),
-            ids: 0,
-            producers: Vec::new(),
-            cache: [(0, 0); CACHE],
+            local: Local {
+                ids: 0,
+                producers: Vec::new(),
+                cache: [(0, 0); CACHE],
+            },
         })
     };
 }
 
-/// Runs `f` with this thread's producing side; `None` when it is not available (the thread
-/// is ending, or a record is being written from inside another one on this thread).
-pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+/// Runs `f` with this thread's scratch buffer and producing side; `None` when they are not
+/// available (the thread is ending, or a record is being written from inside another one
+/// on this thread).
+pub(crate) fn with_local<R>(f: impl FnOnce(&mut Vec<u8>, &mut Local) -> R) -> Option<R> {
     LOCAL
-        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+        .try_with(|t| {
+            t.try_borrow_mut().ok().map(|mut t| {
+                let PerThread { scratch, local } = &mut *t;
+                f(scratch, local)
+            })
+        })
         .ok()
         .flatten()
 }
@@ -544,9 +557,16 @@ impl Producer {
         self.ring.tail.0.0.store(self.tail, Ordering::Release);
     }
 
-    /// Writes `entry`; `false` if the ring is full.
+    /// Writes `entry`; `false` if the ring is full. `padded`, when given, are its items as
+    /// whole words, the last one padded with zeros (as the call site leaves its scratch
+    /// buffer), copied as they are; otherwise the last word is padded here.
     #[inline]
-    pub(crate) fn push_entry(&mut self, entry: &Rec<'_>, origin: OriginWord) -> bool {
+    pub(crate) fn push_entry(
+        &mut self,
+        entry: &Rec<'_>,
+        padded: Option<&[[u8; 8]]>,
+        origin: OriginWord,
+    ) -> bool {
         let items = entry.items;
         let words = ENTRY_HEAD + items.len().div_ceil(8);
         let Some((origin_kind, index)) = origin.0.filter(|(_, i)| *i < MAX_CALLSITES) else {
@@ -577,7 +597,10 @@ impl Producer {
         for (w, v) in head.iter().zip(head_words) {
             w.store(v, Ordering::Relaxed);
         }
-        write_bytes(rest, items);
+        match padded {
+            Some(whole) => write_words(rest, whole),
+            None => write_bytes(rest, items),
+        }
         self.publish(words);
         true
     }
@@ -626,6 +649,14 @@ impl Producer {
     }
 }
 
+/// Stores `whole` into `words`, one to a word (little-endian).
+#[inline]
+fn write_words(words: &[AtomicU64], whole: &[[u8; 8]]) {
+    for (w, b) in words.iter().zip(whole) {
+        w.store(u64::from_le_bytes(*b), Ordering::Relaxed);
+    }
+}
+
 /// Stores `bytes` into `words`, eight to a word (little-endian; the last one padded with
 /// zeros).
 #[inline]
@@ -654,7 +685,6 @@ mod tests {
 
     fn local() -> Local {
         Local {
-            scratch: Vec::new(),
             ids: 0,
             producers: Vec::new(),
             cache: [(0, 0); CACHE],
@@ -707,7 +737,11 @@ mod tests {
         while ring.tail.0.0.load(Ordering::Relaxed) < 5 * words {
             let p = l.producer(1, || panic!("registered twice"));
             let it = items(sent);
-            if p.push_entry(&rec(&it, sent), origin) {
+            // Every other record comes as whole padded words, as a call site gives them.
+            let mut padded = it.clone();
+            padded.resize(it.len().div_ceil(8) * 8, 0);
+            let words = (sent % 2 == 0).then(|| padded.as_chunks::<8>().0);
+            if p.push_entry(&rec(&it, sent), words, origin) {
                 sent += 1;
             } else {
                 // Full: by records (64) or by words; the worker takes some.
@@ -755,13 +789,13 @@ mod tests {
         let origin = l.origin(Origin::Log);
         let p = l.producer(1, || Arc::new(Ring::new(3)));
         for n in 0..3 {
-            assert!(p.push_entry(&rec(b"abc", n), origin));
+            assert!(p.push_entry(&rec(b"abc", n), None, origin));
         }
-        assert!(!p.push_entry(&rec(b"abc", 3), origin));
+        assert!(!p.push_entry(&rec(b"abc", 3), None, origin));
         assert_eq!(p.ring.depth(), 3);
         let ring = p.ring.clone();
         assert_eq!(drain_all(&ring, 1).len(), 1);
-        assert!(p.push_entry(&rec(b"abc", 3), origin));
+        assert!(p.push_entry(&rec(b"abc", 3), None, origin));
         let monos: Vec<u64> = drain_all(&ring, usize::MAX).iter().map(|r| r.0).collect();
         assert_eq!(monos, [1, 2, 3]);
     }
@@ -772,8 +806,8 @@ mod tests {
         let origin = l.origin(Origin::Log);
         let p = l.producer(1, || Arc::new(Ring::new(16)));
         let big = vec![7u8; p.ring.max_record_words() * 8];
-        assert!(p.push_entry(&rec(b"first", 0), origin));
-        assert!(p.push_entry(&rec(&big, 1), origin));
+        assert!(p.push_entry(&rec(b"first", 0), None, origin));
+        assert!(p.push_entry(&rec(&big, 1), None, origin));
         let line = Line {
             bytes: b"{\"a\":1}\n".to_vec(),
             level: Level::Info,
@@ -785,8 +819,8 @@ mod tests {
         let p = l.producer(1, || Arc::new(Ring::new(16)));
         let mut r = rec(b"internal", 3);
         r.origin = Origin::Internal("panic");
-        assert!(p.push_entry(&r, internal));
-        assert!(p.push_entry(&rec(b"last", 4), origin));
+        assert!(p.push_entry(&r, None, internal));
+        assert!(p.push_entry(&rec(b"last", 4), None, origin));
         let ring = p.ring.clone();
         let got = drain_all(&ring, usize::MAX);
         let monos: Vec<u64> = got.iter().map(|r| r.0).collect();
@@ -801,7 +835,7 @@ mod tests {
         let origin = l.origin(Origin::Log);
         let ring = {
             let p = l.producer(1, || Arc::new(Ring::new(8)));
-            assert!(p.push_entry(&rec(b"x", 0), origin));
+            assert!(p.push_entry(&rec(b"x", 0), None, origin));
             p.ring.clone()
         };
         drop(l);
@@ -818,7 +852,7 @@ mod tests {
         for n in 0..5 {
             assert!(
                 l.producer(1, || unreachable!())
-                    .push_entry(&rec(b"old", n), origin)
+                    .push_entry(&rec(b"old", n), None, origin)
             );
         }
         drop(l);
@@ -829,9 +863,9 @@ mod tests {
         let mut next = local();
         let p = next.producer(1, || ring.clone());
         for n in 5..13 {
-            assert!(p.push_entry(&rec(b"new", n), origin));
+            assert!(p.push_entry(&rec(b"new", n), None, origin));
         }
-        assert!(!p.push_entry(&rec(b"full", 13), origin));
+        assert!(!p.push_entry(&rec(b"full", 13), None, origin));
         let monos: Vec<u64> = drain_all(&ring, usize::MAX).iter().map(|r| r.0).collect();
         assert_eq!(monos, (5..13).collect::<Vec<_>>());
     }

@@ -249,8 +249,17 @@ impl SinkHandle {
 
     /// Queues a record under the sink's policy, into this thread's ring. Never blocks
     /// unless the policy (or never-drop for errors) says so.
+    ///
+    /// `words` are the entry's items as whole words (zero-padded), when the caller has them
+    /// so (see [`Producer::push_entry`]).
     #[inline]
-    pub(crate) fn offer(&self, local: &mut Local, origin: OriginWord, entry: &Rec<'_>) {
+    pub(crate) fn offer(
+        &self,
+        local: &mut Local,
+        origin: OriginWord,
+        entry: &Rec<'_>,
+        words: Option<&[[u8; 8]]>,
+    ) {
         if self.options.synchronous || self.closed.load(Ordering::Relaxed) {
             // The shared path writes a synchronous record through, and counts one a closed
             // sink refuses.
@@ -258,11 +267,11 @@ impl SinkHandle {
             return;
         }
         let p = self.producer(local);
-        if p.push_entry(entry, origin) {
+        if p.push_entry(entry, words, origin) {
             self.sent();
             return;
         }
-        self.ring_full(p, entry.level, |p| p.push_entry(entry, origin));
+        self.ring_full(p, entry.level, |p| p.push_entry(entry, words, origin));
     }
 
     /// [`offer`](SinkHandle::offer) when this thread cannot use its ring (it is ending, or
