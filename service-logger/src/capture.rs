@@ -187,7 +187,13 @@ pub(crate) fn now() -> (u64, i64) {
         .offset_ns
         .load(Ordering::Relaxed)
         .saturating_add(i64::try_from(mono).unwrap_or(i64::MAX));
-    (mono, wall.div_euclid(1_000_000))
+    // After 1970 (always, but for a wildly wrong clock) an unsigned division, which is
+    // cheaper than the signed one; the quotient is below 2^45.
+    let ms = match u64::try_from(wall) {
+        Ok(w) => (w / 1_000_000) as i64,
+        Err(_) => wall.div_euclid(1_000_000),
+    };
+    (mono, ms)
 }
 
 /// Re-measures the wall clock against the monotonic one, so a wall-clock step (NTP) shows in
@@ -326,6 +332,25 @@ impl Capture<'_> {
         }
     }
 
+    /// An event's string field named `message`, `event` or `level`: taken out as the
+    /// record's own field (a `level` only when it names a level).
+    #[cold]
+    #[inline(never)]
+    fn reserved_str(&mut self, field: &Field, value: &str) {
+        if let Some(t) = self.special(field) {
+            self.buf.push(t);
+            put_str(self.buf, value);
+            return;
+        }
+        if let Some(level) = &mut self.level
+            && let Some(l) = Level::parse(value)
+        {
+            **level = l;
+            return;
+        }
+        self.named_str(field, value);
+    }
+
     /// The index naming `field` in the items. Only a field of the event's own callsite can
     /// be named by index (a span's, or one of an event built by hand from another
     /// callsite's values, is spelled out).
@@ -340,8 +365,16 @@ impl Capture<'_> {
     fn named(&mut self, t: u8, field: &Field) {
         match self.index(field) {
             Some(i) => self.buf.extend_from_slice(&[t | tag::INDEXED, i]),
-            None => put_name(self.buf, t, field.name()),
+            None => self.spelled(t, field),
         }
+    }
+
+    /// A named item header with the name spelled out: kept out of line, so that the
+    /// visitors' usual path (by index) stays small.
+    #[cold]
+    #[inline(never)]
+    fn spelled(&mut self, t: u8, field: &Field) {
+        put_name(self.buf, t, field.name());
     }
 
     /// A named item with an eight-byte value: by index, the header and the value in one
@@ -355,7 +388,7 @@ impl Capture<'_> {
                 self.buf.extend_from_slice(&item);
             }
             None => {
-                put_name(self.buf, t, field.name());
+                self.spelled(t, field);
                 self.buf.extend_from_slice(&value);
             }
         }
@@ -372,7 +405,7 @@ impl Capture<'_> {
                     .extend_from_slice(&[tag::STR | tag::INDEXED, i, a, b, c, d]);
             }
             None => {
-                put_name(self.buf, tag::STR, field.name());
+                self.spelled(tag::STR, field);
                 self.buf.extend_from_slice(&len.to_le_bytes());
             }
         }
@@ -409,16 +442,8 @@ impl Visit for Capture<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if let Some(t) = self.special(field) {
-            self.buf.push(t);
-            put_str(self.buf, value);
-            return;
-        }
-        if let Some(level) = &mut self.level
-            && field.name() == "level"
-            && let Some(l) = Level::parse(value)
-        {
-            **level = l;
+        if self.level.is_some() && matches!(field.name(), "message" | "event" | "level") {
+            self.reserved_str(field, value);
             return;
         }
         self.named_str(field, value);

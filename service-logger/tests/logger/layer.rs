@@ -58,12 +58,13 @@ fn events_become_records_with_their_fields_and_span_context() {
         tracing::warn!(event = "payment_retry", attempt = 2u64, "retrying");
         tracing::error!(name: "payment_failed", code = -3i64, "card declined");
         tracing::error!(level = "critical", "database gone");
+        tracing::warn!(level = "loud", "not a level");
         tracing::trace!("very detailed");
         request.record("attempt", 5u64);
         tracing::debug!("after record");
     });
     let report = guard.shutdown(Duration::MAX);
-    assert_eq!(report.written, 6);
+    assert_eq!(report.written, 7);
     let records = out.records();
 
     let placed = by_message(&records, "order 42 placed");
@@ -113,6 +114,12 @@ fn events_become_records_with_their_fields_and_span_context() {
     let gone = by_message(&records, "database gone");
     assert_eq!(gone.level, Level::Critical);
     assert!(gone.meta.get("level").is_none());
+    let loud = by_message(&records, "not a level");
+    assert_eq!(loud.level, Level::Warning);
+    assert_eq!(
+        loud.meta["level"], "loud",
+        "a level field naming no level stays a field"
+    );
 
     assert_eq!(by_message(&records, "very detailed").level, Level::Debug);
     assert_eq!(
