@@ -16,6 +16,7 @@ use faultline_schema::Level;
 
 pub(crate) struct Inner {
     pub(crate) sinks: Vec<Arc<SinkHandle>>,
+    routes: Routes,
     pub(crate) record: RecordConfig,
     pub(crate) with_thread: bool,
     pub(crate) shutdown_timeout: Option<Duration>,
@@ -23,6 +24,54 @@ pub(crate) struct Inner {
     /// Whether the panic hook logs to and flushes this logger.
     pub(crate) on_panic: bool,
     shut: AtomicBool,
+}
+
+/// Routing worked out once: which sinks without a target filter take each level (one bit
+/// per sink), and which sinks have a target filter and are asked per record.
+struct Routes {
+    by_level: [u64; 5],
+    targeted: u64,
+}
+
+impl Routes {
+    fn new(sinks: &[Arc<SinkHandle>]) -> Routes {
+        let mut routes = Routes {
+            by_level: [0; 5],
+            targeted: 0,
+        };
+        for (i, s) in sinks.iter().enumerate() {
+            if s.options.targets.is_some() {
+                routes.targeted |= 1 << i;
+                continue;
+            }
+            for (at, level) in LEVELS.iter().enumerate() {
+                if Sink::accepts(&s.options, "", level) {
+                    routes.by_level[at] |= 1 << i;
+                }
+            }
+        }
+        routes
+    }
+}
+
+/// `tracing`'s levels, most verbose first, as [`level_index`] numbers them.
+const LEVELS: [tracing::Level; 5] = [
+    tracing::Level::TRACE,
+    tracing::Level::DEBUG,
+    tracing::Level::INFO,
+    tracing::Level::WARN,
+    tracing::Level::ERROR,
+];
+
+#[inline]
+fn level_index(level: &tracing::Level) -> usize {
+    match *level {
+        tracing::Level::TRACE => 0,
+        tracing::Level::DEBUG => 1,
+        tracing::Level::INFO => 2,
+        tracing::Level::WARN => 3,
+        _ => 4,
+    }
 }
 
 /// A running logger: its sinks, queues and workers. Cheap to clone.
@@ -59,6 +108,7 @@ impl Logger {
     ) -> Logger {
         Logger {
             inner: Arc::new(Inner {
+                routes: Routes::new(&sinks),
                 sinks,
                 record,
                 with_thread,
@@ -73,9 +123,25 @@ impl Logger {
     /// Which sinks take a record of `level` from `target`, one bit per sink.
     #[inline]
     pub(crate) fn route(&self, target: &str, level: &tracing::Level) -> u64 {
+        let routes = &self.inner.routes;
+        let mask = routes
+            .by_level
+            .get(level_index(level))
+            .copied()
+            .unwrap_or_default();
+        if routes.targeted == 0 {
+            return mask;
+        }
+        mask | self.route_targeted(target, level)
+    }
+
+    /// The sinks with a target filter that take a record of `level` from `target`.
+    fn route_targeted(&self, target: &str, level: &tracing::Level) -> u64 {
         let mut mask = 0;
         for (i, s) in self.inner.sinks.iter().enumerate() {
-            if Sink::accepts(&s.options, target, level) {
+            if self.inner.routes.targeted & (1 << i) != 0
+                && Sink::accepts(&s.options, target, level)
+            {
                 mask |= 1 << i;
             }
         }
