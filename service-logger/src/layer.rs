@@ -32,6 +32,7 @@ fn span_fields_exist() {
 }
 
 /// Whether events may have span fields to copy.
+#[inline]
 pub(crate) fn spans_have_fields() -> bool {
     SPAN_FIELDS.load(Ordering::Acquire)
 }
