@@ -183,10 +183,24 @@ impl Logger {
             }
         });
         if done.is_none() {
-            let mut entry = Entry::new(level, origin);
-            fill(&mut entry.buf, &mut entry.level);
-            self.offer_shared(entry, mask);
+            self.log_shared(mask, level, origin, fill);
         }
+    }
+
+    /// [`log`](Logger::log) for a thread that cannot use its rings (out of line: it is
+    /// ending, or `fill` itself logs): into an [`Entry`] through the shared channel.
+    #[cold]
+    #[inline(never)]
+    fn log_shared(
+        &self,
+        mask: u64,
+        level: Level,
+        origin: Origin,
+        fill: impl Fn(&mut Vec<u8>, &mut Level),
+    ) {
+        let mut entry = Entry::new(level, origin);
+        fill(&mut entry.buf, &mut entry.level);
+        self.offer_shared(entry, mask);
     }
 
     /// The sinks in `mask`.

@@ -371,6 +371,8 @@ impl Known {
 }
 
 /// The index of `meta` in the table, adding it the first time.
+#[cold]
+#[inline(never)]
 fn intern_slow(meta: &'static tracing::Metadata<'static>) -> u32 {
     static INDEX: OnceLock<Mutex<HashMap<usize, u32>>> = OnceLock::new();
     let key = std::ptr::from_ref(meta) as usize;
@@ -420,6 +422,7 @@ thread_local! {
 /// Runs `f` with this thread's scratch buffer and producing side; `None` when they are not
 /// available (the thread is ending, or a record is being written from inside another one
 /// on this thread).
+#[inline(always)]
 pub(crate) fn with_local<R>(f: impl FnOnce(&mut Vec<u8>, &mut Local) -> R) -> Option<R> {
     LOCAL
         .try_with(|t| {
@@ -444,10 +447,17 @@ impl Local {
     #[inline]
     pub(crate) fn next_id(&mut self, ts_ms: i64) -> u128 {
         if self.ids == 0 {
-            self.ids = crate::capture::uuid_v7(0) | 1;
+            self.seed_ids();
         }
         self.ids = self.ids.wrapping_add(1);
         crate::capture::uuid_v7_with(ts_ms, self.ids)
+    }
+
+    /// Chooses the thread's random starting point for ids (once per thread).
+    #[cold]
+    #[inline(never)]
+    fn seed_ids(&mut self) {
+        self.ids = crate::capture::uuid_v7(0) | 1;
     }
 
     /// The word form of `origin`.
@@ -478,23 +488,29 @@ impl Local {
     pub(crate) fn producer(&mut self, id: u64, ring: impl FnOnce() -> Arc<Ring>) -> &mut Producer {
         let at = match self.producers.iter().position(|p| p.sink == id) {
             Some(at) => at,
-            None => {
-                // Rings of stopped workers are forgotten here.
-                self.producers
-                    .retain(|p| !p.ring.consumer_gone.load(Ordering::Acquire));
-                let ring = ring();
-                self.producers.push(Producer {
-                    sink: id,
-                    tail: ring.tail.0.0.load(Ordering::Acquire),
-                    head: ring.head.0.0.load(Ordering::Acquire),
-                    published: ring.tail.0.1.load(Ordering::Acquire),
-                    taken: ring.head.0.1.load(Ordering::Acquire),
-                    ring,
-                });
-                self.producers.len() - 1
-            }
+            None => self.add_producer(id, ring),
         };
         &mut self.producers[at]
+    }
+
+    /// Adds this thread's producer for the sink `id` (out of line: once per thread and
+    /// sink); returns its index.
+    #[cold]
+    #[inline(never)]
+    fn add_producer(&mut self, id: u64, ring: impl FnOnce() -> Arc<Ring>) -> usize {
+        // Rings of stopped workers are forgotten here.
+        self.producers
+            .retain(|p| !p.ring.consumer_gone.load(Ordering::Acquire));
+        let ring = ring();
+        self.producers.push(Producer {
+            sink: id,
+            tail: ring.tail.0.0.load(Ordering::Acquire),
+            head: ring.head.0.0.load(Ordering::Acquire),
+            published: ring.tail.0.1.load(Ordering::Acquire),
+            taken: ring.head.0.1.load(Ordering::Acquire),
+            ring,
+        });
+        self.producers.len() - 1
     }
 }
 

@@ -241,6 +241,7 @@ impl SinkHandle {
         !self.finished.load(Ordering::Acquire)
     }
 
+    #[cold]
     fn wake(&self) {
         if let Some(t) = self.worker.get() {
             t.unpark();
@@ -263,7 +264,7 @@ impl SinkHandle {
         if self.options.synchronous || self.closed.load(Ordering::Relaxed) {
             // The shared path writes a synchronous record through, and counts one a closed
             // sink refuses.
-            self.offer_shared(Entry::from_rec(entry));
+            self.offer_copy(entry);
             return;
         }
         let p = self.producer(local);
@@ -272,6 +273,14 @@ impl SinkHandle {
             return;
         }
         self.ring_full(p, entry.level, |p| p.push_entry(entry, words, origin));
+    }
+
+    /// [`offer_shared`](SinkHandle::offer_shared) of an owned copy of `entry` (out of line:
+    /// only synchronous and closed sinks take it).
+    #[cold]
+    #[inline(never)]
+    fn offer_copy(&self, entry: &Rec<'_>) {
+        self.offer_shared(Entry::from_rec(entry));
     }
 
     /// [`offer`](SinkHandle::offer) when this thread cannot use its ring (it is ending, or
