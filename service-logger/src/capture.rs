@@ -292,6 +292,7 @@ pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends a length-prefixed string produced by formatting `args`.
+#[inline]
 pub(crate) fn put_fmt(buf: &mut Vec<u8>, args: fmt::Arguments<'_>) {
     /// `fmt::Write` into a byte buffer.
     struct Text<'a>(&'a mut Vec<u8>);
@@ -349,6 +350,30 @@ impl Capture<'_> {
             return;
         }
         self.named_str(field, value);
+    }
+
+    /// A `Debug` value other than an event's message (out of line, so that the message's
+    /// path stays small).
+    #[inline(never)]
+    fn debug_field(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if let Some(t) = self.special(field) {
+            self.buf.push(t);
+            put_fmt(self.buf, format_args!("{value:?}"));
+            return;
+        }
+        let start = self.buf.len();
+        self.named(tag::STR, field);
+        let value_at = self.buf.len();
+        put_fmt(self.buf, format_args!("{value:?}"));
+        if let Some(level) = &mut self.level
+            && field.name() == "level"
+        {
+            let text = self.buf.as_slice().get(value_at + 4..).unwrap_or_default();
+            if let Some(l) = std::str::from_utf8(text).ok().and_then(Level::parse) {
+                **level = l;
+                self.buf.truncate(start);
+            }
+        }
     }
 
     /// The index naming `field` in the items. Only a field of the event's own callsite can
@@ -450,24 +475,13 @@ impl Visit for Capture<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if let Some(t) = self.special(field) {
-            self.buf.push(t);
+        // The message: an event's one field that is nearly always there.
+        if self.level.is_some() && field.name() == "message" {
+            self.buf.push(tag::MESSAGE);
             put_fmt(self.buf, format_args!("{value:?}"));
             return;
         }
-        let start = self.buf.len();
-        self.named(tag::STR, field);
-        let value_at = self.buf.len();
-        put_fmt(self.buf, format_args!("{value:?}"));
-        if let Some(level) = &mut self.level
-            && field.name() == "level"
-        {
-            let text = self.buf.as_slice().get(value_at + 4..).unwrap_or_default();
-            if let Some(l) = std::str::from_utf8(text).ok().and_then(Level::parse) {
-                **level = l;
-                self.buf.truncate(start);
-            }
-        }
+        self.debug_field(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
