@@ -668,6 +668,11 @@ impl Producer {
 /// Stores `whole` into `words`, one to a word (little-endian).
 #[inline]
 fn write_words(words: &[AtomicU64], whole: &[[u8; 8]]) {
+    debug_assert_eq!(
+        words.len(),
+        whole.len(),
+        "a record's words, reserved for its items"
+    );
     for (w, b) in words.iter().zip(whole) {
         w.store(u64::from_le_bytes(*b), Ordering::Relaxed);
     }
