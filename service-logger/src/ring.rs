@@ -683,14 +683,10 @@ fn write_words(words: &[AtomicU64], whole: &[[u8; 8]]) {
 #[inline]
 fn write_bytes(words: &[AtomicU64], bytes: &[u8]) {
     let (whole, rest) = bytes.as_chunks::<8>();
-    let mut words = words.iter();
-    // `whole` first: a zip polls its first iterator first, so `words` is not advanced past
-    // the last whole word.
-    for (b, w) in whole.iter().zip(words.by_ref()) {
-        w.store(u64::from_le_bytes(*b), Ordering::Relaxed);
-    }
+    let (head, tail) = words.split_at_checked(whole.len()).unwrap_or((words, &[]));
+    write_words(head, whole);
     if !rest.is_empty()
-        && let Some(w) = words.next()
+        && let Some(w) = tail.first()
     {
         let last = rest
             .iter()
