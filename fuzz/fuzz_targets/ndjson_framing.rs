@@ -1,4 +1,4 @@
-//! Fuzz target `ndjson_framing`: see `faultline_sinks::fuzzing::check_ndjson_framing` for the invariants checked.
+//! Fuzz target `ndjson_framing`: see `faultline_store::fuzzing::check_ndjson_framing` for the invariants checked.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| faultline_sinks::fuzzing::check_ndjson_framing(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| faultline_store::fuzzing::check_ndjson_framing(data));

@@ -154,7 +154,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             "no database: pass --database-url, set DATABASE_URL, or database_url in the config"
         )
     })?;
-    faultline_sinks::PostgresSink::migrate(url, config.postgres.partitions_ahead).await?;
+    faultline_store::PostgresStore::migrate(url, config.postgres.partitions_ahead).await?;
     println!("faultline: migrations applied, partitions ready");
     Ok(())
 }

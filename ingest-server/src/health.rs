@@ -17,7 +17,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Value> {
 
 /// Readiness: the store accepts writes and the queue is not saturated.
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let h = state.sink.health();
+    let h = state.store.health();
     let saturated =
         h.queue_capacity > 0 && h.queue_depth as f64 >= SATURATED * h.queue_capacity as f64;
     let ready = h.ready && !saturated;

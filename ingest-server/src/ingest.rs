@@ -3,7 +3,7 @@
 //! The order of checks is the order of cost: key and rate limit before reading the body,
 //! size before decompressing, decompressed size while inflating (a gzip bomb is cut off at
 //! the limit, never inflated whole), then per-record validation. The 202 goes out only
-//! after the sink has made the accepted records durable.
+//! after the store has made the accepted records durable.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use faultline_schema::{
     BatchError, DecodeOptions, Record, Rejected, Timestamp, UserRekeyer, Uuid, Value,
     decode_batch_with,
 };
-use faultline_sinks::SinkError;
+use faultline_store::StoreError;
 use http_body_util::BodyExt;
 use serde::Serialize;
 
@@ -160,7 +160,7 @@ pub(crate) async fn admit<'s, C>(
 
 /// What every ingest endpoint does with decoded records: refuses services the key may not
 /// write, stamps the rest, samples them, charges the key's rate limit, and answers once
-/// the sink has made them durable.
+/// the store has made them durable.
 ///
 /// `records` are the good records in batch order and `invalid` the bad ones by index
 /// (sorted), as [`decode_batch_with`] returns them; the position of each good record is
@@ -232,14 +232,14 @@ pub(crate) async fn store(
     }
     let accepted = records.len();
     let (records, sampled) = state.sampler.sample(records);
-    // What the alert rules need, taken before the sink takes the records (nothing is built
+    // What the alert rules need, taken before the store takes the records (nothing is built
     // for records no rule looks at); handed over only once they are durable.
     let observed = state.alerts.observe(&records);
     let stored = records.len();
     let receipt = if records.is_empty() {
         Default::default()
     } else {
-        state.sink.write(records).await.map_err(sink_error)?
+        state.store.write(records).await.map_err(store_error)?
     };
     if let Some(observed) = observed
         && receipt.duplicates < stored
@@ -394,25 +394,25 @@ fn stamp(record: &mut Record, now: Timestamp, rekeyer: &UserRekeyer) {
     }
 }
 
-fn sink_error(e: SinkError) -> ApiError {
+fn store_error(e: StoreError) -> ApiError {
     use std::time::Duration;
     match e {
-        SinkError::Overloaded => ApiError::Unavailable {
+        StoreError::Overloaded => ApiError::Unavailable {
             message: "ingest queue is full: retry after the Retry-After delay".into(),
             retry_after: Duration::from_secs(1),
         },
-        SinkError::Closed => ApiError::Unavailable {
+        StoreError::Closed => ApiError::Unavailable {
             message: "server is shutting down: retry shortly".into(),
             retry_after: Duration::from_secs(2),
         },
         // The writer logged the path and the error; the client learns only what to do.
-        SinkError::DiskFull(_) => ApiError::Unavailable {
+        StoreError::DiskFull(_) => ApiError::Unavailable {
             message: "the server's disk is full, nothing was stored: retry after the \
                       Retry-After delay"
                 .into(),
             retry_after: Duration::from_secs(5),
         },
-        SinkError::Unavailable(detail) => {
+        StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "store unavailable");
             ApiError::Unavailable {
                 message: "store is unavailable, nothing was stored: retry after the \
@@ -421,6 +421,6 @@ fn sink_error(e: SinkError) -> ApiError {
                 retry_after: Duration::from_secs(5),
             }
         }
-        SinkError::Io(e) => ApiError::Internal(e.to_string()),
+        StoreError::Io(e) => ApiError::Internal(e.to_string()),
     }
 }

@@ -13,12 +13,12 @@
 //!    **`POST /v1/logs`** (`otlp/`, OpenTelemetry logs over OTLP/HTTP) goes through the
 //!    same checks and the same path from there (`ingest::admit`, `ingest::store`): only
 //!    the decoding differs, protobuf or OTLP/JSON `LogRecord`s mapped to records.
-//! 2. **The sink** (`faultline_sinks::FileSink` by default) queues the batch to its writer,
+//! 2. **The store** (`faultline_store::FileStore` by default) queues the batch to its writer,
 //!    which appends it with every other waiting batch and fsyncs once (group commit). A full
 //!    queue answers 503 with `Retry-After` at once.
 //! 3. **The 202** (`{"accepted", "duplicates", "rejected": [{"index", "error"}]}`) is sent
 //!    only after that fsync: an acknowledged record survives `kill -9`.
-//! 4. **Alerts** (`alerts/`): before the sink takes the batch, the records some rule looks
+//! 4. **Alerts** (`alerts/`): before the store takes the batch, the records some rule looks
 //!    at are summarized; after the 202's fsync the summaries go to the evaluator's bounded
 //!    queue (never blocking ingest), which decides, persists and notifies. `GET /alerts`,
 //!    `POST /alerts/{rule}/reset` and `GET /system/checks/latest` need the admin token.

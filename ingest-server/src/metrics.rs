@@ -103,7 +103,7 @@ fn describe() {
 
 /// The handler.
 pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let h = state.sink.health();
+    let h = state.store.health();
     metrics::gauge!("faultline_sink_queue_depth").set(h.queue_depth as f64);
     metrics::gauge!("faultline_sink_queue_capacity").set(h.queue_capacity as f64);
     metrics::gauge!("faultline_sink_ready").set(if h.ready { 1.0 } else { 0.0 });

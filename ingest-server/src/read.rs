@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use faultline_schema::{Level, Record, Timestamp, anonymize_user};
-use faultline_sinks::{MAX_QUERY_LIMIT, Query as RecordQuery, StatsBucket, StatsQuery};
+use faultline_store::{MAX_QUERY_LIMIT, Query as RecordQuery, StatsBucket, StatsQuery};
 use serde::Serialize;
 
 use crate::auth::presented_key;
@@ -102,7 +102,7 @@ pub(crate) async fn recent(
             })?;
     }
     let records = state
-        .sink
+        .store
         .query(query)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -158,7 +158,7 @@ pub(crate) async fn stats(
     let since_ms = until.unix_millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
     let since = Timestamp::from_unix_millis(since_ms - since_ms.rem_euclid(60_000));
     let stats = state
-        .sink
+        .store
         .stats(StatsQuery {
             since,
             until,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use faultline_sinks::{
-    FanoutSink, FileSink, FileSinkConfig, PostgresConfig, PostgresSink, Sink, WriteMethod,
+use faultline_store::{
+    FanoutStore, FileStore, FileStoreConfig, PostgresConfig, PostgresStore, RecordStore,
+    WriteMethod,
 };
 use tokio::net::TcpListener;
 
@@ -43,7 +44,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
 
     let store = open_store(&config).await?;
     let (alerts, alert_runner) = start_alerts(&config, &store, env).await?;
-    let sink = store.sink;
+    let store = store.store;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -52,7 +53,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     let state = AppState {
         config: Arc::new(config),
         keys: Arc::new(keyring),
-        sink,
+        store,
         user_salt: secrets.user_salt.into(),
         rekeyer: Arc::new(faultline_schema::UserRekeyer::new(&secrets.hmac_key)),
         metrics: metrics::install(),
@@ -92,7 +93,7 @@ async fn start_alerts(
     };
     crate::alerts::spawn(
         &config.alerts,
-        Arc::clone(&store.sink),
+        Arc::clone(&store.store),
         alert_store,
         election,
         feed,
@@ -109,13 +110,13 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let sink = self.state.sink.clone();
+        let store = self.state.store.clone();
         let header_timeout = self.state.config.limits.request_timeout.0;
         http::serve(self.listener, app(self.state), header_timeout, shutdown).await;
         // Alerts first: records acknowledged by the last requests are still evaluated.
         self.alerts.shutdown().await;
         tracing::info!("stopped accepting; draining the store");
-        sink.shutdown().await.context("store shutdown failed")?;
+        store.shutdown().await.context("store shutdown failed")?;
         tracing::info!("store drained and synced");
         Ok(())
     }
@@ -124,30 +125,30 @@ impl Server {
 /// The opened record store.
 pub(crate) struct Store {
     /// What ingest writes to and reads from.
-    pub(crate) sink: Arc<dyn Sink>,
-    /// The PostgreSQL sink, when `database_url` is set (also behind a fan-out): its pool
+    pub(crate) store: Arc<dyn RecordStore>,
+    /// The PostgreSQL store, when `database_url` is set (also behind a fan-out): its pool
     /// holds the alert state too.
-    pub(crate) postgres: Option<PostgresSink>,
+    pub(crate) postgres: Option<PostgresStore>,
 }
 
 /// The configured store: PostgreSQL (with its spool, and optionally a file copy) when
 /// `database_url` is set, else the file store.
 pub(crate) async fn open_store(config: &Config) -> Result<Store> {
     let storage = &config.storage;
-    let file_config = FileSinkConfig {
+    let file_config = FileStoreConfig {
         segment_max_bytes: storage.segment_max_bytes,
         segment_max_age: storage.segment_max_age.0,
         retention_age: storage.retention.0,
         retention_bytes: storage.retention_bytes,
         queue_capacity: config.limits.ingest_queue_batches,
         dedup_ids: storage.dedup_ids,
-        ..FileSinkConfig::new(config.data_dir.clone())
+        ..FileStoreConfig::new(config.data_dir.clone())
     };
     let open_file = || async {
         let opened = Instant::now();
         let dir = file_config.dir.clone();
         let config = file_config.clone();
-        let sink = tokio::task::spawn_blocking(move || FileSink::open(config))
+        let store = tokio::task::spawn_blocking(move || FileStore::open(config))
             .await
             .context("store start-up task failed")?
             .with_context(|| format!("cannot open the file store in {}", dir.display()))?;
@@ -156,11 +157,11 @@ pub(crate) async fn open_store(config: &Config) -> Result<Store> {
             took_ms = opened.elapsed().as_millis() as u64,
             "file store open"
         );
-        anyhow::Ok(sink)
+        anyhow::Ok(store)
     };
     let Some(url) = &config.database_url else {
         return Ok(Store {
-            sink: Arc::new(open_file().await?),
+            store: Arc::new(open_file().await?),
             postgres: None,
         });
     };
@@ -177,18 +178,18 @@ pub(crate) async fn open_store(config: &Config) -> Result<Store> {
         spool_max_bytes: pg.spool_max_bytes,
         ..PostgresConfig::new(url.clone(), config.data_dir.join("spool"))
     };
-    let postgres = PostgresSink::open(pg_config)
+    let postgres = PostgresStore::open(pg_config)
         .await
         .context("cannot open the PostgreSQL store")?;
     tracing::info!(spool = %config.data_dir.join("spool").display(), "PostgreSQL store open");
-    let sink: Arc<dyn Sink> = if storage.file_copy {
+    let store: Arc<dyn RecordStore> = if storage.file_copy {
         let copy = open_file().await?;
-        Arc::new(FanoutSink::new(Arc::new(postgres.clone()), Arc::new(copy)))
+        Arc::new(FanoutStore::new(Arc::new(postgres.clone()), Arc::new(copy)))
     } else {
         Arc::new(postgres.clone())
     };
     Ok(Store {
-        sink,
+        store,
         postgres: Some(postgres),
     })
 }

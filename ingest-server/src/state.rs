@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use faultline_schema::UserRekeyer;
-use faultline_sinks::Sink;
+use faultline_store::RecordStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::alerts::AlertHandle;
@@ -20,7 +20,7 @@ pub struct AppState {
     /// Ingest keys and the admin token.
     pub keys: Arc<KeyRing>,
     /// Where records are stored.
-    pub sink: Arc<dyn Sink>,
+    pub store: Arc<dyn RecordStore>,
     /// The public salt clients anonymize user ids with (for `raw_user` queries).
     pub user_salt: Arc<str>,
     /// The secret `meta.user` is re-keyed with, as a ready HMAC state.

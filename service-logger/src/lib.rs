@@ -38,7 +38,7 @@
 //! 4. **Sink** (`sink/`). The file sink writes when its queue runs empty or its buffer
 //!    fills, and rotates and prunes files; the HTTP sink seals batches and sends them one at
 //!    a time with retries, spooling to disk while the endpoint is down; the PostgreSQL sink
-//!    hands batches to `faultline_sinks::PostgresSink`.
+//!    hands batches to `faultline_store::PostgresStore`.
 //! 5. **The end** (`logger.rs`, `panic.rs`). [`Logger::flush`] and [`Logger::shutdown`] put
 //!    a marker behind everything queued and wait for each worker to pass it, then return a
 //!    [`Report`]: written, dropped by reason, still queued, spooled. Dropping the [`Guard`]

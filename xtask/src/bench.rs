@@ -173,7 +173,7 @@ fn postgres(args: &[String]) -> Result<String> {
         .collect();
     let cluster = crate::postgres::Cluster::start_with(DURABLE_CLUSTER)?;
     let mut out = run_bench(
-        "faultline-sinks",
+        "faultline-store",
         "postgres",
         &[&["--url".to_owned(), cluster.url.clone()][..], &pass].concat(),
     )?;

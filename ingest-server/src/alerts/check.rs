@@ -90,7 +90,7 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     let (channels, probes) = build_targets(&compiled, &env)?;
     let opened = crate::serve::open_store(&config).await?;
     let store = super::open_store(&config, &opened, AlertAccess::Evaluate).await?;
-    let sink = opened.sink;
+    let records = opened.store;
 
     let now = Timestamp::now();
     let mut engine = Evaluator::new(
@@ -146,7 +146,7 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
         let mut query = rule.query();
         query.since = Some(Timestamp::from_unix_millis(read_from));
         query.until = Some(Timestamp::from_unix_millis(now.unix_millis() + 1));
-        let records = sink
+        let records = records
             .scan(query, PRIME_MAX_RECORDS)
             .await
             .with_context(|| format!("cannot read the records of rule {}", rule.name))?;
@@ -253,7 +253,7 @@ async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     }
     store.save(engine.take_changes()).await?;
     store.append_deliveries(deliveries.clone()).await?;
-    sink.shutdown().await.context("store shutdown failed")?;
+    records.shutdown().await.context("store shutdown failed")?;
 
     let firing = !engine.firing(end).is_empty() || fired;
     report(&args, &checks, &deliveries, firing);

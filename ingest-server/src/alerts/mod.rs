@@ -3,9 +3,9 @@
 //! # The path of a record through the evaluator
 //!
 //! 1. **Ingest** (`ingest.rs`) asks `AlertHandle::observe` for the summaries of the
-//!    records some rule looks at, before the sink takes the batch. Records no rule's
+//!    records some rule looks at, before the record_store takes the batch. Records no rule's
 //!    service, level and event can match cost a few comparisons and allocate nothing.
-//! 2. Once the sink has acknowledged the batch, `AlertHandle::submit` hands the summaries
+//! 2. Once the record_store has acknowledged the batch, `AlertHandle::submit` hands the summaries
 //!    to the service's bounded queue without waiting. If the queue is full they are dropped
 //!    and counted (`faultline_alerts_records_dropped_total`): ingest never waits for alerts.
 //! 3. The service ([`AlertService`]) feeds them to the evaluator (`eval.rs`), which updates
@@ -22,7 +22,7 @@
 //! (`AlertService::poll`), a record being evaluated within one interval of its commit.
 //!
 //! On start the service loads the persisted state, re-reads each rule's window from the
-//! store ([`Sink::scan`]) so counts survive a restart, evaluates once (so a condition that
+//! store ([`RecordStore::scan`]) so counts survive a restart, evaluates once (so a condition that
 //! ended while the server was down resolves), and sends notifications that were decided but
 //! not delivered before the restart.
 //!
@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use faultline_schema::{Record, Timestamp};
-use faultline_sinks::Sink;
+use faultline_store::RecordStore;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -72,8 +72,8 @@ pub use rule::{
 };
 pub use state::{AlertState, AlertStatus};
 pub use store::{
-    AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StateChanges,
-    StoreError, StoredAlert, StoredRule, StoredState, SystemCheck,
+    AlertStore, AlertStoreError, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore,
+    StateChanges, StoredAlert, StoredRule, StoredState, SystemCheck,
 };
 pub use summary::SummaryArgs;
 pub(crate) use summary::summary;
@@ -132,7 +132,7 @@ pub struct EvaluatorStopped;
 
 impl AlertHandle {
     /// Summaries of the records some rule looks at, or `None` (the common case, and always
-    /// without rules). Call it before the sink takes the records.
+    /// without rules). Call it before the record_store takes the records.
     pub(crate) fn observe(&self, records: &[Record]) -> Option<Vec<Observed>> {
         let interest = &self.inner.interest;
         if interest.is_empty() {
@@ -210,7 +210,7 @@ pub struct AlertService {
     channels: Channels,
     probes: Vec<Arc<Probe>>,
     ctx: Context,
-    sink: Arc<dyn Sink>,
+    record_store: Arc<dyn RecordStore>,
     store: Arc<dyn AlertStore>,
     records: mpsc::Receiver<Vec<Observed>>,
     control: mpsc::Receiver<Control>,
@@ -240,7 +240,7 @@ pub enum Feed {
     Ingest,
     /// Every node's records, read from `system_logs` every evaluation interval (PostgreSQL,
     /// where several nodes ingest and one evaluates).
-    Shared(faultline_sinks::PostgresSink),
+    Shared(faultline_store::PostgresStore),
 }
 
 /// How a server comes to evaluate the rules.
@@ -318,20 +318,20 @@ impl AlertRunner {
     }
 }
 
-/// Builds the evaluator for `config` over `sink` and `store`, reading channel and probe
+/// Builds the evaluator for `config` over `record_store` and `store`, reading channel and probe
 /// secrets through `env`, loads the persisted state, and starts it, leading or standing by
 /// as `election` decides. Fails on a config or secret problem, or if the stored state
 /// cannot be read.
 pub async fn spawn(
     config: &AlertsConfig,
-    sink: Arc<dyn Sink>,
+    record_store: Arc<dyn RecordStore>,
     store: Arc<dyn AlertStore>,
     mut election: Election,
     feed: Feed,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<(AlertHandle, AlertRunner)> {
     let streaming = matches!(feed, Feed::Ingest);
-    let mut service = AlertService::new(config, sink, store, streaming, env).await?;
+    let mut service = AlertService::new(config, record_store, store, streaming, env).await?;
     service.feed = feed;
     let leads = election.first_try().await;
     service.election = election;
@@ -416,7 +416,7 @@ fn build_targets(
 impl AlertService {
     async fn new(
         config: &AlertsConfig,
-        sink: Arc<dyn Sink>,
+        record_store: Arc<dyn RecordStore>,
         store: Arc<dyn AlertStore>,
         streaming: bool,
         env: &dyn Fn(&str) -> Option<String>,
@@ -454,7 +454,7 @@ impl AlertService {
             channels,
             probes,
             ctx,
-            sink,
+            record_store,
             store,
             records,
             control,
@@ -700,7 +700,7 @@ impl AlertService {
             }
             let mut query = rule.query();
             query.since = Some(Timestamp::from_unix_millis(since));
-            match self.sink.scan(query, PRIME_MAX_RECORDS).await {
+            match self.record_store.scan(query, PRIME_MAX_RECORDS).await {
                 Ok(records) => {
                     if records.len() >= PRIME_MAX_RECORDS {
                         tracing::warn!(rule = %rule.name, read = records.len(), "window refilled from the newest records only");
@@ -1107,8 +1107,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_instead_of_blocking() {
         let dir = tempfile::tempdir().unwrap();
-        let sink: Arc<dyn Sink> = Arc::new(
-            faultline_sinks::FileSink::open(faultline_sinks::FileSinkConfig::new(dir.path()))
+        let record_store: Arc<dyn RecordStore> = Arc::new(
+            faultline_store::FileStore::open(faultline_store::FileStoreConfig::new(dir.path()))
                 .unwrap(),
         );
         let store = Arc::new(FileAlertStore::open(dir.path(), 10, 10).unwrap());
@@ -1118,7 +1118,7 @@ mod tests {
         )
         .unwrap();
         // Built but not run: nothing takes from the queue.
-        let service = AlertService::new(&config, sink, store, true, &|_| None)
+        let service = AlertService::new(&config, record_store, store, true, &|_| None)
             .await
             .unwrap();
         let handle = service.handle.clone();

@@ -14,11 +14,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use faultline_sinks::BoxFuture;
+use faultline_store::BoxFuture;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::store::{
-    AlertStore, Delivery, LOCK_WAIT, StateChanges, StoreError, StoredAlert, StoredRule,
+    AlertStore, AlertStoreError, Delivery, LOCK_WAIT, StateChanges, StoredAlert, StoredRule,
     StoredState, SystemCheck,
 };
 
@@ -37,16 +37,17 @@ pub struct PgAlertStore {
     _lock: Option<Arc<Mutex<PgConnection>>>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("PostgreSQL: {e}"))
+fn unavailable(e: impl std::fmt::Display) -> AlertStoreError {
+    AlertStoreError::Unavailable(format!("PostgreSQL: {e}"))
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+fn json<T: serde::Serialize>(v: &T) -> Result<String, AlertStoreError> {
     serde_json::to_string(v).map_err(unavailable)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Unavailable(format!("alert state row: {e}")))
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, AlertStoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| AlertStoreError::Unavailable(format!("alert state row: {e}")))
 }
 
 fn ms_sql(param: &str) -> String {
@@ -55,7 +56,7 @@ fn ms_sql(param: &str) -> String {
 
 impl PgAlertStore {
     /// A store on `pool` to read, beside a process that may be evaluating (the migrations
-    /// must have run: `PostgresSink::open` runs them).
+    /// must have run: `PostgresStore::open` runs them).
     pub fn new(pool: PgPool) -> PgAlertStore {
         PgAlertStore { pool, _lock: None }
     }
@@ -64,7 +65,7 @@ impl PgAlertStore {
     /// its own and keeps it while the store lives, so that one process at a time (a server,
     /// or `check-alerts`) decides and notifies. Waits briefly for a predecessor's session to
     /// end (a restart); fails if another process keeps the lock.
-    pub async fn open_locked(pool: PgPool) -> Result<PgAlertStore, StoreError> {
+    pub async fn open_locked(pool: PgPool) -> Result<PgAlertStore, AlertStoreError> {
         let mut conn = PgConnection::connect_with(&pool.connect_options())
             .await
             .map_err(unavailable)?;
@@ -79,7 +80,7 @@ impl PgAlertStore {
                 break;
             }
             if Instant::now() >= deadline {
-                return Err(StoreError::Unavailable(
+                return Err(AlertStoreError::Unavailable(
                     "the alert state in PostgreSQL is in use by another process (a running \
                      server evaluates these rules already: use its API, or stop it first)"
                         .into(),
@@ -93,7 +94,7 @@ impl PgAlertStore {
         })
     }
 
-    async fn load_rows(&self) -> Result<StoredState, StoreError> {
+    async fn load_rows(&self) -> Result<StoredState, AlertStoreError> {
         let rules = sqlx::query("SELECT state::text AS s FROM alert_rules ORDER BY rule")
             .fetch_all(&self.pool)
             .await
@@ -117,7 +118,7 @@ impl PgAlertStore {
         Ok(state)
     }
 
-    async fn save_rows(&self, changes: StateChanges) -> Result<(), StoreError> {
+    async fn save_rows(&self, changes: StateChanges) -> Result<(), AlertStoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         for rule in &changes.rules {
             sqlx::query(
@@ -158,7 +159,7 @@ impl PgAlertStore {
         sql: &str,
         name: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<SystemCheck>, StoreError> {
+    ) -> Result<Vec<SystemCheck>, AlertStoreError> {
         let rows = sqlx::query(sql)
             .bind(name)
             .bind(limit)
@@ -172,15 +173,18 @@ impl PgAlertStore {
 }
 
 impl AlertStore for PgAlertStore {
-    fn load(&self) -> BoxFuture<'_, Result<StoredState, StoreError>> {
+    fn load(&self) -> BoxFuture<'_, Result<StoredState, AlertStoreError>> {
         Box::pin(self.load_rows())
     }
 
-    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), AlertStoreError>> {
         Box::pin(self.save_rows(changes))
     }
 
-    fn append_checks(&self, checks: Vec<SystemCheck>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn append_checks(
+        &self,
+        checks: Vec<SystemCheck>,
+    ) -> BoxFuture<'_, Result<(), AlertStoreError>> {
         Box::pin(async move {
             if checks.is_empty() {
                 return Ok(());
@@ -220,7 +224,7 @@ impl AlertStore for PgAlertStore {
         })
     }
 
-    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>> {
+    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, AlertStoreError>> {
         Box::pin(self.checks(
             "SELECT DISTINCT ON (rule) detail::text AS d FROM system_checks \
              WHERE ($1::text IS NULL OR rule = $1) \
@@ -234,7 +238,7 @@ impl AlertStore for PgAlertStore {
         &self,
         name: &str,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, AlertStoreError>> {
         let name = name.to_owned();
         Box::pin(async move {
             self.checks(
@@ -250,7 +254,7 @@ impl AlertStore for PgAlertStore {
     fn append_deliveries(
         &self,
         deliveries: Vec<Delivery>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    ) -> BoxFuture<'_, Result<(), AlertStoreError>> {
         Box::pin(async move {
             if deliveries.is_empty() {
                 return Ok(());
@@ -285,7 +289,7 @@ impl AlertStore for PgAlertStore {
     fn recent_deliveries(
         &self,
         per_rule: usize,
-    ) -> BoxFuture<'_, Result<Vec<Delivery>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, AlertStoreError>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT delivery::text AS d FROM ( \

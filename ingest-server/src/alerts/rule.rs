@@ -674,12 +674,12 @@ impl Filter {
 
     /// The store query that finds this filter's records (what SQL or the file index can
     /// narrow by); the rest is checked in memory.
-    pub(crate) fn query(&self) -> faultline_sinks::Query {
-        faultline_sinks::Query {
+    pub(crate) fn query(&self) -> faultline_store::Query {
+        faultline_store::Query {
             service: single(&self.services),
             min_level: self.min_level,
             event: single(&self.events),
-            ..faultline_sinks::Query::default()
+            ..faultline_store::Query::default()
         }
     }
 
@@ -797,11 +797,11 @@ impl Rule {
 
     /// The store query for priming and replay: every record [`Rule::wants`] is among its
     /// results.
-    pub(crate) fn query(&self) -> faultline_sinks::Query {
+    pub(crate) fn query(&self) -> faultline_store::Query {
         match &self.condition {
-            Condition::Consecutive { .. } => faultline_sinks::Query {
+            Condition::Consecutive { .. } => faultline_store::Query {
                 service: single(&self.filter.services),
-                ..faultline_sinks::Query::default()
+                ..faultline_store::Query::default()
             },
             _ => self.filter.query(),
         }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use faultline_schema::Timestamp;
-use faultline_sinks::BoxFuture;
+use faultline_store::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::rule::NotifyEvent;
@@ -165,7 +165,7 @@ pub struct Delivery {
 
 /// Why the alert store failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum AlertStoreError {
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -193,27 +193,30 @@ pub enum StoreError {
 /// must make `save` atomic (all of it or none) and durable before its future resolves.
 pub trait AlertStore: Send + Sync + 'static {
     /// Every per-rule row and every alert that is not `ok`.
-    fn load(&self) -> BoxFuture<'_, Result<StoredState, StoreError>>;
+    fn load(&self) -> BoxFuture<'_, Result<StoredState, AlertStoreError>>;
     /// Applies `changes` atomically and durably.
-    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), AlertStoreError>>;
     /// Appends system checks.
-    fn append_checks(&self, checks: Vec<SystemCheck>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn append_checks(&self, checks: Vec<SystemCheck>)
+    -> BoxFuture<'_, Result<(), AlertStoreError>>;
     /// The newest check of every name.
-    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>>;
+    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, AlertStoreError>>;
     /// The newest `limit` checks named `name`, newest first.
     fn recent_checks(
         &self,
         name: &str,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, AlertStoreError>>;
     /// Appends delivery results.
-    fn append_deliveries(&self, deliveries: Vec<Delivery>)
-    -> BoxFuture<'_, Result<(), StoreError>>;
+    fn append_deliveries(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> BoxFuture<'_, Result<(), AlertStoreError>>;
     /// The newest `per_rule` deliveries of every rule, newest first.
     fn recent_deliveries(
         &self,
         per_rule: usize,
-    ) -> BoxFuture<'_, Result<Vec<Delivery>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, AlertStoreError>>;
 }
 
 const STATE_FILE: &str = "state.json";
@@ -223,7 +226,7 @@ const CHECKS_FILE: &str = "checks.ndjson";
 const DELIVERIES_FILE: &str = "deliveries.ndjson";
 
 /// [`AlertStore`] in files under `<data_dir>/alerts/`. Open one per data dir: the file
-/// sink's lock on the data dir keeps a second process out.
+/// record_store's lock on the data dir keeps a second process out.
 #[derive(Clone)]
 pub struct FileAlertStore {
     inner: Arc<Inner>,
@@ -273,15 +276,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AlertStoreError + '_ {
+    move |source| AlertStoreError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
 impl<T: Keyed + Serialize + serde::de::DeserializeOwned + Clone> Log<T> {
-    fn open(path: PathBuf, kept: usize) -> Result<Log<T>, StoreError> {
+    fn open(path: PathBuf, kept: usize) -> Result<Log<T>, AlertStoreError> {
         let mut log = Log {
             path,
             kept: kept.max(1),
@@ -312,14 +315,14 @@ impl<T: Keyed + Serialize + serde::de::DeserializeOwned + Clone> Log<T> {
         }
     }
 
-    fn append(&mut self, entries: Vec<T>) -> Result<(), StoreError> {
+    fn append(&mut self, entries: Vec<T>) -> Result<(), AlertStoreError> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut text = Vec::new();
         for e in &entries {
             serde_json::to_writer(&mut text, e)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .map_err(|e| AlertStoreError::Unavailable(e.to_string()))?;
             text.push(b'\n');
         }
         let mut file = OpenOptions::new()
@@ -341,14 +344,14 @@ impl<T: Keyed + Serialize + serde::de::DeserializeOwned + Clone> Log<T> {
     }
 
     /// Rewrites the file with only what is kept, atomically.
-    fn compact(&mut self) -> Result<(), StoreError> {
+    fn compact(&mut self) -> Result<(), AlertStoreError> {
         let mut all: Vec<&T> = self.by_key.values().flatten().collect();
         // Order within a key is kept; across keys it does not matter for reading.
         all.sort_by(|a, b| a.key().cmp(b.key()));
         let mut text = Vec::new();
         for e in &all {
             serde_json::to_writer(&mut text, e)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .map_err(|e| AlertStoreError::Unavailable(e.to_string()))?;
             text.push(b'\n');
         }
         write_atomic(&self.path, &text)?;
@@ -358,7 +361,7 @@ impl<T: Keyed + Serialize + serde::de::DeserializeOwned + Clone> Log<T> {
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old content or the new, whole.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AlertStoreError> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
@@ -382,7 +385,7 @@ impl FileAlertStore {
         data_dir: &Path,
         checks_kept: usize,
         deliveries_kept: usize,
-    ) -> Result<FileAlertStore, StoreError> {
+    ) -> Result<FileAlertStore, AlertStoreError> {
         Self::open_with(data_dir, checks_kept, deliveries_kept, None)
     }
 
@@ -393,7 +396,7 @@ impl FileAlertStore {
         data_dir: &Path,
         checks_kept: usize,
         deliveries_kept: usize,
-    ) -> Result<FileAlertStore, StoreError> {
+    ) -> Result<FileAlertStore, AlertStoreError> {
         let dir = data_dir.join("alerts");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join("LOCK");
@@ -411,7 +414,7 @@ impl FileAlertStore {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(StoreError::Unavailable(format!(
+                    return Err(AlertStoreError::Unavailable(format!(
                         "{} is in use by another process (a running server evaluates these \
                          rules already: use its API, or stop it first)",
                         dir.display()
@@ -428,7 +431,7 @@ impl FileAlertStore {
         checks_kept: usize,
         deliveries_kept: usize,
         lock: Option<File>,
-    ) -> Result<FileAlertStore, StoreError> {
+    ) -> Result<FileAlertStore, AlertStoreError> {
         let dir = data_dir.join("alerts");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let state_path = dir.join(STATE_FILE);
@@ -436,7 +439,7 @@ impl FileAlertStore {
         match std::fs::read(&state_path) {
             Ok(bytes) => {
                 let state: StoredState =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    serde_json::from_slice(&bytes).map_err(|e| AlertStoreError::Corrupt {
                         path: state_path.clone(),
                         message: e.to_string(),
                     })?;
@@ -466,19 +469,21 @@ impl FileAlertStore {
     /// Runs `f` on a blocking thread with the shared inner state.
     fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
-    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        f: impl FnOnce(&Inner) -> Result<T, AlertStoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, AlertStoreError>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || f(&inner))
                 .await
-                .map_err(|e| StoreError::Unavailable(format!("alert store task failed: {e}")))?
+                .map_err(|e| {
+                    AlertStoreError::Unavailable(format!("alert store task failed: {e}"))
+                })?
         })
     }
 }
 
 impl AlertStore for FileAlertStore {
-    fn load(&self) -> BoxFuture<'_, Result<StoredState, StoreError>> {
+    fn load(&self) -> BoxFuture<'_, Result<StoredState, AlertStoreError>> {
         let maps = lock(&self.inner.state);
         let state = StoredState {
             rules: maps.rules.values().cloned().collect(),
@@ -487,7 +492,7 @@ impl AlertStore for FileAlertStore {
         Box::pin(std::future::ready(Ok(state)))
     }
 
-    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn save(&self, changes: StateChanges) -> BoxFuture<'_, Result<(), AlertStoreError>> {
         if changes.is_empty() {
             return Box::pin(std::future::ready(Ok(())));
         }
@@ -511,7 +516,7 @@ impl AlertStore for FileAlertStore {
                 alerts: next.alerts.values().cloned().collect(),
             };
             let bytes = serde_json::to_vec_pretty(&state)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .map_err(|e| AlertStoreError::Unavailable(e.to_string()))?;
             write_atomic(&inner.dir.join(STATE_FILE), &bytes)?;
             // Only what is on disk is in memory: a failed write changes nothing.
             *maps = next;
@@ -519,11 +524,14 @@ impl AlertStore for FileAlertStore {
         })
     }
 
-    fn append_checks(&self, checks: Vec<SystemCheck>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn append_checks(
+        &self,
+        checks: Vec<SystemCheck>,
+    ) -> BoxFuture<'_, Result<(), AlertStoreError>> {
         self.blocking(move |inner| lock(&inner.checks).append(checks))
     }
 
-    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>> {
+    fn latest_checks(&self) -> BoxFuture<'_, Result<Vec<SystemCheck>, AlertStoreError>> {
         let log = lock(&self.inner.checks);
         let mut latest: Vec<SystemCheck> = log
             .by_key
@@ -538,7 +546,7 @@ impl AlertStore for FileAlertStore {
         &self,
         name: &str,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<SystemCheck>, AlertStoreError>> {
         let log = lock(&self.inner.checks);
         let recent = log
             .by_key
@@ -551,14 +559,14 @@ impl AlertStore for FileAlertStore {
     fn append_deliveries(
         &self,
         deliveries: Vec<Delivery>,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    ) -> BoxFuture<'_, Result<(), AlertStoreError>> {
         self.blocking(move |inner| lock(&inner.deliveries).append(deliveries))
     }
 
     fn recent_deliveries(
         &self,
         per_rule: usize,
-    ) -> BoxFuture<'_, Result<Vec<Delivery>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, AlertStoreError>> {
         let log = lock(&self.inner.deliveries);
         let mut out: Vec<Delivery> = log
             .by_key

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use faultline_schema::{Level, Timestamp};
-use faultline_sinks::StatsQuery;
+use faultline_store::StatsQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -143,8 +143,8 @@ async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow
          faultline summary --server http://HOST:PORT)",
     )?;
     let store = super::open_store(&config, &opened, AlertAccess::Read).await?;
-    let sink = opened.sink;
-    let stats = sink
+    let records = opened.store;
+    let stats = records
         .stats(StatsQuery {
             since,
             until,
@@ -181,8 +181,8 @@ async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow
         });
     }
     report.checks = store.latest_checks().await?;
-    // Last: on PostgreSQL the alert store shares the sink's pool, which this closes.
-    sink.shutdown().await?;
+    // Last: on PostgreSQL the alert store shares the records's pool, which this closes.
+    records.shutdown().await?;
     report.window = args.window;
     Ok(report)
 }

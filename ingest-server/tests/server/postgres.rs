@@ -370,7 +370,7 @@ async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
         PgAlertStore, StateChanges, StoredAlert, StoredRule, SystemCheck,
     };
     let url = fresh_db().await;
-    faultline_sinks::PostgresSink::migrate(&url, 1)
+    faultline_store::PostgresStore::migrate(&url, 1)
         .await
         .unwrap();
     let store = PgAlertStore::new(sqlx::PgPool::connect(&url).await.unwrap());

@@ -552,11 +552,11 @@ async fn a_full_ingest_queue_is_503_with_retry_after_and_loses_nothing_acknowled
         refused > 0,
         "64 concurrent batches never filled a one-batch queue"
     );
-    let query = faultline_sinks::Query {
+    let query = faultline_store::Query {
         event: Some("flood".into()),
         ..Default::default()
     };
-    let stored = s.state.sink.scan(query, 100_000).await.unwrap();
+    let stored = s.state.store.scan(query, 100_000).await.unwrap();
     assert_eq!(
         stored.len(),
         accepted,

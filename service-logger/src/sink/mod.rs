@@ -157,7 +157,7 @@ impl Sink {
         Sink::new(Kind::Http(config))
     }
 
-    /// PostgreSQL, through the server's own `faultline_sinks::PostgresSink`: the same
+    /// PostgreSQL, through the server's own `faultline_store::PostgresStore`: the same
     /// `system_logs` table, batched idempotent writes and durable outage spool; see
     /// [`PostgresConfig`].
     pub fn postgres(config: PostgresConfig) -> Sink {

@@ -1,4 +1,4 @@
-//! The PostgreSQL sink: the server's own [`faultline_sinks::PostgresSink`], driven from the
+//! The PostgreSQL sink: the server's own [`faultline_store::PostgresStore`], driven from the
 //! worker: the same `system_logs` table and migrations, the same batched idempotent writes
 //! (`INSERT ... ON CONFLICT DO NOTHING` on the record id), and the same durable local spool
 //! while the database is unreachable, drained in order when it returns.
@@ -13,14 +13,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use faultline_schema::Record;
-use faultline_sinks::{PostgresSink, Sink as _, SinkError, WriteReceipt};
+use faultline_store::{PostgresStore, RecordStore as _, StoreError, WriteReceipt};
 
 use crate::capture::mono_now;
 use crate::error::InitError;
 use crate::sink::Output;
 use crate::stats::{Counters, Reason};
 
-/// Settings of the PostgreSQL sink: `faultline_sinks::PostgresConfig`, the server's own
+/// Settings of the PostgreSQL sink: `faultline_store::PostgresConfig`, the server's own
 /// (`url`, `pool_size`, `write_method`, `write_timeout`, `retention`, `partitions_ahead`,
 /// `spool_dir`, `spool_max_bytes`).
 ///
@@ -30,7 +30,7 @@ use crate::stats::{Counters, Reason};
 /// let config = PostgresConfig::new("postgres://faultline@db/faultline", "/var/lib/worker/pg-spool");
 /// # let _ = config;
 /// ```
-pub use faultline_sinks::PostgresConfig;
+pub use faultline_store::PostgresConfig;
 
 /// Sealed batches that may wait behind the write in progress before the worker waits too.
 const MAX_WAITING: usize = 16;
@@ -40,11 +40,11 @@ struct Batch {
     oldest: Option<u64>,
 }
 
-type WriteTask = tokio::task::JoinHandle<Result<WriteReceipt, SinkError>>;
+type WriteTask = tokio::task::JoinHandle<Result<WriteReceipt, StoreError>>;
 
 pub(crate) struct PgOutput {
     rt: Option<tokio::runtime::Runtime>,
-    sink: PostgresSink,
+    sink: PostgresStore,
     line: Vec<u8>,
     batch: Vec<Record>,
     batch_oldest: Option<u64>,
@@ -76,7 +76,7 @@ impl PgOutput {
                 message: format!("runtime: {e}"),
             })?;
         let pg = rt
-            .block_on(PostgresSink::open(config))
+            .block_on(PostgresStore::open(config))
             .map_err(|e| InitError::Sink {
                 sink: sink.to_owned(),
                 message: e.to_string(),
@@ -150,11 +150,11 @@ impl PgOutput {
                 // New and already-stored records alike are in the database (or its spool).
                 self.counters.wrote(n, oldest, mono_now());
             }
-            Ok(Err(SinkError::Overloaded)) => {
+            Ok(Err(StoreError::Overloaded)) => {
                 self.counters.error("PostgreSQL spool is full");
                 self.counters.lose(Reason::SpoolFull, n);
             }
-            Ok(Err(SinkError::Closed)) => self.counters.lose(Reason::Closed, n),
+            Ok(Err(StoreError::Closed)) => self.counters.lose(Reason::Closed, n),
             Ok(Err(e)) => {
                 self.counters.error(&e);
                 self.counters.lose(Reason::Failed, n);
@@ -220,7 +220,7 @@ impl Output for PgOutput {
                 return false;
             }
             self.start_next();
-            // `PostgresSink::write` returns within its write_timeout (spooling if need be).
+            // `PostgresStore::write` returns within its write_timeout (spooling if need be).
             self.reap(true);
         }
         true

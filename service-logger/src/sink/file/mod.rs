@@ -2,7 +2,7 @@
 //! size and/or time into `{prefix}.{YYYYMMDDTHHMMSS}[Z].{seq}.ndjson` (optionally gzipped),
 //! with retention by count, age and total bytes.
 //!
-//! # Why not `faultline_sinks::FileSink`
+//! # Why not `faultline_store::FileStore`
 //!
 //! The server's file store is a database: group commit with an fsync per acknowledged batch,
 //! an id index for deduplication, a data-dir lock and newest-first queries. A service's log

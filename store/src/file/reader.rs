@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use faultline_schema::{Level, Record, Timestamp, Uuid};
 use serde::Deserialize;
 
-use super::config::{FileSinkConfig, millis};
+use super::config::{FileStoreConfig, millis};
 use super::segment::{
     self, Fsyncs, SegmentInfo, SegmentSummary, create_segment, list_segments, read_sidecar,
     repair_tail, segment_path, with_path, write_sidecar,
@@ -158,7 +158,7 @@ impl Head<'_> {
     }
 }
 
-/// The id of a line the sink wrote, read from the `{"id":"…"` prefix that
+/// The id of a line the store wrote, read from the `{"id":"…"` prefix that
 /// [`Record::to_json`] puts first, without parsing the rest.
 fn id_from_prefix(line: &[u8]) -> Option<Option<u128>> {
     if line.starts_with(b"{\"ts\":") {
@@ -175,7 +175,7 @@ fn id_from_prefix(line: &[u8]) -> Option<Option<u128>> {
         .map(|id| Some(id.as_u128()))
 }
 
-/// The rank of a line the sink wrote, read from its fixed layout (`{"id":"…","ts":"…"` or
+/// The rank of a line the store wrote, read from its fixed layout (`{"id":"…","ts":"…"` or
 /// `{"ts":"…"`) without parsing: once the top is full, most lines of a segment lose to it,
 /// and this rejects them several times faster than even [`Head`].
 fn key_from_prefix(line: &[u8]) -> Option<RankKey> {
@@ -342,7 +342,7 @@ pub(crate) struct Recovered {
 
 /// Opens the store as a crash left it: repairs the active segment's tail, rebuilds missing
 /// sidecars, and rebuilds the dedup ids and the per-minute counts from the newest segments.
-pub(crate) fn recover(config: &FileSinkConfig, fsyncs: &Fsyncs) -> io::Result<Recovered> {
+pub(crate) fn recover(config: &FileStoreConfig, fsyncs: &Fsyncs) -> io::Result<Recovered> {
     let dir = config.segments_dir();
     if !dir.is_dir() {
         std::fs::create_dir_all(&dir).map_err(|e| with_path(e, &dir))?;
@@ -438,7 +438,7 @@ pub(crate) fn recover(config: &FileSinkConfig, fsyncs: &Fsyncs) -> io::Result<Re
         scanned_bytes,
         dedup_ids = dedup.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "file sink store opened"
+        "file store opened"
     );
     Ok(Recovered {
         segments,
@@ -512,7 +512,7 @@ fn scan_ids(path: &Path, len: u64, ids: &mut Vec<u128>) -> io::Result<()> {
     for_each_line(path, len, |line| {
         let id = match id_from_prefix(line) {
             Some(id) => id,
-            // Not the sink's own layout: fall back to parsing.
+            // Not the store's own layout: fall back to parsing.
             None => serde_json::from_slice::<Head<'_>>(line)
                 .ok()
                 .and_then(|h| h.id)

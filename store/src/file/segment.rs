@@ -32,7 +32,7 @@ const REPAIR_BLOCK: usize = 64 * 1024;
 /// This is also the sidecar file's format (`{seq}.idx.json`), written when a segment is sealed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SegmentSummary {
-    /// Records stored (lines written by the sink; unreadable lines are not counted).
+    /// Records stored (lines written by the store; unreadable lines are not counted).
     pub(crate) records: u64,
     /// Committed length in bytes: every byte up to here is a whole, fsynced line.
     pub(crate) bytes: u64,
@@ -195,7 +195,7 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 /// lines that are not JSON at all (blocks the file system extended but never filled, which
 /// read as zeros). Those trailing lines are dropped. Complete JSON lines stay, acknowledged or
 /// not (a client's retry finds them by id), and so does a JSON line this version cannot read
-/// as a record: a crash cannot produce one, but a newer version of the sink can, and a
+/// as a record: a crash cannot produce one, but a newer version of the store can, and a
 /// downgrade must not delete its data. Readers skip lines they cannot read.
 pub(crate) fn repair_tail(path: &Path, fsyncs: &Fsyncs) -> io::Result<u64> {
     let file = OpenOptions::new()

@@ -1,4 +1,4 @@
-//! Settings of the PostgreSQL sink, with their defaults in one place.
+//! Settings of the PostgreSQL store, with their defaults in one place.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +13,7 @@ pub enum WriteMethod {
     Copy,
 }
 
-/// Settings of [`crate::PostgresSink`].
+/// Settings of [`crate::PostgresStore`].
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     /// `postgres://user:password@host:port/database`.

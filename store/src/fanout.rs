@@ -9,23 +9,23 @@ use std::sync::Arc;
 use faultline_schema::Record;
 
 use crate::query::{Query, Stats, StatsQuery};
-use crate::sink::{BoxFuture, Sink, SinkError, SinkHealth, WriteReceipt};
+use crate::store::{BoxFuture, RecordStore, StoreError, StoreHealth, WriteReceipt};
 
 /// Writes to a primary and a copy; reads from the primary.
-pub struct FanoutSink {
-    primary: Arc<dyn Sink>,
-    copy: Arc<dyn Sink>,
+pub struct FanoutStore {
+    primary: Arc<dyn RecordStore>,
+    copy: Arc<dyn RecordStore>,
 }
 
-impl FanoutSink {
+impl FanoutStore {
     /// `primary` answers queries; `copy` gets every record too.
-    pub fn new(primary: Arc<dyn Sink>, copy: Arc<dyn Sink>) -> FanoutSink {
-        FanoutSink { primary, copy }
+    pub fn new(primary: Arc<dyn RecordStore>, copy: Arc<dyn RecordStore>) -> FanoutStore {
+        FanoutStore { primary, copy }
     }
 }
 
-impl Sink for FanoutSink {
-    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+impl RecordStore for FanoutStore {
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, StoreError>> {
         Box::pin(async move {
             let copy = records.clone();
             let (primary, second) =
@@ -36,21 +36,21 @@ impl Sink for FanoutSink {
         })
     }
 
-    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         self.primary.query(query)
     }
 
-    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         self.primary.stats(query)
     }
 
-    fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         self.primary.scan(query, max)
     }
 
-    fn health(&self) -> SinkHealth {
+    fn health(&self) -> StoreHealth {
         let (p, c) = (self.primary.health(), self.copy.health());
-        SinkHealth {
+        StoreHealth {
             kind: "fanout",
             ready: p.ready && c.ready,
             last_error: p.last_error.clone().or(c.last_error),
@@ -61,7 +61,7 @@ impl Sink for FanoutSink {
         }
     }
 
-    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let (p, c) = tokio::join!(self.primary.shutdown(), self.copy.shutdown());
             p.and(c)

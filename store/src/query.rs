@@ -1,4 +1,4 @@
-//! Queries over stored records, the same for every sink.
+//! Queries over stored records, the same for every store.
 
 use std::collections::BTreeMap;
 
@@ -117,7 +117,7 @@ pub struct StatsBucket {
 
 /// Per-minute counts per service and level over a sliding window, in memory.
 ///
-/// The file sink keeps one of these for the last 24 hours and rebuilds it from its
+/// The file store keeps one of these for the last 24 hours and rebuilds it from its
 /// segments on start. Records outside the window (by `ts`) are not counted.
 #[derive(Debug, Default)]
 pub struct MinuteCounts {

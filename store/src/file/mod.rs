@@ -1,4 +1,4 @@
-//! The file sink: the embedded default store, NDJSON segments on local disk.
+//! The file store: the embedded default store, NDJSON segments on local disk.
 //!
 //! # Why it is built this way
 //!
@@ -6,7 +6,7 @@
 //! costs milliseconds. So writes are serialized on the caller's task (spreading the CPU work
 //! over the runtime), queued to one writer thread, and every batch that queued up while the
 //! previous fsync ran shares the next one (group commit). The queue is bounded and a full
-//! queue fails the write at once with [`SinkError::Overloaded`]: the server turns that into a
+//! queue fails the write at once with [`StoreError::Overloaded`]: the server turns that into a
 //! 503 with `Retry-After` instead of piling up memory.
 //!
 //! Records go to append-only segments (`dir/segments/{seq:020}.ndjson`): appends never rewrite
@@ -17,12 +17,12 @@
 //!
 //! # Layout
 //!
-//! - `config.rs`: [`FileSinkConfig`] and its defaults.
+//! - `config.rs`: [`FileStoreConfig`] and its defaults.
 //! - `segment.rs`: file names, the listing, sidecars, torn-tail repair, counted fsyncs.
 //! - `writer.rs`: the writer thread: group commit, dedup, rotation, retention.
 //! - `reader.rs`: backwards reading for queries, the start-up scan.
 //! - `fuzzing.rs`: the framing and tail-repair invariants the fuzzer checks (hidden).
-//! - this file: [`FileSink`], the handle, and its [`Sink`] implementation.
+//! - this file: [`FileStore`], the handle, and its [`RecordStore`] implementation.
 
 mod config;
 #[doc(hidden)]
@@ -41,17 +41,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use faultline_schema::{Record, Timestamp};
 use tokio::sync::{oneshot, watch};
 
-pub use config::FileSinkConfig;
+pub use config::FileStoreConfig;
 
 use crate::query::{MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsQuery};
-use crate::sink::{BoxFuture, Sink, SinkError, SinkHealth, WriteReceipt};
+use crate::store::{BoxFuture, RecordStore, StoreError, StoreHealth, WriteReceipt};
 use metrics_names::{QUEUE_DEPTH, SINK_LABEL};
 use segment::{Fsyncs, SegmentInfo};
 use writer::{WriteRequest, Writer, publish_totals};
 
 /// Metric names, one place so dashboards and code agree.
 mod metrics_names {
-    /// The `sink` label's value on every metric of this sink.
+    /// The `store` label's value on every metric of this store.
     pub(crate) const SINK_LABEL: &str = "file";
     /// Counter: records appended and fsynced.
     pub(crate) const RECORDS_WRITTEN: &str = "faultline_sink_records_written_total";
@@ -71,15 +71,15 @@ mod metrics_names {
     pub(crate) const SEGMENTS: &str = "faultline_sink_segments";
 }
 
-/// The durable file sink: NDJSON segments under a directory, group commit, rotation,
+/// The durable file store: NDJSON segments under a directory, group commit, rotation,
 /// retention, newest-first queries and in-memory per-minute counts.
 ///
 /// A cheap handle: clones share one store and one writer thread. The thread stops once
-/// [`Sink::shutdown`] is called or the last handle is dropped, after writing everything
-/// already queued. Open a directory with one `FileSink` at a time: nothing stops a second
+/// [`RecordStore::shutdown`] is called or the last handle is dropped, after writing everything
+/// already queued. Open a directory with one `FileStore` at a time: nothing stops a second
 /// process from writing to the same segments.
 #[derive(Clone)]
-pub struct FileSink {
+pub struct FileStore {
     inner: Arc<Inner>,
 }
 
@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     pub(crate) segments_dir: PathBuf,
     /// Every segment, oldest first; the last one is active. Written only by the writer.
     pub(crate) segments: RwLock<Vec<SegmentInfo>>,
-    /// Per-minute counts of stored records, for [`Sink::stats`].
+    /// Per-minute counts of stored records, for [`RecordStore::stats`].
     pub(crate) counts: Mutex<MinuteCounts>,
     /// Every fsync, counted.
     pub(crate) fsyncs: Fsyncs,
@@ -134,7 +134,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Takes the directory's exclusive lock (released by the OS when the file is closed, also on
 /// `kill -9`, so a crash never leaves a stale lock).
-fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, SinkError> {
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
     std::fs::create_dir_all(dir)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -149,25 +149,25 @@ fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, SinkError> {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(SinkError::Unavailable(format!(
+                return Err(StoreError::Unavailable(format!(
                     "{} is in use by another process: stop it, or give this one its own \
                      data dir",
                     dir.display()
                 )));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(SinkError::Io(e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io(e)),
         }
     }
 }
 
-impl FileSink {
+impl FileStore {
     /// Opens (creating) the store: repairs a torn tail, loads the segment index, rebuilds the
     /// per-minute counts (records whose `ts` is within `stats_window`) and the dedup id set
     /// from the newest segments, and starts the writer thread.
     ///
     /// Blocking (it reads the newest segments); no tokio runtime is required. Call it from
     /// `spawn_blocking` or before the server starts.
-    pub fn open(config: FileSinkConfig) -> Result<FileSink, SinkError> {
+    pub fn open(config: FileStoreConfig) -> Result<FileStore, StoreError> {
         let lock = lock_dir(&config.dir)?;
         let fsyncs = Fsyncs::default();
         let recovered = reader::recover(&config, &fsyncs)?;
@@ -201,12 +201,12 @@ impl FileSink {
             recovered.dedup,
         )?;
         std::thread::Builder::new()
-            .name("faultline-file-sink".into())
+            .name("faultline-file-store".into())
             .spawn(move || {
                 writer.run(requests);
                 let _ = done.send(true);
             })?;
-        Ok(FileSink {
+        Ok(FileStore {
             inner: Arc::new(Inner {
                 sender: RwLock::new(Some(sender)),
                 shared,
@@ -217,7 +217,7 @@ impl FileSink {
         })
     }
 
-    /// Fsyncs done since [`FileSink::open`] began (appends, new segments, sidecars, deletions).
+    /// Fsyncs done since [`FileStore::open`] began (appends, new segments, sidecars, deletions).
     /// Fewer than the batches written shows group commit at work.
     pub fn fsync_count(&self) -> u64 {
         self.inner.shared.fsyncs.count()
@@ -228,10 +228,10 @@ impl FileSink {
     }
 
     /// Hands a serialized batch to the writer without waiting.
-    fn submit(&self, request: WriteRequest) -> Result<(), SinkError> {
+    fn submit(&self, request: WriteRequest) -> Result<(), StoreError> {
         let sender = read(&self.inner.sender);
         let Some(sender) = sender.as_ref() else {
-            return Err(SinkError::Closed);
+            return Err(StoreError::Closed);
         };
         // Counted before sending, so the writer's decrement can never come first.
         let depth = &self.inner.shared.queue_depth;
@@ -243,30 +243,30 @@ impl FileSink {
             }
             Err(TrySendError::Full(_)) => {
                 depth.fetch_sub(1, Relaxed);
-                Err(SinkError::Overloaded)
+                Err(StoreError::Overloaded)
             }
             Err(TrySendError::Disconnected(_)) => {
                 depth.fetch_sub(1, Relaxed);
-                Err(SinkError::Closed)
+                Err(StoreError::Closed)
             }
         }
     }
 }
 
-impl fmt::Debug for FileSink {
+impl fmt::Debug for FileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileSink")
+        f.debug_struct("FileStore")
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
     }
 }
 
-impl Sink for FileSink {
-    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+impl RecordStore for FileStore {
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, StoreError>> {
         Box::pin(async move {
             if records.is_empty() {
                 return if self.is_closed() {
-                    Err(SinkError::Closed)
+                    Err(StoreError::Closed)
                 } else {
                     Ok(WriteReceipt::default())
                 };
@@ -277,21 +277,21 @@ impl Sink for FileSink {
             drop(records);
             self.submit(request)?;
             answer.await.unwrap_or_else(|_| {
-                Err(SinkError::Unavailable(
-                    "file sink writer stopped before answering".into(),
+                Err(StoreError::Unavailable(
+                    "file store writer stopped before answering".into(),
                 ))
             })
         })
     }
 
-    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         let limit = query.limit.min(MAX_QUERY_LIMIT);
         self.scan(query, limit)
     }
 
     /// One backwards pass over the segments that overlap the window, keeping the newest
-    /// `max` matches (the same reader as [`Sink::query`], without its page limit).
-    fn scan(&self, mut query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    /// `max` matches (the same reader as [`RecordStore::query`], without its page limit).
+    fn scan(&self, mut query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
             query.limit = max;
             let shared = Arc::clone(&self.inner.shared);
@@ -300,12 +300,12 @@ impl Sink for FileSink {
                 reader::query(&shared.segments_dir, &segments, &query)
             })
             .await
-            .map_err(|e| SinkError::Unavailable(format!("query task failed: {e}")))?
-            .map_err(SinkError::Io)
+            .map_err(|e| StoreError::Unavailable(format!("query task failed: {e}")))?
+            .map_err(StoreError::Io)
         })
     }
 
-    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         let stats = {
             let mut counts = lock(&self.inner.shared.counts);
             counts.prune(Timestamp::now());
@@ -314,11 +314,11 @@ impl Sink for FileSink {
         Box::pin(std::future::ready(Ok(stats)))
     }
 
-    fn health(&self) -> SinkHealth {
+    fn health(&self) -> StoreHealth {
         let inner = &self.inner;
         let writer_gone = inner.writer_done.has_changed().is_err() || *inner.writer_done.borrow();
         let last_error = lock(&inner.shared.failure).clone();
-        SinkHealth {
+        StoreHealth {
             kind: "file",
             ready: !self.is_closed() && !writer_gone && last_error.is_none(),
             queue_depth: inner.shared.queue_depth.load(Relaxed),
@@ -333,7 +333,7 @@ impl Sink for FileSink {
     /// awaited); the future resolves once every batch queued before is durable and
     /// answered and the writer thread has exited. The active segment stays active for the
     /// next open.
-    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         drop(write(&self.inner.sender).take());
         let mut writer_done = self.inner.writer_done.clone();
         Box::pin(async move {
@@ -375,54 +375,55 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn scan_returns_a_whole_window_beyond_the_query_limit() {
         let tmp = tempfile::tempdir().unwrap();
-        let sink = FileSink::open(FileSinkConfig::new(tmp.path())).unwrap();
+        let store = FileStore::open(FileStoreConfig::new(tmp.path())).unwrap();
         let records: Vec<Record> = (1..=2500).map(record).collect();
-        sink.write(records).await.unwrap();
-        let all = sink.scan(Query::default(), usize::MAX).await.unwrap();
+        store.write(records).await.unwrap();
+        let all = store.scan(Query::default(), usize::MAX).await.unwrap();
         assert_eq!(all.len(), 2500);
-        let capped = sink.scan(Query::default(), 10).await.unwrap();
+        let capped = store.scan(Query::default(), 10).await.unwrap();
         assert_eq!(capped.len(), 10);
-        assert_eq!(sink.query(Query::default()).await.unwrap().len(), 100);
-        sink.shutdown().await.unwrap();
+        assert_eq!(store.query(Query::default()).await.unwrap().len(), 100);
+        store.shutdown().await.unwrap();
     }
 
     #[test]
     fn handle_is_send_sync_and_a_sink_object() {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
-        assert_send_sync::<FileSink>();
-        let _: Option<Box<dyn Sink>> = None::<Box<FileSink>>.map(|s| s as Box<dyn Sink>);
+        assert_send_sync::<FileStore>();
+        let _: Option<Box<dyn RecordStore>> =
+            None::<Box<FileStore>>.map(|s| s as Box<dyn RecordStore>);
     }
 
     /// A store in a temp dir holding `record(1)`, and its first segment's path.
-    async fn sink_with_one_record() -> (tempfile::TempDir, FileSink, PathBuf) {
+    async fn store_with_one_record() -> (tempfile::TempDir, FileStore, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
-        let sink = FileSink::open(FileSinkConfig::new(tmp.path())).unwrap();
-        sink.write(vec![record(1)]).await.unwrap();
+        let store = FileStore::open(FileStoreConfig::new(tmp.path())).unwrap();
+        store.write(vec![record(1)]).await.unwrap();
         let segment = segment::segment_path(&tmp.path().join("segments"), 1);
-        (tmp, sink, segment)
+        (tmp, store, segment)
     }
 
     /// Waits (up to 10 s) until the store reports ready again after a failure.
-    async fn wait_until_ready(sink: &FileSink) {
+    async fn wait_until_ready(store: &FileStore) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !sink.health().ready {
+        while !store.health().ready {
             assert!(std::time::Instant::now() < deadline, "never ready again");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 
     /// Guards the disk-full path: a failed group is cut off, never acknowledged, not
-    /// remembered as stored, and the sink recovers (readiness first) once the disk takes
+    /// remembered as stored, and the store recovers (readiness first) once the disk takes
     /// writes again.
     #[tokio::test(flavor = "multi_thread")]
     async fn failed_write_is_cut_off_and_the_sink_recovers() {
-        let (_tmp, sink, segment) = sink_with_one_record().await;
+        let (_tmp, store, segment) = store_with_one_record().await;
         let len = std::fs::metadata(&segment).unwrap().len();
 
-        *lock(&sink.inner.shared.fault) = Some(std::io::ErrorKind::StorageFull);
-        let err = sink.write(vec![record(2), record(3)]).await.unwrap_err();
-        assert!(matches!(err, SinkError::DiskFull(_)), "{err:?}");
-        let health = sink.health();
+        *lock(&store.inner.shared.fault) = Some(std::io::ErrorKind::StorageFull);
+        let err = store.write(vec![record(2), record(3)]).await.unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull(_)), "{err:?}");
+        let health = store.health();
         assert!(!health.ready);
         assert!(health.last_error.is_some());
         assert_eq!(
@@ -430,20 +431,20 @@ mod tests {
             len,
             "half-written group cut off"
         );
-        assert_eq!(sink.query(Query::default()).await.unwrap().len(), 1);
+        assert_eq!(store.query(Query::default()).await.unwrap().len(), 1);
 
         // Space returns: readiness follows without a write having to try first.
-        *lock(&sink.inner.shared.fault) = None;
-        wait_until_ready(&sink).await;
-        let receipt = sink.write(vec![record(2), record(3)]).await.unwrap();
+        *lock(&store.inner.shared.fault) = None;
+        wait_until_ready(&store).await;
+        let receipt = store.write(vec![record(2), record(3)]).await.unwrap();
         assert_eq!(
             receipt.written, 2,
             "ids of the failed group were not remembered"
         );
-        let health = sink.health();
+        let health = store.health();
         assert!(health.ready, "{health:?}");
         assert_eq!(health.last_error, None);
-        let messages: Vec<String> = sink
+        let messages: Vec<String> = store
             .query(Query::default())
             .await
             .unwrap()
@@ -451,14 +452,14 @@ mod tests {
             .map(|r| r.message)
             .collect();
         assert_eq!(messages.len(), 3);
-        sink.shutdown().await.unwrap();
+        store.shutdown().await.unwrap();
         let content = std::fs::read_to_string(&segment).unwrap();
         assert_eq!(content.lines().count(), 3);
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failed_fsync_fails_the_group_written_beside_it() {
-        let (_tmp, sink, segment) = sink_with_one_record().await;
+        let (_tmp, store, segment) = store_with_one_record().await;
         let len = std::fs::metadata(&segment).unwrap().len();
 
         // A fills a group on its own, so B is written while A's fsync runs (the writer is
@@ -471,12 +472,12 @@ mod tests {
         };
         let a: Vec<Record> = (10..150).map(big).collect();
         let b = vec![record(10), record(200)];
-        let shared = &sink.inner.shared;
+        let shared = &store.inner.shared;
         *lock(&shared.sync_fault) = Some(std::io::ErrorKind::Other);
         shared.hold_appends.store(HOLD, Relaxed);
         let both = tokio::spawn({
-            let (sink, a, b) = (sink.clone(), a.clone(), b.clone());
-            async move { tokio::join!(sink.write(a), sink.write(b)) }
+            let (store, a, b) = (store.clone(), a.clone(), b.clone());
+            async move { tokio::join!(store.write(a), store.write(b)) }
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while shared.hold_appends.load(Relaxed) != HELD || shared.queue_depth.load(Relaxed) != 1 {
@@ -488,21 +489,21 @@ mod tests {
         }
         shared.hold_appends.store(0, Relaxed);
         let (ra, rb) = both.await.unwrap();
-        assert!(matches!(ra, Err(SinkError::Unavailable(_))), "{ra:?}");
-        assert!(matches!(rb, Err(SinkError::Unavailable(_))), "{rb:?}");
+        assert!(matches!(ra, Err(StoreError::Unavailable(_))), "{ra:?}");
+        assert!(matches!(rb, Err(StoreError::Unavailable(_))), "{rb:?}");
         assert_eq!(
             std::fs::metadata(&segment).unwrap().len(),
             len,
             "both groups cut off"
         );
-        assert_eq!(sink.query(Query::default()).await.unwrap().len(), 1);
+        assert_eq!(store.query(Query::default()).await.unwrap().len(), 1);
 
         assert_eq!(*lock(&shared.sync_fault), None, "one fsync failed");
-        wait_until_ready(&sink).await;
-        assert_eq!(sink.write(a).await.unwrap().written, 140);
-        let receipt = sink.write(b).await.unwrap();
+        wait_until_ready(&store).await;
+        assert_eq!(store.write(a).await.unwrap().written, 140);
+        let receipt = store.write(b).await.unwrap();
         assert_eq!((receipt.written, receipt.duplicates), (1, 1));
-        sink.shutdown().await.unwrap();
+        store.shutdown().await.unwrap();
         let content = std::fs::read_to_string(&segment).unwrap();
         assert_eq!(content.lines().count(), 142);
     }

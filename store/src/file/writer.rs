@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use faultline_schema::{Level, Record, Timestamp};
 use tokio::sync::oneshot;
 
-use super::config::{FileSinkConfig, millis};
+use super::config::{FileStoreConfig, millis};
 use super::metrics_names::{
     DUPLICATES, GROUP_BATCHES, QUEUE_DEPTH, RECORDS_WRITTEN, SEGMENTS, SINK_LABEL, STORED_BYTES,
     WRITE_ERRORS,
@@ -33,7 +33,7 @@ use super::segment::{
     SegmentInfo, SegmentSummary, create_segment, delete_segment, segment_path, write_sidecar,
 };
 use super::{Shared, lock, read, write};
-use crate::sink::{SinkError, WriteReceipt};
+use crate::store::{StoreError, WriteReceipt};
 
 /// A group stops taking more queued batches once it holds this many bytes, so one fsync's
 /// latency stays bounded however deep the queue is.
@@ -56,7 +56,7 @@ pub(crate) const HOLD: u8 = 1;
 #[cfg(test)]
 pub(crate) const HELD: u8 = 2;
 
-/// One `Sink::write` call, serialized by the caller.
+/// One `RecordStore::write` call, serialized by the caller.
 ///
 /// The records themselves stay with the caller (and are freed there, in parallel): the
 /// writer gets their lines and the few fields it needs, so its one thread does only what
@@ -69,7 +69,7 @@ pub(crate) struct WriteRequest {
     /// The distinct services of the batch, indexed by [`LineInfo::service`].
     pub(crate) services: Vec<String>,
     /// Answered once the batch is durable, or failed.
-    pub(crate) ack: oneshot::Sender<Result<WriteReceipt, SinkError>>,
+    pub(crate) ack: oneshot::Sender<Result<WriteReceipt, StoreError>>,
 }
 
 /// What the writer needs of one record besides its line.
@@ -95,7 +95,7 @@ impl WriteRequest {
     /// Serializes `records` into lines and summaries (on the caller's task).
     pub(crate) fn new(
         records: &[Record],
-        ack: oneshot::Sender<Result<WriteReceipt, SinkError>>,
+        ack: oneshot::Sender<Result<WriteReceipt, StoreError>>,
     ) -> WriteRequest {
         let mut buf = Vec::with_capacity(records.len() * 384);
         let mut lines = Vec::with_capacity(records.len());
@@ -318,7 +318,7 @@ impl Syncer {
 /// The writer thread's state.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    config: FileSinkConfig,
+    config: FileStoreConfig,
     active: Active,
     dedup: Dedup,
     last_housekeeping: Instant,
@@ -332,7 +332,7 @@ impl Writer {
     /// fsync thread.
     pub(crate) fn new(
         shared: Arc<Shared>,
-        config: FileSinkConfig,
+        config: FileStoreConfig,
         file: File,
         first_write: Option<Instant>,
         dedup: Dedup,
@@ -397,7 +397,7 @@ impl Writer {
             }
         }
         let _ = self.settle();
-        tracing::debug!("file sink writer stopped: queue drained and closed");
+        tracing::debug!("file store writer stopped: queue drained and closed");
     }
 
     /// Takes `first` and what else is queued (up to [`MAX_GROUP_BYTES`]) as one group and
@@ -624,7 +624,7 @@ impl Writer {
         tracing::error!(
             error = %message,
             batches = group.len(),
-            "file sink write failed; the group was cut off and not acknowledged"
+            "file store write failed; the group was cut off and not acknowledged"
         );
         metrics::counter!(WRITE_ERRORS, "sink" => SINK_LABEL).increment(1);
         *lock(&self.shared.failure) = Some(message.clone());
@@ -632,9 +632,9 @@ impl Writer {
         self.dedup.release(claims);
         for request in group {
             let error = if full {
-                SinkError::DiskFull(message.clone())
+                StoreError::DiskFull(message.clone())
             } else {
-                SinkError::Unavailable(message.clone())
+                StoreError::Unavailable(message.clone())
             };
             let _ = request.ack.send(Err(error));
         }
@@ -656,7 +656,7 @@ impl Writer {
         let result = probe();
         let _ = std::fs::remove_file(&path);
         if result.is_ok() {
-            tracing::info!("the file sink's disk takes writes again");
+            tracing::info!("the file store's disk takes writes again");
             *lock(&self.shared.failure) = None;
         }
     }

@@ -1,4 +1,4 @@
-//! The file sink against real files: durability, dedup, group commit, rotation, retention,
+//! The file store against real files: durability, dedup, group commit, rotation, retention,
 //! crash repair, back-pressure and shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use faultline_schema::{Level, Map, Record, Timestamp, Uuid, Value};
-use faultline_sinks::{FileSink, FileSinkConfig, Query, Sink, SinkError, StatsQuery, WriteReceipt};
+use faultline_store::{
+    FileStore, FileStoreConfig, Query, RecordStore, StatsQuery, StoreError, WriteReceipt,
+};
 use tempfile::TempDir;
 
 const MINUTE: i64 = 60_000;
@@ -41,8 +43,8 @@ fn now_ms() -> i64 {
     Timestamp::now().unix_millis()
 }
 
-fn open(config: FileSinkConfig) -> FileSink {
-    FileSink::open(config).unwrap()
+fn open(config: FileStoreConfig) -> FileStore {
+    FileStore::open(config).unwrap()
 }
 
 fn segments_dir(tmp: &TempDir) -> PathBuf {
@@ -59,13 +61,14 @@ fn files_with(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     files
 }
 
-async fn all(sink: &FileSink) -> Vec<Record> {
-    sink.query(Query {
-        limit: 1000,
-        ..Query::default()
-    })
-    .await
-    .unwrap()
+async fn all(store: &FileStore) -> Vec<Record> {
+    store
+        .query(Query {
+            limit: 1000,
+            ..Query::default()
+        })
+        .await
+        .unwrap()
 }
 
 fn ids(records: &[Record]) -> HashSet<Uuid> {
@@ -89,7 +92,7 @@ fn on_disk(tmp: &TempDir) -> Vec<Record> {
 #[tokio::test(flavor = "multi_thread")]
 async fn write_then_query_filters_orders_and_limits() {
     let tmp = TempDir::new().unwrap();
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    let store = open(FileStoreConfig::new(tmp.path()));
     let base = now_ms() - 10 * MINUTE;
     let mut with_user = rec(base + 4, "api", Level::Critical, "Card DECLINED twice");
     with_user.event = "payment_failed".into();
@@ -101,7 +104,7 @@ async fn write_then_query_filters_orders_and_limits() {
         rec(base + 2, "api", Level::Warning, "slow card check"),
         rec(base + 5, "worker", Level::Debug, "tick"),
     ];
-    let receipt = sink.write(batch).await.unwrap();
+    let receipt = store.write(batch).await.unwrap();
     assert_eq!(
         receipt,
         WriteReceipt {
@@ -110,15 +113,16 @@ async fn write_then_query_filters_orders_and_limits() {
         }
     );
 
-    let got = all(&sink).await;
+    let got = all(&store).await;
     let ts: Vec<i64> = got.iter().map(|r| r.ts.unix_millis() - base).collect();
     assert_eq!(ts, [5, 4, 3, 2, 1], "newest ts first");
     assert_eq!(got[1], with_user, "stored and read back unchanged");
 
     let query = |q: Query| {
-        let sink = sink.clone();
+        let store = store.clone();
         async move {
-            sink.query(q)
+            store
+                .query(q)
                 .await
                 .unwrap()
                 .iter()
@@ -207,7 +211,7 @@ async fn write_then_query_filters_orders_and_limits() {
         .is_empty()
     );
 
-    let health = sink.health();
+    let health = store.health();
     assert!(health.ready);
     assert!(health.stored_bytes > 0);
     assert_eq!(health.queue_capacity, 1024);
@@ -217,7 +221,7 @@ async fn write_then_query_filters_orders_and_limits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_ids_are_stored_once() {
     let tmp = TempDir::new().unwrap();
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    let store = open(FileStoreConfig::new(tmp.path()));
     let t = now_ms();
     let a = rec(t, "api", Level::Error, "a");
     let b = rec(t + 1, "api", Level::Error, "b");
@@ -228,7 +232,7 @@ async fn duplicate_ids_are_stored_once() {
     };
 
     // Within one batch.
-    let receipt = sink
+    let receipt = store
         .write(vec![
             a.clone(),
             a.clone(),
@@ -248,7 +252,7 @@ async fn duplicate_ids_are_stored_once() {
     );
     // Across batches: a client retrying the whole batch.
     let c = rec(t + 3, "api", Level::Error, "c");
-    let receipt = sink
+    let receipt = store
         .write(vec![a.clone(), b.clone(), c.clone()])
         .await
         .unwrap();
@@ -260,7 +264,7 @@ async fn duplicate_ids_are_stored_once() {
         }
     );
     // Only duplicates: acknowledged without a write.
-    let receipt = sink.write(vec![c.clone()]).await.unwrap();
+    let receipt = store.write(vec![c.clone()]).await.unwrap();
     assert_eq!(
         receipt,
         WriteReceipt {
@@ -268,14 +272,14 @@ async fn duplicate_ids_are_stored_once() {
             duplicates: 1
         }
     );
-    assert_eq!(all(&sink).await.len(), 5);
+    assert_eq!(all(&store).await.len(), 5);
 
     // Across a restart: the id set is rebuilt from the segments.
-    sink.shutdown().await.unwrap();
-    drop(sink);
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = open(FileStoreConfig::new(tmp.path()));
     let d = rec(t + 4, "api", Level::Error, "d");
-    let receipt = sink.write(vec![a, b, c, d]).await.unwrap();
+    let receipt = store.write(vec![a, b, c, d]).await.unwrap();
     assert_eq!(
         receipt,
         WriteReceipt {
@@ -283,7 +287,7 @@ async fn duplicate_ids_are_stored_once() {
             duplicates: 3
         }
     );
-    let got = all(&sink).await;
+    let got = all(&store).await;
     assert_eq!(got.len(), 6);
     let stored_ids: Vec<Uuid> = got.iter().filter_map(|r| r.id).collect();
     assert_eq!(stored_ids.len(), ids(&got).len(), "no id stored twice");
@@ -295,12 +299,12 @@ async fn concurrent_writers_share_fsyncs() {
     const BATCHES: usize = 10;
     const RECORDS: usize = 5;
     let tmp = TempDir::new().unwrap();
-    let sink = open(FileSinkConfig::new(tmp.path()));
-    let fsyncs_before = sink.fsync_count();
+    let store = open(FileStoreConfig::new(tmp.path()));
+    let fsyncs_before = store.fsync_count();
     let t = now_ms();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
-        let sink = sink.clone();
+        let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             for b in 0..BATCHES {
@@ -308,7 +312,7 @@ async fn concurrent_writers_share_fsyncs() {
                     .map(|i| rec(t + i as i64, "api", Level::Info, &format!("w{w} b{b} r{i}")))
                     .collect();
                 sent.extend(batch.iter().map(|r| r.id.unwrap()));
-                let receipt = sink.write(batch).await.unwrap();
+                let receipt = store.write(batch).await.unwrap();
                 assert_eq!(
                     receipt,
                     WriteReceipt {
@@ -324,14 +328,14 @@ async fn concurrent_writers_share_fsyncs() {
     for task in tasks {
         sent.extend(task.await.unwrap());
     }
-    let fsyncs = sink.fsync_count() - fsyncs_before;
+    let fsyncs = store.fsync_count() - fsyncs_before;
     let batches = (WRITERS * BATCHES) as u64;
     assert!(
         fsyncs < batches,
         "{fsyncs} fsyncs for {batches} batches: no group commit"
     );
     assert!(fsyncs > 0);
-    sink.shutdown().await.unwrap();
+    store.shutdown().await.unwrap();
 
     let stored = on_disk(&tmp);
     assert_eq!(stored.len(), WRITERS * BATCHES * RECORDS);
@@ -341,11 +345,11 @@ async fn concurrent_writers_share_fsyncs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_by_size_spans_segments_and_seals_them() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig {
+    let config = FileStoreConfig {
         segment_max_bytes: 2048,
-        ..FileSinkConfig::new(tmp.path())
+        ..FileStoreConfig::new(tmp.path())
     };
-    let sink = open(config.clone());
+    let store = open(config.clone());
     let t = now_ms() - 5 * MINUTE;
     let mut written = Vec::new();
     for b in 0..40 {
@@ -360,7 +364,7 @@ async fn rotation_by_size_spans_segments_and_seals_them() {
             })
             .collect();
         written.extend(batch.iter().cloned());
-        sink.write(batch).await.unwrap();
+        store.write(batch).await.unwrap();
     }
     let dir = segments_dir(&tmp);
     let segments = files_with(&dir, ".ndjson");
@@ -386,20 +390,21 @@ async fn rotation_by_size_spans_segments_and_seals_them() {
         expected.truncate(n);
         assert_eq!(got, expected);
     };
-    check(all(&sink).await, written.len());
+    check(all(&store).await, written.len());
     check(
-        sink.query(Query {
-            limit: 7,
-            ..Query::default()
-        })
-        .await
-        .unwrap(),
+        store
+            .query(Query {
+                limit: 7,
+                ..Query::default()
+            })
+            .await
+            .unwrap(),
         7,
     );
     // A window in the middle of the oldest segments.
     let since = Timestamp::from_unix_millis(t + 10);
     let until = Timestamp::from_unix_millis(t + 20);
-    let got = sink
+    let got = store
         .query(Query {
             since: Some(since),
             until: Some(until),
@@ -409,27 +414,27 @@ async fn rotation_by_size_spans_segments_and_seals_them() {
         .unwrap();
     let ts: Vec<i64> = got.iter().map(|r| r.ts.unix_millis() - t).collect();
     assert_eq!(ts, (10..20).rev().collect::<Vec<_>>());
-    sink.shutdown().await.unwrap();
-    drop(sink);
+    store.shutdown().await.unwrap();
+    drop(store);
 
     // A crash during rotation leaves a sealed segment without its sidecar: rebuilt on open.
     fs::remove_file(&sidecars[1]).unwrap();
     let before = fs::read(&sidecars[0]).unwrap();
-    let sink = open(config);
+    let store = open(config);
     assert!(sidecars[1].exists(), "missing sidecar rebuilt");
     assert_eq!(fs::read(&sidecars[0]).unwrap(), before);
-    check(all(&sink).await, written.len());
+    check(all(&store).await, written.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_by_bytes_deletes_the_oldest_sealed_segments() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig {
+    let config = FileStoreConfig {
         segment_max_bytes: 1024,
         retention_bytes: 4096,
-        ..FileSinkConfig::new(tmp.path())
+        ..FileStoreConfig::new(tmp.path())
     };
-    let sink = open(config);
+    let store = open(config);
     let t = now_ms();
     let mut written = Vec::new();
     for b in 0..60 {
@@ -440,7 +445,7 @@ async fn retention_by_bytes_deletes_the_oldest_sealed_segments() {
             &format!("record {b} {}", "x".repeat(100)),
         );
         written.push(r.clone());
-        sink.write(vec![r]).await.unwrap();
+        store.write(vec![r]).await.unwrap();
     }
     let dir = segments_dir(&tmp);
     let total: u64 = files_with(&dir, ".ndjson")
@@ -448,13 +453,13 @@ async fn retention_by_bytes_deletes_the_oldest_sealed_segments() {
         .map(|p| fs::metadata(p).unwrap().len())
         .sum();
     assert!(total <= 4096 + 1024, "{total} bytes kept");
-    assert_eq!(sink.health().stored_bytes, total);
+    assert_eq!(store.health().stored_bytes, total);
     assert_eq!(
         files_with(&dir, ".idx.json").len(),
         files_with(&dir, ".ndjson").len() - 1
     );
 
-    let got = all(&sink).await;
+    let got = all(&store).await;
     assert!(got.len() < written.len() && !got.is_empty());
     // What is left is the newest records, all of them.
     written.reverse();
@@ -464,26 +469,26 @@ async fn retention_by_bytes_deletes_the_oldest_sealed_segments() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_by_age_deletes_segments_received_long_ago() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig {
+    let config = FileStoreConfig {
         segment_max_bytes: 1024,
-        ..FileSinkConfig::new(tmp.path())
+        ..FileStoreConfig::new(tmp.path())
     };
-    let sink = open(config);
+    let store = open(config);
     let forty_days_ago = now_ms() - 40 * 24 * 60 * MINUTE;
     // Each record is larger than a segment may grow, so each gets a segment of its own.
     for b in 0..20 {
         let mut r = rec(forty_days_ago + b, "api", Level::Info, &"old ".repeat(300));
         r.received_at = Some(Timestamp::from_unix_millis(forty_days_ago + b));
-        sink.write(vec![r]).await.unwrap();
+        store.write(vec![r]).await.unwrap();
     }
     // New records push the old ones into sealed segments; every rotation runs retention.
     let mut fresh = Vec::new();
     for b in 0..20 {
         let r = rec(now_ms() + b, "api", Level::Info, &"new ".repeat(300));
         fresh.push(r.id.unwrap());
-        sink.write(vec![r]).await.unwrap();
+        store.write(vec![r]).await.unwrap();
     }
-    let got = all(&sink).await;
+    let got = all(&store).await;
     assert_eq!(
         ids(&got),
         fresh.into_iter().collect(),
@@ -496,19 +501,20 @@ async fn retention_by_age_deletes_segments_received_long_ago() {
 #[tokio::test(flavor = "multi_thread")]
 async fn quiet_store_rotates_by_age_and_applies_retention_on_a_timer() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig {
+    let config = FileStoreConfig {
         segment_max_age: Duration::from_millis(300),
         retention_age: Duration::from_millis(1),
-        ..FileSinkConfig::new(tmp.path())
+        ..FileStoreConfig::new(tmp.path())
     };
-    let sink = open(config);
-    sink.write(vec![rec(now_ms(), "api", Level::Info, "soon gone")])
+    let store = open(config);
+    store
+        .write(vec![rec(now_ms(), "api", Level::Info, "soon gone")])
         .await
         .unwrap();
-    assert_eq!(all(&sink).await.len(), 1);
+    assert_eq!(all(&store).await.len(), 1);
     let dir = segments_dir(&tmp);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !all(&sink).await.is_empty() {
+    while !all(&store).await.is_empty() {
         assert!(
             Instant::now() < deadline,
             "no age rotation and retention within 2 s"
@@ -519,24 +525,25 @@ async fn quiet_store_rotates_by_age_and_applies_retention_on_a_timer() {
     assert_eq!(segments.len(), 1, "only the new active segment is left");
     assert_eq!(fs::metadata(&segments[0]).unwrap().len(), 0);
     assert!(files_with(&dir, ".idx.json").is_empty());
-    // The sink goes on writing into the new segment.
-    sink.write(vec![rec(now_ms(), "api", Level::Info, "after")])
+    // The store goes on writing into the new segment.
+    store
+        .write(vec![rec(now_ms(), "api", Level::Info, "after")])
         .await
         .unwrap();
-    assert_eq!(all(&sink).await.len(), 1);
+    assert_eq!(all(&store).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn torn_tail_is_repaired_on_open() {
     let tmp = TempDir::new().unwrap();
     let t = now_ms();
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    let store = open(FileStoreConfig::new(tmp.path()));
     let good: Vec<Record> = (0..10)
         .map(|i| rec(t + i, "api", Level::Info, &format!("good {i}")))
         .collect();
-    sink.write(good.clone()).await.unwrap();
-    sink.shutdown().await.unwrap();
-    drop(sink);
+    store.write(good.clone()).await.unwrap();
+    store.shutdown().await.unwrap();
+    drop(store);
 
     // A crash mid-write: a line of garbage (blocks that never got their data) and half a record.
     let segment = files_with(&segments_dir(&tmp), ".ndjson").pop().unwrap();
@@ -547,18 +554,18 @@ async fn torn_tail_is_repaired_on_open() {
     file.write_all(&torn.as_bytes()[..torn.len() / 2]).unwrap();
     drop(file);
 
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    let store = open(FileStoreConfig::new(tmp.path()));
     let content = fs::read(&segment).unwrap();
     assert_eq!(content.len() as u64, clean_len, "torn tail cut off");
     assert_eq!(content.last(), Some(&b'\n'));
     let mut expected = good.clone();
     expected.reverse();
-    assert_eq!(all(&sink).await, expected);
+    assert_eq!(all(&store).await, expected);
 
     let after = rec(t + 100, "api", Level::Info, "after repair");
-    sink.write(vec![after.clone()]).await.unwrap();
-    assert_eq!(all(&sink).await[0], after);
-    sink.shutdown().await.unwrap();
+    store.write(vec![after.clone()]).await.unwrap();
+    assert_eq!(all(&store).await[0], after);
+    store.shutdown().await.unwrap();
     let text = fs::read_to_string(&segment).unwrap();
     assert_eq!(text.lines().count(), 11);
     assert!(
@@ -570,11 +577,11 @@ async fn torn_tail_is_repaired_on_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_rebuilds_stats_and_dedup() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig {
+    let config = FileStoreConfig {
         segment_max_bytes: 1024,
-        ..FileSinkConfig::new(tmp.path())
+        ..FileStoreConfig::new(tmp.path())
     };
-    let sink = open(config.clone());
+    let store = open(config.clone());
     let now = now_ms();
     let this_minute = now - now.rem_euclid(MINUTE);
     let mut sent = Vec::new();
@@ -587,24 +594,25 @@ async fn restart_rebuilds_stats_and_dedup() {
         };
         let r = rec(minute + i, service, level, "counted");
         sent.push(r.clone());
-        sink.write(vec![r]).await.unwrap();
+        store.write(vec![r]).await.unwrap();
     }
     // Outside the 24 h stats window: stored but not counted.
-    sink.write(vec![rec(
-        now - 25 * 60 * MINUTE,
-        "api",
-        Level::Error,
-        "old",
-    )])
-    .await
-    .unwrap();
+    store
+        .write(vec![rec(
+            now - 25 * 60 * MINUTE,
+            "api",
+            Level::Error,
+            "old",
+        )])
+        .await
+        .unwrap();
 
     let stats_query = StatsQuery {
         since: Timestamp::from_unix_millis(now - 60 * MINUTE),
         until: Timestamp::from_unix_millis(now + MINUTE),
         service: None,
     };
-    let before = sink.stats(stats_query.clone()).await.unwrap();
+    let before = store.stats(stats_query.clone()).await.unwrap();
     let total: u64 = before.buckets.iter().map(|b| b.count).sum();
     assert_eq!(total, 12);
     assert_eq!(
@@ -612,7 +620,7 @@ async fn restart_rebuilds_stats_and_dedup() {
         6,
         "3 minutes x 2 (service, level) pairs"
     );
-    let api_only = sink
+    let api_only = store
         .stats(StatsQuery {
             service: Some("api".into()),
             ..stats_query.clone()
@@ -620,16 +628,16 @@ async fn restart_rebuilds_stats_and_dedup() {
         .await
         .unwrap();
     assert_eq!(api_only.buckets.iter().map(|b| b.count).sum::<u64>(), 6);
-    sink.shutdown().await.unwrap();
-    drop(sink);
+    store.shutdown().await.unwrap();
+    drop(store);
 
-    let sink = open(config);
+    let store = open(config);
     assert!(
         files_with(&segments_dir(&tmp), ".ndjson").len() > 1,
         "stats come from several segments"
     );
-    assert_eq!(sink.stats(stats_query).await.unwrap(), before);
-    let receipt = sink.write(sent).await.unwrap();
+    assert_eq!(store.stats(stats_query).await.unwrap(), before);
+    let receipt = store.write(sent).await.unwrap();
     assert_eq!(
         receipt,
         WriteReceipt {
@@ -645,8 +653,8 @@ async fn restart_rebuilds_stats_and_dedup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_add_up_sample_weights_before_and_after_a_restart() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig::new(tmp.path());
-    let sink = open(config.clone());
+    let config = FileStoreConfig::new(tmp.path());
+    let store = open(config.clone());
     let now = now_ms();
     let mut weighted = rec(now, "api", Level::Info, "stands for 40");
     weighted
@@ -655,20 +663,20 @@ async fn stats_add_up_sample_weights_before_and_after_a_restart() {
     let mut odd = rec(now, "api", Level::Info, "old weight");
     odd.meta.insert("sample_weight".into(), Value::from("lots"));
     let plain = rec(now, "api", Level::Info, "just one");
-    sink.write(vec![weighted, odd, plain]).await.unwrap();
+    store.write(vec![weighted, odd, plain]).await.unwrap();
     let query = StatsQuery {
         since: Timestamp::from_unix_millis(now - 60 * MINUTE),
         until: Timestamp::from_unix_millis(now + MINUTE),
         service: None,
     };
-    let total = |stats: faultline_sinks::Stats| stats.buckets.iter().map(|b| b.count).sum::<u64>();
-    assert_eq!(total(sink.stats(query.clone()).await.unwrap()), 42);
-    sink.shutdown().await.unwrap();
-    drop(sink);
+    let total = |stats: faultline_store::Stats| stats.buckets.iter().map(|b| b.count).sum::<u64>();
+    assert_eq!(total(store.stats(query.clone()).await.unwrap()), 42);
+    store.shutdown().await.unwrap();
+    drop(store);
 
-    let sink = open(config);
+    let store = open(config);
     assert_eq!(
-        total(sink.stats(query).await.unwrap()),
+        total(store.stats(query).await.unwrap()),
         42,
         "rebuilt from the segment"
     );
@@ -677,20 +685,20 @@ async fn stats_add_up_sample_weights_before_and_after_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn full_queue_refuses_at_once_and_loses_nothing_acknowledged() {
     let tmp = TempDir::new().unwrap();
-    let config = FileSinkConfig {
+    let config = FileStoreConfig {
         queue_capacity: 1,
-        ..FileSinkConfig::new(tmp.path())
+        ..FileStoreConfig::new(tmp.path())
     };
-    let sink = open(config.clone());
-    assert_eq!(sink.health().queue_capacity, 1);
+    let store = open(config.clone());
+    assert_eq!(store.health().queue_capacity, 1);
     let t = now_ms();
     let mut tasks = Vec::new();
     for i in 0..300 {
-        let sink = sink.clone();
+        let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let r = rec(t + i, "api", Level::Info, "flood");
             let id = r.id.unwrap();
-            (id, sink.write(vec![r]).await)
+            (id, store.write(vec![r]).await)
         }));
     }
     let mut acked = HashSet::new();
@@ -701,7 +709,7 @@ async fn full_queue_refuses_at_once_and_loses_nothing_acknowledged() {
                 assert_eq!(receipt.written, 1);
                 acked.insert(id);
             }
-            (_, Err(SinkError::Overloaded)) => overloaded += 1,
+            (_, Err(StoreError::Overloaded)) => overloaded += 1,
             (_, Err(e)) => panic!("unexpected error {e}"),
         }
     }
@@ -710,8 +718,8 @@ async fn full_queue_refuses_at_once_and_loses_nothing_acknowledged() {
         "a queue of one never filled up under 300 concurrent writes"
     );
     assert!(!acked.is_empty());
-    sink.shutdown().await.unwrap();
-    drop(sink);
+    store.shutdown().await.unwrap();
+    drop(store);
     let stored = ids(&on_disk(&tmp));
     assert!(
         acked.is_subset(&stored),
@@ -723,75 +731,75 @@ async fn full_queue_refuses_at_once_and_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_refuses_new_writes_and_keeps_acknowledged_ones() {
     let tmp = TempDir::new().unwrap();
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    let store = open(FileStoreConfig::new(tmp.path()));
     let t = now_ms();
     let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let sink = sink.clone();
+        let store = store.clone();
         let acked = Arc::clone(&acked);
         tasks.push(tokio::spawn(async move {
             for b in 0..1000 {
                 let r = rec(t + b, "api", Level::Info, &format!("w{w} b{b}"));
                 let id = r.id.unwrap();
-                match sink.write(vec![r]).await {
+                match store.write(vec![r]).await {
                     Ok(_) => {
                         acked.lock().unwrap().insert(id);
                     }
-                    Err(SinkError::Closed) => return,
+                    Err(StoreError::Closed) => return,
                     Err(e) => panic!("unexpected error {e}"),
                 }
             }
         }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    sink.shutdown().await.unwrap();
-    let err = sink
+    store.shutdown().await.unwrap();
+    let err = store
         .write(vec![rec(t, "api", Level::Info, "late")])
         .await
         .unwrap_err();
-    assert!(matches!(err, SinkError::Closed), "{err:?}");
+    assert!(matches!(err, StoreError::Closed), "{err:?}");
     assert!(matches!(
-        sink.write(Vec::new()).await,
-        Err(SinkError::Closed)
+        store.write(Vec::new()).await,
+        Err(StoreError::Closed)
     ));
-    assert!(!sink.health().ready);
-    sink.shutdown().await.unwrap(); // a second shutdown is harmless
+    assert!(!store.health().ready);
+    store.shutdown().await.unwrap(); // a second shutdown is harmless
     for task in tasks {
         task.await.unwrap();
     }
-    drop(sink);
+    drop(store);
 
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty());
-    let sink = open(FileSinkConfig::new(tmp.path()));
+    let store = open(FileStoreConfig::new(tmp.path()));
     let stored = ids(&on_disk(&tmp));
     assert!(
         acked.is_subset(&stored),
         "every write acknowledged before shutdown survives"
     );
-    assert!(sink.health().ready);
+    assert!(store.health().ready);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dropping_the_last_handle_finishes_queued_writes() {
     let tmp = TempDir::new().unwrap();
-    let sink = open(FileSinkConfig::new(tmp.path()));
-    let clone = sink.clone();
+    let store = open(FileStoreConfig::new(tmp.path()));
+    let clone = store.clone();
     let r = rec(now_ms(), "api", Level::Info, "kept");
     clone.write(vec![r.clone()]).await.unwrap();
     drop(clone);
-    drop(sink);
+    drop(store);
     // The writer exits once the handles are gone; a new open sees everything.
-    let sink = open(FileSinkConfig::new(tmp.path()));
-    assert_eq!(all(&sink).await, [r]);
+    let store = open(FileStoreConfig::new(tmp.path()));
+    assert_eq!(all(&store).await, [r]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_open_of_the_same_dir_is_refused_until_the_first_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let first = FileSink::open(FileSinkConfig::new(dir.path())).unwrap();
-    let err = FileSink::open(FileSinkConfig::new(dir.path()))
+    let first = FileStore::open(FileStoreConfig::new(dir.path())).unwrap();
+    let err = FileStore::open(FileStoreConfig::new(dir.path()))
         .err()
         .unwrap();
     assert!(
@@ -800,5 +808,5 @@ async fn a_second_open_of_the_same_dir_is_refused_until_the_first_is_gone() {
     );
     first.shutdown().await.unwrap();
     drop(first);
-    FileSink::open(FileSinkConfig::new(dir.path())).unwrap();
+    FileStore::open(FileStoreConfig::new(dir.path())).unwrap();
 }

@@ -1,4 +1,4 @@
-//! The PostgreSQL sink against the real PostgreSQL of `cargo xtask test`
+//! The PostgreSQL store against the real PostgreSQL of `cargo xtask test`
 //! (`FAULTLINE_TEST_DATABASE_URL`); every test creates its own database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use faultline_schema::{Level, Map, Record, Timestamp, Uuid};
-use faultline_sinks::{PostgresConfig, PostgresSink, Query, Sink, StatsQuery, WriteMethod};
+use faultline_store::{PostgresConfig, PostgresStore, Query, RecordStore, StatsQuery, WriteMethod};
 use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
@@ -35,11 +35,11 @@ async fn open_with(
     url: &str,
     spool: &TempDir,
     tweak: impl FnOnce(&mut PostgresConfig),
-) -> PostgresSink {
+) -> PostgresStore {
     let mut config = PostgresConfig::new(url, spool.path().join("spool"));
     config.write_timeout = Duration::from_secs(2);
     tweak(&mut config);
-    PostgresSink::open(config).await.unwrap()
+    PostgresStore::open(config).await.unwrap()
 }
 
 fn rec(ts: i64, service: &str, level: Level, event: &str, message: &str) -> Record {
@@ -59,13 +59,14 @@ fn now() -> i64 {
     Timestamp::now().unix_millis()
 }
 
-async fn all(sink: &PostgresSink) -> Vec<Record> {
-    sink.query(Query {
-        limit: 1000,
-        ..Query::default()
-    })
-    .await
-    .unwrap()
+async fn all(store: &PostgresStore) -> Vec<Record> {
+    store
+        .query(Query {
+            limit: 1000,
+            ..Query::default()
+        })
+        .await
+        .unwrap()
 }
 
 fn sorted(mut v: Vec<Record>) -> Vec<Record> {
@@ -145,12 +146,12 @@ async fn every_field_round_trips_with_unnest_and_copy() {
     for method in [WriteMethod::Unnest, WriteMethod::Copy] {
         let url = fresh_db().await;
         let tmp = TempDir::new().unwrap();
-        let sink = open_with(&url, &tmp, |c| c.write_method = method).await;
+        let store = open_with(&url, &tmp, |c| c.write_method = method).await;
         let records = odd_records();
-        let receipt = sink.write(records.clone()).await.unwrap();
+        let receipt = store.write(records.clone()).await.unwrap();
         assert_eq!(receipt.written, records.len(), "{method:?}");
-        assert_eq!(sorted(all(&sink).await), sorted(records), "{method:?}");
-        sink.shutdown().await.unwrap();
+        assert_eq!(sorted(all(&store).await), sorted(records), "{method:?}");
+        store.shutdown().await.unwrap();
     }
 }
 
@@ -159,27 +160,27 @@ async fn replays_are_idempotent_within_and_across_batches() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
     for method in [WriteMethod::Unnest, WriteMethod::Copy] {
-        let sink = open_with(&url, &tmp, |c| c.write_method = method).await;
+        let store = open_with(&url, &tmp, |c| c.write_method = method).await;
         let batch: Vec<Record> = (0..50)
             .map(|i| rec(now(), "api", Level::Info, "e", &format!("m{i}")))
             .collect();
-        let first = sink.write(batch.clone()).await.unwrap();
+        let first = store.write(batch.clone()).await.unwrap();
         assert_eq!((first.written, first.duplicates), (50, 0));
         let mut again = batch.clone();
         again.push(batch[0].clone());
-        let second = sink.write(again).await.unwrap();
+        let second = store.write(again).await.unwrap();
         assert_eq!((second.written, second.duplicates), (0, 51), "{method:?}");
-        sink.shutdown().await.unwrap();
+        store.shutdown().await.unwrap();
     }
-    let sink = open_with(&url, &tmp, |_| {}).await;
-    assert_eq!(all(&sink).await.len(), 100);
+    let store = open_with(&url, &tmp, |_| {}).await;
+    assert_eq!(all(&store).await.len(), 100);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_order_limit_and_hostile_values() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&url, &tmp, |_| {}).await;
+    let store = open_with(&url, &tmp, |_| {}).await;
     let t = now();
     let mut records = vec![
         rec(t - 5000, "api", Level::Debug, "tick", "Message number 0"),
@@ -209,7 +210,7 @@ async fn filters_order_limit_and_hostile_values() {
     records[1]
         .meta
         .insert("user".into(), json!("u_aaaaaaaaaaaaaaaa"));
-    sink.write(records.clone()).await.unwrap();
+    store.write(records.clone()).await.unwrap();
     let q = |f: fn(&mut Query)| {
         let mut q = Query {
             limit: 1000,
@@ -218,12 +219,12 @@ async fn filters_order_limit_and_hostile_values() {
         f(&mut q);
         q
     };
-    let got = all(&sink).await;
+    let got = all(&store).await;
     let ts: Vec<_> = got.iter().map(|r| r.ts).collect();
     assert!(ts.windows(2).all(|w| w[0] >= w[1]), "newest first");
     let count = |query: Query| {
-        let sink = sink.clone();
-        async move { sink.query(query).await.unwrap().len() }
+        let store = store.clone();
+        async move { store.query(query).await.unwrap().len() }
     };
     assert_eq!(count(q(|q| q.min_level = Some(Level::Error))).await, 2);
     assert_eq!(count(q(|q| q.service = Some("worker".into()))).await, 2);
@@ -255,14 +256,14 @@ async fn filters_order_limit_and_hostile_values() {
         query.user = Some(hostile.to_owned());
         assert_eq!(count(query).await, 0, "{:.20}", hostile);
     }
-    assert_eq!(all(&sink).await.len(), 5, "the table is still there");
+    assert_eq!(all(&store).await.len(), 5, "the table is still there");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_are_aggregated_in_sql() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&url, &tmp, |_| {}).await;
+    let store = open_with(&url, &tmp, |_| {}).await;
     let minute = now() - now().rem_euclid(60_000) - 120_000;
     let records = vec![
         rec(minute + 1, "api", Level::Error, "e", "m"),
@@ -270,8 +271,8 @@ async fn stats_are_aggregated_in_sql() {
         rec(minute + 60_001, "api", Level::Error, "e", "m"),
         rec(minute + 3, "worker", Level::Info, "e", "m"),
     ];
-    sink.write(records).await.unwrap();
-    let stats = sink
+    store.write(records).await.unwrap();
+    let stats = store
         .stats(StatsQuery {
             since: Timestamp::from_unix_millis(minute),
             until: Timestamp::now(),
@@ -310,7 +311,7 @@ fn day_name(offset_days: i64) -> String {
 async fn partitions_are_created_ahead_moved_from_default_and_dropped_by_retention() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&url, &tmp, |c| {
+    let store = open_with(&url, &tmp, |c| {
         c.retention = Duration::from_secs(2 * 86_400)
     })
     .await;
@@ -345,31 +346,32 @@ async fn partitions_are_created_ahead_moved_from_default_and_dropped_by_retentio
         "ancient",
         "forty days ago",
     );
-    sink.write(vec![
-        rec(old_day + 1000, "api", Level::Info, "old", "five days ago"),
-        rec(now(), "api", Level::Info, "today", "now"),
-        future.clone(),
-        ancient,
-    ])
-    .await
-    .unwrap();
-    sink.maintain().await.unwrap();
+    store
+        .write(vec![
+            rec(old_day + 1000, "api", Level::Info, "old", "five days ago"),
+            rec(now(), "api", Level::Info, "today", "now"),
+            future.clone(),
+            ancient,
+        ])
+        .await
+        .unwrap();
+    store.maintain().await.unwrap();
     let parts = partitions(&url).await;
     assert!(
         !parts.contains(&day_name(-5)),
         "past retention: dropped: {parts:?}"
     );
     assert!(parts.contains(&day_name(0)));
-    let events: Vec<String> = all(&sink).await.into_iter().map(|r| r.event).collect();
+    let events: Vec<String> = all(&store).await.into_iter().map(|r| r.event).collect();
     assert!(events.contains(&"today".to_owned()) && events.contains(&"future".to_owned()));
     assert!(
         !events.contains(&"old".to_owned()) && !events.contains(&"ancient".to_owned()),
         "{events:?}"
     );
-    sink.shutdown().await.unwrap();
+    store.shutdown().await.unwrap();
 
     // Creating the partition for a day whose rows sit in the default partition moves them.
-    let sink = open_with(&url, &tmp, |c| c.partitions_ahead = 6).await;
+    let store = open_with(&url, &tmp, |c| c.partitions_ahead = 6).await;
     let home: String =
         sqlx::query_scalar("SELECT tableoid::regclass::text FROM system_logs WHERE id = $1")
             .bind(future.id.unwrap())
@@ -377,15 +379,16 @@ async fn partitions_are_created_ahead_moved_from_default_and_dropped_by_retentio
             .await
             .unwrap();
     assert_eq!(home, day_name(5));
-    assert_eq!(sorted(all(&sink).await).len(), 2);
+    assert_eq!(sorted(all(&store).await).len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_filter_of_recent_is_served_by_an_index() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&url, &tmp, |_| {}).await;
-    sink.write(vec![rec(now(), "api", Level::Error, "e", "m")])
+    let store = open_with(&url, &tmp, |_| {}).await;
+    store
+        .write(vec![rec(now(), "api", Level::Error, "e", "m")])
         .await
         .unwrap();
     let cases: [(&str, Query); 4] = [
@@ -419,7 +422,7 @@ async fn every_filter_of_recent_is_served_by_an_index() {
         ),
     ];
     for (index, query) in cases {
-        let plan = sink.explain(&query).await.unwrap();
+        let plan = store.explain(&query).await.unwrap();
         assert!(
             plan.contains(index) && plan.contains("Index"),
             "{index}:\n{plan}"
@@ -483,7 +486,7 @@ async fn an_outage_spools_durably_and_drains_once_when_the_database_returns() {
     let proxy = Proxy::start(hostport.to_owned()).await;
     let via_proxy = format!("postgres://postgres@127.0.0.1:{}/{db}", proxy.port);
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&via_proxy, &tmp, |c| {
+    let store = open_with(&via_proxy, &tmp, |c| {
         c.write_timeout = Duration::from_millis(500)
     })
     .await;
@@ -492,7 +495,7 @@ async fn an_outage_spools_durably_and_drains_once_when_the_database_returns() {
     let first: Vec<Record> = (0..20)
         .map(|i| rec(now(), "api", Level::Info, "before", &format!("{i}")))
         .collect();
-    sink.write(first.clone()).await.unwrap();
+    store.write(first.clone()).await.unwrap();
     acked.extend(first);
 
     proxy.set_up(false);
@@ -502,43 +505,43 @@ async fn an_outage_spools_durably_and_drains_once_when_the_database_returns() {
         let batch: Vec<Record> = (0..20)
             .map(|i| rec(now(), "api", Level::Info, "during", &format!("{b}-{i}")))
             .collect();
-        let receipt = sink.write(batch.clone()).await.unwrap();
+        let receipt = store.write(batch.clone()).await.unwrap();
         assert_eq!(receipt.written, 20, "accepted into the spool");
         acked.extend(batch);
     }
-    let health = sink.health();
+    let health = store.health();
     let spool = health.spool.unwrap();
     assert_eq!(spool.batches, 10);
     assert_eq!(spool.records, 200);
     assert!(health.last_error.is_some());
     // A replay of a spooled batch while still down: spooled again, absorbed when drained.
-    sink.write(acked[30..40].to_vec()).await.unwrap();
-    // The spool survives a restart of the sink (a crashed server).
-    sink.shutdown().await.unwrap();
-    let sink = open_with(&via_proxy, &tmp, |c| {
+    store.write(acked[30..40].to_vec()).await.unwrap();
+    // The spool survives a restart of the store (a crashed server).
+    store.shutdown().await.unwrap();
+    let store = open_with(&via_proxy, &tmp, |c| {
         c.write_timeout = Duration::from_millis(500)
     })
     .await;
-    assert_eq!(sink.health().spool.unwrap().batches, 11);
+    assert_eq!(store.health().spool.unwrap().batches, 11);
 
     proxy.set_up(true);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sink.health().spool.unwrap().batches > 0 {
+    while store.health().spool.unwrap().batches > 0 {
         assert!(std::time::Instant::now() < deadline, "spool did not drain");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let after: Vec<Record> = (0..5)
         .map(|i| rec(now(), "api", Level::Info, "after", &format!("{i}")))
         .collect();
-    sink.write(after.clone()).await.unwrap();
+    store.write(after.clone()).await.unwrap();
     acked.extend(after);
-    let stored = all(&sink).await;
+    let stored = all(&store).await;
     assert_eq!(stored.len(), acked.len(), "every acknowledged record once");
     assert_eq!(
         sorted(stored).iter().map(|r| r.id).collect::<Vec<_>>(),
         sorted(acked).iter().map(|r| r.id).collect::<Vec<_>>()
     );
-    assert!(sink.health().last_error.is_none());
+    assert!(store.health().last_error.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -550,7 +553,7 @@ async fn a_full_spool_refuses_writes_instead_of_losing_them() {
         .local_addr()
         .unwrap()
         .port();
-    let sink = open_with(
+    let store = open_with(
         &format!("postgres://postgres@127.0.0.1:{port}/none"),
         &tmp,
         |c| {
@@ -564,35 +567,38 @@ async fn a_full_spool_refuses_writes_instead_of_losing_them() {
             .map(|i| rec(now(), "api", Level::Info, "e", &format!("{i}")))
             .collect::<Vec<_>>()
     };
-    sink.write(batch()).await.unwrap();
+    store.write(batch()).await.unwrap();
     let mut refused = false;
     for _ in 0..10 {
-        if let Err(e) = sink.write(batch()).await {
-            assert!(matches!(e, faultline_sinks::SinkError::Overloaded), "{e}");
+        if let Err(e) = store.write(batch()).await {
+            assert!(matches!(e, faultline_store::StoreError::Overloaded), "{e}");
             refused = true;
             break;
         }
     }
     assert!(refused, "the spool cap was never reached");
-    assert!(sink.health().spool.unwrap().bytes <= 3000);
+    assert!(store.health().spool.unwrap().bytes <= 3000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scan_returns_a_whole_window_past_the_query_limit() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&url, &tmp, |_| {}).await;
+    let store = open_with(&url, &tmp, |_| {}).await;
     let t = now();
     let records: Vec<Record> = (0..1500)
         .map(|i| rec(t - i, "api", Level::Error, "e", "m"))
         .collect();
-    sink.write(records).await.unwrap();
+    store.write(records).await.unwrap();
     let window = Query {
         since: Some(Timestamp::from_unix_millis(t - 1199)),
         ..Query::default()
     };
-    assert_eq!(sink.scan(window.clone(), 10_000).await.unwrap().len(), 1200);
-    assert_eq!(sink.scan(window, 50).await.unwrap().len(), 50);
+    assert_eq!(
+        store.scan(window.clone(), 10_000).await.unwrap().len(),
+        1200
+    );
+    assert_eq!(store.scan(window, 50).await.unwrap().len(), 50);
 }
 
 /// Guards the shared-store feed of the alert leader (issue 10): `received_since` returns the
@@ -602,28 +608,29 @@ async fn scan_returns_a_whole_window_past_the_query_limit() {
 async fn received_since_reads_in_arrival_order_whatever_the_ts() {
     let url = fresh_db().await;
     let tmp = TempDir::new().unwrap();
-    let sink = open_with(&url, &tmp, |_| {}).await;
+    let store = open_with(&url, &tmp, |_| {}).await;
     let t = now();
     let arrived = |ts: i64, rcv: i64, service: &str| {
         let mut r = rec(ts, service, Level::Error, "e", "m");
         r.received_at = Some(Timestamp::from_unix_millis(rcv));
         r
     };
-    sink.write(vec![
-        arrived(t - 50_000, t - 10, "api"),
-        arrived(t, t - 30, "api"),
-        arrived(t - 1, t - 20, "web"),
-        arrived(t - 2, t - 5_000, "api"),
-    ])
-    .await
-    .unwrap();
+    store
+        .write(vec![
+            arrived(t - 50_000, t - 10, "api"),
+            arrived(t, t - 30, "api"),
+            arrived(t - 1, t - 20, "web"),
+            arrived(t - 2, t - 5_000, "api"),
+        ])
+        .await
+        .unwrap();
     let q = Query {
         service: Some("api".into()),
         since: Some(Timestamp::from_unix_millis(t - 60_000)),
         limit: 10,
         ..Query::default()
     };
-    let got = sink
+    let got = store
         .received_since(&q, Timestamp::from_unix_millis(t - 1_000))
         .await
         .unwrap();
@@ -633,7 +640,7 @@ async fn received_since_reads_in_arrival_order_whatever_the_ts() {
         .collect();
     assert_eq!(rcv, [-30, -10]);
     let one = Query { limit: 1, ..q };
-    let got = sink
+    let got = store
         .received_since(&one, Timestamp::from_unix_millis(t - 1_000))
         .await
         .unwrap();

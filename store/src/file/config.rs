@@ -1,4 +1,4 @@
-//! Settings for the file sink, with defaults in one place so the server's config section and
+//! Settings for the file store, with defaults in one place so the server's config section and
 //! the tests start from the same numbers.
 
 use std::path::PathBuf;
@@ -7,11 +7,11 @@ use std::time::Duration;
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
-/// Where the file sink keeps its segments and when it rotates and deletes them.
+/// Where the file store keeps its segments and when it rotates and deletes them.
 ///
-/// Build one with [`FileSinkConfig::new`] and change the fields you need.
+/// Build one with [`FileStoreConfig::new`] and change the fields you need.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSinkConfig {
+pub struct FileStoreConfig {
     /// The store's directory; segments live in `dir/segments/`. Created if missing.
     pub dir: PathBuf,
     /// Rotate before a write would push a non-empty segment past this many bytes
@@ -27,20 +27,20 @@ pub struct FileSinkConfig {
     /// (default 50 GiB; 0 means no limit). The active segment is never deleted.
     pub retention_bytes: u64,
     /// How many write batches may wait for the writer before writes fail with
-    /// `SinkError::Overloaded` (default 1024, at least 1).
+    /// `StoreError::Overloaded` (default 1024, at least 1).
     pub queue_capacity: usize,
     /// How many of the most recent record ids are remembered, so a client's retry of an
     /// already stored batch is not stored twice (default 1 000 000; 0 turns deduplication off).
     /// Costs about 50 bytes of memory per id.
     pub dedup_ids: usize,
-    /// How long per-minute counts for `Sink::stats` are kept (default 24 hours).
+    /// How long per-minute counts for `RecordStore::stats` are kept (default 24 hours).
     pub stats_window: Duration,
 }
 
-impl FileSinkConfig {
+impl FileStoreConfig {
     /// The defaults, storing under `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileSinkConfig {
+        FileStoreConfig {
             dir: dir.into(),
             segment_max_bytes: 64 * MIB,
             segment_max_age: Duration::from_secs(60 * 60),

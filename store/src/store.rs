@@ -1,4 +1,4 @@
-//! The `Sink` trait: what the ingest server needs from a store.
+//! The `RecordStore` trait: what the ingest server needs from a store.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -8,57 +8,57 @@ use faultline_schema::{Record, Timestamp, Uuid};
 
 use crate::query::{MAX_QUERY_LIMIT, Query, Stats, StatsQuery};
 
-/// A boxed future, so `Sink` can be used as a trait object.
+/// A boxed future, so `RecordStore` can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A durable store of records.
 ///
-/// The server calls [`Sink::write`] with validated records that already carry an `id` and
-/// `received_at`, and answers the client only when the returned future resolves: a sink
+/// The server calls [`RecordStore::write`] with validated records that already carry an `id` and
+/// `received_at`, and answers the client only when the returned future resolves: a store
 /// resolves it only once the records would survive a crash (fsynced, or committed).
-pub trait Sink: Send + Sync + 'static {
+pub trait RecordStore: Send + Sync + 'static {
     /// Stores `records` durably. Records whose `id` was already stored are skipped and counted
     /// as duplicates, so a client's retry never creates a second copy.
-    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>>;
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, StoreError>>;
 
     /// The records matching `query`, newest `ts` first, at most `query.limit`.
-    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>>;
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
 
     /// Counts per minute, service and level.
-    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>>;
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
 
     /// Every record matching `query` (whose `limit` is ignored), newest `ts` first, at most
     /// `max`: what the alert evaluator reads to refill its windows on start, and what
     /// `faultline check-alerts` replays.
     ///
-    /// The default pages backwards through [`Sink::query`] (each page ends where the last one
-    /// did, records sharing that millisecond are told apart by `id`); a sink that can read a
+    /// The default pages backwards through [`RecordStore::query`] (each page ends where the last one
+    /// did, records sharing that millisecond are told apart by `id`); a store that can read a
     /// whole window in one pass should override it.
-    fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(scan_by_pages(self, query, max))
     }
 
     /// A cheap snapshot for readiness checks and metrics.
-    fn health(&self) -> SinkHealth;
+    fn health(&self) -> StoreHealth;
 
     /// Stops accepting writes, finishes every write already accepted, and makes it durable.
-    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>>;
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
-/// [`Sink::scan`] on top of [`Sink::query`]: pages of [`MAX_QUERY_LIMIT`] records, each
+/// [`RecordStore::scan`] on top of [`RecordStore::query`]: pages of [`MAX_QUERY_LIMIT`] records, each
 /// ending at (and including) the oldest `ts` of the previous one, skipping the ids already
 /// returned for that millisecond. If a whole page shares one millisecond, the rest of that
 /// millisecond is skipped rather than looping.
-async fn scan_by_pages<S: Sink + ?Sized>(
-    sink: &S,
+async fn scan_by_pages<S: RecordStore + ?Sized>(
+    store: &S,
     mut query: Query,
     max: usize,
-) -> Result<Vec<Record>, SinkError> {
+) -> Result<Vec<Record>, StoreError> {
     let mut out: Vec<Record> = Vec::new();
     query.limit = MAX_QUERY_LIMIT;
     let mut boundary: Option<(Timestamp, HashSet<Option<Uuid>>)> = None;
     while out.len() < max {
-        let page = sink.query(query.clone()).await?;
+        let page = store.query(query.clone()).await?;
         let full = page.len() >= query.limit;
         let Some(oldest) = page.last().map(|r| r.ts) else {
             break;
@@ -101,15 +101,15 @@ pub struct WriteReceipt {
     pub duplicates: usize,
 }
 
-/// Why a sink could not do what was asked. Every variant is retryable by the client
+/// Why a store could not do what was asked. Every variant is retryable by the client
 /// except where noted; the server maps them to 503 with `Retry-After`.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub enum StoreError {
     /// The write queue is full; nothing was written.
-    #[error("sink queue is full")]
+    #[error("store queue is full")]
     Overloaded,
-    /// The sink is shutting down or has stopped; nothing was written.
-    #[error("sink is closed")]
+    /// The store is shutting down or has stopped; nothing was written.
+    #[error("store is closed")]
     Closed,
     /// The disk holding the store (or the outage spool) has no space left; nothing was
     /// acknowledged. Writes succeed again once space is freed, without a restart.
@@ -123,12 +123,12 @@ pub enum SinkError {
     Io(#[from] std::io::Error),
 }
 
-/// A point-in-time view of a sink's state.
+/// A point-in-time view of a store's state.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SinkHealth {
+pub struct StoreHealth {
     /// Which store: `file`, `postgres`, or `fanout`.
     pub kind: &'static str,
-    /// Whether the sink is accepting and completing writes.
+    /// Whether the store is accepting and completing writes.
     pub ready: bool,
     /// Batches waiting to be written.
     pub queue_depth: usize,
@@ -136,13 +136,13 @@ pub struct SinkHealth {
     pub queue_capacity: usize,
     /// Bytes currently stored.
     pub stored_bytes: u64,
-    /// The last storage error, if the sink is not ready.
+    /// The last storage error, if the store is not ready.
     pub last_error: Option<String>,
-    /// The outage spool, for sinks that have one.
+    /// The outage spool, for stores that have one.
     pub spool: Option<SpoolHealth>,
 }
 
-/// What waits in a sink's outage spool.
+/// What waits in a store's outage spool.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SpoolHealth {
     /// Batches waiting.
@@ -162,15 +162,15 @@ mod tests {
     use super::*;
     use faultline_schema::Level;
 
-    /// Answers `query` from memory with the same contract as a real sink (newest first,
+    /// Answers `query` from memory with the same contract as a real store (newest first,
     /// ties by larger id first, at most `limit`), so the default `scan` is tested alone.
     struct Memory(Vec<Record>);
 
-    impl Sink for Memory {
-        fn write(&self, _: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
-            Box::pin(async { Err(SinkError::Closed) })
+    impl RecordStore for Memory {
+        fn write(&self, _: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, StoreError>> {
+            Box::pin(async { Err(StoreError::Closed) })
         }
-        fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+        fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
             let mut hits: Vec<Record> = self
                 .0
                 .iter()
@@ -181,13 +181,13 @@ mod tests {
             hits.truncate(query.limit);
             Box::pin(async move { Ok(hits) })
         }
-        fn stats(&self, _: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+        fn stats(&self, _: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
             Box::pin(async { Ok(Stats::default()) })
         }
-        fn health(&self) -> SinkHealth {
-            SinkHealth::default()
+        fn health(&self) -> StoreHealth {
+            StoreHealth::default()
         }
-        fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        fn shutdown(&self) -> BoxFuture<'_, Result<(), StoreError>> {
             Box::pin(async { Ok(()) })
         }
     }
@@ -214,24 +214,24 @@ mod tests {
     #[test]
     fn default_scan_pages_through_ties_without_losing_or_doubling() {
         // 2,600 records, ten per millisecond, so page boundaries fall inside a millisecond.
-        let sink = Memory(
+        let store = Memory(
             (0..2600)
                 .map(|n| record(n, 1_000 + n as i64 / 10))
                 .collect(),
         );
-        let all = block_on(sink.scan(Query::default(), usize::MAX)).unwrap();
+        let all = block_on(store.scan(Query::default(), usize::MAX)).unwrap();
         let ids: HashSet<_> = all.iter().map(|r| r.id).collect();
         assert_eq!((all.len(), ids.len()), (2600, 2600));
         assert!(all.windows(2).all(|w| w[0].ts >= w[1].ts), "newest first");
         assert_eq!(
-            block_on(sink.scan(Query::default(), 1500)).unwrap().len(),
+            block_on(store.scan(Query::default(), 1500)).unwrap().len(),
             1500
         );
         let since = Query {
             since: Some(Timestamp::from_unix_millis(1_200)),
             ..Query::default()
         };
-        assert_eq!(block_on(sink.scan(since, usize::MAX)).unwrap().len(), 600);
+        assert_eq!(block_on(store.scan(since, usize::MAX)).unwrap().len(), 600);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The PostgreSQL sink: the production store.
+//! The PostgreSQL store: the production store.
 //!
 //! # The path of a batch
 //!
-//! 1. [`Sink::write`] inserts the batch in one statement (UNNEST) or one COPY, idempotent on
+//! 1. [`RecordStore::write`] inserts the batch in one statement (UNNEST) or one COPY, idempotent on
 //!    `(id, ts)`: a replay inserts nothing and counts as duplicates. Transient errors are
 //!    retried with backoff within `write_timeout`.
 //! 2. If PostgreSQL is unreachable, failing, or slower than `write_timeout`, the batch goes
@@ -40,7 +40,7 @@ pub use config::{PostgresConfig, WriteMethod};
 
 use self::spool::Spool;
 use crate::query::{Query, Stats, StatsQuery};
-use crate::sink::{BoxFuture, Sink, SinkError, SinkHealth, SpoolHealth, WriteReceipt};
+use crate::store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};
 
 const LABEL: &str = "postgres";
 /// How often partitions and retention are looked after.
@@ -49,9 +49,9 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 /// aside so it cannot block the rest.
 const MAX_DRAIN_ATTEMPTS: u32 = 5;
 
-/// The PostgreSQL sink. A cheap handle; clones share the pool, spool and tasks.
+/// The PostgreSQL store. A cheap handle; clones share the pool, spool and tasks.
 #[derive(Clone)]
-pub struct PostgresSink {
+pub struct PostgresStore {
     inner: Arc<Inner>,
 }
 
@@ -68,27 +68,27 @@ struct Inner {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for PostgresSink {
+impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresSink")
+        f.debug_struct("PostgresStore")
             .field("spool", &self.inner.config.spool_dir)
             .finish_non_exhaustive()
     }
 }
 
-fn connect_options(url: &str) -> Result<PgConnectOptions, SinkError> {
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     let options = PgConnectOptions::from_str(url)
-        .map_err(|e| SinkError::Unavailable(format!("invalid database URL: {e}")))?;
+        .map_err(|e| StoreError::Unavailable(format!("invalid database URL: {e}")))?;
     // Timestamps cross the wire as epoch milliseconds; UTC keeps any textual view honest.
     Ok(options
         .options([("timezone", "UTC")])
         .application_name("faultline"))
 }
 
-impl PostgresSink {
-    /// Opens the sink: a lazy pool (the database may be down: writes then spool), the spool,
+impl PostgresStore {
+    /// Opens the store: a lazy pool (the database may be down: writes then spool), the spool,
     /// the drainer and the maintenance task. Must be called inside a tokio runtime.
-    pub async fn open(config: PostgresConfig) -> Result<PostgresSink, SinkError> {
+    pub async fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
             .acquire_timeout(config.write_timeout)
@@ -97,9 +97,9 @@ impl PostgresSink {
         let spool_max = config.spool_max_bytes;
         let spool = tokio::task::spawn_blocking(move || Spool::open(&spool_dir, spool_max))
             .await
-            .map_err(|e| SinkError::Unavailable(format!("spool start-up failed: {e}")))??;
+            .map_err(|e| StoreError::Unavailable(format!("spool start-up failed: {e}")))??;
         let (stop, _) = watch::channel(false);
-        let sink = PostgresSink {
+        let store = PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
@@ -112,25 +112,25 @@ impl PostgresSink {
                 tasks: std::sync::Mutex::new(Vec::new()),
             }),
         };
-        if let Err(e) = sink.maintain().await {
+        if let Err(e) = store.maintain().await {
             tracing::warn!(error = %e, "PostgreSQL not ready at start; spooling until it is");
         }
-        let maintenance = tokio::spawn(sink.clone().maintenance_loop());
-        let drainer = tokio::spawn(sink.clone().drain_loop());
-        sink.tasks().extend([maintenance, drainer]);
-        Ok(sink)
+        let maintenance = tokio::spawn(store.clone().maintenance_loop());
+        let drainer = tokio::spawn(store.clone().drain_loop());
+        store.tasks().extend([maintenance, drainer]);
+        Ok(store)
     }
 
     /// Applies the migrations and creates today's partitions (`faultline migrate`).
-    pub async fn migrate(url: &str, partitions_ahead: u32) -> Result<(), SinkError> {
+    pub async fn migrate(url: &str, partitions_ahead: u32) -> Result<(), StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .connect_with(connect_options(url)?)
             .await
-            .map_err(|e| SinkError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         schema::migrate(&pool)
             .await
-            .map_err(|e| SinkError::Unavailable(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
         schema::ensure_partitions(&pool, Timestamp::now(), partitions_ahead)
             .await
             .map_err(db_error)?;
@@ -152,7 +152,7 @@ impl PostgresSink {
         &self,
         query: &Query,
         after: faultline_schema::Timestamp,
-    ) -> Result<Vec<Record>, SinkError> {
+    ) -> Result<Vec<Record>, StoreError> {
         read::received_since(&self.inner.pool, query, after)
             .await
             .map_err(db_error)
@@ -160,19 +160,19 @@ impl PostgresSink {
 
     /// `EXPLAIN` of the SQL a [`Query`] runs, with sequential scans disabled, so tests can
     /// check that an index serves it.
-    pub async fn explain(&self, query: &Query) -> Result<String, SinkError> {
+    pub async fn explain(&self, query: &Query) -> Result<String, StoreError> {
         read::explain(&self.inner.pool, query)
             .await
             .map_err(db_error)
     }
 
     /// Creates partitions ahead and applies retention now (also done every ten minutes).
-    pub async fn maintain(&self) -> Result<(), SinkError> {
+    pub async fn maintain(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         if !inner.migrated.load(Ordering::Acquire) {
             schema::migrate(&inner.pool)
                 .await
-                .map_err(|e| SinkError::Unavailable(format!("migration failed: {e}")))?;
+                .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
             inner.migrated.store(true, Ordering::Release);
         }
         let now = Timestamp::now();
@@ -260,8 +260,8 @@ impl PostgresSink {
     }
 
     async fn drain_one(&self) -> Result<(), (String, bool)> {
-        let sink = self.clone();
-        let oldest = tokio::task::spawn_blocking(move || sink.inner.spool.oldest())
+        let store = self.clone();
+        let oldest = tokio::task::spawn_blocking(move || store.inner.spool.oldest())
             .await
             .map_err(|e| (e.to_string(), true))?
             .map_err(|e| (e.to_string(), true))?;
@@ -281,8 +281,8 @@ impl PostgresSink {
         .await
         {
             Ok(inserted) => {
-                let sink = self.clone();
-                tokio::task::spawn_blocking(move || sink.inner.spool.remove(file.seq))
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || store.inner.spool.remove(file.seq))
                     .await
                     .map_err(|e| (e.to_string(), true))?
                     .map_err(|e| (e.to_string(), true))?;
@@ -307,22 +307,23 @@ impl PostgresSink {
     }
 
     async fn quarantine_oldest(&self, error: &str) {
-        let sink = self.clone();
+        let store = self.clone();
         let moved = tokio::task::spawn_blocking(move || {
-            let file = sink.inner.spool.oldest()?.map(|(f, _)| f.seq);
-            file.map(|seq| sink.inner.spool.quarantine(seq)).transpose()
+            let file = store.inner.spool.oldest()?.map(|(f, _)| f.seq);
+            file.map(|seq| store.inner.spool.quarantine(seq))
+                .transpose()
         })
         .await;
         tracing::error!(error, moved = ?moved, "PostgreSQL keeps refusing a spooled batch; set aside in spool/failed");
         metrics::counter!("faultline_spool_quarantined_total").increment(1);
     }
 
-    async fn spool(&self, records: Vec<Record>) -> Result<WriteReceipt, SinkError> {
+    async fn spool(&self, records: Vec<Record>) -> Result<WriteReceipt, StoreError> {
         let n = records.len();
-        let sink = self.clone();
-        tokio::task::spawn_blocking(move || sink.inner.spool.append(&records))
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.inner.spool.append(&records))
             .await
-            .map_err(|e| SinkError::Unavailable(format!("spool task failed: {e}")))??;
+            .map_err(|e| StoreError::Unavailable(format!("spool task failed: {e}")))??;
         metrics::counter!("faultline_spool_records_total").increment(n as u64);
         self.inner.spooled.notify_one();
         Ok(WriteReceipt {
@@ -332,15 +333,15 @@ impl PostgresSink {
     }
 }
 
-fn db_error(e: sqlx::Error) -> SinkError {
-    SinkError::Unavailable(format!("PostgreSQL: {e}"))
+fn db_error(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL: {e}"))
 }
 
-impl Sink for PostgresSink {
-    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, SinkError>> {
+impl RecordStore for PostgresStore {
+    fn write(&self, records: Vec<Record>) -> BoxFuture<'_, Result<WriteReceipt, StoreError>> {
         Box::pin(async move {
             if self.inner.closed.load(Ordering::Acquire) {
-                return Err(SinkError::Closed);
+                return Err(StoreError::Closed);
             }
             if records.is_empty() {
                 return Ok(WriteReceipt::default());
@@ -383,7 +384,7 @@ impl Sink for PostgresSink {
         })
     }
 
-    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, SinkError>> {
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
             read::query(&self.inner.pool, &query)
                 .await
@@ -391,7 +392,7 @@ impl Sink for PostgresSink {
         })
     }
 
-    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, SinkError>> {
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         Box::pin(async move {
             read::stats(&self.inner.pool, &query)
                 .await
@@ -399,7 +400,7 @@ impl Sink for PostgresSink {
         })
     }
 
-    fn health(&self) -> SinkHealth {
+    fn health(&self) -> StoreHealth {
         let s = self.inner.spool.stats();
         let cap = self.inner.config.spool_max_bytes;
         metrics::gauge!("faultline_spool_batches").set(s.batches as f64);
@@ -411,7 +412,7 @@ impl Sink for PostgresSink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        SinkHealth {
+        StoreHealth {
             kind: LABEL,
             // Writes are accepted (into the spool if need be) until the spool is nearly full.
             ready: !self.inner.closed.load(Ordering::Acquire)
@@ -430,7 +431,7 @@ impl Sink for PostgresSink {
         }
     }
 
-    fn shutdown(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.inner.closed.store(true, Ordering::Release);
             let _ = self.inner.stop.send(true);

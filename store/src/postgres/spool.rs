@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use faultline_schema::Record;
 
-use crate::sink::SinkError;
+use crate::store::StoreError;
 
 /// One spooled batch.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Spool {
     /// Opens (creating) the spool, removing half-written temporaries of a crash.
-    pub(crate) fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SinkError> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> Result<Spool, StoreError> {
         fs::create_dir_all(dir)?;
         let mut files = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -113,7 +113,7 @@ impl Spool {
     }
 
     /// Writes `records` as a new batch file, durably. Blocking: call from a blocking thread.
-    pub(crate) fn append(&self, records: &[Record]) -> Result<(), SinkError> {
+    pub(crate) fn append(&self, records: &[Record]) -> Result<(), StoreError> {
         let mut buf = Vec::with_capacity(records.len() * 384);
         for r in records {
             r.write_json(&mut buf);
@@ -122,7 +122,7 @@ impl Spool {
         let seq = {
             let mut state = self.lock();
             if state.bytes + buf.len() as u64 > self.max_bytes {
-                return Err(SinkError::Overloaded);
+                return Err(StoreError::Overloaded);
             }
             // Reserve the space now so concurrent appends cannot overshoot the cap together.
             state.bytes += buf.len() as u64;
@@ -150,9 +150,9 @@ impl Spool {
                 let message =
                     format!("PostgreSQL is unreachable and the spool could not be written: {e}");
                 Err(if e.kind() == std::io::ErrorKind::StorageFull {
-                    SinkError::DiskFull(message)
+                    StoreError::DiskFull(message)
                 } else {
-                    SinkError::Unavailable(message)
+                    StoreError::Unavailable(message)
                 })
             }
         }
@@ -169,7 +169,7 @@ impl Spool {
     }
 
     /// The oldest batch and its records, if any. Blocking.
-    pub(crate) fn oldest(&self) -> Result<Option<(SpoolFile, Vec<Record>)>, SinkError> {
+    pub(crate) fn oldest(&self) -> Result<Option<(SpoolFile, Vec<Record>)>, StoreError> {
         let Some(file) = self.lock().files.front().cloned() else {
             return Ok(None);
         };
@@ -183,7 +183,7 @@ impl Spool {
     }
 
     /// Deletes a batch that is now in the database. Blocking.
-    pub(crate) fn remove(&self, seq: u64) -> Result<(), SinkError> {
+    pub(crate) fn remove(&self, seq: u64) -> Result<(), StoreError> {
         fs::remove_file(path(&self.dir, seq))?;
         sync_dir(&self.dir)?;
         self.forget(seq);
@@ -192,7 +192,7 @@ impl Spool {
 
     /// Moves a batch the database keeps refusing aside (`failed/`), so it cannot block the
     /// rest; an operator can inspect and re-send it.
-    pub(crate) fn quarantine(&self, seq: u64) -> Result<PathBuf, SinkError> {
+    pub(crate) fn quarantine(&self, seq: u64) -> Result<PathBuf, StoreError> {
         let failed = self.dir.join("failed");
         fs::create_dir_all(&failed)?;
         let to = failed.join(format!("{seq:020}.ndjson"));

@@ -1,0 +1,38 @@
+//! `faultline-store`: where records go once the ingest server (or a service) has them.
+//!
+//! # The path of a record through a store
+//!
+//! 1. The caller hands [`RecordStore::write`] a batch of validated records, each with an `id` and
+//!    `received_at`.
+//! 2. The file store serializes them on the caller's task, queues them to its writer thread
+//!    (a bounded queue: when full, the write fails at once with [`StoreError::Overloaded`]),
+//!    and the writer appends every queued batch to the active NDJSON segment, skips ids it
+//!    has already stored, and fsyncs once for all of them (group commit).
+//! 3. Only then does the caller's future resolve, so an acknowledged record is on disk.
+//! 4. Queries ([`RecordStore::query`]) read segments newest first, backwards; per-minute counts
+//!    ([`RecordStore::stats`]) come from memory ([`MinuteCounts`]), rebuilt from segments on start.
+//!
+//! # Layout
+//!
+//! - `store.rs`: the [`RecordStore`] trait and its result types.
+//! - `query.rs`: [`Query`], [`StatsQuery`], [`MinuteCounts`], shared by every store.
+//! - `file/`: [`FileStore`], the embedded default store.
+//! - `postgres/`: [`PostgresStore`], the production store, with its outage spool.
+//! - `fanout.rs`: [`FanoutStore`], PostgreSQL plus a file copy.
+
+mod fanout;
+mod file;
+mod postgres;
+mod query;
+mod store;
+
+pub use fanout::FanoutStore;
+#[doc(hidden)]
+pub use file::fuzzing;
+pub use file::{FileStore, FileStoreConfig};
+pub use postgres::{PostgresConfig, PostgresStore, WriteMethod};
+pub use query::{
+    DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
+    contains_ignore_case,
+};
+pub use store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};
