@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::AlertsConfig;
-use crate::duration::HumanDuration;
+use faultline_alerts::AlertsConfig;
+use faultline_schema::HumanDuration;
 
 /// The whole configuration, as read from TOML. Every field has a default.
 #[derive(Debug, Clone, Serialize, Deserialize)]

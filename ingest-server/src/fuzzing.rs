@@ -10,7 +10,7 @@
 
 use std::io::Write;
 
-pub use crate::alerts::fuzzing::check_alert_config;
+use crate::config::Config;
 use crate::inflate::{InflateError, inflate_gzip};
 
 /// A limit far above anything [`check_inflate`] compresses, for the unlimited comparison.
@@ -52,4 +52,28 @@ pub fn check_inflate(data: &[u8]) {
         (Err(InflateError::Invalid(_)), Ok(_)) => panic!("invalid under a limit, valid above"),
         (Err(_), Err(_)) => {}
     }
+}
+
+/// Any text as a whole config file: a config that parses survives the round trip through a
+/// TOML table that env overrides take (and checks the same after it); a config whose alerts
+/// check passes also compiles, with one rule per `[alerts.rules.NAME]`; and every compiled
+/// rule can look at, group and describe a record its filter matches without panicking.
+pub fn check_alert_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(config) = toml::from_str::<Config>(text) else {
+        return;
+    };
+    let table = toml::Table::try_from(&config).expect("a parsed config becomes a table");
+    let again: Config = table
+        .try_into()
+        .unwrap_or_else(|e| panic!("a parsed config reads back from its table: {e}"));
+    let checked = config.alerts.check().map_err(|e| e.to_string());
+    assert_eq!(
+        checked,
+        again.alerts.check().map_err(|e| e.to_string()),
+        "the round trip changes nothing the check sees"
+    );
+    faultline_alerts::fuzzing::check_compiled_alerts(config.alerts, checked);
 }

@@ -8,9 +8,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use faultline_schema::{
@@ -21,11 +19,11 @@ use faultline_store::StoreError;
 use http_body_util::BodyExt;
 use serde::Serialize;
 
+use crate::app_state::AppState;
 use crate::auth::{Key, presented_key};
 use crate::config::KeyKind;
 use crate::error::ApiError;
 use crate::inflate::InflateError;
-use crate::state::AppState;
 
 /// The 202 body.
 #[derive(Debug, Serialize)]
@@ -48,21 +46,6 @@ pub(crate) struct RejectedRecord {
     pub index: usize,
     /// What was wrong.
     pub error: String,
-}
-
-/// The handler. See the module docs for the order of checks.
-pub(crate) async fn ingest(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
-    let result = measured(
-        StatusCode::ACCEPTED,
-        ingest_inner(&state, &params, &headers, body),
-    )
-    .await;
-    result.map(|r| (StatusCode::ACCEPTED, Json(r)))
 }
 
 /// Runs an ingest endpoint's work and counts the request: its status (`ok` on success),
@@ -105,7 +88,7 @@ fn status_label(status: u16) -> &'static str {
     }
 }
 
-async fn ingest_inner(
+pub(crate) async fn ingest_batch(
     state: &AppState,
     params: &HashMap<String, String>,
     headers: &HeaderMap,

@@ -43,80 +43,28 @@
 //! - `inflate.rs`: gzip bodies inflated up to a limit, never further.
 //! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 
-pub mod alerts;
+mod api;
+mod app_state;
 mod auth;
 pub mod cli;
 pub mod config;
-mod cors;
-mod dashboard;
-mod duration;
 mod error;
-pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
-mod health;
 mod http;
 mod inflate;
 mod ingest;
-mod metrics;
 mod otlp;
 mod ratelimit;
-mod read;
 mod sampling;
 mod secrets;
-mod serve;
-mod state;
+mod server;
+mod store;
 
-use std::time::Duration;
-
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-
+pub use api::app;
+pub use app_state::AppState;
 pub use auth::KeyRing;
-pub use duration::HumanDuration;
 pub use error::ApiError;
+pub use faultline_schema::HumanDuration;
 pub use inflate::{InflateError, inflate_gzip};
-pub use serve::{Server, start};
-pub use state::AppState;
-
-/// The HTTP API. Tests call it with `oneshot`; [`start`] serves it on a socket.
-pub fn app(state: AppState) -> Router {
-    let ingest = Router::new()
-        .route(
-            "/logs/ingest",
-            post(ingest::ingest).options(preflight_fallback),
-        )
-        .route("/v1/logs", post(otlp::logs).options(preflight_fallback))
-        .route_layer(middleware::from_fn_with_state(state.clone(), cors::layer));
-    Router::new()
-        .merge(ingest)
-        .route("/logs/recent", get(read::recent))
-        .route("/logs/stats", get(read::stats))
-        .route("/alerts", get(alerts::list))
-        .route("/alerts/{rule}/reset", post(alerts::reset))
-        .route("/system/checks/latest", get(alerts::latest_checks))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render))
-        .route("/panel/config", get(dashboard::panel_config))
-        .fallback(dashboard::serve)
-        .layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .with_state(state)
-}
-
-/// An `OPTIONS` that is not a CORS preflight (those are answered by the CORS layer).
-async fn preflight_fallback() -> impl IntoResponse {
-    axum::http::StatusCode::NO_CONTENT
-}
-
-/// The whole-request deadline: a body that stalls gets 408 instead of holding a connection.
-async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit: Duration = state.config.limits.request_timeout.0;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout(limit).into_response(),
-    }
-}
+pub use server::{Server, start};

@@ -32,6 +32,7 @@
 
 mod anonymize;
 mod batch;
+mod duration;
 mod encode;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -48,6 +49,7 @@ pub use batch::{
     Batch, BatchError, BatchFormat, DEFAULT_MAX_BATCH_RECORDS, DecodeOptions, Rejected,
     decode_batch, decode_batch_with,
 };
+pub use duration::HumanDuration;
 pub use encode::{json_plain_prefix, short_word};
 pub use level::{Level, UnknownLevel};
 pub use record::{

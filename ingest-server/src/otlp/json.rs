@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::proto::{AnyValue, AnyValueKind, ArrayValue, ExportLogsServiceResponse, KeyValueList};
 
 /// A field that may be `null`, which reads as its default.
-pub(super) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -41,7 +41,7 @@ impl<T: std::str::FromStr> Int64<T> {
 }
 
 /// A `fixed64` (timestamps in nanoseconds).
-pub(super) fn uint64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn uint64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Option::<Int64<u64>>::deserialize(d)? {
         None => Ok(0),
         Some(v) => v.get(),
@@ -49,7 +49,7 @@ pub(super) fn uint64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 /// `traceId` / `spanId`: hex, or an empty string for none.
-pub(super) fn hex_id<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+pub(crate) fn hex_id<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let text = Option::<String>::deserialize(d)?.unwrap_or_default();
     from_hex(&text).ok_or_else(|| {
         D::Error::custom(format!(
@@ -71,7 +71,7 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Lowercase hex of an id, as records store `trace_id` and `span_id`.
-pub(super) fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -82,14 +82,14 @@ pub(super) fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// Base64, as the protobuf JSON mapping writes `bytes` (and as `meta` keeps them).
-pub(super) fn to_base64(bytes: &[u8]) -> String {
+pub(crate) fn to_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `AnyValue` in JSON: an object with at most one of the `*Value` fields.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-pub(super) struct AnyValueJson {
+pub(crate) struct AnyValueJson {
     string_value: Option<String>,
     bool_value: Option<bool>,
     int_value: Option<Int64<i64>>,
@@ -144,7 +144,7 @@ impl TryFrom<AnyValueJson> for AnyValue {
 }
 
 /// The success body; `partialSuccess` only when something was rejected.
-pub(super) fn response(r: &ExportLogsServiceResponse) -> Value {
+pub(crate) fn response(r: &ExportLogsServiceResponse) -> Value {
     let mut body = Map::new();
     if let Some(p) = &r.partial_success {
         body.insert(

@@ -364,11 +364,11 @@ async fn faultline_migrate_creates_the_schema() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alert_state_checks_and_deliveries_round_trip_in_postgres() {
-    use faultline_schema::Timestamp;
-    use faultline_server::alerts::{
+    use faultline_alerts::{
         AlertState, AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, NotifyEvent,
         PgAlertStore, StateChanges, StoredAlert, StoredRule, SystemCheck,
     };
+    use faultline_schema::Timestamp;
     let url = fresh_db().await;
     faultline_store::PostgresStore::migrate(&url, 1)
         .await

@@ -1,0 +1,200 @@
+//! `[alerts.channels.NAME]`: one table per channel, whose `kind` picks the config of that
+//! kind (`slack/`, `pagerduty/`, `email/`, `webhook/`, `command/`), plus the delivery
+//! settings every kind takes. A field the kind does not read is an error that says which
+//! fields it does read.
+
+use std::collections::BTreeMap;
+
+use faultline_schema::HumanDuration;
+use serde::{Deserialize, Serialize};
+
+use super::command::CommandConfig;
+use super::email::EmailConfig;
+use super::pagerduty::PagerdutyConfig;
+use super::slack::SlackConfig;
+use super::webhook::WebhookConfig;
+use crate::error::{AlertConfigError, NOTICE_ACTION, SYSTEM_CHECK_ACTION, check_name, err};
+
+/// What a notification announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// The alert started firing.
+    Firing,
+    /// The alert is still firing (`repeat_interval` reminders).
+    Repeat,
+    /// The alert stopped firing (or was reset).
+    Resolved,
+}
+
+impl NotifyEvent {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Firing => "firing",
+            NotifyEvent::Repeat => "repeat",
+            NotifyEvent::Resolved => "resolved",
+        }
+    }
+}
+
+/// The kinds of channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// A Slack-compatible incoming webhook.
+    Slack,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// Email over SMTP.
+    Email,
+    /// An HTTP POST of the documented JSON body.
+    Webhook,
+    /// A program run with the JSON body on stdin.
+    Command,
+}
+
+impl ChannelKind {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Pagerduty => "pagerduty",
+            ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Command => "command",
+        }
+    }
+}
+
+/// One channel, `[alerts.channels.NAME]`: where notifications go, by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ChannelConfig {
+    /// `kind = "slack"`.
+    Slack(SlackConfig),
+    /// `kind = "pagerduty"`.
+    Pagerduty(PagerdutyConfig),
+    /// `kind = "email"`.
+    Email(EmailConfig),
+    /// `kind = "webhook"`.
+    Webhook(WebhookConfig),
+    /// `kind = "command"`.
+    Command(CommandConfig),
+}
+
+/// What every kind of channel takes besides its own fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeliveryConfig {
+    /// The events sent here unless a rule's action says otherwise (default: `firing`,
+    /// `repeat` and `resolved`; for `command`: `firing` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<NotifyEvent>>,
+    /// The deadline of one attempt (default 10s; 30s for `command`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    /// Attempts after the first when one fails in a way worth retrying (default 3; 0 for
+    /// `command`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The wait before the first retry, doubled for each next one (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<HumanDuration>,
+}
+
+/// Fields written in a channel's table that its kind does not read: kept (so a config
+/// reads back as written) and refused by [`ChannelConfig::check`].
+pub type OtherFields = BTreeMap<String, toml::Value>;
+
+impl ChannelConfig {
+    /// Its kind.
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            ChannelConfig::Slack(_) => ChannelKind::Slack,
+            ChannelConfig::Pagerduty(_) => ChannelKind::Pagerduty,
+            ChannelConfig::Email(_) => ChannelKind::Email,
+            ChannelConfig::Webhook(_) => ChannelKind::Webhook,
+            ChannelConfig::Command(_) => ChannelKind::Command,
+        }
+    }
+
+    /// The delivery settings.
+    pub fn delivery(&self) -> &DeliveryConfig {
+        match self {
+            ChannelConfig::Slack(c) => &c.delivery,
+            ChannelConfig::Pagerduty(c) => &c.delivery,
+            ChannelConfig::Email(c) => &c.delivery,
+            ChannelConfig::Webhook(c) => &c.delivery,
+            ChannelConfig::Command(c) => &c.delivery,
+        }
+    }
+
+    /// The fields its kind reads, and those written that it does not.
+    fn fields(&self) -> (&'static [&'static str], &OtherFields) {
+        match self {
+            ChannelConfig::Slack(c) => (SlackConfig::FIELDS, &c.other),
+            ChannelConfig::Pagerduty(c) => (PagerdutyConfig::FIELDS, &c.other),
+            ChannelConfig::Email(c) => (EmailConfig::FIELDS, &c.other),
+            ChannelConfig::Webhook(c) => (WebhookConfig::FIELDS, &c.other),
+            ChannelConfig::Command(c) => (CommandConfig::FIELDS, &c.other),
+        }
+    }
+
+    /// Checks channel `name` (at `at`, `alerts.channels.NAME`). Needs no environment:
+    /// secrets are read when the channel is built.
+    pub(crate) fn check(&self, at: &str, name: &str) -> Result<(), AlertConfigError> {
+        check_name(at, name)?;
+        if name == SYSTEM_CHECK_ACTION || name == NOTICE_ACTION {
+            return Err(err(
+                at,
+                None,
+                format!("{name:?} is a built-in action: give the channel another name"),
+            ));
+        }
+        let kind = self.kind();
+        let (allowed, other) = self.fields();
+        if let Some(field) = other.keys().next() {
+            if kind == ChannelKind::Slack && field == "url" {
+                return Err(err(
+                    at,
+                    Some("url"),
+                    "a Slack webhook URL is a secret and must not be written in the config: put \
+                     it in an environment variable (url_env) or a file (url_file)",
+                ));
+            }
+            return Err(AlertConfigError {
+                at: at.to_owned(),
+                field: None,
+                message: format!(
+                    "{field}: does not apply to a {} channel (it reads: {})",
+                    kind.as_str(),
+                    allowed.join(", ")
+                ),
+            });
+        }
+        match self {
+            ChannelConfig::Slack(c) => c.check(at)?,
+            ChannelConfig::Pagerduty(c) => c.check(at)?,
+            ChannelConfig::Email(c) => c.check(at)?,
+            ChannelConfig::Webhook(c) => c.check(at)?,
+            ChannelConfig::Command(c) => c.check(at)?,
+        }
+        let d = self.delivery();
+        if let Some(on) = &d.on
+            && on.is_empty()
+        {
+            return Err(err(
+                at,
+                Some("on"),
+                "lists no event: firing, repeat, resolved",
+            ));
+        }
+        if d.timeout.is_some_and(|t| t.0.is_zero()) {
+            return Err(err(at, Some("timeout"), "must be above 0"));
+        }
+        if d.retries.is_some_and(|r| r > 10) {
+            return Err(err(at, Some("retries"), "at most 10"));
+        }
+        Ok(())
+    }
+}

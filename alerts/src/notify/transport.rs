@@ -1,0 +1,185 @@
+//! What every channel's sender shares: secrets read from the environment or files, the HTTP
+//! client, one JSON POST classified into an [`Outcome`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::AlertConfigError;
+
+/// A secret read from the environment or a file. Prints as `***`.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    /// A secret given in the config itself (a URL that holds none, say), kept unprinted.
+    pub(crate) fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(s: &str) -> Secret {
+        Secret(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Reads a secret named by `<field>_env` or `<field>_file`; `None` if neither is set.
+pub(crate) fn read_secret(
+    at: &str,
+    field: &'static str,
+    var: Option<&String>,
+    file: Option<&PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, AlertConfigError> {
+    let fail = |message: String| AlertConfigError {
+        at: at.to_owned(),
+        field: Some(field),
+        message,
+    };
+    if let Some(var) = var {
+        let value = env(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| fail(format!("environment variable {var} is not set")))?;
+        return Ok(Some(Secret(value)));
+    }
+    if let Some(path) = file {
+        let value = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+        let value = value.trim().to_owned();
+        if value.is_empty() {
+            return Err(fail(format!("{} is empty", path.display())));
+        }
+        return Ok(Some(Secret(value)));
+    }
+    Ok(None)
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Delivered; the receiver's code.
+    Sent { code: Option<i32> },
+    /// Failed in a way worth another attempt (network, timeout, 429, 5xx, SMTP 4xx), after
+    /// `after` if the receiver said so.
+    Retry {
+        error: String,
+        code: Option<i32>,
+        after: Option<Duration>,
+    },
+    /// Failed for good (a 4xx, a permanent SMTP error, a bad message).
+    Fail { error: String, code: Option<i32> },
+}
+
+/// What every attempt needs.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub http: reqwest::Client,
+    pub dashboard_url: Option<String>,
+}
+
+impl Context {
+    pub(crate) fn new(dashboard_url: Option<String>) -> Context {
+        let http = reqwest::Client::builder()
+            // A notification is one request: a redirect is a misconfiguration, and
+            // following it could carry the payload somewhere unexpected.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Context {
+            http,
+            dashboard_url,
+        }
+    }
+}
+
+/// POSTs JSON and classifies the answer: 2xx sent; 408, 429 and 5xx retried (honoring
+/// `Retry-After`); other statuses failed. Errors never include the URL, which may be secret.
+pub(crate) async fn post_json<T: Serialize + ?Sized>(
+    ctx: &Context,
+    url: &str,
+    body: &T,
+    timeout: Duration,
+    bearer: Option<&Secret>,
+) -> Outcome {
+    let mut request = ctx.http.post(url).timeout(timeout).json(body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token.expose());
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Retry {
+                error: http_error(e),
+                code: None,
+                after: None,
+            };
+        }
+    };
+    let status = response.status();
+    let code = Some(i32::from(status.as_u16()));
+    if status.is_success() {
+        return Outcome::Sent { code };
+    }
+    let after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = response.text().await.unwrap_or_default();
+    let error = format!("HTTP {}{}", status.as_u16(), snippet(&text));
+    if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+        Outcome::Retry { error, code, after }
+    } else {
+        Outcome::Fail { error, code }
+    }
+}
+
+/// A reqwest error without its URL.
+fn http_error(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    format!("{kind}: {detail}")
+}
+
+/// The start of a receiver's answer, on one line, for the delivery record.
+fn snippet(text: &str) -> String {
+    let one_line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect();
+    if one_line.is_empty() {
+        String::new()
+    } else {
+        format!(": {one_line}")
+    }
+}

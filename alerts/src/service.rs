@@ -1,0 +1,1029 @@
+//! The running evaluator: [`AlertService`] (one task that decides, persists and notifies),
+//! the [`AlertHandle`] ingest and the HTTP layer hold, and how a node comes to lead.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use faultline_schema::{Record, Timestamp};
+use faultline_store::RecordStore;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{AlertConfigError, AlertsConfig, NotifyEvent};
+use crate::eval::{Evaluator, Interest, Observed};
+use crate::notify::{Channel, Context, Notification};
+use crate::outbox::{Finished, Outbox};
+use crate::pg_store::{PgAlertStore, PgLeaderLock};
+use crate::probe::{Probe, ProbeResult};
+use crate::rule::{Action, CompiledAlerts, Condition, Rule};
+use crate::store::{
+    AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StoredState,
+    SystemCheck,
+};
+use crate::view::{AlertsView, ResetView};
+
+/// Records read back per rule on start (the newest ones of its window).
+pub(crate) const PRIME_MAX_RECORDS: usize = 100_000;
+/// How long shutdown waits for notifications still being delivered.
+const SHUTDOWN_DELIVERY_WAIT: Duration = Duration::from_secs(10);
+/// Record batches taken from the queue before state is persisted.
+const BATCHES_PER_STEP: usize = 64;
+/// Reading the shared store: each read goes back this far before the newest `received_at`
+/// already read, for records committed late (a node's batch in flight, clocks apart);
+/// ids already seen are skipped.
+const POLL_OVERLAP_MS: i64 = 30_000;
+/// Reading the shared store: records per read, and reads per rule and interval.
+const POLL_PAGE: usize = 10_000;
+const POLL_PAGES: usize = 10;
+/// Reading the shared store: records whose `ts` is older than this (or than the rule's
+/// window, if longer) are not read (it bounds the partitions scanned).
+const POLL_TS_FLOOR_MS: i64 = 3_600_000;
+
+/// The cheap, cloneable side of the evaluator: what ingest and the HTTP handlers use.
+#[derive(Clone)]
+pub struct AlertHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    records: mpsc::Sender<Vec<Observed>>,
+    control: mpsc::Sender<Control>,
+    interest: Interest,
+    dropped: AtomicU64,
+    /// Whether this process evaluates the rules now (always, alone on a file store).
+    leader: AtomicBool,
+}
+
+/// Requests from the HTTP handlers, answered by the run loop.
+enum Control {
+    View(oneshot::Sender<AlertsView>),
+    Reset {
+        rule: String,
+        reply: oneshot::Sender<Option<ResetView>>,
+    },
+    Checks(oneshot::Sender<Vec<SystemCheck>>),
+}
+
+/// The service is not running (shutting down, or it failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the alert evaluator is not running")]
+pub struct EvaluatorStopped;
+
+impl AlertHandle {
+    /// Summaries of the records some rule looks at, or `None` (the common case, and always
+    /// without rules). Call it before the record_store takes the records.
+    pub fn observe(&self, records: &[Record]) -> Option<Vec<Observed>> {
+        let interest = &self.inner.interest;
+        if interest.is_empty() {
+            return None;
+        }
+        let out: Vec<Observed> = records.iter().filter_map(|r| interest.observe(r)).collect();
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// Hands acknowledged records to the evaluator without waiting. When its queue is full
+    /// they are dropped and counted (`faultline_alerts_records_dropped_total`).
+    pub fn submit(&self, batch: Vec<Observed>) {
+        let n = batch.len() as u64;
+        match self.inner.records.try_send(batch) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.inner.dropped.fetch_add(n, Ordering::Relaxed);
+                metrics::counter!("faultline_alerts_records_dropped_total").increment(n);
+            }
+            // Shutting down: the server no longer evaluates.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Records not evaluated because the queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether this process leads: it evaluates the rules and sends the notifications.
+    /// On PostgreSQL only the holder of the evaluator's advisory lock does; the other
+    /// nodes stand by.
+    pub fn is_leader(&self) -> bool {
+        self.inner.leader.load(Ordering::Relaxed)
+    }
+
+    fn set_leader(&self, leader: bool) {
+        self.inner.leader.store(leader, Ordering::Relaxed);
+        metrics::gauge!("faultline_alerts_leader").set(if leader { 1.0 } else { 0.0 });
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Control,
+    ) -> Result<T, EvaluatorStopped> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .control
+            .send(make(tx))
+            .await
+            .map_err(|_| EvaluatorStopped)?;
+        rx.await.map_err(|_| EvaluatorStopped)
+    }
+
+    /// What `GET /alerts` shows, as the run loop sees it now.
+    pub async fn view(&self) -> Result<AlertsView, EvaluatorStopped> {
+        self.ask(Control::View).await
+    }
+
+    /// Resets `rule` (see `POST /alerts/{rule}/reset`); `None` if there is no such rule.
+    pub async fn reset(&self, rule: &str) -> Result<Option<ResetView>, EvaluatorStopped> {
+        let rule = rule.to_owned();
+        self.ask(|reply| Control::Reset { rule, reply }).await
+    }
+
+    /// The latest result of every rule and probe (`GET /system/checks/latest`).
+    pub async fn checks(&self) -> Result<Vec<SystemCheck>, EvaluatorStopped> {
+        self.ask(Control::Checks).await
+    }
+}
+
+/// The running evaluator: owns the rules' state, the probes and the deliveries.
+pub struct AlertService {
+    pub(crate) compiled: CompiledAlerts,
+    channels: Channels,
+    probes: Vec<Arc<Probe>>,
+    ctx: Context,
+    record_store: Arc<dyn RecordStore>,
+    store: Arc<dyn AlertStore>,
+    records: mpsc::Receiver<Vec<Observed>>,
+    control: mpsc::Receiver<Control>,
+    pub(crate) handle: AlertHandle,
+    pub(crate) engine: Evaluator,
+    /// The newest deliveries per rule, newest last.
+    pub(crate) recent: HashMap<String, VecDeque<Delivery>>,
+    /// The latest result of every probe.
+    pub(crate) probe_results: HashMap<String, SystemCheck>,
+    /// Notifications being delivered.
+    outbox: Outbox,
+    /// How this process comes to evaluate.
+    election: Election,
+    /// Where a leader's records come from.
+    feed: Feed,
+    /// Per rule, the newest `received_at` (ms) read from the shared store.
+    cursors: Vec<i64>,
+}
+
+/// Where a leader's records come from.
+pub enum Feed {
+    /// This process's ingest, as acknowledged: streaming, for a single node (the file store).
+    Ingest,
+    /// Every node's records, read from `system_logs` every evaluation interval (PostgreSQL,
+    /// where several nodes ingest and one evaluates).
+    Shared(faultline_store::PostgresStore),
+}
+
+/// How a server comes to evaluate the rules.
+pub enum Election {
+    /// Alone on its alert state (the file store, whose `alerts/LOCK` it holds): it leads
+    /// from start to end.
+    Sole,
+    /// One node among several on PostgreSQL: it leads while it holds the evaluator's
+    /// advisory lock, and otherwise stands by, trying again every evaluation interval.
+    Postgres(PgLeaderLock),
+}
+
+impl Election {
+    /// Whether this process leads now (see [`PgLeaderLock::try_lead`]).
+    async fn try_lead(&mut self) -> bool {
+        match self {
+            Election::Sole => true,
+            Election::Postgres(lock) => lock.try_lead().await,
+        }
+    }
+
+    /// Whether this process led at the last check.
+    fn held(&self) -> bool {
+        match self {
+            Election::Sole => true,
+            Election::Postgres(lock) => lock.held(),
+        }
+    }
+
+    /// Right after start: waits up to [`crate::store::LOCK_WAIT`] for a predecessor's session to
+    /// end (a restart), then leads or stands by.
+    async fn first_try(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + crate::store::LOCK_WAIT;
+        loop {
+            if self.try_lead().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// How a leader's term ended.
+enum Term {
+    /// A stop was requested.
+    Stopped,
+    /// The lock's session was lost: another node may lead now.
+    Lost,
+}
+
+/// Stops the service and waits for it to drain. Dropping it leaves the service running.
+pub struct AlertRunner {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AlertRunner {
+    /// Stops the evaluator: it evaluates what is queued, persists, and waits (up to 10 s)
+    /// for notifications being delivered. Call it after the HTTP server stopped.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "alert evaluator task failed");
+        }
+    }
+}
+
+/// Builds the evaluator for `config` over `record_store` and `store`, reading channel and probe
+/// secrets through `env`, loads the persisted state, and starts it, leading or standing by
+/// as `election` decides. Fails on a config or secret problem, or if the stored state
+/// cannot be read.
+pub async fn spawn(
+    config: &AlertsConfig,
+    record_store: Arc<dyn RecordStore>,
+    store: Arc<dyn AlertStore>,
+    mut election: Election,
+    feed: Feed,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<(AlertHandle, AlertRunner)> {
+    let streaming = matches!(feed, Feed::Ingest);
+    let mut service = AlertService::new(config, record_store, store, streaming, env).await?;
+    service.feed = feed;
+    let leads = election.first_try().await;
+    service.election = election;
+    if leads {
+        tracing::info!("this node leads: it evaluates the alert rules");
+    }
+    service.handle.set_leader(leads);
+    let handle = service.handle.clone();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(service.run(stopped));
+    Ok((handle, AlertRunner { stop, task }))
+}
+
+/// What a process opens the alert state for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAccess {
+    /// To decide and notify, exclusively (the server, `check-alerts`).
+    Evaluate,
+    /// To report, beside a process that may be evaluating (`summary`).
+    Read,
+}
+
+/// The alert state, kept where the records are: in PostgreSQL when the record store is
+/// `postgres` (so every node and every restart sees the same state), else in `data_dir`,
+/// keeping the newest `config.checks_kept` checks and `config.deliveries_kept` deliveries.
+pub async fn open_store(
+    config: &AlertsConfig,
+    postgres: Option<&faultline_store::PostgresStore>,
+    data_dir: &std::path::Path,
+    access: AlertAccess,
+) -> anyhow::Result<Arc<dyn AlertStore>> {
+    use anyhow::Context as _;
+    if let Some(postgres) = postgres {
+        let pool = postgres.pool().clone();
+        let opened = match access {
+            AlertAccess::Evaluate => PgAlertStore::open_locked(pool).await,
+            AlertAccess::Read => Ok(PgAlertStore::new(pool)),
+        };
+        return Ok(Arc::new(
+            opened.context("cannot open the alert state in PostgreSQL")?,
+        ));
+    }
+    let dir = data_dir.to_owned();
+    let (checks, deliveries) = (config.checks_kept, config.deliveries_kept);
+    let opened = tokio::task::spawn_blocking(move || match access {
+        AlertAccess::Evaluate => FileAlertStore::open_locked(&dir, checks, deliveries),
+        AlertAccess::Read => FileAlertStore::open(&dir, checks, deliveries),
+    })
+    .await
+    .context("alert store task failed")?
+    .context("cannot open the alert state")?;
+    Ok(Arc::new(opened))
+}
+
+/// Ready channels, by name.
+type Channels = HashMap<String, Arc<Channel>>;
+
+/// Channels and probes of `compiled`, with their secrets read.
+pub(crate) fn build_targets(
+    compiled: &CompiledAlerts,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Channels, Vec<Arc<Probe>>), AlertConfigError> {
+    // Only channels and probes something uses need their secrets.
+    let mut channels = HashMap::new();
+    let mut probes = Vec::new();
+    for rule in &compiled.rules {
+        for action in &rule.actions {
+            if let Action::Channel { name, .. } = action
+                && !channels.contains_key(name)
+                && let Some(c) = compiled.channels.get(name)
+            {
+                channels.insert(name.clone(), Arc::new(Channel::new(name, c, env)?));
+            }
+        }
+    }
+    for (name, p) in &compiled.probes {
+        if p.enabled {
+            probes.push(Arc::new(Probe::new(name, p, env)?));
+        }
+    }
+    Ok((channels, probes))
+}
+
+impl AlertService {
+    async fn new(
+        config: &AlertsConfig,
+        record_store: Arc<dyn RecordStore>,
+        store: Arc<dyn AlertStore>,
+        streaming: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<AlertService> {
+        let compiled = config.compile()?;
+        let (channels, probes) = build_targets(&compiled, env)?;
+        // Read from the shared store instead, ingest hands nothing over.
+        let interest = if config.enabled && streaming {
+            Interest::new(compiled.rules.clone(), &compiled.meta_keys)
+        } else {
+            Interest::default()
+        };
+        let (records_tx, records) = mpsc::channel(compiled.settings.queue_batches);
+        let (control_tx, control) = mpsc::channel(64);
+        let handle = AlertHandle {
+            inner: Arc::new(HandleInner {
+                records: records_tx,
+                control: control_tx,
+                interest,
+                dropped: AtomicU64::new(0),
+                leader: AtomicBool::new(false),
+            }),
+        };
+        let engine = Evaluator::new(
+            &compiled.rules,
+            &compiled.meta_keys,
+            compiled.settings.max_groups,
+            "evaluator",
+            StoredState::default(),
+            Timestamp::now(),
+        );
+        let ctx = Context::new(compiled.settings.dashboard_url.clone());
+        let mut service = AlertService {
+            compiled,
+            channels,
+            probes,
+            ctx,
+            record_store,
+            store,
+            records,
+            control,
+            handle,
+            engine,
+            recent: HashMap::new(),
+            probe_results: HashMap::new(),
+            outbox: Outbox::default(),
+            election: Election::Sole,
+            feed: Feed::Ingest,
+            cursors: Vec::new(),
+        };
+        service.reload().await?;
+        Ok(service)
+    }
+
+    /// Reads the persisted state again (another node may have changed it): rules, alerts,
+    /// recent deliveries and probe results.
+    async fn reload(&mut self) -> anyhow::Result<()> {
+        let restored = self.store.load().await?;
+        let recent_list = self
+            .store
+            .recent_deliveries(self.compiled.settings.deliveries_kept)
+            .await?;
+        let mut recent: HashMap<String, VecDeque<Delivery>> = HashMap::new();
+        for d in recent_list.into_iter().rev() {
+            recent.entry(d.rule.clone()).or_default().push_back(d);
+        }
+        let mut probe_results = HashMap::new();
+        for c in self.store.latest_checks().await? {
+            if c.kind == CheckKind::Probe && self.probes.iter().any(|p| p.name == c.name) {
+                probe_results.insert(c.name.clone(), c);
+            }
+        }
+        self.engine = Evaluator::new(
+            &self.compiled.rules,
+            &self.compiled.meta_keys,
+            self.compiled.settings.max_groups,
+            "evaluator",
+            restored,
+            Timestamp::now(),
+        );
+        self.recent = recent;
+        self.probe_results = probe_results;
+        Ok(())
+    }
+
+    /// The run loop: leads or stands by until `shutdown` turns true; a leader then drains
+    /// what is queued.
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if !self.election.held() {
+                if !self.stand_by(&mut shutdown).await {
+                    tracing::info!("alert evaluator stopped (standing by)");
+                    return;
+                }
+                if let Err(e) = self.reload().await {
+                    tracing::error!(error = %e, "cannot read the alert state to take over; standing by");
+                    if let Election::Postgres(lock) = &mut self.election {
+                        lock.release();
+                    }
+                    continue;
+                }
+                tracing::info!("took over: this node now evaluates the alert rules");
+                self.handle.set_leader(true);
+            }
+            match self.lead(&mut shutdown).await {
+                Term::Stopped => break,
+                Term::Lost => self.handle.set_leader(false),
+            }
+        }
+        self.drain().await;
+    }
+
+    /// While another process leads: answers the API from the persisted state (read again
+    /// every interval), drops streamed records (the leader has them, from its own ingest
+    /// or from the store) and tries the lock every evaluation interval. Returns true once
+    /// this process leads, false when a stop is requested.
+    async fn stand_by(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        self.handle.set_leader(false);
+        tracing::info!("standing by: another node evaluates the alert rules");
+        let every = self.compiled.settings.evaluation_interval.0;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = stop_requested(shutdown) => return false,
+                Some(c) = self.control.recv() => self.answer(c).await,
+                Some(_) = self.records.recv() => {}
+                _ = tick.tick() => {
+                    if self.election.try_lead().await {
+                        return true;
+                    }
+                    if let Err(e) = self.reload().await {
+                        tracing::debug!(error = %e, "cannot refresh the alert state while standing by");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One term as the leader: from the persisted state, sends what is owed, refills the
+    /// windows, then evaluates until a stop is requested or the lock is lost.
+    async fn lead(&mut self, shutdown: &mut watch::Receiver<bool>) -> Term {
+        let enabled = self.compiled.settings.enabled;
+        let (probe_tx, mut probe_rx) = mpsc::channel::<(String, ProbeResult, Timestamp)>(64);
+        if enabled {
+            // Owed from before the restart: taken before anything new is decided.
+            let owed = self.engine.owed(Timestamp::now());
+            let started = Timestamp::now().unix_millis();
+            self.prime().await;
+            // The shared store is read from here on (back by the overlap: the records
+            // primed are skipped by id).
+            self.cursors = vec![started; self.compiled.rules.len()];
+            for probe in &self.probes {
+                tokio::spawn(run_probe(
+                    Arc::clone(probe),
+                    self.ctx.http.clone(),
+                    probe_tx.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            self.engine.tick(Timestamp::now());
+            if !owed.is_empty() {
+                tracing::info!(
+                    notifications = owed.len(),
+                    "sending notifications owed from before the restart"
+                );
+            }
+            self.commit(owed).await;
+        }
+        drop(probe_tx);
+        let mut tick = tokio::time::interval(self.compiled.settings.evaluation_interval.0);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = stop_requested(shutdown) => return Term::Stopped,
+                Some(c) = self.control.recv() => self.answer(c).await,
+                Some(batch) = self.records.recv() => {
+                    self.take(batch);
+                    for _ in 1..BATCHES_PER_STEP {
+                        match self.records.try_recv() {
+                            Ok(batch) => self.take(batch),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some((name, result, at)) = probe_rx.recv() => self.probed(&name, result, at).await,
+                Some(done) = self.outbox.next_finished(), if self.outbox.in_flight() > 0 => {
+                    self.delivered(done).await;
+                }
+                _ = tick.tick() => {
+                    if !self.election.try_lead().await {
+                        tracing::warn!("lost the alert leader lock: another node may evaluate now");
+                        // The probes stop at their next result (their receiver is gone).
+                        return Term::Lost;
+                    }
+                    if enabled {
+                        self.poll().await;
+                        self.engine.tick(Timestamp::now());
+                    }
+                }
+            }
+            self.commit(Vec::new()).await;
+        }
+    }
+
+    /// Evaluates records as they arrive.
+    fn take(&mut self, batch: Vec<Observed>) {
+        metrics::counter!("faultline_alerts_records_observed_total").increment(batch.len() as u64);
+        let now = Timestamp::now();
+        for obs in &batch {
+            self.engine.observe(obs, now);
+        }
+    }
+
+    /// With the shared store: evaluates every node's records received since the last read
+    /// (see [`POLL_OVERLAP_MS`]). A record is evaluated within one evaluation interval of
+    /// its commit.
+    async fn poll(&mut self) {
+        let Feed::Shared(shared) = &self.feed else {
+            return;
+        };
+        let now = Timestamp::now();
+        let interest = Interest::new(self.compiled.rules.clone(), &self.compiled.meta_keys);
+        let rules: Vec<Arc<Rule>> = self.engine.rules().cloned().collect();
+        let mut observed = 0u64;
+        for (idx, rule) in rules.iter().enumerate() {
+            let Some(cursor) = self.cursors.get(idx).copied() else {
+                continue;
+            };
+            let mut query = rule.query();
+            query.since = Some(Timestamp::from_unix_millis(
+                now.unix_millis() - rule.horizon_ms().max(POLL_TS_FLOOR_MS),
+            ));
+            query.limit = POLL_PAGE;
+            let mut newest = cursor;
+            for _ in 0..POLL_PAGES {
+                let after = Timestamp::from_unix_millis(newest - POLL_OVERLAP_MS);
+                let records = match shared.received_since(&query, after).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, error = %e, "cannot read new records from the store; trying again next interval");
+                        break;
+                    }
+                };
+                let before = newest;
+                for r in &records {
+                    if let Some(at) = r.received_at {
+                        newest = newest.max(at.unix_millis());
+                    }
+                    if let Some(obs) = interest.observe(r) {
+                        observed += 1;
+                        self.engine.observe(&obs, now);
+                    }
+                }
+                if records.len() < POLL_PAGE || newest == before {
+                    break;
+                }
+            }
+            self.cursors[idx] = newest;
+        }
+        metrics::counter!("faultline_alerts_records_observed_total").increment(observed);
+    }
+
+    /// Refills each rule's window from the store, and each probe's recent results.
+    async fn prime(&mut self) {
+        let now = Timestamp::now();
+        let interest = Interest::new(self.compiled.rules.clone(), &self.compiled.meta_keys);
+        let rules: Vec<Arc<Rule>> = self.engine.rules().cloned().collect();
+        for (idx, rule) in rules.iter().enumerate() {
+            if rule.window_ms == 0 {
+                continue;
+            }
+            let mut since = now.unix_millis() - rule.horizon_ms();
+            if let Some(reset) = self.engine.reset_at(idx) {
+                since = since.max(reset.unix_millis());
+            }
+            let mut query = rule.query();
+            query.since = Some(Timestamp::from_unix_millis(since));
+            match self.record_store.scan(query, PRIME_MAX_RECORDS).await {
+                Ok(records) => {
+                    if records.len() >= PRIME_MAX_RECORDS {
+                        tracing::warn!(rule = %rule.name, read = records.len(), "window refilled from the newest records only");
+                    }
+                    for r in records.iter().rev() {
+                        if let Some(obs) = interest.observe(r) {
+                            self.engine.prime(idx, &obs);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, error = %e, "cannot read the rule's window from the store; counting from now")
+                }
+            }
+        }
+        for (name, failures) in probe_rule_depths(&rules) {
+            match self.store.recent_checks(&name, failures).await {
+                Ok(recent) => {
+                    for c in recent.iter().rev() {
+                        self.engine.probe_result(
+                            &name,
+                            c.status == CheckStatus::Failed,
+                            &c.detail,
+                            c.checked_at,
+                            false,
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(probe = %name, error = %e, "cannot read recent probe results")
+                }
+            }
+        }
+    }
+
+    async fn probed(&mut self, name: &str, result: ProbeResult, at: Timestamp) {
+        if result.failed {
+            metrics::counter!("faultline_alerts_probe_failures_total", "probe" => name.to_owned())
+                .increment(1);
+        }
+        let kind = self.probes.iter().find(|p| p.name == name).map(|p| p.kind);
+        tracing::debug!(probe = name, failed = result.failed, detail = %result.detail, "probe result");
+        let check = SystemCheck {
+            name: name.to_owned(),
+            kind: CheckKind::Probe,
+            status: if result.failed {
+                CheckStatus::Failed
+            } else {
+                CheckStatus::Ok
+            },
+            detail: match kind {
+                Some(k) => format!("{}: {}", k.as_str(), result.detail),
+                None => result.detail.clone(),
+            },
+            group: None,
+            source: "probe".into(),
+            checked_at: at,
+        };
+        self.probe_results.insert(name.to_owned(), check.clone());
+        if let Err(e) = self.store.append_checks(vec![check]).await {
+            tracing::error!(error = %e, "cannot record a probe result");
+        }
+        self.engine
+            .probe_result(name, result.failed, &result.detail, at, true);
+    }
+
+    /// Persists what changed, records system checks, then sends the notifications (and
+    /// `extra`, owed from before a restart).
+    async fn commit(&mut self, extra: Vec<Notification>) {
+        if self.compiled.settings.enabled && self.engine.has_changes() {
+            // The state persisted now reflects every record so far: a later `check-alerts`
+            // continues from here instead of deciding those records again (which would
+            // resolve a firing alert and fire it anew).
+            self.engine.set_all_evaluated_at(Timestamp::now());
+        }
+        let effects = self.engine.take_effects();
+        let changes = self.engine.take_changes();
+        if !changes.is_empty()
+            && let Err(e) = self.store.save(changes).await
+        {
+            metrics::counter!("faultline_alerts_store_errors_total").increment(1);
+            tracing::error!(error = %e, "cannot persist alert state; notifications go out anyway");
+        }
+        if !effects.checks.is_empty()
+            && let Err(e) = self.store.append_checks(effects.checks).await
+        {
+            metrics::counter!("faultline_alerts_store_errors_total").increment(1);
+            tracing::error!(error = %e, "cannot record system checks");
+        }
+        let mut firing = 0;
+        for n in extra.into_iter().chain(effects.notifications) {
+            firing += 1;
+            self.dispatch(n).await;
+        }
+        if firing > 0 {
+            let now = Timestamp::now();
+            metrics::gauge!("faultline_alerts_firing").set(self.engine.firing(now).len() as f64);
+        }
+    }
+
+    /// Sends `n` to the rule's channels for its event; built-in actions are recorded.
+    async fn dispatch(&mut self, n: Notification) {
+        let Some(rule) = self.engine.rules().find(|r| r.name == n.rule).cloned() else {
+            return;
+        };
+        let label = n.rule.clone();
+        match n.event {
+            NotifyEvent::Firing => {
+                metrics::counter!("faultline_alerts_fired_total", "rule" => label).increment(1);
+                tracing::warn!(rule = %n.rule, group = %n.group, summary = %n.summary, "alert firing");
+            }
+            NotifyEvent::Resolved => {
+                metrics::counter!("faultline_alerts_resolved_total", "rule" => label).increment(1);
+                tracing::info!(rule = %n.rule, group = %n.group, "alert resolved");
+            }
+            NotifyEvent::Repeat => {}
+        }
+        let mut built_in = Vec::new();
+        let mut channels = Vec::new();
+        for action in &rule.actions {
+            match action {
+                Action::Channel { name, on } if on.contains(&n.event) => {
+                    if let Some(c) = self.channels.get(name) {
+                        channels.push(Arc::clone(c));
+                    }
+                }
+                Action::SystemCheck if n.event != NotifyEvent::Repeat => {
+                    built_in.push(crate::config::SYSTEM_CHECK_ACTION);
+                }
+                Action::Notice if n.event != NotifyEvent::Repeat => {
+                    built_in.push(crate::config::NOTICE_ACTION);
+                }
+                _ => {}
+            }
+        }
+        let records: Vec<Delivery> = built_in
+            .into_iter()
+            .map(|name| Delivery {
+                rule: n.rule.clone(),
+                group: n.group.clone(),
+                channel: name.to_owned(),
+                event: n.event,
+                status: DeliveryStatus::Sent,
+                attempts: 1,
+                error: None,
+                code: None,
+                at: Timestamp::now(),
+                duration_ms: 0,
+            })
+            .collect();
+        self.record_deliveries(records).await;
+        if channels.is_empty() {
+            self.engine.delivered(&n.rule, &n.group, n.event);
+            return;
+        }
+        self.outbox.send(n, channels, &self.ctx);
+    }
+
+    /// A delivery finished: record it, start the next one for that channel and alert, and
+    /// once every channel of a notification is done, it is no longer owed.
+    async fn delivered(&mut self, done: Finished) {
+        let (id, d) = match done {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery task failed");
+                return;
+            }
+        };
+        let status = match d.status {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+        };
+        metrics::counter!("faultline_alerts_notifications_total", "channel" => d.channel.clone(), "status" => status).increment(1);
+        metrics::histogram!("faultline_alerts_delivery_seconds")
+            .record(d.duration_ms as f64 / 1000.0);
+        match &d.error {
+            Some(error) => {
+                tracing::warn!(channel = %d.channel, rule = %d.rule, event = d.event.as_str(), attempts = d.attempts, %error, "notification failed")
+            }
+            None => {
+                tracing::info!(channel = %d.channel, rule = %d.rule, event = d.event.as_str(), ms = d.duration_ms, "notification sent")
+            }
+        }
+        let done = self.outbox.finished(id, &d, &self.ctx);
+        self.record_deliveries(vec![d]).await;
+        if let Some(alert) = done {
+            self.engine
+                .delivered(&alert.rule, &alert.group, alert.event);
+        }
+    }
+
+    async fn record_deliveries(&mut self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let kept = self.compiled.settings.deliveries_kept.max(1);
+        for d in &deliveries {
+            let q = self.recent.entry(d.rule.clone()).or_default();
+            q.push_back(d.clone());
+            while q.len() > kept {
+                q.pop_front();
+            }
+        }
+        if let Err(e) = self.store.append_deliveries(deliveries).await {
+            tracing::error!(error = %e, "cannot record delivery results");
+        }
+    }
+
+    async fn answer(&mut self, c: Control) {
+        match c {
+            Control::View(reply) => {
+                let _ = reply.send(self.view());
+            }
+            Control::Checks(reply) => {
+                let _ = reply.send(self.latest_checks().await);
+            }
+            Control::Reset { rule, reply } => {
+                let now = Timestamp::now();
+                let answer = self.engine.rule_index(&rule).map(|idx| {
+                    let resolved = self.engine.reset(idx, now);
+                    tracing::info!(%rule, resolved, "alert rule reset");
+                    ResetView {
+                        rule: rule.clone(),
+                        reset_at: now,
+                        resolved,
+                    }
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// The latest result of every check: recorded ones, overridden by the live state of
+    /// every rule (while the server evaluates) and probe.
+    async fn latest_checks(&self) -> Vec<SystemCheck> {
+        let now = Timestamp::now();
+        let stored = match self.store.latest_checks().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read recorded system checks");
+                Vec::new()
+            }
+        };
+        let mut by_name: std::collections::BTreeMap<(String, bool), SystemCheck> = stored
+            .into_iter()
+            .map(|c| ((c.name.clone(), c.kind == CheckKind::Probe), c))
+            .collect();
+        let live = self
+            .compiled
+            .settings
+            .enabled
+            .then(|| (0..self.compiled.rules.len()).filter_map(|idx| self.engine.check(idx, now)))
+            .into_iter()
+            .flatten()
+            .chain(self.probe_results.values().cloned());
+        for c in live {
+            by_name.insert((c.name.clone(), c.kind == CheckKind::Probe), c);
+        }
+        by_name.into_values().collect()
+    }
+
+    fn view(&self) -> AlertsView {
+        crate::view::build_view(self, Timestamp::now())
+    }
+
+    /// After the HTTP server stopped: evaluate what is queued, persist, and wait for
+    /// deliveries in flight (bounded), so a resolve decided now is not lost.
+    async fn drain(mut self) {
+        self.records.close();
+        while let Ok(batch) = self.records.try_recv() {
+            self.take(batch);
+        }
+        self.commit(Vec::new()).await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DELIVERY_WAIT;
+        while self.outbox.in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, self.outbox.next_finished()).await {
+                Ok(Some(done)) => {
+                    self.delivered(done).await;
+                    self.commit(Vec::new()).await;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        in_flight = self.outbox.in_flight(),
+                        "stopping with notifications still being delivered: they are sent again on the next start"
+                    );
+                    break;
+                }
+            }
+        }
+        if self.compiled.settings.enabled {
+            self.engine.set_all_evaluated_at(Timestamp::now());
+        }
+        self.commit(Vec::new()).await;
+        tracing::info!("alert evaluator stopped");
+    }
+}
+
+/// The probes health rules read, with how many recent results each needs.
+pub(crate) fn probe_rule_depths(rules: &[Arc<Rule>]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for r in rules {
+        if let Condition::Health {
+            failures,
+            probe: Some(p),
+        } = &r.condition
+        {
+            let n = *failures as usize;
+            match out.iter_mut().find(|(name, _)| name == p) {
+                Some(entry) => entry.1 = entry.1.max(n),
+                None => out.push((p.clone(), n)),
+            }
+        }
+    }
+    out
+}
+
+/// Resolves once a stop is requested. A dropped [`AlertRunner`] requests nothing: the
+/// evaluator then runs as long as the runtime does.
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs `probe` every interval until shutdown, sending each result.
+async fn run_probe(
+    probe: Arc<Probe>,
+    http: reqwest::Client,
+    results: mpsc::Sender<(String, ProbeResult, Timestamp)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(probe.interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop_requested(&mut shutdown) => return,
+        }
+        let result = probe.run(&http).await;
+        if results
+            .send((probe.name.clone(), result, Timestamp::now()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_schema::Level;
+
+    /// Guards the ingest hot path: a full evaluator queue drops (and counts) instead of
+    /// making ingest wait.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let record_store: Arc<dyn RecordStore> = Arc::new(
+            faultline_store::FileStore::open(faultline_store::FileStoreConfig::new(dir.path()))
+                .unwrap(),
+        );
+        let store = Arc::new(FileAlertStore::open(dir.path(), 10, 10).unwrap());
+        let config: AlertsConfig = toml::from_str(
+            "queue_batches = 1\n[rules.api]\nkind = \"threshold\"\nwindow = \"1m\"\n\
+             threshold = 5\nfilter = { service = \"api\" }\n",
+        )
+        .unwrap();
+        // Built but not run: nothing takes from the queue.
+        let service = AlertService::new(&config, record_store, store, true, &|_| None)
+            .await
+            .unwrap();
+        let handle = service.handle.clone();
+        let records: Vec<Record> = (0..3)
+            .map(|_| Record::new(Timestamp::now(), "api", Level::Error, "e", "m"))
+            .collect();
+        let ignored = [Record::new(Timestamp::now(), "ui", Level::Error, "e", "m")];
+        assert!(
+            handle.observe(&ignored).is_none(),
+            "no rule reads ui records"
+        );
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            let batch = handle.observe(&records).unwrap();
+            handle.submit(batch);
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(handle.dropped(), 6, "the second and third batches");
+        drop(service);
+    }
+}

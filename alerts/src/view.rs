@@ -1,0 +1,200 @@
+//! What the alert engine shows: the `GET /alerts` body ([`AlertsView`]) and a reset's answer
+//! ([`ResetView`]), built from the running service's state; the HTTP layer only renders them.
+
+use faultline_schema::Timestamp;
+use serde::Serialize;
+
+use crate::alert_state::AlertStatus;
+use crate::config::{
+    AlertsConfig, NOTICE_ACTION, RuleConfig, RuleKind, SYSTEM_CHECK_ACTION, Severity,
+};
+pub use crate::eval::GroupView;
+use crate::rule::Action;
+use crate::service::AlertService;
+use crate::store::{AlertStore, Delivery, SystemCheck};
+
+/// The `GET /alerts` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertsView {
+    /// Whether the server evaluates rules (`alerts.enabled`).
+    pub enabled: bool,
+    /// Whether this node leads (evaluates and notifies); a standby shows the persisted
+    /// state, read again every evaluation interval.
+    pub leader: bool,
+    /// When this view was taken.
+    pub now: Timestamp,
+    /// Alerts firing now, over every rule and group.
+    pub firing: usize,
+    /// Records not evaluated because the evaluator's queue was full, since start.
+    pub records_dropped: u64,
+    /// Every rule, in name order.
+    pub rules: Vec<RuleView>,
+    /// Firing alerts of rules with the `notice` action: what the dashboard shows inline.
+    pub notices: Vec<NoticeView>,
+    /// The latest result of every probe.
+    pub probes: Vec<SystemCheck>,
+}
+
+/// One rule in `GET /alerts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleView {
+    /// The rule's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: RuleKind,
+    /// Its severity.
+    pub severity: Severity,
+    /// The worst state among its groups.
+    pub status: AlertStatus,
+    /// What it counts, in words.
+    pub filter: String,
+    /// Channel names and built-in actions.
+    pub actions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// When it was last reset.
+    pub reset_at: Option<Timestamp>,
+    /// Records skipped because the rule had `max_groups` groups.
+    pub dropped_records: u64,
+    /// Groups that are not `ok` or have records in their window, worst first.
+    pub groups: Vec<GroupView>,
+    /// The newest deliveries, newest first.
+    pub deliveries: Vec<Delivery>,
+    /// The rule as configured.
+    pub config: RuleConfig,
+}
+
+/// An inline notice for the dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeView {
+    /// The rule.
+    pub rule: String,
+    /// The group (`meta.user=u_...`).
+    pub group: String,
+    /// The rule's severity.
+    pub severity: Severity,
+    /// The rule's summary for this alert.
+    pub message: String,
+    /// When it started firing.
+    pub since: Option<Timestamp>,
+}
+
+/// The `POST /alerts/{rule}/reset` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResetView {
+    /// The rule reset.
+    pub rule: String,
+    /// When.
+    pub reset_at: Timestamp,
+    /// Firing alerts that were resolved by the reset (each sends its resolve).
+    pub resolved: usize,
+}
+
+pub(crate) fn build_view(s: &AlertService, now: Timestamp) -> AlertsView {
+    let mut rules = Vec::new();
+    let mut notices = Vec::new();
+    let mut firing = 0;
+    for (idx, rule) in s.engine.rules().enumerate() {
+        let groups = s.engine.groups(idx, now);
+        let status = groups
+            .iter()
+            .map(|g| g.state.status)
+            .max()
+            .unwrap_or(AlertStatus::Ok);
+        for g in &groups {
+            if g.state.status != AlertStatus::Firing {
+                continue;
+            }
+            firing += 1;
+            if rule.has_action(&Action::Notice) {
+                notices.push(NoticeView {
+                    rule: rule.name.clone(),
+                    group: g.group.clone(),
+                    severity: rule.severity,
+                    message: rule.render_summary(&g.group, g.current.value, &g.current.detail),
+                    since: g.state.fired_at,
+                });
+            }
+        }
+        let actions = rule
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Channel { name, .. } => name.clone(),
+                Action::SystemCheck => SYSTEM_CHECK_ACTION.to_owned(),
+                Action::Notice => NOTICE_ACTION.to_owned(),
+            })
+            .collect();
+        let deliveries = s
+            .recent
+            .get(&rule.name)
+            .map(|q| q.iter().rev().cloned().collect())
+            .unwrap_or_default();
+        rules.push(RuleView {
+            name: rule.name.clone(),
+            kind: rule.kind,
+            severity: rule.severity,
+            status,
+            filter: rule.filter_text.clone(),
+            actions,
+            reset_at: s.engine.reset_at(idx),
+            dropped_records: s.engine.dropped(idx),
+            groups,
+            deliveries,
+            config: rule.config.clone(),
+        });
+    }
+    let mut probes: Vec<SystemCheck> = s.probe_results.values().cloned().collect();
+    probes.sort_by(|a, b| a.name.cmp(&b.name));
+    AlertsView {
+        enabled: s.compiled.settings.enabled,
+        leader: s.handle.is_leader(),
+        now,
+        firing,
+        records_dropped: s.handle.dropped(),
+        rules,
+        notices,
+        probes,
+    }
+}
+
+/// A firing alert as persisted, described by its rule (what `faultline summary` reports,
+/// with or without a running server).
+#[derive(Debug, Clone)]
+pub struct FiringAlert {
+    /// The rule's name.
+    pub rule: String,
+    /// The group (`meta.user=u_...`), empty for an ungrouped rule.
+    pub group: String,
+    /// The rule's severity (`warning` for a rule no longer configured).
+    pub severity: Severity,
+    /// The rule's summary for this alert (the stored detail for a rule no longer configured).
+    pub summary: String,
+    /// When it started firing.
+    pub since: Option<Timestamp>,
+}
+
+/// The firing alerts persisted in `store`, described by `config`'s rules.
+pub async fn firing_alerts(
+    config: &AlertsConfig,
+    store: &dyn AlertStore,
+) -> anyhow::Result<Vec<FiringAlert>> {
+    let compiled = config.compile()?;
+    let mut out = Vec::new();
+    for a in store.load().await?.alerts {
+        if a.state.status != AlertStatus::Firing {
+            continue;
+        }
+        let rule = compiled.rules.iter().find(|r| r.name == a.rule);
+        out.push(FiringAlert {
+            severity: rule.map_or(Severity::Warning, |r| r.severity),
+            summary: rule.map_or_else(
+                || a.state.detail.clone(),
+                |r| r.render_summary(&a.group, a.state.value, &a.state.detail),
+            ),
+            rule: a.rule,
+            group: a.group,
+            since: a.state.fired_at,
+        });
+    }
+    Ok(out)
+}

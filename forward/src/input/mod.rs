@@ -1,0 +1,9 @@
+//! Where lines come from: standard input (`stdin.rs`) or a followed file (`tail.rs`, with
+//! its offset in a state file, `state.rs`). `lines.rs` splits bytes into lines.
+
+mod lines;
+pub(crate) mod state_file;
+pub(crate) mod stdin;
+pub(crate) mod tail;
+
+pub(crate) use lines::{Line, Splitter};

@@ -1,0 +1,206 @@
+//! The logs: `POST /logs/ingest` (the pipeline is `ingest.rs`), and the reads `GET
+//! /logs/recent` and `GET /logs/stats`, which need the admin token.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use faultline_schema::{HumanDuration, Level, Record, Timestamp, anonymize_user};
+use faultline_store::{MAX_QUERY_LIMIT, Query as RecordQuery, StatsBucket, StatsQuery};
+use serde::Serialize;
+
+use super::admin::Admin;
+use crate::app_state::AppState;
+use crate::error::ApiError;
+use crate::ingest::{self, IngestResponse};
+
+/// `POST /logs/ingest`: a batch as a JSON array, `{"records": [...]}` or NDJSON; see
+/// `ingest.rs` for the order of checks.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
+    let result = ingest::measured(
+        StatusCode::ACCEPTED,
+        ingest::ingest_batch(&state, &params, &headers, body),
+    )
+    .await;
+    result.map(|r| (StatusCode::ACCEPTED, Json(r)))
+}
+
+/// The longest window `/logs/stats` answers for (what the store keeps per minute).
+const MAX_STATS_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The `/logs/recent` body.
+#[derive(Serialize)]
+pub(crate) struct RecentResponse {
+    /// Newest `ts` first.
+    pub records: Vec<Record>,
+}
+
+const RECENT_PARAMS: [&str; 10] = [
+    "service", "level", "event", "user", "raw_user", "since", "until", "q", "limit", "key",
+];
+
+/// `GET /logs/recent`.
+pub(crate) async fn recent(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    _: Admin,
+) -> Result<Json<RecentResponse>, ApiError> {
+    reject_unknown(&params, &RECENT_PARAMS)?;
+    let now = Timestamp::now();
+    let mut query = RecordQuery {
+        service: params.get("service").cloned(),
+        event: params.get("event").cloned(),
+        text: params.get("q").filter(|q| !q.is_empty()).cloned(),
+        ..RecordQuery::default()
+    };
+    if let Some(level) = params.get("level") {
+        query.min_level = Some(
+            level
+                .parse::<Level>()
+                .map_err(|e| ApiError::bad_request(format!("level: {e}")))?,
+        );
+    }
+    query.user = match (params.get("user"), params.get("raw_user")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give user or raw_user, not both"));
+        }
+        // A stored (re-keyed) id, as the dashboard shows it.
+        (Some(u), None) => Some(u.clone()),
+        // A raw id, as support knows it: anonymized and re-keyed the way ingest does.
+        (None, Some(raw)) => Some(state.rekeyer.rekey(&anonymize_user(&*state.user_salt, raw))),
+        (None, None) => None,
+    };
+    query.since = params
+        .get("since")
+        .map(|s| instant("since", s, now))
+        .transpose()?;
+    query.until = params
+        .get("until")
+        .map(|s| instant("until", s, now))
+        .transpose()?;
+    if let Some(limit) = params.get("limit") {
+        query.limit = limit
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_QUERY_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be 1 to {MAX_QUERY_LIMIT}"))
+            })?;
+    }
+    let records = state
+        .store
+        .query(query)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(RecentResponse { records }))
+}
+
+/// The `/logs/stats` body.
+#[derive(Serialize)]
+pub(crate) struct StatsResponse {
+    /// Start of the window (a minute boundary).
+    pub since: Timestamp,
+    /// End of the window.
+    pub until: Timestamp,
+    /// Bucket width.
+    pub step: &'static str,
+    /// Non-zero counts per minute, service and level, oldest first.
+    pub buckets: Vec<StatsBucket>,
+    /// Totals over the window per service and level.
+    pub totals: Vec<Total>,
+}
+
+/// A total over the window.
+#[derive(Serialize)]
+pub(crate) struct Total {
+    /// The service.
+    pub service: String,
+    /// The level.
+    pub level: Level,
+    /// Records in the window.
+    pub count: u64,
+}
+
+/// `GET /logs/stats?window=60m&service=api`.
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    _: Admin,
+) -> Result<Json<StatsResponse>, ApiError> {
+    reject_unknown(&params, &["window", "service", "key"])?;
+    let window = match params.get("window") {
+        Some(w) => {
+            HumanDuration::parse(w)
+                .map_err(|e| ApiError::bad_request(format!("window: {e}")))?
+                .0
+        }
+        None => Duration::from_secs(3600),
+    };
+    if window.is_zero() || window > MAX_STATS_WINDOW {
+        return Err(ApiError::bad_request("window must be between 1m and 24h"));
+    }
+    let until = Timestamp::now();
+    let since_ms = until.unix_millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let since = Timestamp::from_unix_millis(since_ms - since_ms.rem_euclid(60_000));
+    let stats = state
+        .store
+        .stats(StatsQuery {
+            since,
+            until,
+            service: params.get("service").cloned(),
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut totals: BTreeMap<(String, Level), u64> = BTreeMap::new();
+    for b in &stats.buckets {
+        *totals.entry((b.service.clone(), b.level)).or_default() += b.count;
+    }
+    Ok(Json(StatsResponse {
+        since,
+        until,
+        step: "1m",
+        buckets: stats.buckets,
+        totals: totals
+            .into_iter()
+            .map(|((service, level), count)| Total {
+                service,
+                level,
+                count,
+            })
+            .collect(),
+    }))
+}
+
+/// An instant from RFC 3339 or a duration ago (`15m` = fifteen minutes before now).
+fn instant(name: &str, value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
+    if let Ok(ts) = Timestamp::parse(value) {
+        return Ok(ts);
+    }
+    let ago = HumanDuration::parse(value).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{name}: {value:?} is neither RFC 3339 (2026-07-01T12:00:00Z) nor a duration ago (15m)"
+        ))
+    })?;
+    let ms = i64::try_from(ago.0.as_millis()).unwrap_or(i64::MAX);
+    Ok(Timestamp::from_unix_millis(
+        now.unix_millis().saturating_sub(ms),
+    ))
+}
+
+fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?}: known are {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,70 @@
+//! The HTTP API: one file per resource, each a set of axum handlers over [`AppState`].
+//!
+//! - `logs.rs`: `POST /logs/ingest`, `GET /logs/recent`, `GET /logs/stats`.
+//! - `otlp.rs`: `POST /v1/logs` (OpenTelemetry); the decoding is `otlp/`.
+//! - `alerts.rs`: `GET /alerts`, `POST /alerts/{rule}/reset`; `checks.rs`:
+//!   `GET /system/checks/latest`.
+//! - `health.rs`: `/healthz`, `/readyz`; `metrics.rs`: `/metrics` (and the recorder).
+//! - `dashboard.rs`: the embedded dashboard and `GET /panel/config`.
+//! - `admin.rs`: the [`Admin`](admin::Admin) extractor every read takes; `cors.rs`: CORS
+//!   for the browser-facing ingest routes.
+
+mod admin;
+mod alerts;
+mod checks;
+mod cors;
+mod dashboard;
+mod health;
+mod logs;
+pub(crate) mod metrics;
+mod otlp;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::app_state::AppState;
+use crate::error::ApiError;
+
+/// The HTTP API. Tests call it with `oneshot`; [`start`] serves it on a socket.
+pub fn app(state: AppState) -> Router {
+    let ingest = Router::new()
+        .route(
+            "/logs/ingest",
+            post(logs::ingest).options(preflight_fallback),
+        )
+        .route("/v1/logs", post(otlp::logs).options(preflight_fallback))
+        .route_layer(middleware::from_fn_with_state(state.clone(), cors::layer));
+    Router::new()
+        .merge(ingest)
+        .route("/logs/recent", get(logs::recent))
+        .route("/logs/stats", get(logs::stats))
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{rule}/reset", post(alerts::reset))
+        .route("/system/checks/latest", get(checks::latest))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .route("/panel/config", get(dashboard::panel_config))
+        .fallback(dashboard::serve)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .with_state(state)
+}
+
+/// An `OPTIONS` that is not a CORS preflight (those are answered by the CORS layer).
+async fn preflight_fallback() -> impl IntoResponse {
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// The whole-request deadline: a body that stalls gets 408 instead of holding a connection.
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit: Duration = state.config.limits.request_timeout.0;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
+}

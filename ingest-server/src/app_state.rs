@@ -1,0 +1,36 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use faultline_schema::UserRekeyer;
+use faultline_store::RecordStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::KeyRing;
+use crate::config::Config;
+use crate::sampling::Sampler;
+use faultline_alerts::AlertHandle;
+
+/// The server's shared state: configuration, keys, the store, metrics.
+#[derive(Clone)]
+pub struct AppState {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// Ingest keys and the admin token.
+    pub keys: Arc<KeyRing>,
+    /// Where records are stored.
+    pub store: Arc<dyn RecordStore>,
+    /// The public salt clients anonymize user ids with (for `raw_user` queries).
+    pub user_salt: Arc<str>,
+    /// The secret `meta.user` is re-keyed with, as a ready HMAC state.
+    pub rekeyer: Arc<UserRekeyer>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// When the server started.
+    pub started: Instant,
+    /// The alert evaluator: ingest feeds it, `/alerts` asks it.
+    pub alerts: AlertHandle,
+    /// Samples chatty services' records below `WARNING` (`[sampling]`).
+    pub(crate) sampler: Arc<Sampler>,
+}

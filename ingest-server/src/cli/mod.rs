@@ -1,0 +1,108 @@
+//! The `faultline` command line: one file per subcommand (`serve.rs`, `migrate.rs`,
+//! `check_alerts.rs`, `summary.rs`; `faultline forward` is the `faultline-forward` crate).
+//! Every flag also reads an environment variable.
+
+mod check_alerts;
+mod migrate;
+mod serve;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use check_alerts::CheckArgs;
+pub use migrate::MigrateArgs;
+pub use serve::ServeArgs;
+pub use summary::SummaryArgs;
+
+/// Faultline: errors and logs from browsers and services, stored, queried and alerted on.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (`info`, `faultline_server=debug`, ...).
+    #[arg(long, global = true, env = "FAULTLINE_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format: `text` or `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "FAULTLINE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the ingest server.
+    Serve(serve::ServeArgs),
+    /// Apply the PostgreSQL migrations and create the current partitions, then exit.
+    Migrate(migrate::MigrateArgs),
+    /// Evaluate the alert rules once against the store (for cron): exit 0 when all is
+    /// well, 1 when something fires, 2 on error.
+    CheckAlerts(check_alerts::CheckArgs),
+    /// Records per service and level, firing alerts and the latest checks.
+    Summary(summary::SummaryArgs),
+    /// Ship a program's log lines (standard input, or a file it follows) to the server.
+    Forward(faultline_forward::ForwardArgs),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("faultline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::serve(args)),
+        Command::Migrate(args) => runtime.block_on(migrate::migrate(args)),
+        Command::CheckAlerts(args) => return runtime.block_on(check_alerts::check_alerts(args)),
+        Command::Summary(args) => runtime.block_on(summary::summary(args)),
+        Command::Forward(args) => {
+            return faultline_forward::run(args, &runtime, crate::server::shutdown_signal());
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("faultline: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
