@@ -28,7 +28,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use faultline_logger::{FileConfig, Fsync, Sink};
+use faultline_logger::{FileConfig, Fsync, Output};
 use tracing::Dispatch;
 use tracing_appender::non_blocking::NonBlockingBuilder;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -114,7 +114,7 @@ fn start(kind: Kind, lossy: bool) -> Running {
             let (layer, guard) = faultline_logger::builder()
                 .service("bench")
                 .panic_hook(false)
-                .sink(Sink::file(
+                .output(Output::file(
                     FileConfig::new(dir.path())
                         .max_bytes(64 << 20)
                         .keep_files(4)

@@ -24,7 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use faultline_logger::{FileConfig, HttpConfig, Policy, Sink, TraceContext};
+use faultline_logger::{FileConfig, HttpConfig, Output, Policy, TraceContext};
 use tracing::Instrument;
 
 #[tokio::main]
@@ -33,13 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service("orders-api")
         .release(env!("CARGO_PKG_VERSION"))
         .heartbeat(Duration::from_secs(60))
-        .sink(
-            Sink::stdout()
+        .output(
+            Output::stdout()
                 .policy(Policy::DropNewest)
                 .never_drop_errors(true),
         );
     if let Ok(dir) = std::env::var("FAULTLINE_LOG_DIR") {
-        logger = logger.sink(Sink::file(
+        logger = logger.output(Output::file(
             FileConfig::new(dir).max_bytes(64 << 20).keep_files(20),
         ));
     }
@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("FAULTLINE_KEY"),
     ) {
         logger =
-            logger.sink(Sink::http(HttpConfig::new(url, key)).min_level(tracing::Level::ERROR));
+            logger.output(Output::http(HttpConfig::new(url, key)).min_level(tracing::Level::ERROR));
     }
     // Dropped at the end of `main`, after the server has drained: nothing queued is lost.
     let _guard = logger.init()?;

@@ -1,4 +1,4 @@
-//! [`Builder`]: the record's static fields, the sinks, and the process-wide pieces (global
+//! [`Builder`]: the record's static fields, the outputs, and the process-wide pieces (global
 //! subscriber, `log` bridge, panic hook).
 
 use std::sync::{Arc, OnceLock};
@@ -13,8 +13,8 @@ use crate::error::InitError;
 use crate::layer::FaultlineLayer;
 use crate::log_bridge::LogBridge;
 use crate::logger::{Guard, Logger};
-use crate::sink::Sink;
-use crate::worker::SinkHandle;
+use crate::output::Output;
+use crate::worker::OutputHandle;
 
 /// The logger [`Builder::init`] installed, for [`crate::flush`], [`crate::shutdown`] and
 /// [`crate::exit`].
@@ -34,7 +34,7 @@ pub struct Builder {
     host: Option<Option<String>>,
     fields: Vec<(String, Value)>,
     user_salt: Option<String>,
-    sinks: Vec<Sink>,
+    outputs: Vec<Output>,
     heartbeat: Option<Duration>,
     panic_hook: bool,
     log_bridge: bool,
@@ -54,7 +54,7 @@ impl Default for Builder {
             host: None,
             fields: Vec::new(),
             user_salt: None,
-            sinks: Vec::new(),
+            outputs: Vec::new(),
             heartbeat: None,
             panic_hook: true,
             log_bridge: true,
@@ -119,13 +119,13 @@ impl Builder {
         self
     }
 
-    /// Adds a sink. Without any, records go to standard output.
-    pub fn sink(mut self, sink: Sink) -> Builder {
-        self.sinks.push(sink);
+    /// Adds an output. Without any, records go to standard output.
+    pub fn output(mut self, output: Output) -> Builder {
+        self.outputs.push(output);
         self
     }
 
-    /// Each sink's worker writes an `INFO` record with event `heartbeat` this often (with
+    /// Each output's worker writes an `INFO` record with event `heartbeat` this often (with
     /// its queue depth, written, dropped and lag), so an `absence` alert rule on the server
     /// notices a dead process or a stuck worker. Off by default.
     pub fn heartbeat(mut self, every: Duration) -> Builder {
@@ -156,7 +156,7 @@ impl Builder {
     }
 
     /// How long dropping the [`Guard`] may wait for the shutdown (default: as long as it
-    /// takes; every sink's own work is bounded: see `HttpConfig::retry_for`).
+    /// takes; every output's own work is bounded: see `HttpConfig::retry_for`).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
         self.shutdown_timeout = Some(timeout);
         self
@@ -226,7 +226,7 @@ impl Builder {
         })
     }
 
-    /// Starts the sinks' workers and returns the layer and its guard, for composing with
+    /// Starts the outputs' workers and returns the layer and its guard, for composing with
     /// other layers:
     ///
     /// ```no_run
@@ -240,25 +240,25 @@ impl Builder {
     /// # Ok::<(), faultline_logger::InitError>(())
     /// ```
     ///
-    /// Errors if a setting breaks the record contract or a sink cannot start (a directory
+    /// Errors if a setting breaks the record contract or an output cannot start (a directory
     /// that cannot be created, a malformed URL, an unwritable spool).
     pub fn build(mut self) -> Result<(FaultlineLayer, Guard), InitError> {
         let record = self.record_config()?;
-        if self.sinks.is_empty() {
-            self.sinks.push(Sink::stdout());
+        if self.outputs.is_empty() {
+            self.outputs.push(Output::stdout());
         }
-        if self.sinks.len() > 64 {
-            return Err(InitError::Invalid("at most 64 sinks".into()));
+        if self.outputs.len() > 64 {
+            return Err(InitError::Invalid("at most 64 outputs".into()));
         }
         crate::capture::start_clock();
-        let mut handles: Vec<Arc<SinkHandle>> = Vec::new();
+        let mut handles: Vec<Arc<OutputHandle>> = Vec::new();
         let mut names: Vec<String> = Vec::new();
-        for sink in std::mem::take(&mut self.sinks) {
-            let base = sink
+        for output in std::mem::take(&mut self.outputs) {
+            let base = output
                 .options
                 .name
                 .clone()
-                .unwrap_or_else(|| sink.label().to_owned());
+                .unwrap_or_else(|| output.label().to_owned());
             let mut name = base.clone();
             let mut n = 1;
             while names.contains(&name) {
@@ -266,8 +266,8 @@ impl Builder {
                 name = format!("{base}-{n}");
             }
             names.push(name.clone());
-            let Sink { kind, options } = sink;
-            match SinkHandle::spawn(kind, options, name, &record, self.heartbeat) {
+            let Output { kind, options } = output;
+            match OutputHandle::spawn(kind, options, name, &record, self.heartbeat) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     // Stop the ones already running.

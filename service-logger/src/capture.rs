@@ -60,14 +60,14 @@ pub(crate) enum Origin {
     Internal(&'static str),
 }
 
-/// One captured record on its way to a sink.
+/// One captured record on its way to an output.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     /// Nanoseconds on the monotonic clock when captured (see [`now`]), for the lag.
     pub(crate) mono: u64,
     /// Milliseconds since the Unix epoch, the record's `ts`.
     pub(crate) ts_ms: i64,
-    /// The record's id, a UUIDv7 chosen here so that every sink and every retry carries the
+    /// The record's id, a UUIDv7 chosen here so that every output and every retry carries the
     /// same one.
     pub(crate) id: u128,
     pub(crate) level: Level,

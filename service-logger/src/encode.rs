@@ -1,6 +1,6 @@
 //! From a captured record ([`Rec`]) to one NDJSON line that is a valid Faultline record.
 //!
-//! The worker writes the JSON straight into the sink's buffer, with the bytes
+//! The worker writes the JSON straight into the output's buffer, with the bytes
 //! `Record::write_json` would produce for the same record (`meta` keys sorted, compact), and
 //! applies the record's rules on the way so nothing is shipped that the server would reject:
 //!

@@ -1,5 +1,5 @@
 //! Errors of building a logger. Once running, a logger never returns errors to call sites:
-//! it counts them ([`SinkStats::sink_errors`](crate::SinkStats::sink_errors),
+//! it counts them ([`OutputStats::output_errors`](crate::OutputStats::output_errors),
 //! [`Dropped`](crate::Dropped)) and keeps the last one for [`Stats`](crate::Stats).
 
 use std::path::PathBuf;
@@ -11,29 +11,29 @@ pub enum InitError {
     /// static field of the wrong type for a reserved key, ...).
     #[error("invalid logger settings: {0}")]
     Invalid(String),
-    /// A file or directory a sink needs could not be created or opened.
-    #[error("sink {sink}: cannot use {}: {source}", path.display())]
+    /// A file or directory an output needs could not be created or opened.
+    #[error("output {output}: cannot use {}: {source}", path.display())]
     Io {
-        /// The sink's name.
-        sink: String,
+        /// The output's name.
+        output: String,
         /// The file or directory.
         path: PathBuf,
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// A sink's settings are unusable (a malformed URL, an HTTP client that cannot start).
-    #[error("sink {sink}: {message}")]
-    Sink {
-        /// The sink's name.
-        sink: String,
+    /// An output's settings are unusable (a malformed URL, an HTTP client that cannot start).
+    #[error("output {output}: {message}")]
+    Output {
+        /// The output's name.
+        output: String,
         /// What is wrong.
         message: String,
     },
-    /// A worker thread could not be started, or stopped while opening its sink.
-    #[error("sink {sink}: worker thread failed: {message}")]
+    /// A worker thread could not be started, or stopped while opening its output.
+    #[error("output {output}: worker thread failed: {message}")]
     Worker {
-        /// The sink's name.
-        sink: String,
+        /// The output's name.
+        output: String,
         /// What happened.
         message: String,
     },

@@ -1,5 +1,5 @@
 //! The `tracing` layer: captures events (with their spans' fields) and hands them to the
-//! sinks' queues.
+//! outputs' queues.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,9 +40,9 @@ pub(crate) fn spans_have_fields() -> bool {
 /// The `tracing` layer. Get one from [`Builder::build`](crate::Builder::build) to compose
 /// with other layers; [`Builder::init`](crate::Builder::init) installs it alone.
 ///
-/// On each event it checks which sinks take it (level and target), stamps the time and a
+/// On each event it checks which outputs take it (level and target), stamps the time and a
 /// UUIDv7, encodes its spans' fields (outermost first) and its own fields, and copies the
-/// record into this thread's queue of each of those sinks. Nothing is formatted or written
+/// record into this thread's queue of each of those outputs. Nothing is formatted or written
 /// on the caller's thread except the message's `format_args!`.
 #[derive(Debug, Clone)]
 pub struct FaultlineLayer {

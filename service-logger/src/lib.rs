@@ -3,13 +3,13 @@
 //! ingest endpoint, without ever doing I/O on the caller's thread.
 //!
 //! ```no_run
-//! use faultline_logger::{FileConfig, HttpConfig, Sink};
+//! use faultline_logger::{FileConfig, HttpConfig, Output};
 //!
 //! let _guard = faultline_logger::builder()
 //!     .service("api")
 //!     .release(env!("CARGO_PKG_VERSION"))
-//!     .sink(Sink::file(FileConfig::new("/var/log/api").max_bytes(64 << 20).keep_files(20)))
-//!     .sink(Sink::http(HttpConfig::new("https://faultline.internal", "sk_api")).min_level(tracing::Level::ERROR))
+//!     .output(Output::file(FileConfig::new("/var/log/api").max_bytes(64 << 20).keep_files(20)))
+//!     .output(Output::http(HttpConfig::new("https://faultline.internal", "sk_api")).min_level(tracing::Level::ERROR))
 //!     .init()?;
 //! tracing::info!(order_id = 42, "order placed");
 //! # Ok::<(), faultline_logger::InitError>(())
@@ -18,26 +18,26 @@
 //! # The path of a record
 //!
 //! 1. **Call site** (`layer.rs`, `capture.rs`). `tracing::info!(...)` reaches
-//!    [`FaultlineLayer::on_event`](tracing_subscriber::Layer::on_event). It asks each sink
+//!    [`FaultlineLayer::on_event`](tracing_subscriber::Layer::on_event). It asks each output
 //!    whether it takes this level and target; if none does, it returns. Otherwise it reads
 //!    the clock once (the CPU's time-stamp counter), picks a UUIDv7 id, and encodes the
 //!    fields of the event's spans (outermost first, encoded once when each span was
 //!    created) and of the event into the thread's reused scratch buffer. The message is
 //!    formatted here (its arguments borrow the caller's data); nothing else is.
-//! 2. **Queue** (`ring.rs`, `worker.rs`). Each thread has its own ring per sink, which only
-//!    it writes and only the sink's worker reads: the record is copied in as a few words
+//! 2. **Queue** (`ring.rs`, `worker.rs`). Each thread has its own ring per output, which only
+//!    it writes and only the output's worker reads: the record is copied in as a few words
 //!    (about 100 bytes for three fields), with no lock and no shared counter. When a
-//!    thread's ring is full, that sink's [`Policy`] decides: wait, wait up to a limit, or
+//!    thread's ring is full, that output's [`Policy`] decides: wait, wait up to a limit, or
 //!    drop and count; `ERROR` and worse can be exempt from dropping. Producers wake a
 //!    sleeping worker only when it asked to be woken.
-//! 3. **Worker** (`worker.rs`, `encode.rs`). Each sink has a thread that takes up to 4,096
+//! 3. **Worker** (`worker.rs`, `encode.rs`). Each output has a thread that takes up to 4,096
 //!    records from each ring at a time and encodes each straight into its output buffer as
 //!    one NDJSON line:
 //!    a record that `Record::from_json` accepts, with the record rules applied (truncated
 //!    message, reserved `meta` types, anonymized `user`, `meta` under 16 KiB).
-//! 4. **Sink** (`sink/`). The file sink writes when its queue runs empty or its buffer
-//!    fills, and rotates and prunes files; the HTTP sink seals batches and sends them one at
-//!    a time with retries, spooling to disk while the endpoint is down; the PostgreSQL sink
+//! 4. **Output** (`output/`). The file output writes when its queue runs empty or its buffer
+//!    fills, and rotates and prunes files; the HTTP output seals batches and sends them one at
+//!    a time with retries, spooling to disk while the endpoint is down; the PostgreSQL output
 //!    hands batches to `faultline_store::PostgresStore`.
 //! 5. **The end** (`logger.rs`, `panic.rs`). [`Logger::flush`] and [`Logger::shutdown`] put
 //!    a marker behind everything queued and wait for each worker to pass it, then return a
@@ -46,15 +46,15 @@
 //!
 //! # Guarantees
 //!
-//! - A call site never does I/O, and never waits unless its sink's policy says to (or the
-//!   sink is [`synchronous`](Sink::synchronous)).
+//! - A call site never does I/O, and never waits unless its output's policy says to (or the
+//!   output is [`synchronous`](Output::synchronous)).
 //! - Every record is accounted for: written, queued, spooled, or counted in [`Dropped`]
 //!   under its reason. After drops, the worker writes a `logger_dropped` warning record.
-//! - Records of one thread reach each sink in the order they were logged.
+//! - Records of one thread reach each output in the order they were logged.
 //! - Once [`Logger::flush`] or [`Logger::shutdown`] returns complete, everything logged
 //!   before it is written (or, for HTTP and PostgreSQL with a spool, durable on local disk).
 //! - A logger never panics its host and never makes a call site fail: I/O errors are
-//!   counted ([`SinkStats::sink_errors`]) and retried where retrying can help.
+//!   counted ([`OutputStats::output_errors`]) and retried where retrying can help.
 //!
 //! # Before the process ends
 //!
@@ -72,7 +72,7 @@
 //! - `capture.rs`: the entry, its field encoding, the clock and ids.
 //! - `encode.rs` and `json.rs`: entry to record line.
 //! - `worker.rs`: queues, policies, workers; `stats.rs`: [`Stats`], [`Report`].
-//! - `sink/`: [`Sink`] and one module per destination (`stream.rs`, `file/`, `http/`,
+//! - `output/`: [`Output`] and one module per destination (`stream.rs`, `file/`, `http/`,
 //!   `postgres.rs`).
 //! - `panic.rs`: the panic hook; `traceparent.rs`: [`TraceContext`].
 
@@ -84,9 +84,9 @@ mod json;
 mod layer;
 mod log_bridge;
 mod logger;
+mod output;
 mod panic;
 mod ring;
-mod sink;
 mod stats;
 mod traceparent;
 mod worker;
@@ -98,13 +98,13 @@ pub use error::InitError;
 pub use layer::FaultlineLayer;
 pub use log_bridge::LogBridge;
 pub use logger::{Guard, Logger};
-pub use sink::{
-    Clock, DEFAULT_QUEUE_CAPACITY, FileConfig, Fsync, HttpConfig, Policy, PostgresConfig, Rotation,
-    Sink,
+pub use output::{
+    Clock, DEFAULT_QUEUE_CAPACITY, FileConfig, Fsync, HttpConfig, Output, Policy, PostgresConfig,
+    Rotation,
 };
-pub use stats::{Dropped, Lag, Report, SinkStats, Stats};
+pub use stats::{Dropped, Lag, OutputStats, Report, Stats};
 pub use traceparent::{SpanId, TraceContext, TraceId};
-/// Per-target routing directives for [`Sink::targets`].
+/// Per-target routing directives for [`Output::targets`].
 pub use tracing_subscriber::filter::Targets;
 
 /// The logger [`Builder::init`] installed, if any.

@@ -31,7 +31,7 @@ impl LogBridge {
         LogBridge { logger }
     }
 
-    /// The most verbose `log` level any sink takes, for `log::set_max_level`.
+    /// The most verbose `log` level any output takes, for `log::set_max_level`.
     pub fn max_level(&self) -> log::LevelFilter {
         match self.logger.max_level().into_level() {
             None => log::LevelFilter::Off,

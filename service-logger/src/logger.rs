@@ -8,14 +8,14 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::capture::{Entry, Origin, Rec, mono_now, now, put_str_field};
 use crate::encode::RecordConfig;
+use crate::output::Output;
 use crate::ring;
-use crate::sink::Sink;
 use crate::stats::{Report, Stats};
-use crate::worker::{Line, SinkHandle, in_worker};
+use crate::worker::{Line, OutputHandle, in_worker};
 use faultline_schema::Level;
 
 pub(crate) struct Inner {
-    pub(crate) sinks: Vec<Arc<SinkHandle>>,
+    pub(crate) outputs: Vec<Arc<OutputHandle>>,
     routes: Routes,
     pub(crate) record: RecordConfig,
     pub(crate) with_thread: bool,
@@ -26,26 +26,26 @@ pub(crate) struct Inner {
     shut: AtomicBool,
 }
 
-/// Routing worked out once: which sinks without a target filter take each level (one bit
-/// per sink), and which sinks have a target filter and are asked per record.
+/// Routing worked out once: which outputs without a target filter take each level (one bit
+/// per output), and which outputs have a target filter and are asked per record.
 struct Routes {
     by_level: [u64; 5],
     targeted: u64,
 }
 
 impl Routes {
-    fn new(sinks: &[Arc<SinkHandle>]) -> Routes {
+    fn new(outputs: &[Arc<OutputHandle>]) -> Routes {
         let mut routes = Routes {
             by_level: [0; 5],
             targeted: 0,
         };
-        for (i, s) in sinks.iter().enumerate() {
+        for (i, s) in outputs.iter().enumerate() {
             if s.options.targets.is_some() {
                 routes.targeted |= 1 << i;
                 continue;
             }
             for (at, level) in LEVELS.iter().enumerate() {
-                if Sink::accepts(&s.options, "", level) {
+                if Output::accepts(&s.options, "", level) {
                     routes.by_level[at] |= 1 << i;
                 }
             }
@@ -74,7 +74,7 @@ fn level_index(level: &tracing::Level) -> usize {
     }
 }
 
-/// A running logger: its sinks, queues and workers. Cheap to clone.
+/// A running logger: its outputs, queues and workers. Cheap to clone.
 ///
 /// Get one from [`Guard::logger`] or [`crate::global`]. Every method is safe to call from
 /// any thread, inside or outside an async runtime.
@@ -87,7 +87,7 @@ impl std::fmt::Debug for Logger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Logger")
             .field("service", &self.inner.record.service)
-            .field("sinks", &self.inner.sinks)
+            .field("outputs", &self.inner.outputs)
             .finish()
     }
 }
@@ -99,7 +99,7 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 
 impl Logger {
     pub(crate) fn new(
-        sinks: Vec<Arc<SinkHandle>>,
+        outputs: Vec<Arc<OutputHandle>>,
         record: RecordConfig,
         with_thread: bool,
         shutdown_timeout: Option<Duration>,
@@ -108,8 +108,8 @@ impl Logger {
     ) -> Logger {
         Logger {
             inner: Arc::new(Inner {
-                routes: Routes::new(&sinks),
-                sinks,
+                routes: Routes::new(&outputs),
+                outputs,
                 record,
                 with_thread,
                 shutdown_timeout,
@@ -120,7 +120,7 @@ impl Logger {
         }
     }
 
-    /// Which sinks take a record of `level` from `target`, one bit per sink.
+    /// Which outputs take a record of `level` from `target`, one bit per output.
     #[inline]
     pub(crate) fn route(&self, target: &str, level: &tracing::Level) -> u64 {
         let routes = &self.inner.routes;
@@ -135,12 +135,12 @@ impl Logger {
         mask | self.route_targeted(target, level)
     }
 
-    /// The sinks with a target filter that take a record of `level` from `target`.
+    /// The outputs with a target filter that take a record of `level` from `target`.
     fn route_targeted(&self, target: &str, level: &tracing::Level) -> u64 {
         let mut mask = 0;
-        for (i, s) in self.inner.sinks.iter().enumerate() {
+        for (i, s) in self.inner.outputs.iter().enumerate() {
             if self.inner.routes.targeted & (1 << i) != 0
-                && Sink::accepts(&s.options, target, level)
+                && Output::accepts(&s.options, target, level)
             {
                 mask |= 1 << i;
             }
@@ -148,9 +148,9 @@ impl Logger {
         mask
     }
 
-    /// Captures one record and hands it to the sinks in `mask`: stamped now, its items
+    /// Captures one record and hands it to the outputs in `mask`: stamped now, its items
     /// written by `fill` (which may raise the level) into this thread's scratch buffer, then
-    /// copied into this thread's ring of each sink. When the thread cannot use its rings (it
+    /// copied into this thread's ring of each output. When the thread cannot use its rings (it
     /// is ending, or `fill` itself logs), into an [`Entry`] through the shared channel.
     #[inline]
     pub(crate) fn log(
@@ -203,15 +203,15 @@ impl Logger {
         self.offer_shared(entry, mask);
     }
 
-    /// The sinks in `mask`.
-    fn chosen(&self, mask: u64) -> impl Iterator<Item = &Arc<SinkHandle>> {
-        let sinks = &self.inner.sinks;
+    /// The outputs in `mask`.
+    fn chosen(&self, mask: u64) -> impl Iterator<Item = &Arc<OutputHandle>> {
+        let outputs = &self.inner.outputs;
         let mut rest = mask;
         std::iter::from_fn(move || {
             while rest != 0 {
                 let i = rest.trailing_zeros() as usize;
                 rest &= rest - 1;
-                if let Some(s) = sinks.get(i) {
+                if let Some(s) = outputs.get(i) {
                     return Some(s);
                 }
             }
@@ -219,14 +219,14 @@ impl Logger {
         })
     }
 
-    /// Hands `entry` to the sinks in `mask` through the shared channel.
+    /// Hands `entry` to the outputs in `mask` through the shared channel.
     fn offer_shared(&self, entry: Entry, mask: u64) {
         for s in self.chosen(mask) {
             s.offer_shared(entry.clone());
         }
     }
 
-    /// Hands `entry` to the sinks in `mask`: into this thread's ring of each, or through
+    /// Hands `entry` to the outputs in `mask`: into this thread's ring of each, or through
     /// the shared channel when the thread cannot use its rings.
     pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
         let done = ring::with_local(|_, local| {
@@ -240,9 +240,9 @@ impl Logger {
         }
     }
 
-    /// Sends a record built elsewhere, such as a log line a forwarder parsed, to every sink
-    /// that takes its level (its `event` is the target that [`Sink::targets`] sees), under
-    /// each sink's queue policy, like a logged event.
+    /// Sends a record built elsewhere, such as a log line a forwarder parsed, to every output
+    /// that takes its level (its `event` is the target that [`Output::targets`] sees), under
+    /// each output's queue policy, like a logged event.
     ///
     /// The record goes out as it is: its own `id`, `ts` and `service`, none of the builder's
     /// static fields or user salt. Check it first with `Record::validate`, or the endpoint
@@ -251,7 +251,7 @@ impl Logger {
     ///
     /// To know when records are safe, [`flush`](Logger::flush): once it returns
     /// [`complete`](Report::complete), every record sent before it was acknowledged by the
-    /// endpoint (or written, for other sinks), is durable in a spool, or is counted in
+    /// endpoint (or written, for other outputs), is durable in a spool, or is counted in
     /// [`Report::dropped`].
     pub fn send_record(&self, record: &faultline_schema::Record) {
         use faultline_schema::Level;
@@ -283,10 +283,10 @@ impl Logger {
         }
     }
 
-    /// The most verbose level any sink takes.
+    /// The most verbose level any output takes.
     pub(crate) fn max_level(&self) -> LevelFilter {
         self.inner
-            .sinks
+            .outputs
             .iter()
             .map(|s| LevelFilter::from_level(s.options.min_level))
             .max()
@@ -318,19 +318,19 @@ impl Logger {
         }
         let signals: Vec<_> = self
             .inner
-            .sinks
+            .outputs
             .iter()
             .map(|s| s.request_flush(deadline))
             .collect();
         let mut complete = true;
-        for (s, signal) in self.inner.sinks.iter().zip(signals) {
+        for (s, signal) in self.inner.outputs.iter().zip(signals) {
             complete &= s.wait(signal, deadline);
         }
         Report::from_stats(self.stats(), complete)
     }
 
     /// Stops taking records (later ones are counted in `Dropped::closed`), writes everything
-    /// queued, closes every sink (HTTP batches that cannot be delivered go to the spool,
+    /// queued, closes every output (HTTP batches that cannot be delivered go to the spool,
     /// when there is one), and stops the workers, waiting at most `timeout`
     /// (`Duration::MAX`: as long as it takes). Calling it again only reports.
     pub fn shutdown(&self, timeout: Duration) -> Report {
@@ -344,12 +344,12 @@ impl Logger {
         self.inner.shut.store(true, Ordering::Release);
         let signals: Vec<_> = self
             .inner
-            .sinks
+            .outputs
             .iter()
             .map(|s| s.request_shutdown(deadline))
             .collect();
         let mut complete = true;
-        for (s, signal) in self.inner.sinks.iter().zip(signals) {
+        for (s, signal) in self.inner.outputs.iter().zip(signals) {
             complete &= s.wait(signal, deadline);
             s.join_if_finished();
         }
@@ -360,10 +360,10 @@ impl Logger {
         self.inner.shut.load(Ordering::Acquire)
     }
 
-    /// Every sink's counters now.
+    /// Every output's counters now.
     pub fn stats(&self) -> Stats {
         Stats {
-            sinks: self.inner.sinks.iter().map(|s| s.stats()).collect(),
+            outputs: self.inner.outputs.iter().map(|s| s.stats()).collect(),
         }
     }
 
@@ -372,10 +372,10 @@ impl Logger {
         &self.inner.record.service
     }
 
-    /// Logs a panic as a `CRITICAL` record (event `panic`) to every sink taking errors.
+    /// Logs a panic as a `CRITICAL` record (event `panic`) to every output taking errors.
     pub(crate) fn record_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
         let mask = self.route("panic", &tracing::Level::ERROR);
-        if mask == 0 || self.inner.sinks.iter().all(|s| s.is_closed()) {
+        if mask == 0 || self.inner.outputs.iter().all(|s| s.is_closed()) {
             return;
         }
         let mut e = Entry::new(faultline_schema::Level::Critical, Origin::Internal("panic"));

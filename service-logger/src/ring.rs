@@ -1,5 +1,5 @@
-//! Per-thread queues: each producing thread has its own ring of 64-bit words per sink, which
-//! only that thread writes and only the sink's worker reads.
+//! Per-thread queues: each producing thread has its own ring of 64-bit words per output, which
+//! only that thread writes and only the output's worker reads.
 //!
 //! A record is copied into the ring as a few header words and its encoded items (about 100
 //! bytes for a call with three fields), so a call site touches two cache lines of shared
@@ -120,7 +120,7 @@ const MAX_WORDS: usize = 4 << 20;
 #[derive(Default)]
 struct Padded<T>(T);
 
-/// One producing thread's queue into one sink.
+/// One producing thread's queue into one output.
 pub(crate) struct Ring {
     words: Box<[AtomicU64]>,
     /// `words.len() - 1` (the length is a power of two).
@@ -227,7 +227,7 @@ impl Ring {
     }
 
     /// Takes up to `max` records written so far (at most those there when it starts),
-    /// handing each to `take`; returns how many. Only the sink's worker calls it.
+    /// handing each to `take`; returns how many. Only the output's worker calls it.
     #[inline]
     pub(crate) fn drain(
         &self,
@@ -390,7 +390,7 @@ fn intern_slow(meta: &'static tracing::Metadata<'static>) -> u32 {
 /// Callsites cached per thread (direct-mapped by address).
 const CACHE: usize = 64;
 
-/// A thread's producing side: its rings, one per sink it has logged to, and its cache of
+/// A thread's producing side: its rings, one per output it has logged to, and its cache of
 /// callsite indexes.
 pub(crate) struct Local {
     /// The random part of this thread's next record id (0: not chosen yet).
@@ -482,19 +482,19 @@ impl Local {
         })
     }
 
-    /// This thread's producer for the sink `id`; the first time, `ring` gives the ring
+    /// This thread's producer for the output `id`; the first time, `ring` gives the ring
     /// (see [`Ring::adopt`]).
     #[inline]
     pub(crate) fn producer(&mut self, id: u64, ring: impl FnOnce() -> Arc<Ring>) -> &mut Producer {
-        let at = match self.producers.iter().position(|p| p.sink == id) {
+        let at = match self.producers.iter().position(|p| p.output_id == id) {
             Some(at) => at,
             None => self.add_producer(id, ring),
         };
         &mut self.producers[at]
     }
 
-    /// Adds this thread's producer for the sink `id` (out of line: once per thread and
-    /// sink); returns its index.
+    /// Adds this thread's producer for the output `id` (out of line: once per thread and
+    /// output); returns its index.
     #[cold]
     #[inline(never)]
     fn add_producer(&mut self, id: u64, ring: impl FnOnce() -> Arc<Ring>) -> usize {
@@ -503,7 +503,7 @@ impl Local {
             .retain(|p| !p.ring.consumer_gone.load(Ordering::Acquire));
         let ring = ring();
         self.producers.push(Producer {
-            sink: id,
+            output_id: id,
             tail: ring.tail.0.0.load(Ordering::Acquire),
             head: ring.head.0.0.load(Ordering::Acquire),
             published: ring.tail.0.1.load(Ordering::Acquire),
@@ -516,7 +516,7 @@ impl Local {
 
 /// The producing thread's side of one ring, with its own copies of the positions.
 pub(crate) struct Producer {
-    sink: u64,
+    output_id: u64,
     ring: Arc<Ring>,
     tail: u64,
     /// The worker's position when last read.

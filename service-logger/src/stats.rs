@@ -1,4 +1,4 @@
-//! Counters kept by each sink, and the [`Stats`] and [`Report`] views of them.
+//! Counters kept by each output, and the [`Stats`] and [`Report`] views of them.
 //!
 //! Nothing here is touched on the caller's fast path except when a record is dropped: the
 //! number enqueued is derived from what the worker took plus what is still queued, so
@@ -16,7 +16,7 @@ pub struct Dropped {
     pub queue_full: u64,
     /// The queue stayed full for the whole [`Policy::BlockTimeout`](crate::Policy::BlockTimeout).
     pub timeout: u64,
-    /// Logged after `shutdown`, or after the sink's worker stopped.
+    /// Logged after `shutdown`, or after the output's worker stopped.
     pub closed: u64,
     /// Refused by the destination as invalid: an ingest endpoint's 4xx (other than 408 and
     /// 429) or a per-record rejection in its 202.
@@ -45,7 +45,7 @@ impl Dropped {
     }
 }
 
-/// Enqueue-to-write lag: from the call site to the moment the sink wrote (or sent, or
+/// Enqueue-to-write lag: from the call site to the moment the output wrote (or sent, or
 /// spooled) the record. Measured per written batch, on its oldest record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lag {
@@ -57,17 +57,17 @@ pub struct Lag {
     pub mean: Duration,
 }
 
-/// One sink's counters at a moment. Counts are totals since the logger started.
+/// One output's counters at a moment. Counts are totals since the logger started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SinkStats {
-    /// The sink's name (`file`, `http`, ... or the one given with `Sink::name`).
+pub struct OutputStats {
+    /// The output's name (`file`, `http`, ... or the one given with `Output::name`).
     pub name: String,
     /// Records accepted into the queue.
     pub enqueued: u64,
     /// Records written: handed to the operating system (file, stdout), acknowledged by the
-    /// ingest endpoint (including ones it already had), or accepted by the PostgreSQL sink
+    /// ingest endpoint (including ones it already had), or accepted by the PostgreSQL output
     /// (committed, or in its durable spool). Includes the logger's own heartbeat and
-    /// drop-report records, counted in [`SinkStats::internal`].
+    /// drop-report records, counted in [`OutputStats::internal`].
     pub written: u64,
     /// Records dropped, by reason.
     pub dropped: Dropped,
@@ -83,7 +83,7 @@ pub struct SinkStats {
     /// Records in the local spool, waiting for the destination to come back.
     pub spooled: u64,
     /// Failed writes, sends and file operations (each attempt counts).
-    pub sink_errors: u64,
+    pub output_errors: u64,
     /// The most recent error, if any.
     pub last_error: Option<String>,
     /// Enqueue-to-write lag.
@@ -92,44 +92,44 @@ pub struct SinkStats {
     pub internal: u64,
 }
 
-/// Every sink's counters.
+/// Every output's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// One entry per sink, in the order they were added.
-    pub sinks: Vec<SinkStats>,
+    /// One entry per output, in the order they were added.
+    pub outputs: Vec<OutputStats>,
 }
 
 impl Stats {
-    /// Records accepted into any queue (a record routed to two sinks counts twice).
+    /// Records accepted into any queue (a record routed to two outputs counts twice).
     pub fn enqueued(&self) -> u64 {
-        self.sinks.iter().map(|s| s.enqueued).sum()
+        self.outputs.iter().map(|s| s.enqueued).sum()
     }
 
-    /// Records written by all sinks.
+    /// Records written by all outputs.
     pub fn written(&self) -> u64 {
-        self.sinks.iter().map(|s| s.written).sum()
+        self.outputs.iter().map(|s| s.written).sum()
     }
 
-    /// Records dropped by all sinks, by reason.
+    /// Records dropped by all outputs, by reason.
     pub fn dropped(&self) -> Dropped {
         let mut d = Dropped::default();
-        for s in &self.sinks {
+        for s in &self.outputs {
             d.add(&s.dropped);
         }
         d
     }
 
-    /// The sink called `name`.
-    pub fn sink(&self, name: &str) -> Option<&SinkStats> {
-        self.sinks.iter().find(|s| s.name == name)
+    /// The output called `name`.
+    pub fn output(&self, name: &str) -> Option<&OutputStats> {
+        self.outputs.iter().find(|s| s.name == name)
     }
 }
 
 /// What [`flush`](crate::Logger::flush) or [`shutdown`](crate::Logger::shutdown) achieved.
-/// Counts are totals since the logger started, summed over sinks.
+/// Counts are totals since the logger started, summed over outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Records written (see [`SinkStats::written`]).
+    /// Records written (see [`OutputStats::written`]).
     pub written: u64,
     /// Records dropped, by reason.
     pub dropped: Dropped,
@@ -139,10 +139,10 @@ pub struct Report {
     /// Records kept in a local spool: durable, delivered by the next logger that opens the
     /// same spool directory.
     pub spooled: u64,
-    /// Whether every sink finished before the timeout.
+    /// Whether every output finished before the timeout.
     pub complete: bool,
-    /// The per-sink detail.
-    pub sinks: Vec<SinkStats>,
+    /// The per-output detail.
+    pub outputs: Vec<OutputStats>,
 }
 
 impl Report {
@@ -151,13 +151,13 @@ impl Report {
             written: stats.written(),
             dropped: stats.dropped(),
             queued: stats
-                .sinks
+                .outputs
                 .iter()
                 .map(|s| s.queue_depth as u64 + s.pending)
                 .sum(),
-            spooled: stats.sinks.iter().map(|s| s.spooled).sum(),
+            spooled: stats.outputs.iter().map(|s| s.spooled).sum(),
             complete,
-            sinks: stats.sinks,
+            outputs: stats.outputs,
         }
     }
 }
@@ -173,14 +173,14 @@ pub(crate) enum Reason {
     SpoolFull,
 }
 
-/// The live counters of one sink, shared by its producers and its worker.
+/// The live counters of one output, shared by its producers and its worker.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) dequeued: AtomicU64,
     pub(crate) written: AtomicU64,
     pub(crate) pending: AtomicU64,
     pub(crate) spooled: AtomicU64,
-    pub(crate) sink_errors: AtomicU64,
+    pub(crate) output_errors: AtomicU64,
     pub(crate) internal: AtomicU64,
     pub(crate) high_water: AtomicUsize,
     dropped: [AtomicU64; 6],
@@ -224,13 +224,13 @@ impl Counters {
     }
 
     pub(crate) fn error(&self, e: impl std::fmt::Display) {
-        self.sink_errors.fetch_add(1, Relaxed);
+        self.output_errors.fetch_add(1, Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
     }
 
-    pub(crate) fn snapshot(&self, name: &str, depth: usize, capacity: usize) -> SinkStats {
+    pub(crate) fn snapshot(&self, name: &str, depth: usize, capacity: usize) -> OutputStats {
         let count = self.lag_count.load(Relaxed);
-        SinkStats {
+        OutputStats {
             name: name.to_owned(),
             enqueued: self.dequeued.load(Relaxed) + depth as u64,
             written: self.written.load(Relaxed),
@@ -240,7 +240,7 @@ impl Counters {
             queue_high_water: self.high_water.load(Relaxed).max(depth),
             pending: self.pending.load(Relaxed),
             spooled: self.spooled.load(Relaxed),
-            sink_errors: self.sink_errors.load(Relaxed),
+            output_errors: self.output_errors.load(Relaxed),
             last_error: self
                 .last_error
                 .lock()

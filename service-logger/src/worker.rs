@@ -1,10 +1,10 @@
-//! A sink's queues and its worker thread.
+//! An output's queues and its worker thread.
 //!
 //! Each producing thread writes its records into its own ring ([`crate::ring`]); on a full
-//! ring the sink's [`Policy`] decides. A bounded crossbeam channel carries flushes,
+//! ring the output's [`Policy`] decides. A bounded crossbeam channel carries flushes,
 //! shutdowns, synchronous records, and records from a thread that cannot use its ring (it
 //! is ending). The worker takes up to [`MAX_TAKE`] records from each ring at a time, encodes
-//! each into its output's buffer, and lets the output write when the queues run empty or
+//! each into its destination's buffer, and lets the destination write when the queues run empty or
 //! its buffer is full, so under load one `write` carries thousands of records.
 //!
 //! **Waking.** Producers do not wake the worker on every record (a futex wake costs more than
@@ -31,9 +31,9 @@ use faultline_schema::Level;
 use crate::capture::{self, Entry, Origin, Rec, put_str_field, put_u64_field};
 use crate::encode::{Encoder, RecordConfig};
 use crate::error::InitError;
+use crate::output::{self, Destination, Kind, Options, Policy};
 use crate::ring::{Local, OriginWord, Producer, Reader, Ring, Taken};
-use crate::sink::{self, Kind, Options, Output, Policy};
-use crate::stats::{Counters, Reason, SinkStats};
+use crate::stats::{Counters, OutputStats, Reason};
 
 /// Messages taken per round before the worker looks at timers.
 const MAX_TAKE: usize = 4096;
@@ -59,7 +59,7 @@ thread_local! {
 }
 
 /// Whether this thread belongs to a logger (a worker, or a runtime thread of an HTTP or
-/// PostgreSQL sink). Events from these threads are ignored: a sink's own HTTP client
+/// PostgreSQL output). Events from these threads are ignored: an output's own HTTP client
 /// logging through the logger would feed itself forever.
 #[inline]
 pub(crate) fn in_worker() -> bool {
@@ -133,11 +133,11 @@ pub(crate) struct Line {
     pub(crate) mono: u64,
 }
 
-/// A sink as producers and the logger see it: the queue, the policy, the counters.
-pub(crate) struct SinkHandle {
+/// An output as producers and the logger see it: the queue, the policy, the counters.
+pub(crate) struct OutputHandle {
     pub(crate) name: String,
     pub(crate) options: Options,
-    /// Unique in the process: names this sink in the producers' thread-local state.
+    /// Unique in the process: names this output in the producers' thread-local state.
     id: u64,
     /// The producing threads' rings, and a version that changes with the list.
     rings: Mutex<Vec<Arc<Ring>>>,
@@ -156,15 +156,15 @@ pub(crate) struct SinkHandle {
     pub(crate) counters: Arc<Counters>,
 }
 
-impl std::fmt::Debug for SinkHandle {
+impl std::fmt::Debug for OutputHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SinkHandle")
+        f.debug_struct("OutputHandle")
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-impl SinkHandle {
+impl OutputHandle {
     /// Starts the worker, which opens the destination; returns once it is open.
     pub(crate) fn spawn(
         kind: Kind,
@@ -172,11 +172,11 @@ impl SinkHandle {
         name: String,
         record: &RecordConfig,
         heartbeat: Option<Duration>,
-    ) -> Result<Arc<SinkHandle>, InitError> {
+    ) -> Result<Arc<OutputHandle>, InitError> {
         let (tx, rx) = crossbeam_channel::bounded(options.capacity.min(CHANNEL_CAPACITY));
         let heartbeat = heartbeat.filter(|_| options.heartbeat);
         static IDS: AtomicU64 = AtomicU64::new(1);
-        let handle = Arc::new(SinkHandle {
+        let handle = Arc::new(OutputHandle {
             name: name.clone(),
             options,
             id: IDS.fetch_add(1, Ordering::Relaxed),
@@ -203,10 +203,10 @@ impl SinkHandle {
                 let h = worker_handle;
                 let _ = h.worker.set(std::thread::current());
                 let _finish = FinishOnExit(&h);
-                match sink::open(kind, &h.name, &service, &h.options, h.counters.clone()) {
-                    Ok(output) => {
+                match output::open(kind, &h.name, &service, &h.options, h.counters.clone()) {
+                    Ok(destination) => {
                         let _ = ready_tx.send(Ok(()));
-                        Worker::new(&h, output, encoder, heartbeat).run();
+                        Worker::new(&h, destination, encoder, heartbeat).run();
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -214,7 +214,7 @@ impl SinkHandle {
                 }
             })
             .map_err(|e| InitError::Worker {
-                sink: name.clone(),
+                output: name.clone(),
                 message: e.to_string(),
             })?;
         match ready_rx.recv() {
@@ -227,8 +227,8 @@ impl SinkHandle {
                 Err(e)
             }
             Err(_) => Err(InitError::Worker {
-                sink: name,
-                message: "stopped while opening the sink".into(),
+                output: name,
+                message: "stopped while opening the output".into(),
             }),
         }
     }
@@ -248,7 +248,7 @@ impl SinkHandle {
         }
     }
 
-    /// Queues a record under the sink's policy, into this thread's ring. Never blocks
+    /// Queues a record under the output's policy, into this thread's ring. Never blocks
     /// unless the policy (or never-drop for errors) says so.
     ///
     /// `words` are the entry's items as whole words (zero-padded), when the caller has them
@@ -263,7 +263,7 @@ impl SinkHandle {
     ) {
         if self.options.synchronous || self.closed.load(Ordering::Relaxed) {
             // The shared path writes a synchronous record through, and counts one a closed
-            // sink refuses.
+            // output refuses.
             self.offer_copy(entry);
             return;
         }
@@ -275,15 +275,15 @@ impl SinkHandle {
         self.ring_full(p, entry.level, |p| p.push_entry(entry, words, origin));
     }
 
-    /// [`offer_shared`](SinkHandle::offer_shared) of an owned copy of `entry` (out of line:
-    /// only synchronous and closed sinks take it).
+    /// [`offer_shared`](OutputHandle::offer_shared) of an owned copy of `entry` (out of line:
+    /// only synchronous and closed outputs take it).
     #[cold]
     #[inline(never)]
     fn offer_copy(&self, entry: &Rec<'_>) {
         self.offer_shared(Entry::from_rec(entry));
     }
 
-    /// [`offer`](SinkHandle::offer) when this thread cannot use its ring (it is ending, or
+    /// [`offer`](OutputHandle::offer) when this thread cannot use its ring (it is ending, or
     /// the record comes from inside another one): through the shared channel.
     pub(crate) fn offer_shared(&self, entry: Entry) {
         if self.closed.load(Ordering::Relaxed) {
@@ -297,7 +297,7 @@ impl SinkHandle {
         self.enqueue(Msg::Record(entry));
     }
 
-    /// [`offer`](SinkHandle::offer) for a line encoded by the caller. On a synchronous sink
+    /// [`offer`](OutputHandle::offer) for a line encoded by the caller. On a synchronous output
     /// it returns once the line is written, like a synchronous record.
     pub(crate) fn offer_line(&self, local: Option<&mut Local>, line: &Line) {
         if self.closed.load(Ordering::Relaxed) {
@@ -326,7 +326,7 @@ impl SinkHandle {
         self.ring_full(p, line.level, |p| p.push_line(line));
     }
 
-    /// This thread's producer into the sink, with a new ring the first time.
+    /// This thread's producer into the output, with a new ring the first time.
     #[inline]
     fn producer<'l>(&self, local: &'l mut Local) -> &'l mut Producer {
         local.producer(self.id, || {
@@ -454,7 +454,7 @@ impl SinkHandle {
         }
     }
 
-    /// Sends, waiting for room until `deadline`, the sink closing, or its worker stopping.
+    /// Sends, waiting for room until `deadline`, the output closing, or its worker stopping.
     ///
     /// First it naps and retries a few times without registering with the channel: a
     /// sender waiting inside the channel makes the worker wake it (a futex call) for every
@@ -512,7 +512,7 @@ impl SinkHandle {
     }
 
     /// A message that found no room: back to the sender to try again (with the worker woken),
-    /// or `Closed` when the sink stopped taking it.
+    /// or `Closed` when the output stopped taking it.
     fn still_waiting(&self, m: Msg) -> Result<Msg, Reason> {
         if !self.alive() || (self.closed.load(Ordering::Relaxed) && is_record(&m)) {
             return Err(Reason::Closed);
@@ -580,7 +580,7 @@ impl SinkHandle {
         self.closed.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn stats(&self) -> SinkStats {
+    pub(crate) fn stats(&self) -> OutputStats {
         self.counters
             .snapshot(&self.name, self.queued(), self.capacity())
     }
@@ -596,9 +596,9 @@ fn is_record(m: &Msg) -> bool {
     matches!(m, Msg::Record(_) | Msg::Line(_) | Msg::Sync(..))
 }
 
-/// Marks the sink finished and closed when the worker thread ends, however it ends (a panic
+/// Marks the output finished and closed when the worker thread ends, however it ends (a panic
 /// in a destination included), so producers and waiters stop waiting for it.
-struct FinishOnExit<'a>(&'a Arc<SinkHandle>);
+struct FinishOnExit<'a>(&'a Arc<OutputHandle>);
 
 impl Drop for FinishOnExit<'_> {
     fn drop(&mut self) {
@@ -615,8 +615,8 @@ impl Drop for FinishOnExit<'_> {
 }
 
 struct Worker<'a> {
-    h: &'a SinkHandle,
-    output: Box<dyn Output>,
+    h: &'a OutputHandle,
+    destination: Box<dyn Destination>,
     encoder: Encoder,
     heartbeat: Option<Duration>,
     next_heartbeat: Option<Instant>,
@@ -631,14 +631,14 @@ struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     fn new(
-        h: &'a SinkHandle,
-        output: Box<dyn Output>,
+        h: &'a OutputHandle,
+        destination: Box<dyn Destination>,
         encoder: Encoder,
         heartbeat: Option<Duration>,
     ) -> Worker<'a> {
         Worker {
             h,
-            output,
+            destination,
             encoder,
             heartbeat,
             next_heartbeat: heartbeat.map(|d| Instant::now() + d),
@@ -652,10 +652,10 @@ impl<'a> Worker<'a> {
 
     #[inline]
     fn push(&mut self, entry: &Rec<'_>) {
-        let buf = self.output.buffer();
+        let buf = self.destination.buffer();
         let start = buf.len();
         self.encoder.encode(entry, buf);
-        self.output.commit(start, entry.mono);
+        self.destination.commit(start, entry.mono);
     }
 
     fn push_internal(&mut self, entry: &Entry) {
@@ -667,10 +667,10 @@ impl<'a> Worker<'a> {
     #[inline]
     fn push_line(&mut self, bytes: &[u8], mono: u64) {
         self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-        let buf = self.output.buffer();
+        let buf = self.destination.buffer();
         let start = buf.len();
         buf.extend_from_slice(bytes);
-        self.output.commit(start, mono);
+        self.destination.commit(start, mono);
     }
 
     /// Picks up rings registered or removed since the last look.
@@ -737,7 +737,7 @@ impl<'a> Worker<'a> {
             Msg::Sync(e, signal) => {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
                 self.push(&e.rec());
-                let complete = self.output.flush(None);
+                let complete = self.destination.flush(None);
                 signal.done(complete);
             }
             Msg::Flush(signal) => {
@@ -747,7 +747,7 @@ impl<'a> Worker<'a> {
                     .dequeued
                     .fetch_add(self.drain_rings(usize::MAX), Ordering::Relaxed);
                 self.report_drops();
-                let complete = self.output.flush(signal.deadline);
+                let complete = self.destination.flush(signal.deadline);
                 signal.done(complete);
             }
             Msg::Shutdown(signal) => return Some(signal),
@@ -802,7 +802,7 @@ impl<'a> Worker<'a> {
             let now = Instant::now();
             self.timers(now);
             let idle = self.h.rx.is_empty() && self.rings_empty();
-            let next = self.output.poll(idle);
+            let next = self.destination.poll(idle);
             if idle {
                 self.idle(next);
             }
@@ -827,7 +827,7 @@ impl<'a> Worker<'a> {
             put_u64_field(&mut e.buf, "written", s.written);
             put_u64_field(&mut e.buf, "dropped", s.dropped.total());
             put_u64_field(&mut e.buf, "spooled", s.spooled);
-            put_u64_field(&mut e.buf, "sink_errors", s.sink_errors);
+            put_u64_field(&mut e.buf, "sink_errors", s.output_errors);
             put_u64_field(
                 &mut e.buf,
                 "lag_max_us",
@@ -918,7 +918,7 @@ impl<'a> Worker<'a> {
         // Drops since the last round are reported even when the shutdown came in the same
         // round as the records, before the timers ran.
         self.report_drops();
-        let complete = self.output.close(signal.deadline);
+        let complete = self.destination.close(signal.deadline);
         signal.done(complete);
     }
 }

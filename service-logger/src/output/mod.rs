@@ -1,7 +1,7 @@
-//! Sink configuration ([`Sink`], [`Policy`]) and the `Output` trait every destination
-//! implements for its worker.
+//! Outputs, the things records are written to: their configuration ([`Output`], [`Policy`])
+//! and the `Destination` trait each kind implements for its worker.
 //!
-//! Each sink gets its own bounded queue and worker thread, so a slow destination (an ingest
+//! Each output gets its own bounded queue and worker thread, so a slow destination (an ingest
 //! endpoint that is down) never holds up a fast one (the local file), and each has its own
 //! full-queue policy and routing.
 
@@ -23,20 +23,20 @@ pub use file::{Clock, FileConfig, Fsync, Rotation};
 pub use http::HttpConfig;
 pub use postgres::PostgresConfig;
 
-/// The default queue capacity of a sink, per thread that logs to it: 8,192 records, in a
+/// The default queue capacity of an output, per thread that logs to it: 8,192 records, in a
 /// 1 MiB ring (128 bytes a record; a call with a message and three fields takes about 100).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 
-/// What a call site does when a sink's queue is full.
+/// What a call site does when an output's queue is full.
 ///
-/// The queue fills only when the sink cannot keep up for a while (a disk stalls, a burst
+/// The queue fills only when the output cannot keep up for a while (a disk stalls, a burst
 /// outruns it). Whatever the policy, every record is accounted for: written, still queued,
 /// spooled, or counted in [`Dropped`](crate::Dropped) under its reason, and after drops the
 /// worker writes a `WARNING` record `logger_dropped` saying how many, so the loss shows in
 /// the logs themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
-    /// Wait for room (the default): nothing is lost, and a sink that cannot keep up slows
+    /// Wait for room (the default): nothing is lost, and an output that cannot keep up slows
     /// its callers down.
     #[default]
     Block,
@@ -46,27 +46,28 @@ pub enum Policy {
     DropNewest,
 }
 
-/// One destination, with its queue, policy and routing.
+/// One output, a place records are written to (stdout, a file, PostgreSQL, the ingest
+/// endpoint), with its queue, policy and routing.
 ///
 /// ```no_run
-/// use faultline_logger::{FileConfig, HttpConfig, Policy, Sink};
+/// use faultline_logger::{FileConfig, HttpConfig, Policy, Output};
 ///
 /// // Everything to a rotating file; errors also to the ingest endpoint, never dropped.
-/// let file = Sink::file(FileConfig::new("/var/log/api").max_bytes(64 << 20).keep_files(20));
-/// let ingest = Sink::http(HttpConfig::new("https://faultline.internal", "sk_api").spool_dir("/var/lib/api/spool"))
+/// let file = Output::file(FileConfig::new("/var/log/api").max_bytes(64 << 20).keep_files(20));
+/// let ingest = Output::http(HttpConfig::new("https://faultline.internal", "sk_api").spool_dir("/var/lib/api/spool"))
 ///     .min_level(tracing::Level::ERROR)
 ///     .policy(Policy::DropNewest)
 ///     .never_drop_errors(true);
 /// # let _ = (file, ingest);
 /// ```
-pub struct Sink {
+pub struct Output {
     pub(crate) kind: Kind,
     pub(crate) options: Options,
 }
 
-impl std::fmt::Debug for Sink {
+impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink")
+        f.debug_struct("Output")
             .field("kind", &self.kind.label())
             .field("options", &self.options)
             .finish()
@@ -95,7 +96,7 @@ impl Kind {
     }
 }
 
-/// The settings every sink has.
+/// The settings every output has.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) name: Option<String>,
@@ -111,9 +112,9 @@ pub(crate) struct Options {
     pub(crate) linger: Duration,
 }
 
-impl Sink {
-    fn new(kind: Kind) -> Sink {
-        Sink {
+impl Output {
+    fn new(kind: Kind) -> Output {
+        Output {
             kind,
             options: Options {
                 name: None,
@@ -132,47 +133,47 @@ impl Sink {
 
     /// NDJSON records on standard output, one per line (for containers whose runtime
     /// collects stdout).
-    pub fn stdout() -> Sink {
-        Sink::new(Kind::Stdout)
+    pub fn stdout() -> Output {
+        Output::new(Kind::Stdout)
     }
 
     /// NDJSON records on standard error.
-    pub fn stderr() -> Sink {
-        Sink::new(Kind::Stderr)
+    pub fn stderr() -> Output {
+        Output::new(Kind::Stderr)
     }
 
     /// NDJSON records to any writer (a socket, a pipe, a test buffer). The worker writes
     /// whole lines and calls `flush` whenever its queue runs empty.
-    pub fn writer(writer: impl Write + Send + 'static) -> Sink {
-        Sink::new(Kind::Writer(Box::new(writer)))
+    pub fn writer(writer: impl Write + Send + 'static) -> Output {
+        Output::new(Kind::Writer(Box::new(writer)))
     }
 
     /// A rotating NDJSON file; see [`FileConfig`].
-    pub fn file(config: FileConfig) -> Sink {
-        Sink::new(Kind::File(config))
+    pub fn file(config: FileConfig) -> Output {
+        Output::new(Kind::File(config))
     }
 
     /// The ingest endpoint (`POST /logs/ingest`); see [`HttpConfig`].
-    pub fn http(config: HttpConfig) -> Sink {
-        Sink::new(Kind::Http(config))
+    pub fn http(config: HttpConfig) -> Output {
+        Output::new(Kind::Http(config))
     }
 
     /// PostgreSQL, through the server's own `faultline_store::PostgresStore`: the same
     /// `system_logs` table, batched idempotent writes and durable outage spool; see
     /// [`PostgresConfig`].
-    pub fn postgres(config: PostgresConfig) -> Sink {
-        Sink::new(Kind::Postgres(config))
+    pub fn postgres(config: PostgresConfig) -> Output {
+        Output::new(Kind::Postgres(config))
     }
 
     /// The name in [`Stats`](crate::Stats), reports and heartbeats (default: the kind,
     /// `file`, `http`, ..., with `-2`, `-3` appended on repeats).
-    pub fn name(mut self, name: impl Into<String>) -> Sink {
+    pub fn name(mut self, name: impl Into<String>) -> Output {
         self.options.name = Some(name.into());
         self
     }
 
-    /// What a call site does when this sink's queue is full (default [`Policy::Block`]).
-    pub fn policy(mut self, policy: Policy) -> Sink {
+    /// What a call site does when this output's queue is full (default [`Policy::Block`]).
+    pub fn policy(mut self, policy: Policy) -> Output {
         self.options.policy = policy;
         self
     }
@@ -180,36 +181,36 @@ impl Sink {
     /// Whether records at `ERROR` and above (including `CRITICAL`) wait for room whatever
     /// the policy (default `false`). With [`Policy::DropNewest`] this keeps every error while
     /// shedding routine records under load.
-    pub fn never_drop_errors(mut self, yes: bool) -> Sink {
+    pub fn never_drop_errors(mut self, yes: bool) -> Output {
         self.options.never_drop_errors = yes;
         self
     }
 
-    /// How many records each thread may have waiting in this sink's queue (default
+    /// How many records each thread may have waiting in this output's queue (default
     /// [`DEFAULT_QUEUE_CAPACITY`]; at least 1).
     ///
-    /// Every thread that logs gets its own queue into each sink the first time it logs
+    /// Every thread that logs gets its own queue into each output the first time it logs
     /// there: a ring of `capacity` x 128 bytes (rounded up to a power of two, between
     /// 64 KiB and 32 MiB), whose memory is touched only as it fills. Records too large for
     /// the ring wait beside it, in order. A thread's queue is full when it holds `capacity`
     /// records or its ring has no room; other threads are not affected. When the thread
     /// ends, the worker writes what it left; the next new thread takes the emptied ring
     /// over (so a pool replacing its threads does not map new memory), or it is freed.
-    pub fn queue_capacity(mut self, capacity: usize) -> Sink {
+    pub fn queue_capacity(mut self, capacity: usize) -> Output {
         self.options.capacity = capacity.max(1);
         self
     }
 
     /// Takes only records at `level` or more severe (default: everything). For example
     /// `tracing::Level::ERROR` for an alerting destination.
-    pub fn min_level(mut self, level: tracing::Level) -> Sink {
+    pub fn min_level(mut self, level: tracing::Level) -> Output {
         self.options.min_level = level;
         self
     }
 
     /// Takes only records these per-target directives enable, on top of
-    /// [`min_level`](Sink::min_level): `"my_app=debug,hyper=warn".parse::<Targets>()`.
-    pub fn targets(mut self, targets: Targets) -> Sink {
+    /// [`min_level`](Output::min_level): `"my_app=debug,hyper=warn".parse::<Targets>()`.
+    pub fn targets(mut self, targets: Targets) -> Output {
         self.options.targets = Some(targets);
         self
     }
@@ -218,27 +219,27 @@ impl Sink {
     /// or stdout, sent or spooled for HTTP, in PostgreSQL or its spool), in order with
     /// everything before it. For programs that prefer that to speed, such as short CLI
     /// tools. The worker still does the I/O, so this is safe inside async code.
-    pub fn synchronous(mut self) -> Sink {
+    pub fn synchronous(mut self) -> Output {
         self.options.synchronous = true;
         self
     }
 
-    /// Whether this sink gets the logger's heartbeat records (default `true` when the
+    /// Whether this output gets the logger's heartbeat records (default `true` when the
     /// builder sets a [`heartbeat`](crate::Builder::heartbeat)).
-    pub fn heartbeat(mut self, yes: bool) -> Sink {
+    pub fn heartbeat(mut self, yes: bool) -> Output {
         self.options.heartbeat = yes;
         self
     }
 
     /// HTTP and PostgreSQL: the most records in one request or insert (default 1,000).
-    pub fn batch_size(mut self, records: usize) -> Sink {
+    pub fn batch_size(mut self, records: usize) -> Output {
         self.options.batch_size = records.max(1);
         self
     }
 
     /// HTTP and PostgreSQL: how long a batch's first record waits for others to join it
     /// before the batch is sent anyway (default 200 ms). A full batch goes at once.
-    pub fn linger(mut self, linger: Duration) -> Sink {
+    pub fn linger(mut self, linger: Duration) -> Output {
         self.options.linger = linger;
         self
     }
@@ -247,7 +248,7 @@ impl Sink {
         self.kind.label()
     }
 
-    /// Whether this sink takes a record of `level` from `target`.
+    /// Whether this output takes a record of `level` from `target`.
     #[inline]
     pub(crate) fn accepts(options: &Options, target: &str, level: &tracing::Level) -> bool {
         *level <= options.min_level
@@ -258,9 +259,9 @@ impl Sink {
     }
 }
 
-/// A destination as its worker drives it. Implementations run on the sink's worker thread
+/// A destination as its worker drives it. Implementations run on the output's worker thread
 /// only; they count what they write, drop and spool in the shared [`Counters`].
-pub(crate) trait Output: Send {
+pub(crate) trait Destination: Send {
     /// Where the worker appends the next record line (JSON and `\n`).
     fn buffer(&mut self) -> &mut Vec<u8>;
 
@@ -271,7 +272,7 @@ pub(crate) trait Output: Send {
     /// `idle`: the queue is empty. Returns when it wants to be called again at the latest.
     fn poll(&mut self, idle: bool) -> Option<Instant>;
 
-    /// Writes, sends or spools everything pending (and syncs, per the sink's settings),
+    /// Writes, sends or spools everything pending (and syncs, per the output's settings),
     /// giving up at `deadline`. Returns whether nothing is left pending.
     fn flush(&mut self, deadline: Option<Instant>) -> bool;
 
@@ -286,7 +287,7 @@ pub(crate) fn open(
     service: &str,
     options: &Options,
     counters: Arc<Counters>,
-) -> Result<Box<dyn Output>, InitError> {
+) -> Result<Box<dyn Destination>, InitError> {
     let (batch, linger) = (options.batch_size, options.linger);
     Ok(match kind {
         Kind::Stdout => Box::new(stream::StreamOutput::stdout(counters)),

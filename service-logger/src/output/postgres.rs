@@ -1,10 +1,10 @@
-//! The PostgreSQL sink: the server's own [`faultline_store::PostgresStore`], driven from the
+//! The PostgreSQL output: the server's own [`faultline_store::PostgresStore`], driven from the
 //! worker: the same `system_logs` table and migrations, the same batched idempotent writes
 //! (`INSERT ... ON CONFLICT DO NOTHING` on the record id), and the same durable local spool
 //! while the database is unreachable, drained in order when it returns.
 //!
 //! The worker parses each record line back into a `Record` (the schema's fast path), gathers
-//! batches, and hands one at a time to the sink on a small runtime of its own; it keeps
+//! batches, and hands one at a time to the store on a small runtime of its own; it keeps
 //! taking records while a write runs.
 
 use std::collections::VecDeque;
@@ -17,10 +17,10 @@ use faultline_store::{PostgresStore, RecordStore as _, StoreError, WriteReceipt}
 
 use crate::capture::mono_now;
 use crate::error::InitError;
-use crate::sink::Output;
+use crate::output::Destination;
 use crate::stats::{Counters, Reason};
 
-/// Settings of the PostgreSQL sink: `faultline_store::PostgresConfig`, the server's own
+/// Settings of the PostgreSQL output: `faultline_store::PostgresConfig`, the server's own
 /// (`url`, `pool_size`, `write_method`, `write_timeout`, `retention`, `partitions_ahead`,
 /// `spool_dir`, `spool_max_bytes`).
 ///
@@ -44,7 +44,7 @@ type WriteTask = tokio::task::JoinHandle<Result<WriteReceipt, StoreError>>;
 
 pub(crate) struct PgOutput {
     rt: Option<tokio::runtime::Runtime>,
-    sink: PostgresStore,
+    store: PostgresStore,
     line: Vec<u8>,
     batch: Vec<Record>,
     batch_oldest: Option<u64>,
@@ -60,7 +60,7 @@ pub(crate) struct PgOutput {
 impl PgOutput {
     pub(crate) fn open(
         config: PostgresConfig,
-        sink: &str,
+        name: &str,
         batch_size: usize,
         linger: Duration,
         counters: Arc<Counters>,
@@ -68,22 +68,22 @@ impl PgOutput {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
-            .thread_name(format!("faultline-{sink}-io"))
+            .thread_name(format!("faultline-{name}-io"))
             .on_thread_start(crate::worker::mark_worker_thread)
             .build()
-            .map_err(|e| InitError::Sink {
-                sink: sink.to_owned(),
+            .map_err(|e| InitError::Output {
+                output: name.to_owned(),
                 message: format!("runtime: {e}"),
             })?;
         let pg = rt
             .block_on(PostgresStore::open(config))
-            .map_err(|e| InitError::Sink {
-                sink: sink.to_owned(),
+            .map_err(|e| InitError::Output {
+                output: name.to_owned(),
                 message: e.to_string(),
             })?;
         let out = PgOutput {
             rt: Some(rt),
-            sink: pg,
+            store: pg,
             line: Vec::with_capacity(4096),
             batch: Vec::with_capacity(batch_size.max(1)),
             batch_oldest: None,
@@ -100,7 +100,7 @@ impl PgOutput {
     }
 
     fn spool_gauge(&self) {
-        let spooled = self.sink.health().spool.map_or(0, |s| s.records);
+        let spooled = self.store.health().spool.map_or(0, |s| s.records);
         self.counters.spooled.store(spooled, Relaxed);
     }
 
@@ -124,9 +124,9 @@ impl PgOutput {
             return;
         };
         let n = b.records.len();
-        let (sink, worker) = (self.sink.clone(), self.worker.clone());
+        let (store, worker) = (self.store.clone(), self.worker.clone());
         let handle = rt.spawn(async move {
-            let r = sink.write(b.records).await;
+            let r = store.write(b.records).await;
             worker.unpark();
             r
         });
@@ -170,7 +170,7 @@ impl PgOutput {
     }
 }
 
-impl Output for PgOutput {
+impl Destination for PgOutput {
     fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.line
     }
@@ -245,7 +245,7 @@ impl Output for PgOutput {
             self.counters.pending.fetch_sub(left, Relaxed);
         }
         if let Some(rt) = self.rt.take() {
-            if let Err(e) = rt.block_on(self.sink.shutdown()) {
+            if let Err(e) = rt.block_on(self.store.shutdown()) {
                 self.counters.error(&e);
             }
             self.spool_gauge();

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crate::capture::mono_now;
-use crate::sink::Output;
+use crate::output::Destination;
 use crate::stats::{Counters, Reason};
 
 /// Buffered bytes that trigger a write while the queue is still busy.
@@ -111,7 +111,7 @@ impl StreamOutput {
     }
 }
 
-impl Output for StreamOutput {
+impl Destination for StreamOutput {
     fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }

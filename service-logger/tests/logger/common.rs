@@ -1,4 +1,4 @@
-//! Helpers: subscribers for a built layer, reading record files back, a writer sink that
+//! Helpers: subscribers for a built layer, reading record files back, a writer output that
 //! can be held shut, the real `faultline` binary, PostgreSQL databases.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -86,7 +86,7 @@ pub fn read_all(dir: &Path, prefix: &str) -> Vec<Record> {
 }
 
 /// A writer that keeps what it is given and can be held shut: `write` waits while the gate
-/// is closed, so a sink's worker can be stopped at a known point.
+/// is closed, so an output's worker can be stopped at a known point.
 #[derive(Clone, Default)]
 pub struct Gated {
     pub data: Arc<Mutex<Vec<u8>>>,

@@ -1,10 +1,10 @@
-//! The rotating file sink: volume and order, rotation, retention, gzip, errors.
+//! The rotating file output: volume and order, rotation, retention, gzip, errors.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::time::{Duration, SystemTime};
 
-use faultline_logger::{Clock, FileConfig, InitError, Rotation, Sink, builder};
+use faultline_logger::{Clock, FileConfig, InitError, Output, Rotation, builder};
 use faultline_schema::Level;
 
 use crate::common::{closed_segments, dispatch, read_all, read_text, with_layer};
@@ -20,7 +20,9 @@ fn eight_threads_of_100k_records_arrive_once_and_in_per_thread_order() {
         .service("volume")
         // Exact counts: a failing test elsewhere in this binary must not add its panic here.
         .panic_hook(false)
-        .sink(Sink::file(FileConfig::new(dir.path()).max_bytes(32 << 20)))
+        .output(Output::file(
+            FileConfig::new(dir.path()).max_bytes(32 << 20),
+        ))
         .build()
         .unwrap();
     let d = dispatch(layer);
@@ -41,7 +43,7 @@ fn eight_threads_of_100k_records_arrive_once_and_in_per_thread_order() {
     assert_eq!(report.written, THREADS * PER_THREAD);
     assert_eq!(report.dropped.total(), 0);
     assert_eq!(report.queued, 0);
-    assert_eq!(report.sinks[0].enqueued, THREADS * PER_THREAD);
+    assert_eq!(report.outputs[0].enqueued, THREADS * PER_THREAD);
 
     assert!(
         closed_segments(dir.path(), "volume").len() >= 2,
@@ -69,7 +71,7 @@ fn size_rotation_and_count_retention_keep_the_newest() {
     let (layer, guard) = builder()
         .service("tiny")
         .host(None)
-        .sink(Sink::file(
+        .output(Output::file(
             FileConfig::new(dir.path()).max_bytes(2048).keep_files(3),
         ))
         .build()
@@ -106,7 +108,7 @@ fn gzipped_segments_and_total_bytes_retention() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = builder()
         .service("gz")
-        .sink(Sink::file(
+        .output(Output::file(
             FileConfig::new(dir.path())
                 .max_bytes(4096)
                 .gzip(true)
@@ -132,7 +134,7 @@ fn gzipped_segments_and_total_bytes_retention() {
             )
         })
         .collect();
-    assert!(!closed.is_empty(), "{listing:?} {:?}", report.sinks[0]);
+    assert!(!closed.is_empty(), "{listing:?} {:?}", report.outputs[0]);
     let mut total = std::fs::metadata(dir.path().join("gz.ndjson"))
         .unwrap()
         .len();
@@ -180,7 +182,7 @@ fn age_retention_deletes_old_segments() {
         .unwrap();
     let (_layer, guard) = builder()
         .service("aged")
-        .sink(Sink::file(
+        .output(Output::file(
             FileConfig::new(dir.path()).max_age(Duration::from_secs(86_400)),
         ))
         .build()
@@ -198,7 +200,7 @@ fn time_rotation_starts_a_file_per_period() {
         let dir = tempfile::tempdir().unwrap();
         let (layer, guard) = builder()
             .service("timed")
-            .sink(Sink::file(
+            .output(Output::file(
                 FileConfig::new(dir.path())
                     .rotation(Rotation::Every(Duration::from_secs(1)))
                     .clock(clock),
@@ -235,12 +237,12 @@ fn an_unusable_directory_is_an_error_not_a_panic() {
     std::fs::write(&file, b"").unwrap();
     let err = builder()
         .service("api")
-        .sink(Sink::file(FileConfig::new(file.join("logs"))))
+        .output(Output::file(FileConfig::new(file.join("logs"))))
         .build()
         .unwrap_err();
     match &err {
-        InitError::Io { sink, path, .. } => {
-            assert_eq!(sink, "file");
+        InitError::Io { output, path, .. } => {
+            assert_eq!(output, "file");
             assert!(path.starts_with(&file));
         }
         other => panic!("unexpected error {other:?}"),
@@ -256,7 +258,7 @@ fn write_errors_at_runtime_are_counted_and_recovered_from() {
     let dir = root.path().join("logs");
     let (layer, guard) = builder()
         .service("flaky")
-        .sink(Sink::file(FileConfig::new(&dir).max_bytes(512)))
+        .output(Output::file(FileConfig::new(&dir).max_bytes(512)))
         .build()
         .unwrap();
     with_layer(&layer, || tracing::info!("before"));
@@ -269,8 +271,8 @@ fn write_errors_at_runtime_are_counted_and_recovered_from() {
         }
     });
     let report = guard.flush();
-    let stats = &report.sinks[0];
-    assert!(stats.sink_errors > 0);
+    let stats = &report.outputs[0];
+    assert!(stats.output_errors > 0);
     assert!(stats.last_error.as_deref().unwrap_or("").contains("flaky"));
 
     std::fs::remove_file(&dir).unwrap();
@@ -292,7 +294,7 @@ fn a_torn_last_line_is_ended_before_appending() {
     std::fs::write(dir.path().join("torn.ndjson"), b"{\"id\":\"0190").unwrap();
     let (layer, guard) = builder()
         .service("torn")
-        .sink(Sink::file(FileConfig::new(dir.path())))
+        .output(Output::file(FileConfig::new(dir.path())))
         .build()
         .unwrap();
     with_layer(&layer, || tracing::info!("whole"));
@@ -304,13 +306,13 @@ fn a_torn_last_line_is_ended_before_appending() {
     assert_eq!(crate::common::parse_lines(lines[1])[0].message, "whole");
 }
 
-/// A synchronous sink has written the record when the call returns.
+/// A synchronous output has written the record when the call returns.
 #[test]
 fn synchronous_mode_writes_before_the_call_returns() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = builder()
         .service("sync")
-        .sink(Sink::file(FileConfig::new(dir.path())).synchronous())
+        .output(Output::file(FileConfig::new(dir.path())).synchronous())
         .build()
         .unwrap();
     with_layer(&layer, || {

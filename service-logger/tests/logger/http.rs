@@ -1,10 +1,10 @@
-//! The HTTP sink against a real `faultline serve`: delivery, an outage, a restart of the
+//! The HTTP output against a real `faultline serve`: delivery, an outage, a restart of the
 //! service, and the retry rules, with the server's own limits set low to provoke 429 and 413.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use faultline_logger::{HttpConfig, Sink, builder};
+use faultline_logger::{HttpConfig, Output, builder};
 use faultline_schema::{Level, Uuid};
 
 use crate::common::{KEY, Server, eventually, free_port, with_layer};
@@ -19,7 +19,7 @@ fn delivers_batches_to_a_real_server() {
     let server = Server::start(data.path(), "127.0.0.1:0");
     let (layer, guard) = builder()
         .service("httptest")
-        .sink(Sink::http(http(&server.base)).batch_size(100))
+        .output(Output::http(http(&server.base)).batch_size(100))
         .build()
         .unwrap();
     with_layer(&layer, || {
@@ -57,8 +57,8 @@ fn rides_out_a_server_outage_and_delivers_each_record_once() {
     let addr = server.addr();
     let (layer, guard) = builder()
         .service("outage")
-        .sink(
-            Sink::http(http(&server.base).spool_dir(spool.path()))
+        .output(
+            Output::http(http(&server.base).spool_dir(spool.path()))
                 .batch_size(50)
                 .linger(Duration::from_millis(20)),
         )
@@ -83,7 +83,7 @@ fn rides_out_a_server_outage_and_delivers_each_record_once() {
     );
     assert_eq!(report.written, 100);
     assert_eq!(report.spooled, 200, "{report:?}");
-    assert!(report.sinks[0].sink_errors > 0);
+    assert!(report.outputs[0].output_errors > 0);
     std::thread::sleep(Duration::from_millis(300));
 
     let server = Server::start(data.path(), &addr);
@@ -114,7 +114,7 @@ fn the_spool_survives_a_restart_of_the_service() {
     let base = format!("http://{addr}");
     let first = builder()
         .service("restart")
-        .sink(Sink::http(http(&base).spool_dir(spool.path())))
+        .output(Output::http(http(&base).spool_dir(spool.path())))
         .build()
         .unwrap();
     with_layer(&first.0, || {
@@ -129,7 +129,7 @@ fn the_spool_survives_a_restart_of_the_service() {
     let server = Server::start(data.path(), &addr);
     let (_layer, guard) = builder()
         .service("restart")
-        .sink(Sink::http(http(&base).spool_dir(spool.path())))
+        .output(Output::http(http(&base).spool_dir(spool.path())))
         .build()
         .unwrap();
     let report = guard.shutdown(Duration::MAX);
@@ -137,7 +137,7 @@ fn the_spool_survives_a_restart_of_the_service() {
     assert_eq!(server.recent("restart").len(), 50);
 }
 
-/// The server's rate limit answers 429 with `Retry-After`; the sink waits that long instead
+/// The server's rate limit answers 429 with `Retry-After`; the output waits that long instead
 /// of its own (much shorter) backoff, so the one retry succeeds.
 #[test]
 fn retry_after_from_a_rate_limited_server_is_honored() {
@@ -152,7 +152,7 @@ fn retry_after_from_a_rate_limited_server_is_honored() {
     );
     let (layer, guard) = builder()
         .service("retry")
-        .sink(Sink::http(http(&server.base)).batch_size(10))
+        .output(Output::http(http(&server.base)).batch_size(10))
         .build()
         .unwrap();
     let log = |from: u64| {
@@ -178,11 +178,11 @@ fn retry_after_from_a_rate_limited_server_is_honored() {
         "{report:?}"
     );
     assert_eq!(
-        report.sinks[0].sink_errors, 1,
+        report.outputs[0].output_errors, 1,
         "one 429, then one retry after Retry-After (a 50 ms backoff would have hit it again)"
     );
     assert!(
-        report.sinks[0]
+        report.outputs[0]
             .last_error
             .as_deref()
             .unwrap()
@@ -211,7 +211,7 @@ fn a_refused_key_is_not_retried() {
         .backoff(Duration::from_millis(50), Duration::from_millis(500));
     let (layer, guard) = builder()
         .service("refused")
-        .sink(Sink::http(config))
+        .output(Output::http(config))
         .build()
         .unwrap();
     with_layer(&layer, || {
@@ -222,9 +222,9 @@ fn a_refused_key_is_not_retried() {
     let report = guard.shutdown(Duration::MAX);
     assert!(report.complete);
     assert_eq!((report.written, report.dropped.rejected), (0, 3));
-    assert_eq!(report.sinks[0].sink_errors, 1);
+    assert_eq!(report.outputs[0].output_errors, 1);
     assert!(
-        report.sinks[0]
+        report.outputs[0]
             .last_error
             .as_deref()
             .unwrap()
@@ -244,7 +244,7 @@ fn a_batch_too_large_for_the_server_is_split() {
     );
     let (layer, guard) = builder()
         .service("split")
-        .sink(Sink::http(http(&server.base)).batch_size(10))
+        .output(Output::http(http(&server.base)).batch_size(10))
         .build()
         .unwrap();
     with_layer(&layer, || {
@@ -260,7 +260,7 @@ fn a_batch_too_large_for_the_server_is_split() {
 }
 
 /// A forwarder's path: records built elsewhere, with their own ids and services, go through
-/// the HTTP sink; a complete flush means the server has them, and sending them again (a
+/// the HTTP output; a complete flush means the server has them, and sending them again (a
 /// restarted forwarder re-reading its input) stores nothing twice.
 #[test]
 fn pre_built_records_are_delivered_once_by_id_and_flush_reports_it() {
@@ -271,7 +271,7 @@ fn pre_built_records_are_delivered_once_by_id_and_flush_reports_it() {
     let (_layer, guard) = builder()
         .service("forwarder")
         .host(None)
-        .sink(Sink::http(http(&server.base)).heartbeat(false))
+        .output(Output::http(http(&server.base)).heartbeat(false))
         .build()
         .unwrap();
     let records: Vec<Record> = (0..50u64)

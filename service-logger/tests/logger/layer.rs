@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use faultline_logger::{FaultlineLayer, Guard, LogBridge, Sink, Targets, TraceContext, builder};
+use faultline_logger::{FaultlineLayer, Guard, LogBridge, Output, Targets, TraceContext, builder};
 use faultline_schema::{Level, Record, anonymize_user};
 
 use crate::common::{Gated, open_writer, with_layer};
 
 fn writer_logger(b: faultline_logger::Builder) -> (FaultlineLayer, Guard, Gated) {
     let out = open_writer();
-    let (layer, guard) = b.sink(Sink::writer(out.clone())).build().unwrap();
+    let (layer, guard) = b.output(Output::writer(out.clone())).build().unwrap();
     (layer, guard, out)
 }
 
@@ -150,20 +150,20 @@ fn a_traceparent_span_field_gives_trace_and_span_ids() {
 }
 
 #[test]
-fn sinks_take_records_by_level_and_target_with_one_id_per_record() {
+fn outputs_take_records_by_level_and_target_with_one_id_per_record() {
     let everything = open_writer();
     let errors = open_writer();
     let payments = open_writer();
     let (layer, guard) = builder()
         .service("api")
-        .sink(Sink::writer(everything.clone()).name("all"))
-        .sink(
-            Sink::writer(errors.clone())
+        .output(Output::writer(everything.clone()).name("all"))
+        .output(
+            Output::writer(errors.clone())
                 .name("errors")
                 .min_level(tracing::Level::ERROR),
         )
-        .sink(
-            Sink::writer(payments.clone())
+        .output(
+            Output::writer(payments.clone())
                 .name("payments")
                 .targets("app::payments=debug".parse::<Targets>().unwrap()),
         )
@@ -176,7 +176,7 @@ fn sinks_take_records_by_level_and_target_with_one_id_per_record() {
         tracing::trace!(target: "app::payments", "too detailed for payments");
     });
     let report = guard.shutdown(Duration::MAX);
-    let names: Vec<&str> = report.sinks.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = report.outputs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["all", "errors", "payments"]);
     let messages =
         |g: &Gated| -> Vec<String> { g.records().into_iter().map(|r| r.message).collect() };
@@ -195,7 +195,7 @@ fn sinks_take_records_by_level_and_target_with_one_id_per_record() {
     assert_eq!(
         errors.records()[0].id,
         id_all,
-        "one record, one id, every sink"
+        "one record, one id, every output"
     );
 }
 
@@ -230,7 +230,7 @@ fn log_crate_records_go_through_the_bridge_with_span_context() {
 }
 
 #[test]
-fn heartbeats_carry_the_sinks_health() {
+fn heartbeats_carry_the_outputs_health() {
     let (_layer, guard, out) = writer_logger(
         builder()
             .service("worker")
@@ -247,7 +247,7 @@ fn heartbeats_carry_the_sinks_health() {
     assert_eq!(beats[0].level, Level::Info);
     assert_eq!(beats[0].meta["sink"], "writer");
     assert!(beats[0].meta.contains_key("queue_depth"));
-    assert_eq!(report.sinks[0].internal, beats.len() as u64);
+    assert_eq!(report.outputs[0].internal, beats.len() as u64);
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn stats_track_enqueued_written_and_lag() {
     });
     let report = guard.flush();
     assert!(report.complete);
-    let s = &report.sinks[0];
+    let s = &report.outputs[0];
     assert_eq!(
         (s.enqueued, s.written, s.pending, s.queue_depth),
         (1000, 1000, 0, 0)

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use faultline_logger::{FileConfig, InitError, Sink, builder};
+use faultline_logger::{FileConfig, InitError, Output, builder};
 use faultline_schema::Level;
 
 use crate::common::read_all;
@@ -39,32 +39,32 @@ fn child_entry() {
         return;
     };
     let (mode, dir) = spec.split_once(':').unwrap();
-    let sink = Sink::file(FileConfig::new(dir)).queue_capacity(1 << 18);
+    let output = Output::file(FileConfig::new(dir)).queue_capacity(1 << 18);
     match mode {
         "panic" => {
             // Stands in for `panic = "abort"`: the process dies as soon as the hooks ran,
             // and no destructor (no guard) runs.
             std::panic::set_hook(Box::new(|_| std::process::abort()));
-            let _guard = builder().service("child").sink(sink).init().unwrap();
+            let _guard = builder().service("child").output(output).init().unwrap();
             for i in 0..PANIC_RECORDS {
                 tracing::info!(seq = i, "before the panic");
             }
             panic!("boom");
         }
         "exit" => {
-            let _guard = builder().service("child").sink(sink).init().unwrap();
+            let _guard = builder().service("child").output(output).init().unwrap();
             for i in 0..EXIT_RECORDS {
                 tracing::info!(seq = i, "before exit");
             }
             faultline_logger::exit(3);
         }
         "init" => {
-            let guard = builder().service("child").sink(sink).init().unwrap();
+            let guard = builder().service("child").output(output).init().unwrap();
             let again = builder().service("child").build().map(|_| ());
             assert!(again.is_ok(), "building is always possible");
             let err = builder()
                 .service("child")
-                .sink(Sink::stderr())
+                .output(Output::stderr())
                 .init()
                 .unwrap_err();
             assert!(matches!(err, InitError::AlreadyInitialized));

@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use faultline_logger::{FaultlineLayer, Guard, Policy, Sink, builder};
+use faultline_logger::{FaultlineLayer, Guard, Output, Policy, builder};
 use faultline_schema::Level;
 
 use crate::common::{Gated, dispatch, with_layer};
@@ -65,7 +65,7 @@ impl Drop for Producer {
     }
 }
 
-/// A logger whose only sink writes to a shut [`Gated`], with one record in the worker and
+/// A logger whose only output writes to a shut [`Gated`], with one record in the worker and
 /// the producer's queue full.
 fn full_logger(
     policy: Policy,
@@ -75,8 +75,8 @@ fn full_logger(
     let (layer, guard) = builder()
         .service("policy")
         .panic_hook(false)
-        .sink(
-            Sink::writer(gated.clone())
+        .output(
+            Output::writer(gated.clone())
                 .queue_capacity(CAPACITY)
                 .policy(policy)
                 .never_drop_errors(never_drop_errors),
@@ -92,7 +92,7 @@ fn full_logger(
         }
     });
     let stats = guard.stats();
-    assert_eq!(stats.sinks[0].queue_depth, CAPACITY);
+    assert_eq!(stats.outputs[0].queue_depth, CAPACITY);
     assert_eq!(stats.dropped().total(), 0);
     (layer, guard, gated, producer)
 }
@@ -106,9 +106,9 @@ fn drop_newest_counts_drops_and_keeps_errors_marked_never_drop() {
         }
     });
     let s = guard.stats();
-    assert_eq!(s.sinks[0].dropped.queue_full, 5);
-    assert_eq!(s.sinks[0].queue_high_water, CAPACITY);
-    assert_eq!(s.sinks[0].enqueued, 1 + CAPACITY as u64);
+    assert_eq!(s.outputs[0].dropped.queue_full, 5);
+    assert_eq!(s.outputs[0].queue_high_water, CAPACITY);
+    assert_eq!(s.outputs[0].enqueued, 1 + CAPACITY as u64);
 
     // An error waits for room instead of being dropped.
     let error = producer.start(|| tracing::error!(seq = 999u64, "kept"));
@@ -116,7 +116,7 @@ fn drop_newest_counts_drops_and_keeps_errors_marked_never_drop() {
         error.recv_timeout(Duration::from_millis(300)).is_err(),
         "the error waits while the queue is full"
     );
-    assert_eq!(guard.stats().sinks[0].dropped.total(), 5);
+    assert_eq!(guard.stats().outputs[0].dropped.total(), 5);
     gated.open();
     error.recv().unwrap();
 
@@ -140,7 +140,7 @@ fn drop_newest_counts_drops_and_keeps_errors_marked_never_drop() {
     assert_eq!(report_record.level, Level::Warning);
     assert_eq!(report_record.meta["dropped"], 5);
     assert_eq!(report.written, records.len() as u64);
-    assert_eq!(report.sinks[0].internal, 1);
+    assert_eq!(report.outputs[0].internal, 1);
 }
 
 #[test]
@@ -155,8 +155,8 @@ fn block_timeout_waits_then_drops_and_counts() {
         tracing::error!(seq = 200u64, "timed out too");
     });
     let s = guard.stats();
-    assert_eq!(s.sinks[0].dropped.timeout, 4);
-    assert_eq!(s.sinks[0].dropped.queue_full, 0);
+    assert_eq!(s.outputs[0].dropped.timeout, 4);
+    assert_eq!(s.outputs[0].dropped.queue_full, 0);
     gated.open();
     let report = guard.shutdown(Duration::MAX);
     assert_eq!(report.dropped.timeout, 4);
@@ -195,7 +195,7 @@ fn block_waits_for_room_and_loses_nothing() {
 }
 
 /// Each thread has its own queue: one thread's full queue neither blocks nor drops another
-/// thread's records, and the sink's depth counts both.
+/// thread's records, and the output's depth counts both.
 #[test]
 fn each_thread_has_its_own_queue() {
     let (layer, guard, gated, _producer) = full_logger(Policy::DropNewest, false);
@@ -206,8 +206,8 @@ fn each_thread_has_its_own_queue() {
         tracing::info!(seq = 600u64, "dropped: this thread's queue is full too");
     });
     let s = guard.stats();
-    assert_eq!(s.sinks[0].queue_depth, 2 * CAPACITY);
-    assert_eq!(s.sinks[0].dropped.queue_full, 1);
+    assert_eq!(s.outputs[0].queue_depth, 2 * CAPACITY);
+    assert_eq!(s.outputs[0].dropped.queue_full, 1);
     gated.open();
     let report = guard.shutdown(Duration::MAX);
     assert!(report.complete);
@@ -226,7 +226,7 @@ fn records_after_shutdown_are_counted_as_closed() {
     let gated = crate::common::open_writer();
     let (layer, guard) = builder()
         .service("policy")
-        .sink(Sink::writer(gated.clone()))
+        .output(Output::writer(gated.clone()))
         .build()
         .unwrap();
     let logger = guard.logger().clone();
@@ -245,7 +245,7 @@ fn records_after_shutdown_are_counted_as_closed() {
     assert_eq!(logger.shutdown(Duration::from_secs(1)).dropped.closed, 3);
 }
 
-/// A shutdown whose timeout passes while the sink is stuck reports what is still queued
+/// A shutdown whose timeout passes while the output is stuck reports what is still queued
 /// instead of hanging.
 #[test]
 fn shutdown_timeout_reports_what_is_left() {

@@ -1,9 +1,9 @@
-//! The PostgreSQL sink against the real PostgreSQL that `cargo xtask test` starts
+//! The PostgreSQL output against the real PostgreSQL that `cargo xtask test` starts
 //! (`FAULTLINE_TEST_DATABASE_URL`); each test creates its own database.
 
 use std::time::Duration;
 
-use faultline_logger::{PostgresConfig, Sink, builder};
+use faultline_logger::{Output, PostgresConfig, builder};
 use sqlx::{Connection, Row};
 
 use crate::common::{block_on, eventually, free_port, with_layer};
@@ -61,7 +61,7 @@ fn writes_batches_into_system_logs() {
     config.write_timeout = Duration::from_secs(5);
     let (layer, guard) = builder()
         .service("pgtest")
-        .sink(Sink::postgres(config).batch_size(250))
+        .output(Output::postgres(config).batch_size(250))
         .build()
         .unwrap();
     with_layer(&layer, || {
@@ -95,7 +95,7 @@ fn writes_batches_into_system_logs() {
     );
 }
 
-/// While PostgreSQL is unreachable the records wait in the sink's durable spool; a later
+/// While PostgreSQL is unreachable the records wait in the output's durable spool; a later
 /// logger with the same spool drains them into the database exactly once.
 #[test]
 fn an_unreachable_database_spools_and_drains_once() {
@@ -111,7 +111,7 @@ fn an_unreachable_database_spools_and_drains_once() {
     config.write_timeout = Duration::from_secs(1);
     let (layer, guard) = builder()
         .service("pgoutage")
-        .sink(Sink::postgres(config).batch_size(100))
+        .output(Output::postgres(config).batch_size(100))
         .build()
         .unwrap();
     with_layer(&layer, || {
@@ -131,7 +131,7 @@ fn an_unreachable_database_spools_and_drains_once() {
     config.write_timeout = Duration::from_secs(5);
     let (_layer, guard) = builder()
         .service("pgoutage")
-        .sink(Sink::postgres(config))
+        .output(Output::postgres(config))
         .build()
         .unwrap();
     eventually(Duration::from_secs(60), || {

@@ -1,4 +1,4 @@
-//! The rotating file sink: NDJSON records appended to `{dir}/{prefix}.ndjson`, rotated by
+//! The rotating file output: NDJSON records appended to `{dir}/{prefix}.ndjson`, rotated by
 //! size and/or time into `{prefix}.{YYYYMMDDTHHMMSS}[Z].{seq}.ndjson` (optionally gzipped),
 //! with retention by count, age and total bytes.
 //!
@@ -32,8 +32,8 @@ use self::maintenance::{Maintenance, Settings};
 use self::rotation::{closed_name, next_boundary, parse_closed, stamp};
 use crate::capture::{self, mono_now};
 use crate::error::InitError;
-use crate::sink::Output;
-use crate::sink::stream::{lines, write_some};
+use crate::output::Destination;
+use crate::output::stream::{lines, write_some};
 use crate::stats::{Counters, Reason};
 
 /// When the file is fsynced.
@@ -51,7 +51,7 @@ pub enum Fsync {
     Always,
 }
 
-/// Settings of the rotating file sink.
+/// Settings of the rotating file output.
 ///
 /// ```
 /// use std::time::Duration;
@@ -174,7 +174,7 @@ impl FileConfig {
     }
 }
 
-/// The file sink's worker side.
+/// The file output's worker side.
 pub(crate) struct FileOutput {
     config: FileConfig,
     prefix: String,
@@ -197,9 +197,9 @@ pub(crate) struct FileOutput {
     counters: Arc<Counters>,
 }
 
-fn io_error(sink: &str, path: &Path, source: io::Error) -> InitError {
+fn io_error(name: &str, path: &Path, source: io::Error) -> InitError {
     InitError::Io {
-        sink: sink.to_owned(),
+        output: name.to_owned(),
         path: path.to_owned(),
         source,
     }
@@ -216,20 +216,20 @@ fn wall_ms() -> i64 {
 impl FileOutput {
     pub(crate) fn open(
         config: FileConfig,
-        sink: &str,
+        name: &str,
         service: &str,
         counters: Arc<Counters>,
     ) -> Result<FileOutput, InitError> {
         let prefix = config.prefix.clone().unwrap_or_else(|| service.to_owned());
-        std::fs::create_dir_all(&config.dir).map_err(|e| io_error(sink, &config.dir, e))?;
+        std::fs::create_dir_all(&config.dir).map_err(|e| io_error(name, &config.dir, e))?;
         let active = config.dir.join(format!("{prefix}.ndjson"));
-        let mut file = open_append(&active).map_err(|e| io_error(sink, &active, e))?;
-        let meta = file.metadata().map_err(|e| io_error(sink, &active, e))?;
+        let mut file = open_append(&active).map_err(|e| io_error(name, &active, e))?;
+        let meta = file.metadata().map_err(|e| io_error(name, &active, e))?;
         let mut size = meta.len();
-        if size > 0 && !ends_with_newline(&active).map_err(|e| io_error(sink, &active, e))? {
+        if size > 0 && !ends_with_newline(&active).map_err(|e| io_error(name, &active, e))? {
             // A crash cut the last line: end it, so the next record starts a line of its own.
             file.write_all(b"\n")
-                .map_err(|e| io_error(sink, &active, e))?;
+                .map_err(|e| io_error(name, &active, e))?;
             size += 1;
         }
         let now = wall_ms();
@@ -243,7 +243,7 @@ impl FileOutput {
             now
         };
         let next_seq = std::fs::read_dir(&config.dir)
-            .map_err(|e| io_error(sink, &config.dir, e))?
+            .map_err(|e| io_error(name, &config.dir, e))?
             .flatten()
             .filter_map(|e| parse_closed(&prefix, &e.file_name().to_string_lossy()).map(|p| p.0))
             .max()
@@ -261,7 +261,7 @@ impl FileOutput {
             counters.clone(),
         )
         .map_err(|e| InitError::Worker {
-            sink: sink.to_owned(),
+            output: name.to_owned(),
             message: e.to_string(),
         })?;
         let mut out = FileOutput {
@@ -428,7 +428,7 @@ fn ends_with_newline(path: &Path) -> io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-impl Output for FileOutput {
+impl Destination for FileOutput {
     fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }

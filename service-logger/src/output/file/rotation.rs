@@ -5,7 +5,7 @@ use std::time::Duration;
 use faultline_schema::Timestamp;
 
 /// Time-based rotation: a new segment starts at each boundary of the period, counted in the
-/// sink's [`Clock`] (a daily file starts at midnight, local or UTC).
+/// output's [`Clock`] (a daily file starts at midnight, local or UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Rotation {
     /// No time-based rotation (size-based rotation still applies).

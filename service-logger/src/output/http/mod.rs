@@ -1,12 +1,12 @@
-//! The HTTP sink: batches of records to the ingest endpoint (`POST /logs/ingest`).
+//! The HTTP output: batches of records to the ingest endpoint (`POST /logs/ingest`).
 //!
 //! # The path of a batch
 //!
-//! 1. The worker appends record lines to the open batch; it is sealed at the sink's
+//! 1. The worker appends record lines to the open batch; it is sealed at the output's
 //!    `batch_size` records, at [`HttpConfig::max_batch_bytes`], or once its first record has
-//!    waited the sink's `linger`.
+//!    waited the output's `linger`.
 //! 2. One request at a time (so batches arrive in order) runs on a small runtime owned by
-//!    the sink: gzip, `Authorization: Bearer <key>`, NDJSON. The worker goes on taking
+//!    the output: gzip, `Authorization: Bearer <key>`, NDJSON. The worker goes on taking
 //!    records while it runs, so a slow endpoint never stalls the queue.
 //! 3. A 202 counts the accepted and duplicate records as written and per-record rejections
 //!    as dropped. 408, 429, 5xx and connection errors are retried with exponential backoff
@@ -31,11 +31,11 @@ use self::send::{Outcome, Request};
 use self::spool::{Spool, SpoolError};
 use crate::capture::{mono_now, random_u64};
 use crate::error::InitError;
-use crate::sink::Output;
-use crate::sink::stream::lines;
+use crate::output::Destination;
+use crate::output::stream::lines;
 use crate::stats::{Counters, Reason};
 
-/// Settings of the HTTP sink.
+/// Settings of the HTTP output.
 ///
 /// ```
 /// use std::time::Duration;
@@ -178,9 +178,9 @@ pub(crate) struct HttpOutput {
     worker: Thread,
 }
 
-fn sink_error(sink: &str, message: impl std::fmt::Display) -> InitError {
-    InitError::Sink {
-        sink: sink.to_owned(),
+fn output_error(name: &str, message: impl std::fmt::Display) -> InitError {
+    InitError::Output {
+        output: name.to_owned(),
         message: message.to_string(),
     }
 }
@@ -188,16 +188,16 @@ fn sink_error(sink: &str, message: impl std::fmt::Display) -> InitError {
 impl HttpOutput {
     pub(crate) fn open(
         config: HttpConfig,
-        sink: &str,
+        name: &str,
         batch_size: usize,
         linger: Duration,
         counters: Arc<Counters>,
     ) -> Result<HttpOutput, InitError> {
         let mut url = reqwest::Url::parse(&config.endpoint).map_err(|e| {
-            sink_error(sink, format!("invalid endpoint {:?}: {e}", config.endpoint))
+            output_error(name, format!("invalid endpoint {:?}: {e}", config.endpoint))
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(sink_error(sink, format!("endpoint {url} is not http(s)")));
+            return Err(output_error(name, format!("endpoint {url} is not http(s)")));
         }
         if url.path() == "/" || url.path().is_empty() {
             url.set_path("/logs/ingest");
@@ -206,19 +206,19 @@ impl HttpOutput {
             .timeout(config.request_timeout)
             .user_agent(concat!("faultline-logger/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| sink_error(sink, format!("HTTP client: {e}")))?;
+            .map_err(|e| output_error(name, format!("HTTP client: {e}")))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
-            .thread_name(format!("faultline-{sink}-io"))
+            .thread_name(format!("faultline-{name}-io"))
             .on_thread_start(crate::worker::mark_worker_thread)
             .build()
-            .map_err(|e| sink_error(sink, format!("runtime: {e}")))?;
+            .map_err(|e| output_error(name, format!("runtime: {e}")))?;
         let spool = match &config.spool_dir {
             Some(dir) => Some(
                 Spool::open(dir, config.spool_max_bytes, config.spool_fsync).map_err(|e| {
                     InitError::Io {
-                        sink: sink.to_owned(),
+                        output: name.to_owned(),
                         path: dir.clone(),
                         source: e,
                     }
@@ -555,7 +555,7 @@ fn split(body: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (body[..cut].to_vec(), body[cut..].to_vec())
 }
 
-impl Output for HttpOutput {
+impl Destination for HttpOutput {
     fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.current
     }

@@ -1,4 +1,4 @@
-//! The HTTP sink's outage spool: batches waiting on local disk while the ingest endpoint is
+//! The HTTP output's outage spool: batches waiting on local disk while the ingest endpoint is
 //! unreachable, delivered oldest first when it returns.
 //!
 //! One file per batch (`{seq:020}.ndjson`, the request body uncompressed), written to a
