@@ -12,7 +12,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::capture::{Capture, Origin, put_str_field};
 use crate::encode::level_of;
 use crate::logger::Logger;
-use crate::worker::in_worker;
+use crate::thread::in_worker;
 
 /// A span's own fields, encoded once when the span is created (and extended by
 /// `Span::record`), copied into every event inside it.

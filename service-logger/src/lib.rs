@@ -67,14 +67,26 @@
 //!
 //! # Layout
 //!
-//! - `builder.rs`: [`Builder`], [`builder()`]; `logger.rs`: [`Logger`], [`Guard`].
-//! - `layer.rs`: [`FaultlineLayer`]; `log_bridge.rs`: [`LogBridge`].
-//! - `capture.rs`: the entry, its field encoding, the clock and ids.
-//! - `encode.rs` and `json.rs`: entry to record line.
-//! - `worker.rs`: queues, policies, workers; `stats.rs`: [`Stats`], [`Report`].
-//! - `output/`: [`Output`] and one module per destination (`stream.rs`, `file/`, `http/`,
+//! From the top down: a file uses only files further down this list (and, inside one
+//! output's folder, its siblings), so no two files import each other.
+//!
+//! - `builder.rs`: [`Builder`], [`builder()`]: starts the workers and installs the layer,
+//!   the `log` bridge and the panic hook.
+//! - `log_bridge.rs`: [`LogBridge`].
+//! - `layer.rs`: [`FaultlineLayer`].
+//! - `panic.rs`: the panic hook.
+//! - `logger.rs`: [`Logger`], [`Guard`], routing.
+//! - `worker.rs`: an output's queues, its full-queue policy, its worker thread.
+//! - `ring.rs`: the per-thread rings.
+//! - `output/`: [`Output`] and [`Policy`] (`mod.rs`), what a worker drives
+//!   (`destination.rs`), and one module per kind (`stream.rs`, `file/`, `http/`,
 //!   `postgres.rs`).
-//! - `panic.rs`: the panic hook; `traceparent.rs`: [`TraceContext`].
+//! - `encode.rs` and `json.rs`: captured record to record line.
+//! - `message.rs`: what the queues carry besides the records in the rings.
+//! - `traceparent.rs`: [`TraceContext`].
+//! - `capture.rs`: the captured record, its field encoding, the clock and ids.
+//! - `stats.rs`: [`Stats`], [`Report`]; `error.rs`: [`InitError`]; `thread.rs`: which
+//!   threads are the logger's own.
 
 mod builder;
 mod capture;
@@ -84,10 +96,12 @@ mod json;
 mod layer;
 mod log_bridge;
 mod logger;
+mod message;
 mod output;
 mod panic;
 mod ring;
 mod stats;
+mod thread;
 mod traceparent;
 mod worker;
 

@@ -8,7 +8,7 @@ use crate::capture::{Origin, put_fmt, put_name, put_str, put_str_field, tag};
 use crate::encode::level_of;
 use crate::layer::SpanFields;
 use crate::logger::Logger;
-use crate::worker::in_worker;
+use crate::thread::in_worker;
 
 /// A `log::Log` that feeds a [`Logger`]. [`Builder::init`](crate::Builder::init) installs
 /// one (unless [`log_bridge(false)`](crate::Builder::log_bridge)); install it yourself after

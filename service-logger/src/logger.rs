@@ -8,10 +8,12 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::capture::{Entry, Origin, Rec, mono_now, now, put_str_field};
 use crate::encode::RecordConfig;
+use crate::message::Line;
 use crate::output::Output;
 use crate::ring;
 use crate::stats::{Report, Stats};
-use crate::worker::{Line, OutputHandle, in_worker};
+use crate::thread::in_worker;
+use crate::worker::OutputHandle;
 use faultline_schema::Level;
 
 pub(crate) struct Inner {

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, Once, Weak};
 
 use crate::logger::{Inner, Logger};
-use crate::worker::in_worker;
+use crate::thread::in_worker;
 
 /// Loggers the hook flushes: every one built and not dropped.
 static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());

@@ -31,7 +31,7 @@ use faultline_schema::Level;
 
 use crate::capture::{Entry, Origin, Rec};
 use crate::encode::level_index;
-use crate::worker::{Line, Msg};
+use crate::message::{Line, Msg};
 
 /// Kinds of ring records.
 mod kind {

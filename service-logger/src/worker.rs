@@ -1,11 +1,15 @@
 //! An output's queues and its worker thread.
 //!
 //! Each producing thread writes its records into its own ring ([`crate::ring`]); on a full
-//! ring the output's [`Policy`] decides. A bounded crossbeam channel carries flushes,
-//! shutdowns, synchronous records, and records from a thread that cannot use its ring (it
-//! is ending). The worker takes up to [`MAX_TAKE`] records from each ring at a time, encodes
-//! each into its destination's buffer, and lets the destination write when the queues run empty or
-//! its buffer is full, so under load one `write` carries thousands of records.
+//! ring the output's [`Policy`] decides. A bounded crossbeam channel carries the other
+//! messages ([`crate::message`]): flushes, shutdowns, synchronous records, and records from a
+//! thread that cannot use its ring (it is ending). The worker takes up to [`MAX_TAKE`]
+//! records from each ring at a time, encodes each into its destination's buffer, and lets
+//! the destination write when the queues run empty or its buffer is full, so under load one
+//! `write` carries thousands of records.
+//!
+//! The top of the queue side: it uses the rings, the messages and the outputs, none of which
+//! knows it.
 //!
 //! **Waking.** Producers do not wake the worker on every record (a futex wake costs more than
 //! the whole call). When the queues run empty the worker first naps for [`LINGER`] without
@@ -21,7 +25,7 @@
 //! before it parks for long.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -31,9 +35,11 @@ use faultline_schema::Level;
 use crate::capture::{self, Entry, Origin, Rec, put_str_field, put_u64_field};
 use crate::encode::{Encoder, RecordConfig};
 use crate::error::InitError;
+use crate::message::{Line, Msg, POLL, Signal};
 use crate::output::{self, Destination, Kind, Options, Policy};
 use crate::ring::{Local, OriginWord, Producer, Reader, Ring, Taken};
 use crate::stats::{Counters, OutputStats, Reason};
+use crate::thread::mark_worker_thread;
 
 /// Messages taken per round before the worker looks at timers.
 const MAX_TAKE: usize = 4096;
@@ -45,93 +51,12 @@ const LINGER: Duration = Duration::from_millis(2);
 const CHANNEL_CAPACITY: usize = 1024;
 /// The longest a worker parks; a safety net only (wake-ups are not lost).
 const MAX_PARK: Duration = Duration::from_secs(1);
-/// How often blocked producers and waiters re-check whether the worker is still alive.
-const POLL: Duration = Duration::from_millis(100);
 /// How long a producer facing a full queue naps before retrying, and how many times, before
 /// it waits inside the channel.
 const BACKOFF: Duration = Duration::from_micros(50);
 const BACKOFF_ROUNDS: usize = 20;
 /// How often the wall clock is re-measured against the monotonic one.
 const RECALIBRATE: Duration = Duration::from_secs(1);
-
-thread_local! {
-    static IN_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether this thread belongs to a logger (a worker, or a runtime thread of an HTTP or
-/// PostgreSQL output). Events from these threads are ignored: an output's own HTTP client
-/// logging through the logger would feed itself forever.
-#[inline]
-pub(crate) fn in_worker() -> bool {
-    IN_WORKER.with(std::cell::Cell::get)
-}
-
-/// Marks this thread as the logger's own.
-pub(crate) fn mark_worker_thread() {
-    IN_WORKER.with(|f| f.set(true));
-}
-
-/// A completion a caller waits for (flush, shutdown, a synchronous record).
-#[derive(Debug)]
-pub(crate) struct Signal {
-    state: Mutex<Option<bool>>,
-    cv: Condvar,
-    pub(crate) deadline: Option<Instant>,
-}
-
-impl Signal {
-    pub(crate) fn new(deadline: Option<Instant>) -> Arc<Signal> {
-        Arc::new(Signal {
-            state: Mutex::new(None),
-            cv: Condvar::new(),
-            deadline,
-        })
-    }
-
-    pub(crate) fn done(&self, complete: bool) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(complete);
-        self.cv.notify_all();
-    }
-
-    /// Waits until done (`Some(complete)`), `until` passes, or the worker is gone (`None`).
-    fn wait(&self, until: Option<Instant>, alive: impl Fn() -> bool) -> Option<bool> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(c) = *state {
-                return Some(c);
-            }
-            let now = Instant::now();
-            if until.is_some_and(|u| now >= u) || !alive() {
-                return None;
-            }
-            let step = until.map_or(POLL, |u| (u - now).min(POLL));
-            state = self
-                .cv
-                .wait_timeout(state, step)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
-    }
-}
-
-pub(crate) enum Msg {
-    Record(Entry),
-    /// A record encoded by the caller (see [`Logger::send_record`](crate::Logger::send_record)).
-    Line(Line),
-    /// A record whose caller waits until it is written.
-    Sync(Entry, Arc<Signal>),
-    Flush(Arc<Signal>),
-    Shutdown(Arc<Signal>),
-}
-
-/// One NDJSON record line (with its `\n`) built outside the logger.
-#[derive(Debug, Clone)]
-pub(crate) struct Line {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) level: Level,
-    /// When it was handed over (monotonic nanoseconds), for the lag.
-    pub(crate) mono: u64,
-}
 
 /// An output as producers and the logger see it: the queue, the policy, the counters.
 pub(crate) struct OutputHandle {
@@ -419,7 +344,7 @@ impl OutputHandle {
 
     /// Counts a record going into (`1`) or not into (`-1`) the channel; whether it is one.
     fn count_in_channel(&self, msg: &Msg, delta: isize) -> bool {
-        let record = is_record(msg);
+        let record = msg.is_record();
         if record {
             if delta > 0 {
                 self.in_channel.fetch_add(1, Ordering::Relaxed);
@@ -514,7 +439,7 @@ impl OutputHandle {
     /// A message that found no room: back to the sender to try again (with the worker woken),
     /// or `Closed` when the output stopped taking it.
     fn still_waiting(&self, m: Msg) -> Result<Msg, Reason> {
-        if !self.alive() || (self.closed.load(Ordering::Relaxed) && is_record(&m)) {
+        if !self.alive() || (self.closed.load(Ordering::Relaxed) && m.is_record()) {
             return Err(Reason::Closed);
         }
         self.wake();
@@ -590,10 +515,6 @@ impl OutputHandle {
         let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
         self.in_channel.load(Ordering::Relaxed) + rings.iter().map(|r| r.depth()).sum::<usize>()
     }
-}
-
-fn is_record(m: &Msg) -> bool {
-    matches!(m, Msg::Record(_) | Msg::Line(_) | Msg::Sync(..))
 }
 
 /// Marks the output finished and closed when the worker thread ends, however it ends (a panic
@@ -772,7 +693,7 @@ impl<'a> Worker<'a> {
             let mut shutdown = None;
             while took < MAX_TAKE as u64 {
                 let Ok(msg) = self.h.rx.try_recv() else { break };
-                let record = is_record(&msg);
+                let record = msg.is_record();
                 took += u64::from(record);
                 self.h
                     .in_channel
@@ -904,7 +825,7 @@ impl<'a> Worker<'a> {
             .dequeued
             .fetch_add(from_rings, Ordering::Relaxed);
         while let Ok(msg) = self.h.rx.try_recv() {
-            if is_record(&msg) {
+            if msg.is_record() {
                 self.h.in_channel.fetch_sub(1, Ordering::Relaxed);
                 self.h.counters.dequeued.fetch_add(1, Ordering::Relaxed);
             }

@@ -1,10 +1,11 @@
 //! Outputs, the things records are written to: their configuration ([`Output`], [`Policy`])
-//! and the `Destination` trait each kind implements for its worker.
+//! and [`open`], which starts the kind's [`Destination`] on its worker.
 //!
 //! Each output gets its own bounded queue and worker thread, so a slow destination (an ingest
 //! endpoint that is down) never holds up a fast one (the local file), and each has its own
 //! full-queue policy and routing.
 
+mod destination;
 pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod postgres;
@@ -12,13 +13,14 @@ pub(crate) mod stream;
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing_subscriber::filter::Targets;
 
 use crate::error::InitError;
 use crate::stats::Counters;
 
+pub(crate) use destination::Destination;
 pub use file::{Clock, FileConfig, Fsync, Rotation};
 pub use http::HttpConfig;
 pub use postgres::PostgresConfig;
@@ -257,27 +259,6 @@ impl Output {
                 .as_ref()
                 .is_none_or(|t| t.would_enable(target, level))
     }
-}
-
-/// A destination as its worker drives it. Implementations run on the output's worker thread
-/// only; they count what they write, drop and spool in the shared [`Counters`].
-pub(crate) trait Destination: Send {
-    /// Where the worker appends the next record line (JSON and `\n`).
-    fn buffer(&mut self) -> &mut Vec<u8>;
-
-    /// A line was appended at `start..` of the buffer; `mono` is when it was captured.
-    fn commit(&mut self, start: usize, mono: u64);
-
-    /// Periodic work (write an idle buffer, send a batch whose linger ran out, retry, rotate).
-    /// `idle`: the queue is empty. Returns when it wants to be called again at the latest.
-    fn poll(&mut self, idle: bool) -> Option<Instant>;
-
-    /// Writes, sends or spools everything pending (and syncs, per the output's settings),
-    /// giving up at `deadline`. Returns whether nothing is left pending.
-    fn flush(&mut self, deadline: Option<Instant>) -> bool;
-
-    /// The final flush; releases the destination. Returns whether nothing was left pending.
-    fn close(&mut self, deadline: Option<Instant>) -> bool;
 }
 
 /// Opens the destination on the worker thread (runtimes and files belong to it).

@@ -17,7 +17,7 @@ use faultline_store::{PostgresStore, RecordStore as _, StoreError, WriteReceipt}
 
 use crate::capture::mono_now;
 use crate::error::InitError;
-use crate::output::Destination;
+use crate::output::destination::Destination;
 use crate::stats::{Counters, Reason};
 
 /// Settings of the PostgreSQL output: `faultline_store::PostgresConfig`, the server's own
@@ -69,7 +69,7 @@ impl PgOutput {
             .worker_threads(1)
             .enable_all()
             .thread_name(format!("faultline-{name}-io"))
-            .on_thread_start(crate::worker::mark_worker_thread)
+            .on_thread_start(crate::thread::mark_worker_thread)
             .build()
             .map_err(|e| InitError::Output {
                 output: name.to_owned(),

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crate::capture::mono_now;
-use crate::output::Destination;
+use crate::output::destination::{Destination, lines, write_some};
 use crate::stats::{Counters, Reason};
 
 /// Buffered bytes that trigger a write while the queue is still busy.
@@ -25,26 +25,6 @@ pub(crate) struct StreamOutput {
     records: u64,
     oldest: Option<u64>,
     counters: Arc<Counters>,
-}
-
-/// Writes as much of `buf` as `w` takes; returns the bytes written and the error that
-/// stopped it, if any. Retries `Interrupted`.
-pub(crate) fn write_some(w: &mut dyn Write, buf: &[u8]) -> (usize, Option<io::Error>) {
-    let mut off = 0;
-    while off < buf.len() {
-        match w.write(&buf[off..]) {
-            Ok(0) => return (off, Some(io::ErrorKind::WriteZero.into())),
-            Ok(n) => off += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (off, Some(e)),
-        }
-    }
-    (off, None)
-}
-
-/// Complete lines in `bytes`.
-pub(crate) fn lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 impl StreamOutput {

@@ -43,7 +43,7 @@ impl Maintenance {
         let join = std::thread::Builder::new()
             .name(format!("faultline-{}-files", settings.prefix))
             .spawn(move || {
-                crate::worker::mark_worker_thread();
+                crate::thread::mark_worker_thread();
                 run(&settings, &counters, &rx);
             })?;
         let m = Maintenance {

@@ -32,8 +32,7 @@ use self::maintenance::{Maintenance, Settings};
 use self::rotation::{closed_name, next_boundary, parse_closed, stamp};
 use crate::capture::{self, mono_now};
 use crate::error::InitError;
-use crate::output::Destination;
-use crate::output::stream::{lines, write_some};
+use crate::output::destination::{Destination, lines, write_some};
 use crate::stats::{Counters, Reason};
 
 /// When the file is fsynced.

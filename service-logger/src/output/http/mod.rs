@@ -31,8 +31,7 @@ use self::send::{Outcome, Request};
 use self::spool::{Spool, SpoolError};
 use crate::capture::{mono_now, random_u64};
 use crate::error::InitError;
-use crate::output::Destination;
-use crate::output::stream::lines;
+use crate::output::destination::{Destination, lines};
 use crate::stats::{Counters, Reason};
 
 /// Settings of the HTTP output.
@@ -211,7 +210,7 @@ impl HttpOutput {
             .worker_threads(1)
             .enable_all()
             .thread_name(format!("faultline-{name}-io"))
-            .on_thread_start(crate::worker::mark_worker_thread)
+            .on_thread_start(crate::thread::mark_worker_thread)
             .build()
             .map_err(|e| output_error(name, format!("runtime: {e}")))?;
         let spool = match &config.spool_dir {
