@@ -4,7 +4,7 @@
 //! A record is the time, a UUIDv7, the level, where it came from (`&'static` tracing
 //! metadata, so target and name cost nothing), and the fields encoded into bytes: on the
 //! hot path into the thread's reused scratch buffer, from which they are copied into the
-//! thread's ring ([`crate::ring`]); otherwise into an [`Entry`] of its own. Field
+//! thread's ring ([`crate::ring`]); otherwise into a [`CapturedRecord`] of its own. Field
 //! encoding is a tag byte, the field name (for an event's own fields, its index in the
 //! callsite's field set), and the raw value (`i64` as 8 bytes, strings as a length and the
 //! bytes): no JSON escaping, number formatting or allocation on the caller.
@@ -49,7 +49,7 @@ pub(crate) mod tag {
     pub(crate) const INDEXED: u8 = 0x80;
 }
 
-/// Where an entry came from; decides the default `event` key and the `target`.
+/// Where a captured record came from; decides the default `event` key and the `target`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Origin {
     /// A `tracing` event.
@@ -60,9 +60,10 @@ pub(crate) enum Origin {
     Internal(&'static str),
 }
 
-/// One captured record on its way to an output.
+/// One captured record on its way to an output, owning its items: what goes through an
+/// output's shared channel or a ring's side queue, and what the logger writes itself.
 #[derive(Clone, Debug)]
-pub(crate) struct Entry {
+pub(crate) struct CapturedRecord {
     /// Nanoseconds on the monotonic clock when captured (see [`now`]), for the lag.
     pub(crate) mono: u64,
     /// Milliseconds since the Unix epoch, the record's `ts`.
@@ -76,10 +77,11 @@ pub(crate) struct Entry {
     pub(crate) buf: Vec<u8>,
 }
 
-/// A captured record as the encoder reads it: an [`Entry`]'s fields, with its items
-/// wherever they are (the entry's buffer, or a worker's copy out of a queue).
+/// A captured record by reference, as the rings take it in and the encoder reads it: a
+/// [`CapturedRecord`]'s fields, with its items wherever they are (a thread's scratch buffer,
+/// a [`CapturedRecord`]'s own, or a worker's copy out of a ring).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Rec<'a> {
+pub(crate) struct CapturedRecordRef<'a> {
     pub(crate) mono: u64,
     pub(crate) ts_ms: i64,
     pub(crate) id: u128,
@@ -88,10 +90,10 @@ pub(crate) struct Rec<'a> {
     pub(crate) items: &'a [u8],
 }
 
-impl Entry {
+impl CapturedRecord {
     /// An owned copy of `rec`.
-    pub(crate) fn from_rec(rec: &Rec<'_>) -> Entry {
-        Entry {
+    pub(crate) fn from_ref(rec: &CapturedRecordRef<'_>) -> CapturedRecord {
+        CapturedRecord {
             mono: rec.mono,
             ts_ms: rec.ts_ms,
             id: rec.id,
@@ -101,9 +103,9 @@ impl Entry {
         }
     }
 
-    /// The entry as the encoder reads it.
-    pub(crate) fn rec(&self) -> Rec<'_> {
-        Rec {
+    /// The record by reference, as the rings and the encoder take it.
+    pub(crate) fn borrowed(&self) -> CapturedRecordRef<'_> {
+        CapturedRecordRef {
             mono: self.mono,
             ts_ms: self.ts_ms,
             id: self.id,
@@ -113,10 +115,10 @@ impl Entry {
         }
     }
 
-    /// A new entry stamped now.
-    pub(crate) fn new(level: Level, origin: Origin) -> Entry {
+    /// A new record stamped now, with no items yet.
+    pub(crate) fn new(level: Level, origin: Origin) -> CapturedRecord {
         let (mono, ts_ms) = now();
-        Entry {
+        CapturedRecord {
             mono,
             ts_ms,
             id: uuid_v7(ts_ms),

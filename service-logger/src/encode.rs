@@ -1,4 +1,5 @@
-//! From a captured record ([`Rec`]) to one NDJSON line that is a valid Faultline record.
+//! From a captured record ([`CapturedRecordRef`]) to one NDJSON line that is a valid Faultline
+//! record.
 //!
 //! The worker writes the JSON straight into the output's buffer, with the bytes
 //! `Record::write_json` would produce for the same record (`meta` keys sorted, compact), and
@@ -20,7 +21,7 @@ use faultline_schema::{
     is_anonymized_user, truncate_message,
 };
 
-use crate::capture::{Item, Items, Origin, Rec, Value};
+use crate::capture::{CapturedRecordRef, Item, Items, Origin, Value};
 use crate::json::{self, TimestampCache};
 use crate::traceparent::TraceContext;
 
@@ -41,25 +42,29 @@ pub(crate) struct RecordConfig {
 
 /// Where a string value's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Src {
-    Entry,
+enum StrSource {
+    /// The captured record's items (a field's value, not copied).
+    Items,
+    /// `Encoder::synth`: text the encoder made (an anonymized `user`, a number as text, a
+    /// cut string).
     Synth,
 }
 
+/// The value of one `meta` key as the encoder holds it until it writes `meta`.
 #[derive(Debug, Clone, Copy)]
-enum V {
+enum SlotValue {
     I64(i64),
     U64(u64),
     F64(f64),
     Bool(bool),
-    /// Raw UTF-8 at `start..end` of the source, escaped when written.
-    Str(Src, u32, u32),
+    /// Raw UTF-8 at `start..end` of its source, escaped when written.
+    Str(StrSource, u32, u32),
     /// Pre-rendered JSON of static field `n`.
     Static(u32),
 }
 
-/// Where a key's bytes are: `start..end` of the entry buffer (a field's own name, not
-/// copied) or of `Encoder::keys` (static and renamed keys).
+/// Where a key's bytes are: `start..end` of the captured record's items (a field's own name,
+/// not copied) or of `Encoder::keys` (static and renamed keys).
 #[derive(Debug, Clone, Copy)]
 struct Key {
     in_entry: bool,
@@ -80,12 +85,13 @@ impl Key {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     key: Key,
-    val: V,
+    val: SlotValue,
     /// Priority on a repeated key: the larger wins.
     order: u32,
 }
 
-/// Turns entries into record lines. One per worker; keeps its scratch buffers between calls.
+/// Turns captured records into record lines. One per worker; keeps its scratch buffers
+/// between calls.
 #[derive(Debug)]
 pub(crate) struct Encoder {
     /// `","service":<service>,"level":"<LEVEL>","event":` for each level, in
@@ -158,7 +164,7 @@ impl Encoder {
                     start,
                     end: u32_of(keys.len()),
                 },
-                val: V::Static(u32_of(i)),
+                val: SlotValue::Static(u32_of(i)),
                 order: 0,
             });
         }
@@ -190,19 +196,19 @@ impl Encoder {
         }
     }
 
-    fn synth_str(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> V {
+    fn synth_str(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> SlotValue {
         let start = u32_of(self.synth.len());
         f(&mut self.synth);
-        V::Str(Src::Synth, start, u32_of(self.synth.len()))
+        SlotValue::Str(StrSource::Synth, start, u32_of(self.synth.len()))
     }
 
-    fn push(&mut self, name: &[u8], val: V, order: u32) {
+    fn push(&mut self, name: &[u8], val: SlotValue, order: u32) {
         let key = self.key(name);
         self.slots.push(Slot { key, val, order });
     }
 
-    /// [`push`](Encoder::push) for a name inside the entry buffer: kept where it is.
-    fn push_named(&mut self, name: &[u8], entry: &[u8], val: V, order: u32) {
+    /// [`push`](Encoder::push) for a name inside the captured items: kept where it is.
+    fn push_named(&mut self, name: &[u8], entry: &[u8], val: SlotValue, order: u32) {
         let start = (name.as_ptr() as usize).wrapping_sub(entry.as_ptr() as usize);
         if start <= entry.len() && name.len() <= entry.len() - start {
             let key = Key {
@@ -217,7 +223,7 @@ impl Encoder {
     }
 
     /// Text of a value for reserved keys that must be strings.
-    fn stringify(&mut self, v: Value<'_>, entry: &[u8], base: usize) -> V {
+    fn stringify(&mut self, v: Value<'_>, entry: &[u8], base: usize) -> SlotValue {
         match v {
             Value::Str(s) => entry_str(entry, s, base),
             other => {
@@ -227,21 +233,21 @@ impl Encoder {
         }
     }
 
-    fn value(&mut self, v: Value<'_>, entry: &[u8], start: usize) -> V {
+    fn value(&mut self, v: Value<'_>, entry: &[u8], start: usize) -> SlotValue {
         match v {
-            Value::I64(n) => V::I64(n),
-            Value::U64(n) => V::U64(n),
-            Value::F64(n) => V::F64(n),
-            Value::Bool(b) => V::Bool(b),
+            Value::I64(n) => SlotValue::I64(n),
+            Value::U64(n) => SlotValue::U64(n),
+            Value::F64(n) => SlotValue::F64(n),
+            Value::Bool(b) => SlotValue::Bool(b),
             Value::Str(s) => entry_str(entry, s, start),
             // JSON numbers past 64 bits do not survive serde_json: keep them as text.
             Value::I128(n) => match (i64::try_from(n), u64::try_from(n)) {
-                (Ok(n), _) => V::I64(n),
-                (_, Ok(n)) => V::U64(n),
+                (Ok(n), _) => SlotValue::I64(n),
+                (_, Ok(n)) => SlotValue::U64(n),
                 _ => self.synth_str(|o| json::int(o, n)),
             },
             Value::U128(n) => match u64::try_from(n) {
-                Ok(n) => V::U64(n),
+                Ok(n) => SlotValue::U64(n),
                 Err(_) => self.synth_str(|o| json::int(o, n)),
             },
         }
@@ -293,7 +299,7 @@ impl Encoder {
                     _ => None,
                 };
                 match count {
-                    Some(n) => self.push(b"count", V::U64(n), order),
+                    Some(n) => self.push(b"count", SlotValue::U64(n), order),
                     None => {
                         let val = self.value(v, entry, base);
                         self.push(b"count_value", val, order);
@@ -339,7 +345,7 @@ impl Encoder {
     /// a [`Template`] kept per callsite writes it with only the values filled in. Records a
     /// template does not fit (other fields, reserved keys, repeated keys) take the full path,
     /// which writes the same bytes.
-    pub(crate) fn encode(&mut self, entry: &Rec<'_>, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, entry: &CapturedRecordRef<'_>, out: &mut Vec<u8>) {
         let start = out.len();
         let callsite = callsite_key(entry.origin);
         let at = template_index(callsite);
@@ -356,12 +362,12 @@ impl Encoder {
     }
 
     /// The template path: `false` (and `out` partly written) when there is no template for
-    /// the callsite or the entry does not fit it.
+    /// the callsite or the record does not fit it.
     fn encode_with(
         &mut self,
         at: usize,
         callsite: usize,
-        entry: &Rec<'_>,
+        entry: &CapturedRecordRef<'_>,
         out: &mut Vec<u8>,
     ) -> bool {
         // Taken out while it is filled (filling writes through `self`), then put back.
@@ -375,7 +381,7 @@ impl Encoder {
         fits
     }
 
-    fn fill(&mut self, t: &Template, entry: &Rec<'_>, out: &mut Vec<u8>) -> bool {
+    fn fill(&mut self, t: &Template, entry: &CapturedRecordRef<'_>, out: &mut Vec<u8>) -> bool {
         let buf = entry.items;
         let mut values = [Value::Bool(false); MAX_TEMPLATE_FIELDS];
         let (mut n, mut message, mut event): (usize, &[u8], Option<&[u8]>) = (0, b"", None);
@@ -424,7 +430,7 @@ impl Encoder {
     /// `{"id":...,"ts":...,"service":...,"level":...,"event":...,"message":...` for `entry`.
     fn write_top(
         &mut self,
-        entry: &Rec<'_>,
+        entry: &CapturedRecordRef<'_>,
         event: Option<&[u8]>,
         target: &[u8],
         message: &[u8],
@@ -441,7 +447,7 @@ impl Encoder {
 
     /// `{"id":"<uuid>","ts":"<timestamp>` in one fixed-size copy.
     #[inline]
-    fn write_head(&mut self, entry: &Rec<'_>, out: &mut Vec<u8>) {
+    fn write_head(&mut self, entry: &CapturedRecordRef<'_>, out: &mut Vec<u8>) {
         let mut head = [0u8; HEAD_LEN];
         head[..7].copy_from_slice(b"{\"id\":\"");
         if let Some((id, _)) = head[7..].split_first_chunk_mut::<36>() {
@@ -460,8 +466,12 @@ impl Encoder {
         out.extend_from_slice(b",\"message\":");
     }
 
-    /// The full path; returns the template for the entry's callsite when one can repeat it.
-    fn encode_full(&mut self, entry: &Rec<'_>, out: &mut Vec<u8>) -> Option<Template> {
+    /// The full path; returns the template for the record's callsite when one can repeat it.
+    fn encode_full(
+        &mut self,
+        entry: &CapturedRecordRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Option<Template> {
         self.slots.clear();
         self.slots.extend_from_slice(&self.static_slots);
         self.keys.truncate(self.static_keys);
@@ -503,7 +513,7 @@ impl Encoder {
                 self.push(b"file", v, 1);
             }
             if let Some(l) = line {
-                self.push(b"line", V::U64(u64::from(l)), 1);
+                self.push(b"line", SlotValue::U64(u64::from(l)), 1);
             }
         }
         self.write_top(entry, event, target, message, out);
@@ -560,7 +570,7 @@ impl Encoder {
     /// for its records at `rec`'s level without an `event` field.
     fn new_template(
         &self,
-        rec: &Rec<'_>,
+        rec: &CapturedRecordRef<'_>,
         shape: Vec<(Kind, Box<[u8]>)>,
         parts: Vec<(Vec<u8>, usize)>,
         tail: Vec<u8>,
@@ -579,7 +589,7 @@ impl Encoder {
 
     /// The template of the `meta` just written (its slots sorted, none repeated): keys and
     /// every value that is not a field's own become literal bytes.
-    fn template(&self, shape: Vec<(Kind, Box<[u8]>)>, rec: &Rec<'_>) -> Template {
+    fn template(&self, shape: Vec<(Kind, Box<[u8]>)>, rec: &CapturedRecordRef<'_>) -> Template {
         let entry = rec.items;
         let mut parts = Vec::with_capacity(self.slots.len());
         let mut literal = META_KEY.to_vec();
@@ -599,21 +609,21 @@ impl Encoder {
         self.new_template(rec, shape, parts, literal)
     }
 
-    fn str_bytes<'a>(&'a self, entry: &'a [u8], src: Src, a: u32, b: u32) -> &'a [u8] {
+    fn str_bytes<'a>(&'a self, entry: &'a [u8], src: StrSource, a: u32, b: u32) -> &'a [u8] {
         match src {
-            Src::Entry => slice(entry, a, b),
-            Src::Synth => slice(&self.synth, a, b),
+            StrSource::Items => slice(entry, a, b),
+            StrSource::Synth => slice(&self.synth, a, b),
         }
     }
 
-    fn write_value(&self, out: &mut Vec<u8>, entry: &[u8], v: V) {
+    fn write_value(&self, out: &mut Vec<u8>, entry: &[u8], v: SlotValue) {
         match v {
-            V::I64(n) => json::int(out, n),
-            V::U64(n) => json::int(out, n),
-            V::F64(n) => json::float(out, n),
-            V::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            V::Str(src, a, b) => json::string(out, self.str_bytes(entry, src, a, b)),
-            V::Static(i) => match self.statics.get(i as usize) {
+            SlotValue::I64(n) => json::int(out, n),
+            SlotValue::U64(n) => json::int(out, n),
+            SlotValue::F64(n) => json::float(out, n),
+            SlotValue::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            SlotValue::Str(src, a, b) => json::string(out, self.str_bytes(entry, src, a, b)),
+            SlotValue::Static(i) => match self.statics.get(i as usize) {
                 Some((_, j)) => out.extend_from_slice(j),
                 None => out.extend_from_slice(b"null"),
             },
@@ -656,7 +666,7 @@ impl Encoder {
             }
             let longest_str = (0..self.slots.len())
                 .filter_map(|i| match self.slots[i].val {
-                    V::Str(src, a, b) if (b - a) as usize > MIN_CUT => Some((i, src, a, b)),
+                    SlotValue::Str(src, a, b) if (b - a) as usize > MIN_CUT => Some((i, src, a, b)),
                     _ => None,
                 })
                 .max_by_key(|(_, _, a, b)| b - a);
@@ -813,13 +823,13 @@ fn slice(b: &[u8], start: u32, end: u32) -> &[u8] {
     b.get(start as usize..end as usize).unwrap_or_default()
 }
 
-/// A string inside the entry buffer as a range.
-fn entry_str(entry: &[u8], s: &[u8], base: usize) -> V {
+/// A string inside the captured items as a range.
+fn entry_str(entry: &[u8], s: &[u8], base: usize) -> SlotValue {
     let start = (s.as_ptr() as usize).wrapping_sub(base);
     if start <= entry.len() && start + s.len() <= entry.len() {
-        V::Str(Src::Entry, u32_of(start), u32_of(start + s.len()))
+        SlotValue::Str(StrSource::Items, u32_of(start), u32_of(start + s.len()))
     } else {
-        V::Str(Src::Entry, 0, 0)
+        SlotValue::Str(StrSource::Items, 0, 0)
     }
 }
 
@@ -896,7 +906,9 @@ pub(crate) fn level_of(level: &tracing::Level) -> Level {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Entry, put_fmt, put_name, put_str, put_str_field, put_u64_field, tag};
+    use crate::capture::{
+        CapturedRecord, put_fmt, put_name, put_str, put_str_field, put_u64_field, tag,
+    };
     use faultline_schema::Record;
 
     fn config() -> RecordConfig {
@@ -912,20 +924,20 @@ mod tests {
         }
     }
 
-    fn entry(build: impl FnOnce(&mut Vec<u8>)) -> Entry {
-        let mut e = Entry::new(Level::Info, Origin::Internal("test_event"));
+    fn entry(build: impl FnOnce(&mut Vec<u8>)) -> CapturedRecord {
+        let mut e = CapturedRecord::new(Level::Info, Origin::Internal("test_event"));
         e.ts_ms = 1_782_909_296_789;
         build(&mut e.buf);
         e
     }
 
-    fn encode(e: &Entry) -> (String, Record) {
+    fn encode(e: &CapturedRecord) -> (String, Record) {
         let mut enc = Encoder::new(&config());
         let mut out = Vec::new();
-        enc.encode(&e.rec(), &mut out);
+        enc.encode(&e.borrowed(), &mut out);
         // Again: the second time through the callsite's template, when it made one.
         let mut again = Vec::new();
-        enc.encode(&e.rec(), &mut again);
+        enc.encode(&e.borrowed(), &mut again);
         assert_eq!(
             String::from_utf8_lossy(&again),
             String::from_utf8_lossy(&out),
@@ -1064,9 +1076,9 @@ mod tests {
     }
 
     /// The full path's bytes for `e` (a fresh encoder has no template).
-    fn full(e: &Entry) -> Vec<u8> {
+    fn full(e: &CapturedRecord) -> Vec<u8> {
         let mut out = Vec::new();
-        Encoder::new(&config()).encode(&e.rec(), &mut out);
+        Encoder::new(&config()).encode(&e.borrowed(), &mut out);
         out
     }
 
@@ -1096,7 +1108,7 @@ mod tests {
         ];
         for e in &cases {
             let mut out = Vec::new();
-            enc.encode(&e.rec(), &mut out);
+            enc.encode(&e.borrowed(), &mut out);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(&full(e))
@@ -1137,7 +1149,7 @@ mod tests {
         ];
         for e in other.iter().chain(&cases).chain(&other) {
             let mut out = Vec::new();
-            enc.encode(&e.rec(), &mut out);
+            enc.encode(&e.borrowed(), &mut out);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(&full(e))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::capture::{Entry, Origin, Rec, mono_now, now, put_str_field};
+use crate::capture::{CapturedRecord, CapturedRecordRef, Origin, mono_now, now, put_str_field};
 use crate::encode::RecordConfig;
 use crate::message::Line;
 use crate::output::Output;
@@ -153,7 +153,7 @@ impl Logger {
     /// Captures one record and hands it to the outputs in `mask`: stamped now, its items
     /// written by `fill` (which may raise the level) into this thread's scratch buffer, then
     /// copied into this thread's ring of each output. When the thread cannot use its rings (it
-    /// is ending, or `fill` itself logs), into an [`Entry`] through the shared channel.
+    /// is ending, or `fill` itself logs), into a [`CapturedRecord`] through the shared channel.
     #[inline]
     pub(crate) fn log(
         &self,
@@ -162,7 +162,7 @@ impl Logger {
         origin: Origin,
         fill: impl Fn(&mut Vec<u8>, &mut Level),
     ) {
-        let done = ring::with_local(|items, local| {
+        let done = ring::with_this_thread(|items, local| {
             items.clear();
             let (mono, ts_ms) = now();
             let mut level = level;
@@ -171,7 +171,7 @@ impl Logger {
             // Zeros up to a whole word, so the items go into the rings word by word.
             items.extend_from_slice(&[0; 7]);
             let (words, _) = items.as_chunks::<8>();
-            let rec = Rec {
+            let rec = CapturedRecordRef {
                 mono,
                 ts_ms,
                 id: local.next_id(ts_ms),
@@ -190,7 +190,7 @@ impl Logger {
     }
 
     /// [`log`](Logger::log) for a thread that cannot use its rings (out of line: it is
-    /// ending, or `fill` itself logs): into an [`Entry`] through the shared channel.
+    /// ending, or `fill` itself logs): into a [`CapturedRecord`] through the shared channel.
     #[cold]
     #[inline(never)]
     fn log_shared(
@@ -200,7 +200,7 @@ impl Logger {
         origin: Origin,
         fill: impl Fn(&mut Vec<u8>, &mut Level),
     ) {
-        let mut entry = Entry::new(level, origin);
+        let mut entry = CapturedRecord::new(level, origin);
         fill(&mut entry.buf, &mut entry.level);
         self.offer_shared(entry, mask);
     }
@@ -222,7 +222,7 @@ impl Logger {
     }
 
     /// Hands `entry` to the outputs in `mask` through the shared channel.
-    fn offer_shared(&self, entry: Entry, mask: u64) {
+    fn offer_shared(&self, entry: CapturedRecord, mask: u64) {
         for s in self.chosen(mask) {
             s.offer_shared(entry.clone());
         }
@@ -230,11 +230,11 @@ impl Logger {
 
     /// Hands `entry` to the outputs in `mask`: into this thread's ring of each, or through
     /// the shared channel when the thread cannot use its rings.
-    pub(crate) fn dispatch(&self, entry: Entry, mask: u64) {
-        let done = ring::with_local(|_, local| {
+    pub(crate) fn dispatch(&self, entry: CapturedRecord, mask: u64) {
+        let done = ring::with_this_thread(|_, local| {
             let origin = local.origin(entry.origin);
             for s in self.chosen(mask) {
-                s.offer(local, origin, &entry.rec(), None);
+                s.offer(local, origin, &entry.borrowed(), None);
             }
         });
         if done.is_none() {
@@ -275,12 +275,12 @@ impl Logger {
             level: record.level,
             mono: mono_now(),
         };
-        let offer = |mut local: Option<&mut ring::Local>| {
+        let offer = |mut local: Option<&mut ring::ThreadProducers>| {
             for s in self.chosen(mask) {
                 s.offer_line(local.as_deref_mut(), &line);
             }
         };
-        if ring::with_local(|_, local| offer(Some(local))).is_none() {
+        if ring::with_this_thread(|_, local| offer(Some(local))).is_none() {
             offer(None);
         }
     }
@@ -380,7 +380,8 @@ impl Logger {
         if mask == 0 || self.inner.outputs.iter().all(|s| s.is_closed()) {
             return;
         }
-        let mut e = Entry::new(faultline_schema::Level::Critical, Origin::Internal("panic"));
+        let mut e =
+            CapturedRecord::new(faultline_schema::Level::Critical, Origin::Internal("panic"));
         let payload = info
             .payload()
             .downcast_ref::<&str>()

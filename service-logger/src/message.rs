@@ -9,18 +9,18 @@ use std::time::{Duration, Instant};
 
 use faultline_schema::Level;
 
-use crate::capture::Entry;
+use crate::capture::CapturedRecord;
 
 /// How often blocked producers and waiters re-check whether the worker is still alive.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// What goes through an output's shared channel, or waits in a ring's side queue.
 pub(crate) enum Msg {
-    Record(Entry),
+    Record(CapturedRecord),
     /// A record encoded by the caller (see [`Logger::send_record`](crate::Logger::send_record)).
     Line(Line),
     /// A record whose caller waits until it is written.
-    Sync(Entry, Arc<Signal>),
+    Sync(CapturedRecord, Arc<Signal>),
     Flush(Arc<Signal>),
     Shutdown(Arc<Signal>),
 }

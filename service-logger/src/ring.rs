@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use faultline_schema::Level;
 
-use crate::capture::{Entry, Origin, Rec};
+use crate::capture::{CapturedRecord, CapturedRecordRef, Origin};
 use crate::encode::level_index;
 use crate::message::{Line, Msg};
 
@@ -233,7 +233,7 @@ impl Ring {
         &self,
         max: usize,
         reader: &mut Reader,
-        mut take: impl FnMut(Taken<'_>),
+        mut take: impl FnMut(TakenRecord<'_>),
     ) -> usize {
         let Reader { scratch, callsites } = reader;
         let tail = self.tail.0.0.load(Ordering::Acquire);
@@ -262,7 +262,7 @@ impl Ring {
                     if let Some(origin) = origin {
                         let id = u128::from(self.load(head + 2))
                             | (u128::from(self.load(head + 3)) << 64);
-                        take(Taken::Entry(Rec {
+                        take(TakenRecord::Captured(CapturedRecordRef {
                             mono: self.load(head + 1),
                             ts_ms: (id >> 80) as i64,
                             id,
@@ -274,7 +274,7 @@ impl Ring {
                 }
                 kind::LINE => {
                     self.read_bytes(head + LINE_HEAD as u64, hdr.bytes(LINE_HEAD), scratch);
-                    take(Taken::Line {
+                    take(TakenRecord::Line {
                         mono: self.load(head + 1),
                         bytes: scratch,
                     });
@@ -286,7 +286,7 @@ impl Ring {
                         .unwrap_or_else(|p| p.into_inner())
                         .pop_front();
                     if let Some(m) = next {
-                        take(Taken::Side(m));
+                        take(TakenRecord::Side(m));
                     }
                 }
             }
@@ -310,10 +310,10 @@ impl Ring {
     }
 }
 
-/// A record taken out of a ring.
-pub(crate) enum Taken<'a> {
-    /// A captured event (its items in the worker's scratch buffer).
-    Entry(Rec<'a>),
+/// A record taken out of a ring, as the worker handles it.
+pub(crate) enum TakenRecord<'a> {
+    /// A captured record (its items in the worker's scratch buffer).
+    Captured(CapturedRecordRef<'a>),
     /// A line encoded by the caller.
     Line { mono: u64, bytes: &'a [u8] },
     /// A message from the side queue.
@@ -342,16 +342,17 @@ fn callsites() -> &'static RwLock<Vec<&'static tracing::Metadata<'static>>> {
 #[derive(Default)]
 pub(crate) struct Reader {
     scratch: Vec<u8>,
-    callsites: Known,
+    callsites: KnownCallsites,
 }
 
-/// A worker's copy of the callsite table. The table only grows, so the copy is brought up to
-/// date only when a record names a callsite it does not have yet: no lock per record (a
-/// shared read lock is an atomic read-modify-write, and its cache line moved between cores).
+/// The callsites a worker knows: its copy of the process-wide table. The table only grows,
+/// so the copy is brought up to date only when a record names a callsite it does not have
+/// yet: no lock per record (a shared read lock is an atomic read-modify-write, and its cache
+/// line moved between cores).
 #[derive(Default)]
-struct Known(Vec<&'static tracing::Metadata<'static>>);
+struct KnownCallsites(Vec<&'static tracing::Metadata<'static>>);
 
-impl Known {
+impl KnownCallsites {
     /// The callsite at `index` in the table.
     #[inline]
     fn get(&mut self, index: u32) -> Option<&'static tracing::Metadata<'static>> {
@@ -390,27 +391,27 @@ fn intern_slow(meta: &'static tracing::Metadata<'static>) -> u32 {
 /// Callsites cached per thread (direct-mapped by address).
 const CACHE: usize = 64;
 
-/// A thread's producing side: its rings, one per output it has logged to, and its cache of
-/// callsite indexes.
-pub(crate) struct Local {
+/// What a producing thread keeps for its rings: its producer into each output it has logged
+/// to, the state of its record ids, and its cache of callsite indexes.
+pub(crate) struct ThreadProducers {
     /// The random part of this thread's next record id (0: not chosen yet).
     ids: u128,
     producers: Vec<Producer>,
     cache: [(usize, u32); CACHE],
 }
 
-/// What a thread keeps for logging: its producing side, and the scratch buffer its call
-/// sites encode a record's items into before they are copied into rings.
+/// What a thread keeps for logging: its producers, and the scratch buffer its call sites
+/// encode a record's items into before they are copied into rings.
 struct PerThread {
     scratch: Vec<u8>,
-    local: Local,
+    producers: ThreadProducers,
 }
 
 thread_local! {
-    static LOCAL: RefCell<PerThread> = const {
+    static PER_THREAD: RefCell<PerThread> = const {
         RefCell::new(PerThread {
             scratch: Vec::new(),
-            local: Local {
+            producers: ThreadProducers {
                 ids: 0,
                 producers: Vec::new(),
                 cache: [(0, 0); CACHE],
@@ -419,16 +420,18 @@ thread_local! {
     };
 }
 
-/// Runs `f` with this thread's scratch buffer and producing side; `None` when they are not
+/// Runs `f` with this thread's scratch buffer and producers; `None` when they are not
 /// available (the thread is ending, or a record is being written from inside another one
 /// on this thread).
 #[inline(always)]
-pub(crate) fn with_local<R>(f: impl FnOnce(&mut Vec<u8>, &mut Local) -> R) -> Option<R> {
-    LOCAL
+pub(crate) fn with_this_thread<R>(
+    f: impl FnOnce(&mut Vec<u8>, &mut ThreadProducers) -> R,
+) -> Option<R> {
+    PER_THREAD
         .try_with(|t| {
             t.try_borrow_mut().ok().map(|mut t| {
-                let PerThread { scratch, local } = &mut *t;
-                f(scratch, local)
+                let PerThread { scratch, producers } = &mut *t;
+                f(scratch, producers)
             })
         })
         .ok()
@@ -439,7 +442,7 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&mut Vec<u8>, &mut Local) -> R) -> Op
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OriginWord(Option<(u64, u32)>);
 
-impl Local {
+impl ThreadProducers {
     /// A UUIDv7 for a record stamped `ts_ms`. Its 74 bits after the time are a counter that
     /// starts at a random point for each thread (RFC 9562, section 6.2, method 1 without
     /// resetting): unique within the thread, and across threads as unlikely to meet as two
@@ -579,17 +582,17 @@ impl Producer {
     #[inline]
     pub(crate) fn push_entry(
         &mut self,
-        entry: &Rec<'_>,
+        entry: &CapturedRecordRef<'_>,
         padded: Option<&[[u8; 8]]>,
         origin: OriginWord,
     ) -> bool {
         let items = entry.items;
         let words = ENTRY_HEAD + items.len().div_ceil(8);
         let Some((origin_kind, index)) = origin.0.filter(|(_, i)| *i < MAX_CALLSITES) else {
-            return self.push_side(Msg::Record(Entry::from_rec(entry)));
+            return self.push_side(Msg::Record(CapturedRecord::from_ref(entry)));
         };
         if words > self.ring.max_record_words() {
-            return self.push_side(Msg::Record(Entry::from_rec(entry)));
+            return self.push_side(Msg::Record(CapturedRecord::from_ref(entry)));
         }
         let Some(at) = self.reserve(words) else {
             return false;
@@ -700,17 +703,17 @@ fn write_bytes(words: &[AtomicU64], bytes: &[u8]) {
 mod tests {
     use super::*;
 
-    fn local() -> Local {
-        Local {
+    fn local() -> ThreadProducers {
+        ThreadProducers {
             ids: 0,
             producers: Vec::new(),
             cache: [(0, 0); CACHE],
         }
     }
 
-    fn rec(items: &[u8], n: u64) -> Rec<'_> {
+    fn rec(items: &[u8], n: u64) -> CapturedRecordRef<'_> {
         let ts_ms = 1_782_909_296_789 + n as i64;
-        Rec {
+        CapturedRecordRef {
             mono: n,
             ts_ms,
             id: crate::capture::uuid_v7(ts_ms),
@@ -724,15 +727,15 @@ mod tests {
     fn drain_all(ring: &Ring, max: usize) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         ring.drain(max, &mut Reader::default(), |t| match t {
-            Taken::Entry(r) => {
+            TakenRecord::Captured(r) => {
                 assert_eq!(r.ts_ms, 1_782_909_296_789 + r.mono as i64);
                 assert_eq!((r.id >> 76) & 0xf, 7, "a UUIDv7");
                 assert_eq!(r.level, Level::Warning);
                 out.push((r.mono, r.items.to_vec()));
             }
-            Taken::Line { mono, bytes } => out.push((mono, bytes.to_vec())),
-            Taken::Side(Msg::Record(e)) => out.push((e.mono, e.buf.clone())),
-            Taken::Side(_) => panic!("unexpected side message"),
+            TakenRecord::Line { mono, bytes } => out.push((mono, bytes.to_vec())),
+            TakenRecord::Side(Msg::Record(e)) => out.push((e.mono, e.buf.clone())),
+            TakenRecord::Side(_) => panic!("unexpected side message"),
         });
         out
     }
@@ -950,7 +953,7 @@ mod tests {
             panic!("not interned")
         };
         assert_eq!(i, j);
-        let mut known = Known::default();
+        let mut known = KnownCallsites::default();
         assert!(std::ptr::eq(known.get(i).unwrap(), &META));
         assert!(std::ptr::eq(known.get(i).unwrap(), &META), "from the copy");
         assert!(known.get(u32::MAX >> 3).is_none());

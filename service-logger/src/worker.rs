@@ -32,12 +32,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use faultline_schema::Level;
 
-use crate::capture::{self, Entry, Origin, Rec, put_str_field, put_u64_field};
+use crate::capture::{
+    self, CapturedRecord, CapturedRecordRef, Origin, put_str_field, put_u64_field,
+};
 use crate::encode::{Encoder, RecordConfig};
 use crate::error::InitError;
 use crate::message::{Line, Msg, POLL, Signal};
 use crate::output::{self, Destination, Kind, Options, Policy};
-use crate::ring::{Local, OriginWord, Producer, Reader, Ring, Taken};
+use crate::ring::{OriginWord, Producer, Reader, Ring, TakenRecord, ThreadProducers};
 use crate::stats::{Counters, OutputStats, Reason};
 use crate::thread::mark_worker_thread;
 
@@ -181,9 +183,9 @@ impl OutputHandle {
     #[inline]
     pub(crate) fn offer(
         &self,
-        local: &mut Local,
+        local: &mut ThreadProducers,
         origin: OriginWord,
-        entry: &Rec<'_>,
+        entry: &CapturedRecordRef<'_>,
         words: Option<&[[u8; 8]]>,
     ) {
         if self.options.synchronous || self.closed.load(Ordering::Relaxed) {
@@ -204,13 +206,13 @@ impl OutputHandle {
     /// only synchronous and closed outputs take it).
     #[cold]
     #[inline(never)]
-    fn offer_copy(&self, entry: &Rec<'_>) {
-        self.offer_shared(Entry::from_rec(entry));
+    fn offer_copy(&self, entry: &CapturedRecordRef<'_>) {
+        self.offer_shared(CapturedRecord::from_ref(entry));
     }
 
     /// [`offer`](OutputHandle::offer) when this thread cannot use its ring (it is ending, or
     /// the record comes from inside another one): through the shared channel.
-    pub(crate) fn offer_shared(&self, entry: Entry) {
+    pub(crate) fn offer_shared(&self, entry: CapturedRecord) {
         if self.closed.load(Ordering::Relaxed) {
             self.counters.lose(Reason::Closed, 1);
             return;
@@ -224,7 +226,7 @@ impl OutputHandle {
 
     /// [`offer`](OutputHandle::offer) for a line encoded by the caller. On a synchronous output
     /// it returns once the line is written, like a synchronous record.
-    pub(crate) fn offer_line(&self, local: Option<&mut Local>, line: &Line) {
+    pub(crate) fn offer_line(&self, local: Option<&mut ThreadProducers>, line: &Line) {
         if self.closed.load(Ordering::Relaxed) {
             self.counters.lose(Reason::Closed, 1);
             return;
@@ -253,7 +255,7 @@ impl OutputHandle {
 
     /// This thread's producer into the output, with a new ring the first time.
     #[inline]
-    fn producer<'l>(&self, local: &'l mut Local) -> &'l mut Producer {
+    fn producer<'l>(&self, local: &'l mut ThreadProducers) -> &'l mut Producer {
         local.producer(self.id, || {
             let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
             // The ring of a thread that ended, if the worker has emptied one; it stays
@@ -446,7 +448,7 @@ impl OutputHandle {
         Ok(m)
     }
 
-    fn send_sync(&self, entry: Entry) {
+    fn send_sync(&self, entry: CapturedRecord) {
         let signal = Signal::new(None);
         if let Err(reason) = self.send_blocking(Msg::Sync(entry, signal.clone()), None) {
             self.counters.lose(reason, 1);
@@ -572,17 +574,17 @@ impl<'a> Worker<'a> {
     }
 
     #[inline]
-    fn push(&mut self, entry: &Rec<'_>) {
+    fn push(&mut self, entry: &CapturedRecordRef<'_>) {
         let buf = self.destination.buffer();
         let start = buf.len();
         self.encoder.encode(entry, buf);
         self.destination.commit(start, entry.mono);
     }
 
-    fn push_internal(&mut self, entry: &Entry) {
+    fn push_internal(&mut self, entry: &CapturedRecord) {
         self.h.counters.internal.fetch_add(1, Ordering::Relaxed);
         self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-        self.push(&entry.rec());
+        self.push(&entry.borrowed());
     }
 
     #[inline]
@@ -614,12 +616,12 @@ impl<'a> Worker<'a> {
         let mut finished = false;
         for ring in &rings {
             took += ring.drain(max, &mut reader, |t| match t {
-                Taken::Entry(rec) => {
+                TakenRecord::Captured(rec) => {
                     self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
                     self.push(&rec);
                 }
-                Taken::Line { mono, bytes } => self.push_line(bytes, mono),
-                Taken::Side(msg) => {
+                TakenRecord::Line { mono, bytes } => self.push_line(bytes, mono),
+                TakenRecord::Side(msg) => {
                     self.handle(msg);
                 }
             }) as u64;
@@ -652,12 +654,12 @@ impl<'a> Worker<'a> {
         match msg {
             Msg::Record(e) => {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-                self.push(&e.rec());
+                self.push(&e.borrowed());
             }
             Msg::Line(line) => self.push_line(&line.bytes, line.mono),
             Msg::Sync(e, signal) => {
                 self.h.counters.pending.fetch_add(1, Ordering::Relaxed);
-                self.push(&e.rec());
+                self.push(&e.borrowed());
                 let complete = self.destination.flush(None);
                 signal.done(complete);
             }
@@ -740,7 +742,7 @@ impl<'a> Worker<'a> {
             && now >= due
         {
             let s = self.h.stats();
-            let mut e = Entry::new(Level::Info, Origin::Internal("heartbeat"));
+            let mut e = CapturedRecord::new(Level::Info, Origin::Internal("heartbeat"));
             e.buf.push(crate::capture::tag::MESSAGE);
             crate::capture::put_str(&mut e.buf, "faultline-logger heartbeat");
             put_str_field(&mut e.buf, "sink", &self.h.name);
@@ -768,7 +770,7 @@ impl<'a> Worker<'a> {
         let d = self.h.counters.dropped();
         let drops = d.queue_full + d.timeout;
         if drops > self.reported_drops {
-            let mut e = Entry::new(Level::Warning, Origin::Internal("logger_dropped"));
+            let mut e = CapturedRecord::new(Level::Warning, Origin::Internal("logger_dropped"));
             e.buf.push(crate::capture::tag::MESSAGE);
             crate::capture::put_fmt(
                 &mut e.buf,
