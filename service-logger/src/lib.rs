@@ -24,17 +24,18 @@
 //!    fields of the event's spans (outermost first, encoded once when each span was
 //!    created) and of the event into the thread's reused scratch buffer. The message is
 //!    formatted here (its arguments borrow the caller's data); nothing else is.
-//! 2. **Queue** (`ring.rs`, `worker.rs`). Each thread has its own ring per output, which only
-//!    it writes and only the output's worker reads: the record is copied in as a few words
-//!    (about 100 bytes for three fields), with no lock and no shared counter. When a
-//!    thread's ring is full, that output's [`Policy`] decides: wait, wait up to a limit, or
-//!    drop and count; `ERROR` and worse can be exempt from dropping. Producers wake a
-//!    sleeping worker only when it asked to be woken.
+//! 2. **Queue** (`ring.rs`, `message.rs`, `worker.rs`). Each thread has its own ring per
+//!    output, which only it writes and only the output's worker reads: the record is copied
+//!    in as a few words (about 100 bytes for three fields), with no lock and no shared
+//!    counter. When a thread's ring is full, that output's [`Policy`] decides: wait, wait up
+//!    to a limit, or drop and count; `ERROR` and worse can be exempt from dropping. Producers
+//!    wake a sleeping worker only when it asked to be woken. Flushes, shutdowns and the
+//!    records of ending threads go through a shared channel instead.
 //! 3. **Worker** (`worker.rs`, `encode.rs`). Each output has a thread that takes up to 4,096
-//!    records from each ring at a time and encodes each straight into its output buffer as
-//!    one NDJSON line:
-//!    a record that `Record::from_json` accepts, with the record rules applied (truncated
-//!    message, reserved `meta` types, anonymized `user`, `meta` under 16 KiB).
+//!    records from each ring at a time and encodes each straight into the output's buffer as
+//!    one NDJSON line: a record that `Record::from_json` accepts, with the record rules
+//!    applied (truncated message, reserved `meta` types, anonymized `user`, `meta` under
+//!    16 KiB).
 //! 4. **Output** (`output/`). The file output writes when its queue runs empty or its buffer
 //!    fills, and rotates and prunes files; the HTTP output seals batches and sends them one at
 //!    a time with retries, spooling to disk while the endpoint is down; the PostgreSQL output
