@@ -10,7 +10,10 @@ use faultline_schema::{Record, Timestamp};
 use faultline_store::RecordStore;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::{AlertConfigError, AlertsConfig, NotifyEvent};
+use crate::alert_state::AlertStatus;
+use crate::config::{
+    AlertConfigError, AlertsConfig, NOTICE_ACTION, NotifyEvent, SYSTEM_CHECK_ACTION,
+};
 use crate::eval::{Evaluator, Interest, Observed};
 use crate::notify::{Channel, Context, Notification};
 use crate::outbox::{Finished, Outbox};
@@ -21,7 +24,7 @@ use crate::store::{
     AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StoredState,
     SystemCheck,
 };
-use crate::view::{AlertsView, ResetView};
+use crate::view::{AlertsView, NoticeView, ResetView, RuleView};
 
 /// Records read back per rule on start (the newest ones of its window).
 pub(crate) const PRIME_MAX_RECORDS: usize = 100_000;
@@ -72,7 +75,7 @@ pub struct EvaluatorStopped;
 
 impl AlertHandle {
     /// Summaries of the records some rule looks at, or `None` (the common case, and always
-    /// without rules). Call it before the record_store takes the records.
+    /// without rules). Call it before the record store takes the records.
     pub fn observe(&self, records: &[Record]) -> Option<Vec<Observed>> {
         let interest = &self.inner.interest;
         if interest.is_empty() {
@@ -756,10 +759,10 @@ impl AlertService {
                     }
                 }
                 Action::SystemCheck if n.event != NotifyEvent::Repeat => {
-                    built_in.push(crate::config::SYSTEM_CHECK_ACTION);
+                    built_in.push(SYSTEM_CHECK_ACTION);
                 }
                 Action::Notice if n.event != NotifyEvent::Repeat => {
-                    built_in.push(crate::config::NOTICE_ACTION);
+                    built_in.push(NOTICE_ACTION);
                 }
                 _ => {}
             }
@@ -891,7 +894,76 @@ impl AlertService {
     }
 
     fn view(&self) -> AlertsView {
-        crate::view::build_view(self, Timestamp::now())
+        self.view_at(Timestamp::now())
+    }
+
+    /// What `GET /alerts` shows at `now`.
+    fn view_at(&self, now: Timestamp) -> AlertsView {
+        let mut rules = Vec::new();
+        let mut notices = Vec::new();
+        let mut firing = 0;
+        for (idx, rule) in self.engine.rules().enumerate() {
+            let groups = self.engine.groups(idx, now);
+            let status = groups
+                .iter()
+                .map(|g| g.state.status)
+                .max()
+                .unwrap_or(AlertStatus::Ok);
+            for g in &groups {
+                if g.state.status != AlertStatus::Firing {
+                    continue;
+                }
+                firing += 1;
+                if rule.has_action(&Action::Notice) {
+                    notices.push(NoticeView {
+                        rule: rule.name.clone(),
+                        group: g.group.clone(),
+                        severity: rule.severity,
+                        message: rule.render_summary(&g.group, g.current.value, &g.current.detail),
+                        since: g.state.fired_at,
+                    });
+                }
+            }
+            let actions = rule
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Channel { name, .. } => name.clone(),
+                    Action::SystemCheck => SYSTEM_CHECK_ACTION.to_owned(),
+                    Action::Notice => NOTICE_ACTION.to_owned(),
+                })
+                .collect();
+            let deliveries = self
+                .recent
+                .get(&rule.name)
+                .map(|q| q.iter().rev().cloned().collect())
+                .unwrap_or_default();
+            rules.push(RuleView {
+                name: rule.name.clone(),
+                kind: rule.kind,
+                severity: rule.severity,
+                status,
+                filter: rule.filter_text.clone(),
+                actions,
+                reset_at: self.engine.reset_at(idx),
+                dropped_records: self.engine.dropped(idx),
+                groups,
+                deliveries,
+                config: rule.config.clone(),
+            });
+        }
+        let mut probes: Vec<SystemCheck> = self.probe_results.values().cloned().collect();
+        probes.sort_by(|a, b| a.name.cmp(&b.name));
+        AlertsView {
+            enabled: self.compiled.settings.enabled,
+            leader: self.handle.is_leader(),
+            now,
+            firing,
+            records_dropped: self.handle.dropped(),
+            rules,
+            notices,
+            probes,
+        }
     }
 
     /// After the HTTP server stopped: evaluate what is queued, persist, and wait for

@@ -226,7 +226,7 @@ const CHECKS_FILE: &str = "checks.ndjson";
 const DELIVERIES_FILE: &str = "deliveries.ndjson";
 
 /// [`AlertStore`] in files under `<data_dir>/alerts/`. Open one per data dir: the file
-/// record_store's lock on the data dir keeps a second process out.
+/// record store's lock on the data dir keeps a second process out.
 #[derive(Clone)]
 pub struct FileAlertStore {
     inner: Arc<Inner>,

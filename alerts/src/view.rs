@@ -5,12 +5,8 @@ use faultline_schema::Timestamp;
 use serde::Serialize;
 
 use crate::alert_state::AlertStatus;
-use crate::config::{
-    AlertsConfig, NOTICE_ACTION, RuleConfig, RuleKind, SYSTEM_CHECK_ACTION, Severity,
-};
+use crate::config::{AlertsConfig, RuleConfig, RuleKind, Severity};
 pub use crate::eval::GroupView;
-use crate::rule::Action;
-use crate::service::AlertService;
 use crate::store::{AlertStore, Delivery, SystemCheck};
 
 /// The `GET /alerts` body.
@@ -87,74 +83,6 @@ pub struct ResetView {
     pub reset_at: Timestamp,
     /// Firing alerts that were resolved by the reset (each sends its resolve).
     pub resolved: usize,
-}
-
-pub(crate) fn build_view(s: &AlertService, now: Timestamp) -> AlertsView {
-    let mut rules = Vec::new();
-    let mut notices = Vec::new();
-    let mut firing = 0;
-    for (idx, rule) in s.engine.rules().enumerate() {
-        let groups = s.engine.groups(idx, now);
-        let status = groups
-            .iter()
-            .map(|g| g.state.status)
-            .max()
-            .unwrap_or(AlertStatus::Ok);
-        for g in &groups {
-            if g.state.status != AlertStatus::Firing {
-                continue;
-            }
-            firing += 1;
-            if rule.has_action(&Action::Notice) {
-                notices.push(NoticeView {
-                    rule: rule.name.clone(),
-                    group: g.group.clone(),
-                    severity: rule.severity,
-                    message: rule.render_summary(&g.group, g.current.value, &g.current.detail),
-                    since: g.state.fired_at,
-                });
-            }
-        }
-        let actions = rule
-            .actions
-            .iter()
-            .map(|a| match a {
-                Action::Channel { name, .. } => name.clone(),
-                Action::SystemCheck => SYSTEM_CHECK_ACTION.to_owned(),
-                Action::Notice => NOTICE_ACTION.to_owned(),
-            })
-            .collect();
-        let deliveries = s
-            .recent
-            .get(&rule.name)
-            .map(|q| q.iter().rev().cloned().collect())
-            .unwrap_or_default();
-        rules.push(RuleView {
-            name: rule.name.clone(),
-            kind: rule.kind,
-            severity: rule.severity,
-            status,
-            filter: rule.filter_text.clone(),
-            actions,
-            reset_at: s.engine.reset_at(idx),
-            dropped_records: s.engine.dropped(idx),
-            groups,
-            deliveries,
-            config: rule.config.clone(),
-        });
-    }
-    let mut probes: Vec<SystemCheck> = s.probe_results.values().cloned().collect();
-    probes.sort_by(|a, b| a.name.cmp(&b.name));
-    AlertsView {
-        enabled: s.compiled.settings.enabled,
-        leader: s.handle.is_leader(),
-        now,
-        firing,
-        records_dropped: s.handle.dropped(),
-        rules,
-        notices,
-        probes,
-    }
 }
 
 /// A firing alert as persisted, described by its rule (what `faultline summary` reports,

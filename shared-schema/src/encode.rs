@@ -10,6 +10,21 @@ use serde_json::{Map, Value};
 use crate::record::Record;
 
 /// Appends `record` as one compact JSON object.
+impl Record {
+    /// The compact JSON form, one line (NDJSON-ready).
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        // Only UTF-8 strings and ASCII punctuation were written.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the compact JSON form to `out` (no intermediate string).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        write_record(self, out);
+    }
+}
+
 pub(crate) fn write_record(record: &Record, out: &mut Vec<u8>) {
     out.reserve(160 + record.message.len());
     out.push(b'{');

@@ -310,19 +310,6 @@ impl Record {
         check_meta(&mut self.meta, errors, source_len);
     }
 
-    /// The compact JSON form, one line (NDJSON-ready).
-    pub fn to_json(&self) -> String {
-        let mut out = Vec::new();
-        self.write_json(&mut out);
-        // Only UTF-8 strings and ASCII punctuation were written.
-        String::from_utf8(out).unwrap_or_default()
-    }
-
-    /// Appends the compact JSON form to `out` (no intermediate string).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        crate::encode::write_record(self, out);
-    }
-
     /// How many records this one stands for: `meta.sample_weight` when a sampler kept it
     /// for others like it, else 1 (a weight of 0 counts as 1).
     pub fn sample_weight(&self) -> u64 {

@@ -1,42 +1,17 @@
 //! `[alerts.channels.NAME]`: one table per channel, whose `kind` picks the config of that
-//! kind (`slack/`, `pagerduty/`, `email/`, `webhook/`, `command/`), plus the delivery
-//! settings every kind takes. A field the kind does not read is an error that says which
+//! kind (`slack/`, `pagerduty/`, `email/`, `webhook/`, `command/`), each with the delivery
+//! settings every kind takes (`delivery.rs`). A field the kind does not read is an error that says which
 //! fields it does read.
 
-use std::collections::BTreeMap;
-
-use faultline_schema::HumanDuration;
 use serde::{Deserialize, Serialize};
 
 use super::command::CommandConfig;
+use super::delivery::{DeliveryConfig, OtherFields};
 use super::email::EmailConfig;
 use super::pagerduty::PagerdutyConfig;
 use super::slack::SlackConfig;
 use super::webhook::WebhookConfig;
 use crate::error::{AlertConfigError, NOTICE_ACTION, SYSTEM_CHECK_ACTION, check_name, err};
-
-/// What a notification announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifyEvent {
-    /// The alert started firing.
-    Firing,
-    /// The alert is still firing (`repeat_interval` reminders).
-    Repeat,
-    /// The alert stopped firing (or was reset).
-    Resolved,
-}
-
-impl NotifyEvent {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyEvent::Firing => "firing",
-            NotifyEvent::Repeat => "repeat",
-            NotifyEvent::Resolved => "resolved",
-        }
-    }
-}
 
 /// The kinds of channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,29 +57,6 @@ pub enum ChannelConfig {
     /// `kind = "command"`.
     Command(CommandConfig),
 }
-
-/// What every kind of channel takes besides its own fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct DeliveryConfig {
-    /// The events sent here unless a rule's action says otherwise (default: `firing`,
-    /// `repeat` and `resolved`; for `command`: `firing` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on: Option<Vec<NotifyEvent>>,
-    /// The deadline of one attempt (default 10s; 30s for `command`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<HumanDuration>,
-    /// Attempts after the first when one fails in a way worth retrying (default 3; 0 for
-    /// `command`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<u32>,
-    /// The wait before the first retry, doubled for each next one (default 1s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<HumanDuration>,
-}
-
-/// Fields written in a channel's table that its kind does not read: kept (so a config
-/// reads back as written) and refused by [`ChannelConfig::check`].
-pub type OtherFields = BTreeMap<String, toml::Value>;
 
 impl ChannelConfig {
     /// Its kind.

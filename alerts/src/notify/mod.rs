@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //!
-//! - `config.rs`: [`ChannelConfig`], one variant per kind, and the delivery settings every
+//! - `config.rs`: [`ChannelConfig`], one variant per kind; `delivery.rs`: the settings every
 //!   kind takes.
 //! - `slack/`, `pagerduty/`, `email/`, `webhook/`, `command/`: one folder per kind, the same
 //!   shape each: `mod.rs` its config and checks, `send.rs` one attempt of one delivery.
@@ -18,6 +18,7 @@
 
 mod command;
 mod config;
+mod delivery;
 mod email;
 mod notification;
 mod pagerduty;
@@ -31,7 +32,8 @@ use std::time::{Duration, Instant};
 use faultline_schema::Timestamp;
 
 pub use command::CommandConfig;
-pub use config::{ChannelConfig, ChannelKind, DeliveryConfig, NotifyEvent, OtherFields};
+pub use config::{ChannelConfig, ChannelKind};
+pub use delivery::{DeliveryConfig, NotifyEvent, OtherFields};
 pub use email::{EmailConfig, SmtpTls};
 pub(crate) use notification::Notification;
 pub use pagerduty::PagerdutyConfig;

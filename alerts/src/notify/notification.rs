@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use faultline_schema::Timestamp;
 use serde::Serialize;
 
-use super::config::NotifyEvent;
+use super::delivery::NotifyEvent;
 use crate::alert_state::AlertState;
 use crate::config::{RuleKind, Severity};
 use crate::rule::Rule;

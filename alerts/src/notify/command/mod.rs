@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use send::Command;
 
-use super::config::{DeliveryConfig, OtherFields};
+use super::delivery::{DeliveryConfig, OtherFields};
 use crate::error::{AlertConfigError, err};
 
 /// `kind = "command"`: a program from the config file (never from the API), run without a

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use send::Email;
 
-use super::config::{DeliveryConfig, OtherFields};
+use super::delivery::{DeliveryConfig, OtherFields};
 use crate::error::{AlertConfigError, err};
 
 /// How the SMTP connection is secured.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use send::PagerDuty;
 
-use super::config::{DeliveryConfig, OtherFields};
+use super::delivery::{DeliveryConfig, OtherFields};
 use crate::error::{AlertConfigError, err, is_http_url};
 
 /// The PagerDuty Events API v2 endpoint.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use send::{Slack, check_url};
 
-use super::config::{DeliveryConfig, OtherFields};
+use super::delivery::{DeliveryConfig, OtherFields};
 use crate::error::{AlertConfigError, err};
 
 /// `kind = "slack"`. The webhook URL is a secret: only the variable or file holding it is

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use send::Webhook;
 
-use super::config::{DeliveryConfig, OtherFields};
+use super::delivery::{DeliveryConfig, OtherFields};
 use crate::error::{AlertConfigError, err, is_http_url};
 
 /// `kind = "webhook"`: a POST of the notification's JSON body.
