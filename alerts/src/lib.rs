@@ -41,7 +41,7 @@
 //!
 //! - `config.rs`: the TOML shapes ([`AlertsConfig`], rules, probes), and
 //!   `notify/*/config.rs`, one config struct per channel kind.
-//! - `compile.rs`: checks and compiles them; `rule.rs`: the compiled [`Rule`](rule) the
+//! - `compile.rs`: checks and compiles them; `rule.rs`: the compiled `Rule` the
 //!   evaluator runs.
 //! - `alert_state.rs`: the per-alert state machine; `eval.rs`: the rule logic per kind,
 //!   pure, driven by the `now` it is given.

@@ -49,5 +49,5 @@ pub struct DeliveryConfig {
 }
 
 /// Fields written in a channel's table that its kind does not read: kept (so a config
-/// reads back as written) and refused by [`ChannelConfig::check`].
+/// reads back as written) and refused when the config is checked ([`ChannelConfig`](super::ChannelConfig)).
 pub type OtherFields = BTreeMap<String, toml::Value>;

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use crate::app_state::AppState;
 use crate::error::ApiError;
 
-/// The HTTP API. Tests call it with `oneshot`; [`start`] serves it on a socket.
+/// The HTTP API. Tests call it with `oneshot`; [`start`](crate::start) serves it on a socket.
 pub fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route(
