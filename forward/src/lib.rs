@@ -21,7 +21,7 @@
 //!    gzip, retries with backoff, a spool on disk while the server is unreachable.
 //! 5. **Commit** (`pipeline.rs`, `input/tail.rs`). A file's offset is saved only after the
 //!    output flushed: every record before it acknowledged by the server or in the spool.
-//! 6. **The end** (`summary.rs`). At end of input (or SIGTERM), held-back lines are sent,
+//! 6. **The end** (`exit_summary.rs`). At end of input (or SIGTERM), held-back lines are sent,
 //!    the output is flushed for at most `--flush-timeout`, and a summary goes to standard
 //!    error; the exit code is 1 if any record was lost.
 

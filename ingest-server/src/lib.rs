@@ -2,44 +2,53 @@
 //!
 //! # The path of a record through the server
 //!
-//! 1. **`POST /logs/ingest`** (`ingest.rs`): the key is checked (`auth.rs`; public keys
-//!    only from their origins, `cors.rs`), then the key's token bucket (`ratelimit.rs`),
-//!    the content type, the body size as sent and after gzip, and then
-//!    `faultline_schema::decode_batch` checks every record. Good records for services the
-//!    key may write get an id (UUIDv7 unless the client chose one), `received_at`, and a
-//!    re-keyed `meta.user`; then sampling (`sampling.rs`, off unless configured) may keep
-//!    one in N of a chatty service's records below `WARNING`, weighted.
+//! 1. **`POST /logs/ingest`** (`api/logs.rs`, over `ingest.rs`): the key is checked
+//!    (`auth.rs`; public keys only from their origins, `api/cors.rs`), then the key's token
+//!    bucket (`ratelimit.rs`), the content type, the body size as sent and after gzip
+//!    (`inflate.rs`), and then `faultline_schema::decode_batch` checks every record. Good
+//!    records for services the key may write get an id (UUIDv7 unless the client chose one),
+//!    `received_at`, and a re-keyed `meta.user`; then sampling (`sampling.rs`, off unless
+//!    configured) may keep one in N of a chatty service's records below `WARNING`, weighted.
 //!
-//!    **`POST /v1/logs`** (`otlp/`, OpenTelemetry logs over OTLP/HTTP) goes through the
-//!    same checks and the same path from there (`ingest::admit`, `ingest::store`): only
-//!    the decoding differs, protobuf or OTLP/JSON `LogRecord`s mapped to records.
-//! 2. **The store** (`faultline_store::FileStore` by default) queues the batch to its writer,
-//!    which appends it with every other waiting batch and fsyncs once (group commit). A full
-//!    queue answers 503 with `Retry-After` at once.
+//!    **`POST /v1/logs`** (`api/otlp.rs`, decoding in `otlp/`: OpenTelemetry logs over
+//!    OTLP/HTTP) goes through the same checks and the same path from there
+//!    (`ingest::admit`, `ingest::store`): only the decoding differs, protobuf or OTLP/JSON
+//!    `LogRecord`s mapped to records.
+//! 2. **The record store** (`faultline_store::FileStore` by default, opened by `store.rs`)
+//!    queues the batch to its writer, which appends it with every other waiting batch and
+//!    fsyncs once (group commit). A full queue answers 503 with `Retry-After` at once.
 //! 3. **The 202** (`{"accepted", "duplicates", "rejected": [{"index", "error"}]}`) is sent
 //!    only after that fsync: an acknowledged record survives `kill -9`.
-//! 4. **Alerts** (`alerts/`): before the store takes the batch, the records some rule looks
-//!    at are summarized; after the 202's fsync the summaries go to the evaluator's bounded
-//!    queue (never blocking ingest), which decides, persists and notifies. `GET /alerts`,
-//!    `POST /alerts/{rule}/reset` and `GET /system/checks/latest` need the admin token.
-//! 5. **Reads** (`read.rs`): `/logs/recent` and `/logs/stats` need the admin token.
-//!    `/healthz`, `/readyz` and `/metrics` (`health.rs`, `metrics.rs`) are open.
-//! 6. **The dashboard** (`dashboard.rs`): every other `GET` is the React app from `www/`,
-//!    embedded at build time by `build.rs`; it reads the API above with the admin token.
-//!    `GET /panel/config` gives the demo panel its public key and salt.
+//! 4. **Alerts** (the `faultline_alerts` crate): before the store takes the batch, the
+//!    records some rule looks at are summarized; after the 202's fsync the summaries go to
+//!    the evaluator's bounded queue (never blocking ingest), which decides, persists and
+//!    notifies. `GET /alerts`, `POST /alerts/{rule}/reset` (`api/alerts.rs`) and
+//!    `GET /system/checks/latest` (`api/checks.rs`) render what it answers.
+//! 5. **Reads** (`api/logs.rs`): `/logs/recent` and `/logs/stats`; every read takes the
+//!    `Admin` extractor (`api/admin.rs`). `/healthz`, `/readyz` and `/metrics`
+//!    (`api/health.rs`, `api/metrics.rs`) are open.
+//! 6. **The dashboard** (`api/dashboard.rs`): every other `GET` is the React app from
+//!    `www/`, embedded at build time by `build.rs`; it reads the API above with the admin
+//!    token. `GET /panel/config` gives the demo panel its public key and salt.
 //!
 //! # Layout
 //!
-//! - `cli.rs`: the `faultline` command line; `serve.rs`: start-up and graceful shutdown;
-//!   `http.rs`: the connection loop (header and idle deadlines).
-//! - `alerts/`: rules, the evaluator service, notifications, probes, `check-alerts`,
-//!   `summary`.
-//! - `config.rs`: the TOML config, env overrides; `secrets.rs`: generated secrets.
+//! From the top down; a file imports only files below it.
+//!
+//! - `main.rs` (thin) and `cli/`: the `faultline` command line, one file per subcommand
+//!   (`serve.rs`, `migrate.rs`, `check_alerts.rs`, `summary.rs`; `forward` is the
+//!   `faultline-forward` crate).
+//! - `server.rs`: start-up and graceful shutdown; `http.rs`: the connection loop (header
+//!   and idle deadlines).
+//! - `api/`: the HTTP API, one file per resource, and the router.
+//! - `ingest.rs`: the ingest pipeline both ingest endpoints share; `otlp/`: OTLP decoding.
+//! - `store.rs`: the record store and the alert state, opened in one place for `serve`,
+//!   `check-alerts` and `summary`.
+//! - `app_state.rs`: what every handler shares; `auth.rs` (keys), `ratelimit.rs`,
+//!   `sampling.rs`, `secrets.rs` (generated secrets).
+//! - `config.rs`: the TOML config and env overrides (a leaf: the `[alerts]` section is
+//!   `faultline_alerts::AlertsConfig`).
 //! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
-//! - `duration.rs`: `15m`-style durations for config and queries.
-//! - `otlp/`: `/v1/logs`; `proto.rs` the OTLP messages, `json.rs` OTLP/JSON, `map.rs`
-//!   `LogRecord` to record.
-//! - `sampling.rs`: per-service sampling above a rate, with weights.
 //! - `inflate.rs`: gzip bodies inflated up to a limit, never further.
 //! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 

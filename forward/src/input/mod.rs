@@ -1,5 +1,5 @@
 //! Where lines come from: standard input (`stdin.rs`) or a followed file (`tail.rs`, with
-//! its offset in a state file, `state.rs`). `lines.rs` splits bytes into lines.
+//! its offset in a state file, `state_file.rs`). `lines.rs` splits bytes into lines.
 
 mod lines;
 pub(crate) mod state_file;
