@@ -5,7 +5,6 @@
 //! Exit status: 0 when nothing fires, 1 when an alert fires (or fired during the window),
 //! 2 when the check itself failed (config, store).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,21 +13,15 @@ use faultline_alerts::{CheckKind, CheckOptions, CheckStatus, Delivery, SystemChe
 use faultline_schema::HumanDuration;
 use serde_json::json;
 
-use crate::config::{Config, Overrides};
+use super::StoreArgs;
 use crate::store::Purpose;
 
 /// `faultline check-alerts` flags.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The TOML config file with the `[alerts]` section.
-    #[arg(long, env = "FAULTLINE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Data directory [default: ./data].
-    #[arg(long, env = "FAULTLINE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The config and the stores.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// How far back to look: seconds (`60`) or a duration (`15m`). A rule already checked
     /// more recently continues from its last check instead.
     #[arg(long, default_value = "60", value_parser = parse_window)]
@@ -70,12 +63,7 @@ pub(crate) async fn check_alerts(args: CheckArgs) -> ExitCode {
 /// `true` when something fires.
 async fn run(args: CheckArgs) -> anyhow::Result<bool> {
     let env = |k: &str| std::env::var(k).ok();
-    let overrides = Overrides {
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        ..Overrides::default()
-    };
-    let config = Config::load(args.config.as_deref(), &overrides, &env)?;
+    let config = args.stores.load(&env)?;
     let opened = crate::store::open(&config, Purpose::CheckAlerts).await?;
     let options = CheckOptions {
         window: args.window,

@@ -7,9 +7,12 @@ mod migrate;
 mod serve;
 mod summary;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
 
 pub use check_alerts::CheckArgs;
 pub use migrate::MigrateArgs;
@@ -59,6 +62,33 @@ pub enum Command {
     Summary(summary::SummaryArgs),
     /// Ship a program's log lines (standard input, or a file it follows) to the server.
     Forward(faultline_forward::ForwardArgs),
+}
+
+/// Where the config and the stores are, for the subcommands that open the stores themselves
+/// (`check-alerts`, `summary`).
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The TOML config file (its `[alerts]` section, storage and database).
+    #[arg(long, env = "FAULTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "FAULTLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The config these flags name, with their overrides, reading variables through `env`.
+    fn load(&self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            ..Overrides::default()
+        };
+        Ok(Config::load(self.config.as_deref(), &overrides, env)?)
+    }
 }
 
 /// Parses the command line and runs it.

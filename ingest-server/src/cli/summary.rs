@@ -6,7 +6,6 @@
 //! token.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,7 +17,7 @@ use serde_json::Value;
 use faultline_alerts::{CheckStatus, SystemCheck, firing_alerts};
 use faultline_schema::HumanDuration;
 
-use crate::config::{Config, Overrides};
+use super::StoreArgs;
 use crate::store::Purpose;
 
 /// `faultline summary` flags.
@@ -36,15 +35,9 @@ pub struct SummaryArgs {
     /// The admin token for `--server`.
     #[arg(long, env = "FAULTLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// The TOML config file.
-    #[arg(long, env = "FAULTLINE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Data directory [default: ./data].
-    #[arg(long, env = "FAULTLINE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The config and the stores (without `--server`).
+    #[command(flatten)]
+    pub stores: StoreArgs,
 }
 
 /// The report.
@@ -131,12 +124,7 @@ fn empty(window: HumanDuration, since: Timestamp, until: Timestamp) -> Summary {
 
 async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow::Result<Summary> {
     let env = |k: &str| std::env::var(k).ok();
-    let overrides = Overrides {
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        ..Overrides::default()
-    };
-    let config = Config::load(args.config.as_deref(), &overrides, &env)?;
+    let config = args.stores.load(&env)?;
     let opened = crate::store::open(&config, Purpose::Summary)
         .await
         .context(
