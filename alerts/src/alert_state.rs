@@ -21,7 +21,7 @@
 use faultline_schema::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::NotifyEvent;
+use crate::alert_config::NotifyEvent;
 
 /// How long a resolved alert stays visible as `resolved` before it is forgotten.
 pub(crate) const RESOLVED_KEEP_MS: i64 = 3_600_000;

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use faultline_schema::Timestamp;
 use faultline_store::RecordStore;
 
-use crate::config::{AlertsConfig, NotifyEvent};
+use crate::alert_config::{AlertsConfig, NotifyEvent};
 use crate::eval::{Evaluator, Interest};
 use crate::notify::{Context, Notification};
 use crate::rule::Action;

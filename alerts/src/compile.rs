@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::*;
+use crate::alert_config::*;
 use crate::error::{check_name, err, is_http_url};
 use crate::notify::ChannelKind;
 use crate::rule::*;

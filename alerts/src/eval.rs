@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use faultline_schema::{HumanDuration, Level, Record, Timestamp};
 
+use crate::alert_config::RuleKind;
 use crate::alert_state::{AlertState, AlertStatus, Transition, Verdict};
-use crate::config::RuleKind;
 use crate::notify::Notification;
 use crate::rule::{Action, Condition, Fields, HEALTH_STATUS_KEY, Rule, field_value, meta_text};
 use crate::store::{
@@ -818,7 +818,9 @@ impl Evaluator {
     ) {
         let Some(event) = t.event() else { return };
         let n = Notification::new(rule, key, labels, state, event, now);
-        if rule.has_action(&Action::SystemCheck) && event != crate::config::NotifyEvent::Repeat {
+        if rule.has_action(&Action::SystemCheck)
+            && event != crate::alert_config::NotifyEvent::Repeat
+        {
             self.effects.checks.push(SystemCheck {
                 name: rule.name.clone(),
                 kind: CheckKind::Rule,
@@ -874,7 +876,12 @@ impl Evaluator {
     }
 
     /// `event` of (rule, group) was delivered on every channel.
-    pub(crate) fn delivered(&mut self, rule: &str, group: &str, event: crate::config::NotifyEvent) {
+    pub(crate) fn delivered(
+        &mut self,
+        rule: &str,
+        group: &str,
+        event: crate::alert_config::NotifyEvent,
+    ) {
         if let Some(g) = self
             .rules
             .iter_mut()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use faultline_schema::{Level, Record, Timestamp, Value};
 
-use crate::config::AlertsConfig;
+use crate::alert_config::AlertsConfig;
 use crate::eval::Interest;
 use crate::rule::Rule;
 

@@ -39,8 +39,9 @@
 //!
 //! From the leaves up; a file imports only files above it in this list.
 //!
-//! - `config.rs`: the TOML shapes ([`AlertsConfig`], rules, probes), and
-//!   `notify/*/config.rs`, one config struct per channel kind.
+//! - `alert_config.rs`: the TOML shapes ([`AlertsConfig`], rules, probes), and
+//!   `notify/*/mod.rs`, one config struct per channel kind (with `notify/delivery.rs`, the
+//!   settings every kind takes); `error.rs`: [`AlertConfigError`] and the shared checks.
 //! - `compile.rs`: checks and compiles them; `rule.rs`: the compiled `Rule` the
 //!   evaluator runs.
 //! - `alert_state.rs`: the per-alert state machine; `eval.rs`: the rule logic per kind,
@@ -52,10 +53,10 @@
 //! - `service.rs`: [`AlertService`], [`AlertHandle`], [`spawn`]; `view.rs`: what the HTTP
 //!   layer renders; `check.rs`: [`check_once`].
 
+mod alert_config;
 mod alert_state;
 mod check;
 mod compile;
-mod config;
 mod error;
 mod eval;
 #[doc(hidden)]
@@ -69,12 +70,12 @@ mod service;
 mod store;
 mod view;
 
-pub use alert_state::{AlertState, AlertStatus};
-pub use check::{CheckOptions, CheckOutcome, check_once};
-pub use config::{
+pub use alert_config::{
     ActionConfig, AlertConfigError, AlertsConfig, FilterConfig, ProbeConfig, ProbeKind, RuleConfig,
     RuleKind, Severity, Strings,
 };
+pub use alert_state::{AlertState, AlertStatus};
+pub use check::{CheckOptions, CheckOutcome, check_once};
 pub use eval::CurrentView;
 pub use eval::Observed;
 pub use notify::{

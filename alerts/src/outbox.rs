@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::task::{JoinError, JoinSet};
 
-use crate::config::NotifyEvent;
+use crate::alert_config::NotifyEvent;
 use crate::notify::{Channel, Context, Notification};
 use crate::store::Delivery;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::{AlertConfigError, ProbeConfig, ProbeKind};
+use crate::alert_config::{AlertConfigError, ProbeConfig, ProbeKind};
 use crate::notify::{Secret, read_secret};
 
 /// A ready probe.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use faultline_schema::{HumanDuration, Level, Map, Value};
 
-use crate::config::{
+use crate::alert_config::{
     AlertsConfig, ChannelConfig, NotifyEvent, ProbeConfig, RuleConfig, RuleKind, Severity,
 };
 use crate::error::{AlertConfigError, err};

@@ -10,10 +10,10 @@ use faultline_schema::{Record, Timestamp};
 use faultline_store::RecordStore;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::alert_state::AlertStatus;
-use crate::config::{
+use crate::alert_config::{
     AlertConfigError, AlertsConfig, NOTICE_ACTION, NotifyEvent, SYSTEM_CHECK_ACTION,
 };
+use crate::alert_state::AlertStatus;
 use crate::eval::{Evaluator, Interest, Observed};
 use crate::notify::{Channel, Context, Notification};
 use crate::outbox::{Finished, Outbox};

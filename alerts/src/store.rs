@@ -24,8 +24,8 @@ use faultline_schema::Timestamp;
 use faultline_store::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::alert_config::NotifyEvent;
 use crate::alert_state::AlertState;
-use crate::config::NotifyEvent;
 
 /// One alert (a rule and one group) as persisted: a row of `alert_state`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

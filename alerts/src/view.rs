@@ -4,8 +4,8 @@
 use faultline_schema::Timestamp;
 use serde::Serialize;
 
+use crate::alert_config::{AlertsConfig, RuleConfig, RuleKind, Severity};
 use crate::alert_state::AlertStatus;
-use crate::config::{AlertsConfig, RuleConfig, RuleKind, Severity};
 pub use crate::eval::GroupView;
 use crate::store::{AlertStore, Delivery, SystemCheck};
 

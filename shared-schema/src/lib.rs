@@ -26,6 +26,8 @@
 //!   `serde_json`, faster).
 //! - `anonymize.rs`: [`anonymize_user`], [`rekey_user`].
 //! - `stack.rs`: [`stack::parse`] for Chrome, Firefox and Safari stacks.
+//! - `duration.rs`: [`HumanDuration`] (`500ms`, `15m`, `30d`), for config and queries of
+//!   every crate that reads durations.
 //! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 //!
 //! The crate builds for `wasm32-unknown-unknown`: no tokio, no regex, no clock reads on wasm.

@@ -2,7 +2,7 @@
 //! sliding, groups, `for`, reminders, resolution, reset and restarts.
 
 use super::*;
-use crate::config::{AlertsConfig, NotifyEvent};
+use crate::alert_config::{AlertsConfig, NotifyEvent};
 
 /// A clock the test moves by hand.
 struct FakeClock(i64);

@@ -7,8 +7,8 @@ use faultline_schema::Timestamp;
 use serde::Serialize;
 
 use super::delivery::NotifyEvent;
+use crate::alert_config::{RuleKind, Severity};
 use crate::alert_state::AlertState;
-use crate::config::{RuleKind, Severity};
 use crate::rule::Rule;
 
 /// `dedup_key` is at most this long (PagerDuty's limit).

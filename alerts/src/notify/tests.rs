@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::notification::{MAX_DEDUP_KEY, dedup_key};
 use super::*;
+use crate::alert_config::AlertsConfig;
 use crate::alert_state::AlertState;
-use crate::config::AlertsConfig;
 
 type Received = (Value, Option<String>);
 

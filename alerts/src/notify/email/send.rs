@@ -10,7 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{EmailConfig, SmtpTls};
-use crate::config::NotifyEvent;
+use crate::alert_config::NotifyEvent;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
 use crate::notify::transport::{Outcome, read_secret};

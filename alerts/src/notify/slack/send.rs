@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::SlackConfig;
-use crate::config::NotifyEvent;
+use crate::alert_config::NotifyEvent;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
 use crate::notify::transport::{Context, Outcome, Secret, post_json, read_secret};
