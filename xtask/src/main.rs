@@ -6,12 +6,14 @@
 //! - `cargo xtask run`: builds what the server needs and starts it on the embedded default.
 //! - `cargo xtask bench`: runs a benchmark and records it in `docs/BENCHMARKS.md`.
 //! - `cargo xtask fuzz`: runs the fuzz targets in `fuzz/` and minimizes their corpus.
+//! - `cargo xtask layout`: no import circle between components (`layout.rs`).
 //! - `cargo xtask provision`: only the provisioning step.
 //! - `cargo xtask package`: only the npm package (`reporter-wasm/pkg`).
 
 mod bench;
 mod cmd;
 mod fuzz;
+mod layout;
 mod postgres;
 mod provision;
 mod python;
@@ -37,6 +39,7 @@ commands:
   fuzz        run the fuzz targets on nightly, keep crashes in fuzz/regressions,
               minimize fuzz/corpus (cargo xtask fuzz [--time SECONDS] [target...];
               default 600 s each, every target)
+  layout      check that no import circle joins files of different components
   provision   install what the tests need (idempotent)
   package     build the npm package faultline-reporter into reporter-wasm/pkg
 
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("layout") => layout::check().map(|()| ExitCode::SUCCESS),
         Some("provision") => provision::provision().map(|_| ExitCode::SUCCESS),
         Some("package") => reporter::build().map(|_| ExitCode::SUCCESS),
         Some("-h" | "--help" | "help") => {

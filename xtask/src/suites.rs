@@ -93,6 +93,7 @@ fn steps() -> Vec<Step> {
                 "warnings",
             ]),
         ),
+        Step::check("layout", layout()),
         Step::check("rustdoc", docs),
         Step::tests("cargo test", cargo(&["test", "--workspace", "--locked"])),
         Step::check(
@@ -109,6 +110,14 @@ fn steps() -> Vec<Step> {
         Step::tests("reporter wasm tests in Chromium", wasm_pack_test()),
         Step::node_tests("browser end-to-end", e2e()).after(build_for_e2e),
     ]
+}
+
+/// `cargo xtask layout`, run by this very binary.
+fn layout() -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "cargo-xtask".into());
+    let mut c = Command::new(exe);
+    c.arg("layout");
+    c
 }
 
 /// `wasm-pack test --headless --chrome` on the reporter crate, with the Debian driver
