@@ -39,6 +39,7 @@ pub fn check_decode_batch(body: &[u8]) {
         previous = Some(r.index);
     }
     for record in &batch.records {
+        assert_no_nul(record);
         let json = record.to_json();
         let again = Record::from_json(json.as_bytes())
             .unwrap_or_else(|e| panic!("re-encoded record is rejected: {e}\n{json}"));
@@ -63,6 +64,28 @@ pub fn check_decode_batch(body: &[u8]) {
     } else {
         assert_eq!(small, Ok(batch), "the cap changes nothing below it");
     }
+}
+
+/// No NUL in any string or key of an accepted record: PostgreSQL's `text` and `jsonb` refuse
+/// them, and one such record would fail its whole batch there.
+fn assert_no_nul(record: &Record) {
+    fn walk(value: &serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => assert!(!s.contains('\0'), "NUL in {s:?}"),
+            serde_json::Value::Array(items) => items.iter().for_each(walk),
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    assert!(!k.contains('\0'), "NUL in key {k:?}");
+                    walk(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    for text in [&record.service, &record.event, &record.message] {
+        assert!(!text.contains('\0'), "NUL in {text:?}");
+    }
+    walk(&serde_json::Value::Object(record.meta.clone()));
 }
 
 /// How many records `body` holds in `format`, counted independently of the decoder.

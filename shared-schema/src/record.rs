@@ -19,7 +19,8 @@ pub const MAX_EVENT_CHARS: usize = 128;
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 /// What a truncated `message` ends with.
 pub const TRUNCATION_MARKER: &str = "…[truncated]";
-/// `meta`: at most this many bytes once serialized as compact JSON.
+/// `meta`: at most this many bytes once serialized as compact JSON, not counting
+/// `meta.sample_weight` (which only the server's sampler sets, after the check).
 pub const MAX_META_BYTES: usize = 16 * 1024;
 /// `meta`: at most this many levels of nesting, `meta` itself being level 1.
 pub const MAX_META_DEPTH: usize = 8;
@@ -450,16 +451,7 @@ fn check_meta(
     for value in meta.values_mut() {
         depth_exceeded |= scrub_value(value, 2);
     }
-    if meta.keys().any(|k| k.contains('\0')) {
-        let old = std::mem::take(meta);
-        *meta = old
-            .into_iter()
-            .map(|(mut k, v)| {
-                scrub_nul(&mut k);
-                (k, v)
-            })
-            .collect();
-    }
+    scrub_keys(meta);
     if depth_exceeded {
         errors.push(FieldError::new(
             "meta",
@@ -471,7 +463,7 @@ fn check_meta(
     if source_len.is_some_and(|n| n.saturating_mul(MAX_REENCODE_GROWTH) <= MAX_META_BYTES) {
         return;
     }
-    let size = serialized_len(meta);
+    let size = serialized_len(meta).saturating_sub(sample_weight_len(meta));
     if size > MAX_META_BYTES {
         errors.push(FieldError::new(
             "meta",
@@ -479,6 +471,19 @@ fn check_meta(
             format!("{size} bytes as JSON, at most {MAX_META_BYTES} allowed"),
         ));
     }
+}
+
+/// The bytes `meta.sample_weight` takes in `meta`'s compact JSON (key, colon, number and the
+/// comma before or after it), which [`MAX_META_BYTES`] does not count: the server's sampler
+/// adds the key to records that were checked before (at most 37 bytes), and an acknowledged
+/// record must still read back.
+fn sample_weight_len(meta: &Map<String, Value>) -> usize {
+    let Some(weight) = meta.get(SAMPLE_WEIGHT_KEY).and_then(Value::as_u64) else {
+        return 0;
+    };
+    let digits = weight.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let comma = usize::from(meta.len() > 1);
+    SAMPLE_WEIGHT_KEY.len() + 2 + 1 + digits + comma
 }
 
 /// The position of `key` in [`RESERVED_META_KEYS`].
@@ -520,9 +525,26 @@ fn scrub_value(value: &mut Value, depth: usize) -> bool {
             for v in map.values_mut() {
                 deep |= scrub_value(v, depth + 1);
             }
+            scrub_keys(map);
             deep
         }
         _ => false,
+    }
+}
+
+/// Replaces NUL characters in the keys of `map` (keys of nested objects too: PostgreSQL's
+/// `jsonb` refuses them anywhere, and one such key would fail the whole batch's insert).
+/// A scrubbed key that collides with an existing one replaces it, as a duplicate key does.
+fn scrub_keys(map: &mut Map<String, Value>) {
+    if map.keys().any(|k| k.contains('\0')) {
+        let old = std::mem::take(map);
+        *map = old
+            .into_iter()
+            .map(|(mut k, v)| {
+                scrub_nul(&mut k);
+                (k, v)
+            })
+            .collect();
     }
 }
 

@@ -185,6 +185,28 @@ fn meta_size_limit_just_under_and_over() {
     assert!(errs[0].message.contains("16385 bytes"));
 }
 
+/// Guards records the sampler weighted after their check: `meta.sample_weight` is not
+/// counted in the limit, so a record at the limit still reads back once it is added.
+#[test]
+fn a_sample_weight_added_at_the_meta_limit_still_reads_back() {
+    let fits = "x".repeat(MAX_META_BYTES - 8);
+    let mut r = Record::from_value(with("meta", json!({ "k": fits }))).unwrap();
+    r.meta.insert(SAMPLE_WEIGHT_KEY.into(), json!(u64::MAX));
+    let back = Record::from_json(r.to_json().as_bytes()).unwrap();
+    assert_eq!(back.sample_weight(), u64::MAX);
+    let mut just_weight = Record::from_value(good()).unwrap();
+    just_weight.meta = [(SAMPLE_WEIGHT_KEY.to_owned(), json!(7))]
+        .into_iter()
+        .collect();
+    assert!(just_weight.validate().is_ok());
+    // Anything else at the limit still counts.
+    r.meta.insert("y".into(), json!(1));
+    assert_eq!(
+        r.validate().unwrap_err().errors[0].problem,
+        Problem::TooLarge
+    );
+}
+
 fn nested(levels: usize) -> serde_json::Value {
     (0..levels).fold(json!({}), |inner, _| json!({ "n": inner }))
 }
@@ -227,6 +249,25 @@ fn nul_characters_are_replaced_for_postgres() {
     let r = Record::from_value(v).unwrap();
     assert_eq!(r.message, "a\u{FFFD}b");
     assert_eq!(r.meta["k\u{FFFD}"][0], "x\u{FFFD}");
+}
+
+/// Guards batches PostgreSQL refused whole: `jsonb` takes no NUL anywhere, nested object
+/// keys included, and one such record failed its batch with a 503 on every retry.
+#[test]
+fn nul_in_nested_meta_keys_is_replaced_at_every_depth() {
+    let v = with(
+        "meta",
+        json!({ "x": { "a\u{0}": 1, "l": [ { "b\u{0}c": { "\u{0}": "v\u{0}" } } ] } }),
+    );
+    let fast = Record::from_json(v.to_string().as_bytes()).unwrap();
+    let slow = Record::from_value(v).unwrap();
+    assert_eq!(fast, slow);
+    assert_eq!(fast.meta["x"]["a\u{FFFD}"], 1);
+    assert_eq!(
+        fast.meta["x"]["l"][0]["b\u{FFFD}c"]["\u{FFFD}"],
+        "v\u{FFFD}"
+    );
+    assert!(!fast.to_json().contains("\\u0000"), "{}", fast.to_json());
 }
 
 #[test]
