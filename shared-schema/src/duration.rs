@@ -10,7 +10,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
-    /// Parses `500ms`, `30s`, `15m`, `1h`, `30d`, or combinations like `1h30m`.
+    /// The longest duration [`HumanDuration::parse`] accepts: 36,500 days (about a hundred
+    /// years). Longer is an error rather than a value that overflows a deadline or a
+    /// timestamp computed from it.
+    pub const MAX: Duration = Duration::from_secs(36_500 * 86_400);
+
+    /// Parses `500ms`, `30s`, `15m`, `1h`, `30d`, or combinations like `1h30m`, up to
+    /// [`HumanDuration::MAX`].
     pub fn parse(s: &str) -> Result<HumanDuration, String> {
         let s = s.trim();
         if s.is_empty() {
@@ -45,10 +51,12 @@ impl HumanDuration {
                     ));
                 }
             };
-            let ms = n
+            let too_long = || format!("{s:?} is too long: at most 36500d");
+            total = n
                 .checked_mul(ms_per)
-                .ok_or_else(|| format!("{s:?}: too long"))?;
-            total += Duration::from_millis(ms);
+                .and_then(|ms| total.checked_add(Duration::from_millis(ms)))
+                .filter(|t| *t <= Self::MAX)
+                .ok_or_else(too_long)?;
             rest = &rest[digits + unit_len..];
         }
         Ok(HumanDuration(total))
@@ -108,5 +116,22 @@ mod tests {
         for bad in ["", "15", "m", "15x", "1.5h", "-1s"] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Guards a panic: many terms that each fit added up past `Duration::MAX` ("overflow
+    /// when adding durations"), and a huge value overflowed deadlines computed from it.
+    #[test]
+    fn too_long_is_an_error_not_a_panic() {
+        assert_eq!(
+            HumanDuration::parse("36500d").unwrap().0,
+            HumanDuration::MAX
+        );
+        let each = format!("{}ms", u64::MAX);
+        for long in [each.repeat(1_100), "36501d".into(), "36500d1ms".into()] {
+            let err = HumanDuration::parse(&long).unwrap_err();
+            assert!(err.contains("too long"), "{err}");
+        }
+        let err = HumanDuration::parse("99999999999999999999999d").unwrap_err();
+        assert!(err.contains("too large"), "{err}");
     }
 }
