@@ -11,7 +11,8 @@
 //!    the form (JSON array, `{"records": [...]}` or NDJSON), checks each record field by field
 //!    ([`Record::from_value`]) and returns the good records with a [`Rejected`] entry (index
 //!    and every problem) for each bad one. One bad record never fails its batch.
-//! 3. **Before storing**, the server re-keys `meta.user` with [`rekey_user`] and its secret.
+//! 3. **Before storing**, the server re-keys `meta.user` with [`rekey_user`] and its secret,
+//!    and takes credentials and secret parameters out of URLs with [`UrlScrubber`].
 //! 4. **In the store**, a record is the compact JSON of [`Record::to_json`] (one NDJSON line)
 //!    and is read back through the same checks.
 //!
@@ -25,6 +26,8 @@
 //! - `encode.rs`: [`Record::write_json`]'s hand-written serializer (the same bytes as
 //!   `serde_json`, faster).
 //! - `anonymize.rs`: [`anonymize_user`], [`rekey_user`].
+//! - `scrub.rs`: [`UrlScrubber`], the rule for credentials and secret parameters in URLs
+//!   that the reporter and the server share.
 //! - `stack.rs`: [`stack::parse`] for Chrome, Firefox and Safari stacks.
 //! - `duration.rs`: [`HumanDuration`] (`500ms`, `15m`, `30d`), for config and queries of
 //!   every crate that reads durations.
@@ -40,6 +43,7 @@ mod encode;
 pub mod fuzzing;
 mod level;
 mod record;
+mod scrub;
 pub mod stack;
 mod timestamp;
 mod validate;
@@ -59,6 +63,7 @@ pub use record::{
     MetaType, RESERVED_META_KEYS, Record, SAMPLE_WEIGHT_KEY, TRUNCATION_MARKER, check_event,
     check_service, truncate_message,
 };
+pub use scrub::{FILTERED, SECRET_PARAM_PARTS, SECRET_PARAM_WORDS, UrlScrubber};
 pub use stack::Frame;
 pub use timestamp::{Timestamp, TimestampError};
 pub use uuid::Uuid;

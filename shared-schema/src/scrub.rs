@@ -1,0 +1,439 @@
+//! URL scrubbing: credentials and secret-looking query or fragment parameters taken out of
+//! text, so a URL that carries `?access_token=...` or `https://user:pass@host` is not stored
+//! as it was sent. The browser reporter applies the same rule before a record leaves the
+//! page; the server applies it to every record it takes in, whoever sent it.
+//!
+//! # The rule
+//!
+//! 1. **Credentials.** In every `scheme://userinfo@` (a scheme is a letter, then letters,
+//!    digits, `+`, `.`, `-` or `_`, starting a word), the userinfo and its `@` are removed:
+//!    `https://user:pass@host/` becomes `https://host/`. The userinfo is what lies between
+//!    `://` and the first `@`, containing no whitespace and none of `/ ? # @ " ' < > \`.
+//! 2. **Parameters.** Every `name=value` right after `?`, `&` or `#` (in a URL or anywhere in
+//!    the text) whose name is secret gets the value [`FILTERED`]: `?code=abc&page=2` becomes
+//!    `?code=[Filtered]&page=2`. A name is one or more of `A-Z a-z 0-9 _ . % [ ] -`; the value
+//!    runs to the next whitespace or one of `& # " ' < > \` (so it may be empty, and may hold
+//!    `?` or `=`). After a parameter, the search goes on after its value.
+//! 3. **Secret names.** The name is percent-decoded (kept as written when that fails), split
+//!    into words at every character that is not an ASCII letter or digit and before an
+//!    uppercase ASCII letter that follows a lowercase one or a digit (`apiKey` is `api`,
+//!    `key`), and lowercased. It is secret when one of its words is in
+//!    [`SECRET_PARAM_WORDS`] (`key`, `code`, `sig`, ...: whole words only, so `monkey` and
+//!    `zipcode` are not), or when its words joined together contain one of
+//!    [`SECRET_PARAM_PARTS`] (`token`, `secret`, `auth`, `session`, ...: `access_token`,
+//!    `X-Amz-Signature`, `authorization`) or one of the extra names the scrubber was made
+//!    with (compared the same way: letters and digits, lowercased).
+//!
+//! Not covered: secrets in text that is no URL parameter (`password: hunter2`), a URL nested
+//! percent-encoded inside another's parameter, and names that do not look secret.
+//!
+//! No regex and no allocation unless something is replaced: this runs in the browser
+//! bundle's crate and on every string of every record the server takes in.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::record::Record;
+
+/// What a secret parameter's value is replaced with.
+pub const FILTERED: &str = "[Filtered]";
+
+/// Words that make a parameter name secret when one of its words is exactly one of them.
+pub const SECRET_PARAM_WORDS: [&str; 9] = [
+    "key", "code", "sig", "pwd", "pass", "pin", "otp", "sid", "ssn",
+];
+
+/// Parts that make a parameter name secret when its words, joined, contain one of them.
+pub const SECRET_PARAM_PARTS: [&str; 13] = [
+    "token",
+    "passw",
+    "secret",
+    "apikey",
+    "auth",
+    "credential",
+    "session",
+    "sessid",
+    "signature",
+    "privatekey",
+    "jwt",
+    "bearer",
+    "cookie",
+];
+
+/// Applies the rule above with a set of extra secret names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlScrubber {
+    /// The extra names, as compared: ASCII letters and digits, lowercased.
+    extra: Vec<String>,
+}
+
+impl UrlScrubber {
+    /// A scrubber that also treats names containing one of `extra` as secret (compared by
+    /// their ASCII letters and digits, lowercased; an entry with none is ignored).
+    pub fn new<S: AsRef<str>>(extra: &[S]) -> UrlScrubber {
+        let extra = extra
+            .iter()
+            .map(|e| {
+                e.as_ref()
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect::<String>()
+            })
+            .filter(|e| !e.is_empty())
+            .collect();
+        UrlScrubber { extra }
+    }
+
+    /// Whether a URL parameter called `name` (as written in the URL) holds a secret.
+    pub fn is_secret_param(&self, name: &str) -> bool {
+        let decoded = percent_decode(name);
+        let mut joined = String::with_capacity(decoded.len());
+        let mut word_start = 0;
+        let mut secret_word = false;
+        let mut prev: Option<char> = None;
+        let mut end_word = |joined: &mut String, start: &mut usize| {
+            secret_word |= SECRET_PARAM_WORDS.contains(&&joined[*start..]);
+            *start = joined.len();
+        };
+        for c in decoded.chars() {
+            if c.is_ascii_uppercase()
+                && prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
+            {
+                end_word(&mut joined, &mut word_start);
+            }
+            for l in c.to_lowercase() {
+                if l.is_ascii_lowercase() || l.is_ascii_digit() {
+                    joined.push(l);
+                } else {
+                    end_word(&mut joined, &mut word_start);
+                }
+            }
+            prev = Some(c);
+        }
+        end_word(&mut joined, &mut word_start);
+        secret_word
+            || SECRET_PARAM_PARTS.iter().any(|p| joined.contains(p))
+            || self.extra.iter().any(|p| joined.contains(p.as_str()))
+    }
+
+    /// `text` without URL credentials and with secret parameters' values [`FILTERED`];
+    /// borrowed when nothing was replaced.
+    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !text.bytes().any(|b| matches!(b, b'?' | b'&' | b'#' | b':')) {
+            return Cow::Borrowed(text);
+        }
+        let without_credentials = strip_credentials(text);
+        match self.filter_params(&without_credentials) {
+            Some(filtered) => Cow::Owned(filtered),
+            None => without_credentials,
+        }
+    }
+
+    /// [`UrlScrubber::scrub`] in place; returns whether `text` changed.
+    pub fn scrub_string(&self, text: &mut String) -> bool {
+        match self.scrub(text) {
+            Cow::Borrowed(_) => false,
+            Cow::Owned(scrubbed) => {
+                *text = scrubbed;
+                true
+            }
+        }
+    }
+
+    /// Scrubs `record.message` and every string in `record.meta`, at any depth (keys are
+    /// left as they are). Returns whether anything changed; the record may then be longer
+    /// than before and should be checked again ([`Record::validate`]).
+    pub fn scrub_record(&self, record: &mut Record) -> bool {
+        let mut changed = self.scrub_string(&mut record.message);
+        for value in record.meta.values_mut() {
+            changed |= self.scrub_value(value);
+        }
+        changed
+    }
+
+    fn scrub_value(&self, value: &mut Value) -> bool {
+        match value {
+            Value::String(s) => self.scrub_string(s),
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| self.scrub_value(v) | changed),
+            Value::Object(map) => self.scrub_map(map),
+            _ => false,
+        }
+    }
+
+    fn scrub_map(&self, map: &mut Map<String, Value>) -> bool {
+        map.values_mut()
+            .fold(false, |changed, v| self.scrub_value(v) | changed)
+    }
+
+    /// Rule 2 over `text`; `None` when no value was replaced.
+    fn filter_params(&self, text: &str) -> Option<String> {
+        let bytes = text.as_bytes();
+        let mut out: Option<String> = None;
+        // Copied to `out` up to here.
+        let mut copied = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if !matches!(bytes[i], b'?' | b'&' | b'#') {
+                i += 1;
+                continue;
+            }
+            let name_start = i + 1;
+            let name_end = name_start
+                + bytes[name_start..]
+                    .iter()
+                    .take_while(|&&b| is_name_byte(b))
+                    .count();
+            if name_end == name_start || bytes.get(name_end) != Some(&b'=') {
+                i += 1;
+                continue;
+            }
+            let value_start = name_end + 1;
+            let value_end = value_end(text, value_start);
+            // A value already filtered is left as it is (the same text, but no change).
+            if &text[value_start..value_end] != FILTERED
+                && self.is_secret_param(&text[name_start..name_end])
+            {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+                o.push_str(&text[copied..value_start]);
+                o.push_str(FILTERED);
+                copied = value_end;
+            }
+            i = value_end.max(i + 1);
+        }
+        let mut o = out?;
+        o.push_str(&text[copied..]);
+        Some(o)
+    }
+}
+
+/// The bytes a parameter name is made of.
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'%' | b'[' | b']' | b'-')
+}
+
+/// Whitespace as JavaScript's `\s` has it (the reporter's side of the rule): Unicode white
+/// space and the byte order mark, but not U+0085.
+fn is_space(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{FEFF}'
+}
+
+/// Where a parameter value starting at `start` ends: at whitespace or `& # " ' < > \`.
+fn value_end(text: &str, start: usize) -> usize {
+    text[start..]
+        .char_indices()
+        .find(|&(_, c)| is_space(c) || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>' | '\\'))
+        .map_or(text.len(), |(at, _)| start + at)
+}
+
+/// Rule 1: `text` without the userinfo (and its `@`) of every `scheme://userinfo@`.
+fn strip_credentials(text: &str) -> Cow<'_, str> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let at = from + found;
+        from = at + 3;
+        if !has_scheme(&text[..at]) {
+            continue;
+        }
+        let rest = &text[from..];
+        let userinfo = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                is_space(c) || matches!(c, '/' | '?' | '#' | '@' | '"' | '\'' | '<' | '>' | '\\')
+            })
+            .filter(|&(_, c)| c == '@');
+        if let Some((len, _)) = userinfo {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..from]);
+            copied = from + len + 1;
+            from = copied;
+        }
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// Whether `before` (the text before a `://`) ends in a scheme: a run of ASCII letters,
+/// digits, `_ + . -` holding a letter at the start of a word (the text's start, or after a
+/// character that is not an ASCII letter, digit or `_`).
+fn has_scheme(before: &str) -> bool {
+    let bytes = before.as_bytes();
+    let run = bytes
+        .iter()
+        .rev()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'))
+        .count();
+    let start = bytes.len() - run;
+    (start..bytes.len()).any(|i| {
+        bytes[i].is_ascii_alphabetic()
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+    })
+}
+
+/// `name` with `%XX` sequences decoded, or as written when one is malformed or the result
+/// is not UTF-8 (the way `decodeURIComponent` fails in the browser).
+fn percent_decode(name: &str) -> Cow<'_, str> {
+    if !name.contains('%') {
+        return Cow::Borrowed(name);
+    }
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                let h = std::str::from_utf8(h).ok()?;
+                u8::from_str_radix(h, 16)
+                    .ok()
+                    .filter(|_| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            let Some(b) = hex else {
+                return Cow::Borrowed(name);
+            };
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_or(Cow::Borrowed(name), Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrub(text: &str) -> String {
+        UrlScrubber::default().scrub(text).into_owned()
+    }
+
+    #[test]
+    fn the_issue_names_are_secret_and_harmless_ones_are_not() {
+        let s = UrlScrubber::default();
+        for name in [
+            "token",
+            "access_token",
+            "id_token",
+            "refresh_token",
+            "auth",
+            "authorization",
+            "password",
+            "passwd",
+            "pwd",
+            "secret",
+            "client_secret",
+            "api_key",
+            "apikey",
+            "key",
+            "session",
+            "sessionid",
+            "code",
+            "signature",
+            "sig",
+            "jwt",
+            "credentials",
+            "ACCESS_TOKEN",
+            "apiKey",
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "access%5Ftoken",
+            "user[password]",
+        ] {
+            assert!(s.is_secret_param(name), "{name} should be secret");
+        }
+        for name in [
+            "page", "q", "monkey", "zipcode", "keyword", "design", "sort", "id", "lang", "",
+        ] {
+            assert!(!s.is_secret_param(name), "{name} should not be secret");
+        }
+    }
+
+    #[test]
+    fn extra_names_extend_the_list() {
+        let s = UrlScrubber::new(&["X-Tenant", "", "--"]);
+        assert!(s.is_secret_param("x_tenant_id"));
+        assert!(s.is_secret_param("xTenant"));
+        assert!(!s.is_secret_param("tenant"));
+        assert!(!UrlScrubber::default().is_secret_param("x_tenant_id"));
+    }
+
+    #[test]
+    fn secret_values_are_filtered_in_queries_fragments_and_text() {
+        assert_eq!(
+            scrub("https://app.example/cb?code=abc&page=2#access_token=x.y.z&state=s"),
+            "https://app.example/cb?code=[Filtered]&page=2#access_token=[Filtered]&state=s"
+        );
+        assert_eq!(
+            scrub("GET /api?apiKey=123 failed: \"https://h/?token=t\""),
+            "GET /api?apiKey=[Filtered] failed: \"https://h/?token=[Filtered]\""
+        );
+        assert_eq!(scrub("?token="), "?token=[Filtered]");
+        assert_eq!(scrub("a?b=c?token=t"), "a?b=c?token=t", "inside a value");
+        assert_eq!(scrub("issue #12, a & b, x=1"), "issue #12, a & b, x=1");
+        assert_eq!(scrub("?page=2&q=keys"), "?page=2&q=keys");
+        assert_eq!(
+            scrub("{\"u\":\"/x?session=abc\"}"),
+            "{\"u\":\"/x?session=[Filtered]\"}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_urls_are_removed() {
+        assert_eq!(
+            scrub("db at postgres://app:hunter2@db:5432/x down"),
+            "db at postgres://db:5432/x down"
+        );
+        assert_eq!(scrub("http://KEY@host/1"), "http://host/1");
+        assert_eq!(scrub("https://host:8080/a@b"), "https://host:8080/a@b");
+        assert_eq!(scrub("mail bob@example.com"), "mail bob@example.com");
+        assert_eq!(
+            scrub("1x://u:p@h"),
+            "1x://u:p@h",
+            "no scheme starts a word there"
+        );
+        assert_eq!(
+            scrub("a://u@h b://v:w@i?pass=1"),
+            "a://h b://i?pass=[Filtered]"
+        );
+    }
+
+    #[test]
+    fn nothing_is_allocated_when_nothing_changes() {
+        let s = UrlScrubber::default();
+        for text in ["plain text", "https://h/p?page=1", "a: b"] {
+            assert!(matches!(s.scrub(text), Cow::Borrowed(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_record_is_scrubbed_in_its_message_and_every_meta_string() {
+        let mut r: Record = serde_json::from_value(serde_json::json!({
+            "ts": "2026-07-01T12:00:00Z", "service": "api", "level": "info", "event": "e",
+            "message": "GET https://u:p@h/?token=t",
+            "meta": {
+                "url": "https://h/?code=c",
+                "breadcrumbs": [{"data": {"url": "/x?sig=s"}}],
+                "n": 1,
+                "?token=k": "key stays"
+            }
+        }))
+        .unwrap();
+        assert!(UrlScrubber::default().scrub_record(&mut r));
+        assert_eq!(r.message, "GET https://h/?token=[Filtered]");
+        assert_eq!(r.meta["url"], "https://h/?code=[Filtered]");
+        assert_eq!(r.meta["breadcrumbs"][0]["data"]["url"], "/x?sig=[Filtered]");
+        assert_eq!(r.meta["?token=k"], "key stays");
+        assert!(!UrlScrubber::default().scrub_record(&mut r), "idempotent");
+    }
+}
