@@ -111,7 +111,7 @@ pub struct StatsBucket {
     /// The level.
     pub level: Level,
     /// Records in that minute: sampled records count as the records they stand for
-    /// (`meta.sample_weight`).
+    /// (`meta.sample_weight`); the sum saturates at `u64::MAX` (`i64::MAX` on PostgreSQL).
     pub count: u64,
 }
 
@@ -169,7 +169,10 @@ impl MinuteCounts {
             Some(c) => c,
             None => per_minute.entry(service.to_owned()).or_default(),
         };
-        counts[level as usize] += weight;
+        // Saturating: weights are large by design (a sampled record stands for many), and a
+        // wrapped or panicking count would be worse than a capped one.
+        let count = &mut counts[level as usize];
+        *count = count.saturating_add(weight);
     }
 
     /// Forgets minutes that have left the window ending at `now`.
@@ -267,6 +270,23 @@ mod tests {
         };
         let counts: Vec<_> = c.query(&q).buckets.iter().map(|b| b.count).collect();
         assert_eq!(counts, [41]);
+    }
+
+    /// Guards the file store's writer thread, which panicked (debug) or wrapped (release)
+    /// adding up weights past `u64::MAX`.
+    #[test]
+    fn minute_counts_saturate() {
+        let now = Timestamp::from_unix_millis(10 * 60_000);
+        let mut c = MinuteCounts::new(5 * 60_000);
+        for _ in 0..3 {
+            c.add_parts(now, "api", Level::Info, u64::MAX / 2, now);
+        }
+        let q = StatsQuery {
+            since: Timestamp::from_unix_millis(0),
+            until: Timestamp::from_unix_millis(20 * 60_000),
+            service: None,
+        };
+        assert_eq!(c.query(&q).buckets[0].count, u64::MAX);
     }
 
     #[test]

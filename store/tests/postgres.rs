@@ -288,6 +288,36 @@ async fn stats_are_aggregated_in_sql() {
     assert_eq!(got, [(0, 2), (60_000, 1)]);
 }
 
+/// Guards `/logs/stats` on PostgreSQL: weights summed past the largest `bigint` failed the
+/// query (500) for as long as the records stayed in the window; the sum now saturates.
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_saturate_instead_of_failing_past_the_largest_bigint() {
+    let url = fresh_db().await;
+    let tmp = TempDir::new().unwrap();
+    let store = open_with(&url, &tmp, |_| {}).await;
+    let minute = now() - now().rem_euclid(60_000) - 60_000;
+    // 15 nines is the largest weight the SQL reads; 9,300 of them pass i64::MAX.
+    let records: Vec<Record> = (0..9_300)
+        .map(|i| {
+            let mut r = rec(minute + i % 60_000, "api", Level::Info, "e", "m");
+            r.meta
+                .insert("sample_weight".into(), json!(999_999_999_999_999_u64));
+            r
+        })
+        .collect();
+    store.write(records).await.unwrap();
+    let stats = store
+        .stats(StatsQuery {
+            since: Timestamp::from_unix_millis(minute),
+            until: Timestamp::now(),
+            service: None,
+        })
+        .await
+        .unwrap();
+    let counts: Vec<u64> = stats.buckets.iter().map(|b| b.count).collect();
+    assert_eq!(counts, [i64::MAX as u64]);
+}
+
 async fn partitions(url: &str) -> Vec<String> {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query_scalar(

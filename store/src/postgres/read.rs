@@ -123,10 +123,12 @@ const SAMPLE_WEIGHT: &str = "CASE WHEN jsonb_typeof(meta->'sample_weight') = 'nu
      THEN GREATEST((meta->>'sample_weight')::bigint, 1) ELSE 1 END";
 
 /// Per-minute counts per service and level, sampled records counted as the records they
-/// stand for.
+/// stand for. The sum (a `numeric`) is capped at the largest `bigint` before the cast, which
+/// would otherwise fail the whole query.
 pub(crate) async fn stats(pool: &PgPool, q: &StatsQuery) -> Result<Stats, sqlx::Error> {
     let mut b = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {} AS minute_ms, service, level, sum({SAMPLE_WEIGHT})::bigint AS n \
+        "SELECT {} AS minute_ms, service, level, \
+         LEAST(sum({SAMPLE_WEIGHT}), 9223372036854775807)::bigint AS n \
          FROM system_logs WHERE true",
         ts_to_ms("date_trunc('minute', ts)")
     ));
