@@ -19,10 +19,12 @@
 //! - `file/`: [`FileStore`], the embedded default store.
 //! - `postgres/`: [`PostgresStore`], the production store, with its outage spool.
 //! - `fanout.rs`: [`FanoutStore`], PostgreSQL plus a file copy.
+//! - `private.rs`: files 0600 and directories 0700, for every store (and the alert state).
 
 mod fanout;
 mod file;
 mod postgres;
+mod private;
 mod query;
 mod store;
 
@@ -31,6 +33,10 @@ pub use fanout::FanoutStore;
 pub use file::fuzzing;
 pub use file::{FileStore, FileStoreConfig};
 pub use postgres::{PostgresConfig, PostgresStore, WriteMethod};
+pub use private::{
+    PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all, create_private_file,
+    private_open_options, restrict_dir,
+};
 pub use query::{
     DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
     contains_ignore_case,

@@ -342,6 +342,60 @@ async fn concurrent_writers_share_fsyncs() {
     assert_eq!(ids(&stored), sent);
 }
 
+/// Every file under `dir` and `dir` itself, with its permission bits.
+#[cfg(unix)]
+fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![(
+        dir.to_path_buf(),
+        fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+    )];
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(modes(&path));
+        } else {
+            out.push((
+                path.clone(),
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            ));
+        }
+    }
+    out
+}
+
+/// Guards records readable by every user of the machine: segments, sidecars and the lock
+/// were created 0644 in 0755 directories; now 0600 in 0700, whatever the umask allows.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn segments_sidecars_and_directories_are_private_to_the_owner() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    let config = FileStoreConfig {
+        segment_max_bytes: 1024,
+        ..FileStoreConfig::new(&data)
+    };
+    let store = open(config);
+    for b in 0..8 {
+        let batch = (0..4)
+            .map(|i| rec(now_ms(), "api", Level::Info, &format!("private {b} {i}")))
+            .collect();
+        store.write(batch).await.unwrap();
+    }
+    store.shutdown().await.unwrap();
+    let found = modes(&data);
+    assert!(
+        found
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().ends_with(".idx.json")),
+        "rotated into sealed segments with sidecars: {found:?}"
+    );
+    for (path, mode) in found {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_by_size_spans_segments_and_seals_them() {
     let tmp = TempDir::new().unwrap();
@@ -680,6 +734,39 @@ async fn stats_add_up_sample_weights_before_and_after_a_restart() {
         42,
         "rebuilt from the segment"
     );
+}
+
+/// Guards the writer thread, which panicked (debug builds) or wrapped (release) adding up
+/// weights past `u64::MAX`: counts saturate, as written and as rebuilt on start.
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_sample_weights_saturate_in_the_writer_and_after_a_restart() {
+    let tmp = TempDir::new().unwrap();
+    let config = FileStoreConfig::new(tmp.path());
+    let store = open(config.clone());
+    let now = now_ms();
+    let heavy = || {
+        let mut r = rec(now, "api", Level::Critical, "stands for a lot");
+        r.meta.insert("sample_weight".into(), Value::from(u64::MAX));
+        r
+    };
+    store.write(vec![heavy(), heavy()]).await.unwrap();
+    store.write(vec![heavy()]).await.unwrap();
+    let query = StatsQuery {
+        since: Timestamp::from_unix_millis(now - 60 * MINUTE),
+        until: Timestamp::from_unix_millis(now + MINUTE),
+        service: None,
+    };
+    let counts = |stats: faultline_store::Stats| -> Vec<u64> {
+        stats.buckets.iter().map(|b| b.count).collect()
+    };
+    assert_eq!(
+        counts(store.stats(query.clone()).await.unwrap()),
+        [u64::MAX]
+    );
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = open(config);
+    assert_eq!(counts(store.stats(query).await.unwrap()), [u64::MAX]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -135,8 +135,8 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Takes the directory's exclusive lock (released by the OS when the file is closed, also on
 /// `kill -9`, so a crash never leaves a stale lock).
 fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
-    std::fs::create_dir_all(dir)?;
-    let file = std::fs::OpenOptions::new()
+    crate::private::create_private_dir_all(dir)?;
+    let file = crate::private::private_open_options()
         .create(true)
         .truncate(false)
         .write(true)

@@ -345,7 +345,7 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(config: &FileStoreConfig, fsyncs: &Fsyncs) -> io::Result<Recovered> {
     let dir = config.segments_dir();
     if !dir.is_dir() {
-        std::fs::create_dir_all(&dir).map_err(|e| with_path(e, &dir))?;
+        crate::private::create_private_dir_all(&dir).map_err(|e| with_path(e, &dir))?;
         fsyncs
             .dir(&config.dir)
             .map_err(|e| with_path(e, &config.dir))?;

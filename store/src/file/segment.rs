@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics_names::{FSYNC_SECONDS, SINK_LABEL};
 use super::reader::BackwardLines;
+use crate::private::{create_private_file, private_open_options};
 
 const SEGMENT_EXT: &str = ".ndjson";
 const SIDECAR_EXT: &str = ".idx.json";
@@ -120,7 +121,7 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
 /// Creates an empty segment and makes its directory entry durable.
 pub(crate) fn create_segment(dir: &Path, seq: u64, fsyncs: &Fsyncs) -> io::Result<File> {
     let path = segment_path(dir, seq);
-    let file = OpenOptions::new()
+    let file = private_open_options()
         .append(true)
         .create_new(true)
         .open(&path)
@@ -154,7 +155,7 @@ pub(crate) fn write_sidecar(
     let path = sidecar_path(dir, seq);
     let tmp = dir.join(format!("{seq:0SEQ_DIGITS$}{SIDECAR_EXT}{TMP_EXT}"));
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = create_private_file(&tmp)?;
         file.write_all(&json)?;
         fsyncs.all(&file)?;
         drop(file);

@@ -649,7 +649,7 @@ impl Writer {
             if let Some(kind) = *lock(&self.shared.fault) {
                 return Err(io::Error::from(kind));
             }
-            let mut file = File::create(&path)?;
+            let mut file = crate::private::create_private_file(&path)?;
             file.write_all(&[0; PROBE_BYTES])?;
             self.shared.fsyncs.data(&file)
         };

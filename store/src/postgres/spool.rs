@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use faultline_schema::Record;
 
+use crate::private::{create_private_dir_all, create_private_file};
 use crate::store::StoreError;
 
 /// One spooled batch.
@@ -63,7 +64,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Spool {
     /// Opens (creating) the spool, removing half-written temporaries of a crash.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> Result<Spool, StoreError> {
-        fs::create_dir_all(dir)?;
+        create_private_dir_all(dir)?;
         let mut files = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -161,7 +162,7 @@ impl Spool {
     fn write_file(&self, seq: u64, buf: &[u8]) -> std::io::Result<()> {
         let target = path(&self.dir, seq);
         let tmp = target.with_extension("tmp");
-        let mut f = File::create(&tmp)?;
+        let mut f = create_private_file(&tmp)?;
         f.write_all(buf)?;
         f.sync_data()?;
         fs::rename(&tmp, &target)?;
@@ -194,7 +195,7 @@ impl Spool {
     /// rest; an operator can inspect and re-send it.
     pub(crate) fn quarantine(&self, seq: u64) -> Result<PathBuf, StoreError> {
         let failed = self.dir.join("failed");
-        fs::create_dir_all(&failed)?;
+        create_private_dir_all(&failed)?;
         let to = failed.join(format!("{seq:020}.ndjson"));
         fs::rename(path(&self.dir, seq), &to)?;
         sync_dir(&self.dir)?;
@@ -224,6 +225,42 @@ impl Spool {
                 .front()
                 .and_then(|f| f.created.elapsed().ok())
                 .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use faultline_schema::{Level, Timestamp};
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Guards spooled records readable by every user: the spool, its batches and
+    /// `failed/` were created 0755 and 0644.
+    #[test]
+    fn the_spool_and_its_batches_are_private_to_the_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("spool");
+        let spool = Spool::open(&dir, 1 << 20).unwrap();
+        let record = Record::new(Timestamp::now(), "api", Level::Info, "e", "secret stuff");
+        spool.append(std::slice::from_ref(&record)).unwrap();
+        spool.append(&[record]).unwrap();
+        let first = spool.oldest().unwrap().unwrap().0.seq;
+        let failed = spool.quarantine(first).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(failed.parent().unwrap()), 0o700);
+        assert_eq!(mode(&failed), 0o600);
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let want = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode(&path), want, "{}", path.display());
         }
     }
 }
