@@ -15,13 +15,15 @@
 //! mid-append) is skipped when they are read.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use faultline_schema::Timestamp;
-use faultline_store::BoxFuture;
+use faultline_store::{
+    BoxFuture, create_private_dir_all, create_private_file, private_open_options,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::alert_config::NotifyEvent;
@@ -325,7 +327,7 @@ impl<T: Keyed + Serialize + serde::de::DeserializeOwned + Clone> Log<T> {
                 .map_err(|e| AlertStoreError::Unavailable(e.to_string()))?;
             text.push(b'\n');
         }
-        let mut file = OpenOptions::new()
+        let mut file = private_open_options()
             .create(true)
             .append(true)
             .open(&self.path)
@@ -364,7 +366,7 @@ impl<T: Keyed + Serialize + serde::de::DeserializeOwned + Clone> Log<T> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AlertStoreError> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        let mut f = create_private_file(&tmp).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
     }
@@ -398,9 +400,9 @@ impl FileAlertStore {
         deliveries_kept: usize,
     ) -> Result<FileAlertStore, AlertStoreError> {
         let dir = data_dir.join("alerts");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        create_private_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join("LOCK");
-        let file = OpenOptions::new()
+        let file = private_open_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -433,7 +435,7 @@ impl FileAlertStore {
         lock: Option<File>,
     ) -> Result<FileAlertStore, AlertStoreError> {
         let dir = data_dir.join("alerts");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        create_private_dir_all(&dir).map_err(io(&dir))?;
         let state_path = dir.join(STATE_FILE);
         let mut maps = StateMaps::default();
         match std::fs::read(&state_path) {
@@ -659,6 +661,34 @@ mod tests {
         assert!(!dir.path().join("alerts/state.tmp").exists());
     }
 
+    /// Guards the alert state readable by every user: `alerts/`, the state, the logs of
+    /// checks and deliveries and the lock were created 0755 and 0644.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_alert_state_is_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileAlertStore::open_locked(dir.path(), 10, 10).unwrap();
+        store
+            .save(StateChanges {
+                upsert: vec![alert("a", "", AlertStatus::Firing)],
+                ..StateChanges::default()
+            })
+            .await
+            .unwrap();
+        store.append_checks(vec![check("redis", 1)]).await.unwrap();
+        let alerts = dir.path().join("alerts");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&alerts), 0o700);
+        let mut files = 0;
+        for entry in std::fs::read_dir(&alerts).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            files += 1;
+        }
+        assert!(files >= 3, "the lock, the state and the checks");
+    }
+
     #[tokio::test]
     async fn logs_keep_the_newest_per_key_skip_torn_lines_and_compact() {
         let dir = tempfile::tempdir().unwrap();
@@ -670,7 +700,10 @@ mod tests {
                 .unwrap();
         }
         let path = dir.path().join("alerts").join(CHECKS_FILE);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"name\":\"torn").unwrap();
         drop(store);
         let store = FileAlertStore::open(dir.path(), 3, 2).unwrap();

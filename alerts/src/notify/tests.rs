@@ -119,6 +119,45 @@ async fn slack_payload_is_a_text_line_and_a_colored_attachment() {
     );
 }
 
+/// Guards mentions and links smuggled through record data: a grouped field such as
+/// `meta.user` is whatever a client sent, and `<!channel>` in it pinged the whole channel.
+#[tokio::test]
+async fn slack_text_from_records_is_escaped() {
+    let (url, r) = receiver(&[]).await;
+    let c = channel(
+        "[channels.ops]\nkind = \"slack\"\nurl_env = \"SLACK\"\n",
+        &[("SLACK", &url)],
+    );
+    let mut n = notification(NotifyEvent::Firing);
+    n.group = "meta.user=<!channel> & <https://evil.example|click>".into();
+    n.summary = format!("5 records for {}", n.group);
+    n.description = Some("<@U0001> look".into());
+    let d = c.deliver(&ctx(), &n).await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    let body = r.bodies.lock().unwrap()[0].0.to_string();
+    for raw in ["<!channel>", "<https://evil", "<@U0001>", " & "] {
+        assert!(!body.contains(raw), "{raw} reached Slack unescaped: {body}");
+    }
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let group = body["attachments"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["title"] == "Group")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(
+        group,
+        "meta.user=&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"
+    );
+    assert!(
+        body["attachments"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("\n&lt;@U0001&gt; look")
+    );
+}
+
 #[tokio::test]
 async fn pagerduty_triggers_and_resolves_with_one_dedup_key() {
     let (url, r) = receiver(&[]).await;

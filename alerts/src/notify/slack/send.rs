@@ -49,33 +49,37 @@ impl Slack {
             NotifyEvent::Repeat => "#daa038",
             NotifyEvent::Resolved => "#2eb886",
         };
+        // Every text Slack renders is escaped: a group, a summary or a description carries
+        // what records said, and `<!channel>` or `<https://evil|click>` must show as text.
+        let field = |title: &str, value: &str| json!({ "title": title, "value": escape(value), "short": true });
         let mut fields = vec![
-            json!({ "title": "Severity", "value": n.severity.as_str(), "short": true }),
-            json!({ "title": "Rule", "value": format!("{} ({})", n.rule, n.kind.as_str()), "short": true }),
+            field("Severity", n.severity.as_str()),
+            field("Rule", &format!("{} ({})", n.rule, n.kind.as_str())),
         ];
         if !n.group.is_empty() {
-            fields.push(json!({ "title": "Group", "value": n.group, "short": true }));
+            fields.push(field("Group", &n.group));
         }
         if let Some(t) = n.fired_at {
-            fields.push(json!({ "title": "Firing since", "value": t.to_string(), "short": true }));
+            fields.push(field("Firing since", &t.to_string()));
         }
         if let Some(t) = n.resolved_at.filter(|_| n.event == NotifyEvent::Resolved) {
             let value = match &n.resolve_reason {
                 Some(reason) => format!("{t} ({reason})"),
                 None => t.to_string(),
             };
-            fields.push(json!({ "title": "Resolved", "value": value, "short": true }));
+            fields.push(field("Resolved", &value));
         }
         let mut text = n.summary.clone();
         if let Some(d) = &n.description {
             text.push('\n');
             text.push_str(d);
         }
+        let line = escape(&format!("{}: {}", n.title(), n.summary));
         let mut attachment = json!({
             "color": color,
-            "fallback": format!("{}: {}", n.title(), n.summary),
-            "title": n.title(),
-            "text": text,
+            "fallback": line,
+            "title": escape(&n.title()),
+            "text": escape(&text),
             "fields": fields,
             "footer": "Faultline",
             "ts": n.sent_at.unix_millis() / 1000,
@@ -84,7 +88,7 @@ impl Slack {
             attachment["title_link"] = json!(url);
         }
         let mut body = json!({
-            "text": format!("{}: {}", n.title(), n.summary),
+            "text": line,
             "attachments": [attachment],
         });
         for (key, value) in [
@@ -98,6 +102,21 @@ impl Slack {
         }
         body
     }
+}
+
+/// Text as Slack's message formatting wants it: `&`, `<` and `>` as `&amp;`, `&lt;` and
+/// `&gt;` (those three only: they are what Slack parses for links and mentions).
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A URL read from a secret must be a URL; the error never shows the value.
