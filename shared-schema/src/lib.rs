@@ -52,8 +52,8 @@ pub use anonymize::{
     USER_ID_HEX_CHARS, USER_ID_PREFIX, UserRekeyer, anonymize_user, is_anonymized_user, rekey_user,
 };
 pub use batch::{
-    Batch, BatchError, BatchFormat, DEFAULT_MAX_BATCH_RECORDS, DecodeOptions, Rejected,
-    decode_batch, decode_batch_with,
+    Batch, BatchError, BatchFormat, DEFAULT_MAX_BATCH_RECORDS, DecodeOptions, MAX_RECORD_VALUES,
+    Rejected, decode_batch, decode_batch_with, decode_batch_within, decoded_size,
 };
 pub use duration::HumanDuration;
 pub use encode::{json_plain_prefix, short_word};

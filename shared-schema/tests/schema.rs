@@ -424,6 +424,124 @@ fn too_many_records_fails_before_checking_any() {
     assert!(decode_batch_with(&body_of(&[good(), good()]), &opts).is_ok());
 }
 
+/// Issue 21: an array's elements are counted while it is parsed, and parsing stops at the
+/// first one past the limit: ten million zeros cost no more than the limit. What follows
+/// that element is never read (here it is not even JSON).
+#[test]
+fn an_array_is_counted_while_it_is_parsed() {
+    let opts = DecodeOptions { max_records: 1000 };
+    let past = format!("[{}0, this is never read", "0,".repeat(1000));
+    assert_eq!(
+        decode_batch_with(past.as_bytes(), &opts).unwrap_err(),
+        BatchError::TooManyRecords { max: 1000 }
+    );
+    for (open, close) in [("[", "]"), ("{\"records\": [", "]}")] {
+        let huge = format!("{open}{}0{close}", "0,".repeat(100_000));
+        assert_eq!(
+            decode_batch_with(huge.as_bytes(), &opts).unwrap_err(),
+            BatchError::TooManyRecords { max: 1000 },
+            "{open}"
+        );
+        // At the limit exactly, every element is read (and each zero rejected).
+        let at = format!("{open}{}0{close}", "0,".repeat(999));
+        let batch = decode_batch_with(at.as_bytes(), &opts).unwrap();
+        assert_eq!(batch.rejected.len(), 1000, "{open}");
+    }
+    // A broken array within the limit is still "not JSON", not "too many".
+    assert!(matches!(
+        decode_batch_with(b"[0, 0, nope]", &opts),
+        Err(BatchError::NotJson { .. })
+    ));
+}
+
+/// Issue 21: a 20 MB body of records whose `meta` holds arrays of zeros decodes into about
+/// 16 times its size. The caller is asked for room as decoded records grow, and can stop
+/// the decoding there.
+#[test]
+fn decoding_asks_for_room_as_records_grow_and_stops_without_it() {
+    let mut zeros = good();
+    zeros["meta"] = json!({ "a": vec![0; 5000] });
+    let body = body_of(&vec![zeros; 10]);
+    let mut asked = Vec::new();
+    let batch = decode_batch_within(&body, &DecodeOptions::default(), |bytes| {
+        asked.push(bytes);
+        true
+    })
+    .unwrap();
+    assert_eq!(batch.records.len(), 10);
+    assert!(asked.windows(2).all(|w| w[0] < w[1]), "{asked:?}");
+    let total: usize = batch.records.iter().map(decoded_size).sum();
+    assert!(
+        total >= 10 * 5000 * 32,
+        "5,000 values of 32 bytes each: {total}"
+    );
+    assert!(*asked.last().unwrap() >= total, "{asked:?} {total}");
+
+    for body in [body.clone(), ndjson_of(&vec![zeros_record(); 10])] {
+        let mut calls = 0;
+        let err = decode_batch_within(&body, &DecodeOptions::default(), |bytes| {
+            calls += 1;
+            bytes < 3 * 5000 * 32
+        })
+        .unwrap_err();
+        assert_eq!(err, BatchError::NoRoom);
+        assert!(
+            calls <= 5,
+            "stopped at the record that did not fit: {calls} calls"
+        );
+    }
+}
+
+fn zeros_record() -> serde_json::Value {
+    let mut zeros = good();
+    zeros["meta"] = json!({ "a": vec![0; 5000] });
+    zeros
+}
+
+fn ndjson_of(records: &[serde_json::Value]) -> Vec<u8> {
+    records
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Issue 21: one element of a million values (far more than a record can hold) is refused
+/// by counting them, without building them; the records beside it are kept, in an array
+/// and in NDJSON.
+#[test]
+fn an_element_with_more_values_than_a_record_can_hold_is_rejected_unbuilt() {
+    let mut huge = good();
+    huge["meta"] = json!({ "a": vec![0; 1_000_000] });
+    let mut under = good();
+    under["meta"] = json!({ "a": vec![0; 30_000] });
+    for body in [
+        body_of(&[good(), huge.clone(), good(), under.clone()]),
+        ndjson_of(&[good(), huge.clone(), good(), under.clone()]),
+    ] {
+        let batch = decode_batch(&body).unwrap();
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.rejected.len(), 2);
+        let refused = &batch.rejected[0];
+        assert_eq!(refused.index, 1);
+        assert_eq!(refused.error.reason(), "too_large");
+        assert!(
+            refused.error.to_string().contains("JSON values"),
+            "{}",
+            refused.error
+        );
+        // Over the meta limit too, but counted as the record's own check does.
+        assert!(
+            batch.rejected[1]
+                .error
+                .to_string()
+                .contains("bytes as JSON"),
+            "{}",
+            batch.rejected[1].error
+        );
+    }
+}
+
 #[test]
 fn deep_nesting_in_one_ndjson_line_rejects_only_that_line() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
