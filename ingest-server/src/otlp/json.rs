@@ -3,8 +3,12 @@
 //! `traceId` and `spanId` as hex (not base64, unlike other bytes); `null` means the
 //! default; unknown fields are ignored.
 
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
 use base64::Engine;
-use serde::de::Error as _;
+use serde::de::{Error as _, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
@@ -20,32 +24,57 @@ where
 }
 
 /// A 64-bit integer as a decimal string or a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Int64<T> {
-    Number(T),
-    Text(String),
+///
+/// Read by a visitor that takes either, not by an untagged enum: serde buffers the whole
+/// value of an untagged enum before it tries each form, so an array of millions in an
+/// `intValue` would have been copied into memory whole before it was refused.
+struct Int64<T>(T);
+
+impl<'de, T> Deserialize<'de> for Int64<T>
+where
+    T: FromStr + TryFrom<u64> + TryFrom<i64>,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Int64Visitor(PhantomData))
+    }
 }
 
-impl<T: std::str::FromStr> Int64<T> {
-    fn get<E: serde::de::Error>(self) -> Result<T, E> {
-        match self {
-            Int64::Number(n) => Ok(n),
-            Int64::Text(s) => s.trim().parse().map_err(|_| {
-                E::custom(format!(
-                    "{s:?} is not an integer (send it as a decimal string)"
-                ))
-            }),
-        }
+struct Int64Visitor<T>(PhantomData<T>);
+
+impl<T> Visitor<'_> for Int64Visitor<T>
+where
+    T: FromStr + TryFrom<u64> + TryFrom<i64>,
+{
+    type Value = Int64<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer in range, as a decimal string or a number")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int64<T>, E> {
+        T::try_from(v)
+            .map(Int64)
+            .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int64<T>, E> {
+        T::try_from(v)
+            .map(Int64)
+            .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Int64<T>, E> {
+        s.trim().parse().map(Int64).map_err(|_| {
+            E::custom(format!(
+                "{s:?} is not an integer (send it as a decimal string)"
+            ))
+        })
     }
 }
 
 /// A `fixed64` (timestamps in nanoseconds).
 pub(crate) fn uint64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match Option::<Int64<u64>>::deserialize(d)? {
-        None => Ok(0),
-        Some(v) => v.get(),
-    }
+    Ok(Option::<Int64<u64>>::deserialize(d)?.map_or(0, |v| v.0))
 }
 
 /// `traceId` / `spanId`: hex, or an empty string for none.
@@ -99,12 +128,42 @@ pub(crate) struct AnyValueJson {
     bytes_value: Option<String>,
 }
 
-/// A double: a number, or `"NaN"`, `"Infinity"`, `"-Infinity"`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Double {
-    Number(f64),
-    Text(String),
+/// A double: a number, or `"NaN"`, `"Infinity"`, `"-Infinity"` (a visitor, as [`Int64`]).
+struct Double(f64);
+
+impl<'de> Deserialize<'de> for Double {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DoubleVisitor)
+    }
+}
+
+struct DoubleVisitor;
+
+impl Visitor<'_> for DoubleVisitor {
+    type Value = Double;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Double, E> {
+        Ok(Double(v))
+    }
+
+    // Integers are numbers too; a double holds them (as JSON parsers read them).
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Double, E> {
+        Ok(Double(v as f64))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Double, E> {
+        Ok(Double(v as f64))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Double, E> {
+        t.parse()
+            .map(Double)
+            .map_err(|_| E::custom(format!("{t:?} is not a number")))
+    }
 }
 
 impl TryFrom<AnyValueJson> for AnyValue {
@@ -115,18 +174,10 @@ impl TryFrom<AnyValueJson> for AnyValue {
             Some(AnyValueKind::String(s))
         } else if let Some(b) = v.bool_value {
             Some(AnyValueKind::Bool(b))
-        } else if let Some(i) = v.int_value {
-            Some(AnyValueKind::Int(
-                i.get::<serde_json::Error>()
-                    .map_err(|e| format!("intValue: {e}"))?,
-            ))
-        } else if let Some(d) = v.double_value {
-            Some(AnyValueKind::Double(match d {
-                Double::Number(n) => n,
-                Double::Text(t) => t
-                    .parse()
-                    .map_err(|_| format!("doubleValue: {t:?} is not a number"))?,
-            }))
+        } else if let Some(Int64(i)) = v.int_value {
+            Some(AnyValueKind::Int(i))
+        } else if let Some(Double(d)) = v.double_value {
+            Some(AnyValueKind::Double(d))
         } else if let Some(a) = v.array_value {
             Some(AnyValueKind::Array(a))
         } else if let Some(m) = v.kvlist_value {
