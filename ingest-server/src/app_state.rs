@@ -8,6 +8,7 @@ use faultline_store::RecordStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::KeyRing;
+use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::sampling::Sampler;
 use faultline_alerts::AlertHandle;
@@ -33,4 +34,6 @@ pub struct AppState {
     pub alerts: AlertHandle,
     /// Samples chatty services' records below `WARNING` (`[sampling]`).
     pub(crate) sampler: Arc<Sampler>,
+    /// The bytes of request bodies held at once (`limits.max_in_flight_bytes`).
+    pub(crate) bodies: Arc<BodyBudget>,
 }

@@ -112,8 +112,19 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Largest body after gzip decompression; larger gets 413 without inflating the rest.
     pub max_decompressed_bytes: u64,
-    /// Most records in one batch; more gets 413.
+    /// Most records in one batch; more gets 413. Counted while the body is decoded, before
+    /// the records are allocated.
     pub max_batch_records: usize,
+    /// Most attributes in one OTLP request (`/v1/logs`): every `KeyValue` (of resources and
+    /// log records, and nested in map values, at any depth) and every item of an array
+    /// value, empty ones included. More gets 413; counted before the request is decoded.
+    pub max_batch_attributes: usize,
+    /// Memory the server gives request bodies and the records decoded from them, all
+    /// requests together: bodies as read and as inflated, and records (estimated) as they
+    /// are decoded, each request keeping its share until it is answered. A request that
+    /// finds no room gets 503 with `Retry-After`; one that needs more than all of it, 413.
+    /// Must be larger than `max_body_bytes + max_decompressed_bytes`.
+    pub max_in_flight_bytes: u64,
     /// Deadline for a whole request, body included; slower gets 408.
     pub request_timeout: HumanDuration,
     /// Rate limit for secret keys without their own.
@@ -130,6 +141,8 @@ impl Default for Limits {
             max_body_bytes: 5 * 1024 * 1024,
             max_decompressed_bytes: 20 * 1024 * 1024,
             max_batch_records: faultline_schema::DEFAULT_MAX_BATCH_RECORDS,
+            max_batch_attributes: 200_000,
+            max_in_flight_bytes: 512 * 1024 * 1024,
             request_timeout: HumanDuration(Duration::from_secs(30)),
             secret_key_rate: RateLimit {
                 records_per_second: 200_000.0,
@@ -351,10 +364,20 @@ impl Config {
         if self.postgres.pool_size == 0 || self.postgres.write_timeout.0.is_zero() {
             return invalid("postgres.pool_size and postgres.write_timeout must be above 0".into());
         }
-        if l.max_batch_records == 0 || l.ingest_queue_batches == 0 {
+        if l.max_batch_records == 0 || l.ingest_queue_batches == 0 || l.max_batch_attributes == 0 {
             return invalid(
-                "limits.max_batch_records and limits.ingest_queue_batches must be above 0".into(),
+                "limits.max_batch_records, limits.max_batch_attributes and \
+                 limits.ingest_queue_batches must be above 0"
+                    .into(),
             );
+        }
+        if l.max_in_flight_bytes <= l.max_body_bytes.saturating_add(l.max_decompressed_bytes) {
+            return invalid(format!(
+                "limits.max_in_flight_bytes ({}) must be larger than limits.max_body_bytes + \
+                 limits.max_decompressed_bytes ({}), or the largest request could never be read",
+                l.max_in_flight_bytes,
+                l.max_body_bytes.saturating_add(l.max_decompressed_bytes)
+            ));
         }
         for rate in [&l.secret_key_rate, &l.public_key_rate] {
             check_rate(rate, "limits")?;
@@ -527,6 +550,23 @@ services = ["api", "worker"]
         assert_eq!(c.storage.retention, d.storage.retention);
         assert_eq!(c.storage.retention_bytes, d.storage.retention_bytes);
         assert_eq!(c.storage.segment_max_bytes, d.storage.segment_max_bytes);
+        assert_eq!(c.limits.max_in_flight_bytes, d.limits.max_in_flight_bytes);
+        assert_eq!(c.limits.max_batch_attributes, d.limits.max_batch_attributes);
+    }
+
+    #[test]
+    fn the_in_flight_budget_holds_the_largest_request() {
+        let c = load("", &[("FAULTLINE_LIMITS_MAX_IN_FLIGHT_BYTES", "50331648")]).unwrap();
+        assert_eq!(c.limits.max_in_flight_bytes, 48 << 20);
+        // 5 MiB + 20 MiB exactly: a gzip body at both limits could never be read.
+        let err = load("[limits]\nmax_in_flight_bytes = 26214400\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.max_in_flight_bytes"), "{err}");
+        let err = load("[limits]\nmax_batch_attributes = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_batch_attributes"), "{err}");
     }
 
     #[test]

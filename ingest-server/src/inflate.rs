@@ -2,9 +2,17 @@
 //!
 //! A gzip bomb (a few KB that inflate to gigabytes) must be cut off at the limit, never
 //! inflated whole: the decoder reads at most `limit + 1` bytes, and one byte past the limit
-//! is enough to say "too large" without holding more than that in memory.
+//! is enough to say "too large" without holding more than that in memory. The output buffer
+//! grows in steps the caller approves first ([`inflate_gzip_within`]), so the server counts
+//! a body's memory against its budget before it allocates it.
 
 use std::io::Read;
+
+/// The most a deflate stream inflates per byte (about 1032:1): a gzip trailer that claims
+/// more is not believed.
+const MAX_RATIO: usize = 1032;
+/// The first output buffer when the gzip trailer gives no usable size.
+const MIN_START: usize = 64 * 1024;
 
 /// Why a gzip body could not be inflated.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +26,9 @@ pub enum InflateError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The caller had no room for a larger output buffer (the server's in-flight budget).
+    #[error("no room to inflate the body now")]
+    NoRoom,
 }
 
 /// Inflates `wire` (one or more concatenated gzip members) into at most `limit` bytes.
@@ -25,22 +36,67 @@ pub enum InflateError {
 /// Blocking and CPU-bound: the server runs it on the blocking pool. The returned buffer
 /// never holds more than `limit` bytes, whatever the input claims.
 pub fn inflate_gzip(wire: &[u8], limit: u64) -> Result<Vec<u8>, InflateError> {
-    // Start from a guess at the usual ratio, never from what the input might claim.
-    let mut out = Vec::with_capacity(
-        wire.len()
-            .saturating_mul(4)
-            .min(1 << 20)
-            .min(usize::try_from(limit).unwrap_or(usize::MAX)),
-    );
-    let decoder = flate2::read::MultiGzDecoder::new(wire);
-    decoder
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(InflateError::Invalid)?;
-    if out.len() as u64 > limit {
+    inflate_gzip_within(wire, limit, |_| true)
+}
+
+/// [`inflate_gzip`], asking `room(capacity)` before the output buffer is allocated or grown
+/// to `capacity` bytes; when it answers `false`, inflation stops with
+/// [`InflateError::NoRoom`]. The buffer starts at the size the gzip trailer gives (if
+/// deflate could reach it from this many bytes, and never past the limit), and doubles.
+pub fn inflate_gzip_within(
+    wire: &[u8],
+    limit: u64,
+    mut room: impl FnMut(usize) -> bool,
+) -> Result<Vec<u8>, InflateError> {
+    // One byte past the limit says "too large".
+    let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut decoder = flate2::read::MultiGzDecoder::new(wire);
+    let mut out = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            let next = if out.is_empty() {
+                start_size(wire).min(most)
+            } else {
+                out.len().saturating_mul(2).min(most)
+            };
+            if next == out.len() {
+                // Full at `limit + 1` bytes.
+                return Err(InflateError::TooLarge { limit });
+            }
+            if !room(next) {
+                return Err(InflateError::NoRoom);
+            }
+            out.reserve_exact(next - out.len());
+            out.resize(next, 0);
+        }
+        match decoder.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(InflateError::Invalid(e)),
+        }
+    }
+    out.truncate(filled);
+    if filled as u64 > limit {
         return Err(InflateError::TooLarge { limit });
     }
     Ok(out)
+}
+
+/// The first output buffer: the size in the gzip trailer (`ISIZE`, the last member's size
+/// modulo 2^32) plus the byte that tells the end, when deflate could inflate `wire` that
+/// far; else a guess. Nothing the input claims is believed past what its size allows.
+fn start_size(wire: &[u8]) -> usize {
+    let plausible = wire.len().saturating_mul(MAX_RATIO);
+    match wire.last_chunk::<4>() {
+        Some(isize) if wire.len() >= 18 => {
+            let claimed = u32::from_le_bytes(*isize) as usize;
+            claimed.saturating_add(1).min(plausible)
+        }
+        _ => wire.len().saturating_mul(4),
+    }
+    .max(MIN_START)
 }
 
 #[cfg(test)]
@@ -63,6 +119,69 @@ mod tests {
             inflate_gzip(&gzip(&body), 999),
             Err(InflateError::TooLarge { limit: 999 })
         ));
+    }
+
+    #[test]
+    fn the_buffer_grows_only_with_room_and_starts_from_a_believable_trailer() {
+        let body = vec![b'x'; 300_000];
+        let wire = gzip(&body);
+        let mut asked = Vec::new();
+        let out = inflate_gzip_within(&wire, 1 << 20, |n| {
+            asked.push(n);
+            true
+        })
+        .unwrap();
+        assert_eq!(out, body);
+        assert_eq!(asked, [300_001], "one buffer, sized by the trailer");
+
+        let mut asked = Vec::new();
+        let err = inflate_gzip_within(&wire, 1 << 20, |n| {
+            asked.push(n);
+            false
+        })
+        .unwrap_err();
+        assert!(matches!(err, InflateError::NoRoom), "{err}");
+        assert_eq!(asked, [300_001], "nothing allocated without room");
+
+        // A trailer that lies (claims 4 GB) is not believed past deflate's ratio, and a
+        // short claim only means the buffer doubles, each step asked for.
+        let mut liar = wire.clone();
+        let n = liar.len();
+        liar[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut asked = Vec::new();
+        let err = inflate_gzip_within(&liar, 1 << 20, |n| {
+            asked.push(n);
+            true
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, InflateError::Invalid(_)),
+            "the CRC/size check: {err}"
+        );
+        assert!(asked[0] <= wire.len() * MAX_RATIO, "{asked:?}");
+        liar[n - 4..].copy_from_slice(&10u32.to_le_bytes());
+        let mut asked = Vec::new();
+        let _ = inflate_gzip_within(&liar, 1 << 20, |n| {
+            asked.push(n);
+            true
+        });
+        assert_eq!(
+            asked,
+            [MIN_START, 2 * MIN_START, 4 * MIN_START, 8 * MIN_START]
+        );
+
+        // Past the limit: the buffer stops at limit + 1.
+        let mut asked = Vec::new();
+        let err = inflate_gzip_within(&wire, 100_000, |n| {
+            asked.push(n);
+            true
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, InflateError::TooLarge { limit: 100_000 }),
+            "{err}"
+        );
+        assert_eq!(asked, [100_001]);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! The order of checks is the order of cost: key and rate limit before reading the body,
 //! size before decompressing, decompressed size while inflating (a gzip bomb is cut off at
-//! the limit, never inflated whole), then per-record validation. The 202 goes out only
-//! after the store has made the accepted records durable.
+//! the limit, never inflated whole), records counted while they are parsed, then per-record
+//! validation. Memory is counted before it is spent: every buffer a body needs is first
+//! leased from the server's in-flight budget (`body_budget.rs`), and a request that finds
+//! no room is answered 503. The 202 goes out only after the store has made the accepted
+//! records durable. Whatever the outcome, the key pays for the request (`request_cost.rs`).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -13,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use faultline_schema::{
     BatchError, DecodeOptions, Record, Rejected, Timestamp, UserRekeyer, Uuid, Value,
-    decode_batch_with,
+    decode_batch_within,
 };
 use faultline_store::StoreError;
 use http_body_util::BodyExt;
@@ -21,9 +24,11 @@ use serde::Serialize;
 
 use crate::app_state::AppState;
 use crate::auth::{Key, presented_key};
+use crate::body_budget::{BodyLease, NoRoom};
 use crate::config::KeyKind;
 use crate::error::ApiError;
-use crate::inflate::InflateError;
+use crate::inflate::{InflateError, inflate_gzip_within};
+use crate::request_cost::RequestCost;
 
 /// The 202 body.
 #[derive(Debug, Serialize)]
@@ -94,38 +99,80 @@ pub(crate) async fn ingest_batch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IngestResponse, ApiError> {
-    let (key, (), body) = admit(
-        state,
-        headers,
-        params.get("key").map(String::as_str),
-        body,
-        check_content_type,
-    )
-    .await?;
-    let batch = decode_batch_with(
-        &body,
-        &DecodeOptions {
-            max_records: state.config.limits.max_batch_records,
-        },
-    )
-    .map_err(|e| match e {
-        BatchError::TooManyRecords { .. } => ApiError::TooLarge(e.to_string()),
-        other => ApiError::bad_request(other.to_string()),
-    })?;
-    store(state, key, batch.records, batch.rejected).await
+    let mut cost = RequestCost::new(&state.config.limits);
+    let result = async {
+        let admitted = admit(
+            state,
+            headers,
+            params.get("key").map(String::as_str),
+            body,
+            check_content_type,
+            &mut cost,
+        )
+        .await?;
+        let max_records = state.config.limits.max_batch_records;
+        let mut lease = admitted.lease;
+        // The lease covers the body and, as they are built, the records decoded from it.
+        let on_body = lease.held();
+        let (mut decoded, mut no_room_for) = (0, None);
+        let batch = decode_batch_within(&admitted.body, &DecodeOptions { max_records }, |n| {
+            decoded = n;
+            let covered = lease.cover(on_body.saturating_add(n));
+            no_room_for = covered.err();
+            covered.is_ok()
+        });
+        // The records are what the request holds from here, until it is answered.
+        drop(admitted.body);
+        lease.shrink_to(decoded);
+        let batch = batch.map_err(|e| match e {
+            BatchError::TooManyRecords { .. } => {
+                cost.counted_records(max_records.saturating_add(1));
+                ApiError::TooLarge(e.to_string())
+            }
+            BatchError::NoRoom => no_room(no_room_for.unwrap_or(NoRoom::Now)),
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+        let stored = store(
+            state,
+            admitted.key,
+            batch.records,
+            batch.rejected,
+            &mut cost,
+        )
+        .await;
+        drop(lease);
+        stored
+    }
+    .await;
+    cost.settle(result)
+}
+
+/// A request past [`admit`]: its key, what its content type says, its body (inflated), and
+/// the share of the in-flight budget the body holds (keep it until the request is
+/// answered: the records decoded from the body live until then).
+pub(crate) struct Admitted<'s, C> {
+    /// The request's key.
+    pub key: &'s Key,
+    /// What the endpoint's content type check returned.
+    pub kind: C,
+    /// The body, inflated.
+    pub body: Bytes,
+    /// The body's share of the in-flight budget.
+    pub lease: BodyLease,
 }
 
 /// The checks every ingest endpoint makes before it looks at records, in the order of their
 /// cost: the key, its rate limit, the content type (`content_type` reads it into what the
-/// endpoint needs), the body size as sent, and the size after gzip. Returns the key and the
-/// inflated body.
+/// endpoint needs), the body size as sent, and the size after gzip, each buffer leased from
+/// the in-flight budget before it is allocated. Bills `cost` to the key once it is known.
 pub(crate) async fn admit<'s, C>(
     state: &'s AppState,
     headers: &HeaderMap,
     query_key: Option<&str>,
     body: Body,
     content_type: impl FnOnce(&HeaderMap) -> Result<C, ApiError>,
-) -> Result<(&'s Key, C, Bytes), ApiError> {
+    cost: &mut RequestCost<'s>,
+) -> Result<Admitted<'s, C>, ApiError> {
     let key = authorize(state, headers, query_key)?;
     if let Some(retry_after) = key.bucket.is_empty() {
         return Err(ApiError::RateLimited {
@@ -133,12 +180,20 @@ pub(crate) async fn admit<'s, C>(
             retry_after,
         });
     }
+    cost.bill_to(key);
     let kind = content_type(headers)?;
     let limits = &state.config.limits;
-    let wire = read_body(headers, body, limits.max_body_bytes).await?;
+    let mut lease = state.bodies.lease();
+    let wire = read_body(headers, body, limits.max_body_bytes, &mut lease, cost).await?;
     metrics::counter!("faultline_ingest_bytes_total").increment(wire.len() as u64);
-    let body = decompress(headers, wire, limits.max_decompressed_bytes).await?;
-    Ok((key, kind, body))
+    let (body, lease) =
+        decompress(headers, wire, limits.max_decompressed_bytes, lease, cost).await?;
+    Ok(Admitted {
+        key,
+        kind,
+        body,
+        lease,
+    })
 }
 
 /// What every ingest endpoint does with decoded records: refuses services the key may not
@@ -146,14 +201,18 @@ pub(crate) async fn admit<'s, C>(
 /// the store has made them durable.
 ///
 /// `records` are the good records in batch order and `invalid` the bad ones by index
-/// (sorted), as [`decode_batch_with`] returns them; the position of each good record is
+/// (sorted), as [`decode_batch_within`] returns them; the position of each good record is
 /// recovered from the gaps between the bad ones.
 pub(crate) async fn store(
     state: &AppState,
     key: &Key,
     good: Vec<Record>,
     invalid: Vec<Rejected>,
+    cost: &mut RequestCost<'_>,
 ) -> Result<IngestResponse, ApiError> {
+    // The rate limit is charged for every record the client sent, rejected and sampled
+    // ones included: it protects the server from the client, whatever is then kept.
+    cost.take(good.len() + invalid.len())?;
     let mut rejected: Vec<RejectedRecord> = Vec::with_capacity(invalid.len());
     // Collected, not borrowed: a closure over `invalid` held across the write's await
     // would make the handler's future not `Send` for every lifetime.
@@ -203,16 +262,6 @@ pub(crate) async fn store(
     }));
     rejected.sort_by_key(|r| r.index);
 
-    // The rate limit is charged for what the client sent, sampled records included: it
-    // protects the server from the client, whatever is then kept.
-    if !records.is_empty()
-        && let Err(retry_after) = key.bucket.take(records.len() as f64)
-    {
-        return Err(ApiError::RateLimited {
-            key: key.name.clone(),
-            retry_after,
-        });
-    }
     let accepted = records.len();
     let (records, sampled) = state.sampler.sample(records);
     // What the alert rules need, taken before the store takes the records (nothing is built
@@ -312,7 +361,15 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
+/// Reads the body, at most `limit` bytes, into one buffer that `lease` covers before it is
+/// allocated or grown (sized by `Content-Length` when there is one).
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: u64,
+    lease: &mut BodyLease,
+    cost: &mut RequestCost<'_>,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::TooLarge(format!(
             "request body is larger than {limit} bytes: send smaller batches"
@@ -325,19 +382,61 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes,
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "could not read the request body: {e}"
-        ))),
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut buf = Vec::new();
+    if let Some(n) = declared.and_then(|n| usize::try_from(n).ok()) {
+        lease.cover(n).map_err(no_room)?;
+        buf.reserve_exact(n);
+    }
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        cost.add_bytes(data.len() as u64);
+        let len = buf.len() + data.len();
+        if len > limit {
+            return Err(too_large());
+        }
+        if len > buf.capacity() {
+            let capacity = buf.capacity().saturating_mul(2).clamp(len, limit);
+            lease.cover(capacity).map_err(no_room)?;
+            buf.reserve_exact(capacity - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A request the in-flight budget has no room for: 503 while other requests hold it, 413
+/// when it needs more than the whole budget.
+pub(crate) fn no_room(why: NoRoom) -> ApiError {
+    match why {
+        NoRoom::Now => ApiError::Unavailable {
+            message: "the server holds as many requests as it may at once: retry after the \
+                      Retry-After delay"
+                .into(),
+            retry_after: std::time::Duration::from_secs(1),
+        },
+        NoRoom::Ever => ApiError::TooLarge(
+            "this request needs more memory than the server holds for all requests at once \
+             (limits.max_in_flight_bytes): send smaller batches"
+                .into(),
+        ),
     }
 }
 
 /// Inflates gzip bodies (by header, or by magic bytes for sendBeacon, which cannot set
-/// `Content-Encoding`), stopping at `limit` bytes.
-async fn decompress(headers: &HeaderMap, wire: Bytes, limit: u64) -> Result<Bytes, ApiError> {
+/// `Content-Encoding`), stopping at `limit` bytes; `lease` covers the wire and the output
+/// buffer before it is allocated or grown, and afterwards the output buffer only.
+async fn decompress(
+    headers: &HeaderMap,
+    wire: Bytes,
+    limit: u64,
+    mut lease: BodyLease,
+    cost: &mut RequestCost<'_>,
+) -> Result<(Bytes, BodyLease), ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
@@ -352,18 +451,34 @@ async fn decompress(headers: &HeaderMap, wire: Bytes, limit: u64) -> Result<Byte
         }
     };
     if !gzip {
-        return Ok(wire);
+        return Ok((wire, lease));
     }
-    let inflate = move || -> Result<Bytes, ApiError> {
-        match crate::inflate::inflate_gzip(&wire, limit) {
-            Ok(out) => Ok(Bytes::from(out)),
-            Err(e @ InflateError::TooLarge { .. }) => Err(ApiError::TooLarge(e.to_string())),
-            Err(e @ InflateError::Invalid(_)) => Err(ApiError::bad_request(e.to_string())),
+    let inflate = move || {
+        let on_wire = wire.len();
+        let result = inflate_gzip_within(&wire, limit, |n| {
+            lease.cover(on_wire.saturating_add(n)).is_ok()
+        });
+        drop(wire);
+        if let Ok(out) = &result {
+            lease.shrink_to(out.capacity());
         }
+        (result, lease)
     };
-    tokio::task::spawn_blocking(inflate)
+    let (result, lease) = tokio::task::spawn_blocking(inflate)
         .await
-        .map_err(|e| ApiError::Internal(format!("gzip task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("gzip task failed: {e}")))?;
+    match result {
+        Ok(out) => {
+            cost.add_bytes(out.len() as u64);
+            Ok((Bytes::from(out), lease))
+        }
+        Err(e @ InflateError::TooLarge { .. }) => {
+            cost.add_bytes(limit);
+            Err(ApiError::TooLarge(e.to_string()))
+        }
+        Err(e @ InflateError::Invalid(_)) => Err(ApiError::bad_request(e.to_string())),
+        Err(InflateError::NoRoom) => Err(no_room(NoRoom::Now)),
+    }
 }
 
 /// Server-side stamping: an id for idempotent storage, `received_at`, re-keyed `meta.user`.

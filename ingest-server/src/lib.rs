@@ -5,7 +5,10 @@
 //! 1. **`POST /logs/ingest`** (`api/logs.rs`, over `ingest.rs`): the key is checked
 //!    (`auth.rs`; public keys only from their origins, `api/cors.rs`), then the key's token
 //!    bucket (`ratelimit.rs`), the content type, the body size as sent and after gzip
-//!    (`inflate.rs`), and then `faultline_schema::decode_batch` checks every record. Good
+//!    (`inflate.rs`), each buffer leased from the in-flight budget before it is allocated
+//!    (`body_budget.rs`), and then `faultline_schema::decode_batch_within` counts the
+//!    records while it parses them and checks every one. Whatever the answer, the key pays
+//!    for the request (`request_cost.rs`). Good
 //!    records for services the key may write get an id (UUIDv7 unless the client chose one),
 //!    `received_at`, and a re-keyed `meta.user`; then sampling (`sampling.rs`, off unless
 //!    configured) may keep one in N of a chatty service's records below `WARNING`, weighted.
@@ -13,7 +16,8 @@
 //!    **`POST /v1/logs`** (`api/otlp.rs`, decoding in `otlp/`: OpenTelemetry logs over
 //!    OTLP/HTTP) goes through the same checks and the same path from there
 //!    (`ingest::admit`, `ingest::store`): only the decoding differs, protobuf or OTLP/JSON
-//!    `LogRecord`s mapped to records.
+//!    `LogRecord`s counted before they are decoded (`otlp/count.rs`), then mapped to
+//!    records.
 //! 2. **The record store** (`faultline_store::FileStore` by default, opened by `store.rs`)
 //!    queues the batch to its writer, which appends it with every other waiting batch and
 //!    fsyncs once (group commit). A full queue answers 503 with `Retry-After` at once.
@@ -44,8 +48,10 @@
 //! - `ingest.rs`: the ingest pipeline both ingest endpoints share; `otlp/`: OTLP decoding.
 //! - `store.rs`: the record store and the alert state, opened in one place for `serve`,
 //!   `check-alerts` and `summary`.
+//! - `request_cost.rs`: what a request costs its key, charged whatever the answer.
 //! - `app_state.rs`: what every handler shares; `auth.rs` (keys), `ratelimit.rs`,
-//!   `sampling.rs`, `secrets.rs` (generated secrets).
+//!   `sampling.rs`, `secrets.rs` (generated secrets), `body_budget.rs` (the memory all
+//!   requests' bodies and records may hold at once).
 //! - `config.rs`: the TOML config and env overrides (a leaf: the `[alerts]` section is
 //!   `faultline_alerts::AlertsConfig`).
 //! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
@@ -55,6 +61,7 @@
 mod api;
 mod app_state;
 mod auth;
+mod body_budget;
 pub mod cli;
 pub mod config;
 mod error;
@@ -65,6 +72,7 @@ mod inflate;
 mod ingest;
 mod otlp;
 mod ratelimit;
+mod request_cost;
 mod sampling;
 mod secrets;
 mod server;
@@ -75,5 +83,5 @@ pub use app_state::AppState;
 pub use auth::KeyRing;
 pub use error::ApiError;
 pub use faultline_schema::HumanDuration;
-pub use inflate::{InflateError, inflate_gzip};
+pub use inflate::{InflateError, inflate_gzip, inflate_gzip_within};
 pub use server::{Server, start};

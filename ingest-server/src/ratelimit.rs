@@ -45,6 +45,20 @@ impl TokenBucket {
         }
     }
 
+    /// Takes `n` tokens whatever is left, for work already done (a refused request): the
+    /// bucket may go into debt, and the key's next request waits until it is paid off.
+    pub fn charge(&self, n: f64) {
+        self.charge_at(n, Instant::now());
+    }
+
+    fn charge_at(&self, n: f64, now: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = &mut *state;
+        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.rate).min(self.burst) - n;
+        *last = now;
+    }
+
     /// Whether any request could pass now: a cheap check before reading a body.
     pub fn is_empty(&self) -> Option<Duration> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -69,6 +83,19 @@ mod tests {
         let wait = b.take_at(10.0, t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
         assert!(b.take_at(10.0, t0 + Duration::from_millis(500)).is_ok());
+    }
+
+    #[test]
+    fn work_already_done_is_charged_into_debt() {
+        let b = TokenBucket::new(RateLimit {
+            records_per_second: 10.0,
+            burst: 20.0,
+        });
+        let t0 = Instant::now();
+        b.charge_at(25.0, t0);
+        let wait = b.take_at(1.0, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.6).abs() < 1e-6, "{wait:?}");
+        assert!(b.take_at(1.0, t0 + Duration::from_millis(600)).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use faultline_alerts::{AlertHandle, AlertRunner, Election, Feed, PgLeaderLock};
 use crate::api::{app, metrics};
 use crate::app_state::AppState;
 use crate::auth::KeyRing;
+use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::sampling::Sampler;
 use crate::store::{self, Purpose, Stores};
@@ -50,6 +51,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let sampler = Arc::new(Sampler::new(config.sampling.clone()));
+    let bodies = Arc::new(BodyBudget::new(config.limits.max_in_flight_bytes));
     let state = AppState {
         config: Arc::new(config),
         keys: Arc::new(keyring),
@@ -60,6 +62,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         started: Instant::now(),
         alerts,
         sampler,
+        bodies,
     };
     Ok(Server {
         addr,

@@ -2,8 +2,10 @@
 //! (`application/x-protobuf`) or JSON (`application/json`).
 //!
 //! A request goes through the same gate as `/logs/ingest` (`ingest::admit`: key, rate
-//! limit, body size, gzip with its inflation limit), its `ExportLogsServiceRequest` is
-//! decoded (`proto.rs`, `json.rs`), every `LogRecord` becomes a record (`map.rs`) and is
+//! limit, body size, gzip with its inflation limit, the in-flight budget), its
+//! `ExportLogsServiceRequest` is counted (`count.rs`: log records, groups and attributes,
+//! 413 past their limits, before anything is allocated) and decoded (`proto.rs`,
+//! `json.rs`), every `LogRecord` becomes a record (`map.rs`) and is
 //! checked by the schema's rules, and the good ones take the path of any ingested record
 //! (`ingest::store`: the key's services, stamping, re-keyed `meta.user`, sampling, the rate
 //! limit, the durable write) before the answer goes out. The decoding is `otlp/`.
@@ -26,12 +28,15 @@ use faultline_schema::Timestamp;
 use prost::Message as _;
 
 use crate::app_state::AppState;
+use crate::body_budget::BodyLease;
 use crate::error::ApiError;
 use crate::ingest::{self, IngestResponse};
+use crate::otlp::count::{self, Bounds, CountError, Counts};
 use crate::otlp::proto::{
     self, ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use crate::otlp::{json, map};
+use crate::request_cost::RequestCost;
 
 /// How many rejected records a `partial_success.error_message` describes one by one.
 const DESCRIBED_REJECTIONS: usize = 5;
@@ -89,52 +94,101 @@ async fn export(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<ExportLogsServiceResponse, ApiError> {
-    let (key, encoding, body) = ingest::admit(
-        state,
-        headers,
-        params.get("key").map(String::as_str),
-        body,
-        |h| {
-            Encoding::of(h).ok_or_else(|| {
-                ApiError::UnsupportedMediaType(
-                    "OTLP/HTTP bodies are application/x-protobuf or application/json: set \
-                     Content-Type to one of them"
-                        .into(),
-                )
-            })
-        },
-    )
-    .await?;
-    let request = match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(&body[..]).map_err(|e| {
-            ApiError::bad_request(format!(
-                "body is not a protobuf ExportLogsServiceRequest: {e}"
-            ))
-        })?,
-        Encoding::Json => serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "body is not an OTLP/JSON ExportLogsServiceRequest: {e}"
-            ))
-        })?,
+    let mut cost = RequestCost::new(&state.config.limits);
+    let result = async {
+        let admitted = ingest::admit(
+            state,
+            headers,
+            params.get("key").map(String::as_str),
+            body,
+            |h| {
+                Encoding::of(h).ok_or_else(|| {
+                    ApiError::UnsupportedMediaType(
+                        "OTLP/HTTP bodies are application/x-protobuf or application/json: \
+                         set Content-Type to one of them"
+                            .into(),
+                    )
+                })
+            },
+            &mut cost,
+        )
+        .await?;
+        let limits = &state.config.limits;
+        let bounds = Bounds {
+            records: limits.max_batch_records,
+            attributes: limits.max_batch_attributes,
+        };
+        let mut lease = admitted.lease;
+        let decoded = decode(admitted.kind, &admitted.body, bounds, &mut lease);
+        // The request holds its records from here; its lease stays until the end.
+        drop(admitted.body);
+        let request = decoded.map_err(|(error, counts)| {
+            cost.counted_records(counts.records);
+            error
+        })?;
+        let total = map::count(&request);
+        let mapped = map::map(request, Timestamp::now());
+        let response = ingest::store(
+            state,
+            admitted.key,
+            mapped.records,
+            mapped.rejected,
+            &mut cost,
+        )
+        .await?;
+        drop(lease);
+        if total > 0 && response.accepted == 0 {
+            return Err(ApiError::bad_request(describe(&response, total)));
+        }
+        let partial_success = (!response.rejected.is_empty()).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(response.rejected.len()).unwrap_or(i64::MAX),
+            error_message: describe(&response, total),
+        });
+        Ok(ExportLogsServiceResponse { partial_success })
+    }
+    .await;
+    cost.settle(result)
+}
+
+/// Counts the request within `bounds` (413 past them), has `lease` cover what it will take
+/// decoded and mapped to records (503 or 413 without room), then decodes it (400 when it
+/// is not the encoding it claims). On failure, also what was counted.
+fn decode(
+    encoding: Encoding,
+    body: &[u8],
+    bounds: Bounds,
+    lease: &mut BodyLease,
+) -> Result<ExportLogsServiceRequest, (ApiError, Counts)> {
+    let (counted, decoded) = match encoding {
+        Encoding::Protobuf => (
+            count::count_protobuf(body, bounds),
+            "a protobuf ExportLogsServiceRequest",
+        ),
+        Encoding::Json => (
+            count::count_json(body, bounds),
+            "an OTLP/JSON ExportLogsServiceRequest",
+        ),
     };
-    let total = map::count(&request);
-    let max = state.config.limits.max_batch_records;
-    if total > max {
-        return Err(ApiError::TooLarge(format!(
-            "{total} log records in one request, at most {max} allowed: export smaller \
-             batches (BatchLogRecordProcessor max_export_batch_size)"
-        )));
-    }
-    let mapped = map::map(request, Timestamp::now());
-    let response = ingest::store(state, key, mapped.records, mapped.rejected).await?;
-    if total > 0 && response.accepted == 0 {
-        return Err(ApiError::bad_request(describe(&response, total)));
-    }
-    let partial_success = (!response.rejected.is_empty()).then(|| ExportLogsPartialSuccess {
-        rejected_log_records: i64::try_from(response.rejected.len()).unwrap_or(i64::MAX),
-        error_message: describe(&response, total),
-    });
-    Ok(ExportLogsServiceResponse { partial_success })
+    let malformed =
+        |e: &dyn std::fmt::Display| ApiError::bad_request(format!("body is not {decoded}: {e}"));
+    let counts = match counted {
+        Ok(counts) => counts,
+        Err(CountError::TooMany(too_many, counts)) => {
+            return Err((ApiError::TooLarge(too_many.to_string()), counts));
+        }
+        Err(CountError::Malformed(why)) => return Err((malformed(&why), Counts::default())),
+    };
+    let needed = lease
+        .held()
+        .saturating_add(counts.decoded_bytes(body.len()));
+    lease
+        .cover(needed)
+        .map_err(|why| (ingest::no_room(why), counts))?;
+    let request = match encoding {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|e| malformed(&e)),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| malformed(&e)),
+    };
+    request.map_err(|e| (e, counts))
 }
 
 /// What was rejected and why, for an exporter's log: the count and the first few records.

@@ -29,14 +29,16 @@ struct Hostile {
 
 impl Hostile {
     fn start() -> Hostile {
+        Hostile::start_with(&[])
+    }
+
+    /// A server with `extra` environment variables besides its request timeout.
+    fn start_with(extra: &[(&str, &str)]) -> Hostile {
         let dir = tempfile::tempdir().unwrap();
         let timeout = format!("{}s", REQUEST_TIMEOUT.as_secs());
-        let proc = spawn_with(
-            dir.path(),
-            None,
-            true,
-            &[("FAULTLINE_LIMITS_REQUEST_TIMEOUT", &timeout)],
-        );
+        let mut env = vec![("FAULTLINE_LIMITS_REQUEST_TIMEOUT", timeout.as_str())];
+        env.extend_from_slice(extra);
+        let proc = spawn_with(dir.path(), None, true, &env);
         Hostile {
             proc,
             _dir: dir,
@@ -725,4 +727,284 @@ async fn sql_and_html_in_read_queries_are_data_not_code() {
     let stored = s.stored_messages().await;
     assert_eq!(stored, ["plain record"]);
     s.assert_alive_and_bounded("query injection").await;
+}
+
+/// The peak resident memory a server may reach while it answers one of the bodies below:
+/// each a hundred KB gzipped that inflates to 20 MB of millions of tiny elements. The
+/// inflated body alone is 20 MB; before elements were counted while decoding, one such body
+/// took the server to 360 MB (a JSON array of zeros) and past 3 GB (empty OTLP records).
+const SWARM_HWM_KB: u64 = 112 * 1024;
+/// The same with [`PARALLEL`] of them at once: the server holds at most
+/// [`IN_FLIGHT_BYTES`] of bodies and decoded records and answers 503 beyond it (before, 8
+/// such bodies took it to 0.8 to 6 GB).
+const SWARM_PARALLEL_HWM_KB: u64 = 144 * 1024;
+/// How many hostile bodies are sent at once.
+const PARALLEL: usize = 8;
+/// `limits.max_in_flight_bytes` of the servers here: 48 MiB, room for two inflated bodies.
+const IN_FLIGHT_BYTES: &str = "50331648";
+/// The inflated size of each hostile body: just under the 20 MiB `max_decompressed_bytes`.
+const SWARM_BYTES: usize = (20 << 20) - 4096;
+
+/// A body of copies of `unit` between `open` and `close`, [`SWARM_BYTES`] long in all.
+fn swarm(open: &[u8], unit: &[u8], close: &[u8]) -> Vec<u8> {
+    let n = (SWARM_BYTES - open.len() - close.len()) / unit.len();
+    let mut body = Vec::with_capacity(SWARM_BYTES);
+    body.extend_from_slice(open);
+    for _ in 0..n {
+        body.extend_from_slice(unit);
+    }
+    body.extend_from_slice(close);
+    body
+}
+
+/// `ExportLogsServiceRequest` with one resource (`service.name` "api") and one scope whose
+/// content is `scope_logs`.
+fn pb_request(scope_logs: Vec<u8>) -> Vec<u8> {
+    use crate::otlp::{Pb, kv_str};
+    let resource = Pb::new().msg(1, kv_str("service.name", "api"));
+    Pb::new()
+        .msg(1, Pb::new().msg(1, resource).msg(2, Pb(scope_logs)))
+        .0
+}
+
+/// The content of a `ScopeLogs` holding one `LogRecord` whose content is `record`.
+fn pb_one_record(record: Vec<u8>) -> Vec<u8> {
+    crate::otlp::Pb::new().msg(2, crate::otlp::Pb(record)).0
+}
+
+/// An OTLP/JSON request whose one scope holds `log_records` (the array's inside).
+fn json_request(open: &[u8], unit: &[u8], close: &[u8]) -> Vec<u8> {
+    let head = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeLogs":[{"logRecords":["#;
+    let mut prefix = head.to_vec();
+    prefix.extend_from_slice(open);
+    let mut suffix = close.to_vec();
+    suffix.extend_from_slice(b"]}]}]}");
+    swarm(&prefix, unit, &suffix)
+}
+
+/// A hostile body: where it goes, as what, and the answer it gets alone.
+struct Swarm {
+    name: &'static str,
+    path: &'static str,
+    content_type: &'static str,
+    gzipped: Vec<u8>,
+    /// The status when it is sent alone.
+    status: u16,
+    /// Words the answer has (one of them).
+    mentions: &'static [&'static str],
+}
+
+fn otlp_swarm(name: &'static str, content_type: &'static str, body: &[u8]) -> Swarm {
+    Swarm {
+        name,
+        path: "/v1/logs",
+        content_type,
+        gzipped: gzip_fast(body),
+        status: 413,
+        mentions: &["log records", "attributes"],
+    }
+}
+
+fn gzip_fast(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Protobuf: 10 million empty `LogRecord`s (`12 00`, two bytes each); OTLP/JSON: 7 million
+/// `{}`.
+fn empty_otlp_records() -> Vec<Swarm> {
+    vec![
+        otlp_swarm(
+            "protobuf empty log records",
+            "application/x-protobuf",
+            &pb_request(swarm(b"", &[0x12, 0x00], b"")),
+        ),
+        otlp_swarm(
+            "OTLP/JSON empty log records",
+            "application/json",
+            &json_request(b"", b"{},", b"{}"),
+        ),
+    ]
+}
+
+/// One `LogRecord` with 10 million empty attributes (`32 00`); one attribute whose map
+/// value holds 10 million empty `KeyValue`s; OTLP/JSON, 7 million `{}` attributes.
+fn empty_otlp_attributes() -> Vec<Swarm> {
+    use crate::otlp::Pb;
+    let nested = Pb::new()
+        .string(1, "a")
+        .msg(2, Pb::new().msg(6, Pb(swarm(b"", &[0x0a, 0x00], b""))));
+    vec![
+        otlp_swarm(
+            "protobuf empty attributes",
+            "application/x-protobuf",
+            &pb_request(pb_one_record(swarm(b"", &[0x32, 0x00], b""))),
+        ),
+        otlp_swarm(
+            "protobuf empty nested key-values",
+            "application/x-protobuf",
+            &pb_request(pb_one_record(Pb::new().msg(6, nested).0)),
+        ),
+        otlp_swarm(
+            "OTLP/JSON empty attributes",
+            "application/json",
+            &json_request(br#"{"attributes":["#, b"{},", b"{}]}"),
+        ),
+    ]
+}
+
+/// `[0,0,...]` and `{"records": [0,0,...]}` of 10 million elements; 1,280 records whose
+/// `meta` holds 8,000 zeros each (valid records, 16 times their size once decoded); one
+/// record of 10 million zeros (more values than a record can hold).
+fn json_swarms() -> Vec<Swarm> {
+    let json = |name, body: &[u8], status, mentions| Swarm {
+        name,
+        path: "/logs/ingest",
+        content_type: "application/json",
+        gzipped: gzip_fast(body),
+        status,
+        mentions,
+    };
+    let zeros_record = {
+        let mut r = kept("zeros");
+        r["meta"] = json!({ "a": vec![0; 8000] });
+        r.to_string()
+    };
+    let (open, close) = zeros_record.split_once("[0,").unwrap();
+    let one_huge = format!("[{open}[");
+    vec![
+        json(
+            "array of zeros",
+            &swarm(b"[", b"0,", b"0]"),
+            413,
+            &["records"],
+        ),
+        json(
+            "wrapped array of zeros",
+            &swarm(br#"{"records":["#, b"0,", b"0]}"),
+            413,
+            &["records"],
+        ),
+        json(
+            "records of 8,000 zeros each",
+            &swarm(
+                b"[",
+                format!("{zeros_record},").as_bytes(),
+                format!("{zeros_record}]").as_bytes(),
+            ),
+            413,
+            &["memory"],
+        ),
+        json(
+            "one record of 10 million zeros",
+            &swarm(one_huge.as_bytes(), b"0,", format!("0,{close}]").as_bytes()),
+            202,
+            &["JSON values"],
+        ),
+    ]
+}
+
+/// Sends `swarm` gzipped: (status, `Retry-After`, body text).
+async fn send_swarm(
+    c: &reqwest::Client,
+    base: &str,
+    swarm: &Swarm,
+) -> (u16, Option<String>, String) {
+    let r = c
+        .post(format!("{base}{}", swarm.path))
+        .bearer_auth(KEY)
+        .header("content-type", swarm.content_type)
+        .header("content-encoding", "gzip")
+        .body(swarm.gzipped.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", swarm.name));
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned();
+    (status, retry_after, text)
+}
+
+/// Each body alone, on a server of its own, gets its answer within [`SWARM_HWM_KB`]; then
+/// [`PARALLEL`] of them at once (the kinds in turn) each get theirs, or 503 with
+/// `Retry-After` while the in-flight budget is full, within [`SWARM_PARALLEL_HWM_KB`]; and
+/// a good batch is still stored after them.
+async fn answered_in_bounded_memory(swarms: Vec<Swarm>) {
+    for swarm in &swarms {
+        let s = Hostile::start_with(&[("FAULTLINE_LIMITS_MAX_IN_FLIGHT_BYTES", IN_FLIGHT_BYTES)]);
+        let (status, _, text) = send_swarm(&s.c, &s.proc.base, swarm).await;
+        assert_eq!(status, swarm.status, "{}: {text}", swarm.name);
+        assert!(
+            swarm.mentions.iter().any(|m| text.contains(m)),
+            "{}: {text} mentions none of {:?}",
+            swarm.name,
+            swarm.mentions
+        );
+        let hwm = s.memory_kb("VmHWM");
+        eprintln!("{}: peak RSS {hwm} kB", swarm.name);
+        assert!(
+            hwm < SWARM_HWM_KB,
+            "{}: peak RSS {hwm} kB exceeds {SWARM_HWM_KB} kB",
+            swarm.name
+        );
+    }
+    let s = Hostile::start_with(&[("FAULTLINE_LIMITS_MAX_IN_FLIGHT_BYTES", IN_FLIGHT_BYTES)]);
+    let swarms = std::sync::Arc::new(swarms);
+    let sends: Vec<_> = (0..PARALLEL)
+        .map(|i| {
+            let (swarms, c, base) = (swarms.clone(), s.c.clone(), s.proc.base.clone());
+            tokio::spawn(async move {
+                let swarm = &swarms[i % swarms.len()];
+                (i % swarms.len(), send_swarm(&c, &base, swarm).await)
+            })
+        })
+        .collect();
+    for send in sends {
+        let (i, (status, retry_after, text)) = send.await.unwrap();
+        let swarm = &swarms[i];
+        if status == 503 {
+            assert!(
+                retry_after.is_some(),
+                "{}: 503 without Retry-After",
+                swarm.name
+            );
+        } else {
+            assert_eq!(status, swarm.status, "{} in parallel: {text}", swarm.name);
+        }
+    }
+    let hwm = s.memory_kb("VmHWM");
+    eprintln!("{PARALLEL} in parallel: peak RSS {hwm} kB");
+    assert!(
+        hwm < SWARM_PARALLEL_HWM_KB,
+        "{PARALLEL} hostile bodies at once: peak RSS {hwm} kB exceeds {SWARM_PARALLEL_HWM_KB} kB"
+    );
+    let (status, resp) = s
+        .ingest(&[], serde_json::to_vec(&[kept("after-swarm")]).unwrap())
+        .await;
+    assert_eq!(status, 202, "{resp}");
+}
+
+/// Issue 21: an empty `LogRecord` is 2 bytes on the wire and ~176 in memory; log records
+/// are counted before the request is decoded.
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_millions_of_empty_records_are_refused_in_bounded_memory() {
+    answered_in_bounded_memory(empty_otlp_records()).await;
+}
+
+/// Issue 21: empty attributes, at the top of a record or nested in a value, were not
+/// counted at all; they are counted before the request is decoded.
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_millions_of_empty_attributes_are_refused_in_bounded_memory() {
+    answered_in_bounded_memory(empty_otlp_attributes()).await;
+}
+
+/// Issue 21: a batch's elements were all parsed before their number was checked, and
+/// nothing bounded what decoded records take.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_batches_of_millions_of_elements_are_answered_in_bounded_memory() {
+    answered_in_bounded_memory(json_swarms()).await;
 }

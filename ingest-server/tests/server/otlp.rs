@@ -464,25 +464,21 @@ async fn bad_input_gets_the_status_and_a_google_rpc_status_body() {
     assert!(s.recent("").await.is_empty(), "nothing was stored");
 }
 
-#[tokio::test]
-async fn too_many_records_is_413_and_rate_limits_say_when_to_retry() {
-    let s = server_with(|c| {
+/// A server taking 3 log records a request, and a burst of 3 refilled at 0.5 a second.
+async fn three_records_a_request_and_a_burst() -> TestServer {
+    server_with(|c| {
         c.limits.max_batch_records = 3;
         c.limits.secret_key_rate = RateLimit {
             records_per_second: 0.5,
             burst: 3.0,
         };
     })
-    .await;
-    let four = export_request("api", "s", (0..4).map(|_| log_record(9, "", "x")).collect());
-    let a = post(&s, "application/x-protobuf", &[], four).await;
-    assert_eq!(a.status, 413);
-    assert!(
-        a.status_pb().1.contains("4 log records"),
-        "{}",
-        a.status_pb().1
-    );
+    .await
+}
 
+#[tokio::test]
+async fn rate_limits_say_when_to_retry() {
+    let s = three_records_a_request_and_a_burst().await;
     let three = export_request("api", "s", (0..3).map(|_| log_record(9, "", "x")).collect());
     let a = post(&s, "application/x-protobuf", &[], three.clone()).await;
     assert_eq!(a.status, 200);
@@ -491,6 +487,29 @@ async fn too_many_records_is_413_and_rate_limits_say_when_to_retry() {
     assert_eq!(a.status_pb().0, 8, "RESOURCE_EXHAUSTED");
     let retry: u64 = a.retry_after.as_deref().unwrap().parse().unwrap();
     assert!(retry >= 1, "Retry-After tells the exporter when to retry");
+}
+
+/// Issue 21: a request the server refuses still made it work; its key pays for what was
+/// counted (here 4 log records, past a burst of 3), so the next request waits.
+#[tokio::test]
+async fn a_refused_request_is_charged_to_its_key() {
+    let s = three_records_a_request_and_a_burst().await;
+    let four = export_request("api", "s", (0..4).map(|_| log_record(9, "", "x")).collect());
+    let a = post(&s, "application/x-protobuf", &[], four).await;
+    assert_eq!(a.status, 413);
+    assert!(
+        a.status_pb().1.contains("4 log records"),
+        "{}",
+        a.status_pb().1
+    );
+    let one = export_request("api", "s", vec![log_record(9, "", "x")]);
+    let a = post(&s, "application/x-protobuf", &[], one).await;
+    assert_eq!(a.status, 429, "the refused request was charged");
+    let retry: u64 = a.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!(
+        retry >= 3,
+        "one token of debt and one to pay, at 0.5 a second: {retry}"
+    );
 }
 
 /// The OpenTelemetry Python SDK (`opentelemetry-sdk` and

@@ -311,6 +311,126 @@ async fn rate_limit_is_429_with_retry_after() {
     assert_eq!(resp["detail"]["retry_after_seconds"], retry);
 }
 
+/// A server whose secret key has a burst of `burst` records and refills a token an hour.
+async fn slow_bucket(
+    burst: f64,
+    tweak: impl FnOnce(&mut faultline_server::config::Config),
+) -> TestServer {
+    server_with(|c| {
+        c.limits.secret_key_rate = faultline_server::config::RateLimit {
+            records_per_second: 1.0 / 3600.0,
+            burst,
+        };
+        tweak(c);
+    })
+    .await
+}
+
+/// Issue 21: requests the server refuses, or whose records it rejects, made it work too;
+/// each is charged to its key (at least one token, or the records it held, or its bytes),
+/// so a key cannot make the server work for free. Good requests pay as before.
+#[tokio::test]
+async fn refused_and_rejected_requests_are_charged_to_their_key() {
+    let good = || json!([record("api", "info", "e", "m")]).to_string();
+    // Three bodies that are not JSON, one token each, spend a burst of three.
+    let s = slow_bucket(3.0, |_| {}).await;
+    for _ in 0..3 {
+        assert_eq!(s.ingest("not json").await.0, 400);
+    }
+    let (status, resp) = s.ingest(good()).await;
+    assert_eq!(status, 429, "three 400s spent the burst: {resp}");
+
+    // A batch whose three records are all rejected costs three tokens.
+    let s = slow_bucket(3.0, |_| {}).await;
+    let (status, resp) = s.ingest(json!([{}, {}, {}]).to_string()).await;
+    assert_eq!((status, &resp["accepted"]), (202, &json!(0)), "{resp}");
+    assert_eq!(s.ingest(good()).await.0, 429, "all rejected, all charged");
+
+    // Too many records: the records counted before the refusal (the limit and one).
+    let s = slow_bucket(4.0, |c| c.limits.max_batch_records = 3).await;
+    let (status, _) = s
+        .ingest(json!(vec![record("api", "info", "e", "m"); 10]).to_string())
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(s.ingest(good()).await.0, 429, "4 tokens charged for a 413");
+
+    // A body too large, sent without a length: the bytes read, one token per
+    // max_decompressed_bytes / max_batch_records (here 100) bytes.
+    let s = slow_bucket(5.0, |c| {
+        c.limits.max_body_bytes = 1000;
+        c.limits.max_decompressed_bytes = 1000;
+        c.limits.max_batch_records = 10;
+    })
+    .await;
+    let (status, _) = s
+        .ingest(Body::from_stream(futures_stream(vec![b' '; 1500])))
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(s.ingest(good()).await.0, 429, "1,100 bytes read: 11 tokens");
+
+    // Good requests pay one token per record, as before: a burst of three takes three.
+    let s = slow_bucket(3.0, |_| {}).await;
+    let three = json!(vec![record("api", "info", "e", "m"); 3]).to_string();
+    assert_eq!(s.ingest(three).await.0, 202);
+    assert_eq!(s.ingest(good()).await.0, 429);
+}
+
+/// Issue 21: the bodies the server holds at once are bounded (`limits.max_in_flight_bytes`):
+/// while requests that have not finished sending hold the budget, another is answered 503
+/// with `Retry-After`; once they are gone, it is taken.
+#[tokio::test]
+async fn a_full_in_flight_budget_is_503_with_retry_after() {
+    // Room for five bodies at the 5 MiB limit and change.
+    let s = server_with(|c| c.limits.max_in_flight_bytes = 26 << 20).await;
+    let declared = (5u64 << 20).to_string();
+    let stalled: Vec<_> = (0..5)
+        .map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+            let req = Request::post("/logs/ingest")
+                .header("authorization", format!("Bearer {SECRET}"))
+                .header("content-length", &declared)
+                .body(Body::from_stream(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                ))
+                .unwrap();
+            let app = faultline_server::app(s.state.clone());
+            // The sender is kept: the body never ends.
+            (
+                tx,
+                tokio::spawn(async move { tower::ServiceExt::oneshot(app, req).await }),
+            )
+        })
+        .collect();
+    let five_mib = || {
+        Request::post("/logs/ingest")
+            .header("authorization", format!("Bearer {SECRET}"))
+            .header("content-length", &declared)
+            .body(Body::from(vec![b' '; 5 << 20]))
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (status, headers, resp) = loop {
+        let answer = s.send(five_mib()).await;
+        if answer.0 == 503 || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 503, "{resp}");
+    assert!(resp["error"].as_str().unwrap().contains("retry"), "{resp}");
+    assert_eq!(headers["retry-after"], "1");
+    for (tx, task) in stalled {
+        task.abort();
+        drop(tx);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _, resp) = s.send(five_mib()).await;
+    assert_eq!(
+        status, 400,
+        "read whole once there is room (and all blank): {resp}"
+    );
+}
+
 #[tokio::test]
 async fn content_type_and_encoding_are_checked() {
     let s = server().await;

@@ -1,0 +1,136 @@
+//! What an ingest request costs its key's token bucket, whether it succeeds or not.
+//!
+//! Tokens are records. A request that reaches the store is charged one token per record it
+//! sent, rejected and sampled ones included, before anything is written (`take`: 429 when
+//! the bucket cannot pay). A request refused on the way (a body too large, not gzip or not
+//! JSON, too many records or attributes, no room in the in-flight budget, a content type
+//! the server does not read) is charged afterwards for the work it made the server do: the
+//! records counted in it, or the bytes read and inflated at one token per
+//! `max_decompressed_bytes / max_batch_records` bytes (the size of an average record in the
+//! largest batch), whichever is more, and at least one token (`charge`: the bucket may go
+//! into debt, and the key's next request waits for it). So a client cannot make the server
+//! work for free by sending what it will refuse.
+//!
+//! Not charged: requests without a known key (401, or a public key from another origin),
+//! requests the bucket itself refused (429), and the server's own failures (5xx other than
+//! a full in-flight budget).
+
+use crate::auth::Key;
+use crate::config::Limits;
+use crate::error::ApiError;
+
+/// The work one request has made the server do so far, and whether its key paid for it.
+#[derive(Debug)]
+pub(crate) struct RequestCost<'k> {
+    key: Option<&'k Key>,
+    bytes: u64,
+    records: usize,
+    paid: bool,
+    bytes_per_token: u64,
+}
+
+impl<'k> RequestCost<'k> {
+    /// Nothing done yet.
+    pub(crate) fn new(limits: &Limits) -> RequestCost<'k> {
+        let records = u64::try_from(limits.max_batch_records).unwrap_or(u64::MAX);
+        RequestCost {
+            key: None,
+            bytes: 0,
+            records: 0,
+            paid: false,
+            bytes_per_token: (limits.max_decompressed_bytes / records.max(1)).max(1),
+        }
+    }
+
+    /// The key that pays, once it is known and allowed to send.
+    pub(crate) fn bill_to(&mut self, key: &'k Key) {
+        self.key = Some(key);
+    }
+
+    /// Bytes read from the client or inflated from what it sent.
+    pub(crate) fn add_bytes(&mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+
+    /// Records (or OTLP log records) counted in the body so far.
+    pub(crate) fn counted_records(&mut self, records: usize) {
+        self.records = self.records.max(records);
+    }
+
+    /// Takes one token per record sent (at least one) before records are stored: 429 when
+    /// the bucket cannot pay, and then nothing more is charged.
+    pub(crate) fn take(&mut self, sent: usize) -> Result<(), ApiError> {
+        let Some(key) = self.key else {
+            return Ok(());
+        };
+        self.paid = true;
+        key.bucket
+            .take(sent.max(1) as f64)
+            .map_err(|retry_after| ApiError::RateLimited {
+                key: key.name.clone(),
+                retry_after,
+            })
+    }
+
+    /// Charges a refused request (see the module docs) and hands its result on.
+    pub(crate) fn settle<T>(self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        if let (Err(error), Some(key), false) = (&result, self.key, self.paid)
+            && charged(error)
+        {
+            key.bucket.charge(self.tokens() as f64);
+        }
+        result
+    }
+
+    /// What a refused request is charged.
+    fn tokens(&self) -> u64 {
+        let records = u64::try_from(self.records).unwrap_or(u64::MAX);
+        (self.bytes / self.bytes_per_token).max(records).max(1)
+    }
+}
+
+/// Whether a refusal is charged: the client's doing, or a full in-flight budget (which a
+/// client filling it would otherwise fill again for free); not a 429 or the server's own
+/// failure.
+fn charged(error: &ApiError) -> bool {
+    match error {
+        ApiError::RateLimited { .. } => false,
+        ApiError::Unavailable { .. } => true,
+        other => other.status().is_client_error(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_costs_its_records_or_its_bytes_and_at_least_one_token() {
+        let limits = Limits::default();
+        let per_token = limits.max_decompressed_bytes / limits.max_batch_records as u64;
+        let mut cost = RequestCost::new(&limits);
+        assert_eq!(cost.tokens(), 1);
+        cost.add_bytes(per_token * 10);
+        assert_eq!(cost.tokens(), 10);
+        cost.counted_records(10_001);
+        assert_eq!(cost.tokens(), 10_001);
+        cost.add_bytes(limits.max_decompressed_bytes);
+        assert_eq!(cost.tokens(), 10_010);
+    }
+
+    #[test]
+    fn which_refusals_are_charged() {
+        assert!(charged(&ApiError::bad_request("x")));
+        assert!(charged(&ApiError::TooLarge("x".into())));
+        assert!(charged(&ApiError::UnsupportedMediaType("x".into())));
+        assert!(charged(&ApiError::Unavailable {
+            message: "x".into(),
+            retry_after: std::time::Duration::from_secs(1),
+        }));
+        assert!(!charged(&ApiError::RateLimited {
+            key: "k".into(),
+            retry_after: std::time::Duration::from_secs(1),
+        }));
+        assert!(!charged(&ApiError::Internal("x".into())));
+    }
+}
