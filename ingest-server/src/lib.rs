@@ -29,7 +29,8 @@
 //!    notifies. `GET /alerts`, `POST /alerts/{rule}/reset` (`api/alerts.rs`) and
 //!    `GET /system/checks/latest` (`api/checks.rs`) render what it answers.
 //! 5. **Reads** (`api/logs.rs`): `/logs/recent` and `/logs/stats`; every read takes the
-//!    `Admin` extractor (`api/admin.rs`). `/healthz`, `/readyz` and `/metrics`
+//!    `Admin` extractor (`api/admin.rs`: the admin token from a header, never `?key=`).
+//!    `/healthz`, `/readyz` (its error text only for the admin) and `/metrics`
 //!    (`api/health.rs`, `api/metrics.rs`) are open.
 //! 6. **The dashboard** (`api/dashboard.rs`): every other `GET` is the React app from
 //!    `www/`, embedded at build time by `build.rs`; it reads the API above with the admin

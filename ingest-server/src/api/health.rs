@@ -1,10 +1,15 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can take writes).
+//!
+//! Both are open (load balancers call them without credentials), so they answer with
+//! statuses and counts only, the same as `/metrics`: the store's error text (file paths,
+//! SQL errors) is shown only to a request that carries the admin token.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::api::admin::Admin;
 use crate::app_state::AppState;
 
 /// Readiness fails once the ingest queue is this full, before it starts refusing writes.
@@ -15,18 +20,24 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "uptime_seconds": state.started.elapsed().as_secs() }))
 }
 
-/// Readiness: the store accepts writes and the queue is not saturated.
-pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Readiness: the store accepts writes and the queue is not saturated. With the admin
+/// token (in a header), the body also carries the store's last error (`store.last_error`,
+/// and as the `reason` when that error is why it is not ready).
+pub(crate) async fn readyz(
+    State(state): State<AppState>,
+    admin: Option<Admin>,
+) -> (StatusCode, Json<Value>) {
     let h = state.store.health();
     let saturated =
         h.queue_capacity > 0 && h.queue_depth as f64 >= SATURATED * h.queue_capacity as f64;
     let ready = h.ready && !saturated;
+    let last_error = h.last_error.filter(|_| admin.is_some());
     let reason = if !h.ready && h.spool.is_some() {
         "outage spool nearly full".to_owned()
     } else if !h.ready {
-        h.last_error
+        last_error
             .clone()
-            .unwrap_or_else(|| "store not ready".into())
+            .unwrap_or_else(|| "store not ready (the admin token shows its last error)".into())
     } else if saturated {
         "ingest queue saturated".into()
     } else {
@@ -42,7 +53,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<V
             "queue_depth": h.queue_depth,
             "queue_capacity": h.queue_capacity,
             "stored_bytes": h.stored_bytes,
-            "last_error": h.last_error,
+            "last_error": last_error,
             "spool": h.spool.map(|s| json!({
                 "batches": s.batches,
                 "records": s.records,

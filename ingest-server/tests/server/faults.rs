@@ -208,6 +208,15 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_when_space_returns()
     assert_eq!(status, 503, "{ready}");
     let reason = ready["reason"].as_str().unwrap_or("");
     assert!(reason.contains("No space left"), "{ready}");
+    // Without the token, /readyz is open to anyone: the status, not the error's text (paths,
+    // SQL) (issue 21).
+    let open = c.get(format!("{}/readyz", p.base)).send().await.unwrap();
+    assert_eq!(open.status().as_u16(), 503);
+    let open = open.text().await.unwrap();
+    assert!(
+        !open.contains("No space left") && !open.contains(&*data_dir.to_string_lossy()),
+        "{open}"
+    );
     let (status, recent) = get(&c, &p.base, ADMIN, "/logs/recent?limit=10").await;
     assert_eq!(
         (status, recent["records"].as_array().map(Vec::len)),
