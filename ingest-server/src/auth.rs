@@ -11,8 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use crate::config::{Config, KeyConfig, KeyKind};
 use crate::ratelimit::TokenBucket;
 
-/// A resolved ingest key.
-#[derive(Debug)]
+/// A resolved ingest key. Its `Debug` shows everything but the key itself.
 pub struct Key {
     /// The configured name (for logs and metrics).
     pub name: String,
@@ -34,13 +33,46 @@ impl Key {
     }
 }
 
-/// Every ingest key and the admin token.
-#[derive(Debug)]
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("secret", &REDACTED)
+            .field("services", &self.services)
+            .field("origins", &self.origins)
+            .field("bucket", &self.bucket)
+            .finish()
+    }
+}
+
+/// What `Debug` shows instead of a secret.
+const REDACTED: Redacted = Redacted;
+
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Every ingest key and the admin token. Its `Debug` shows neither the keys nor the token.
 pub struct KeyRing {
     keys: Vec<Key>,
     admin_token: String,
     /// Every origin any public key allows (for CORS preflights, which carry no key).
     pub origins: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("keys", &self.keys)
+            .field("admin_token", &REDACTED)
+            .field("origins", &self.origins)
+            .finish()
+    }
 }
 
 impl KeyRing {
@@ -150,6 +182,39 @@ mod tests {
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
         assert_eq!(presented_key(&h, Some("q")), Some("tok"));
         assert_eq!(presented_key(&HeaderMap::new(), Some("")), None);
+    }
+
+    /// Guards secrets in logs and panics: `Key` and `KeyRing` derived `Debug`, so any
+    /// `{:?}` of them printed every ingest key and the admin token.
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = Config::default();
+        let key = |name: &str, kind| KeyConfig {
+            name: name.into(),
+            kind,
+            key: None,
+            key_env: Some("X".into()),
+            key_file: None,
+            services: vec!["*".into()],
+            origins: vec!["https://a.example".into()],
+            rate_limit: None,
+        };
+        let ring = KeyRing::new(
+            &config,
+            vec![
+                (key("backend", KeyKind::Secret), "sk_very_secret_1".into()),
+                (key("panel", KeyKind::Public), "pk_public_2".into()),
+            ],
+            "admin_token_3".into(),
+        );
+        let shown = format!("{ring:?} {:?} {ring:#?}", ring.keys[0]);
+        for secret in ["sk_very_secret_1", "pk_public_2", "admin_token_3"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("backend") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]
