@@ -1,6 +1,8 @@
 //! Secrets: the admin token, the public user salt, the HMAC re-keying key and the shortcut
 //! ingest keys. Each comes from its environment variable; an unset one is generated on first
-//! start, kept in `<data_dir>/secrets.toml` (mode 0600) and printed once.
+//! start from the operating system's random source (the server refuses to start when that
+//! fails), kept in `<data_dir>/secrets.toml` (mode 0600, in a data dir of mode 0700) and
+//! printed once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,9 @@ use crate::config::{Config, KeyConfig, KeyKind};
 /// The file generated secrets are kept in, inside the data dir.
 pub(crate) const SECRETS_FILE: &str = "secrets.toml";
 
-/// Secrets resolved from env, the secrets file, or generated now.
-#[derive(Debug, Clone)]
+/// Secrets resolved from env, the secrets file, or generated now. No `Debug`: everything
+/// in it is secret.
+#[derive(Clone)]
 pub(crate) struct Secrets {
     /// Needed to read the API and the dashboard.
     pub admin_token: String,
@@ -43,42 +46,76 @@ fn default_origins(config: &Config) -> Vec<String> {
     origins
 }
 
-/// Resolves every secret for `config`, generating and persisting missing ones.
+/// Where random bytes come from: the OS (`getrandom`), or a failing source in tests.
+type RandomSource = fn(&mut [u8]) -> Result<(), String>;
+
+fn os_random(bytes: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(bytes).map_err(|e| e.to_string())
+}
+
+/// Resolves every secret for `config`, generating and persisting missing ones. Creates the
+/// data dir (0700), or takes group and other access away from an existing one.
 pub(crate) fn resolve(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let file = config.data_dir.join(SECRETS_FILE);
+    resolve_with(config, env, os_random)
+}
+
+fn resolve_with(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    random: RandomSource,
+) -> Result<Secrets> {
+    let dir = &config.data_dir;
+    faultline_store::create_private_dir_all(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    match faultline_store::restrict_dir(dir) {
+        Ok(true) => tracing::info!(
+            data_dir = %dir.display(),
+            "took group and other access away from the data dir (now 0700)"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(
+            data_dir = %dir.display(),
+            error = %e,
+            "cannot restrict the data dir to its owner: make it 0700 by hand"
+        ),
+    }
+    let file = dir.join(SECRETS_FILE);
     let mut stored = read_stored(&file)?;
     let mut generated = Vec::new();
     let mut changed = false;
 
-    let mut get = |var: &str, field: &str, label: &str, make: &dyn Fn() -> String| -> String {
+    let mut get = |var: &str,
+                   field: &str,
+                   label: &str,
+                   make: &dyn Fn() -> Result<String>|
+     -> Result<String> {
         if let Some(v) = env(var).filter(|v| !v.trim().is_empty()) {
-            return v.trim().to_owned();
+            return Ok(v.trim().to_owned());
         }
         if let Some(v) = stored.get(field) {
-            return v.clone();
+            return Ok(v.clone());
         }
-        let v = make();
+        let v = make().with_context(|| format!("cannot generate {var}: set it instead"))?;
         stored.insert(field.to_owned(), v.clone());
         generated.push((label.to_owned(), v.clone()));
         changed = true;
-        v
+        Ok(v)
     };
+    let hex = |n: usize| random_hex(n, random);
 
     let admin_token = get(
         "FAULTLINE_ADMIN_TOKEN",
         "admin_token",
         "admin token",
-        &|| format!("fl_admin_{}", random_hex(16)),
-    );
+        &|| Ok(format!("fl_admin_{}", hex(16)?)),
+    )?;
     let user_salt = get(
         "FAULTLINE_USER_SALT",
         "user_salt",
         "user salt (public)",
-        &|| random_hex(16),
-    );
-    let hmac_key = get("FAULTLINE_HMAC_KEY", "hmac_key", "", &|| random_hex(32));
+        &|| hex(16),
+    )?;
+    let hmac_key = get("FAULTLINE_HMAC_KEY", "hmac_key", "", &|| hex(32))?;
 
     // The shortcut keys: honored whenever set; generated only for a config without keys,
     // so a one-line start works and a configured deployment gets no surprise credentials.
@@ -89,8 +126,8 @@ pub(crate) fn resolve(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> 
             "FAULTLINE_INGEST_KEY",
             "ingest_key",
             "secret ingest key (every service)",
-            &|| format!("sk_{}", random_hex(16)),
-        ))
+            &|| Ok(format!("sk_{}", hex(16)?)),
+        )?)
     } else {
         env("FAULTLINE_INGEST_KEY")
     };
@@ -111,8 +148,8 @@ pub(crate) fn resolve(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> 
             "FAULTLINE_PUBLIC_KEY",
             "public_key",
             "public key (service ui)",
-            &|| format!("pk_{}", random_hex(12)),
-        ))
+            &|| Ok(format!("pk_{}", hex(12)?)),
+        )?)
     } else {
         env("FAULTLINE_PUBLIC_KEY")
     };
@@ -199,15 +236,9 @@ fn write_stored(file: &Path, values: &BTreeMap<String, String>) -> Result<()> {
     let tmp = file.with_extension("toml.tmp");
     {
         use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&tmp)
+        // A leftover temporary keeps its mode when opened again: start from a new file.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = faultline_store::create_private_file(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
@@ -216,20 +247,85 @@ fn write_stored(file: &Path, values: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-/// `n` random bytes as lowercase hex.
-pub(crate) fn random_hex(n: usize) -> String {
+/// `n` random bytes from `random` as lowercase hex. A failing source is an error: a secret
+/// made of anything guessable (a time-based UUID was the fallback) is no secret.
+fn random_hex(n: usize, random: RandomSource) -> Result<String> {
     let mut bytes = vec![0u8; n];
-    // The OS random source failing is not recoverable for a server that must mint secrets.
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes = uuid::Uuid::now_v7().as_bytes().repeat(n.div_ceil(16));
-        bytes.truncate(n);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random(&mut bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the operating system's random source failed ({e}); refusing to make up a secret \
+             without it"
+        )
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guards guessable secrets: when the OS random source failed, secrets were made of a
+    /// UUIDv7 (a timestamp and a few random bits); now the server refuses to start, saying
+    /// why and what to do.
+    #[test]
+    fn a_failing_random_source_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        fn broken(_: &mut [u8]) -> Result<(), String> {
+            Err("getrandom: no entropy".into())
+        }
+        let err = resolve_with(&config, &|_| None, broken).err().unwrap();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("random source failed")
+                && err.contains("no entropy")
+                && err.contains("FAULTLINE_ADMIN_TOKEN"),
+            "{err}"
+        );
+        assert!(!config.data_dir.join(SECRETS_FILE).exists());
+        // With every secret given, nothing needs generating, and it starts.
+        let given = |k: &str| {
+            [
+                "FAULTLINE_ADMIN_TOKEN",
+                "FAULTLINE_USER_SALT",
+                "FAULTLINE_HMAC_KEY",
+                "FAULTLINE_INGEST_KEY",
+                "FAULTLINE_PUBLIC_KEY",
+            ]
+            .contains(&k)
+            .then(|| format!("{k}-value"))
+        };
+        assert!(resolve_with(&config, &given, broken).is_ok());
+    }
+
+    /// Guards a data dir readable by every user: it was created 0755 (and one made by an
+    /// older version stays so); now 0700 either way.
+    #[cfg(unix)]
+    #[test]
+    fn the_data_dir_is_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let resolve_in = |data_dir: &Path| {
+            let config = Config {
+                data_dir: data_dir.to_path_buf(),
+                ..Config::default()
+            };
+            resolve(&config, &|_| None).unwrap();
+        };
+        let new = tmp.path().join("new/data");
+        resolve_in(&new);
+        assert_eq!(mode(&new), 0o700);
+        assert_eq!(mode(&new.join(SECRETS_FILE)), 0o600);
+        let old = tmp.path().join("old");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+        resolve_in(&old);
+        assert_eq!(mode(&old), 0o700);
+    }
 
     #[test]
     fn generated_once_then_reused_and_env_wins() {
