@@ -41,7 +41,7 @@ impl TokenBucket {
             *tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((needed - *tokens) / self.rate))
+            Err(wait(needed - *tokens, self.rate))
         }
     }
 
@@ -64,8 +64,17 @@ impl TokenBucket {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = *state;
         let tokens = tokens + last.elapsed().as_secs_f64() * self.rate;
-        (tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        (tokens < 1.0).then(|| wait(1.0 - tokens, self.rate))
     }
+}
+
+/// The longest wait a bucket asks for (a client then asks again).
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
+/// How long `missing` tokens take to refill at `rate` per second, at most [`MAX_WAIT`]:
+/// `Duration::from_secs_f64` panics on a value it cannot hold (a tiny rate, a huge debt).
+fn wait(missing: f64, rate: f64) -> Duration {
+    Duration::try_from_secs_f64(missing / rate).map_or(MAX_WAIT, |d| d.min(MAX_WAIT))
 }
 
 #[cfg(test)]
@@ -83,6 +92,22 @@ mod tests {
         let wait = b.take_at(10.0, t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
         assert!(b.take_at(10.0, t0 + Duration::from_millis(500)).is_ok());
+    }
+
+    /// Guards a panic on the first 429: `from_secs_f64` of a wait that a tiny rate made
+    /// too long for a `Duration`.
+    #[test]
+    fn a_wait_too_long_to_say_is_capped_not_a_panic() {
+        let b = TokenBucket::new(RateLimit {
+            records_per_second: 1e-300,
+            burst: 1.0,
+        });
+        let t0 = Instant::now();
+        assert!(b.take_at(1.0, t0).is_ok());
+        assert_eq!(b.take_at(1.0, t0).unwrap_err(), MAX_WAIT);
+        assert_eq!(b.is_empty(), Some(MAX_WAIT));
+        assert_eq!(wait(1.0, 0.0), MAX_WAIT);
+        assert_eq!(wait(f64::NAN, 1.0), MAX_WAIT);
     }
 
     #[test]
