@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use faultline_schema::UserRekeyer;
+use faultline_schema::{UrlScrubber, UserRekeyer};
 use faultline_store::RecordStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -26,6 +26,8 @@ pub struct AppState {
     pub user_salt: Arc<str>,
     /// The secret `meta.user` is re-keyed with, as a ready HMAC state.
     pub rekeyer: Arc<UserRekeyer>,
+    /// Takes credentials and secret parameters out of URLs in every record (`[privacy]`).
+    pub scrubber: Arc<UrlScrubber>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// When the server started.

@@ -38,6 +38,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Sampling of chatty services' records below `WARNING`; off unless configured.
     pub sampling: Sampling,
+    /// What ingest takes out of records before storing them.
+    pub privacy: Privacy,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             postgres: Postgres::default(),
             alerts: AlertsConfig::default(),
             sampling: Sampling::default(),
+            privacy: Privacy::default(),
         }
     }
 }
@@ -261,6 +264,21 @@ impl Sampling {
     }
 }
 
+/// Privacy: every record ingest takes in (from browsers, services, OTLP) has URL credentials
+/// removed and the values of secret-looking URL parameters replaced with `[Filtered]`, in
+/// its message and every string of its meta, before it is stored (the rule is
+/// `faultline_schema::UrlScrubber`, the same as the browser reporter's; docs/SECURITY.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Privacy {
+    /// More URL parameter names to filter, beyond the built-in ones (`token`, `key`,
+    /// `password`, `secret`, `session`, `code`, ...). An entry filters every parameter whose
+    /// name, in ASCII letters and digits and lowercased, contains the entry's (so
+    /// `"tenant"` filters `tenant`, `x_tenant_id` and `TenantId`). Env
+    /// `FAULTLINE_PRIVACY_DENY_URL_PARAMS`, comma-separated.
+    pub deny_url_params: Vec<String>,
+}
+
 /// Values given on the command line (clap has already merged their env vars).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -337,6 +355,16 @@ impl Config {
 
         if let Some(url) = env("DATABASE_URL") {
             config.database_url = Some(url);
+        }
+        // A list, which the scalar overrides above skip: comma-separated, like
+        // FAULTLINE_CORS_ORIGINS.
+        if let Some(names) = env("FAULTLINE_PRIVACY_DENY_URL_PARAMS") {
+            config.privacy.deny_url_params = names
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
@@ -438,6 +466,14 @@ impl Config {
                 ));
             }
         }
+        for name in &self.privacy.deny_url_params {
+            if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
+                return invalid(format!(
+                    "privacy.deny_url_params: {name:?} has no letter or digit, so it would \
+                     match every parameter name: give names such as \"tenant\""
+                ));
+            }
+        }
         self.alerts
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -445,12 +481,22 @@ impl Config {
     }
 }
 
+/// The slowest rate a limit may have: one record a day. A slower one would ask clients to
+/// wait longer than a `Duration` (or a `Retry-After`) can say.
+const MIN_RECORDS_PER_SECOND: f64 = 1.0 / 86_400.0;
+
 fn check_rate(rate: &RateLimit, at: &str) -> Result<(), ConfigError> {
-    if rate.records_per_second > 0.0 && rate.burst >= 1.0 {
+    let ok = rate.records_per_second.is_finite()
+        && rate.records_per_second >= MIN_RECORDS_PER_SECOND
+        && rate.burst.is_finite()
+        && rate.burst >= 1.0;
+    if ok {
         Ok(())
     } else {
         Err(ConfigError::Invalid(format!(
-            "{at}: rate limits need records_per_second > 0 and burst >= 1"
+            "{at}: rate limits need records_per_second of at least 1/86400 (one record a \
+             day) and burst >= 1, both finite; got records_per_second = {}, burst = {}",
+            rate.records_per_second, rate.burst
         )))
     }
 }
@@ -613,6 +659,74 @@ services = ["api", "worker"]
             err.contains("sampling.services") && err.contains("API"),
             "{err}"
         );
+    }
+
+    /// Guards start-up panics: a tiny rate made `Duration::from_secs_f64` overflow on the
+    /// first 429, and a huge duration overflowed deadlines; both are config errors now.
+    #[test]
+    fn tiny_rates_and_huge_durations_are_config_errors() {
+        for rate in ["1e-300", "0.0", "-1.0", "nan", "inf"] {
+            let err = load(
+                &format!(
+                    "[limits]\npublic_key_rate = {{ records_per_second = {rate}, burst = 10.0 }}\n"
+                ),
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("limits") && err.contains("records_per_second"),
+                "{rate}: {err}"
+            );
+        }
+        let err = load("", &[("FAULTLINE_LIMITS_SECRET_KEY_RATE_BURST", "inf")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("burst"), "{err}");
+        assert!(
+            load(
+                "[limits]\npublic_key_rate = { records_per_second = 0.0001, burst = 1.0 }\n",
+                &[]
+            )
+            .is_ok()
+        );
+        let err = load("[storage]\nretention = \"36501d\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("retention") && err.contains("too long"),
+            "{err}"
+        );
+        let many = format!("{}ms", u64::MAX).repeat(1_100);
+        let err = load("", &[("FAULTLINE_STORAGE_RETENTION", &many)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too long"), "{err}");
+    }
+
+    #[test]
+    fn privacy_deny_url_params_from_file_and_env() {
+        let c = load(
+            "[privacy]\ndeny_url_params = [\"tenant\", \"X-Trace\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.privacy.deny_url_params, ["tenant", "X-Trace"]);
+        let c = load(
+            "[privacy]\ndeny_url_params = [\"tenant\"]\n",
+            &[("FAULTLINE_PRIVACY_DENY_URL_PARAMS", " a , ,b")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.privacy.deny_url_params,
+            ["a", "b"],
+            "env replaces the list"
+        );
+        assert!(load("", &[]).unwrap().privacy.deny_url_params.is_empty());
+        let err = load("[privacy]\ndeny_url_params = [\"--\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("privacy.deny_url_params"), "{err}");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use faultline_schema::{
-    BatchError, DecodeOptions, Record, Rejected, Timestamp, UserRekeyer, Uuid, Value,
-    decode_batch_within,
+    BatchError, DecodeOptions, InvalidRecord, Record, Rejected, SAMPLE_WEIGHT_KEY, Timestamp,
+    UrlScrubber, UserRekeyer, Uuid, Value, decode_batch_within,
 };
 use faultline_store::StoreError;
 use http_body_util::BodyExt;
@@ -197,8 +197,9 @@ pub(crate) async fn admit<'s, C>(
 }
 
 /// What every ingest endpoint does with decoded records: refuses services the key may not
-/// write, stamps the rest, samples them, charges the key's rate limit, and answers once
-/// the store has made them durable.
+/// write and a client's `meta.sample_weight`, stamps the rest (and refuses what stamping
+/// made too large), samples them, charges the key's rate limit, and answers once the store
+/// has made them durable.
 ///
 /// `records` are the good records in batch order and `invalid` the bad ones by index
 /// (sorted), as [`decode_batch_within`] returns them; the position of each good record is
@@ -231,10 +232,7 @@ pub(crate) async fn store(
             bad_indexes.next();
             index += 1;
         }
-        if key.allows_service(&record.service) {
-            stamp(&mut record, now, &state.rekeyer);
-            records.push(record);
-        } else {
+        if !key.allows_service(&record.service) {
             forbidden += 1;
             rejected.push(RejectedRecord {
                 index,
@@ -243,13 +241,37 @@ pub(crate) async fn store(
                     key.name, record.service
                 ),
             });
+        } else if record.meta.contains_key(SAMPLE_WEIGHT_KEY) {
+            // Only the sampler says how many records one stands for: a client's weight
+            // would inflate the counts (and overflow their sums).
+            metrics::counter!("faultline_ingest_records_rejected_total", "reason" => "reserved_key")
+                .increment(1);
+            rejected.push(RejectedRecord {
+                index,
+                error: format!(
+                    "meta.{SAMPLE_WEIGHT_KEY}: set only by the server's sampler; remove it \
+                     (or send the value under another key)"
+                ),
+            });
+        } else if let Err(e) = stamp(&mut record, now, &state.rekeyer, &state.scrubber) {
+            metrics::counter!("faultline_ingest_records_rejected_total", "reason" => e.reason())
+                .increment(1);
+            rejected.push(RejectedRecord {
+                index,
+                error: format!(
+                    "{e} (counted after the server's changes: meta.user re-keyed to 18 \
+                     characters, secret URL parameters replaced with [Filtered])"
+                ),
+            });
+        } else {
+            records.push(record);
         }
         index += 1;
     }
     if forbidden > 0 {
         metrics::counter!("faultline_ingest_records_rejected_total", "reason" => "forbidden_service")
             .increment(forbidden as u64);
-        if records.is_empty() && invalid.is_empty() {
+        if records.is_empty() && invalid.is_empty() && rejected.len() == forbidden {
             return Err(ApiError::Forbidden(format!(
                 "key {:?} may not write records for the services in this batch",
                 key.name
@@ -481,15 +503,36 @@ async fn decompress(
     }
 }
 
-/// Server-side stamping: an id for idempotent storage, `received_at`, re-keyed `meta.user`.
-fn stamp(record: &mut Record, now: Timestamp, rekeyer: &UserRekeyer) {
+/// Server-side stamping: an id for idempotent storage, `received_at`, re-keyed `meta.user`,
+/// and URL credentials and secret parameters taken out of the message and every string of
+/// `meta` (`[privacy]`).
+///
+/// Both may make the record longer than what `decode_batch` checked (`"user": ""` becomes
+/// 18 characters, `?key=1` becomes `?key=[Filtered]`), so a record that grew is checked
+/// again: one that no longer fits is refused here, never acknowledged and then unreadable.
+fn stamp(
+    record: &mut Record,
+    now: Timestamp,
+    rekeyer: &UserRekeyer,
+    scrubber: &UrlScrubber,
+) -> Result<(), InvalidRecord> {
     if record.id.is_none() {
         record.id = Some(Uuid::now_v7());
     }
     record.received_at = Some(now);
+    let mut grew = false;
     if let Some(Value::String(user)) = record.meta.get_mut("user") {
-        *user = rekeyer.rekey(user);
+        let rekeyed = rekeyer.rekey(user);
+        // A re-keyed id is plain hex, so it is no longer as JSON unless it has more bytes.
+        grew = rekeyed.len() > user.len();
+        *user = rekeyed;
     }
+    grew |= scrubber.scrub_record(record);
+    if grew {
+        // Truncates a message that grew; refuses a `meta` that did.
+        record.validate()?;
+    }
+    Ok(())
 }
 
 fn store_error(e: StoreError) -> ApiError {

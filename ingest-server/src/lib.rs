@@ -10,7 +10,9 @@
 //!    records while it parses them and checks every one. Whatever the answer, the key pays
 //!    for the request (`request_cost.rs`). Good
 //!    records for services the key may write get an id (UUIDv7 unless the client chose one),
-//!    `received_at`, and a re-keyed `meta.user`; then sampling (`sampling.rs`, off unless
+//!    `received_at`, a re-keyed `meta.user`, and URLs without credentials or secret
+//!    parameters (`faultline_schema::UrlScrubber`, `[privacy]`), and are checked again if
+//!    that made them longer; then sampling (`sampling.rs`, off unless
 //!    configured) may keep one in N of a chatty service's records below `WARNING`, weighted.
 //!
 //!    **`POST /v1/logs`** (`api/otlp.rs`, decoding in `otlp/`: OpenTelemetry logs over

@@ -18,8 +18,9 @@
 //! more; after a quiet minute the next window starts from nothing again.
 //!
 //! A kept record's weight is the number of records of its level since the previous kept
-//! one, itself included, written to `meta.sample_weight` when above 1 (and multiplied into
-//! a weight the client already set). The weights therefore add up exactly to the records
+//! one, itself included, written to `meta.sample_weight` when above 1. (Ingest refuses a
+//! client's own `meta.sample_weight`, so every record reaching the sampler counts as one;
+//! the sums saturate all the same.) The weights therefore add up exactly to the records
 //! seen, except for the records skipped since the last kept one: fewer than N per level,
 //! which is at most `n / rate` (a fraction `1 / rate` of the window's volume). Those are
 //! not lost: the window's skipped tail is carried into the weight of the next record kept

@@ -51,6 +51,9 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let sampler = Arc::new(Sampler::new(config.sampling.clone()));
+    let scrubber = Arc::new(faultline_schema::UrlScrubber::new(
+        &config.privacy.deny_url_params,
+    ));
     let bodies = Arc::new(BodyBudget::new(config.limits.max_in_flight_bytes));
     let state = AppState {
         config: Arc::new(config),
@@ -58,6 +61,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         store,
         user_salt: secrets.user_salt.into(),
         rekeyer: Arc::new(faultline_schema::UserRekeyer::new(&secrets.hmac_key)),
+        scrubber,
         metrics: metrics::install(),
         started: Instant::now(),
         alerts,

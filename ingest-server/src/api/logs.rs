@@ -161,7 +161,9 @@ pub(crate) async fn stats(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut totals: BTreeMap<(String, Level), u64> = BTreeMap::new();
     for b in &stats.buckets {
-        *totals.entry((b.service.clone(), b.level)).or_default() += b.count;
+        // Saturating, like the counts: weights are large by design.
+        let total = totals.entry((b.service.clone(), b.level)).or_default();
+        *total = total.saturating_add(b.count);
     }
     Ok(Json(StatsResponse {
         since,

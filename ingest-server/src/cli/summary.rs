@@ -89,7 +89,10 @@ pub(crate) async fn summary(args: SummaryArgs) -> anyhow::Result<()> {
         (a.service.as_str(), std::cmp::Reverse(a.level))
             .cmp(&(b.service.as_str(), std::cmp::Reverse(b.level)))
     });
-    report.records = report.counts.iter().map(|c| c.count).sum();
+    report.records = report
+        .counts
+        .iter()
+        .fold(0, |sum: u64, c| sum.saturating_add(c.count));
     report.status = if !report.firing.is_empty() {
         "firing"
     } else if report
@@ -142,7 +145,8 @@ async fn local(args: &SummaryArgs, since: Timestamp, until: Timestamp) -> anyhow
     let mut report = empty(HumanDuration(until_minus(since, until)), since, until);
     let mut totals: BTreeMap<(String, Level), u64> = BTreeMap::new();
     for b in stats.buckets {
-        *totals.entry((b.service, b.level)).or_default() += b.count;
+        let total = totals.entry((b.service, b.level)).or_default();
+        *total = total.saturating_add(b.count);
     }
     report.counts = totals
         .into_iter()

@@ -11,6 +11,7 @@ mod faults;
 mod forward;
 mod fuzz_regressions;
 mod hostile;
+mod integrity;
 mod otlp;
 mod pg;
 mod postgres;

@@ -98,6 +98,77 @@ async fn every_read_endpoint_needs_the_admin_token() {
     f.terminate();
 }
 
+/// Guards secrets that URLs carry into stored records: every record, from any client, has
+/// `user:password@` removed and secret-looking query and fragment parameters replaced with
+/// `[Filtered]` (the built-in names and `[privacy] deny_url_params`), in its message and in
+/// every string of its meta, before it is written: nothing of them reaches the disk.
+#[tokio::test]
+async fn urls_lose_credentials_and_secret_parameters_before_they_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Faultline::start(
+        dir.path(),
+        None,
+        &[(
+            "FAULTLINE_PRIVACY_DENY_URL_PARAMS",
+            "tenant, X-Shard".into(),
+        )],
+    );
+    let secrets = [
+        "hunter2", "abc123", "deadbeef", "tok.en", "k3y", "acme", "s355", "pw1", "shard9",
+    ];
+    let mut r = record(
+        "api",
+        "ERROR",
+        "upstream_failed",
+        "GET https://svc:hunter2@api.example/v1/cb?code=abc123&page=2&X-Amz-Signature=deadbeef \
+         failed",
+    );
+    r["meta"] = json!({
+        "url": "https://app.example/login?next=%2Fhome#access_token=tok.en&state=ok",
+        "breadcrumbs": [{
+            "category": "fetch",
+            "message": "GET /api/items?api_key=k3y&tenant_id=acme 500",
+            "data": { "url": "/api/items?sessionid=s355&x_shard=shard9" }
+        }],
+        "request": { "headers": { "referer": "https://x.example/?password=pw1" } },
+        "harmless": "?page=2&q=keys#section",
+    });
+    let resp = f.post(KEY, None, json!([r])).await;
+    assert_eq!(resp["accepted"], 1, "{resp}");
+    let stored = f.get("/logs/recent?service=api").await["records"][0].clone();
+    assert_eq!(
+        stored["message"],
+        "GET https://api.example/v1/cb?code=[Filtered]&page=2&X-Amz-Signature=[Filtered] failed"
+    );
+    let meta = &stored["meta"];
+    assert_eq!(
+        meta["url"],
+        "https://app.example/login?next=%2Fhome#access_token=[Filtered]&state=ok"
+    );
+    assert_eq!(
+        meta["breadcrumbs"][0]["message"],
+        "GET /api/items?api_key=[Filtered]&tenant_id=[Filtered] 500"
+    );
+    assert_eq!(
+        meta["breadcrumbs"][0]["data"]["url"],
+        "/api/items?sessionid=[Filtered]&x_shard=[Filtered]"
+    );
+    assert_eq!(
+        meta["request"]["headers"]["referer"],
+        "https://x.example/?password=[Filtered]"
+    );
+    assert_eq!(meta["harmless"], "?page=2&q=keys#section");
+    f.terminate();
+    let mut on_disk = String::new();
+    for entry in std::fs::read_dir(dir.path().join("segments")).unwrap() {
+        on_disk += &String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(on_disk.contains("[Filtered]"), "the record is on disk");
+    for secret in secrets {
+        assert!(!on_disk.contains(secret), "{secret} reached the disk");
+    }
+}
+
 #[tokio::test]
 async fn a_public_key_writes_only_its_services_from_its_origins_and_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
