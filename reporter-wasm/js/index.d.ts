@@ -60,6 +60,13 @@ export interface Options {
   ignoreErrors?: Array<string | RegExp>;
   /** Script URLs whose errors are ignored (matched against the top frames). */
   denyUrls?: Array<string | RegExp>;
+  /**
+   * More URL parameter names whose values are replaced by `[Filtered]`, besides the built-in
+   * ones (`token`, `password`, `secret`, `key`, `code`, `session`, `auth`, ...). A string
+   * matches a name that contains it, case and separators ignored (`"email"` filters `email`,
+   * `userEmail` and `x-email-addr`); a RegExp is tested against the name (percent-decoded).
+   */
+  denyUrlParams?: Array<string | RegExp>;
   /** Also report `console.error` calls. Default false (they are always breadcrumbs). */
   captureConsole?: boolean;
   /** Identical errors within this many ms fold into one record with `meta.count`. Default 5000. */

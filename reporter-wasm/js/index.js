@@ -25,6 +25,18 @@ const LEVELS = {
 };
 const EXTENSION = /^\s*(?:at .*?\(?)?[^\n]*?(?:chrome|moz|safari|safari-web|ms-browser)-extension:\/\//;
 const DEFAULT_IGNORE = [/ResizeObserver loop/];
+// URL parameters whose values are replaced by FILTERED: a name is secret when one of its
+// words (split at anything but letters and digits, and at camelCase) is in SECRET_WORDS, or
+// when the name with its separators removed contains one of SECRET_PARTS (or an entry of
+// `denyUrlParams`). Short words only as whole words: `key` filters `x_api_key` and `apiKey`,
+// not `monkey`; `code` filters `auth_code`, not `zipcode`.
+const SECRET_WORDS = /^(?:key|code|sig|pwd|pass|pin|otp|sid|ssn)$/;
+const SECRET_PARTS = "token passw secret apikey auth credential session sessid signature privatekey jwt bearer cookie".split(" ");
+const FILTERED = "[Filtered]";
+// `?name=value` (also after `&` and `#`): in URLs and in any text that holds one.
+const PARAM = /([?&#])([\w.%[\]-]+)=([^\s&#"'<>\\]*)/g;
+// `scheme://user:password@`: the credentials go.
+const USERINFO = /\b([a-z][\w+.-]*:\/\/)[^\s/?#@"'<>\\]*@/gi;
 
 let o = null; // options, once init has run
 let box = null;
@@ -114,11 +126,30 @@ function describe(v) {
   return String(v);
 }
 
+// A parameter name's words: lower case, split at anything but letters and digits.
+const words = (name) => name.toLowerCase().split(/[^a-z\d]+/);
+
+function secretParam(name) {
+  try {
+    name = decodeURIComponent(name);
+  } catch {}
+  const w = words(name.replace(/([a-z\d])([A-Z])/g, "$1_$2"));
+  const joined = w.join("");
+  return w.some((x) => SECRET_WORDS.test(x)) || o.secretParts.some((p) => (p.test ? p.test(name) : joined.includes(p)));
+}
+
+// Text (a URL, or a message that holds some) without credentials or secret parameter values.
+function scrub(text) {
+  return String(text)
+    .replace(USERINFO, "$1")
+    .replace(PARAM, (all, sep, name) => (secretParam(name) ? sep + name + "=" + FILTERED : all));
+}
+
 function record(event, level, message, meta) {
   const m = {};
   if (o.release) m.release = o.release;
   if (o.environment) m.environment = o.environment;
-  m.url = clip(location.href, 2048);
+  m.url = clip(scrub(location.href), 2048);
   m.user_agent = navigator.userAgent;
   if (Object.keys(scope.tags).length) m.tags = { ...scope.tags };
   if (Object.keys(scope.contexts).length) m.contexts = { ...scope.contexts };
@@ -129,7 +160,7 @@ function record(event, level, message, meta) {
     service: o.service,
     level,
     event,
-    message: clip(message || "(no message)", 8000),
+    message: clip(scrub(message || "(no message)"), 8000),
     meta: Object.assign(m, meta),
   };
 }
@@ -152,7 +183,7 @@ function fit(rec) {
 // The last steps, which need the module: frames, the anonymized user, beforeSend.
 function finish(rec, raw) {
   if (wasm && raw) {
-    const frames = core.frames(raw.stack || "", raw.file || "", raw.line >>> 0, raw.col >>> 0);
+    const frames = core.frames(scrub(raw.stack || ""), scrub(raw.file || ""), raw.line >>> 0, raw.col >>> 0);
     if (frames) rec.meta.stack = JSON.parse(frames);
   }
   if (scope.user) rec.meta.user = scope.user;
@@ -272,20 +303,39 @@ function fromError(event, error, context, fallback) {
 }
 
 function crumb(category, message, level, data) {
-  const c = { ts: new Date().toISOString(), category, message: clip(message, 300) };
+  const c = { ts: new Date().toISOString(), category, message: clip(scrub(message), 300) };
   if (level) c.level = level;
-  if (data) c.data = data;
+  if (data) {
+    try {
+      // A copy, scrubbed as text (the scrub keeps JSON intact): a cycle drops the data.
+      c.data = JSON.parse(scrub(JSON.stringify(data)));
+    } catch {}
+  }
   scope.crumbs.push(c);
   if (scope.crumbs.length > o.maxBreadcrumbs) scope.crumbs.shift();
 }
 
-// Where a click landed, as `button#save.primary "Save"`.
+// A request's URL in a breadcrumb.
+function link(url) {
+  return clip(scrub(url), 200);
+}
+
+// Where a click landed, as `input#pw[name=password] "Password"` or `button#save "Save"`:
+// tag, id, name, role and a visible label. Never what was typed: no value of a form field,
+// no text of anything editable; text only of buttons, links and labels.
 function target(el) {
   if (!el || !el.tagName) return "";
   let s = el.tagName.toLowerCase();
-  if (el.id) s += "#" + el.id;
-  if (typeof el.className === "string" && el.className.trim()) s += "." + el.className.trim().split(/\s+/).slice(0, 2).join(".");
-  const t = (el.innerText || el.value || "").trim();
+  const attr = (n) => clip(el.getAttribute(n) || "", 40);
+  if (el.id) s += "#" + clip(el.id, 40);
+  for (const n of ["name", "role"]) if (attr(n)) s += "[" + n + "=" + attr(n) + "]";
+  // Rendered text, unless something in it can be typed into (a label around a textarea).
+  const text = (n) => (n && !n.isContentEditable && !n.querySelector("textarea,[contenteditable]") && n.innerText) || "";
+  const t = (
+    attr("aria-label") ||
+    text(el.labels && el.labels[0]) ||
+    (/^(BUTTON|A|LABEL|SUMMARY)$/.test(el.tagName) || /^(button|link|tab|menuitem)$/.test(attr("role")) ? text(el) : "")
+  ).trim();
   return t ? s + ' "' + clip(t, 40) + '"' : s;
 }
 
@@ -314,8 +364,8 @@ function hooks() {
       if (url.startsWith(o.endpoint)) return;
       const method = (init && init.method) || (input && input.method) || "GET";
       p.then(
-        guard((res) => res.status >= 400 && crumb("fetch", method + " " + clip(url, 200) + " " + res.status, "error")),
-        guard((err) => crumb("fetch", method + " " + clip(url, 200) + " failed: " + describe(err), "error")),
+        guard((res) => res.status >= 400 && crumb("fetch", method + " " + link(url) + " " + res.status, "error")),
+        guard((err) => crumb("fetch", method + " " + link(url) + " failed: " + describe(err), "error")),
       );
     })();
     return p;
@@ -332,7 +382,7 @@ function hooks() {
         this.addEventListener(
           "loadend",
           guard(() => {
-            if (this.status === 0 || this.status >= 400) crumb("xhr", info[0] + " " + clip(info[1], 200) + " " + (this.status || "failed"), "error");
+            if (this.status === 0 || this.status >= 400) crumb("xhr", info[0] + " " + link(info[1]) + " " + (this.status || "failed"), "error");
           }),
         );
       }
@@ -394,6 +444,8 @@ function options(opts) {
   for (const k of ["batchSize", "maxBatchBytes", "flushIntervalMs", "maxQueue", "maxPerPage", "foldWindowMs", "maxBreadcrumbs"]) {
     if (!(Number.isFinite(opt[k]) && opt[k] >= 0)) problems.push(k + " must be a non-negative number");
   }
+  // Strings as the rule compares names: lower case, without separators.
+  opt.secretParts = SECRET_PARTS.concat([].concat(opt.denyUrlParams || []).map((p) => (p instanceof RegExp ? p : words(String(p)).join("")))).filter((p) => p !== "");
   return [opt, problems];
 }
 
@@ -436,7 +488,7 @@ export function init(opts) {
         // No WebAssembly (CSP without 'wasm-unsafe-eval', old browser): records go out
         // without parsed frames and without a user, never with the raw id.
         for (const [rec, raw] of pending.splice(0)) {
-          if (raw && raw.stack) rec.meta.stack_text = clip(raw.stack, 8000);
+          if (raw && raw.stack) rec.meta.stack_text = clip(scrub(raw.stack), 8000);
           finish(rec, null);
         }
         for (const f of folds.values()) delete f.rec;

@@ -4,10 +4,20 @@
 // A record stays in the outbox, and in storage once persisted, until a 202 confirms it.
 // Every record carries its own id, so a replay (after a beacon whose fate is unknown, a
 // retry, or the next page load) is stored once by the server.
+//
+// Each page keeps its records under its own key, `faultline:<service>:<page>`, as
+// {"at": last write, "left": 1 if written while hidden or going away, "records": [...]}:
+// pages (tabs) never overwrite each other's. A page claims the entries of pages that left
+// (closed, or hidden and maybe killed, as mobile browsers do without a pagehide) or that have
+// not written for STALE_MS (crashed, frozen), when it loads and when it comes back online:
+// it stores them under its own key first, then replaces theirs with {"at", "claimed": 1}. A
+// frozen page that wakes up to that mark drops what it had stored: the claimer sends those.
+// (An entry that is simply missing, as after localStorage.clear(), is written again.)
 
 const BEACON_BYTES = 60000; // under the 64 KiB the browser allows for beacons and keepalive
 const MAX_BACKOFF_MS = 60000;
-const STORE_BYTES = 256000; // localStorage budget for unsent records
+const STORE_BYTES = 256000; // localStorage budget for a page's unsent records
+const STALE_MS = 600000; // a page that has not rewritten its entry for this long is gone
 
 export function outbox(o) {
   // queue: { id, rec, json } in capture order; `json` is null after a fold changed `rec`.
@@ -20,7 +30,12 @@ export function outbox(o) {
   let retryAt = 0;
   let failures = 0;
   let closed = false;
-  const storeKey = "faultline:" + o.service;
+  // From pagehide to pageshow no request starts: the way out is the beacons and the stored
+  // entry (which the next page claims), and a request started now would race that claim.
+  let gone = false;
+  const prefix = "faultline:" + o.service; // also the one key all pages shared in earlier versions
+  const storeKey = prefix + ":" + Math.random().toString(36).slice(2);
+  let stored = new Set(); // ids of the records this page last wrote to its entry
   const base = o.endpoint.replace(/\/+$/, "");
   const url = (/\/logs\/ingest$/.test(base) ? base : base + "/logs/ingest") + "?key=" + encodeURIComponent(o.key);
   const send = o.fetch || fetch;
@@ -37,6 +52,11 @@ export function outbox(o) {
   }
 
   const text = (r) => r.json || (r.json = JSON.stringify(r.rec));
+
+  function keep(test) {
+    queue = queue.filter(test);
+    bytes = queue.reduce((s, r) => s + text(r).length, 0);
+  }
 
   function schedule(ms) {
     if (closed || timer) return;
@@ -65,7 +85,8 @@ export function outbox(o) {
 
   function flush() {
     if (inFlight) return inFlight;
-    if (!queue.length) return Promise.resolve();
+    claimed();
+    if (!queue.length || gone) return Promise.resolve();
     const wait = retryAt - Date.now();
     if (wait > 0) {
       schedule(wait);
@@ -97,8 +118,7 @@ export function outbox(o) {
     const done = status === 202 || (status >= 400 && status < 500 && status !== 408 && status !== 429);
     if (done) {
       // Confirmed, or refused for good (a 4xx other than 408/429 will never succeed).
-      queue = queue.filter((r) => !ids.includes(r.id));
-      bytes = queue.reduce((s, r) => s + text(r).length, 0);
+      keep((r) => !ids.includes(r.id));
       if (status === 202) stats.sent += ids.length;
       else stats.rejected += ids.length;
       failures = 0;
@@ -114,38 +134,66 @@ export function outbox(o) {
     persist();
   }
 
-  // Unconfirmed records to storage, newest dropped first when over budget.
-  function persist() {
+  // Unconfirmed records to this page's entry, newest dropped first when over budget.
+  // `left` (the page is going away), or hidden: another page may claim them.
+  function persist(left) {
     try {
+      claimed();
       let list = queue.map(text);
       let size = list.reduce((s, j) => s + j.length, 0);
       while (size > STORE_BYTES && list.length) size -= list.pop().length;
-      if (list.length) localStorage.setItem(storeKey, "[" + list.join(",") + "]");
+      stored = new Set(queue.slice(0, list.length).map((r) => r.id));
+      if (list.length) localStorage.setItem(storeKey, '{"at":' + Date.now() + (left || document.visibilityState === "hidden" ? ',"left":1' : "") + ',"records":[' + list.join(",") + "]}");
       else localStorage.removeItem(storeKey);
     } catch {
       // Storage full or forbidden (private mode): memory only.
     }
   }
 
-  function restore() {
+  // Whether another page claimed this one's entry (it looked gone): those records are its.
+  function claimed() {
     try {
-      const saved = JSON.parse(localStorage.getItem(storeKey) || "[]");
-      // Another tab may have stored the same records: each id once.
+      if (stored.size && /"claimed":1}$/.test(localStorage.getItem(storeKey))) {
+        keep((r) => !stored.has(r.id));
+        stored = new Set();
+      }
+    } catch {}
+  }
+
+  // Takes over the entries of pages that are gone, and the shared entry of older versions.
+  function claim() {
+    try {
+      const taken = [];
       const ids = new Set(queue.map((r) => r.id));
-      for (const r of saved) if (r && r.id && !ids.has(r.id) && ids.add(r.id)) push(r, JSON.stringify(r));
-    } catch {
-      // A corrupt entry is dropped rather than breaking start-up.
-      try {
-        localStorage.removeItem(storeKey);
-      } catch {}
-    }
+      for (const k of Object.keys(localStorage)) {
+        if (k === storeKey || (k !== prefix && !k.startsWith(prefix + ":"))) continue;
+        let v;
+        try {
+          v = JSON.parse(localStorage.getItem(k));
+        } catch {} // a corrupt entry is taken, with nothing in it
+        const old = Array.isArray(v);
+        const stale = !(Date.now() - (v && v.at) < STALE_MS);
+        if (v && v.claimed) {
+          if (stale) localStorage.removeItem(k); // its page never came back
+          continue;
+        }
+        if (v && !old && !v.left && !stale) continue; // a live page's
+        taken.push(k);
+        // push() stops at maxQueue (counting the rest as dropped); persist() at STORE_BYTES.
+        for (const r of (old ? v : v && v.records) || []) if (r && r.id && !ids.has(r.id) && ids.add(r.id)) push(r, JSON.stringify(r));
+      }
+      if (!taken.length) return;
+      // Ours first: a page that closes now leaves the records stored twice, never nowhere.
+      persist();
+      for (const k of taken) localStorage.setItem(k, '{"at":' + Date.now() + ',"claimed":1}');
+    } catch {}
   }
 
   // The page may be going away: hand everything to beacons, keep it stored until confirmed.
   // Offline, a beacon can only fail (or slip out unpredictably as the page closes): the
   // stored copy goes out on `online` or the next load instead.
   function leave() {
-    persist();
+    persist(true);
     const all = queue.filter((r) => !beaconed.has(r.id));
     if (!all.length || !navigator.sendBeacon || navigator.onLine === false) return;
     let start = 0;
@@ -172,17 +220,31 @@ export function outbox(o) {
     else {
       // Back from hidden: beacons may or may not have arrived; ids make a resend safe.
       beaconed = new Set();
+      onShow();
       flush();
     }
   }
+  function onHide() {
+    gone = true;
+    leave();
+  }
   function onOnline() {
+    if (gone) return;
     retryAt = 0;
+    claim();
     flush();
   }
-  addEventListener("pagehide", leave);
+  // Visible again, or back from the back/forward cache: the entry is this page's again
+  // (unless another page claimed it meanwhile).
+  function onShow() {
+    gone = false;
+    if (stored.size) persist();
+  }
+  addEventListener("pagehide", onHide);
+  addEventListener("pageshow", onShow);
   addEventListener("online", onOnline);
   document.addEventListener("visibilitychange", onVisibility);
-  restore();
+  claim();
   if (queue.length) schedule(0);
 
   return {
@@ -211,7 +273,7 @@ export function outbox(o) {
     // true when everything was confirmed.
     async flush(timeoutMs) {
       const end = Date.now() + (timeoutMs ?? 10000);
-      while (queue.length && !closed) {
+      while (queue.length && !closed && !gone) {
         const wait = Math.max(0, retryAt - Date.now());
         if (Date.now() + wait >= end) break;
         if (wait) await new Promise((r) => setTimeout(r, wait));
@@ -223,7 +285,8 @@ export function outbox(o) {
     close() {
       closed = true;
       clearTimeout(timer);
-      removeEventListener("pagehide", leave);
+      removeEventListener("pagehide", onHide);
+      removeEventListener("pageshow", onShow);
       removeEventListener("online", onOnline);
       document.removeEventListener("visibilitychange", onVisibility);
       persist();

@@ -170,12 +170,13 @@ export function launch() {
 }
 
 /** A page that loads the package from the static server and calls `init` with `options`.
- * `head` goes first in <head> (the early-error snippet); `before` runs as a classic
- * script before the module (early errors). */
-export function page({ endpoint, options = {}, head = "", before = "" }) {
+ * `head` goes first in <head> (the early-error snippet); `body` follows the page's button;
+ * `before` runs as a classic script before the module (early errors). */
+export function page({ endpoint, options = {}, head = "", body = "", before = "" }) {
   const opts = JSON.stringify({ endpoint, key: PUBLIC_KEY, salt: SALT, flushIntervalMs: 200, ...options });
   return `<!doctype html><html><head><meta charset="utf-8">${head}<title>e2e</title></head><body>
 <button id="go" class="primary">Go</button>
+${body}
 <script>
 function thrower(tag) { null.explode(tag); }
 function throwType(message) { throw new TypeError(message); }

@@ -65,6 +65,16 @@ async function open(html, contextOptions) {
   return { p, context, pageErrors, tag: "t" + n + "x" + Math.random().toString(36).slice(2, 8) };
 }
 
+/** Everything the reporter keeps in the page's localStorage, as one string. */
+function storedText(p) {
+  return p.evaluate(() =>
+    Object.keys(localStorage)
+      .filter((k) => k.startsWith("faultline:"))
+      .map((k) => localStorage.getItem(k))
+      .join("\n"),
+  );
+}
+
 function frames(rec) {
   assert.ok(Array.isArray(rec.meta.stack) && rec.meta.stack.length > 0, "parsed frames: " + JSON.stringify(rec.meta));
   const top = rec.meta.stack[0];
@@ -97,7 +107,7 @@ test("a thrown error arrives with parsed frames, an anonymized user and breadcru
   assert.ok(rec.meta.url.includes("/page/"));
   const stack = frames(rec);
   assert.ok(stack[0].file.startsWith(web.base + "/page/"), JSON.stringify(stack[0]));
-  assert.ok(rec.meta.breadcrumbs.some((c) => c.category === "ui.click" && c.message.includes("button#go.primary")));
+  assert.ok(rec.meta.breadcrumbs.some((c) => c.category === "ui.click" && c.message === 'button#go "Go"'), JSON.stringify(rec.meta.breadcrumbs));
   const other = (await recent(server.base, { q: "explode" })).find((r) => r.meta.url === rec.meta.url);
   assert.ok(other, "the TypeError from null.explode arrived");
   assert.equal(frames(other)[0].function, "thrower");
@@ -165,14 +175,13 @@ test("offline, then online: delivered once", async () => {
   }, tag);
   await p.evaluate(() => new Promise((r) => setTimeout(r, 50)));
   assert.equal(await p.evaluate(() => F.flush(300)), false, "nothing can be confirmed offline");
-  const stored = await p.evaluate(() => localStorage.getItem("faultline:ui") || "");
-  assert.ok(stored.includes("offline "), "kept in localStorage while offline");
+  assert.ok((await storedText(p)).includes("offline "), "kept in localStorage while offline");
   assert.equal((await recent(server.base, { q: tag })).length, 0);
   await context.setOffline(false);
   const recs = await waitFor(server.base, "offline " + tag, 1, 15000, 1500);
   assert.equal(recs.length, 1);
   frames(recs[0]);
-  await p.waitForFunction(() => !localStorage.getItem("faultline:ui"));
+  await p.waitForFunction(() => !Object.keys(localStorage).some((k) => k.startsWith("faultline:")));
   await context.close();
 });
 
@@ -288,5 +297,187 @@ test("a failing beforeSend drops the record without reporting itself or reaching
   assert.equal(await p.evaluate(() => window.calls), 2);
   assert.equal(await p.evaluate(() => F.stats().ignored), 1);
   assert.equal(pageErrors.length, 0);
+  await context.close();
+});
+
+test("what is typed into form fields never reaches the server nor localStorage, however often they are clicked", async () => {
+  // Regression: the click breadcrumb read `el.innerText || el.value`, so clicking a field
+  // after typing sent what was typed (and kept it in localStorage while offline).
+  const body = `<form>
+<label for="email">Email</label> <input id="email" name="email" type="email">
+<label>Password <input id="pw" name="password" type="password"></label>
+<input id="card" name="cc-number" aria-label="Card number" autocomplete="cc-number">
+<label>Notes <textarea id="notes" name="notes"></textarea></label>
+<div id="bio" contenteditable="true"><p>Bio: </p></div>
+<select id="plan" name="plan"><option value="free">free</option><option value="pro">pro plan</option></select>
+<button type="button" id="save" role="button">Save</button>
+</form>`;
+  const { p, context, tag } = await open(page({ endpoint: server.base, body }));
+  const typed = {
+    "#email": "carol." + tag + "@example.com",
+    "#pw": "hunter2-" + tag,
+    "#card": "4111 1111 " + tag.slice(-4),
+    "#notes": "private notes " + tag,
+  };
+  for (const [sel, text] of Object.entries(typed)) await p.fill(sel, text);
+  await p.click("#bio p");
+  await p.keyboard.type("typed bio " + tag);
+  await p.selectOption("#plan", "pro");
+  const secrets = [...Object.values(typed), "typed bio " + tag];
+  await context.setOffline(true);
+  // Every field clicked after typing (the select by event: its popup is not a page element).
+  for (const sel of ["#email", "#pw", "#card", "#notes", "#bio p", "label[for=email]", "#save"]) await p.click(sel);
+  await p.dispatchEvent("#plan", "click");
+  await p.evaluate((tag) => setTimeout(() => throwType("typed " + tag)), tag);
+  await p.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+  assert.equal(await p.evaluate(() => F.flush(300)), false);
+  const stored = await storedText(p);
+  assert.ok(stored.includes("typed " + tag), "the record is in localStorage while offline");
+  for (const s of secrets) assert.ok(!stored.includes(s), "typed text in localStorage: " + s);
+  await context.setOffline(false);
+  const [rec] = await waitFor(server.base, "typed " + tag, 1, 15000, 1000);
+  const clicks = new Set(rec.meta.breadcrumbs.filter((c) => c.category === "ui.click").map((c) => c.message));
+  // Described by tag, id, name, role and visible label only (the label's click also
+  // reaches its input, and the editable div's clicks land on its paragraph).
+  assert.deepEqual([...clicks].sort(), [
+    'button#save[role=button] "Save"',
+    'input#card[name=cc-number] "Card number"',
+    'input#email[name=email] "Email"',
+    'input#pw[name=password] "Password"',
+    'label "Email"',
+    "p",
+    "select#plan[name=plan]",
+    "textarea#notes[name=notes]",
+  ]);
+  const sent = bodies.filter((b) => b.includes(tag));
+  assert.ok(sent.length > 0);
+  for (const s of secrets) {
+    assert.ok(!JSON.stringify(rec).includes(s), "typed text stored by the server: " + s);
+    for (const b of sent) assert.ok(!b.includes(s), "typed text sent: " + s);
+  }
+  await context.close();
+});
+
+test("secrets in URLs arrive as [Filtered]: page URL, navigation, fetch, XHR, console text and error messages", async () => {
+  // Regression: location.href, navigations, request URLs and console text left the page as
+  // they were, with ?access_token=... and #id_token=... in them.
+  const { p, context, tag } = await open(page({ endpoint: server.base }));
+  const s = { access: "acc" + tag, id: "idt" + tag, api: "api" + tag, tok: "tok" + tag, pw: "pw" + tag, code: "code" + tag, user: "pass" + tag, sig: "sig" + tag };
+  const path = await p.evaluate(async (s) => {
+    const path = location.pathname;
+    history.pushState({}, "", path + "?access_token=" + s.access + "&page=2#id_token=" + s.id);
+    history.replaceState({}, "", path + "/next?X-Amz-Signature=" + s.sig + "&page=3");
+    await fetch("/missing?api_key=" + s.api + "&page=2");
+    await new Promise((done) => {
+      const x = new XMLHttpRequest();
+      x.open("GET", "/missing?password=" + s.pw + "&page=2");
+      x.onloadend = done;
+      x.send();
+    });
+    await fetch("http://alice:" + s.user + "@127.0.0.1:9/x").catch(() => {});
+    console.warn("calling https://api.example.com/v1?token=" + s.tok + "&page=2");
+    history.pushState({}, "", path + "?access_token=" + s.access + "&page=2#id_token=" + s.id);
+    return path;
+  }, s);
+  await p.evaluate(([code, tag]) => setTimeout(() => throwType("callback https://app.example/cb?code=" + code + "&state=ok failed " + tag)), [s.code, tag]);
+  await p.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  const [rec] = await waitFor(server.base, "failed " + tag);
+  assert.ok(rec.meta.url.endsWith(path + "?access_token=[Filtered]&page=2#id_token=[Filtered]"), rec.meta.url);
+  const crumbs = rec.meta.breadcrumbs.map((c) => c.category + " " + c.message + (c.data ? " " + JSON.stringify(c.data) : ""));
+  const has = (text) => assert.ok(crumbs.some((c) => c.includes(text)), text + " in " + JSON.stringify(crumbs, null, 1));
+  has("navigation " + path + "?access_token=[Filtered]&page=2#id_token=[Filtered]");
+  has("navigation " + path + '/next?X-Amz-Signature=[Filtered]&page=3 {"from":"' + web.base + path + "?access_token=[Filtered]&page=2#id_token=[Filtered]\"}");
+  has('{"from":"' + web.base + path + '/next?X-Amz-Signature=[Filtered]&page=3"}');
+  has("fetch GET /missing?api_key=[Filtered]&page=2 404");
+  has("xhr GET /missing?password=[Filtered]&page=2 404");
+  has("fetch GET http://127.0.0.1:9/x failed: TypeError");
+  has("console calling https://api.example.com/v1?token=[Filtered]&page=2");
+  assert.match(rec.message, /^callback https:\/\/app\.example\/cb\?code=\[Filtered\]&state=ok failed /);
+  for (const b of bodies.filter((b) => b.includes(tag)).concat(JSON.stringify(rec))) {
+    for (const v of Object.values(s)) assert.ok(!b.includes(v), "sent: " + v);
+    assert.ok(!b.includes("alice"), "basic-auth user sent");
+  }
+  await context.close();
+});
+
+test("denyUrlParams filters more parameter names, besides the built-in ones", async () => {
+  const { p, context, tag } = await open(page({ endpoint: server.base, options: { denyUrlParams: ["email", "utm"] } }));
+  const path = await p.evaluate((tag) => {
+    history.pushState({}, "", location.pathname + "?email=carol" + tag + "@example.com&utm_source=mail" + tag + "&token=tok" + tag + "&page=2&keyword=ok");
+    F.captureMessage("deny " + tag + " https://app.example/?userEmail=e" + tag + "&ref=home");
+    return location.pathname;
+  }, tag);
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  const [rec] = await waitFor(server.base, "deny " + tag);
+  assert.ok(rec.meta.url.endsWith(path + "?email=[Filtered]&utm_source=[Filtered]&token=[Filtered]&page=2&keyword=ok"), rec.meta.url);
+  assert.equal(rec.message, "deny " + tag + " https://app.example/?userEmail=[Filtered]&ref=home");
+  await context.close();
+});
+
+/** Opens `url` in one more tab of `context` and waits for the reporter. */
+async function tab(context, url) {
+  const p = await context.newPage();
+  await p.goto(url);
+  await p.waitForFunction(() => window.ready);
+  return p;
+}
+
+/** Two tabs of one page sending through a counting proxy, offline, each with a record that
+ * it keeps in localStorage: `message(name)`, for tabs "a" and "b". */
+async function twoTabsOffline(t) {
+  const front = await proxy(server.base, web.base, () => null);
+  t.after(() => front.close());
+  const { p: a, context, tag } = await open(page({ endpoint: front.base }));
+  const tabs = { a, b: await tab(context, a.url()) };
+  const message = (name) => "tab " + name + " " + tag;
+  await context.setOffline(true);
+  for (const [name, p] of Object.entries(tabs)) {
+    await p.evaluate((m) => F.captureMessage(m), message(name));
+    assert.equal(await p.evaluate(() => F.flush(300)), false);
+    assert.ok((await storedText(p)).includes(message(name)), "tab " + name + " stored its record");
+  }
+  return { front, context, tag, url: a.url(), message, ...tabs };
+}
+
+/** Closes a tab as a user does (pagehide runs), and waits until it is gone. */
+async function closeTab(p) {
+  await Promise.all([p.waitForEvent("close"), p.close({ runBeforeUnload: true })]);
+}
+
+/** Each tab's record reached the server's front door exactly once (not just stored once). */
+function sentOnce(front, names, message) {
+  for (const name of names) {
+    const posts = front.seen.filter((s) => s.body.includes(message(name)));
+    assert.equal(posts.length, 1, "tab " + name + "'s record was sent " + posts.length + " times: " + JSON.stringify(front.seen));
+  }
+}
+
+test("two tabs offline, one closes: the other sends both tabs' records once online, and the next load none again", async (t) => {
+  // Regression: all tabs shared one localStorage key and each overwrote the others' queue,
+  // so the records of a tab that closed offline were lost.
+  const { front, context, tag, message, a, b } = await twoTabsOffline(t);
+  await closeTab(a);
+  await context.setOffline(false);
+  const recs = await waitFor(server.base, tag, 2, 15000, 1000);
+  assert.deepEqual(recs.map((r) => r.message).sort(), [message("a"), message("b")]);
+  const c = await tab(context, b.url());
+  await c.evaluate(() => new Promise((r) => setTimeout(r, 1000)));
+  assert.equal(await c.evaluate(() => F.stats().sent), 0, "the next load found nothing left to send");
+  sentOnce(front, ["a", "b"], message);
+  assert.ok(!(await storedText(c)).includes(tag), "nothing of theirs is left in localStorage");
+  await context.close();
+});
+
+test("two tabs close offline: the next load sends both tabs' records, once", async (t) => {
+  const { front, context, tag, url, message, a, b } = await twoTabsOffline(t);
+  await closeTab(b);
+  await closeTab(a);
+  await context.setOffline(false);
+  const c = await tab(context, url);
+  const recs = await waitFor(server.base, tag, 2, 15000, 1000);
+  assert.deepEqual(recs.map((r) => r.message).sort(), [message("a"), message("b")]);
+  await c.waitForFunction(() => !Object.keys(localStorage).some((k) => localStorage.getItem(k).includes('"records"')));
+  sentOnce(front, ["a", "b"], message);
   await context.close();
 });
