@@ -265,6 +265,63 @@ test("record text is shown literally, never as HTML", async () => {
   await dash.waitForSelector('.health-card[data-service="api"][data-status="failing"]', { timeout: 5000 });
 });
 
+test("a record with null and odd breadcrumbs renders; a view that fails anyway stays inside its boundary", async () => {
+  // Regression: `meta.breadcrumbs: [null]` (valid per the schema) threw in RecordDetail, and
+  // with no error boundary the whole dashboard went blank.
+  const tag = "odd" + Date.now().toString(36);
+  const ingest = (records) =>
+    fetch(server.base + "/logs/ingest", {
+      method: "POST",
+      headers: { authorization: "Bearer sk_e2e_secret", "content-type": "application/json" },
+      body: JSON.stringify(records.map((r) => ({ ts: new Date().toISOString(), service: "api", level: "ERROR", event: "odd_meta", ...r }))),
+    }).then((res) => res.json());
+  const odd = [null, 7, "just text", ["a"], { category: { nested: true }, message: ["listed"], level: 3, ts: "not a time", data: null }];
+  assert.equal(
+    (
+      await ingest([
+        { message: "null crumb " + tag, meta: { breadcrumbs: [null] } },
+        { message: "odd crumbs " + tag, meta: { breadcrumbs: odd, component_stack: 42, extra: null, contexts: [] } },
+      ])
+    ).accepted,
+    2,
+  );
+  await row("null crumb " + tag).waitFor({ timeout: 5000 });
+  await row("null crumb " + tag).click();
+  assert.equal(await dash.locator("#detail-message").innerText({ timeout: 5000 }), "null crumb " + tag);
+  assert.equal(await dash.locator("#detail-breadcrumbs li").count(), 1);
+  await row("odd crumbs " + tag).click();
+  await dash.locator("#detail-message", { hasText: "odd crumbs " + tag }).waitFor({ timeout: 5000 });
+  const crumbs = (await dash.locator("#detail-breadcrumbs li").allInnerTexts()).map((t) => t.trim());
+  assert.equal(crumbs.length, odd.length, JSON.stringify(crumbs));
+  assert.equal(crumbs[1], "7");
+  assert.equal(crumbs[2], "just text");
+  assert.equal(crumbs[3], '["a"]');
+  assert.match(crumbs[4], /^not a time \{"nested":true\} 3 \["listed"\]$/);
+
+  // A view that throws for a reason no record foresaw shows its own error; the rest works.
+  await dash.evaluate(() => {
+    const stringify = JSON.stringify;
+    window.__unbreak = () => (JSON.stringify = stringify);
+    JSON.stringify = function (v, r, space) {
+      if (space === 2) throw new Error("the detail view broke");
+      return stringify.apply(this, arguments);
+    };
+  });
+  await row("null crumb " + tag).click();
+  const fallback = dash.locator('.view-error[data-view="record detail"]');
+  assert.match(await fallback.innerText({ timeout: 5000 }), /The record detail could not be shown: the detail view broke/);
+  await dash.evaluate(() => window.__unbreak());
+  const later = await ingest([{ message: "after the fault " + tag }]);
+  assert.equal(later.accepted, 1);
+  await row("after the fault " + tag).waitFor({ timeout: 5000 });
+  await dash.waitForSelector("#critical-badge");
+  await dash.waitForSelector("#chart-1h");
+  await row("odd crumbs " + tag).click();
+  await dash.locator("#detail-message", { hasText: "odd crumbs " + tag }).waitFor({ timeout: 5000 });
+  assert.equal(await fallback.count(), 0, "the next record renders afresh");
+  await dash.locator("#detail button.close").click();
+});
+
 test("the UI rule: 10 errors from one user show the inline notice and a firing alert; reset clears it", async () => {
   const carol = await openPanel("carol@example.com");
   for (let i = 0; i < 10; i++) await raise(carol, i % 2 ? "timeout" : "type-error");

@@ -8,6 +8,7 @@ import { ErrorChart } from "./Charts.jsx";
 import { Alerts, Checks, Notices } from "./Alerts.jsx";
 import { HealthCards, criticalCount } from "./Health.jsx";
 import { useInterval } from "./useInterval.js";
+import { ViewBoundary } from "./ViewBoundary.jsx";
 
 /** How often the overview (alerts, checks, short stats) is refreshed while live. */
 const OVERVIEW_MS = 2000;
@@ -31,7 +32,11 @@ export function Dashboard() {
   }, []);
 
   if (!token) return <Login onSignIn={signIn} initialError={authError} />;
-  return <Main token={token} live={live} setLive={setLive} signOut={signOut} />;
+  return (
+    <ViewBoundary name="dashboard">
+      <Main token={token} live={live} setLive={setLive} signOut={signOut} />
+    </ViewBoundary>
+  );
 }
 
 function Main({ token, live, setLive, signOut }) {
@@ -118,7 +123,11 @@ function Main({ token, live, setLive, signOut }) {
             {error} Showing the last data received.
           </div>
         )}
-        {alerts && <Notices notices={alerts.notices} />}
+        {alerts && (
+          <ViewBoundary name="notices">
+            <Notices notices={alerts.notices} />
+          </ViewBoundary>
+        )}
         {overview.loading && !error ? (
           <p className="loading">Loading the overview…</p>
         ) : (
@@ -126,21 +135,31 @@ function Main({ token, live, setLive, signOut }) {
             <>
               <section>
                 <h2>Service health</h2>
-                <HealthCards alerts={alerts} checks={checks} hour={hour} quarter={quarter} day={day} />
+                <ViewBoundary name="service health">
+                  <HealthCards alerts={alerts} checks={checks} hour={hour} quarter={quarter} day={day} />
+                </ViewBoundary>
               </section>
               <section className="charts">
-                <ErrorChart id="chart-1h" title="Errors per minute, last hour" stats={hour} />
-                <ErrorChart id="chart-24h" title="Errors per minute, last 24 hours" stats={day} />
+                <ViewBoundary name="hourly chart">
+                  <ErrorChart id="chart-1h" title="Errors per minute, last hour" stats={hour} />
+                </ViewBoundary>
+                <ViewBoundary name="daily chart">
+                  <ErrorChart id="chart-24h" title="Errors per minute, last 24 hours" stats={day} />
+                </ViewBoundary>
               </section>
               <div className="two-col">
                 <section>
                   <h2>Alerts</h2>
                   {resetMessage && <p id="reset-message" className="muted">{resetMessage}</p>}
-                  <Alerts alerts={alerts} onReset={reset} />
+                  <ViewBoundary name="alerts">
+                    <Alerts alerts={alerts} onReset={reset} />
+                  </ViewBoundary>
                 </section>
                 <section>
                   <h2>Latest system checks</h2>
-                  <Checks checks={checks} />
+                  <ViewBoundary name="system checks">
+                    <Checks checks={checks} />
+                  </ViewBoundary>
                 </section>
               </div>
             </>
@@ -148,7 +167,9 @@ function Main({ token, live, setLive, signOut }) {
         )}
         <section>
           <h2>Recent records</h2>
-          <Records token={token} live={live} onFail={fail} />
+          <ViewBoundary name="record table">
+            <Records token={token} live={live} onFail={fail} />
+          </ViewBoundary>
         </section>
       </main>
     </div>

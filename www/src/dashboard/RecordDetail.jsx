@@ -1,12 +1,19 @@
 // One record in full: message, the fields, parsed stack frames, breadcrumbs and the rest of
-// `meta`. All of it as text.
+// `meta`. All of it as text. Any valid record renders: `meta` is free-form JSON, so a
+// breadcrumb may be `null`, a number or a string, and a field an object.
 import { formatTime, frameText, levelClass } from "./format.js";
+
+/** Any JSON value as text: strings as they are, the rest as JSON. */
+function asText(v) {
+  return typeof v === "string" ? v : v == null ? "" : JSON.stringify(v);
+}
 
 export function RecordDetail({ record: r, onClose }) {
   const meta = r.meta || {};
   const { stack, breadcrumbs, component_stack: componentStack, ...rest } = meta;
   const frames = Array.isArray(stack) ? stack : [];
-  const crumbs = Array.isArray(breadcrumbs) ? breadcrumbs : [];
+  // A breadcrumb that is not an object is shown as its message.
+  const crumbs = (Array.isArray(breadcrumbs) ? breadcrumbs : []).map((c) => (c && typeof c === "object" && !Array.isArray(c) ? c : { message: c }));
   return (
     <aside id="detail" className="detail card" aria-label="record detail">
       <div className="detail-head">
@@ -31,13 +38,13 @@ export function RecordDetail({ record: r, onClose }) {
         {meta.error_type && (
           <>
             <dt>Error type</dt>
-            <dd>{String(meta.error_type)}</dd>
+            <dd>{asText(meta.error_type)}</dd>
           </>
         )}
         {meta.user && (
           <>
             <dt>User</dt>
-            <dd><code>{String(meta.user)}</code></dd>
+            <dd><code>{asText(meta.user)}</code></dd>
           </>
         )}
         {meta.count > 1 && (
@@ -62,7 +69,7 @@ export function RecordDetail({ record: r, onClose }) {
       {componentStack && (
         <>
           <h3>Component stack</h3>
-          <pre className="small">{String(componentStack)}</pre>
+          <pre className="small">{asText(componentStack)}</pre>
         </>
       )}
       <h3>Breadcrumbs</h3>
@@ -72,8 +79,8 @@ export function RecordDetail({ record: r, onClose }) {
         <ol id="detail-breadcrumbs" className="crumbs">
           {crumbs.map((c, i) => (
             <li key={i}>
-              <span className="muted">{c.ts ? formatTime(c.ts) : ""}</span> <b>{String(c.category || "")}</b>{" "}
-              {c.level ? <span className={"pill level-" + String(c.level)}>{String(c.level)}</span> : null} {String(c.message || "")}
+              <span className="muted">{c.ts ? formatTime(asText(c.ts)) : ""}</span> <b>{asText(c.category)}</b>{" "}
+              {c.level ? <span className={"pill level-" + asText(c.level)}>{asText(c.level)}</span> : null} {asText(c.message)}
             </li>
           ))}
         </ol>

@@ -4,6 +4,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, recentQuery } from "../api.js";
 import { useInterval } from "./useInterval.js";
 import { RecordDetail } from "./RecordDetail.jsx";
+import { ViewBoundary } from "./ViewBoundary.jsx";
 import { formatTime, levelClass, topFrame } from "./format.js";
 
 const RECORDS_MS = 1500;
@@ -179,7 +180,7 @@ export function Records({ token, live, onFail }) {
                     <td className="event">{r.event}</td>
                     <td className="message">{r.message}</td>
                     <td className="frame">{topFrame(r)}</td>
-                    {!selected && <td className="user">{(r.meta && r.meta.user) || ""}</td>}
+                    {!selected && <td className="user">{String((r.meta && r.meta.user) || "")}</td>}
                   </tr>
                 ))}
               </tbody>
@@ -191,7 +192,11 @@ export function Records({ token, live, onFail }) {
             </p>
           )}
         </div>
-        {selected && <RecordDetail record={selected} onClose={() => setSelected(null)} />}
+        {selected && (
+          <ViewBoundary name="record detail" key={selected.id}>
+            <RecordDetail record={selected} onClose={() => setSelected(null)} />
+          </ViewBoundary>
+        )}
       </div>
     </div>
   );
