@@ -32,6 +32,7 @@ pub(crate) fn frames_json(stack: &str, file: &str, line: u32, column: u32) -> St
             file: Some(file.into()),
             line: (line > 0).then_some(line),
             column: (column > 0).then_some(column),
+            ..Frame::default()
         });
     }
     if frames.is_empty() {

@@ -64,7 +64,7 @@ pub use record::{
     check_service, truncate_message,
 };
 pub use scrub::{FILTERED, SECRET_PARAM_PARTS, SECRET_PARAM_WORDS, UrlScrubber};
-pub use stack::Frame;
+pub use stack::{Frame, Location};
 pub use timestamp::{Timestamp, TimestampError};
 pub use uuid::Uuid;
 pub use validate::{FieldError, InvalidRecord, Problem};

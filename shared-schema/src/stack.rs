@@ -67,6 +67,46 @@ pub struct Frame {
     /// 1-based column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+    /// The module or package the function belongs to, when the client knows it (Sentry SDKs
+    /// send it; browsers do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Whether the frame is the application's own code (`false` for libraries and the
+    /// runtime); `None` when nobody said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<bool>,
+    /// Source lines before [`Frame::context_line`], oldest first (from a source map's
+    /// `sourcesContent` after symbolication).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_context: Vec<String>,
+    /// The source line of [`Frame::line`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_line: Option<String>,
+    /// Source lines after [`Frame::context_line`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_context: Vec<String>,
+    /// Where the frame pointed before symbolication (the minified bundle's location). Set
+    /// only on frames a source map rewrote; `function`, `file`, `line` and `column` are then
+    /// the original source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minified: Option<Box<Location>>,
+}
+
+/// A frame's position as the runtime reported it: [`Frame::minified`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    /// Function name; `None` for anonymous functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Script URL or path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 /// Parses an `Error.stack` string into frames, innermost first.
@@ -84,6 +124,7 @@ pub struct Frame {
 ///     file: Some("https://a.io/app.js".into()),
 ///     line: Some(10),
 ///     column: Some(5),
+///     ..Frame::default()
 /// }]);
 /// ```
 pub fn parse(stack: &str) -> Vec<Frame> {
@@ -139,6 +180,7 @@ fn frame(function: Option<&str>, loc: Loc<'_>) -> Option<Frame> {
         file: loc.file.map(str::to_owned),
         line: loc.line,
         column: loc.col,
+        ..Frame::default()
     })
 }
 

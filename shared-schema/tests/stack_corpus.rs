@@ -12,6 +12,7 @@ fn f(function: Option<&str>, file: &str, line: u32, col: u32) -> Frame {
         file: Some(file.to_owned()),
         line: Some(line),
         column: Some(col),
+        ..Frame::default()
     }
 }
 
@@ -30,6 +31,7 @@ fn nat(function: Option<&str>, file: Option<&str>) -> Frame {
         file: file.map(str::to_owned),
         line: None,
         column: None,
+        ..Frame::default()
     }
 }
 
