@@ -1,7 +1,9 @@
-// One record in full: message, the fields, parsed stack frames, breadcrumbs and the rest of
-// `meta`. All of it as text. Any valid record renders: `meta` is free-form JSON, so a
-// breadcrumb may be `null`, a number or a string, and a field an object.
-import { formatTime, frameText, levelClass } from "./format.js";
+// One record in full: message, the fields, stack frames (Frames.jsx: source-mapped ones with
+// their source context), breadcrumbs and the rest of `meta`. All of it as text. Any valid
+// record renders: `meta` is free-form JSON, so a breadcrumb may be `null`, a number or a
+// string, and a field an object.
+import { formatTime, levelClass } from "./format.js";
+import { Frames } from "./Frames.jsx";
 
 /** Any JSON value as text: strings as they are, the rest as JSON. */
 function asText(v) {
@@ -11,7 +13,6 @@ function asText(v) {
 export function RecordDetail({ record: r, onClose }) {
   const meta = r.meta || {};
   const { stack, breadcrumbs, component_stack: componentStack, ...rest } = meta;
-  const frames = Array.isArray(stack) ? stack : [];
   // A breadcrumb that is not an object is shown as its message.
   const crumbs = (Array.isArray(breadcrumbs) ? breadcrumbs : []).map((c) => (c && typeof c === "object" && !Array.isArray(c) ? c : { message: c }));
   return (
@@ -55,17 +56,7 @@ export function RecordDetail({ record: r, onClose }) {
         )}
       </dl>
       <h3>Stack frames</h3>
-      {frames.length === 0 ? (
-        <p className="muted">No parsed frames.</p>
-      ) : (
-        <ol id="detail-frames" className="frames">
-          {frames.map((f, i) => (
-            <li key={i} className={i === 0 ? "top" : ""}>
-              <code>{frameText(f)}</code>
-            </li>
-          ))}
-        </ol>
-      )}
+      <Frames frames={stack} id="detail-frames" />
       {componentStack && (
         <>
           <h3>Component stack</h3>
