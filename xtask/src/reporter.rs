@@ -10,7 +10,8 @@
 //!    the externref table that wasm-bindgen emits back with the wrong type, and the module
 //!    then fails at load in `WebAssembly.Table.set`.
 //! 3. The package's JavaScript, types and README from `reporter-wasm/js/` are copied in and
-//!    `package.json` is written with the entry points `.`, `./react` and `./snippet`.
+//!    `package.json` is written with the entry points `.`, `./react`, `./snippet` and `./vite`
+//!    (the build-time source map upload, for Node).
 
 use std::fs;
 use std::path::PathBuf;
@@ -21,13 +22,15 @@ use anyhow::{Context, Result};
 use crate::cmd;
 
 /// Files of `reporter-wasm/js/` that ship in the package.
-const JS_FILES: [&str; 7] = [
+const JS_FILES: [&str; 9] = [
     "index.js",
     "outbox.js",
     "react.js",
     "snippet.js",
+    "vite.js",
     "index.d.ts",
     "react.d.ts",
+    "vite.d.ts",
     "README.md",
 ];
 
@@ -103,10 +106,11 @@ fn package_json() -> String {
     ".": {{ "types": "./index.d.ts", "default": "./index.js" }},
     "./react": {{ "types": "./react.d.ts", "default": "./react.js" }},
     "./snippet": "./snippet.js",
+    "./vite": {{ "types": "./vite.d.ts", "default": "./vite.js" }},
     "./faultline_reporter_bg.wasm": "./faultline_reporter_bg.wasm"
   }},
   "files": [
-    "index.js", "outbox.js", "react.js", "snippet.js", "index.d.ts", "react.d.ts",
+    "index.js", "outbox.js", "react.js", "snippet.js", "vite.js", "index.d.ts", "react.d.ts", "vite.d.ts",
     "faultline_reporter.js", "faultline_reporter_bg.wasm", "README.md"
   ],
   "sideEffects": false,
