@@ -34,7 +34,9 @@ export async function start(root) {
       key: config.key,
       salt: config.salt,
       service: config.service || "ui",
-      release: "demo-panel@0.1.0",
+      // The build's release (vite.config.js): `cargo xtask run` uploads its source maps, so
+      // this panel's errors read as Panel.jsx in the dashboard.
+      release: typeof __FAULTLINE_DEMO_RELEASE__ === "string" ? __FAULTLINE_DEMO_RELEASE__ : "demo-panel@dev",
       environment: "demo",
       captureConsole: true, // console.error calls become records, not only breadcrumbs
       flushIntervalMs: 500, // a demo: show records quickly
