@@ -19,6 +19,8 @@
 //! - `file/`: [`FileStore`], the embedded default store.
 //! - `postgres/`: [`PostgresStore`], the production store, with its outage spool.
 //! - `fanout.rs`: [`FanoutStore`], PostgreSQL plus a file copy.
+//! - `sourcemaps/`: [`SourceMapStore`], each release's uploaded source maps, in the data dir
+//!   ([`FileSourceMaps`]) or PostgreSQL ([`PostgresSourceMaps`]).
 //! - `private.rs`: files 0600 and directories 0700, for every store (and the alert state).
 
 mod fanout;
@@ -26,6 +28,7 @@ mod file;
 mod postgres;
 mod private;
 mod query;
+mod sourcemaps;
 mod store;
 
 pub use fanout::FanoutStore;
@@ -40,5 +43,9 @@ pub use private::{
 pub use query::{
     DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
     contains_ignore_case,
+};
+pub use sourcemaps::{
+    FileSourceMaps, PostgresSourceMaps, ReleaseMaps, ReleaseSummary, SourceMapError,
+    SourceMapFile, SourceMapStore, SourceMapUpload,
 };
 pub use store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};
