@@ -29,6 +29,8 @@
 //! - `scrub.rs`: [`UrlScrubber`], the rule for credentials and secret parameters in URLs
 //!   that the reporter and the server share.
 //! - `stack.rs`: [`stack::parse`] for Chrome, Firefox and Safari stacks.
+//! - `fingerprint.rs`: [`fingerprint::group`], which error events are one issue (the
+//!   fingerprint, the issue id, title and culprit), pure so the reporter can fold by it too.
 //! - `duration.rs`: [`HumanDuration`] (`500ms`, `15m`, `30d`), for config and queries of
 //!   every crate that reads durations.
 //! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
@@ -39,6 +41,7 @@ mod anonymize;
 mod batch;
 mod duration;
 mod encode;
+pub mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;
 mod level;
@@ -57,6 +60,7 @@ pub use batch::{
 };
 pub use duration::HumanDuration;
 pub use encode::{json_plain_prefix, short_word};
+pub use fingerprint::{Grouping, ISSUE_ID_HEX_CHARS, is_error_event, is_issue_id};
 pub use level::{Level, UnknownLevel};
 pub use record::{
     MAX_EVENT_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, MAX_META_DEPTH, MAX_SERVICE_CHARS,
