@@ -5,12 +5,18 @@
 //! `immutable` for a year; `index.html` (and anything else) is `no-cache` with an `ETag`, so
 //! a new release is picked up on the next load without refetching what did not change.
 //! Any other `GET` that looks like a page (no file extension, not an API path) gets
-//! `index.html`: the app routes on the client (`/dashboard`, `/panel`).
+//! `index.html`: the app routes on the client (`/overview`, `/panel`).
+//!
+//! `/issues` and `/issues/{id}` are both API routes and dashboard pages (a link to an issue
+//! must survive a reload). [`pages`] tells them apart before routing: a browser loading a
+//! page asks for `text/html` and sends no token; the dashboard's own API calls send the
+//! token and ask for JSON. Both answers say `Vary: Accept, Authorization`.
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -25,9 +31,10 @@ mod embedded {
 type Asset = (&'static str, &'static [u8], &'static str);
 
 /// Where the SPA fallback never applies: the API answers its own 404s there.
-const API_PREFIXES: [&str; 7] = [
+const API_PREFIXES: [&str; 8] = [
     "/logs/",
     "/alerts",
+    "/issues",
     "/system/",
     "/panel/config",
     "/healthz",
@@ -137,6 +144,52 @@ fn page_response(
         );
     }
     response
+}
+
+/// The API paths that are dashboard pages too (`/issues`, `/issues/{id}`).
+const SHARED_PAGES: &str = "/issues";
+
+/// Middleware: a browser's page load of a path the API shares with the dashboard gets
+/// `index.html`; everything else goes on to the routes.
+pub(crate) async fn pages(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method(), request.uri().path());
+    if !is_shared_page(path) {
+        return next.run(request).await;
+    }
+    let mut response = if wants_page(method, request.headers()) {
+        respond(embedded::ASSETS, method, "/index.html", request.headers())
+    } else {
+        next.run(request).await
+    };
+    response.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Authorization"),
+    );
+    response
+}
+
+/// `/issues` or `/issues/{id}` (one segment, no file extension).
+fn is_shared_page(path: &str) -> bool {
+    match path.strip_prefix(SHARED_PAGES) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .is_some_and(|id| !id.is_empty() && !id.contains(['/', '.'])),
+        None => false,
+    }
+}
+
+/// A page load: `GET`/`HEAD` asking for HTML with no token (an API call carries one).
+fn wants_page(method: &Method, headers: &HeaderMap) -> bool {
+    let html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"));
+    (method == Method::GET || method == Method::HEAD)
+        && html
+        && !headers.contains_key(header::AUTHORIZATION)
+        && !headers.contains_key("x-faultline-key")
 }
 
 /// A path the client-side router may own: not an API path, and no file extension.
@@ -259,6 +312,59 @@ mod tests {
         }
         let post = respond(TABLE, &Method::POST, "/dashboard", &HeaderMap::new());
         assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn issue_pages_are_the_app_for_a_browser_and_the_api_for_a_client() {
+        let browser = |extra: Option<(&str, &str)>| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::ACCEPT,
+                HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
+            );
+            if let Some((k, v)) = extra {
+                h.insert(
+                    header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            h
+        };
+        for path in ["/issues", "/issues/0193a7c2-aaaa", "/issues/42"] {
+            assert!(is_shared_page(path), "{path}");
+        }
+        for path in [
+            "/issues/",
+            "/issues/a/b",
+            "/issues/x.json",
+            "/issuesx",
+            "/logs/recent",
+        ] {
+            assert!(!is_shared_page(path), "{path}");
+        }
+        assert!(wants_page(&Method::GET, &browser(None)));
+        assert!(wants_page(&Method::HEAD, &browser(None)));
+        assert!(!wants_page(&Method::PUT, &browser(None)));
+        assert!(!wants_page(
+            &Method::GET,
+            &browser(Some(("authorization", "Bearer adm_x")))
+        ));
+        assert!(!wants_page(
+            &Method::GET,
+            &browser(Some(("x-faultline-key", "adm_x")))
+        ));
+        let mut json = HeaderMap::new();
+        json.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(!wants_page(&Method::GET, &json));
+        assert!(
+            !wants_page(&Method::GET, &HeaderMap::new()),
+            "curl sends */*"
+        );
+        // Unknown paths under /issues are the API's JSON 404, not the app.
+        assert_eq!(
+            get("/issues/a/b", &HeaderMap::new()).status(),
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/panel/config", get(dashboard::panel_config))
         .fallback(dashboard::serve)
+        .layer(middleware::from_fn(dashboard::pages))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .with_state(state)
 }
