@@ -101,7 +101,8 @@ async function cells(r) {
 }
 
 test("a wrong token gets a clear error; the right one is kept for the tab only, never in a URL", async () => {
-  await dash.goto(server.base + "/");
+  // The overview (health, charts, alerts, the record table); `/` is the issue list.
+  await dash.goto(server.base + "/overview");
   await dash.fill("#token", "wrong-token");
   await dash.click("#sign-in");
   const error = await dash.locator("#login-error").innerText({ timeout: 5000 });

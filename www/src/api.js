@@ -28,26 +28,30 @@ export class ApiError extends Error {
   }
 }
 
-/** GET (or POST) `path` with the token; resolves to the JSON body or throws ApiError. */
-export async function api(token, path, { method = "GET", signal } = {}) {
+/** GET (or POST, PUT with a JSON `body`) `path` with the token; resolves to the JSON body
+ * or throws ApiError. */
+export async function api(token, path, { method = "GET", signal, body } = {}) {
   let res;
+  const headers = { authorization: "Bearer " + token, accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
   try {
     res = await fetch(path, {
       method,
       signal,
-      headers: { authorization: "Bearer " + token, accept: "application/json" },
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });
   } catch (e) {
     if (e && e.name === "AbortError") throw e;
     throw new ApiError("down", "Cannot reach the Faultline server (" + describe(e) + "). Is `faultline serve` running?");
   }
-  let body = null;
+  let answer = null;
   try {
-    body = await res.json();
+    answer = await res.json();
   } catch {}
-  if (res.ok) return body;
-  const said = body && typeof body.error === "string" ? body.error : res.statusText;
+  if (res.ok) return answer;
+  const said = answer && typeof answer.error === "string" ? answer.error : res.statusText;
   if (res.status === 401) throw new ApiError("auth", "The server refused this admin token: " + said, 401);
   if (res.status === 403) throw new ApiError("auth", "This is not an admin token: " + said, 403);
   if (res.status === 503) throw new ApiError("down", "The server is unavailable: " + said, 503);
@@ -73,4 +77,41 @@ export function recentQuery(filters, limit = 200) {
 function toIso(v) {
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? v : d.toISOString();
+}
+
+/** The issue list's view as the URL keeps it (`/issues?status=all&sort=count`): the values
+ * the API takes, with the defaults left out so the plain list has a plain link. */
+export const ISSUE_DEFAULTS = { service: "", status: "unresolved", sort: "last_seen", since: "", limit: "", cursor: "" };
+
+/** Issues per page unless the URL says `limit=`. */
+export const ISSUE_PAGE = 50;
+
+/** The issue list's view from a URL query (unknown values fall back to the defaults). */
+export function issueView(query) {
+  const pick = (k, allowed) => {
+    const v = (query.get(k) || "").trim();
+    return !allowed || allowed.includes(v) ? v || ISSUE_DEFAULTS[k] : ISSUE_DEFAULTS[k];
+  };
+  return {
+    service: pick("service"),
+    status: pick("status", ["unresolved", "resolved", "ignored", "all"]),
+    sort: pick("sort", ["last_seen", "first_seen", "count", "users"]),
+    since: pick("since", ["", "1h", "24h", "7d", "14d"]),
+    limit: /^[1-9]\d{0,2}$/.test(query.get("limit") || "") ? query.get("limit") : "",
+    cursor: pick("cursor"),
+  };
+}
+
+/** The `/issues` query string for a view: every value, so the server's defaults never matter. */
+export function issuesQuery(view) {
+  const q = new URLSearchParams({ status: view.status, sort: view.sort, limit: view.limit || String(ISSUE_PAGE) });
+  if (view.service) q.set("service", view.service);
+  if (view.since) q.set("since", view.since);
+  if (view.cursor) q.set("cursor", view.cursor);
+  return q.toString();
+}
+
+/** `PUT /issues/{id}` with a new status; resolves to the server's answer. */
+export function setIssueStatus(token, id, status) {
+  return api(token, "/issues/" + encodeURIComponent(id), { method: "PUT", body: { status } });
 }

@@ -1,5 +1,8 @@
 // The operations dashboard: admin token login (kept in sessionStorage for this tab only),
-// then health, alerts, charts and the live record table, all read from the server's API.
+// then its pages, all read from the server's API:
+// - `/` and `/issues`: the issues (errors grouped by fingerprint), `/issues/ID` one issue;
+// - `/overview`: health, charts, alerts, checks and the live record table.
+// The top bar (the CRITICAL badge, live/paused, notices) is on every page.
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, api, saveToken, savedToken } from "../api.js";
 import { Login } from "./Login.jsx";
@@ -9,11 +12,25 @@ import { Alerts, Checks, Notices } from "./Alerts.jsx";
 import { HealthCards, criticalCount } from "./Health.jsx";
 import { useInterval } from "./useInterval.js";
 import { ViewBoundary } from "./ViewBoundary.jsx";
+import { Issues } from "./Issues.jsx";
+import { IssuePage } from "./IssuePage.jsx";
+import { Link, useLocation } from "./route.jsx";
 
 /** How often the overview (alerts, checks, short stats) is refreshed while live. */
 const OVERVIEW_MS = 2000;
 /** The 24 h chart changes slowly. */
 const DAY_MS = 10000;
+
+/** Which page a path shows: `{ page, id }`. */
+export function route(path) {
+  if (path === "/" || path === "/issues") return { page: "issues" };
+  const one = /^\/issues\/([^/]+)$/.exec(path);
+  if (one) return { page: "issue", id: decodeURIComponent(one[1]) };
+  if (path === "/overview") return { page: "overview" };
+  return { page: "missing" };
+}
+
+const TITLES = { issues: "Issues", issue: "Issue", overview: "Overview", missing: "Not found" };
 
 export function Dashboard() {
   const [token, setToken] = useState(savedToken);
@@ -40,6 +57,8 @@ export function Dashboard() {
 }
 
 function Main({ token, live, setLive, signOut }) {
+  const { path, query } = useLocation();
+  const { page, id } = route(path);
   const [overview, setOverview] = useState({ loading: true });
   const [day, setDay] = useState(null);
   const [error, setError] = useState(null);
@@ -76,12 +95,19 @@ function Main({ token, live, setLive, signOut }) {
     }
   }, [token, fail]);
 
+  // The overview's numbers feed the top bar on every page; the 24 h stats only the overview.
+  const onOverview = page === "overview";
   useEffect(() => {
     loadOverview();
-    loadDay();
-  }, [loadOverview, loadDay]);
+  }, [loadOverview]);
+  useEffect(() => {
+    if (onOverview) loadDay();
+  }, [loadDay, onOverview]);
   useInterval(loadOverview, live ? OVERVIEW_MS : null);
-  useInterval(loadDay, live ? DAY_MS : null);
+  useInterval(loadDay, live && onOverview ? DAY_MS : null);
+  useEffect(() => {
+    document.title = TITLES[page] + " · Faultline";
+  }, [page]);
 
   async function reset(rule) {
     try {
@@ -109,6 +135,14 @@ function Main({ token, live, setLive, signOut }) {
         <span className="muted" id="updated">
           {overview.at ? (live ? "live · updated " : "paused · updated ") + overview.at.toLocaleTimeString() : "loading…"}
         </span>
+        <nav className="pages" aria-label="pages">
+          <Link to="/issues" id="nav-issues" aria-current={page === "issues" || page === "issue" ? "page" : undefined}>
+            Issues
+          </Link>
+          <Link to="/overview" id="nav-overview" aria-current={onOverview ? "page" : undefined}>
+            Overview
+          </Link>
+        </nav>
         <nav>
           <button id="live-toggle" onClick={() => setLive(!live)} aria-pressed={!live}>
             {live ? "Pause live updates" : "Resume live updates"}
@@ -128,49 +162,68 @@ function Main({ token, live, setLive, signOut }) {
             <Notices notices={alerts.notices} />
           </ViewBoundary>
         )}
-        {overview.loading && !error ? (
-          <p className="loading">Loading the overview…</p>
-        ) : (
-          alerts && (
-            <>
-              <section>
-                <h2>Service health</h2>
-                <ViewBoundary name="service health">
-                  <HealthCards alerts={alerts} checks={checks} hour={hour} quarter={quarter} day={day} />
-                </ViewBoundary>
-              </section>
-              <section className="charts">
-                <ViewBoundary name="hourly chart">
-                  <ErrorChart id="chart-1h" title="Errors per minute, last hour" stats={hour} />
-                </ViewBoundary>
-                <ViewBoundary name="daily chart">
-                  <ErrorChart id="chart-24h" title="Errors per minute, last 24 hours" stats={day} />
-                </ViewBoundary>
-              </section>
-              <div className="two-col">
-                <section>
-                  <h2>Alerts</h2>
-                  {resetMessage && <p id="reset-message" className="muted">{resetMessage}</p>}
-                  <ViewBoundary name="alerts">
-                    <Alerts alerts={alerts} onReset={reset} />
-                  </ViewBoundary>
-                </section>
-                <section>
-                  <h2>Latest system checks</h2>
-                  <ViewBoundary name="system checks">
-                    <Checks checks={checks} />
-                  </ViewBoundary>
-                </section>
-              </div>
-            </>
-          )
-        )}
-        <section>
-          <h2>Recent records</h2>
-          <ViewBoundary name="record table">
-            <Records token={token} live={live} onFail={fail} />
+        {page === "issues" && (
+          <ViewBoundary name="issue list">
+            <Issues token={token} live={live} onFail={fail} query={query} />
           </ViewBoundary>
-        </section>
+        )}
+        {page === "issue" && (
+          <ViewBoundary name="issue" key={id}>
+            <IssuePage token={token} id={id} query={query} live={live} onFail={fail} />
+          </ViewBoundary>
+        )}
+        {page === "missing" && (
+          <p id="page-missing" className="empty">
+            There is no page at {path}. See the <Link to="/issues">issues</Link> or the <Link to="/overview">overview</Link>.
+          </p>
+        )}
+        {onOverview && (
+          <>
+            {overview.loading && !error ? (
+              <p className="loading">Loading the overview…</p>
+            ) : (
+              alerts && (
+                <>
+                  <section>
+                    <h2>Service health</h2>
+                    <ViewBoundary name="service health">
+                      <HealthCards alerts={alerts} checks={checks} hour={hour} quarter={quarter} day={day} />
+                    </ViewBoundary>
+                  </section>
+                  <section className="charts">
+                    <ViewBoundary name="hourly chart">
+                      <ErrorChart id="chart-1h" title="Errors per minute, last hour" stats={hour} />
+                    </ViewBoundary>
+                    <ViewBoundary name="daily chart">
+                      <ErrorChart id="chart-24h" title="Errors per minute, last 24 hours" stats={day} />
+                    </ViewBoundary>
+                  </section>
+                  <div className="two-col">
+                    <section>
+                      <h2>Alerts</h2>
+                      {resetMessage && <p id="reset-message" className="muted">{resetMessage}</p>}
+                      <ViewBoundary name="alerts">
+                        <Alerts alerts={alerts} onReset={reset} />
+                      </ViewBoundary>
+                    </section>
+                    <section>
+                      <h2>Latest system checks</h2>
+                      <ViewBoundary name="system checks">
+                        <Checks checks={checks} />
+                      </ViewBoundary>
+                    </section>
+                  </div>
+                </>
+              )
+            )}
+            <section>
+              <h2>Recent records</h2>
+              <ViewBoundary name="record table">
+                <Records token={token} live={live} onFail={fail} />
+              </ViewBoundary>
+            </section>
+          </>
+        )}
       </main>
     </div>
   );
