@@ -406,6 +406,7 @@ pub fn decoded_size(record: &Record) -> usize {
         + record.service.capacity()
         + record.event.capacity()
         + record.message.capacity()
+        + record.issue.as_ref().map_or(0, String::capacity)
         + map_size(&record.meta)
 }
 

@@ -54,6 +54,10 @@ pub(crate) fn write_record(record: &Record, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"meta\":");
         write_object(&record.meta, out);
     }
+    if let Some(issue) = &record.issue {
+        out.extend_from_slice(b",\"issue\":");
+        write_str(issue, out);
+    }
     out.push(b'}');
 }
 

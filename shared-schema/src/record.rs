@@ -25,6 +25,9 @@ pub const MAX_META_BYTES: usize = 16 * 1024;
 /// `meta`: at most this many levels of nesting, `meta` itself being level 1.
 pub const MAX_META_DEPTH: usize = 8;
 
+/// `issue`: at most this many characters (the server writes [`crate::ISSUE_ID_HEX_CHARS`]).
+pub const MAX_ISSUE_CHARS: usize = 64;
+
 /// `meta.sample_weight`: how many records this one stands for when its service was sampled
 /// (see [`Record::sample_weight`]).
 pub const SAMPLE_WEIGHT_KEY: &str = "sample_weight";
@@ -83,6 +86,11 @@ pub struct Record {
     /// Structured context; see [`RESERVED_META_KEYS`].
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub meta: Map<String, Value>,
+    /// The issue this error event belongs to ([`crate::fingerprint::group`]); set by the
+    /// server at ingest on every error event and removed from every other record, whatever
+    /// the client sent. At most [`MAX_ISSUE_CHARS`] characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue: Option<String>,
 }
 
 impl Record {
@@ -103,6 +111,7 @@ impl Record {
             event: event.into(),
             message: message.into(),
             meta: Map::new(),
+            issue: None,
         }
     }
 
@@ -160,6 +169,8 @@ impl Record {
             message: Option<String>,
             #[serde(default)]
             meta: Option<Map<String, Value>>,
+            #[serde(default)]
+            issue: Option<String>,
         }
         let wire: Wire<'_> = serde_json::from_str(json).ok()?;
         let id = match wire.id {
@@ -179,6 +190,7 @@ impl Record {
             event: wire.event?,
             message: wire.message?,
             meta: wire.meta.unwrap_or_default(),
+            issue: wire.issue,
         };
         let mut errors = Vec::new();
         record.check_into(&mut errors, Some(json.len()));
@@ -245,6 +257,14 @@ impl Record {
         };
         let event = take_string(&mut obj, "event", &mut errors);
         let message = take_string(&mut obj, "message", &mut errors);
+        let issue = match obj.remove("issue") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => {
+                errors.push(wrong_type("issue", "an issue id string", &other));
+                None
+            }
+        };
         let mut meta = match obj.remove("meta") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
@@ -268,6 +288,7 @@ impl Record {
                     event,
                     message,
                     meta,
+                    issue,
                 };
                 record.check_into(&mut errors, None);
                 if errors.is_empty() {
@@ -306,6 +327,9 @@ impl Record {
     fn check_into(&mut self, errors: &mut Vec<FieldError>, source_len: Option<usize>) {
         errors.extend(check_service(&self.service).err());
         errors.extend(check_event(&self.event).err());
+        if let Some(issue) = &self.issue {
+            errors.extend(check_issue(issue).err());
+        }
         scrub_nul(&mut self.message);
         truncate_message(&mut self.message);
         check_meta(&mut self.meta, errors, source_len);
@@ -359,6 +383,29 @@ pub fn check_service(service: &str) -> Result<(), FieldError> {
                 "{} chars, at most {MAX_SERVICE_CHARS} allowed",
                 service.len()
             ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the `issue` rule: 1 to [`MAX_ISSUE_CHARS`] of `[a-z0-9]` (the server replaces
+/// whatever a client sent; this only keeps stored and exported records well-formed).
+pub fn check_issue(issue: &str) -> Result<(), FieldError> {
+    if issue.is_empty() || issue.len() > MAX_ISSUE_CHARS {
+        Err(FieldError::new(
+            "issue",
+            Problem::Invalid,
+            format!("must be 1 to {MAX_ISSUE_CHARS} characters"),
+        ))
+    } else if !issue
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Err(FieldError::new(
+            "issue",
+            Problem::Invalid,
+            format!("{issue:?} may only use lowercase a-z and 0-9"),
         ))
     } else {
         Ok(())
@@ -654,6 +701,25 @@ mod tests {
         }
         for other in ["", "users", "Trace_id", "stack_text"] {
             assert_eq!(reserved_index(other), None, "{other}");
+        }
+    }
+
+    /// Guards the stored form of error records: `issue` is a top-level field that reads back
+    /// through both parsers, is written last, and is refused when malformed.
+    #[test]
+    fn issue_round_trips_and_is_checked() {
+        let line = r#"{"ts":"2026-01-01T00:00:00.000Z","service":"ui","level":"ERROR","event":"e","message":"m","issue":"0123456789abcdef"}"#;
+        let fast = Record::from_json(line.as_bytes()).unwrap();
+        assert_eq!(fast.issue.as_deref(), Some("0123456789abcdef"));
+        assert!(fast.meta.is_empty(), "issue is not moved into meta");
+        assert_eq!(fast.to_json(), line);
+        assert_eq!(serde_json::to_string(&fast).unwrap(), line);
+        let slow = Record::from_value(serde_json::from_str(line).unwrap()).unwrap();
+        assert_eq!(slow, fast);
+        for bad in [r#""ABC""#, r#""""#, "7", r#""a b""#] {
+            let text = line.replace(r#""0123456789abcdef""#, bad);
+            let err = Record::from_json(text.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("issue"), "{bad}: {err}");
         }
     }
 }

@@ -112,6 +112,7 @@ fn record(row: &PgRow) -> Result<Record, sqlx::Error> {
         event: row.try_get("event")?,
         message: row.try_get("message")?,
         meta,
+        issue: None,
     })
 }
 
