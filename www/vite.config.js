@@ -83,9 +83,17 @@ export default defineConfig({
   server: {
     fs: { allow: [".", pkg] },
     // `npm run dev` next to `cargo xtask run`: the API is the running server.
-    proxy: Object.fromEntries(
-      ["/logs", "/alerts", "/system", "/panel/config", "/healthz", "/readyz"].map((p) => [p, "http://127.0.0.1:8080"]),
-    ),
+    proxy: {
+      ...Object.fromEntries(
+        ["/logs", "/alerts", "/system", "/panel/config", "/healthz", "/readyz"].map((p) => [p, "http://127.0.0.1:8080"]),
+      ),
+      // `/issues/ID` is a page and an API route (as the server tells them apart): a page
+      // load (HTML, no token) stays with Vite, the dashboard's calls go to the server.
+      "/issues": {
+        target: "http://127.0.0.1:8080",
+        bypass: (req) => (!req.headers.authorization && (req.headers.accept || "").includes("text/html") ? "/index.html" : undefined),
+      },
+    },
   },
   build: {
     outDir: "dist",
