@@ -334,7 +334,7 @@ impl SourceMapStore for FileSourceMaps {
                 last_used: Timestamp::from_unix_millis(r.last_used_ms.max(r.uploaded_at_ms())),
             })
             .collect();
-        list.sort_by(|a, b| b.uploaded_at.cmp(&a.uploaded_at));
+        list.sort_by_key(|r| std::cmp::Reverse(r.uploaded_at));
         Box::pin(async move { Ok(list) })
     }
 
