@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use faultline_schema::{UrlScrubber, UserRekeyer};
 use faultline_store::RecordStore;
+use faultline_symbolicate::Symbolicator;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::KeyRing;
@@ -38,4 +39,7 @@ pub struct AppState {
     pub(crate) sampler: Arc<Sampler>,
     /// The bytes of request bodies held at once (`limits.max_in_flight_bytes`).
     pub(crate) bodies: Arc<BodyBudget>,
+    /// Maps records' stack frames through uploaded source maps (`[sourcemaps]`); its store
+    /// is where `/sourcemaps` uploads go.
+    pub symbolicator: Arc<Symbolicator>,
 }

@@ -24,6 +24,8 @@ pub struct Key {
     pub origins: BTreeSet<String>,
     /// Its rate limit.
     pub bucket: TokenBucket,
+    /// Whether it may upload, list and delete source maps (`sourcemaps = true`).
+    pub sourcemaps: bool,
 }
 
 impl Key {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Key {
             .field("services", &self.services)
             .field("origins", &self.origins)
             .field("bucket", &self.bucket)
+            .field("sourcemaps", &self.sourcemaps)
             .finish()
     }
 }
@@ -90,6 +93,7 @@ impl KeyRing {
                         .then(|| k.services.iter().cloned().collect()),
                     origins: k.origins.iter().cloned().collect(),
                     bucket: TokenBucket::new(k.rate_limit.unwrap_or(default_rate)),
+                    sourcemaps: k.sourcemaps && k.kind == KeyKind::Secret,
                     name: k.name,
                     kind: k.kind,
                     secret,
@@ -198,6 +202,7 @@ mod tests {
             services: vec!["*".into()],
             origins: vec!["https://a.example".into()],
             rate_limit: None,
+            sourcemaps: false,
         };
         let ring = KeyRing::new(
             &config,

@@ -40,6 +40,8 @@ pub struct Config {
     pub sampling: Sampling,
     /// What ingest takes out of records before storing them.
     pub privacy: Privacy,
+    /// Uploaded source maps and symbolication.
+    pub sourcemaps: Sourcemaps,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             sampling: Sampling::default(),
             privacy: Privacy::default(),
+            sourcemaps: Sourcemaps::default(),
         }
     }
 }
@@ -85,6 +88,10 @@ pub struct KeyConfig {
     /// This key's rate limit; defaults to `limits.public_key_rate` or `limits.secret_key_rate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Whether this (secret) key may upload, list and delete source maps (`/sourcemaps`),
+    /// as the admin token may: for a CI job that should not read records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sourcemaps: bool,
 }
 
 /// Whether a key is shipped to browsers or kept by services.
@@ -279,6 +286,52 @@ pub struct Privacy {
     pub deny_url_params: Vec<String>,
 }
 
+/// Source maps (`/sourcemaps`) and symbolication: how much may be uploaded, how many parsed
+/// maps are cached, and how long a release's maps are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sourcemaps {
+    /// The largest map accepted, after gzip (413 past it). Env
+    /// `FAULTLINE_SOURCEMAPS_MAX_FILE_BYTES`.
+    pub max_file_bytes: u64,
+    /// The most one release's maps may hold together (413 past it).
+    pub max_release_bytes: u64,
+    /// Parsed maps kept in memory, in (estimated) bytes; the least recently used go first.
+    pub cache_bytes: u64,
+    /// Parsed maps kept in memory, in number.
+    pub cache_maps: usize,
+    /// How long a node trusts its cached list of a release's maps before checking the
+    /// store again (how soon an upload to another node is used).
+    pub refresh: HumanDuration,
+    /// A release's maps are deleted once both its newest upload and its last use by
+    /// symbolication are older than this. `0s` (the default): `storage.retention`.
+    pub retention: HumanDuration,
+}
+
+impl Default for Sourcemaps {
+    fn default() -> Self {
+        Sourcemaps {
+            max_file_bytes: 32 * 1024 * 1024,
+            max_release_bytes: 256 * 1024 * 1024,
+            cache_bytes: 256 * 1024 * 1024,
+            cache_maps: 256,
+            refresh: HumanDuration(Duration::from_secs(5)),
+            retention: HumanDuration(Duration::ZERO),
+        }
+    }
+}
+
+impl Config {
+    /// How long a release's source maps are kept after their last upload or use.
+    pub fn sourcemap_retention(&self) -> Duration {
+        if self.sourcemaps.retention.0.is_zero() {
+            self.storage.retention.0
+        } else {
+            self.sourcemaps.retention.0
+        }
+    }
+}
+
 /// Values given on the command line (clap has already merged their env vars).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -442,6 +495,11 @@ impl Config {
                     ));
                 }
             }
+            if key.kind == KeyKind::Public && key.sourcemaps {
+                return invalid(format!(
+                    "{at}: sourcemaps = true needs a secret key (a public key ships to browsers)"
+                ));
+            }
             if key.kind == KeyKind::Public && key.origins.is_empty() {
                 return invalid(format!(
                     "{at}: a public key needs origins (the browser origins allowed to use it)"
@@ -457,6 +515,14 @@ impl Config {
             if let Some(rate) = &key.rate_limit {
                 check_rate(rate, &at)?;
             }
+        }
+        let m = &self.sourcemaps;
+        if m.max_file_bytes == 0 || m.max_release_bytes < m.max_file_bytes || m.cache_maps == 0 {
+            return invalid(
+                "sourcemaps.max_file_bytes and sourcemaps.cache_maps must be above 0, and \
+                 sourcemaps.max_release_bytes at least sourcemaps.max_file_bytes"
+                    .into(),
+            );
         }
         for service in self.sampling.services.keys() {
             if faultline_schema::check_service(service).is_err() {

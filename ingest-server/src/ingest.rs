@@ -19,6 +19,7 @@ use faultline_schema::{
     UrlScrubber, UserRekeyer, Uuid, Value, decode_batch_within,
 };
 use faultline_store::StoreError;
+use faultline_symbolicate::Stage;
 use http_body_util::BodyExt;
 use serde::Serialize;
 
@@ -283,6 +284,12 @@ pub(crate) async fn store(
         error: r.error.to_string(),
     }));
     rejected.sort_by_key(|r| r.index);
+
+    // Frames of minified code read as the original source, before anything looks at them.
+    state
+        .symbolicator
+        .symbolicate(&mut records, Stage::Ingest)
+        .await;
 
     let accepted = records.len();
     let (records, sampled) = state.sampler.sample(records);

@@ -141,6 +141,7 @@ fn resolve_with(
             services: vec!["*".into()],
             origins: Vec::new(),
             rate_limit: None,
+            sourcemaps: false,
         });
     }
     let public = if generate_keys {
@@ -171,6 +172,7 @@ fn resolve_with(
             services: vec!["ui".into()],
             origins,
             rate_limit: None,
+            sourcemaps: false,
         });
     }
 

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
 use faultline_alerts::{AlertHandle, AlertRunner, Election, Feed, PgLeaderLock};
+use faultline_store::SourceMapStore;
+use faultline_symbolicate::{Symbolicator, SymbolicatorConfig};
 
 use crate::api::{app, metrics};
 use crate::app_state::AppState;
@@ -32,6 +34,8 @@ pub struct Server {
     pub secrets_file: std::path::PathBuf,
     /// The alert evaluator, stopped after the HTTP server.
     alerts: AlertRunner,
+    /// Deletes releases' source maps past retention; stopped with the HTTP server.
+    sourcemap_sweeper: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the store, resolves keys and binds the listener; [`Server::run`] then serves.
@@ -44,6 +48,20 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     let keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
 
     let stores = store::open(&config, Purpose::Serve).await?;
+    let sourcemaps = store::open_sourcemaps(&config, stores.postgres.as_ref()).await?;
+    let symbolicator = Arc::new(Symbolicator::new(
+        sourcemaps,
+        SymbolicatorConfig {
+            cache_bytes: usize::try_from(config.sourcemaps.cache_bytes).unwrap_or(usize::MAX),
+            cache_maps: config.sourcemaps.cache_maps,
+            refresh: config.sourcemaps.refresh.0,
+            ..SymbolicatorConfig::default()
+        },
+    ));
+    let sourcemap_sweeper = tokio::spawn(sweep_sourcemaps(
+        Arc::clone(symbolicator.store()),
+        config.sourcemap_retention(),
+    ));
     let (alerts, alert_runner) = start_alerts(&config, &stores, env).await?;
     let store = stores.records;
     let listener = TcpListener::bind(config.listen)
@@ -67,6 +85,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         alerts,
         sampler,
         bodies,
+        symbolicator,
     };
     Ok(Server {
         addr,
@@ -75,7 +94,30 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         generated: secrets.generated,
         secrets_file: secrets.file,
         alerts: alert_runner,
+        sourcemap_sweeper,
     })
+}
+
+/// Every ten minutes, deletes the source maps of releases neither uploaded to nor used by
+/// symbolication within `retention` (`[sourcemaps] retention`, else the records').
+async fn sweep_sourcemaps(store: Arc<dyn SourceMapStore>, retention: std::time::Duration) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = faultline_schema::Timestamp::from_unix_millis(
+            faultline_schema::Timestamp::now()
+                .unix_millis()
+                .saturating_sub(retention_ms),
+        );
+        match store.sweep(cutoff).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(releases = ?deleted, "source maps past retention deleted");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "source map retention failed"),
+        }
+    }
 }
 
 /// The alert evaluator over the opened stores: on PostgreSQL the nodes of a deployment
@@ -115,6 +157,7 @@ impl Server {
         let store = self.state.store.clone();
         let header_timeout = self.state.config.limits.request_timeout.0;
         http::serve(self.listener, app(self.state), header_timeout, shutdown).await;
+        self.sourcemap_sweeper.abort();
         // Alerts first: records acknowledged by the last requests are still evaluated.
         self.alerts.shutdown().await;
         tracing::info!("stopped accepting; draining the store");

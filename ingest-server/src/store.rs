@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use faultline_alerts::{AlertAccess, AlertStore};
 use faultline_store::{
-    FanoutStore, FileStore, FileStoreConfig, PostgresConfig, PostgresStore, RecordStore,
-    WriteMethod,
+    FanoutStore, FileSourceMaps, FileStore, FileStoreConfig, PostgresConfig, PostgresSourceMaps,
+    PostgresStore, RecordStore, SourceMapStore, WriteMethod,
 };
 
 use crate::config::{Config, PgWriteMethod};
@@ -110,4 +110,21 @@ async fn open_records(config: &Config) -> Result<(Arc<dyn RecordStore>, Option<P
         Arc::new(postgres.clone())
     };
     Ok((store, Some(postgres)))
+}
+
+/// Where uploaded source maps are kept: beside the records in PostgreSQL (so every node
+/// sees the same maps), else under `<data_dir>/sourcemaps`.
+pub(crate) async fn open_sourcemaps(
+    config: &Config,
+    postgres: Option<&PostgresStore>,
+) -> Result<Arc<dyn SourceMapStore>> {
+    if let Some(postgres) = postgres {
+        return Ok(Arc::new(PostgresSourceMaps::new(postgres.pool().clone())));
+    }
+    let dir = config.data_dir.join("sourcemaps");
+    let maps = tokio::task::spawn_blocking(move || FileSourceMaps::open(dir))
+        .await
+        .context("source map start-up task failed")?
+        .context("cannot open the source map store")?;
+    Ok(Arc::new(maps))
 }

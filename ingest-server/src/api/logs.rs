@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use faultline_schema::{HumanDuration, Level, Record, Timestamp, anonymize_user};
 use faultline_store::{MAX_QUERY_LIMIT, Query as RecordQuery, StatsBucket, StatsQuery};
+use faultline_symbolicate::Stage;
 use serde::Serialize;
 
 use super::admin::Admin;
@@ -95,11 +96,16 @@ pub(crate) async fn recent(
                 ApiError::bad_request(format!("limit must be 1 to {MAX_QUERY_LIMIT}"))
             })?;
     }
-    let records = state
+    let mut records = state
         .store
         .query(query)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Records stored before their release's source maps were uploaded read mapped too.
+    state
+        .symbolicator
+        .symbolicate(&mut records, Stage::Read)
+        .await;
     Ok(Json(RecentResponse { records }))
 }
 
