@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use faultline_schema::Record;
+use faultline_schema::{Record, Timestamp};
 
+use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{Query, Stats, StatsQuery};
 use crate::store::{BoxFuture, RecordStore, StoreError, StoreHealth, WriteReceipt};
 
@@ -46,6 +47,31 @@ impl RecordStore for FanoutStore {
 
     fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         self.primary.scan(query, max)
+    }
+
+    fn issues(&self, query: IssueQuery) -> BoxFuture<'_, Result<IssuePage, StoreError>> {
+        self.primary.issues(query)
+    }
+
+    fn issue(&self, id: String) -> BoxFuture<'_, Result<Option<IssueDetail>, StoreError>> {
+        self.primary.issue(id)
+    }
+
+    /// The primary's status only: the copy's aggregates are its own (it is a copy of the
+    /// records, for recovery, not a second answer).
+    fn set_issue_status(
+        &self,
+        id: String,
+        status: IssueStatus,
+    ) -> BoxFuture<'_, Result<Option<Issue>, StoreError>> {
+        self.primary.set_issue_status(id, status)
+    }
+
+    fn issue_changes(
+        &self,
+        since: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<IssueChange>, StoreError>> {
+        self.primary.issue_changes(since)
     }
 
     fn health(&self) -> StoreHealth {

@@ -19,12 +19,15 @@
 //! - `file/`: [`FileStore`], the embedded default store.
 //! - `postgres/`: [`PostgresStore`], the production store, with its outage spool.
 //! - `fanout.rs`: [`FanoutStore`], PostgreSQL plus a file copy.
+//! - `issues/`: [`issues`], error events grouped by fingerprint: the types every store
+//!   answers with and the in-memory aggregates ([`issues::IssueTable`]).
 //! - `sourcemaps/`: [`SourceMapStore`], each release's uploaded source maps, in the data dir
 //!   ([`FileSourceMaps`]) or PostgreSQL ([`PostgresSourceMaps`]).
 //! - `private.rs`: files 0600 and directories 0700, for every store (and the alert state).
 
 mod fanout;
 mod file;
+pub mod issues;
 mod postgres;
 mod private;
 mod query;
@@ -45,7 +48,7 @@ pub use query::{
     contains_ignore_case,
 };
 pub use sourcemaps::{
-    FileSourceMaps, PostgresSourceMaps, ReleaseMaps, ReleaseSummary, SourceMapError,
-    SourceMapFile, SourceMapStore, SourceMapUpload,
+    FileSourceMaps, PostgresSourceMaps, ReleaseMaps, ReleaseSummary, SourceMapError, SourceMapFile,
+    SourceMapStore, SourceMapUpload,
 };
 pub use store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};

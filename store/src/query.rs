@@ -27,6 +27,8 @@ pub struct Query {
     pub until: Option<Timestamp>,
     /// Case-insensitive substring of `message`.
     pub text: Option<String>,
+    /// Exact `issue` (error records of one issue).
+    pub issue: Option<String>,
     /// At most this many records (1 to [`MAX_QUERY_LIMIT`]).
     pub limit: usize,
 }
@@ -41,6 +43,7 @@ impl Default for Query {
             since: None,
             until: None,
             text: None,
+            issue: None,
             limit: DEFAULT_QUERY_LIMIT,
         }
     }
@@ -56,6 +59,10 @@ impl Query {
                 .user
                 .as_deref()
                 .is_none_or(|u| record.user() == Some(u))
+            && self
+                .issue
+                .as_deref()
+                .is_none_or(|i| record.issue.as_deref() == Some(i))
             && self.since.is_none_or(|t| record.ts >= t)
             && self.until.is_none_or(|t| record.ts < t)
             && self

@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use faultline_schema::{Record, Timestamp, Uuid};
 
+use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{MAX_QUERY_LIMIT, Query, Stats, StatsQuery};
 
 /// A boxed future, so `RecordStore` can be used as a trait object.
@@ -36,6 +37,39 @@ pub trait RecordStore: Send + Sync + 'static {
     /// whole window in one pass should override it.
     fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(scan_by_pages(self, query, max))
+    }
+
+    /// A page of issues (see [`crate::issues`]). A store that keeps no issues answers an
+    /// empty page.
+    fn issues(&self, query: IssueQuery) -> BoxFuture<'_, Result<IssuePage, StoreError>> {
+        let _ = query;
+        Box::pin(std::future::ready(Ok(IssuePage::default())))
+    }
+
+    /// One issue with its hourly counts, or `None` if there is no such issue.
+    fn issue(&self, id: String) -> BoxFuture<'_, Result<Option<IssueDetail>, StoreError>> {
+        let _ = id;
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Sets an issue's status durably; `None` if there is no such issue.
+    fn set_issue_status(
+        &self,
+        id: String,
+        status: IssueStatus,
+    ) -> BoxFuture<'_, Result<Option<Issue>, StoreError>> {
+        let _ = (id, status);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Issues created or regressed at or after `since` (the store's clock), oldest first:
+    /// what the alert rules `new_issue` and `regression` read.
+    fn issue_changes(
+        &self,
+        since: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<IssueChange>, StoreError>> {
+        let _ = since;
+        Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
     /// A cheap snapshot for readiness checks and metrics.

@@ -35,6 +35,9 @@ pub struct FileStoreConfig {
     pub dedup_ids: usize,
     /// How long per-minute counts for `RecordStore::stats` are kept (default 24 hours).
     pub stats_window: Duration,
+    /// How long an issue is kept after its last event (default 90 days), longer than its
+    /// events, so a regression after a quiet month is still recognized.
+    pub issue_retention: Duration,
 }
 
 impl FileStoreConfig {
@@ -49,6 +52,7 @@ impl FileStoreConfig {
             queue_capacity: 1024,
             dedup_ids: 1_000_000,
             stats_window: Duration::from_secs(24 * 60 * 60),
+            issue_retention: crate::issues::DEFAULT_ISSUE_RETENTION,
         }
     }
 

@@ -21,12 +21,14 @@
 //! - `segment.rs`: file names, the listing, sidecars, torn-tail repair, counted fsyncs.
 //! - `writer.rs`: the writer thread: group commit, dedup, rotation, retention.
 //! - `reader.rs`: backwards reading for queries, the start-up scan.
+//! - `issues.rs`: the issue aggregates the writer keeps, their snapshot and replay.
 //! - `fuzzing.rs`: the framing and tail-repair invariants the fuzzer checks (hidden).
 //! - this file: [`FileStore`], the handle, and its [`RecordStore`] implementation.
 
 mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+mod issues;
 mod reader;
 mod segment;
 mod writer;
@@ -43,8 +45,10 @@ use tokio::sync::{oneshot, watch};
 
 pub use config::FileStoreConfig;
 
+use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsQuery};
 use crate::store::{BoxFuture, RecordStore, StoreError, StoreHealth, WriteReceipt};
+use issues::FileIssues;
 use metrics_names::{QUEUE_DEPTH, SINK_LABEL};
 use segment::{Fsyncs, SegmentInfo};
 use writer::{WriteRequest, Writer, publish_totals};
@@ -102,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) segments: RwLock<Vec<SegmentInfo>>,
     /// Per-minute counts of stored records, for [`RecordStore::stats`].
     pub(crate) counts: Mutex<MinuteCounts>,
+    /// The issues of the stored error records.
+    pub(crate) issues: FileIssues,
     /// Every fsync, counted.
     pub(crate) fsyncs: Fsyncs,
     /// Batches accepted into the queue and not yet taken by the writer.
@@ -171,11 +177,18 @@ impl FileStore {
         let lock = lock_dir(&config.dir)?;
         let fsyncs = Fsyncs::default();
         let recovered = reader::recover(&config, &fsyncs)?;
+        let issues = FileIssues::open(
+            &config.dir,
+            &config.segments_dir(),
+            &recovered.segments,
+            config.issue_retention,
+        )?;
         let queue_capacity = config.queue_capacity.max(1);
         let shared = Arc::new(Shared {
             segments_dir: config.segments_dir(),
             segments: RwLock::new(recovered.segments),
             counts: Mutex::new(recovered.counts),
+            issues,
             fsyncs,
             queue_depth: AtomicUsize::new(0),
             stored_bytes: AtomicU64::new(0),
@@ -312,6 +325,58 @@ impl RecordStore for FileStore {
             counts.query(&query)
         };
         Box::pin(std::future::ready(Ok(stats)))
+    }
+
+    fn issues(&self, query: IssueQuery) -> BoxFuture<'_, Result<IssuePage, StoreError>> {
+        let page = lock(&self.inner.shared.issues.state)
+            .table
+            .list(&query, Timestamp::now());
+        Box::pin(std::future::ready(Ok(page)))
+    }
+
+    fn issue(&self, id: String) -> BoxFuture<'_, Result<Option<IssueDetail>, StoreError>> {
+        let detail = lock(&self.inner.shared.issues.state)
+            .table
+            .get(&id, Timestamp::now());
+        Box::pin(std::future::ready(Ok(detail)))
+    }
+
+    /// Written to the snapshot before the future resolves, so a status survives a crash.
+    fn set_issue_status(
+        &self,
+        id: String,
+        status: IssueStatus,
+    ) -> BoxFuture<'_, Result<Option<Issue>, StoreError>> {
+        Box::pin(async move {
+            if self.is_closed() {
+                return Err(StoreError::Closed);
+            }
+            let shared = Arc::clone(&self.inner.shared);
+            tokio::task::spawn_blocking(move || {
+                let changed = {
+                    let mut state = lock(&shared.issues.state);
+                    let changed = state.table.set_status(&id, status, Timestamp::now());
+                    state.dirty |= changed.is_some();
+                    changed
+                };
+                if changed.is_some() {
+                    shared.issues.snapshot_if_dirty()?;
+                }
+                Ok(changed)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("issue status task failed: {e}")))?
+        })
+    }
+
+    fn issue_changes(
+        &self,
+        since: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<IssueChange>, StoreError>> {
+        let changes = lock(&self.inner.shared.issues.state)
+            .table
+            .changes_since(since);
+        Box::pin(std::future::ready(Ok(changes)))
     }
 
     fn health(&self) -> StoreHealth {

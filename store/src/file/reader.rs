@@ -128,6 +128,8 @@ pub(crate) struct Head<'a> {
     /// Only `meta.sample_weight`, for the per-minute counts; other keys are skipped.
     #[serde(borrow, default)]
     meta: HeadMeta<'a>,
+    #[serde(borrow, default)]
+    issue: Option<Cow<'a, str>>,
 }
 
 /// The part of `meta` the start-up scan reads.
@@ -153,6 +155,10 @@ impl Head<'_> {
         query.service.as_deref().is_none_or(|s| s == self.service)
             && query.min_level.is_none_or(|l| self.level >= l)
             && query.event.as_deref().is_none_or(|e| e == self.event)
+            && query
+                .issue
+                .as_deref()
+                .is_none_or(|i| self.issue.as_deref() == Some(i))
             && query.since.is_none_or(|t| self.ts >= t)
             && query.until.is_none_or(|t| self.ts < t)
     }

@@ -25,6 +25,7 @@ use faultline_schema::{Level, Record, Timestamp};
 use tokio::sync::oneshot;
 
 use super::config::{FileStoreConfig, millis};
+use super::issues::Covered;
 use super::metrics_names::{
     DUPLICATES, GROUP_BATCHES, QUEUE_DEPTH, RECORDS_WRITTEN, SEGMENTS, SINK_LABEL, STORED_BYTES,
     WRITE_ERRORS,
@@ -33,6 +34,7 @@ use super::segment::{
     SegmentInfo, SegmentSummary, create_segment, delete_segment, segment_path, write_sidecar,
 };
 use super::{Shared, lock, read, write};
+use crate::issues::IssueEvent;
 use crate::store::{StoreError, WriteReceipt};
 
 /// A group stops taking more queued batches once it holds this many bytes, so one fsync's
@@ -68,6 +70,8 @@ pub(crate) struct WriteRequest {
     pub(crate) lines: Vec<LineInfo>,
     /// The distinct services of the batch, indexed by [`LineInfo::service`].
     pub(crate) services: Vec<String>,
+    /// What the batch's error events add to their issues, indexed by [`LineInfo::event`].
+    pub(crate) events: Vec<IssueEvent>,
     /// Answered once the batch is durable, or failed.
     pub(crate) ack: oneshot::Sender<Result<WriteReceipt, StoreError>>,
 }
@@ -89,6 +93,8 @@ pub(crate) struct LineInfo {
     pub(crate) weight: u64,
     /// Index into [`WriteRequest::services`].
     pub(crate) service: u32,
+    /// Index into [`WriteRequest::events`], for records that carry an issue.
+    pub(crate) event: Option<u32>,
 }
 
 impl WriteRequest {
@@ -100,6 +106,7 @@ impl WriteRequest {
         let mut buf = Vec::with_capacity(records.len() * 384);
         let mut lines = Vec::with_capacity(records.len());
         let mut services: Vec<String> = Vec::new();
+        let mut events = Vec::new();
         for record in records {
             record.write_json(&mut buf);
             buf.push(b'\n');
@@ -119,12 +126,17 @@ impl WriteRequest {
                 level: record.level,
                 weight: record.sample_weight(),
                 service: u32::try_from(service).unwrap_or(u32::MAX),
+                event: IssueEvent::from_record(record).map(|e| {
+                    events.push(e);
+                    u32::try_from(events.len() - 1).unwrap_or(u32::MAX)
+                }),
             });
         }
         WriteRequest {
             buf,
             lines,
             services,
+            events,
             ack,
         }
     }
@@ -397,6 +409,9 @@ impl Writer {
             }
         }
         let _ = self.settle();
+        if let Err(e) = self.shared.issues.snapshot_if_dirty() {
+            tracing::warn!(error = %e, "could not write the issues snapshot; the next start rebuilds it from the segments");
+        }
         tracing::debug!("file store writer stopped: queue drained and closed");
     }
 
@@ -580,8 +595,13 @@ impl Writer {
         let now = Timestamp::now();
         {
             let mut counts = lock(&self.shared.counts);
+            let mut issues = lock(&self.shared.issues.state);
             for (request, (_, kept)) in group.iter().zip(&plans) {
                 for (info, _) in request.lines.iter().zip(kept).filter(|(_, k)| **k) {
+                    if let Some(event) = info.event.and_then(|i| request.events.get(i as usize)) {
+                        issues.table.apply(event, now);
+                        issues.dirty = true;
+                    }
                     self.active.summary.observe(info.ts, info.received_at);
                     let service = request.services.get(info.service as usize);
                     counts.add_parts(
@@ -595,6 +615,11 @@ impl Writer {
             }
         }
         self.active.summary.bytes += total as u64;
+        // The table now holds exactly the records before this point.
+        lock(&self.shared.issues.state).covered = Covered {
+            seq: self.active.seq,
+            bytes: self.active.summary.bytes,
+        };
         self.dedup.commit(&claims);
         if self.active.rotate_at.is_none() {
             self.active.rotate_at = Instant::now().checked_add(self.config.segment_max_age);
@@ -744,6 +769,10 @@ impl Writer {
         self.last_housekeeping = Instant::now();
         let now = Timestamp::now();
         lock(&self.shared.counts).prune(now);
+        self.shared.issues.prune(now);
+        if let Err(e) = self.shared.issues.snapshot_if_dirty() {
+            tracing::warn!(error = %e, "could not write the issues snapshot; retrying in a minute");
+        }
         let cutoff = now
             .unix_millis()
             .saturating_sub(millis(self.config.retention_age));
