@@ -6,6 +6,8 @@
 //!   `GET /system/checks/latest`.
 //! - `health.rs`: `/healthz`, `/readyz`; `metrics.rs`: `/metrics` (and the recorder).
 //! - `dashboard.rs`: the embedded dashboard and `GET /panel/config`.
+//! - `sourcemaps.rs`: `PUT`, `GET`, `DELETE /sourcemaps/{release}` and `GET /sourcemaps`
+//!   (source maps for symbolication).
 //! - `admin.rs`: the [`Admin`](admin::Admin) extractor every read takes; `cors.rs`: CORS
 //!   for the browser-facing ingest routes.
 
@@ -18,6 +20,7 @@ mod health;
 mod logs;
 pub(crate) mod metrics;
 mod otlp;
+mod sourcemaps;
 
 use std::time::Duration;
 
@@ -25,7 +28,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::app_state::AppState;
 use crate::error::ApiError;
@@ -50,6 +53,13 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .route("/panel/config", get(dashboard::panel_config))
+        .route("/sourcemaps", get(sourcemaps::releases))
+        .route(
+            "/sourcemaps/{release}",
+            put(sourcemaps::upload)
+                .get(sourcemaps::release)
+                .delete(sourcemaps::delete),
+        )
         .fallback(dashboard::serve)
         .layer(middleware::from_fn(dashboard::pages))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
