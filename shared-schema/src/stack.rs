@@ -11,42 +11,70 @@
 //!
 //! - **Chrome / V8 / Node** — the message (which may span several lines) comes first, then one
 //!   `    at …` line per frame: `at fn (loc)`, `at loc`, `at new Foo (loc)`, `at async fn (loc)`,
-//!   `at Object.method [as alias] (loc)`, `at eval (eval at fn (loc), <anonymous>:3:4)`,
-//!   `at Array.map (<anonymous>)`, `at fn (native)`, `at Promise.all (index 0)` and wasm frames.
+//!   `at async loc`, `at fn (async loc)`, `at Object.method [as alias] (loc)`,
+//!   `at eval (eval at fn (loc), <anonymous>:3:4)`, `at Array.map (<anonymous>)`,
+//!   `at fn (native)`, `at Promise.all (index 0)`, wasm frames and Hermes'
+//!   `at fn (address at loc)`. The `(` may follow the name directly when the name has no space
+//!   (`at X.eval(webpack:///…)`, React Native's `at Object.y(index.android.bundle:93:571)`).
+//!   When the last parentheses hold no location, the first ` (` is tried: up to the end of the
+//!   line, up to its own `)` (`at fn (a.js:1:2) (…)`), or unclosed (`at fn (a.js:1:2`); a
+//!   parenthesis inside them is read too (`at (error: (/chunk.js))`).
 //!   If any line parses as a V8 frame the stack is taken to be V8's and only `at` lines count, so
 //!   message lines that happen to contain `@` are never read as Firefox frames. Node's
 //!   `util.inspect(err)` output (a ` {` after the last frame, then the error's properties) works too.
+//! - **Edge (EdgeHTML) / Internet Explorer** — V8's `at` shape with their own names and
+//!   locations: `at Anonymous function (loc)`, `at Global code (loc)`, `at eval code (eval code:1:1)`,
+//!   `at Array.prototype.map (native code)`.
 //! - **Firefox / SpiderMonkey** — one `fn@loc` line per frame, `@loc` when anonymous:
-//!   `fn/<@loc`, `async*fn@loc`, `fn@url line 2 > eval:1:5`, `fn@url:wasm-function[12]:0x3f`.
+//!   `fn/<@loc`, `async*fn@loc`, `fn@url line 2 > eval:1:5`, `fn@url:wasm-function[12]:0x3f`,
+//!   `fn@loader.jsm -> script.js:1:5` (a script loaded by another), `obj["@fn"]@loc` (the name
+//!   ends at the first `@` outside square brackets, so `@` in a URL stays in the file) and old
+//!   Firefox's `fn(args)@loc`.
 //! - **Safari / JavaScriptCore** — the same `fn@loc` shape plus `global code@loc`,
-//!   `eval code@loc`, `module code@loc`, `fn@[native code]` and bare `[native code]` lines.
+//!   `eval code@loc`, `module code@loc`, `fn@[native code]`, bare `[native code]` lines, a bare
+//!   `loc` line for an anonymous function, a bare name (`baz`) for a function inside eval code,
+//!   `Name@` for a frame without a location, and `at fn@scheme:(//path:1:2)` as some extension
+//!   stacks print `scheme://path`. Bare names and `Name@` count only in a stack that also has
+//!   located frames, so a lone word such as `Error` is not a frame.
 //!
 //! A location is a URL or path followed by `:line:column` or `:line`; only those trailing
 //! `:<digits>` groups are split off, so ports, Windows drives and the colons inside
-//! `webpack:///`, `blob:https://…`, `file:///C:/…`, `data:…` or `node:internal/…` stay in the file.
+//! `webpack:///`, `blob:https://…`, `file:///C:/…`, `data:…`, `node:internal/…`,
+//! `extensions::…` or extension URLs (`chrome-extension://`, `moz-extension://`,
+//! `safari-web-extension://`, `webkit-masked-url://hidden/`) stay in the file. In parentheses,
+//! a path without a position (no white space, a `/` or `\` in it) is a location too.
+//!
+//! `tests/stacks/` in this crate holds a corpus of real traces (browser SDKs' fixtures, public
+//! bug reports, stacks thrown in Chromium and Node) with the frames each must parse to.
 //!
 //! # Normalization choices
 //!
-//! - **Function names.** An empty name or `<anonymous>` becomes `None`. V8's `async ` and `new `
-//!   prefixes and ` [as alias]` suffix are dropped (`new Foo` → `Foo`, as Firefox and Safari
-//!   print it). Firefox writes `cause*name` on the first frame after an async boundary; the
-//!   cause is dropped (`async*fn` → `fn`), so `cause*@…` (`EventHandlerNonNull*@…`,
-//!   `setTimeout handler*@…`, and hence `fn*@…`) is an anonymous frame. Firefox's trailing
-//!   anonymous-function markers are stripped so the frame is named after its nearest named
-//!   enclosing function: `fn/<` → `fn`, `fn/</<` → `fn`, `fn/inner<` → `fn/inner`.
-//!   Safari's `global code`, `eval code` and `module code` are kept as names.
+//! - **Function names.** An empty name, `<anonymous>`, IE's `Anonymous function` and `?`
+//!   become `None`. V8's `async ` and `new ` prefixes and ` [as alias]` suffix are dropped
+//!   (`new Foo` → `Foo`, as Firefox and Safari print it). Firefox writes `cause*name` on the
+//!   first frame after an async boundary; the cause is dropped (`async*fn` → `fn`), so
+//!   `cause*@…` (`EventHandlerNonNull*@…`, `setTimeout handler*@…`, and hence `fn*@…`) is an
+//!   anonymous frame. Firefox's trailing anonymous-function markers are stripped so the frame is
+//!   named after its nearest named enclosing function: `fn/<` → `fn`, `fn/</<` → `fn`,
+//!   `fn/inner<` → `fn/inner`; old Firefox's argument lists too (`bar(1)` → `bar`, `()` →
+//!   `None`). Safari's `global code`, `eval code` and `module code` and Edge's `Global code`
+//!   are kept as names.
 //! - **eval.** As Sentry does, an eval frame reports where the eval was *called from* in real
 //!   source, not the position inside the evaluated string (which no source map can resolve).
 //!   V8's `eval at fn (app.js:1:2), <anonymous>:3:4` gives `app.js`, 1, 2 (the innermost
-//!   `(…)` when evals nest; the trailing position only when no call site is known).
-//!   Firefox's `app.js line 2 > eval:1:5` (or `> Function`) gives `app.js`, line 2, no column,
-//!   and the function defaults to `eval` when the line has none.
+//!   `(…)` when evals nest; a call site without a position gives its file alone; the trailing
+//!   position only when no call site is known). Firefox's `app.js line 2 > eval:1:5` (or
+//!   `> Function`) gives `app.js`, line 2, no column, and the function defaults to `eval` when
+//!   the line has none. Engines that name no call site keep what they print: Edge's
+//!   `(eval code:1:18)` gives file `eval code`, a Safari `eval code` line a name alone, and an
+//!   eval'd script with a `//# sourceURL=` its URL.
 //! - **wasm.** `wasm://wasm/00a1b2c3:wasm-function[12]:0x3f` gives file
 //!   `wasm://wasm/00a1b2c3:wasm-function[12]` (module URL plus function index, which is what a
 //!   wasm symbolicator needs), no line, and the module byte offset as the column (`0x3f` → 63).
-//! - **Native frames.** `native`, `[native code]`, `[wasm code]`, `<anonymous>` and
-//!   `unknown location` locations are kept as the file, with no line or column. V8's
-//!   `Promise.all (index 0)` names an element index, not a place, so its file is `None`.
+//! - **Native frames.** `native`, `native code`, `[native code]`, `[wasm code]`, `<anonymous>`
+//!   and `unknown location` locations are kept as the file, with no line or column, and keep
+//!   their place in the stack. V8's `Promise.all (index 0)` names an element index, not a
+//!   place, so its file is `None`.
 //! - **React component stacks.** A bare `at div` (an identifier and no location) is read as a
 //!   function-only frame.
 //!
@@ -111,7 +139,7 @@ pub struct Location {
 
 /// Parses an `Error.stack` string into frames, innermost first.
 ///
-/// Accepts the Chrome/V8 (and Node), Firefox and Safari formats described in the
+/// Accepts the Chrome/V8 (and Node), Edge/IE, Firefox and Safari formats described in the
 /// [module docs](self). Message lines, blank lines and anything else that is not a frame are
 /// skipped; the result is empty when no line is a frame. Runs in time linear in `stack.len()`.
 ///
@@ -136,23 +164,41 @@ pub fn parse(stack: &str) -> Vec<Frame> {
     }
 }
 
+/// How sure a line parser is that a line is a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A frame on its own.
+    Sure,
+    /// A bare name (`baz`, `fn@`): a frame only in a stack that has located frames too, so a
+    /// lone word such as `Error` is not taken for one.
+    Weak,
+}
+
 /// The frames `parse_line` finds in the lines of `stack` (split at `\n` and at `\r`).
-fn frames(stack: &str, parse_line: fn(&str) -> Option<Frame>) -> Vec<Frame> {
+fn frames(stack: &str, parse_line: fn(&str) -> Option<(Frame, Kind)>) -> Vec<Frame> {
     let mut frames = Vec::new();
+    let (mut weak, mut located) = (false, false);
     let mut rest = stack;
     loop {
         let (line, next) = match rest.bytes().position(|b| b == b'\n' || b == b'\r') {
             Some(i) => (rest.get(..i), rest.get(i + 1..)),
             None => (Some(rest), None),
         };
-        if let Some(frame) = line.and_then(parse_line) {
-            frames.push(frame);
+        if let Some((frame, kind)) = line.and_then(parse_line) {
+            weak |= kind == Kind::Weak;
+            located |= frame.file.is_some();
+            frames.push((frame, kind));
         }
         match next {
             Some(next) => rest = next,
-            None => return frames,
+            None => break,
         }
     }
+    frames
+        .into_iter()
+        .filter(|(_, kind)| located || !weak || *kind == Kind::Sure)
+        .map(|(frame, _)| frame)
+        .collect()
 }
 
 /// A frame location borrowed from the input line.
@@ -184,29 +230,41 @@ fn frame(function: Option<&str>, loc: Loc<'_>) -> Option<Frame> {
     })
 }
 
-/// Parses one V8 line: `at fn (loc)`, `at loc`, or (React component stacks) `at Name`.
-fn v8_line(line: &str) -> Option<Frame> {
+/// A frame from a line only one parser reads, so always [`Kind::Sure`].
+fn sure(frame: Option<Frame>) -> Option<(Frame, Kind)> {
+    frame.map(|f| (f, Kind::Sure))
+}
+
+/// Parses one V8 line: `at fn (loc)`, `at fn(loc)`, `at loc`, or (React component stacks)
+/// `at Name`.
+fn v8_line(line: &str) -> Option<(Frame, Kind)> {
     let rest = trim_start(trim(line).strip_prefix("at ")?);
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
     // Node's `util.inspect(err)` follows the last frame with ` {` and the error's own properties.
     let rest = rest.strip_suffix(" {").unwrap_or(rest);
-    if let Some((name, loc)) = split_paren(rest) {
-        let loc = trim(loc);
-        let loc = loc.strip_prefix("address at ").unwrap_or(loc);
-        let parsed = if loc.strip_prefix("index ").is_some_and(is_digits) {
-            Some(Loc::default())
-        } else if loc.starts_with("eval at ") {
-            v8_eval(loc)
-        } else {
-            // A location without line numbers is accepted in parentheses when it looks like a path.
-            location(loc).or_else(|| {
-                loc.bytes()
-                    .any(|b| b == b'/' || b == b'\\')
-                    .then_some(Loc::file(loc))
-            })
-        };
-        if let Some(f) = parsed.and_then(|l| frame(v8_name(name), l)) {
-            return Some(f);
+    if let Some(f) = scheme_in_parens(rest) {
+        return sure(Some(f));
+    }
+    if let Some((name, loc)) = split_paren(rest)
+        && let Some(l) = v8_location(loc).or_else(|| {
+            // `at (error: (/chunk.js))`: the location is the innermost parenthesis.
+            split_paren(trim(loc)).and_then(|(_, inner)| v8_location(inner))
+        })
+    {
+        return sure(frame(v8_name(name), l));
+    }
+    // The first `(` after a space, when the last parentheses hold no location: up to the end
+    // (`fn (http://x/a).js:1:2)`), up to its first `)` (`fn (a.js:1:2) (x)`), or unclosed.
+    if let Some((name, after)) = split_once(rest, " (") {
+        let candidates = [
+            after.strip_suffix(")"),
+            split_once(after, ")").map(|(loc, _)| loc),
+            (!after.contains(')')).then_some(after),
+        ];
+        for loc in candidates.into_iter().flatten() {
+            if let Some(l) = location(loc) {
+                return sure(frame(v8_name(name), l));
+            }
         }
     }
     let bare = if rest.starts_with("eval at ") {
@@ -214,17 +272,58 @@ fn v8_line(line: &str) -> Option<Frame> {
     } else {
         location(rest)
     };
-    match bare {
+    sure(match bare {
         Some(l) => frame(None, l),
         // React component stacks name host components with no location: `at div`.
         None if is_identifier(rest) => frame(Some(rest), Loc::default()),
         None => None,
+    })
+}
+
+/// Reads what V8 puts in a frame's parentheses: a location, possibly after `address at `
+/// (Hermes) or `async ` (Chrome), an `eval at …` origin, `index N` (`Promise.all`), or a path
+/// without a position.
+fn v8_location(loc: &str) -> Option<Loc<'_>> {
+    let loc = trim(loc);
+    let loc = loc.strip_prefix("address at ").unwrap_or(loc);
+    let loc = loc.strip_prefix("async ").unwrap_or(loc);
+    if loc.strip_prefix("index ").is_some_and(is_digits) {
+        Some(Loc::default())
+    } else if loc.starts_with("eval at ") {
+        v8_eval(loc)
+    } else {
+        location(loc).or_else(|| path(loc).then_some(Loc::file(loc)))
     }
 }
 
+/// A file without a position: no white space, and a `/` or `\` in it.
+fn path(s: &str) -> bool {
+    s.bytes().any(|c| c == b'/' || c == b'\\') && !has_space(s)
+}
+
+/// `name@scheme:(//path:1:2)`, how some Safari extension stacks print a location: the file is
+/// `scheme://path`.
+fn scheme_in_parens(s: &str) -> Option<Frame> {
+    let (head, tail) = split_once(s.strip_suffix(")")?, ":(//")?;
+    let (name, scheme) = rsplit_once(head, "@").map_or((None, head), |(n, s)| (Some(n), s));
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return None;
+    }
+    let mut file = String::with_capacity(scheme.len() + 3 + tail.len());
+    file.push_str(scheme);
+    file.push_str("://");
+    file.push_str(tail);
+    frame(name.and_then(name_of), location(&file)?)
+}
+
 /// Splits `name (location)` at the `(` matching the final `)`, so parentheses inside the
-/// location (`a (1).js`, `eval at f (x.js:1:2)`) are skipped. When that `(` does not follow a
-/// space (unbalanced parentheses in a file name), falls back to the first ` (`.
+/// location (`a (1).js`, `eval at f (x.js:1:2)`) are skipped. That `(` may follow the name
+/// directly (`at X.eval(webpack:///…)`) when the name has no space; otherwise, when it does
+/// not follow a space (unbalanced parentheses in a file name), falls back to the first ` (`.
 fn split_paren(s: &str) -> Option<(&str, &str)> {
     let body = s.strip_suffix(")")?;
     let bytes = body.as_bytes();
@@ -243,7 +342,12 @@ fn split_paren(s: &str) -> Option<(&str, &str)> {
     }
     let i = match open {
         Some(0) => 0,
-        Some(i) if bytes.get(i - 1) == Some(&b' ') => i,
+        Some(i)
+            if bytes.get(i - 1) == Some(&b' ')
+                || !bytes.get(..i).is_some_and(|name| name.contains(&b' ')) =>
+        {
+            i
+        }
         _ => find(body, " (")? + 1,
     };
     split_at(body, i, 1)
@@ -257,12 +361,12 @@ fn v8_name(n: &str) -> Option<&str> {
         Some((head, _alias)) if n.ends_with("]") => head,
         _ => n,
     };
-    name(n)
+    name_of(n)
 }
 
 /// Resolves a V8 eval location `eval at NAME (ORIGIN), POS`, where ORIGIN is either a nested
-/// `eval at …` or the real `url:line:col`: returns the innermost real call site, or POS when
-/// there is none.
+/// `eval at …` or the real `url:line:col`: returns the innermost real call site (a file
+/// without a position when it has none), or POS when there is none.
 fn v8_eval(loc: &str) -> Option<Loc<'_>> {
     let mut s = loc;
     let mut depth = 0;
@@ -279,57 +383,98 @@ fn v8_eval(loc: &str) -> Option<Loc<'_>> {
         for _ in 1..depth {
             site = site.strip_suffix(")").unwrap_or(site);
         }
-        if let Some(l) = location(site) {
+        if let Some(l) = location(site).or_else(|| path(site).then_some(Loc::file(site))) {
             return Some(l);
         }
     }
     location(rsplit_once(loc, ", ")?.1)
 }
 
-/// Parses one Firefox or Safari line: `fn@loc`, `@loc`, `[native code]`, `global code`.
-fn gecko_line(line: &str) -> Option<Frame> {
+/// Parses one Firefox or Safari line: `fn@loc`, `@loc`, a bare `loc`, `[native code]`,
+/// `global code`, or a bare name.
+fn gecko_line(line: &str) -> Option<(Frame, Kind)> {
     let line = trim(line);
-    let (n, loc) = split_once(line, "@").unwrap_or((line, ""));
-    if trim(loc).is_empty() {
-        return match n {
-            "[native code]" => frame(None, Loc::file(n)),
-            "global code" | "eval code" | "module code" => frame(Some(n), Loc::default()),
-            _ => None,
+    let Some((n, loc)) = gecko_at(line) else {
+        return match line {
+            "[native code]" => sure(frame(None, Loc::file(line))),
+            "global code" | "eval code" | "module code" => sure(frame(Some(line), Loc::default())),
+            // Safari and Firefox print an anonymous function's frame as its bare location.
+            _ => match location(line) {
+                Some(l) if l.line.is_some() && l.file.is_some_and(|f| !has_space(f)) => {
+                    sure(frame(None, l))
+                }
+                // Safari prints functions inside eval code by name alone.
+                _ => is_identifier(line)
+                    .then(|| frame(Some(line), Loc::default()))
+                    .flatten()
+                    .map(|f| (f, Kind::Weak)),
+            },
         };
-    }
+    };
     // No engine puts `: ` in a function name, but messages (`Error: mail a@b.c:1:2`) do.
     if find(n, ": ").is_some() {
         return None;
     }
     let n = gecko_name(n);
+    let loc = trim(loc);
+    if loc.is_empty() {
+        // Safari: `ElementNotFoundError@` (a constructor without a source location).
+        return frame(n, Loc::default()).map(|f| (f, Kind::Weak));
+    }
     if let Some((file, rest)) = split_once(loc, " line ")
         && let Some((num, _eval)) = split_once(rest, " > ")
         && is_digits(num)
     {
         let l = Loc {
-            file: Some(file),
+            file: Some(loaded(file)),
             line: parse_u32(num, 10),
             col: None,
         };
-        return frame(n.or(Some("eval")), l);
+        return sure(frame(n.or(Some("eval")), l));
     }
-    frame(n, location(loc)?)
+    let mut l = location(loc)?;
+    l.file = l.file.map(loaded);
+    sure(frame(n, l))
 }
 
-/// Normalizes a Firefox name: drops the async-cause prefix (`async*`, `setTimeout handler*`)
-/// and trailing anonymous markers (`fn/<` → `fn`).
+/// Splits a Firefox or Safari line at the `@` that ends the function name: the first one
+/// outside square brackets (`obj["@fn"]@url`), so an `@` in the URL stays in the file.
+fn gecko_at(line: &str) -> Option<(&str, &str)> {
+    let mut depth = 0usize;
+    for (i, &b) in line.as_bytes().iter().enumerate() {
+        match b {
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b'@' if depth == 0 => return split_at(line, i, 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Firefox names code loaded by another script `loader -> script`; the position is the
+/// script's.
+fn loaded(file: &str) -> &str {
+    rsplit_once(file, " -> ").map_or(file, |(_loader, script)| script)
+}
+
+/// Normalizes a Firefox name: drops the async-cause prefix (`async*`, `setTimeout handler*`),
+/// trailing anonymous markers (`fn/<` → `fn`) and old Firefox's argument lists (`bar(1)`).
 fn gecko_name(n: &str) -> Option<&str> {
     let mut n = split_once(n, "*").map_or(n, |(_cause, f)| f);
+    if n.ends_with(")") {
+        n = split_once(n, "(").map_or(n, |(head, _args)| head);
+    }
     while let Some(shorter) = n.strip_suffix("<").or_else(|| n.strip_suffix("/")) {
         n = shorter;
     }
-    name(n)
+    name_of(n)
 }
 
-/// `None` for empty and `<anonymous>` names.
-fn name(n: &str) -> Option<&str> {
+/// `None` for empty and anonymous names: `<anonymous>`, IE's `Anonymous function` and `?`.
+fn name_of(n: &str) -> Option<&str> {
     let n = trim(n);
-    (!n.is_empty() && n != "<anonymous>").then_some(n)
+    (!matches!(n, "" | "<anonymous>" | "Anonymous function" | "?")).then_some(n)
 }
 
 /// Parses a location: a native marker, a wasm location, or `file:line[:col]`.
@@ -337,7 +482,12 @@ fn location(s: &str) -> Option<Loc<'_>> {
     let s = trim(s);
     if matches!(
         s,
-        "native" | "<anonymous>" | "[native code]" | "[wasm code]" | "unknown location"
+        "native"
+            | "native code"
+            | "<anonymous>"
+            | "[native code]"
+            | "[wasm code]"
+            | "unknown location"
     ) {
         return Some(Loc::file(s));
     }
@@ -360,6 +510,12 @@ fn location(s: &str) -> Option<Loc<'_>> {
         line,
         col,
     })
+}
+
+/// Whether `s` holds a white-space character.
+fn has_space(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).any(|i| b.get(i..).is_some_and(|rest| space_len(rest) > 0))
 }
 
 /// Splits a trailing `:<digits>` off `s`; the number is `None` when it overflows a `u32`.
@@ -647,6 +803,13 @@ mod tests {
             Some(("fn ", "http://x/a).js:1:2"))
         );
         assert_eq!(split_paren("(a.js:1:2)"), Some(("", "a.js:1:2")));
+        // Right after a name without spaces: `at X.eval(webpack:///…)`, React Native.
+        assert_eq!(
+            split_paren("X.eval(w.js:1:2)"),
+            Some(("X.eval", "w.js:1:2"))
+        );
+        // After a name with a space, an unspaced `(` is part of a file name.
+        assert_eq!(split_paren("fn x(a.js:1:2)"), None);
         assert_eq!(split_paren("a.js:1:2"), None);
         assert_eq!(split_paren(")"), None);
     }
@@ -665,11 +828,69 @@ mod tests {
             v8_eval("eval at f (unknown source), x.js:3:4"),
             loc("x.js", Some(3), Some(4))
         );
+        // A call site without a position still names the file.
+        assert_eq!(
+            v8_eval("eval at f (webpack:///x.js?), <anonymous>:4:17"),
+            loc("webpack:///x.js?", None, None)
+        );
         assert_eq!(v8_eval("eval at "), None);
     }
 
     #[test]
+    fn v8_location_reads_what_parentheses_hold() {
+        assert_eq!(v8_location("async a.js:1:2"), loc("a.js", Some(1), Some(2)));
+        assert_eq!(
+            v8_location("address at index.android.bundle:1:5"),
+            loc("index.android.bundle", Some(1), Some(5))
+        );
+        assert_eq!(v8_location("index 3"), Some(Loc::default()));
+        assert_eq!(v8_location("native code"), loc("native code", None, None));
+        assert_eq!(v8_location("/chunks/a.js"), loc("/chunks/a.js", None, None));
+        assert_eq!(v8_location("https://a.io/x from y"), None);
+        assert_eq!(v8_location("x"), None);
+    }
+
+    #[test]
+    fn gecko_at_skips_at_signs_in_brackets() {
+        assert_eq!(
+            gecko_at("obj[\"@fn\"]@a.js:1:2"),
+            Some(("obj[\"@fn\"]", "a.js:1:2"))
+        );
+        assert_eq!(
+            gecko_at("f@http://h/@x/a.js:1:2"),
+            Some(("f", "http://h/@x/a.js:1:2"))
+        );
+        assert_eq!(gecko_at("[[@"), None);
+        assert_eq!(gecko_at("]]@x"), Some(("]]", "x")));
+    }
+
+    #[test]
+    fn scheme_in_parens_rebuilds_the_url() {
+        let f = scheme_in_parens("Clip@safari-extension:(//ID/a.js:3:4)").unwrap();
+        assert_eq!(f.function.as_deref(), Some("Clip"));
+        assert_eq!(f.file.as_deref(), Some("safari-extension://ID/a.js"));
+        assert_eq!((f.line, f.column), (Some(3), Some(4)));
+        let f = scheme_in_parens("safari-web-extension:(//ID/a.js:3:4)").unwrap();
+        assert_eq!(f.function, None);
+        assert_eq!(scheme_in_parens("a b:(//x:1:2)"), None);
+        assert_eq!(scheme_in_parens(":(//x:1:2)"), None);
+    }
+
+    #[test]
+    fn loaded_scripts_are_the_last_of_the_chain() {
+        assert_eq!(loaded("a.jsm -> b.js"), "b.js");
+        assert_eq!(loaded("a -> b -> c.js"), "c.js");
+        assert_eq!(loaded("a.js"), "a.js");
+    }
+
+    #[test]
     fn names_are_normalized() {
+        assert_eq!(v8_name("Anonymous function"), None);
+        assert_eq!(v8_name("?"), None);
+        assert_eq!(v8_name("Global code"), Some("Global code"));
+        assert_eq!(gecko_name("bar(1)"), Some("bar"));
+        assert_eq!(gecko_name("(null)"), None);
+        assert_eq!(gecko_name("()"), None);
         assert_eq!(v8_name("new Foo"), Some("Foo"));
         assert_eq!(v8_name("Object.method [as alias]"), Some("Object.method"));
         assert_eq!(v8_name("<anonymous>"), None);

@@ -1,5 +1,7 @@
 //! Corpus of real-shaped `Error.stack` strings from Chrome/V8 (and Node), Firefox and Safari,
-//! each checked frame by frame against [`faultline_schema::stack::parse`].
+//! each checked frame by frame against [`faultline_schema::stack::parse`], and the real-world
+//! corpus in `tests/stacks/` (real traces with their sources; see its README), measured as the
+//! share of frames parsed exactly right.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -1182,4 +1184,170 @@ proptest::proptest! {
             proptest::prop_assert!(frame.file.as_deref() != Some(""));
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real-world corpus: `tests/stacks/*.txt` (format and sources in `tests/stacks/README.md`)
+// ---------------------------------------------------------------------------------------------
+
+/// One trace of the real-world corpus with the frames it must parse to.
+struct Trace {
+    /// `file.txt: case name`, for messages.
+    name: String,
+    stack: String,
+    frames: Vec<Frame>,
+}
+
+/// Reads every `tests/stacks/*.txt` file into traces.
+fn real_world_traces() -> Vec<Trace> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    let mut traces = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        traces.extend(parse_corpus_file(&file, &text));
+    }
+    traces
+}
+
+/// Parses one corpus file: `=== name`, header lines, `--- stack`, the stack verbatim,
+/// `--- frames`, then one `function | file | line | column` line per frame (`-` for none).
+fn parse_corpus_file(file: &str, text: &str) -> Vec<Trace> {
+    #[derive(PartialEq)]
+    enum Part {
+        Outside,
+        Header,
+        Stack,
+        Frames,
+    }
+    let mut traces: Vec<Trace> = Vec::new();
+    let mut part = Part::Outside;
+    let mut stack_lines: Vec<&str> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = || format!("{file}:{}", n + 1);
+        if let Some(name) = line.strip_prefix("=== ") {
+            traces.push(Trace {
+                name: format!("{file}: {name}"),
+                stack: String::new(),
+                frames: Vec::new(),
+            });
+            part = Part::Header;
+        } else if line == "--- stack" {
+            assert!(part == Part::Header, "{}: `--- stack` outside a case", at());
+            part = Part::Stack;
+            stack_lines.clear();
+        } else if line == "--- frames" {
+            assert!(
+                part == Part::Stack,
+                "{}: `--- frames` before `--- stack`",
+                at()
+            );
+            traces.last_mut().unwrap().stack = stack_lines.join("\n");
+            part = Part::Frames;
+        } else if part == Part::Stack {
+            stack_lines.push(line);
+        } else if part == Part::Frames && !line.trim().is_empty() && !line.starts_with('#') {
+            let fields: Vec<&str> = line.split(" | ").collect();
+            let [function, file, line_no, column] = fields[..] else {
+                panic!("{}: a frame is `function | file | line | column`", at());
+            };
+            let text = |s: &str| (s != "-").then(|| s.to_owned());
+            let num = |s: &str| {
+                (s != "-").then(|| s.parse::<u32>().unwrap_or_else(|e| panic!("{}: {e}", at())))
+            };
+            traces.last_mut().unwrap().frames.push(Frame {
+                function: text(function),
+                file: text(file),
+                line: num(line_no),
+                column: num(column),
+                ..Frame::default()
+            });
+        }
+    }
+    assert!(
+        part != Part::Stack && part != Part::Header,
+        "{file}: the last case is cut short"
+    );
+    traces
+}
+
+/// Compact `function | file | line | column` form of a frame, as in the corpus files.
+fn show(f: &Frame) -> String {
+    let text = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    let num = |n: Option<u32>| n.map_or_else(|| "-".into(), |n| n.to_string());
+    format!(
+        "{} | {} | {} | {}",
+        text(&f.function),
+        text(&f.file),
+        num(f.line),
+        num(f.column)
+    )
+}
+
+/// Traces of the real-world corpus the parser is allowed to get wrong (with the reason).
+const KNOWN_MISSES: &[&str] = &[];
+
+#[test]
+fn real_world_corpus() {
+    let traces = real_world_traces();
+    let (mut frames, mut right, mut counted, mut exact) = (0usize, 0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for t in &traces {
+        let got = parse(&t.stack);
+        frames += t.frames.len();
+        right += got.iter().zip(&t.frames).filter(|(g, e)| g == e).count();
+        counted += usize::from(got.len() == t.frames.len());
+        if got == t.frames {
+            exact += 1;
+        } else {
+            let mut report = format!("--- {}\n", t.name);
+            for i in 0..got.len().max(t.frames.len()) {
+                let (g, e) = (got.get(i), t.frames.get(i));
+                if g != e {
+                    let side = |f: Option<&Frame>| f.map_or_else(|| "(none)".into(), show);
+                    report +=
+                        &format!("  #{i} expected {}\n  #{i}      got {}\n", side(e), side(g));
+                }
+            }
+            failures.push((t.name.clone(), report));
+        }
+    }
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b as f64;
+    println!(
+        "real-world corpus: {} traces, {frames} frames; frames exactly right {right}/{frames} = {:.1} %; \
+         traces with the right frame count {counted}/{} = {:.1} %; traces exactly right {exact}/{} = {:.1} %",
+        traces.len(),
+        pct(right, frames),
+        traces.len(),
+        pct(counted, traces.len()),
+        traces.len(),
+        pct(exact, traces.len()),
+    );
+    for (_, report) in &failures {
+        print!("{report}");
+    }
+    assert!(
+        traces.len() >= 100,
+        "corpus too small: {} traces",
+        traces.len()
+    );
+    assert!(
+        pct(right, frames) >= 95.0,
+        "fewer than 95 % of frames exactly right"
+    );
+    let unexpected: Vec<_> = failures
+        .iter()
+        .filter(|(name, _)| !KNOWN_MISSES.contains(&name.as_str()))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "traces parsed wrong: {unexpected:#?}"
+    );
 }
