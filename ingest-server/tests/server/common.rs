@@ -51,6 +51,7 @@ pub fn keys() -> Vec<KeyConfig> {
             services: vec!["api".into(), "worker".into()],
             origins: vec![],
             rate_limit: None,
+            sourcemaps: false,
         },
         KeyConfig {
             name: "panel".into(),
@@ -64,6 +65,7 @@ pub fn keys() -> Vec<KeyConfig> {
                 records_per_second: 1.0,
                 burst: 5.0,
             }),
+            sourcemaps: false,
         },
     ]
 }
