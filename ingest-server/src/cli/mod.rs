@@ -1,10 +1,12 @@
 //! The `faultline` command line: one file per subcommand (`serve.rs`, `migrate.rs`,
-//! `check_alerts.rs`, `summary.rs`; `faultline forward` is the `faultline-forward` crate).
+//! `check_alerts.rs`, `summary.rs`, `sourcemaps.rs`; `faultline forward` is the
+//! `faultline-forward` crate).
 //! Every flag also reads an environment variable.
 
 mod check_alerts;
 mod migrate;
 mod serve;
+mod sourcemaps;
 mod summary;
 
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use crate::config::{Config, Overrides};
 pub use check_alerts::CheckArgs;
 pub use migrate::MigrateArgs;
 pub use serve::ServeArgs;
+pub use sourcemaps::{SourcemapsArgs, SourcemapsCommand};
 pub use summary::SummaryArgs;
 
 /// Faultline: errors and logs from browsers and services, stored, queried and alerted on.
@@ -62,6 +65,8 @@ pub enum Command {
     Summary(summary::SummaryArgs),
     /// Ship a program's log lines (standard input, or a file it follows) to the server.
     Forward(faultline_forward::ForwardArgs),
+    /// Upload, list or delete a release's source maps on a running server.
+    Sourcemaps(sourcemaps::SourcemapsArgs),
 }
 
 /// Where the config and the stores are, for the subcommands that open the stores themselves
@@ -110,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => runtime.block_on(migrate::migrate(args)),
         Command::CheckAlerts(args) => return runtime.block_on(check_alerts::check_alerts(args)),
         Command::Summary(args) => runtime.block_on(summary::summary(args)),
+        Command::Sourcemaps(args) => runtime.block_on(sourcemaps::sourcemaps(args)),
         Command::Forward(args) => {
             return faultline_forward::run(args, &runtime, crate::server::shutdown_signal());
         }
