@@ -1,9 +1,10 @@
 // A record's stack frames, innermost first, as the dashboard shows them wherever a stack
 // appears (the record detail, an issue). A frame a source map rewrote reads as the original
 // code: function, file:line:col and, when the map carried `sourcesContent`, a few lines of
-// source with the frame's line highlighted. The "minified" toggle shows where those frames
-// pointed in the served bundle instead (`frame.minified`). Frames come from `meta.stack`,
-// which is free-form JSON: anything that is not a frame object renders as text.
+// source with the frame's line highlighted (open for the first of the app's frames, folded
+// under the others). The "minified" toggle shows where those frames pointed in the served
+// bundle instead (`frame.minified`). Frames come from `meta.stack`, which is free-form
+// JSON: anything that is not a frame object renders as text.
 import { useId, useState } from "react";
 import { frameText } from "./format.js";
 
@@ -50,6 +51,9 @@ export function Frames({ frames, id, empty = "No parsed frames." }) {
   const list = Array.isArray(frames) ? frames : [];
   if (list.length === 0) return <p className="muted">{empty}</p>;
   const mapped = list.some((f) => minifiedOf(f));
+  // Source context opens for the first of the app's own frames that has some; the others'
+  // fold under their location (a click opens them).
+  const opened = list.findIndex((f) => f && typeof f === "object" && typeof f.context_line === "string" && f.in_app !== false);
   return (
     <div className="frames-view">
       {mapped && (
@@ -70,10 +74,18 @@ export function Frames({ frames, id, empty = "No parsed frames." }) {
           const m = minifiedOf(f);
           const shown = minified && m ? m : f;
           const classes = [i === 0 ? "top" : "", m ? "mapped" : "", isObject && f.in_app === false ? "library" : ""];
+          const where = <code className="frame-where">{isObject ? frameText(shown) : JSON.stringify(f)}</code>;
+          const context = isObject && !(minified && m) && typeof f.context_line === "string";
           return (
             <li key={i} className={classes.filter(Boolean).join(" ")}>
-              <code className="frame-where">{isObject ? frameText(shown) : JSON.stringify(f)}</code>
-              {isObject && !(minified && m) && <Context frame={f} />}
+              {context ? (
+                <details open={i === opened}>
+                  <summary>{where}</summary>
+                  <Context frame={f} />
+                </details>
+              ) : (
+                where
+              )}
             </li>
           );
         })}
