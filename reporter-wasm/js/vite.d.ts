@@ -28,12 +28,13 @@ export interface UploadedSourcemap {
   url: string;
   bytes: number;
   sources: number;
-  sources_content: number;
+  /** Whether the map carries `sourcesContent` (source context for the frames). */
+  sources_content: boolean;
 }
 
 /** Uploads a build's source maps to Faultline after `vite build` (see the README). */
 export function faultlineSourcemaps(options: FaultlineSourcemapsOptions): Plugin;
 export default faultlineSourcemaps;
 
-/** Uploads one source map (`PUT /sourcemaps/{release}?url=URL`); throws with the server's reason. */
+/** Uploads one source map, gzipped (`PUT /sourcemaps/{release}?url=URL`); throws with the server's reason. */
 export function uploadSourcemap(args: { server: string; token: string; release: string; url: string; map: string; timeoutMs?: number }): Promise<UploadedSourcemap>;
