@@ -20,3 +20,4 @@ mod router;
 mod sampling;
 mod scaleout;
 mod security;
+mod sourcemaps;
