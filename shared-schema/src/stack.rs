@@ -34,8 +34,8 @@
 //!   `eval code@loc`, `module code@loc`, `fn@[native code]`, bare `[native code]` lines, a bare
 //!   `loc` line for an anonymous function, a bare name (`baz`) for a function inside eval code,
 //!   `Name@` for a frame without a location, and `at fn@scheme:(//path:1:2)` as some extension
-//!   stacks print `scheme://path`. Bare names and `Name@` count only in a stack that also has
-//!   located frames, so a lone word such as `Error` is not a frame.
+//!   stacks print `scheme://path`. A Firefox or Safari stack in which no frame has a location
+//!   has no frames, so a lone word such as `Error` is not taken for a bare name.
 //!
 //! A location is a URL or path followed by `:line:column` or `:line`; only those trailing
 //! `:<digits>` groups are split off, so ports, Windows drives and the colons inside
@@ -157,48 +157,36 @@ pub struct Location {
 /// ```
 pub fn parse(stack: &str) -> Vec<Frame> {
     let v8 = frames(stack, v8_line);
-    if v8.is_empty() {
-        frames(stack, gecko_line)
+    if !v8.is_empty() {
+        return v8;
+    }
+    let gecko = frames(stack, gecko_line);
+    // Bare names (`baz`) and `Name@` are frames only next to located ones, so a lone word such
+    // as `Error` is not taken for one: a stack without any location has no frames.
+    if gecko.iter().any(|f| f.file.is_some()) {
+        gecko
     } else {
-        v8
+        Vec::new()
     }
 }
 
-/// How sure a line parser is that a line is a frame.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A frame on its own.
-    Sure,
-    /// A bare name (`baz`, `fn@`): a frame only in a stack that has located frames too, so a
-    /// lone word such as `Error` is not taken for one.
-    Weak,
-}
-
 /// The frames `parse_line` finds in the lines of `stack` (split at `\n` and at `\r`).
-fn frames(stack: &str, parse_line: fn(&str) -> Option<(Frame, Kind)>) -> Vec<Frame> {
+fn frames(stack: &str, parse_line: fn(&str) -> Option<Frame>) -> Vec<Frame> {
     let mut frames = Vec::new();
-    let (mut weak, mut located) = (false, false);
     let mut rest = stack;
     loop {
         let (line, next) = match rest.bytes().position(|b| b == b'\n' || b == b'\r') {
             Some(i) => (rest.get(..i), rest.get(i + 1..)),
             None => (Some(rest), None),
         };
-        if let Some((frame, kind)) = line.and_then(parse_line) {
-            weak |= kind == Kind::Weak;
-            located |= frame.file.is_some();
-            frames.push((frame, kind));
+        if let Some(frame) = line.and_then(parse_line) {
+            frames.push(frame);
         }
         match next {
             Some(next) => rest = next,
-            None => break,
+            None => return frames,
         }
     }
-    frames
-        .into_iter()
-        .filter(|(_, kind)| located || !weak || *kind == Kind::Sure)
-        .map(|(frame, _)| frame)
-        .collect()
 }
 
 /// A frame location borrowed from the input line.
@@ -230,20 +218,15 @@ fn frame(function: Option<&str>, loc: Loc<'_>) -> Option<Frame> {
     })
 }
 
-/// A frame from a line only one parser reads, so always [`Kind::Sure`].
-fn sure(frame: Option<Frame>) -> Option<(Frame, Kind)> {
-    frame.map(|f| (f, Kind::Sure))
-}
-
 /// Parses one V8 line: `at fn (loc)`, `at fn(loc)`, `at loc`, or (React component stacks)
 /// `at Name`.
-fn v8_line(line: &str) -> Option<(Frame, Kind)> {
+fn v8_line(line: &str) -> Option<Frame> {
     let rest = trim_start(trim(line).strip_prefix("at ")?);
     let rest = rest.strip_prefix("async ").unwrap_or(rest);
     // Node's `util.inspect(err)` follows the last frame with ` {` and the error's own properties.
     let rest = rest.strip_suffix(" {").unwrap_or(rest);
     if let Some(f) = scheme_in_parens(rest) {
-        return sure(Some(f));
+        return Some(f);
     }
     if let Some((name, loc)) = split_paren(rest)
         && let Some(l) = v8_location(loc).or_else(|| {
@@ -251,7 +234,7 @@ fn v8_line(line: &str) -> Option<(Frame, Kind)> {
             split_paren(trim(loc)).and_then(|(_, inner)| v8_location(inner))
         })
     {
-        return sure(frame(v8_name(name), l));
+        return frame(v8_name(name), l);
     }
     // The first `(` after a space, when the last parentheses hold no location: up to the end
     // (`fn (http://x/a).js:1:2)`), up to its first `)` (`fn (a.js:1:2) (x)`), or unclosed.
@@ -259,11 +242,11 @@ fn v8_line(line: &str) -> Option<(Frame, Kind)> {
         let candidates = [
             after.strip_suffix(")"),
             split_once(after, ")").map(|(loc, _)| loc),
-            (!after.contains(')')).then_some(after),
+            (!has_byte(after, b")")).then_some(after),
         ];
         for loc in candidates.into_iter().flatten() {
             if let Some(l) = location(loc) {
-                return sure(frame(v8_name(name), l));
+                return frame(v8_name(name), l);
             }
         }
     }
@@ -272,12 +255,12 @@ fn v8_line(line: &str) -> Option<(Frame, Kind)> {
     } else {
         location(rest)
     };
-    sure(match bare {
+    match bare {
         Some(l) => frame(None, l),
         // React component stacks name host components with no location: `at div`.
         None if is_identifier(rest) => frame(Some(rest), Loc::default()),
         None => None,
-    })
+    }
 }
 
 /// Reads what V8 puts in a frame's parentheses: a location, possibly after `address at `
@@ -298,7 +281,7 @@ fn v8_location(loc: &str) -> Option<Loc<'_>> {
 
 /// A file without a position: no white space, and a `/` or `\` in it.
 fn path(s: &str) -> bool {
-    s.bytes().any(|c| c == b'/' || c == b'\\') && !has_space(s)
+    has_byte(s, b"/\\") && !has_space(s)
 }
 
 /// `name@scheme:(//path:1:2)`, how some Safari extension stacks print a location: the file is
@@ -306,11 +289,7 @@ fn path(s: &str) -> bool {
 fn scheme_in_parens(s: &str) -> Option<Frame> {
     let (head, tail) = split_once(s.strip_suffix(")")?, ":(//")?;
     let (name, scheme) = rsplit_once(head, "@").map_or((None, head), |(n, s)| (Some(n), s));
-    if scheme.is_empty()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if scheme.is_empty() || has_byte(scheme, b" ()/") {
         return None;
     }
     let mut file = String::with_capacity(scheme.len() + 3 + tail.len());
@@ -344,7 +323,7 @@ fn split_paren(s: &str) -> Option<(&str, &str)> {
         Some(0) => 0,
         Some(i)
             if bytes.get(i - 1) == Some(&b' ')
-                || !bytes.get(..i).is_some_and(|name| name.contains(&b' ')) =>
+                || !body.get(..i).is_some_and(|name| has_byte(name, b" ")) =>
         {
             i
         }
@@ -392,22 +371,21 @@ fn v8_eval(loc: &str) -> Option<Loc<'_>> {
 
 /// Parses one Firefox or Safari line: `fn@loc`, `@loc`, a bare `loc`, `[native code]`,
 /// `global code`, or a bare name.
-fn gecko_line(line: &str) -> Option<(Frame, Kind)> {
+fn gecko_line(line: &str) -> Option<Frame> {
     let line = trim(line);
     let Some((n, loc)) = gecko_at(line) else {
         return match line {
-            "[native code]" => sure(frame(None, Loc::file(line))),
-            "global code" | "eval code" | "module code" => sure(frame(Some(line), Loc::default())),
+            "[native code]" => frame(None, Loc::file(line)),
+            "global code" | "eval code" | "module code" => frame(Some(line), Loc::default()),
             // Safari and Firefox print an anonymous function's frame as its bare location.
             _ => match location(line) {
                 Some(l) if l.line.is_some() && l.file.is_some_and(|f| !has_space(f)) => {
-                    sure(frame(None, l))
+                    frame(None, l)
                 }
                 // Safari prints functions inside eval code by name alone.
                 _ => is_identifier(line)
                     .then(|| frame(Some(line), Loc::default()))
-                    .flatten()
-                    .map(|f| (f, Kind::Weak)),
+                    .flatten(),
             },
         };
     };
@@ -419,7 +397,7 @@ fn gecko_line(line: &str) -> Option<(Frame, Kind)> {
     let loc = trim(loc);
     if loc.is_empty() {
         // Safari: `ElementNotFoundError@` (a constructor without a source location).
-        return frame(n, Loc::default()).map(|f| (f, Kind::Weak));
+        return frame(n, Loc::default());
     }
     if let Some((file, rest)) = split_once(loc, " line ")
         && let Some((num, _eval)) = split_once(rest, " > ")
@@ -430,11 +408,11 @@ fn gecko_line(line: &str) -> Option<(Frame, Kind)> {
             line: parse_u32(num, 10),
             col: None,
         };
-        return sure(frame(n.or(Some("eval")), l));
+        return frame(n.or(Some("eval")), l);
     }
     let mut l = location(loc)?;
     l.file = l.file.map(loaded);
-    sure(frame(n, l))
+    frame(n, l)
 }
 
 /// Splits a Firefox or Safari line at the `@` that ends the function name: the first one
@@ -510,6 +488,18 @@ fn location(s: &str) -> Option<Loc<'_>> {
         line,
         col,
     })
+}
+
+/// Whether `s` holds one of the bytes of `set` (a loop: `contains` would bring in `memchr`).
+fn has_byte(s: &str, set: &[u8]) -> bool {
+    for &c in s.as_bytes() {
+        for &x in set {
+            if c == x {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Whether `s` holds a white-space character.
