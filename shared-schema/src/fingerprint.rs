@@ -81,6 +81,12 @@ pub fn group(record: &Record) -> Option<Grouping> {
     })
 }
 
+/// The issue id of `record`, or `None` if it is not an error event: [`group`]'s `issue`
+/// without the title and culprit (what ingest sets as `Record::issue`).
+pub fn issue_of(record: &Record) -> Option<String> {
+    is_error_event(record).then(|| issue_id(&record.service, &fingerprint(record)))
+}
+
 /// The fingerprint of `record` (see the [module docs](self)), whether or not it is an error
 /// event.
 pub fn fingerprint(record: &Record) -> Vec<String> {

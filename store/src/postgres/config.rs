@@ -34,6 +34,8 @@ pub struct PostgresConfig {
     pub spool_dir: PathBuf,
     /// The most the spool may hold; beyond it writes fail with `Overloaded` (503).
     pub spool_max_bytes: u64,
+    /// Issues whose last event is older than this are deleted (default 90 days).
+    pub issue_retention: Duration,
 }
 
 impl PostgresConfig {
@@ -48,6 +50,7 @@ impl PostgresConfig {
             partitions_ahead: 3,
             spool_dir: spool_dir.into(),
             spool_max_bytes: 1024 * 1024 * 1024,
+            issue_retention: crate::issues::DEFAULT_ISSUE_RETENTION,
         }
     }
 }

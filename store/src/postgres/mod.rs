@@ -17,10 +17,12 @@
 //!
 //! # Layout
 //!
-//! `config.rs` settings, `schema.rs` migrations/partitions/retention, `write.rs` inserts,
-//! `read.rs` queries, `spool.rs` the outage spool.
+//! `config.rs` settings, `schema.rs` migrations/partitions/retention, `write.rs` inserts
+//! (with the issue upserts), `read.rs` queries, `issues.rs` issue reads, status and
+//! retention, `spool.rs` the outage spool.
 
 mod config;
+mod issues;
 mod read;
 mod schema;
 mod spool;
@@ -39,6 +41,7 @@ use tokio::sync::{Notify, watch};
 pub use config::{PostgresConfig, WriteMethod};
 
 use self::spool::Spool;
+use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{Query, Stats, StatsQuery};
 use crate::store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};
 
@@ -186,6 +189,14 @@ impl PostgresStore {
             .map_err(db_error)?;
         if created > 0 || !dropped.is_empty() {
             tracing::info!(created, dropped = ?dropped, "PostgreSQL partitions maintained");
+        }
+        let issue_ms = i64::try_from(inner.config.issue_retention.as_millis()).unwrap_or(i64::MAX);
+        let issue_cutoff = Timestamp::from_unix_millis(now.unix_millis().saturating_sub(issue_ms));
+        let forgotten = issues::apply_retention(&inner.pool, issue_cutoff)
+            .await
+            .map_err(db_error)?;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "issues past retention deleted");
         }
         Ok(())
     }
@@ -395,6 +406,41 @@ impl RecordStore for PostgresStore {
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         Box::pin(async move {
             read::stats(&self.inner.pool, &query)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn issues(&self, query: IssueQuery) -> BoxFuture<'_, Result<IssuePage, StoreError>> {
+        Box::pin(async move {
+            issues::list(&self.inner.pool, &query)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn issue(&self, id: String) -> BoxFuture<'_, Result<Option<IssueDetail>, StoreError>> {
+        Box::pin(async move { issues::get(&self.inner.pool, &id).await.map_err(db_error) })
+    }
+
+    fn set_issue_status(
+        &self,
+        id: String,
+        status: IssueStatus,
+    ) -> BoxFuture<'_, Result<Option<Issue>, StoreError>> {
+        Box::pin(async move {
+            issues::set_status(&self.inner.pool, &id, status)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn issue_changes(
+        &self,
+        since: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<IssueChange>, StoreError>> {
+        Box::pin(async move {
+            issues::changes_since(&self.inner.pool, since)
                 .await
                 .map_err(db_error)
         })

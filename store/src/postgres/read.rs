@@ -9,8 +9,8 @@ use crate::query::{Query, Stats, StatsBucket, StatsQuery};
 
 fn select() -> String {
     format!(
-        "SELECT id, {} AS ts_ms, {} AS rcv_ms, service, level, event, message, meta::text AS meta \
-         FROM system_logs WHERE true",
+        "SELECT id, {} AS ts_ms, {} AS rcv_ms, service, level, event, message, meta::text AS meta, \
+         issue FROM system_logs WHERE true",
         ts_to_ms("ts"),
         ts_to_ms("received_at")
     )
@@ -58,6 +58,9 @@ fn push_where(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
     }
     if let Some(e) = &q.event {
         b.push(" AND event = ").push_bind(e.clone());
+    }
+    if let Some(i) = &q.issue {
+        b.push(" AND issue = ").push_bind(i.clone());
     }
     if let Some(u) = &q.user {
         b.push(" AND meta ->> 'user' = ").push_bind(u.clone());
@@ -112,7 +115,7 @@ fn record(row: &PgRow) -> Result<Record, sqlx::Error> {
         event: row.try_get("event")?,
         message: row.try_get("message")?,
         meta,
-        issue: None,
+        issue: row.try_get("issue")?,
     })
 }
 

@@ -1,12 +1,19 @@
 //! Batched, idempotent inserts: UNNEST (one statement) or COPY (staging table).
+//!
+//! A batch with error events inserts its records and updates their issues in one statement:
+//! the records' `INSERT ... ON CONFLICT DO NOTHING RETURNING` says which rows are new, and
+//! only those feed the upserts of `issues`, `issue_users` (a user counts when its row is
+//! new) and `issue_hours`. Each upsert takes its rows in key order, so concurrent writers
+//! lock them in the same order; a deadlock that happens anyway is retried as transient.
 
 use std::time::Duration;
 
 use faultline_schema::{Record, Timestamp, Uuid};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgPool, Postgres};
 
 use super::WriteMethod;
 use super::schema::ms_to_ts;
+use crate::issues::IssueEvent;
 
 /// Inserts `records`; returns how many rows were new (the rest were already stored).
 pub(crate) async fn insert(
@@ -34,6 +41,94 @@ fn id(r: &Record) -> Uuid {
     r.id.unwrap_or_else(Uuid::now_v7)
 }
 
+/// The error events of a batch, column by column, for the issue upserts.
+#[derive(Default)]
+struct EventColumns {
+    id: Vec<Uuid>,
+    ts: Vec<i64>,
+    issue: Vec<String>,
+    service: Vec<String>,
+    title: Vec<String>,
+    culprit: Vec<String>,
+    error_type: Vec<Option<String>>,
+    level: Vec<i16>,
+    weight: Vec<i64>,
+    user: Vec<Option<String>>,
+    release: Vec<Option<String>>,
+}
+
+impl EventColumns {
+    fn new(records: &[Record], ids: &[Uuid]) -> EventColumns {
+        let mut c = EventColumns::default();
+        for (r, id) in records.iter().zip(ids) {
+            let Some(e) = IssueEvent::from_record(r) else {
+                continue;
+            };
+            c.id.push(*id);
+            c.ts.push(e.ts.unix_millis());
+            c.issue.push(e.issue);
+            c.service.push(e.service);
+            c.title.push(e.title);
+            c.culprit.push(e.culprit);
+            c.error_type.push(e.error_type);
+            c.level.push(e.level as i16);
+            c.weight.push(i64::try_from(e.weight).unwrap_or(i64::MAX));
+            c.user.push(e.user);
+            c.release.push(e.release);
+        }
+        c
+    }
+
+    fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// Binds the columns, in the order [`issue_upserts`] numbers them.
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.id)
+            .bind(self.ts)
+            .bind(self.issue)
+            .bind(self.service)
+            .bind(self.title)
+            .bind(self.culprit)
+            .bind(self.error_type)
+            .bind(self.level)
+            .bind(self.weight)
+            .bind(self.user)
+            .bind(self.release)
+    }
+}
+
+/// The CTEs that follow `ins` (the records' insert, `RETURNING id, ts`) and update the
+/// issues of the rows it inserted; the event columns are parameters `$p` to `$p+10`.
+fn issue_upserts(p: usize) -> String {
+    let big = "9223372036854775807";
+    format!(
+        ", ev AS (SELECT * FROM UNNEST(${p}::uuid[], ${}::int8[], ${}::text[], ${}::text[],              ${}::text[], ${}::text[], ${}::text[], ${}::int2[], ${}::int8[], ${}::text[],              ${}::text[]) WITH ORDINALITY              AS ev(id, ts, issue, service, title, culprit, error_type, lvl, weight, usr, release, ord)),          e AS (SELECT ev.* FROM ev JOIN ins ON ins.id = ev.id AND ins.ts = {ev_ts}),          agg AS (SELECT issue,              (array_agg(service ORDER BY ord))[1] AS service,              (array_agg(title ORDER BY ord))[1] AS title,              (array_agg(culprit ORDER BY ord))[1] AS culprit,              (array_agg(error_type ORDER BY ord))[1] AS error_type,              max(lvl) AS lvl, LEAST(sum(weight), {big})::bigint AS n,              min(ts) AS first_ms, max(ts) AS last_ms,              (array_agg(release ORDER BY ord) FILTER (WHERE release IS NOT NULL))[1] AS release_first,              (array_agg(release ORDER BY ord DESC) FILTER (WHERE release IS NOT NULL))[1] AS release_last,              (array_agg(release ORDER BY ord))[1] AS release_head              FROM e GROUP BY issue),          new_users AS (INSERT INTO issue_users (issue, user_id)              SELECT DISTINCT issue, usr FROM e WHERE usr IS NOT NULL ORDER BY 1, 2              ON CONFLICT DO NOTHING RETURNING issue),          hours AS (INSERT INTO issue_hours (issue, hour, count)              SELECT issue, date_trunc('hour', {ev_ts_e}), LEAST(sum(weight), {big})::bigint              FROM e GROUP BY 1, 2 ORDER BY 1, 2              ON CONFLICT (issue, hour) DO UPDATE              SET count = LEAST(issue_hours.count::numeric + excluded.count, {big})::bigint              RETURNING 1),          up AS (INSERT INTO issues (id, service, title, culprit, level, error_type, count, users,              first_seen, last_seen, status, release_first, release_last, created_at)              SELECT a.issue, a.service, a.title, a.culprit, a.lvl, a.error_type, a.n,              (SELECT count(*) FROM new_users u WHERE u.issue = a.issue),              {first}, {last}, 'unresolved', a.release_first, a.release_last, now()              FROM agg a ORDER BY a.issue              ON CONFLICT (id) DO UPDATE SET              count = LEAST(issues.count::numeric + excluded.count, {big})::bigint,              users = issues.users + excluded.users,              first_seen = LEAST(issues.first_seen, excluded.first_seen),              last_seen = GREATEST(issues.last_seen, excluded.last_seen),              level = GREATEST(issues.level, excluded.level),              release_first = COALESCE(issues.release_first, excluded.release_first),              release_last = COALESCE(excluded.release_last, issues.release_last),              status = CASE WHEN issues.status = 'resolved' THEN 'unresolved' ELSE issues.status END,              regressed_at = CASE WHEN issues.status = 'resolved' THEN now()                  ELSE issues.regressed_at END,              regressed_in = CASE WHEN issues.status = 'resolved'                  THEN (SELECT g.release_head FROM agg g WHERE g.issue = excluded.id)                  ELSE issues.regressed_in END              RETURNING 1) ",
+        p + 1,
+        p + 2,
+        p + 3,
+        p + 4,
+        p + 5,
+        p + 6,
+        p + 7,
+        p + 8,
+        p + 9,
+        p + 10,
+        ev_ts = ms_to_ts("ev.ts"),
+        ev_ts_e = ms_to_ts("ts"),
+        first = ms_to_ts("a.first_ms"),
+        last = ms_to_ts("a.last_ms"),
+    )
+}
+
+/// The statement's last part: how many records were inserted (the issue CTEs run whether
+/// or not they are read).
+const COUNT_INSERTED: &str = "SELECT count(*)::int8 FROM ins";
+
 async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::Error> {
     let n = records.len();
     let mut ids = Vec::with_capacity(n);
@@ -44,8 +139,10 @@ async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::E
     let mut event = Vec::with_capacity(n);
     let mut message = Vec::with_capacity(n);
     let mut meta = Vec::with_capacity(n);
+    let mut issue = Vec::with_capacity(n);
     for r in records {
         ids.push(id(r));
+        issue.push(r.issue.as_deref());
         ts.push(r.ts.unix_millis());
         rcv.push(received(r));
         service.push(r.service.as_str());
@@ -54,16 +151,26 @@ async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::E
         message.push(r.message.as_str());
         meta.push(meta_json(r));
     }
-    let sql = format!(
-        "INSERT INTO system_logs (id, ts, received_at, service, level, event, message, meta) \
-         SELECT u.id, {}, {}, u.service, u.level, u.event, u.message, u.meta::jsonb \
+    let events = EventColumns::new(records, &ids);
+    let insert = format!(
+        "INSERT INTO system_logs (id, ts, received_at, service, level, event, message, meta, issue) \
+         SELECT u.id, {}, {}, u.service, u.level, u.event, u.message, u.meta::jsonb, u.issue \
          FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
-                     $7::text[], $8::text[]) AS u(id, ts, rcv, service, level, event, message, meta) \
+                     $7::text[], $8::text[], $9::text[]) \
+              AS u(id, ts, rcv, service, level, event, message, meta, issue) \
          ON CONFLICT DO NOTHING",
         ms_to_ts("u.ts"),
         ms_to_ts("u.rcv")
     );
-    let done = sqlx::query(&sql)
+    let sql = if events.is_empty() {
+        insert
+    } else {
+        format!(
+            "WITH ins AS ({insert} RETURNING id, ts){} {COUNT_INSERTED}",
+            issue_upserts(10)
+        )
+    };
+    let q = sqlx::query(&sql)
         .bind(ids)
         .bind(ts)
         .bind(rcv)
@@ -72,9 +179,13 @@ async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::E
         .bind(event)
         .bind(message)
         .bind(meta)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+        .bind(issue);
+    if events.is_empty() {
+        Ok(q.execute(pool).await?.rows_affected())
+    } else {
+        let inserted: i64 = sqlx::Row::try_get(&events.bind(q).fetch_one(pool).await?, 0)?;
+        Ok(u64::try_from(inserted).unwrap_or(0))
+    }
 }
 
 /// Escapes a value for COPY's text format.
@@ -93,8 +204,9 @@ fn copy_escape(out: &mut Vec<u8>, s: &str) {
 async fn insert_copy(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::Error> {
     use std::io::Write;
     let mut data = Vec::with_capacity(records.len() * 400);
-    for r in records {
-        let _ = write!(data, "{}\t{}\t{}\t", id(r), r.ts.unix_millis(), received(r));
+    let ids: Vec<Uuid> = records.iter().map(id).collect();
+    for (r, id) in records.iter().zip(&ids) {
+        let _ = write!(data, "{}\t{}\t{}\t", id, r.ts.unix_millis(), received(r));
         for (i, field) in [
             r.service.as_str(),
             r.level.as_str(),
@@ -111,32 +223,52 @@ async fn insert_copy(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::Err
         }
         data.push(b'\t');
         copy_escape(&mut data, &meta_json(r));
+        data.push(b'\t');
+        match &r.issue {
+            Some(issue) => copy_escape(&mut data, issue),
+            None => data.extend_from_slice(b"\\N"),
+        }
         data.push(b'\n');
     }
+    let events = EventColumns::new(records, &ids);
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     sqlx::query(
-        "CREATE TEMP TABLE IF NOT EXISTS faultline_stage \
-         (id uuid, ts int8, rcv int8, service text, level text, event text, message text, meta text) \
+        "CREATE TEMP TABLE IF NOT EXISTS faultline_stage_v2 \
+         (id uuid, ts int8, rcv int8, service text, level text, event text, message text, meta text, \
+          issue text) \
          ON COMMIT DELETE ROWS",
     )
     .execute(&mut *tx)
     .await?;
     let mut copy = tx
-        .copy_in_raw("COPY faultline_stage FROM STDIN (FORMAT text)")
+        .copy_in_raw("COPY faultline_stage_v2 FROM STDIN (FORMAT text)")
         .await?;
     copy.send(data).await?;
     copy.finish().await?;
-    let sql = format!(
-        "INSERT INTO system_logs (id, ts, received_at, service, level, event, message, meta) \
-         SELECT id, {}, {}, service, level, event, message, meta::jsonb FROM faultline_stage \
+    let insert = format!(
+        "INSERT INTO system_logs (id, ts, received_at, service, level, event, message, meta, issue) \
+         SELECT id, {}, {}, service, level, event, message, meta::jsonb, issue \
+         FROM faultline_stage_v2 \
          ON CONFLICT DO NOTHING",
         ms_to_ts("ts"),
         ms_to_ts("rcv")
     );
-    let done = sqlx::query(&sql).execute(&mut *tx).await?;
+    let inserted = if events.is_empty() {
+        sqlx::query(&insert)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    } else {
+        let sql = format!(
+            "WITH ins AS ({insert} RETURNING id, ts){} {COUNT_INSERTED}",
+            issue_upserts(1)
+        );
+        let row = events.bind(sqlx::query(&sql)).fetch_one(&mut *tx).await?;
+        u64::try_from(sqlx::Row::try_get::<i64, _>(&row, 0)?).unwrap_or(0)
+    };
     tx.commit().await?;
-    Ok(done.rows_affected())
+    Ok(inserted)
 }
 
 /// Whether an error may go away by itself (the database down, restarting, overloaded,
