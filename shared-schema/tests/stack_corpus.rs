@@ -1298,10 +1298,21 @@ fn real_world_corpus() {
     let traces = real_world_traces();
     let (mut frames, mut right, mut counted, mut exact) = (0usize, 0usize, 0usize, 0usize);
     let mut failures = Vec::new();
+    // Per corpus file: (file, frames, frames right).
+    let mut per_file: Vec<(String, usize, usize)> = Vec::new();
     for t in &traces {
         let got = parse(&t.stack);
+        let file = t.name.split(':').next().unwrap_or_default();
+        if per_file.last().is_none_or(|(f, _, _)| f != file) {
+            per_file.push((file.to_owned(), 0, 0));
+        }
+        let ok = got.iter().zip(&t.frames).filter(|(g, e)| g == e).count();
+        if let Some(last) = per_file.last_mut() {
+            last.1 += t.frames.len();
+            last.2 += ok;
+        }
         frames += t.frames.len();
-        right += got.iter().zip(&t.frames).filter(|(g, e)| g == e).count();
+        right += ok;
         counted += usize::from(got.len() == t.frames.len());
         if got == t.frames {
             exact += 1;
@@ -1329,6 +1340,9 @@ fn real_world_corpus() {
         traces.len(),
         pct(exact, traces.len()),
     );
+    for (file, n, ok) in &per_file {
+        println!("  {file}: {ok}/{n} frames = {:.1} %", pct(*ok, *n));
+    }
     for (_, report) in &failures {
         print!("{report}");
     }
