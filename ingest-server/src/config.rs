@@ -42,6 +42,8 @@ pub struct Config {
     pub privacy: Privacy,
     /// Uploaded source maps and symbolication.
     pub sourcemaps: Sourcemaps,
+    /// Error events grouped into issues.
+    pub issues: Issues,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             sampling: Sampling::default(),
             privacy: Privacy::default(),
             sourcemaps: Sourcemaps::default(),
+            issues: Issues::default(),
         }
     }
 }
@@ -284,6 +287,24 @@ pub struct Privacy {
     /// `"tenant"` filters `tenant`, `x_tenant_id` and `TenantId`). Env
     /// `FAULTLINE_PRIVACY_DENY_URL_PARAMS`, comma-separated.
     pub deny_url_params: Vec<String>,
+}
+
+/// Issues (`/issues`): error events grouped by fingerprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Issues {
+    /// An issue is deleted once its last event is older than this (default `90d`): kept
+    /// longer than its events, so a regression after a quiet month is still recognized.
+    /// Env `FAULTLINE_ISSUES_RETENTION`.
+    pub retention: HumanDuration,
+}
+
+impl Default for Issues {
+    fn default() -> Self {
+        Issues {
+            retention: HumanDuration(faultline_store::issues::DEFAULT_ISSUE_RETENTION),
+        }
+    }
 }
 
 /// Source maps (`/sourcemaps`) and symbolication: how much may be uploaded, how many parsed

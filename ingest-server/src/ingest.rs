@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use faultline_schema::{
     BatchError, DecodeOptions, InvalidRecord, Record, Rejected, SAMPLE_WEIGHT_KEY, Timestamp,
-    UrlScrubber, UserRekeyer, Uuid, Value, decode_batch_within,
+    UrlScrubber, UserRekeyer, Uuid, Value, decode_batch_within, fingerprint,
 };
 use faultline_store::StoreError;
 use faultline_symbolicate::Stage;
@@ -290,6 +290,11 @@ pub(crate) async fn store(
         .symbolicator
         .symbolicate(&mut records, Stage::Ingest)
         .await;
+    // Grouping reads the symbolicated frames. Every error event gets its issue, whatever a
+    // client sent in `issue`; other records carry none.
+    for record in &mut records {
+        record.issue = fingerprint::issue_of(record);
+    }
 
     let accepted = records.len();
     let (records, sampled) = state.sampler.sample(records);

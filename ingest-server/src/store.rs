@@ -66,6 +66,7 @@ async fn open_records(config: &Config) -> Result<(Arc<dyn RecordStore>, Option<P
         retention_bytes: storage.retention_bytes,
         queue_capacity: config.limits.ingest_queue_batches,
         dedup_ids: storage.dedup_ids,
+        issue_retention: config.issues.retention.0,
         ..FileStoreConfig::new(config.data_dir.clone())
     };
     let open_file = || async {
@@ -97,6 +98,7 @@ async fn open_records(config: &Config) -> Result<(Arc<dyn RecordStore>, Option<P
         retention: storage.retention.0,
         partitions_ahead: pg.partitions_ahead,
         spool_max_bytes: pg.spool_max_bytes,
+        issue_retention: config.issues.retention.0,
         ..PostgresConfig::new(url.clone(), config.data_dir.join("spool"))
     };
     let postgres = PostgresStore::open(pg_config)

@@ -44,8 +44,9 @@ pub(crate) struct RecentResponse {
     pub records: Vec<Record>,
 }
 
-const RECENT_PARAMS: [&str; 10] = [
+const RECENT_PARAMS: [&str; 11] = [
     "service", "level", "event", "user", "raw_user", "since", "until", "q", "limit", "key",
+    "issue",
 ];
 
 /// `GET /logs/recent`.
@@ -62,6 +63,14 @@ pub(crate) async fn recent(
         text: params.get("q").filter(|q| !q.is_empty()).cloned(),
         ..RecordQuery::default()
     };
+    if let Some(issue) = params.get("issue") {
+        if !faultline_schema::is_issue_id(issue) {
+            return Err(ApiError::bad_request(format!(
+                "issue: {issue:?} is not an issue id (16 lowercase hex characters)"
+            )));
+        }
+        query.issue = Some(issue.clone());
+    }
     if let Some(level) = params.get("level") {
         query.min_level = Some(
             level
@@ -188,7 +197,7 @@ pub(crate) async fn stats(
 }
 
 /// An instant from RFC 3339 or a duration ago (`15m` = fifteen minutes before now).
-fn instant(name: &str, value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
+pub(super) fn instant(name: &str, value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
     if let Ok(ts) = Timestamp::parse(value) {
         return Ok(ts);
     }
@@ -203,7 +212,7 @@ fn instant(name: &str, value: &str, now: Timestamp) -> Result<Timestamp, ApiErro
     ))
 }
 
-fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+pub(super) fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(format!(
             "unknown parameter {k:?}: known are {}",

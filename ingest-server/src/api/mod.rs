@@ -2,6 +2,8 @@
 //!
 //! - `logs.rs`: `POST /logs/ingest`, `GET /logs/recent`, `GET /logs/stats`.
 //! - `otlp.rs`: `POST /v1/logs` (OpenTelemetry); the decoding is `otlp/`.
+//! - `issues.rs`: `GET /issues`, `GET /issues/{id}`, `PUT /issues/{id}` (error events
+//!   grouped into issues).
 //! - `alerts.rs`: `GET /alerts`, `POST /alerts/{rule}/reset`; `checks.rs`:
 //!   `GET /system/checks/latest`.
 //! - `health.rs`: `/healthz`, `/readyz`; `metrics.rs`: `/metrics` (and the recorder).
@@ -17,6 +19,7 @@ mod checks;
 mod cors;
 mod dashboard;
 mod health;
+mod issues;
 mod logs;
 pub(crate) mod metrics;
 mod otlp;
@@ -46,6 +49,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest)
         .route("/logs/recent", get(logs::recent))
         .route("/logs/stats", get(logs::stats))
+        .route("/issues", get(issues::list))
+        .route("/issues/{id}", get(issues::get).put(issues::set_status))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{rule}/reset", post(alerts::reset))
         .route("/system/checks/latest", get(checks::latest))
