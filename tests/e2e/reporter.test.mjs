@@ -264,6 +264,18 @@ test("records kept offline are sent by the next page load, once", async () => {
   await p.evaluate((tag) => setTimeout(() => throwType("reloaded " + tag)), tag);
   await p.evaluate(() => new Promise((r) => setTimeout(r, 50)));
   assert.equal(await p.evaluate(() => F.flush(300)), false);
+  // A closing page can see `online` after its pagehide: Chromium ends the DevTools offline
+  // emulation when the page's target detaches, as a real network may come back while a page
+  // unloads. Whether the page lives long enough to see it is a race (it did 1 run in 5, and
+  // a reporter that flushed on that `online` reached the server before the next load);
+  // here the window is certain: pagehide, then online, and no request may start.
+  await p.evaluate(() => dispatchEvent(new PageTransitionEvent("pagehide")));
+  const late = [];
+  p.on("request", (r) => late.push(r.method() + " " + r.url()));
+  await context.setOffline(false);
+  await p.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+  assert.deepEqual(late, [], "a request started between pagehide and the page's end");
+  await context.setOffline(true);
   await p.close(); // the page is gone; its record is only in localStorage now
   await context.setOffline(false);
   assert.equal((await recent(server.base, { q: tag })).length, 0);
