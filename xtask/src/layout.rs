@@ -25,6 +25,7 @@ const CRATES: &[&str] = &[
     "store",
     "alerts",
     "forward",
+    "symbolicate",
     "service-logger",
     "ingest-server",
     "reporter-wasm",

@@ -57,7 +57,7 @@ pub(crate) fn requests(batch: usize) -> Vec<Vec<u8>> {
 }
 
 /// `POST /logs/ingest` of `records` as a JSON array, with the bench key.
-fn ingest_request(records: &[String]) -> Vec<u8> {
+pub(crate) fn ingest_request(records: &[String]) -> Vec<u8> {
     let body = format!("[{}]", records.join(","));
     let mut req = format!(
         "POST /logs/ingest HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\
@@ -239,7 +239,19 @@ pub(crate) async fn load(
     duration: Duration,
     rate: Option<f64>,
 ) -> Outcome {
-    let reqs = std::sync::Arc::new(requests(batch));
+    load_requests(addrs, requests(batch), batch, connections, duration, rate).await
+}
+
+/// [`load`] with pre-built requests of `batch` records each.
+pub(crate) async fn load_requests(
+    addrs: &[String],
+    reqs: Vec<Vec<u8>>,
+    batch: usize,
+    connections: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Outcome {
+    let reqs = std::sync::Arc::new(reqs);
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + duration;
     let mut tasks = Vec::new();
