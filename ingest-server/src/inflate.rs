@@ -1,4 +1,4 @@
-//! Bounded gzip inflation for request bodies.
+//! Bounded gzip (and deflate and brotli) inflation for request bodies.
 //!
 //! A gzip bomb (a few KB that inflate to gigabytes) must be cut off at the limit, never
 //! inflated whole: the decoder reads at most `limit + 1` bytes, and one byte past the limit
@@ -20,6 +20,9 @@ pub enum InflateError {
     /// The bytes are not a valid gzip stream (bad header, corrupt data, truncated member).
     #[error("body is not valid gzip: {0}")]
     Invalid(#[source] std::io::Error),
+    /// The bytes are not valid in the named encoding (`deflate`, `brotli`).
+    #[error("body is not valid {0}: {1}")]
+    InvalidAs(&'static str, #[source] std::io::Error),
     /// The body inflates to more than the limit.
     #[error("body inflates to more than {limit} bytes: send smaller batches")]
     TooLarge {
@@ -46,17 +49,117 @@ pub fn inflate_gzip(wire: &[u8], limit: u64) -> Result<Vec<u8>, InflateError> {
 pub fn inflate_gzip_within(
     wire: &[u8],
     limit: u64,
+    room: impl FnMut(usize) -> bool,
+) -> Result<Vec<u8>, InflateError> {
+    let decoder = flate2::read::MultiGzDecoder::new(wire);
+    read_within(decoder, start_size(wire), limit, room)
+}
+
+/// The `Content-Encoding`s besides gzip that a request body may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `deflate`: a zlib stream as HTTP defines it, or a raw deflate stream as some
+    /// clients send it (told apart by the zlib header).
+    Deflate,
+    /// `br`: brotli (RFC 7932).
+    Brotli,
+}
+
+impl Encoding {
+    /// What the decoder holds besides its output while it inflates `wire`: brotli's ring
+    /// buffer, as large as the window the stream's header declares (at most 16 MiB), and
+    /// deflate's 32 KiB window. Lease this before inflating.
+    pub fn state_bytes(self, wire: &[u8]) -> usize {
+        match self {
+            Encoding::Deflate => 64 * 1024,
+            Encoding::Brotli => brotli_window(wire).saturating_add(64 * 1024),
+        }
+    }
+}
+
+/// [`inflate_gzip_within`] for a `deflate` or `br` body.
+pub fn inflate_within(
+    encoding: Encoding,
+    wire: &[u8],
+    limit: u64,
+    room: impl FnMut(usize) -> bool,
+) -> Result<Vec<u8>, InflateError> {
+    let start = wire.len().saturating_mul(4).max(MIN_START);
+    let result = match encoding {
+        Encoding::Deflate if is_zlib(wire) => {
+            read_within(flate2::read::ZlibDecoder::new(wire), start, limit, room)
+        }
+        Encoding::Deflate => {
+            read_within(flate2::read::DeflateDecoder::new(wire), start, limit, room)
+        }
+        Encoding::Brotli => read_within(
+            brotli_decompressor::Decompressor::new(wire, 4096),
+            start,
+            limit,
+            room,
+        ),
+    };
+    result.map_err(|e| match e {
+        InflateError::Invalid(e) => InflateError::InvalidAs(
+            match encoding {
+                Encoding::Deflate => "deflate",
+                Encoding::Brotli => "brotli",
+            },
+            e,
+        ),
+        other => other,
+    })
+}
+
+/// Whether `wire` starts with a zlib header (deflate, a window of at most 32 KiB, the
+/// header's check bits right).
+fn is_zlib(wire: &[u8]) -> bool {
+    match wire {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
+/// The window a brotli stream declares in its first bits (RFC 7932, 9.1), in bytes: the
+/// most its decoder's ring buffer holds. Large windows (an extension SDKs do not use) and
+/// an empty body count as the largest standard window.
+fn brotli_window(wire: &[u8]) -> usize {
+    const LARGEST: usize = 1 << 24;
+    let Some(&first) = wire.first() else {
+        return LARGEST;
+    };
+    let bits = if first & 1 == 0 {
+        16
+    } else if (first >> 1) & 7 != 0 {
+        17 + u32::from((first >> 1) & 7)
+    } else {
+        match (first >> 4) & 7 {
+            0 => 17,
+            1 => return LARGEST,
+            n => 8 + u32::from(n),
+        }
+    };
+    1 << bits
+}
+
+/// Reads `decoder` into at most `limit` bytes, the buffer starting at `start` bytes and
+/// doubling, each size asked of `room` first.
+fn read_within(
+    mut decoder: impl Read,
+    start: usize,
+    limit: u64,
     mut room: impl FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, InflateError> {
     // One byte past the limit says "too large".
     let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
-    let mut decoder = flate2::read::MultiGzDecoder::new(wire);
     let mut out = Vec::new();
     let mut filled = 0;
     loop {
         if filled == out.len() {
             let next = if out.is_empty() {
-                start_size(wire).min(most)
+                start.min(most)
             } else {
                 out.len().saturating_mul(2).min(most)
             };
@@ -182,6 +285,53 @@ mod tests {
             "{err}"
         );
         assert_eq!(asked, [100_001]);
+    }
+
+    #[test]
+    fn deflate_zlib_and_raw_and_brotli_inflate_within_the_limit() {
+        let body = vec![b'y'; 5000];
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&body).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(&body).unwrap();
+        let raw = raw.finish().unwrap();
+        for wire in [&zlib, &raw] {
+            assert_eq!(
+                inflate_within(Encoding::Deflate, wire, 5000, |_| true).unwrap(),
+                body
+            );
+            assert!(matches!(
+                inflate_within(Encoding::Deflate, wire, 4999, |_| true),
+                Err(InflateError::TooLarge { limit: 4999 })
+            ));
+        }
+        // "hello hello hello" from Node's zlib.brotliCompressSync, lgwin 22: a 4 MiB window.
+        let brotli = [
+            0x1b, 0x10, 0x00, 0xf8, 0x8d, 0x94, 0x6e, 0xde, 0x44, 0x55, 0x86, 0x96, 0x6c, 0x20,
+            0x6f, 0x01, 0x4f, 0x1c, 0x60, 0x1c,
+        ];
+        assert_eq!(
+            inflate_within(Encoding::Brotli, &brotli, 100, |_| true).unwrap(),
+            b"hello hello hello"
+        );
+        assert_eq!(brotli_window(&brotli), 1 << 22);
+        assert!(Encoding::Brotli.state_bytes(&brotli) > 1 << 22);
+        assert!(matches!(
+            inflate_within(Encoding::Brotli, &brotli, 10, |_| true),
+            Err(InflateError::TooLarge { limit: 10 })
+        ));
+        let err =
+            inflate_within(Encoding::Brotli, b"\xffnot brotli at all", 100, |_| true).unwrap_err();
+        assert!(
+            err.to_string().starts_with("body is not valid brotli"),
+            "{err}"
+        );
+        assert!(matches!(
+            inflate_within(Encoding::Brotli, &brotli, 100, |_| false),
+            Err(InflateError::NoRoom)
+        ));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::auth::{Key, presented_key};
 use crate::body_budget::{BodyLease, NoRoom};
 use crate::config::KeyKind;
 use crate::error::ApiError;
-use crate::inflate::{InflateError, inflate_gzip_within};
+use crate::inflate::{Encoding, InflateError, inflate_gzip_within, inflate_within};
 use crate::request_cost::RequestCost;
 
 /// The 202 body.
@@ -462,9 +462,10 @@ pub(crate) fn no_room(why: NoRoom) -> ApiError {
 }
 
 /// Inflates gzip bodies (by header, or by magic bytes for sendBeacon, which cannot set
-/// `Content-Encoding`), stopping at `limit` bytes; `lease` covers the wire and the output
-/// buffer before it is allocated or grown, and afterwards the output buffer only.
-async fn decompress(
+/// `Content-Encoding`), and `deflate` and `br` bodies by header, stopping at `limit` bytes;
+/// `lease` covers the wire, the decoder's state and the output buffer before it is
+/// allocated or grown, and afterwards the output buffer only.
+pub(crate) async fn decompress(
     headers: &HeaderMap,
     wire: Bytes,
     limit: u64,
@@ -474,24 +475,29 @@ async fn decompress(
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    let gzip = match encoding.as_deref() {
-        None => wire.starts_with(&[0x1f, 0x8b]),
-        Some("" | "identity") => false,
-        Some("gzip" | "x-gzip") => true,
+    let other = match encoding.as_deref() {
+        None if wire.starts_with(&[0x1f, 0x8b]) => None,
+        None | Some("" | "identity") => return Ok((wire, lease)),
+        Some("gzip" | "x-gzip") => None,
+        Some("deflate") => Some(Encoding::Deflate),
+        Some("br") => Some(Encoding::Brotli),
         Some(other) => {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "content encoding {other:?} is not accepted: send gzip or no encoding"
+                "content encoding {other:?} is not accepted: send gzip, deflate, br or no \
+                 encoding"
             )));
         }
     };
-    if !gzip {
-        return Ok((wire, lease));
-    }
     let inflate = move || {
-        let on_wire = wire.len();
-        let result = inflate_gzip_within(&wire, limit, |n| {
-            lease.cover(on_wire.saturating_add(n)).is_ok()
-        });
+        // The wire and the decoder's state stay until the output is whole.
+        let held = wire
+            .len()
+            .saturating_add(other.map_or(0, |e| e.state_bytes(&wire)));
+        let room = |n: usize| lease.cover(held.saturating_add(n)).is_ok();
+        let result = match other {
+            None => inflate_gzip_within(&wire, limit, room),
+            Some(encoding) => inflate_within(encoding, &wire, limit, room),
+        };
         drop(wire);
         if let Ok(out) = &result {
             lease.shrink_to(out.capacity());
@@ -500,7 +506,7 @@ async fn decompress(
     };
     let (result, lease) = tokio::task::spawn_blocking(inflate)
         .await
-        .map_err(|e| ApiError::Internal(format!("gzip task failed: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("inflate task failed: {e}")))?;
     match result {
         Ok(out) => {
             cost.add_bytes(out.len() as u64);
@@ -510,7 +516,9 @@ async fn decompress(
             cost.add_bytes(limit);
             Err(ApiError::TooLarge(e.to_string()))
         }
-        Err(e @ InflateError::Invalid(_)) => Err(ApiError::bad_request(e.to_string())),
+        Err(e @ (InflateError::Invalid(_) | InflateError::InvalidAs(..))) => {
+            Err(ApiError::bad_request(e.to_string()))
+        }
         Err(InflateError::NoRoom) => Err(no_room(NoRoom::Now)),
     }
 }

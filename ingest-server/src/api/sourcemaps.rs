@@ -351,7 +351,9 @@ async fn inflate(
     match result {
         Ok(out) => Ok(out),
         Err(InflateError::TooLarge { .. }) => Err(too_large(limit)),
-        Err(e @ InflateError::Invalid(_)) => Err(ApiError::bad_request(e.to_string())),
+        Err(e @ (InflateError::Invalid(_) | InflateError::InvalidAs(..))) => {
+            Err(ApiError::bad_request(e.to_string()))
+        }
         Err(InflateError::NoRoom) => Err(no_room(crate::body_budget::NoRoom::Now)),
     }
 }
