@@ -161,8 +161,10 @@ export function outbox(o) {
   }
 
   // Takes over the entries of pages that are gone, and the shared entry of older versions.
+  // Ours first: a page that claimed ours holds them in its entry, which we may take.
   function claim() {
     try {
+      claimed();
       const taken = [];
       const ids = new Set(queue.map((r) => r.id));
       for (const k of Object.keys(localStorage)) {

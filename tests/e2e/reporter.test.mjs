@@ -493,3 +493,26 @@ test("two tabs close offline: the next load sends both tabs' records, once", asy
   sentOnce(front, ["a", "b"], message);
   await context.close();
 });
+
+test("a tab whose records another tab claimed takes them back with that tab's entry, none lost", async () => {
+  // Regression: two hidden tabs come back online. The first claims the second's entry (its
+  // own entry, left while hidden, now holds both tabs' records) and marks the second's
+  // claimed. The second then took the first's entry, skipped its own records as already
+  // queued, and dropped them as claimed: they were lost. Here the first tab's writes are
+  // made by hand, so the order is certain.
+  const { p, context, tag } = await open(page({ endpoint: server.base }));
+  await context.setOffline(true);
+  await p.evaluate((tag) => F.captureMessage("claimed back " + tag), tag);
+  assert.equal(await p.evaluate(() => F.flush(300)), false);
+  await p.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith("faultline:"));
+    const { records } = JSON.parse(localStorage.getItem(key));
+    localStorage.setItem(key.replace(/[^:]*$/, "other-tab"), JSON.stringify({ at: Date.now(), left: 1, records }));
+    localStorage.setItem(key, JSON.stringify({ at: Date.now(), claimed: 1 }));
+  });
+  await context.setOffline(false);
+  const recs = await waitFor(server.base, "claimed back " + tag, 1, 15000, 1000);
+  assert.equal(recs.length, 1);
+  await p.waitForFunction(() => !Object.keys(localStorage).some((k) => localStorage.getItem(k).includes('"records"')));
+  await context.close();
+});
