@@ -44,6 +44,10 @@ pub struct Config {
     pub sourcemaps: Sourcemaps,
     /// Error events grouped into issues.
     pub issues: Issues,
+    /// TLS in the process (off unless a certificate and key are given).
+    pub tls: Tls,
+    /// How long a stop waits for open requests to finish before closing their connections.
+    pub shutdown_timeout: HumanDuration,
 }
 
 impl Default for Config {
@@ -61,6 +65,32 @@ impl Default for Config {
             privacy: Privacy::default(),
             sourcemaps: Sourcemaps::default(),
             issues: Issues::default(),
+            tls: Tls::default(),
+            shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// TLS in the process: HTTPS with HTTP/2 (ALPN) and HTTP/1.1. Plain HTTP without it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first. Env `FAULTLINE_TLS_CERT`, flag `--tls-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key. Env `FAULTLINE_TLS_KEY`, flag `--tls-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// How often the files are checked for a renewal (SIGHUP reloads at once too).
+    pub watch_interval: HumanDuration,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            cert: None,
+            key: None,
+            watch_interval: HumanDuration(Duration::from_secs(10)),
         }
     }
 }
@@ -362,6 +392,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--database-url`
     pub database_url: Option<String>,
+    /// `--tls-cert` (env `FAULTLINE_TLS_CERT`)
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key` (env `FAULTLINE_TLS_KEY`)
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A configuration problem, naming the file, the key or field, and what to do.
@@ -448,6 +482,21 @@ impl Config {
         }
         if let Some(url) = &overrides.database_url {
             config.database_url = Some(url.clone());
+        }
+        // Paths the table above does not hold while they are unset.
+        for (var, field) in [
+            ("FAULTLINE_TLS_CERT", &mut config.tls.cert),
+            ("FAULTLINE_TLS_KEY", &mut config.tls.key),
+        ] {
+            if let Some(path) = env(var).filter(|p| !p.is_empty()) {
+                *field = Some(PathBuf::from(path));
+            }
+        }
+        if let Some(path) = &overrides.tls_cert {
+            config.tls.cert = Some(path.clone());
+        }
+        if let Some(path) = &overrides.tls_key {
+            config.tls.key = Some(path.clone());
         }
         config.check()?;
         Ok(config)
@@ -536,6 +585,14 @@ impl Config {
             if let Some(rate) = &key.rate_limit {
                 check_rate(rate, &at)?;
             }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return invalid(
+                "tls: give both cert and key (--tls-cert and --tls-key), or neither".into(),
+            );
+        }
+        if self.tls.watch_interval.0.is_zero() || self.shutdown_timeout.0.is_zero() {
+            return invalid("tls.watch_interval and shutdown_timeout must be above 0".into());
         }
         let m = &self.sourcemaps;
         if m.max_file_bytes == 0 || m.max_release_bytes < m.max_file_bytes || m.cache_maps == 0 {

@@ -75,11 +75,13 @@ mod inflate;
 mod ingest;
 mod otlp;
 mod ratelimit;
+mod reload;
 mod request_cost;
 mod sampling;
 mod secrets;
 mod server;
 mod store;
+mod tls;
 
 pub use api::app;
 pub use app_state::AppState;

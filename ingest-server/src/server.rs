@@ -19,7 +19,7 @@ use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::sampling::Sampler;
 use crate::store::{self, Purpose, Stores};
-use crate::{http, secrets};
+use crate::{http, reload, secrets, tls};
 
 /// A started server: its address and the means to stop it.
 pub struct Server {
@@ -36,6 +36,8 @@ pub struct Server {
     alerts: AlertRunner,
     /// Deletes releases' source maps past retention; stopped with the HTTP server.
     sourcemap_sweeper: tokio::task::JoinHandle<()>,
+    /// TLS, when `[tls]` names a certificate and key (`https://`).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Opens the store, resolves keys and binds the listener; [`Server::run`] then serves.
@@ -68,6 +70,23 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let sighup = reload::sighup();
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => {
+            let files = tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let cert = Arc::new(tls::ReloadingCert::new(files)?);
+            tokio::spawn(tls::watch(
+                Arc::clone(&cert),
+                config.tls.watch_interval.0,
+                sighup.subscribe(),
+            ));
+            Some(tls::server_config(cert)?)
+        }
+        _ => None,
+    };
     let sampler = Arc::new(Sampler::new(config.sampling.clone()));
     let scrubber = Arc::new(faultline_schema::UrlScrubber::new(
         &config.privacy.deny_url_params,
@@ -95,6 +114,7 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         secrets_file: secrets.file,
         alerts: alert_runner,
         sourcemap_sweeper,
+        tls,
     })
 }
 
@@ -148,6 +168,11 @@ async fn start_alerts(
 }
 
 impl Server {
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
     /// finish (their writes complete and are acknowledged), and drains and fsyncs the store.
     pub async fn run(
@@ -155,8 +180,12 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let store = self.state.store.clone();
-        let header_timeout = self.state.config.limits.request_timeout.0;
-        http::serve(self.listener, app(self.state), header_timeout, shutdown).await;
+        let options = http::ServeOptions {
+            header_timeout: self.state.config.limits.request_timeout.0,
+            shutdown_timeout: self.state.config.shutdown_timeout.0,
+            tls: self.tls,
+        };
+        http::serve(self.listener, app(self.state), options, shutdown).await;
         self.sourcemap_sweeper.abort();
         // Alerts first: records acknowledged by the last requests are still evaluated.
         self.alerts.shutdown().await;

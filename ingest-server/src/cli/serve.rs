@@ -21,6 +21,12 @@ pub struct ServeArgs {
     /// PostgreSQL URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PEM certificate chain for HTTPS (with --tls-key; reloaded on SIGHUP and on change).
+    #[arg(long, env = "FAULTLINE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "FAULTLINE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -29,6 +35,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data_dir,
         database_url: args.database_url,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     };
     let config = Config::load(args.config.as_deref(), &overrides, &env)?;
     let server = crate::start(config, &env).await?;
@@ -50,6 +58,10 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         format!("file store in {}", config.data_dir.display())
     };
-    println!("faultline: listening on http://{} ({store})", server.addr);
+    println!(
+        "faultline: listening on {}://{} ({store})",
+        server.scheme(),
+        server.addr
+    );
     server.run(crate::server::shutdown_signal()).await
 }

@@ -21,3 +21,4 @@ mod sampling;
 mod scaleout;
 mod security;
 mod sourcemaps;
+mod tls;
