@@ -118,6 +118,11 @@ pub enum RuleKind {
     Health,
     /// No matching record within `window`.
     Absence,
+    /// The first event of an issue (error events grouped by fingerprint) was stored.
+    #[serde(rename = "new_issue")]
+    NewIssue,
+    /// An event reopened a resolved issue.
+    Regression,
 }
 
 impl RuleKind {
@@ -128,6 +133,8 @@ impl RuleKind {
             RuleKind::Consecutive => "consecutive",
             RuleKind::Health => "health",
             RuleKind::Absence => "absence",
+            RuleKind::NewIssue => "new_issue",
+            RuleKind::Regression => "regression",
         }
     }
 }
@@ -281,7 +288,7 @@ impl<'de> Deserialize<'de> for ActionConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// `threshold`, `consecutive`, `health` or `absence`.
+    /// `threshold`, `consecutive`, `health`, `absence`, `new_issue` or `regression`.
     pub kind: RuleKind,
     /// `false` keeps the rule in the config without evaluating it.
     #[serde(default = "yes")]
@@ -299,8 +306,9 @@ pub struct RuleConfig {
     /// `health`: failed results in a row (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<u32>,
-    /// Evaluate separately per value of these fields: `service`, `event`, `level` or
-    /// `meta.KEY` (`group_by = "meta.user"`). Records without the field are skipped.
+    /// Evaluate separately per value of these fields: `service`, `event`, `level`, `issue`
+    /// or `meta.KEY` (`group_by = "meta.user"`). Records without the field are skipped.
+    /// `new_issue` and `regression` rules group by issue unless told otherwise.
     #[serde(default, skip_serializing_if = "Strings::is_empty")]
     pub group_by: Strings,
     /// How long the condition must hold before the alert fires (pending meanwhile).

@@ -10,6 +10,7 @@ use crate::alert_config::*;
 use crate::error::{check_name, err, is_http_url};
 use crate::notify::ChannelKind;
 use crate::rule::*;
+use faultline_store::issues::IssueChangeKind;
 
 impl AlertsConfig {
     /// Checks the rules, channels and probes written in the config itself (not the rules
@@ -178,6 +179,9 @@ fn check_probe(at: &str, name: &str, p: &ProbeConfig) -> Result<(), AlertConfigE
 
 const DEFAULT_REPEAT: Duration = Duration::from_secs(4 * 3600);
 const DEFAULT_MEMORY: Duration = Duration::from_secs(3600);
+/// `new_issue` and `regression`: how long an alert stays firing after the issue's change,
+/// unless `window` says.
+const DEFAULT_ISSUE_WINDOW: Duration = Duration::from_secs(3600);
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -361,6 +365,33 @@ fn compile_rule(
             }
             (Condition::Absence, millis(window))
         }
+        RuleKind::NewIssue | RuleKind::Regression => {
+            if threshold.is_some() {
+                return Err(not_for("threshold"));
+            }
+            if c.cycle_key.is_some() {
+                return Err(not_for("cycle_key"));
+            }
+            if !c.filter.event.0.is_empty() || !c.filter.meta.is_empty() {
+                return Err(err(
+                    at,
+                    Some("filter"),
+                    format!(
+                        "a {} rule filters by service and level only",
+                        c.kind.as_str()
+                    ),
+                ));
+            }
+            let change = if c.kind == RuleKind::NewIssue {
+                IssueChangeKind::New
+            } else {
+                IssueChangeKind::Regression
+            };
+            (
+                Condition::IssueChange { change },
+                millis(window.unwrap_or(DEFAULT_ISSUE_WINDOW)),
+            )
+        }
     };
     if c.kind != RuleKind::Health && c.probe.is_some() {
         return Err(not_for("probe"));
@@ -368,6 +399,13 @@ fn compile_rule(
     let mut group_by = Vec::new();
     for g in &c.group_by.0 {
         group_by.push((g.clone(), Field::parse(g, meta_keys, at, "group_by")?));
+    }
+    if group_by.is_empty() && matches!(c.kind, RuleKind::NewIssue | RuleKind::Regression) {
+        // One alert per issue, its title shown with it.
+        group_by = vec![
+            ("issue".to_owned(), Field::Issue),
+            ("title".to_owned(), Field::Title),
+        ];
     }
     let for_ms = c.for_.map_or(0, |d| millis(d.0));
     let repeat = c.repeat_interval.map_or(DEFAULT_REPEAT, |d| d.0);
@@ -594,6 +632,53 @@ routing_key_env = "PD_KEY"
             c.rules[0].actions,
             [want("restart"), want("stop"), Action::Notice]
         );
+    }
+
+    #[test]
+    fn issue_rules_group_by_issue_and_filter_by_service_and_level_only() {
+        let c = parse(
+            "[rules.new_ui]\nkind = \"new_issue\"\nfilter = { service = \"ui\", level = \"ERROR\" }\n\
+             [rules.back]\nkind = \"regression\"\ngroup_by = [\"service\"]\nwindow = \"10m\"\n\
+             [rules.per_issue]\nkind = \"threshold\"\nthreshold = 3\nwindow = \"1m\"\ngroup_by = [\"issue\"]\n",
+        )
+        .unwrap();
+        let rule = |name: &str| c.rules.iter().find(|r| r.name == name).unwrap();
+        assert!(matches!(
+            rule("new_ui").condition,
+            Condition::IssueChange {
+                change: IssueChangeKind::New
+            }
+        ));
+        assert_eq!(
+            rule("new_ui").group_by,
+            [
+                ("issue".to_owned(), Field::Issue),
+                ("title".to_owned(), Field::Title)
+            ]
+        );
+        assert_eq!(rule("new_ui").window_ms, 3_600_000);
+        assert_eq!(
+            rule("back").group_by,
+            [("service".to_owned(), Field::Service)]
+        );
+        assert_eq!(rule("back").window_ms, 600_000);
+        assert_eq!(
+            rule("per_issue").group_by,
+            [("issue".to_owned(), Field::Issue)]
+        );
+        for (text, want) in [
+            (
+                "[rules.r]\nkind = \"new_issue\"\nfilter = { event = \"x\" }\n",
+                "alerts.rules.r: filter: a new_issue rule filters by service and level only",
+            ),
+            (
+                "[rules.r]\nkind = \"regression\"\nthreshold = 2\n",
+                "alerts.rules.r: threshold: does not apply to a regression rule",
+            ),
+        ] {
+            let got = parse(text).unwrap_err();
+            assert!(got.contains(want), "{text}\n  got: {got}\n  want: {want}");
+        }
     }
 
     #[test]

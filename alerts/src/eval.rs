@@ -22,11 +22,15 @@
 //!   `now - last_seen >= window`. Without a record, the clock starts when the evaluator
 //!   starts watching, so a source that never reports fires one window later; an alert that
 //!   was firing before a restart stays firing until a record comes.
+//! - **new_issue** and **regression**: the store's issue changes (an issue created, or
+//!   reopened after it was resolved) still in the window; one is enough to fire, and the
+//!   alert resolves a window after the last one.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use faultline_schema::{HumanDuration, Level, Record, Timestamp};
+use faultline_store::issues::{IssueChange, IssueChangeKind};
 
 use crate::alert_config::RuleKind;
 use crate::alert_state::{AlertState, AlertStatus, Transition, Verdict};
@@ -46,9 +50,53 @@ pub struct Observed {
     pub(crate) event: String,
     /// The values of the `meta` keys rules read, by slot.
     pub(crate) meta: Vec<Option<String>>,
+    /// The record's issue.
+    pub(crate) issue: Option<String>,
+    /// Set on an issue's change (then `event` is the kind and `title` its title).
+    pub(crate) change: Option<IssueChangeKind>,
+    /// The issue's title, on an issue's change.
+    pub(crate) title: Option<String>,
+}
+
+impl Observed {
+    /// The observation of an issue's change, for `new_issue` and `regression` rules. Its id
+    /// is made from the issue, the kind and the time, so reading a change twice (priming,
+    /// overlapping polls) counts it once.
+    pub(crate) fn of_change(change: &IssueChange) -> Observed {
+        let issue = u128::from(u64::from_str_radix(&change.issue.id, 16).unwrap_or(0));
+        let at = u128::from(change.at.unix_millis().unsigned_abs());
+        let kind = match change.kind {
+            IssueChangeKind::New => 1u128,
+            IssueChangeKind::Regression => 2,
+        };
+        Observed {
+            id: Some((issue << 64) | (at << 2) | kind),
+            ts: change.at,
+            service: change.issue.service.clone(),
+            level: change.issue.level,
+            event: match change.kind {
+                IssueChangeKind::New => "new_issue",
+                IssueChangeKind::Regression => "regression",
+            }
+            .to_owned(),
+            meta: Vec::new(),
+            issue: Some(change.issue.id.clone()),
+            change: Some(change.kind),
+            title: Some(change.issue.title.clone()),
+        }
+    }
 }
 
 impl Fields for Observed {
+    fn issue(&self) -> Option<&str> {
+        self.issue.as_deref()
+    }
+    fn change(&self) -> Option<IssueChangeKind> {
+        self.change
+    }
+    fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
     fn service(&self) -> &str {
         &self.service
     }
@@ -104,6 +152,9 @@ impl Interest {
                 .iter()
                 .map(|k| meta_text(&record.meta, k))
                 .collect(),
+            issue: record.issue.clone(),
+            change: None,
+            title: None,
         };
         self.rules
             .iter()
@@ -279,7 +330,14 @@ enum Tracker {
     Threshold(Window),
     Consecutive(Cycles),
     Health(Results),
-    Absence { last_seen: i64 },
+    Absence {
+        last_seen: i64,
+    },
+    /// `new_issue`, `regression`: the changes in the window and the latest one, described.
+    Changes {
+        window: Window,
+        latest: String,
+    },
 }
 
 /// The health of a health-check record: `meta.status` when it says, else its level.
@@ -314,6 +372,13 @@ impl Tracker {
             Condition::Absence => Tracker::Absence {
                 last_seen: baseline,
             },
+            Condition::IssueChange { .. } => Tracker::Changes {
+                window: Window {
+                    times: VecDeque::new(),
+                    cap: WINDOW_CAP,
+                },
+                latest: String::new(),
+            },
         }
     }
 
@@ -345,13 +410,25 @@ impl Tracker {
                 });
             }
             (Tracker::Absence { last_seen }, _) => *last_seen = (*last_seen).max(ts),
+            (Tracker::Changes { window, latest }, _) => {
+                window.add(ts);
+                *latest = format!(
+                    "{} in {} ({}, issue {})",
+                    obs.title.as_deref().unwrap_or("an issue"),
+                    obs.service,
+                    obs.level,
+                    obs.issue.as_deref().unwrap_or("?")
+                );
+            }
             (Tracker::Consecutive(_), _) => {}
         }
     }
 
     fn prune(&mut self, rule: &Rule, now: i64) {
         match self {
-            Tracker::Threshold(w) => w.prune(now, rule.window_ms),
+            Tracker::Threshold(w) | Tracker::Changes { window: w, .. } => {
+                w.prune(now, rule.window_ms)
+            }
             Tracker::Consecutive(c) => c.prune(now, rule.window_ms),
             Tracker::Health(r) if rule.window_ms > 0 => {
                 while r
@@ -369,7 +446,7 @@ impl Tracker {
     /// Nothing remembered: an `ok` group in this state can be forgotten.
     fn idle(&self) -> bool {
         match self {
-            Tracker::Threshold(w) => w.times.is_empty(),
+            Tracker::Threshold(w) | Tracker::Changes { window: w, .. } => w.times.is_empty(),
             Tracker::Consecutive(c) => c.cycles.is_empty(),
             Tracker::Health(r) => r.recent.is_empty(),
             Tracker::Absence { .. } => false,
@@ -448,6 +525,23 @@ impl Tracker {
                         rule.filter_text,
                         window_text(silent - silent % 1000)
                     ),
+                }
+            }
+            (Tracker::Changes { window: w, latest }, Condition::IssueChange { change }) => {
+                let n = w.times.len() as u64;
+                let what = match change {
+                    IssueChangeKind::New => "new issue",
+                    IssueChangeKind::Regression => "regression",
+                };
+                let detail = match n {
+                    0 => format!("no {what} in {window}"),
+                    1 => format!("{what}: {latest}"),
+                    n => format!("{n} times {what} in {window}, latest: {latest}"),
+                };
+                Verdict {
+                    active: n >= 1,
+                    value: n,
+                    detail,
                 }
             }
             _ => Verdict {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faultline_schema::{HumanDuration, Level, Map, Value};
+use faultline_store::issues::IssueChangeKind;
 
 use crate::alert_config::{
     AlertsConfig, ChannelConfig, NotifyEvent, ProbeConfig, RuleConfig, RuleKind, Severity,
@@ -21,6 +22,10 @@ pub(crate) enum Field {
     Service,
     Event,
     Level,
+    /// The record's issue (error events only).
+    Issue,
+    /// The issue's title (observations of `new_issue` and `regression` rules).
+    Title,
     /// A `meta` key, by its slot in [`Observed::meta`](super::eval::Observed).
     Meta(usize),
 }
@@ -36,13 +41,16 @@ impl Field {
             "service" => Field::Service,
             "event" => Field::Event,
             "level" => Field::Level,
+            "issue" => Field::Issue,
             other => match other.strip_prefix("meta.") {
                 Some(key) if !key.is_empty() => Field::Meta(meta_slot(meta_keys, key)),
                 _ => {
                     return Err(err(
                         at,
                         Some(field),
-                        format!("{other:?} is not a field: use service, event, level or meta.KEY"),
+                        format!(
+                            "{other:?} is not a field: use service, event, level, issue or meta.KEY"
+                        ),
                     ));
                 }
             },
@@ -77,6 +85,19 @@ pub(crate) trait Fields {
     fn event(&self) -> &str;
     /// The `meta` value in `slot`, as text (`None` when absent, null, or not a scalar).
     fn meta(&self, slot: usize) -> Option<&str>;
+    /// The record's issue, if it is an error event.
+    fn issue(&self) -> Option<&str> {
+        None
+    }
+    /// What happened to an issue, for the observations of `new_issue` and `regression`
+    /// rules (`None` for records).
+    fn change(&self) -> Option<IssueChangeKind> {
+        None
+    }
+    /// The issue's title, for those observations.
+    fn title(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Filter {
@@ -165,6 +186,10 @@ pub(crate) enum Condition {
         probe: Option<String>,
     },
     Absence,
+    /// `new_issue` or `regression`: fed by the store's issue changes, not by records.
+    IssueChange {
+        change: IssueChangeKind,
+    },
 }
 
 /// A compiled, checked rule: what the evaluator runs.
@@ -195,6 +220,7 @@ impl Rule {
     /// first and builds nothing for records no rule looks at.
     pub(crate) fn wants_head(&self, service: &str, level: Level, event: &str) -> bool {
         match &self.condition {
+            Condition::IssueChange { .. } => false,
             Condition::Consecutive { .. } => {
                 let services = &self.filter.services;
                 services.is_empty() || services.iter().any(|s| s == service)
@@ -207,6 +233,14 @@ impl Rule {
     /// Whether `r` is a record this rule must see: a match of its filter, or (consecutive)
     /// any record of its services that carries the cycle key, since clean cycles count too.
     pub(crate) fn wants(&self, r: &impl Fields) -> bool {
+        match (&self.condition, r.change()) {
+            (Condition::IssueChange { change }, got) => {
+                return got == Some(*change)
+                    && self.filter.matches_head(r.service(), r.level(), r.event());
+            }
+            (_, Some(_)) => return false,
+            (_, None) => {}
+        }
         match &self.condition {
             Condition::Consecutive { cycle, .. } => {
                 let services = &self.filter.services;
@@ -262,6 +296,7 @@ impl Rule {
             Condition::Consecutive { cycles, .. } => cycles.to_string(),
             Condition::Health { failures, .. } => failures.to_string(),
             Condition::Absence => String::new(),
+            Condition::IssueChange { .. } => "1".to_owned(),
         };
         let window = HumanDuration(Duration::from_millis(
             u64::try_from(self.window_ms).unwrap_or(0),
@@ -291,6 +326,8 @@ pub(crate) fn field_value<'a>(
         Field::Service => Some(Cow::Borrowed(r.service())),
         Field::Event => Some(Cow::Borrowed(r.event())),
         Field::Level => Some(Cow::Borrowed(r.level().as_str())),
+        Field::Issue => r.issue().map(Cow::Borrowed),
+        Field::Title => r.title().map(Cow::Borrowed),
         Field::Meta(slot) => r.meta(*slot).map(Cow::Borrowed),
     }
 }

@@ -171,6 +171,9 @@ pub struct AlertService {
     feed: Feed,
     /// Per rule, the newest `received_at` (ms) read from the shared store.
     cursors: Vec<i64>,
+    /// Issue changes are read from here on (the store's clock, in milliseconds), back by
+    /// [`POLL_OVERLAP_MS`].
+    issue_cursor: i64,
 }
 
 /// Where a leader's records come from.
@@ -400,6 +403,7 @@ impl AlertService {
             election: Election::Sole,
             feed: Feed::Ingest,
             cursors: Vec::new(),
+            issue_cursor: 0,
         };
         service.reload().await?;
         Ok(service)
@@ -504,6 +508,7 @@ impl AlertService {
             // The shared store is read from here on (back by the overlap: the records
             // primed are skipped by id).
             self.cursors = vec![started; self.compiled.rules.len()];
+            self.issue_cursor = started;
             for probe in &self.probes {
                 tokio::spawn(run_probe(
                     Arc::clone(probe),
@@ -550,6 +555,7 @@ impl AlertService {
                     }
                     if enabled {
                         self.poll().await;
+                        self.poll_issues().await;
                         self.engine.tick(Timestamp::now());
                     }
                 }
@@ -582,6 +588,9 @@ impl AlertService {
             let Some(cursor) = self.cursors.get(idx).copied() else {
                 continue;
             };
+            if matches!(rule.condition, Condition::IssueChange { .. }) {
+                continue;
+            }
             let mut query = rule.query();
             query.since = Some(Timestamp::from_unix_millis(
                 now.unix_millis() - rule.horizon_ms().max(POLL_TS_FLOOR_MS),
@@ -616,6 +625,36 @@ impl AlertService {
         metrics::counter!("faultline_alerts_records_observed_total").increment(observed);
     }
 
+    /// Rules `new_issue` and `regression`: evaluates the issues the store created or
+    /// reopened since the last read (on either feed: every node's writes are in the store),
+    /// within one evaluation interval. Changes read twice are counted once (by id).
+    async fn poll_issues(&mut self) {
+        if !self.has_issue_rules() {
+            return;
+        }
+        let since = Timestamp::from_unix_millis(self.issue_cursor - POLL_OVERLAP_MS);
+        let changes = match self.record_store.issue_changes(since).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read issue changes from the store; trying again next interval");
+                return;
+            }
+        };
+        let now = Timestamp::now();
+        for change in &changes {
+            self.issue_cursor = self.issue_cursor.max(change.at.unix_millis());
+            self.engine.observe(&Observed::of_change(change), now);
+        }
+        metrics::counter!("faultline_alerts_records_observed_total")
+            .increment(changes.len() as u64);
+    }
+
+    fn has_issue_rules(&self) -> bool {
+        self.engine
+            .rules()
+            .any(|r| matches!(r.condition, Condition::IssueChange { .. }))
+    }
+
     /// Refills each rule's window from the store, and each probe's recent results.
     async fn prime(&mut self) {
         let now = Timestamp::now();
@@ -623,6 +662,20 @@ impl AlertService {
         let rules: Vec<Arc<Rule>> = self.engine.rules().cloned().collect();
         for (idx, rule) in rules.iter().enumerate() {
             if rule.window_ms == 0 {
+                continue;
+            }
+            if matches!(rule.condition, Condition::IssueChange { .. }) {
+                let since = Timestamp::from_unix_millis(now.unix_millis() - rule.horizon_ms());
+                match self.record_store.issue_changes(since).await {
+                    Ok(changes) => {
+                        for change in &changes {
+                            self.engine.prime(idx, &Observed::of_change(change));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, error = %e, "cannot read issue changes from the store; counting from now")
+                    }
+                }
                 continue;
             }
             let mut since = now.unix_millis() - rule.horizon_ms();
