@@ -23,23 +23,24 @@ const TAGS = [
   ["url", "URL path"],
 ];
 
-/** The `GET /issues/{id}` answer in the shape this page draws. */
+/** The `GET /issues/{id}` answer in the shape this page draws: the issue's fields at the top
+ * level, `hourly` as `[{ hour, count }]` oldest first, `latest_event` a record, `tags` the
+ * top values per tag as `[{ value, count }]`. */
 function readIssue(body) {
-  const issue = body && typeof body.issue === "object" && body.issue ? body.issue : body;
-  const hourly = body.hourly ?? {};
+  const hourly = Array.isArray(body.hourly) ? body.hourly.filter((h) => h && typeof h === "object") : [];
   return {
-    issue,
-    latest: body.latest_event ?? null,
-    hourly: Array.isArray(hourly.counts) ? hourly.counts : Array.isArray(hourly) ? hourly : [],
-    hourlyEnd: hourly.until ?? hourly.end ?? null,
+    issue: body,
+    latest: body.latest_event && typeof body.latest_event === "object" ? body.latest_event : null,
+    hourly: hourly.map((h) => h.count),
+    hourlyEnd: hourly.length ? hourly[hourly.length - 1].hour : null,
     tags: body.tags && typeof body.tags === "object" ? body.tags : {},
+    tagEvents: Number(body.tag_events) || 0,
   };
 }
 
-/** A tag's top values as `[{ value, count }]`, whatever the server nested them in. */
+/** A tag's top values as `[{ value, count }]` (anything else in the list is left out). */
 function tagValues(v) {
-  const list = Array.isArray(v) ? v : v && Array.isArray(v.values) ? v.values : [];
-  return list.filter((t) => t && typeof t === "object").map((t) => ({ value: t.value, count: Number(t.count) || 0 }));
+  return (Array.isArray(v) ? v : []).filter((t) => t && typeof t === "object").map((t) => ({ value: t.value, count: Number(t.count) || 0 }));
 }
 
 export function IssuePage({ token, id, query, live, onFail }) {
@@ -70,7 +71,7 @@ export function IssuePage({ token, id, query, live, onFail }) {
     );
   }
 
-  const { issue, latest, hourly, hourlyEnd, tags } = readIssue(one.data);
+  const { issue, latest, hourly, hourlyEnd, tags, tagEvents } = readIssue(one.data);
   const list = events.data && Array.isArray(events.data.records) ? events.data.records : [];
   const picked = query.get("event") || "";
   const chosen = (picked && list.find((r) => r.id === picked)) || null;
@@ -106,10 +107,10 @@ export function IssuePage({ token, id, query, live, onFail }) {
         {issue.regressed_at && (
           <p id="issue-regressed" className="regressed-note">
             Regressed <When ts={issue.regressed_at} />
-            {issue.regressed_release ? (
+            {issue.regressed_in ? (
               <>
                 {" "}
-                in release <code>{String(issue.regressed_release)}</code>
+                in release <code>{String(issue.regressed_in)}</code>
               </>
             ) : null}
             : an event arrived after it was resolved.
@@ -158,7 +159,12 @@ export function IssuePage({ token, id, query, live, onFail }) {
             <HourlyChart id="issue-chart" title="Events per hour, last 14 days" values={hourly} end={hourlyEnd} />
           </ViewBoundary>
           <section>
-            <h2>Top values</h2>
+            <h2>
+              Top values{" "}
+              <span id="issue-tags-of" className="muted small">
+                over {tagEvents} event(s)
+              </span>
+            </h2>
             <ViewBoundary name="top values">
               <div id="issue-tags" className="tags">
                 {TAGS.map(([key, label]) => (
