@@ -174,14 +174,7 @@ pub(crate) async fn admit<'s, C>(
     content_type: impl FnOnce(&HeaderMap) -> Result<C, ApiError>,
     cost: &mut RequestCost<'s>,
 ) -> Result<Admitted<'s, C>, ApiError> {
-    let key = authorize(state, headers, query_key)?;
-    if let Some(retry_after) = key.bucket.is_empty() {
-        return Err(ApiError::RateLimited {
-            key: key.name.clone(),
-            retry_after,
-        });
-    }
-    cost.bill_to(key);
+    let key = admit_key(state, headers, query_key, cost)?;
     let kind = content_type(headers)?;
     let limits = &state.config.limits;
     let mut lease = state.bodies.lease();
@@ -195,6 +188,55 @@ pub(crate) async fn admit<'s, C>(
         body,
         lease,
     })
+}
+
+/// [`admit`] for a request that may name its key only in its body (a Sentry envelope's
+/// header carries its DSN): without a key in the headers or the query, the body is read and
+/// inflated first, within the same limits and lease, and `key_in_body` finds the key in it;
+/// then the key and its rate limit are checked as [`admit`] checks them.
+pub(crate) async fn admit_key_in_body<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+    body: Body,
+    key_in_body: impl FnOnce(&[u8]) -> Option<String>,
+    cost: &mut RequestCost<'s>,
+) -> Result<Admitted<'s, ()>, ApiError> {
+    if presented_key(headers, query_key).is_some() {
+        return admit(state, headers, query_key, body, |_| Ok(()), cost).await;
+    }
+    let limits = &state.config.limits;
+    let mut lease = state.bodies.lease();
+    let wire = read_body(headers, body, limits.max_body_bytes, &mut lease, cost).await?;
+    metrics::counter!("faultline_ingest_bytes_total").increment(wire.len() as u64);
+    let (body, lease) =
+        decompress(headers, wire, limits.max_decompressed_bytes, lease, cost).await?;
+    let found = key_in_body(&body);
+    let key = admit_key(state, headers, found.as_deref(), cost)?;
+    Ok(Admitted {
+        key,
+        kind: (),
+        body,
+        lease,
+    })
+}
+
+/// The request's key, once it is known and within its rate limit; bills `cost` to it.
+fn admit_key<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+    cost: &mut RequestCost<'s>,
+) -> Result<&'s Key, ApiError> {
+    let key = authorize(state, headers, query_key)?;
+    if let Some(retry_after) = key.bucket.is_empty() {
+        return Err(ApiError::RateLimited {
+            key: key.name.clone(),
+            retry_after,
+        });
+    }
+    cost.bill_to(key);
+    Ok(key)
 }
 
 /// What every ingest endpoint does with decoded records: refuses services the key may not

@@ -80,6 +80,7 @@ mod request_cost;
 mod sampling;
 mod secrets;
 mod server;
+mod sentry;
 mod store;
 mod tls;
 

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app_state::AppState;
 
-const ALLOW_HEADERS: &str = "content-type, content-encoding, authorization, x-faultline-key";
+const ALLOW_HEADERS: &str =
+    "content-type, content-encoding, authorization, x-faultline-key, x-sentry-auth";
 
 /// Adds CORS headers for allowed origins and answers preflights.
 pub(crate) async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -52,7 +53,7 @@ pub(crate) async fn layer(State(state): State<AppState>, request: Request, next:
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("retry-after"),
+            HeaderValue::from_static("retry-after, x-sentry-rate-limits"),
         );
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }

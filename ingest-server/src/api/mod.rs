@@ -2,6 +2,8 @@
 //!
 //! - `logs.rs`: `POST /logs/ingest`, `GET /logs/recent`, `GET /logs/stats`.
 //! - `otlp.rs`: `POST /v1/logs` (OpenTelemetry); the decoding is `otlp/`.
+//! - `sentry.rs`: `POST /api/{project_id}/envelope/` and `/store/` (Sentry SDKs); the
+//!   envelope format and mapping are `sentry/`.
 //! - `issues.rs`: `GET /issues`, `GET /issues/{id}`, `PUT /issues/{id}` (error events
 //!   grouped into issues).
 //! - `alerts.rs`: `GET /alerts`, `POST /alerts/{rule}/reset`; `checks.rs`:
@@ -23,6 +25,7 @@ mod issues;
 mod logs;
 pub(crate) mod metrics;
 mod otlp;
+mod sentry;
 mod sourcemaps;
 
 use std::time::Duration;
@@ -44,6 +47,14 @@ pub fn app(state: AppState) -> Router {
             post(logs::ingest).options(preflight_fallback),
         )
         .route("/v1/logs", post(otlp::logs).options(preflight_fallback))
+        .route(
+            "/api/{project}/envelope/",
+            post(sentry::envelope).options(preflight_fallback),
+        )
+        .route(
+            "/api/{project}/store/",
+            post(sentry::store).options(preflight_fallback),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), cors::layer));
     Router::new()
         .merge(ingest)
