@@ -74,6 +74,7 @@ mod http;
 mod inflate;
 mod ingest;
 mod otlp;
+mod process_metrics;
 mod ratelimit;
 mod reload;
 mod request_cost;

@@ -96,6 +96,14 @@ fn describe() {
     );
     describe_gauge!("faultline_sink_ready", "1 when the store accepts writes");
     describe_gauge!(
+        "faultline_build_info",
+        "1, labelled with the version and the compilation target"
+    );
+    describe_counter!(
+        "faultline_tls_reloads_total",
+        "TLS certificate reloads, by result (ok, error: the old certificate stays)"
+    );
+    describe_gauge!(
         "faultline_alerts_leader",
         "1 while this node evaluates the alert rules (on PostgreSQL: holds the leader lock)"
     );
@@ -104,9 +112,12 @@ fn describe() {
 /// The handler.
 pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let h = state.store.health();
-    metrics::gauge!("faultline_sink_queue_depth").set(h.queue_depth as f64);
-    metrics::gauge!("faultline_sink_queue_capacity").set(h.queue_capacity as f64);
-    metrics::gauge!("faultline_sink_ready").set(if h.ready { 1.0 } else { 0.0 });
+    // Labelled by the store, as the file store's writer labels the depth it sets itself:
+    // one series per store, never the same name with and without the label.
+    metrics::gauge!("faultline_sink_queue_depth", "sink" => h.kind).set(h.queue_depth as f64);
+    metrics::gauge!("faultline_sink_queue_capacity", "sink" => h.kind).set(h.queue_capacity as f64);
+    metrics::gauge!("faultline_sink_ready", "sink" => h.kind).set(if h.ready { 1.0 } else { 0.0 });
+    crate::process_metrics::record();
     metrics::gauge!("faultline_alerts_leader").set(if state.alerts.is_leader() {
         1.0
     } else {

@@ -7,6 +7,7 @@ mod alerts;
 mod alerts_support;
 mod common;
 mod dashboard;
+mod deploy;
 mod faults;
 mod forward;
 mod fuzz_regressions;
