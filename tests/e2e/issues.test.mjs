@@ -338,13 +338,19 @@ test("resolve, then a new event: the issue reopens as regressed, in the page and
   assert.equal(reopened.count, 4);
 });
 
-test("ignore and unresolve change the status; an unknown issue says so; the overview is still one click away", async () => {
-  await tab.goto(server.base + "/issues/" + ids.loadOrders);
+test("ignore and unresolve change the status; back to the list's view; an unknown issue says so; the overview is one click away", async () => {
+  await tab.goto(server.base + "/issues?service=ui&sort=count");
+  await rowsWhen(2);
+  await tab.click(`#issues tr[data-id="${ids.loadOrders}"] td.title a`);
   await tab.click("#issue-ignore");
   await tab.waitForFunction(() => document.querySelector(".issue-page")?.dataset.status === "ignored");
   assert.equal((await admin("/issues/" + ids.loadOrders)).status, "ignored");
   await tab.click("#issue-unresolve");
   await tab.waitForFunction(() => document.querySelector(".issue-page")?.dataset.status === "unresolved");
+  // "← Issues" returns to the list as it was.
+  await tab.click(".crumb a");
+  await tab.waitForURL(/\/issues\?service=ui&sort=count$/);
+  assert.equal((await rowsWhen(2))[0].id, ids.renderInvoice);
 
   await tab.goto(server.base + "/issues/0000000000000000");
   await tab.waitForSelector("#issue-missing", { timeout: 10000 });

@@ -8,7 +8,7 @@ import { Link, navigate, withQuery } from "./route.jsx";
 import { HourlyChart } from "./Sparkline.jsx";
 import { RecordDetail } from "./RecordDetail.jsx";
 import { ViewBoundary } from "./ViewBoundary.jsx";
-import { StatusPill, When } from "./Issues.jsx";
+import { StatusPill, When, lastIssuesUrl } from "./Issues.jsx";
 import { useResource } from "./useResource.js";
 import { formatTime, levelClass, topFrame } from "./format.js";
 
@@ -53,7 +53,7 @@ export function IssuePage({ token, id, query, live, onFail }) {
     return (
       <div className="issue-page">
         <p>
-          <Link to="/issues">← Issues</Link>
+          <Link to={lastIssuesUrl()}>← Issues</Link>
         </p>
         <p id="issue-missing" className="banner error" role="alert">
           There is no issue {id} (it may have been removed by retention). {one.error.message}
@@ -83,7 +83,7 @@ export function IssuePage({ token, id, query, live, onFail }) {
   return (
     <div className="issue-page" data-id={issue.id} data-status={issue.status}>
       <p className="crumb">
-        <Link to="/issues">← Issues</Link>
+        <Link to={lastIssuesUrl()}>← Issues</Link>
       </p>
       {one.error && (
         <p className="banner error" role="alert">

@@ -68,6 +68,12 @@ export function StatusPill({ issue }) {
   );
 }
 
+/** The list as last shown in this tab, so an issue's "← Issues" returns to that view. */
+let lastList = "/issues";
+export function lastIssuesUrl() {
+  return lastList;
+}
+
 /** The URL of the issue list for a view (defaults and the cursor of page 1 left out). */
 export function issuesUrl(view) {
   const params = {};
@@ -95,6 +101,10 @@ export function Issues({ token, live, onFail, query }) {
   const view = issueView(query);
   const path = "/issues?" + issuesQuery(view);
   const list = useResource(token, path, { ms: live ? ISSUES_MS : null, onFail });
+  const here = issuesUrl(view);
+  useEffect(() => {
+    lastList = here;
+  }, [here]);
 
   // The service box applies after a pause in typing; the rest at once. A new view starts on
   // page one.
