@@ -438,6 +438,18 @@ impl Config {
         overrides: &Overrides,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        let config = Config::load_unchecked(path, overrides, env)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// [`Config::load`] without the rules' check: read, parsed and overridden, for
+    /// `faultline validate` to list every [`Config::problems`].
+    pub fn load_unchecked(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let text = match path {
             Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
                 path: p.to_path_buf(),
@@ -498,32 +510,41 @@ impl Config {
         if let Some(path) = &overrides.tls_key {
             config.tls.key = Some(path.clone());
         }
-        config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(ConfigError::Invalid(problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule the values break, in the order of the file (`faultline validate` lists
+    /// them all; a start stops at the first).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut invalid = |msg: String| problems.push(msg);
         let l = &self.limits;
         if l.max_body_bytes == 0 || l.max_decompressed_bytes < l.max_body_bytes {
-            return invalid(
+            invalid(
                 "limits.max_decompressed_bytes must be at least limits.max_body_bytes, \
                  and both above 0"
                     .into(),
             );
         }
         if self.postgres.pool_size == 0 || self.postgres.write_timeout.0.is_zero() {
-            return invalid("postgres.pool_size and postgres.write_timeout must be above 0".into());
+            invalid("postgres.pool_size and postgres.write_timeout must be above 0".into());
         }
         if l.max_batch_records == 0 || l.ingest_queue_batches == 0 || l.max_batch_attributes == 0 {
-            return invalid(
+            invalid(
                 "limits.max_batch_records, limits.max_batch_attributes and \
                  limits.ingest_queue_batches must be above 0"
                     .into(),
             );
         }
         if l.max_in_flight_bytes <= l.max_body_bytes.saturating_add(l.max_decompressed_bytes) {
-            return invalid(format!(
+            invalid(format!(
                 "limits.max_in_flight_bytes ({}) must be larger than limits.max_body_bytes + \
                  limits.max_decompressed_bytes ({}), or the largest request could never be read",
                 l.max_in_flight_bytes,
@@ -531,72 +552,74 @@ impl Config {
             ));
         }
         for rate in [&l.secret_key_rate, &l.public_key_rate] {
-            check_rate(rate, "limits")?;
+            if let Err(e) = check_rate(rate, "limits") {
+                invalid(e);
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, key) in self.keys.iter().enumerate() {
             let at = format!("keys[{i}] ({})", key.name);
             if key.name.is_empty() || !names.insert(key.name.as_str()) {
-                return invalid(format!("{at}: name must be non-empty and unique"));
+                invalid(format!("{at}: name must be non-empty and unique"));
             }
             let sources = usize::from(key.key.is_some())
                 + usize::from(key.key_env.is_some())
                 + usize::from(key.key_file.is_some());
             if sources != 1 {
-                return invalid(format!(
+                invalid(format!(
                     "{at}: give exactly one of key, key_env or key_file"
                 ));
             }
             if key.kind == KeyKind::Secret && key.key.is_some() {
-                return invalid(format!(
+                invalid(format!(
                     "{at}: a secret key must not be written in the config file: \
                      put it in an environment variable (key_env) or a file (key_file)"
                 ));
             }
             if key.services.is_empty() {
-                return invalid(format!(
+                invalid(format!(
                     "{at}: services is empty: list the services it may write for, or \"*\""
                 ));
             }
             for s in &key.services {
                 if s != "*" && faultline_schema::check_service(s).is_err() {
-                    return invalid(format!(
+                    invalid(format!(
                         "{at}: service {s:?} is not a valid service name ([a-z0-9_.-], 1 to 64)"
                     ));
                 }
             }
             if key.kind == KeyKind::Public && key.sourcemaps {
-                return invalid(format!(
+                invalid(format!(
                     "{at}: sourcemaps = true needs a secret key (a public key ships to browsers)"
                 ));
             }
             if key.kind == KeyKind::Public && key.origins.is_empty() {
-                return invalid(format!(
+                invalid(format!(
                     "{at}: a public key needs origins (the browser origins allowed to use it)"
                 ));
             }
             for o in &key.origins {
                 if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
-                    return invalid(format!(
+                    invalid(format!(
                         "{at}: origin {o:?} must look like https://host[:port], without a path"
                     ));
                 }
             }
-            if let Some(rate) = &key.rate_limit {
-                check_rate(rate, &at)?;
+            if let Some(rate) = &key.rate_limit
+                && let Err(e) = check_rate(rate, &at)
+            {
+                invalid(e);
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return invalid(
-                "tls: give both cert and key (--tls-cert and --tls-key), or neither".into(),
-            );
+            invalid("tls: give both cert and key (--tls-cert and --tls-key), or neither".into());
         }
         if self.tls.watch_interval.0.is_zero() || self.shutdown_timeout.0.is_zero() {
-            return invalid("tls.watch_interval and shutdown_timeout must be above 0".into());
+            invalid("tls.watch_interval and shutdown_timeout must be above 0".into());
         }
         let m = &self.sourcemaps;
         if m.max_file_bytes == 0 || m.max_release_bytes < m.max_file_bytes || m.cache_maps == 0 {
-            return invalid(
+            invalid(
                 "sourcemaps.max_file_bytes and sourcemaps.cache_maps must be above 0, and \
                  sourcemaps.max_release_bytes at least sourcemaps.max_file_bytes"
                     .into(),
@@ -604,7 +627,7 @@ impl Config {
         }
         for service in self.sampling.services.keys() {
             if faultline_schema::check_service(service).is_err() {
-                return invalid(format!(
+                invalid(format!(
                     "sampling.services: {service:?} is not a valid service name \
                      ([a-z0-9_.-], 1 to 64)"
                 ));
@@ -612,16 +635,16 @@ impl Config {
         }
         for name in &self.privacy.deny_url_params {
             if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
-                return invalid(format!(
+                invalid(format!(
                     "privacy.deny_url_params: {name:?} has no letter or digit, so it would \
                      match every parameter name: give names such as \"tenant\""
                 ));
             }
         }
-        self.alerts
-            .check()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        Ok(())
+        if let Err(e) = self.alerts.check() {
+            invalid(e.to_string());
+        }
+        problems
     }
 }
 
@@ -629,7 +652,7 @@ impl Config {
 /// wait longer than a `Duration` (or a `Retry-After`) can say.
 const MIN_RECORDS_PER_SECOND: f64 = 1.0 / 86_400.0;
 
-fn check_rate(rate: &RateLimit, at: &str) -> Result<(), ConfigError> {
+fn check_rate(rate: &RateLimit, at: &str) -> Result<(), String> {
     let ok = rate.records_per_second.is_finite()
         && rate.records_per_second >= MIN_RECORDS_PER_SECOND
         && rate.burst.is_finite()
@@ -637,11 +660,11 @@ fn check_rate(rate: &RateLimit, at: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::Invalid(format!(
+        Err(format!(
             "{at}: rate limits need records_per_second of at least 1/86400 (one record a \
              day) and burst >= 1, both finite; got records_per_second = {}, burst = {}",
             rate.records_per_second, rate.burst
-        )))
+        ))
     }
 }
 

@@ -4,10 +4,12 @@
 //! Every flag also reads an environment variable.
 
 mod check_alerts;
+mod healthcheck;
 mod migrate;
 mod serve;
 mod sourcemaps;
 mod summary;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,10 +19,12 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 
 pub use check_alerts::CheckArgs;
+pub use healthcheck::HealthcheckArgs;
 pub use migrate::MigrateArgs;
 pub use serve::ServeArgs;
 pub use sourcemaps::{SourcemapsArgs, SourcemapsCommand};
 pub use summary::SummaryArgs;
+pub use validate::ValidateArgs;
 
 /// Faultline: errors and logs from browsers and services, stored, queried and alerted on.
 #[derive(Debug, Parser)]
@@ -67,6 +71,11 @@ pub enum Command {
     Forward(faultline_forward::ForwardArgs),
     /// Upload, list or delete a release's source maps on a running server.
     Sourcemaps(sourcemaps::SourcemapsArgs),
+    /// Check a config file (values, keys, alert rules and channels, the environment
+    /// variables and files they name, the TLS files): every problem listed, exit 0 or 1.
+    Validate(validate::ValidateArgs),
+    /// Ask a running server's /readyz (for a container HEALTHCHECK): exit 0 when ready.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Where the config and the stores are, for the subcommands that open the stores themselves
@@ -116,6 +125,8 @@ pub fn main() -> ExitCode {
         Command::CheckAlerts(args) => return runtime.block_on(check_alerts::check_alerts(args)),
         Command::Summary(args) => runtime.block_on(summary::summary(args)),
         Command::Sourcemaps(args) => runtime.block_on(sourcemaps::sourcemaps(args)),
+        Command::Validate(args) => return validate::validate(&args),
+        Command::Healthcheck(args) => return runtime.block_on(healthcheck::healthcheck(args)),
         Command::Forward(args) => {
             return faultline_forward::run(args, &runtime, crate::server::shutdown_signal());
         }
