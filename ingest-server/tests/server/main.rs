@@ -13,6 +13,7 @@ mod forward;
 mod fuzz_regressions;
 mod hostile;
 mod integrity;
+mod issues;
 mod operations;
 mod otlp;
 mod pg;
