@@ -187,6 +187,36 @@ test("Issues is the first page: the list shows each issue's title, culprit, coun
   await shot("issues.png", ".issues");
 });
 
+test("no polling while the tab is hidden; shown again, the page refreshes at once", async () => {
+  await tab.goto(server.base + "/issues");
+  await rowsWhen(4);
+  const api = (r) => /^\/(issues|alerts|logs|system)\b/.test(new URL(r.url()).pathname);
+  const polls = [];
+  const seen = (r) => api(r) && polls.push(r.url());
+  tab.on("request", seen);
+  const setHidden = (hidden) =>
+    tab.evaluate((hidden) => {
+      // What the browser does when another tab comes to the front (headless tabs never hide).
+      if (hidden) {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+      } else {
+        delete document.hidden;
+        delete document.visibilityState;
+      }
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, hidden);
+  await setHidden(true);
+  await tab.waitForTimeout(1000); // a request already under way may still finish
+  const before = polls.length;
+  await tab.waitForTimeout(6000); // past the list's 5 s and the top bar's 2 s
+  assert.deepEqual(polls.slice(before), [], "requests while hidden");
+  const refreshed = tab.waitForRequest((r) => new URL(r.url()).pathname === "/issues", { timeout: 1500 });
+  await setHidden(false);
+  await refreshed;
+  tab.off("request", seen);
+});
+
 test("sort, filters and pages live in the URL: a link reproduces the view", async () => {
   // Sorted by events: 3, 2, then the two with 1.
   await tab.goto(server.base + "/issues?sort=count");
