@@ -1,8 +1,9 @@
 //! An axum service that logs through Faultline.
 //!
-//! A middleware reads the caller's W3C `traceparent` (or starts a trace), opens a `request`
-//! span carrying `trace_id`, `span_id` and `correlation_id`, and logs one record per request
-//! with its status and duration. Every record logged inside a handler carries the same ids.
+//! [`CorrelationLayer`] reads the caller's W3C `traceparent` and `x-request-id` (or starts
+//! them), opens a `request` span carrying `trace_id`, `span_id` and `correlation_id`, logs
+//! one record per request with its status and duration, and returns both headers. Every
+//! record logged inside a handler carries the same ids.
 //!
 //! ```text
 //! cargo run -p faultline-logger --example axum_service
@@ -16,16 +17,13 @@
 //! guard drops and writes everything still queued.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use faultline_logger::{FileConfig, HttpConfig, Output, Policy, TraceContext};
-use tracing::Instrument;
+use faultline_logger::{CorrelationLayer, FileConfig, HttpConfig, Output, Policy};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/orders/{id}", get(order))
-        .layer(middleware::from_fn(trace_requests));
+        .layer(CorrelationLayer::new());
     let addr: SocketAddr = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
@@ -66,55 +64,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Wraps each request in a span with the trace context, logs its outcome, and returns the
-/// `traceparent` of our span so callers can correlate.
-async fn trace_requests(req: Request, next: Next) -> Response {
-    let header = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok());
-    let trace = TraceContext::from_header_or_new(header);
-    let correlation_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| trace.span_id().to_string());
-    let span = tracing::info_span!(
-        "request",
-        trace_id = %trace.trace_id(),
-        span_id = %trace.span_id(),
-        correlation_id = %correlation_id,
-        method = %req.method(),
-        path = %req.uri().path(),
-    );
-    let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(
-                event = "http_request",
-                status,
-                duration_ms,
-                "request failed"
-            );
-        } else {
-            tracing::info!(
-                event = "http_request",
-                status,
-                duration_ms,
-                "request served"
-            );
-        }
-    });
-    if let Ok(v) = HeaderValue::from_str(&trace.to_traceparent()) {
-        response.headers_mut().insert("traceparent", v);
-    }
-    response
 }
 
 async fn order(Path(id): Path<u64>) -> Result<Json<serde_json::Value>, StatusCode> {

@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use faultline_schema::{Level, Record, Timestamp, check_service};
 use serde_json::Value;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+#[cfg(feature = "log")]
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::encode::RecordConfig;
 use crate::error::InitError;
 use crate::layer::FaultlineLayer;
+#[cfg(feature = "log")]
 use crate::log_bridge::LogBridge;
 use crate::logger::{Guard, Logger};
 use crate::output::Output;
@@ -19,6 +24,13 @@ use crate::worker::OutputHandle;
 /// The logger [`Builder::init`] installed, for [`crate::flush`], [`crate::shutdown`] and
 /// [`crate::exit`].
 pub(crate) static GLOBAL: OnceLock<Logger> = OnceLock::new();
+
+/// How long dropping the [`Guard`] waits for the outputs by default: 5 seconds (see
+/// [`Builder::shutdown_timeout`]).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What [`Builder::init`] filters with when `RUST_LOG` is unset or empty: `info`.
+pub const DEFAULT_FILTER: &str = "info";
 
 /// Starts a [`Builder`].
 pub fn builder() -> Builder {
@@ -40,6 +52,7 @@ pub struct Builder {
     log_bridge: bool,
     shutdown_timeout: Option<Duration>,
     panic_flush_timeout: Option<Duration>,
+    default_filter: String,
     with_target: bool,
     with_location: bool,
     with_thread: bool,
@@ -58,13 +71,40 @@ impl Default for Builder {
             heartbeat: None,
             panic_hook: true,
             log_bridge: true,
-            shutdown_timeout: None,
+            shutdown_timeout: Some(DEFAULT_SHUTDOWN_TIMEOUT),
             panic_flush_timeout: None,
+            default_filter: DEFAULT_FILTER.to_owned(),
             with_target: true,
             with_location: false,
             with_thread: false,
         }
     }
+}
+
+#[cfg(feature = "log")]
+/// The plain `target=level` directives of a `RUST_LOG` value, for the `log` bridge (span and
+/// field directives do not apply to `log` records and are left out).
+fn log_targets(directives: &str) -> Targets {
+    let mut targets = Targets::new();
+    for d in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        if let Ok(t) = d.parse::<Targets>() {
+            for (target, level) in t.iter() {
+                targets = targets.with_target(target, level);
+            }
+            if let Some(level) = t.default_level() {
+                targets = targets.with_default(level);
+            }
+        }
+    }
+    if targets.iter().next().is_none() && targets.default_level().is_none() {
+        // Nothing parsed: errors only, as the `EnvFilter` does.
+        targets = targets.with_default(LevelFilter::ERROR);
+    }
+    targets
 }
 
 /// The machine's host name, from `HOSTNAME` or the kernel.
@@ -148,17 +188,34 @@ impl Builder {
         self
     }
 
-    /// Whether [`init`](Builder::init) also installs the [`LogBridge`] as the `log`
-    /// crate's logger (default `true`; skipped if another one is installed).
+    /// Whether [`init`](Builder::init) also installs the `LogBridge` as the `log`
+    /// crate's logger (default `true`; skipped if another one is installed; only with the
+    /// `log` feature).
     pub fn log_bridge(mut self, yes: bool) -> Builder {
         self.log_bridge = yes;
         self
     }
 
-    /// How long dropping the [`Guard`] may wait for the shutdown (default: as long as it
-    /// takes; every output's own work is bounded: see `HttpConfig::retry_for`).
+    /// How long dropping the [`Guard`] (or [`crate::exit`]) may wait for the shutdown
+    /// (default [`DEFAULT_SHUTDOWN_TIMEOUT`], 5 seconds; `Duration::MAX` waits as long as it
+    /// takes).
+    ///
+    /// Why bounded: a process that is told to stop should stop. An ingest endpoint that is
+    /// down would otherwise hold the exit for as long as the HTTP output retries (see
+    /// `HttpConfig::retry_for`), longer than a container runtime waits before it kills.
+    /// When the time runs out, the guard says on standard error how many records each
+    /// output left undelivered (and how many are safe in a spool) and lets the process end.
+    /// Give the HTTP output a `spool_dir` and the next
+    /// start delivers what this one left.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Builder {
         self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// The directives [`init`](Builder::init) filters with when `RUST_LOG` is unset or empty
+    /// (default [`DEFAULT_FILTER`], `info`), in `RUST_LOG`'s syntax: `"info,my_app=debug"`.
+    pub fn default_filter(mut self, directives: impl Into<String>) -> Builder {
+        self.default_filter = directives.into();
         self
     }
 
@@ -296,22 +353,46 @@ impl Builder {
     }
 
     /// [`build`](Builder::build), then installs the layer as the global `tracing`
-    /// subscriber (on a `Registry`) and, unless turned off, the `log` bridge. The returned
-    /// guard shuts the logger down when dropped: keep it in `main`.
+    /// subscriber (on a `Registry`, behind an `EnvFilter` read from `RUST_LOG`) and, unless
+    /// turned off, the `log` bridge. The returned guard shuts the logger down when dropped:
+    /// keep it in `main`.
+    ///
+    /// # `RUST_LOG`
+    ///
+    /// Events pass `RUST_LOG` first (`RUST_LOG=warn,my_app=debug`), or the
+    /// [`default_filter`](Builder::default_filter), `info`, when it is unset or empty, as
+    /// with `env_logger` and `tracing_subscriber::fmt`: a dependency's `TRACE` chatter costs
+    /// nothing unless asked for, and an operator can turn a module up without a rebuild.
+    /// Then each output's own [`min_level`](Output::min_level) and
+    /// [`targets`](Output::targets) choose among what passed, so an output that takes only
+    /// errors keeps taking only errors whatever `RUST_LOG` says. Directives that do not
+    /// parse are skipped with a line on standard error. `log` records obey the same
+    /// target directives through the bridge (with the `log` feature). [`build`](Builder::build) applies no filter:
+    /// compose your own.
     ///
     /// Errors like `build`, and with [`InitError::AlreadyInitialized`] when a global
     /// subscriber is already set (the logger is then shut down again).
     pub fn init(self) -> Result<Guard, InitError> {
         let log_bridge = self.log_bridge;
+        let directives = match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => v,
+            _ => self.default_filter.clone(),
+        };
         let (layer, guard) = self.build()?;
         let logger = guard.logger.clone();
-        let subscriber = tracing_subscriber::registry().with(layer);
+        let filter = EnvFilter::builder()
+            .with_default_directive(LevelFilter::ERROR.into())
+            .parse_lossy(&directives);
+        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
         if tracing::subscriber::set_global_default(subscriber).is_err() {
             drop(guard);
             return Err(InitError::AlreadyInitialized);
         }
+        #[cfg(not(feature = "log"))]
+        let _ = log_bridge;
+        #[cfg(feature = "log")]
         if log_bridge {
-            let bridge = LogBridge::new(logger.clone());
+            let bridge = LogBridge::new(logger.clone()).filter(log_targets(&directives));
             let max = bridge.max_level();
             if log::set_boxed_logger(Box::new(bridge)).is_ok() {
                 log::set_max_level(max);

@@ -73,7 +73,7 @@
 //!
 //! - `builder.rs`: [`Builder`], [`builder()`]: starts the workers and installs the layer,
 //!   the `log` bridge and the panic hook.
-//! - `log_bridge.rs`: [`LogBridge`].
+//! - `log_bridge.rs`: `LogBridge` (feature `log`).
 //! - `layer.rs`: [`FaultlineLayer`].
 //! - `panic.rs`: the panic hook.
 //! - `logger.rs`: [`Logger`], [`Guard`], routing.
@@ -89,12 +89,17 @@
 //! - `stats.rs`: [`Stats`], [`Report`]; `error.rs`: [`InitError`]; `thread.rs`: which
 //!   threads are the logger's own.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod builder;
 mod capture;
+#[cfg(feature = "tower")]
+mod correlation;
 mod encode;
 mod error;
 mod json;
 mod layer;
+#[cfg(feature = "log")]
 mod log_bridge;
 mod logger;
 mod message;
@@ -108,15 +113,42 @@ mod worker;
 
 use std::time::Duration;
 
-pub use builder::{Builder, builder};
+pub use builder::{Builder, DEFAULT_FILTER, DEFAULT_SHUTDOWN_TIMEOUT, builder};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use correlation::{
+    Correlation, CorrelationFuture, CorrelationLayer, CorrelationService, MAX_REQUEST_ID_LEN,
+    REQUEST_ID_HEADER, TRACEPARENT_HEADER,
+};
 pub use error::InitError;
 pub use layer::FaultlineLayer;
+#[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub use log_bridge::LogBridge;
 pub use logger::{Guard, Logger};
-pub use output::{
-    Clock, DEFAULT_QUEUE_CAPACITY, FileConfig, Fsync, HttpConfig, Output, Policy, PostgresConfig,
-    Rotation,
-};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use output::HttpConfig;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use output::PostgresConfig;
+#[cfg(feature = "unix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unix")))]
+pub use output::UnixConfig;
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use output::{Clock, FileConfig, Fsync, Rotation};
+pub use output::{DEFAULT_QUEUE_CAPACITY, Output, Policy};
+
+/// The collector protocol of [`Output::unix`] (what `faultline forward --listen` speaks):
+/// frames of a 4-byte big-endian length, a type byte and a payload.
+#[cfg(feature = "unix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unix")))]
+pub mod collector {
+    pub use crate::output::unix::{
+        ACK, BATCH, BYE, CollectorAddr, HEARTBEAT, HELLO, MAX_FRAME, read_frame, write_frame,
+    };
+}
 pub use stats::{Dropped, Lag, OutputStats, Report, Stats};
 pub use traceparent::{SpanId, TraceContext, TraceId};
 /// Per-target routing directives for [`Output::targets`].
@@ -142,8 +174,7 @@ pub fn shutdown(timeout: Duration) -> Option<Report> {
 /// `code`: `std::process::exit` for programs that log.
 pub fn exit(code: i32) -> ! {
     if let Some(l) = global() {
-        let timeout = l.inner.shutdown_timeout.unwrap_or(Duration::MAX);
-        l.shutdown(timeout);
+        l.shutdown_bounded();
     }
     std::process::exit(code)
 }

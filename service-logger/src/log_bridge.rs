@@ -2,6 +2,7 @@
 //! queues, with the same routing, and pick up the fields of the current `tracing` span.
 
 use tracing_subscriber::Registry;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::capture::{Origin, put_fmt, put_name, put_str, put_str_field, tag};
@@ -23,17 +24,50 @@ use crate::thread::in_worker;
 #[derive(Debug, Clone)]
 pub struct LogBridge {
     logger: Logger,
+    filter: Option<Targets>,
 }
 
 impl LogBridge {
     /// A bridge to `logger`.
     pub fn new(logger: Logger) -> LogBridge {
-        LogBridge { logger }
+        LogBridge {
+            logger,
+            filter: None,
+        }
     }
 
-    /// The most verbose `log` level any output takes, for `log::set_max_level`.
+    /// Takes only the `log` records these directives enable, before the outputs' own levels
+    /// and targets ([`Builder::init`](crate::Builder::init) passes the target directives of
+    /// `RUST_LOG` here, so `log` records obey it like `tracing` events).
+    pub fn filter(mut self, targets: Targets) -> LogBridge {
+        self.filter = Some(targets);
+        self
+    }
+
+    /// Which outputs take a record of `level` from `target`, after the filter.
+    fn route(&self, target: &str, level: &tracing::Level) -> u64 {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.would_enable(target, level))
+        {
+            return 0;
+        }
+        self.logger.route(target, level)
+    }
+
+    /// The most verbose `log` level any output takes (and the filter lets through), for
+    /// `log::set_max_level`.
     pub fn max_level(&self) -> log::LevelFilter {
-        match self.logger.max_level().into_level() {
+        let outputs = self.logger.max_level();
+        let most = match &self.filter {
+            Some(f) => {
+                let most_verbose = f.iter().map(|(_, l)| l).chain(f.default_level()).max();
+                outputs.min(most_verbose.unwrap_or(LevelFilter::OFF))
+            }
+            None => outputs,
+        };
+        match most.into_level() {
             None => log::LevelFilter::Off,
             Some(tracing::Level::ERROR) => log::LevelFilter::Error,
             Some(tracing::Level::WARN) => log::LevelFilter::Warn,
@@ -115,11 +149,7 @@ impl<'kvs> log::kv::VisitSource<'kvs> for Kv<'_> {
 
 impl log::Log for LogBridge {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        !in_worker()
-            && self
-                .logger
-                .route(metadata.target(), &tracing_level(metadata.level()))
-                != 0
+        !in_worker() && self.route(metadata.target(), &tracing_level(metadata.level())) != 0
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -127,7 +157,7 @@ impl log::Log for LogBridge {
             return;
         }
         let level = tracing_level(record.level());
-        let mask = self.logger.route(record.target(), &level);
+        let mask = self.route(record.target(), &level);
         if mask == 0 {
             return;
         }

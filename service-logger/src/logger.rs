@@ -409,8 +409,11 @@ impl Logger {
 }
 
 /// Keeps the logger running; dropping it shuts the logger down (see [`Logger::shutdown`])
-/// with the builder's [`shutdown_timeout`](crate::Builder::shutdown_timeout), which by
-/// default waits until everything is written.
+/// with the builder's [`shutdown_timeout`](crate::Builder::shutdown_timeout), 5 seconds by
+/// default. When the time runs out first, it writes one line per output that left records
+/// behind to standard error (`faultline-logger: shutdown gave up after 5s: output http left
+/// 1200 records undelivered (1200 still queued, 0 dropped), 0 spooled`) and returns, so the
+/// process can end.
 ///
 /// Keep it alive for as long as the program logs: `let _guard = ...init()?;` in `main`
 /// (not `let _ = ...`, which drops it at once).
@@ -451,8 +454,41 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if !self.logger.is_shut() {
-            self.logger
-                .shutdown_until(deadline(self.logger.inner.shutdown_timeout));
+            self.logger.shutdown_bounded();
         }
+    }
+}
+
+impl Logger {
+    /// Shuts down within the builder's `shutdown_timeout`, and says on standard error what
+    /// was left when the time ran out (the guard's drop and [`crate::exit`]).
+    pub(crate) fn shutdown_bounded(&self) -> Report {
+        let timeout = self.inner.shutdown_timeout;
+        let report = self.shutdown_until(deadline(timeout));
+        if !report.complete {
+            let waited = timeout.map_or_else(|| "waiting".to_owned(), |t| format!("{t:?}"));
+            for o in &report.outputs {
+                let queued = o.queue_depth as u64 + o.pending;
+                let dropped = o.dropped.total();
+                if queued + dropped > 0 || o.spooled > 0 {
+                    eprintln!(
+                        "faultline-logger: shutdown gave up after {waited}: output {} left {} records undelivered ({queued} still queued, {dropped} dropped), {} spooled{}",
+                        o.name,
+                        queued + dropped,
+                        o.spooled,
+                        o.last_error
+                            .as_deref()
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            if report.queued + report.dropped.total() == 0 && report.spooled == 0 {
+                eprintln!(
+                    "faultline-logger: shutdown gave up after {waited} with no record left undelivered"
+                );
+            }
+        }
+        report
     }
 }

@@ -6,10 +6,15 @@
 //! full-queue policy and routing.
 
 mod destination;
+#[cfg(feature = "file")]
 pub(crate) mod file;
+#[cfg(feature = "http")]
 pub(crate) mod http;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod stream;
+#[cfg(feature = "unix")]
+pub(crate) mod unix;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,9 +26,14 @@ use crate::error::InitError;
 use crate::stats::Counters;
 
 pub(crate) use destination::Destination;
+#[cfg(feature = "file")]
 pub use file::{Clock, FileConfig, Fsync, Rotation};
+#[cfg(feature = "http")]
 pub use http::HttpConfig;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresConfig;
+#[cfg(feature = "unix")]
+pub use unix::UnixConfig;
 
 /// The default queue capacity of an output, per thread that logs to it: 8,192 records, in a
 /// 1 MiB ring (128 bytes a record; a call with a message and three fields takes about 100).
@@ -80,9 +90,14 @@ pub(crate) enum Kind {
     Stdout,
     Stderr,
     Writer(Box<dyn Write + Send>),
+    #[cfg(feature = "file")]
     File(FileConfig),
+    #[cfg(feature = "http")]
     Http(HttpConfig),
+    #[cfg(feature = "postgres")]
     Postgres(PostgresConfig),
+    #[cfg(feature = "unix")]
+    Unix(UnixConfig),
 }
 
 impl Kind {
@@ -91,9 +106,14 @@ impl Kind {
             Kind::Stdout => "stdout",
             Kind::Stderr => "stderr",
             Kind::Writer(_) => "writer",
+            #[cfg(feature = "file")]
             Kind::File(_) => "file",
+            #[cfg(feature = "http")]
             Kind::Http(_) => "http",
+            #[cfg(feature = "postgres")]
             Kind::Postgres(_) => "postgres",
+            #[cfg(feature = "unix")]
+            Kind::Unix(_) => "unix",
         }
     }
 }
@@ -151,11 +171,15 @@ impl Output {
     }
 
     /// A rotating NDJSON file; see [`FileConfig`].
+    #[cfg(feature = "file")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
     pub fn file(config: FileConfig) -> Output {
         Output::new(Kind::File(config))
     }
 
     /// The ingest endpoint (`POST /logs/ingest`); see [`HttpConfig`].
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn http(config: HttpConfig) -> Output {
         Output::new(Kind::Http(config))
     }
@@ -163,8 +187,20 @@ impl Output {
     /// PostgreSQL, through the server's own `faultline_store::PostgresStore`: the same
     /// `system_logs` table, batched idempotent writes and durable outage spool; see
     /// [`PostgresConfig`].
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub fn postgres(config: PostgresConfig) -> Output {
         Output::new(Kind::Postgres(config))
+    }
+
+    /// A local collector, `faultline forward --listen unix:PATH` (or `tcp:HOST:PORT`), for
+    /// services of several processes: batches over a framed socket protocol, kept until the
+    /// collector acknowledges them and sent again after a reconnect, heartbeats, and a clean
+    /// `BYE` at shutdown; see [`UnixConfig`].
+    #[cfg(feature = "unix")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "unix")))]
+    pub fn unix(config: UnixConfig) -> Output {
+        Output::new(Kind::Unix(config))
     }
 
     /// The name in [`Stats`](crate::Stats), reports and heartbeats (default: the kind,
@@ -269,15 +305,29 @@ pub(crate) fn open(
     options: &Options,
     counters: Arc<Counters>,
 ) -> Result<Box<dyn Destination>, InitError> {
+    #[cfg(any(feature = "http", feature = "postgres", feature = "unix"))]
     let (batch, linger) = (options.batch_size, options.linger);
+    #[cfg(not(any(feature = "file", feature = "unix")))]
+    let _ = service;
+    #[cfg(not(any(feature = "file", feature = "http", feature = "postgres")))]
+    let _ = name;
+    #[cfg(not(any(feature = "http", feature = "postgres", feature = "unix")))]
+    let _ = options;
     Ok(match kind {
         Kind::Stdout => Box::new(stream::StreamOutput::stdout(counters)),
         Kind::Stderr => Box::new(stream::StreamOutput::stderr(counters)),
         Kind::Writer(w) => Box::new(stream::StreamOutput::writer(w, counters)),
+        #[cfg(feature = "file")]
         Kind::File(config) => Box::new(file::FileOutput::open(config, name, service, counters)?),
+        #[cfg(feature = "http")]
         Kind::Http(config) => Box::new(http::HttpOutput::open(
             config, name, batch, linger, counters,
         )?),
+        #[cfg(feature = "unix")]
+        Kind::Unix(config) => Box::new(unix::UnixOutput::open(
+            config, service, batch, linger, counters,
+        )?),
+        #[cfg(feature = "postgres")]
         Kind::Postgres(config) => Box::new(postgres::PgOutput::open(
             config, name, batch, linger, counters,
         )?),

@@ -154,9 +154,19 @@ pub fn faultline_bin() -> PathBuf {
     .clone()
 }
 
-/// An example of this crate, built (or found up to date) with the cargo that runs the tests.
+/// An example of this crate, built (or found up to date) with the cargo that runs the tests,
+/// with every feature (what `cargo xtask test` builds the crate with).
 pub fn example_bin(name: &str) -> PathBuf {
-    cargo_executable(&["--package", "faultline-logger", "--example", name], name)
+    cargo_executable(
+        &[
+            "--package",
+            "faultline-logger",
+            "--all-features",
+            "--example",
+            name,
+        ],
+        name,
+    )
 }
 
 /// Runs `cargo build` with `args` and returns the executable called `name` it reports.

@@ -4,10 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
+#[cfg(all(feature = "file", feature = "http", feature = "log"))]
+mod defaults;
+#[cfg(all(feature = "file", feature = "http", feature = "tower"))]
 mod example;
+#[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "log")]
 mod layer;
+#[cfg(all(feature = "file", feature = "log"))]
 mod panic;
 mod policy;
+#[cfg(feature = "postgres")]
 mod postgres;
