@@ -95,7 +95,19 @@ fn steps() -> Vec<Step> {
         ),
         Step::check("layout", layout()),
         Step::check("rustdoc", docs),
-        Step::tests("cargo test", cargo(&["test", "--workspace", "--locked"])),
+        Step::check("faultline-logger feature matrix", logger_features()),
+        Step::tests(
+            "cargo test",
+            cargo(&[
+                "test",
+                "--workspace",
+                "--locked",
+                // The logger's opt-in outputs and layer, so their tests run too.
+                "--features",
+                "faultline-logger/postgres,faultline-logger/tower,faultline-logger/unix",
+            ]),
+        ),
+        Step::check("cargo publish --dry-run", publish_dry_run()),
         Step::check(
             "faultline-schema for wasm32",
             cargo(&[
@@ -110,6 +122,45 @@ fn steps() -> Vec<Step> {
         Step::tests("reporter wasm tests in Chromium", wasm_pack_test()),
         Step::node_tests("browser end-to-end", e2e()).after(build_for_e2e),
     ]
+}
+
+/// `cargo check` of `faultline-logger` with no features, each feature alone, and all of
+/// them (what `cargo hack --each-feature` does), so a service that picks only the outputs
+/// it uses still builds. One `sh` loop, stopping at the first failure.
+fn logger_features() -> Command {
+    let mut c = Command::new("sh");
+    c.current_dir(cmd::root()).args([
+        "-c",
+        r#"set -e
+for f in "" file http postgres log tower unix; do
+  echo "\$ cargo check -p faultline-logger --no-default-features --features '$f'"
+  "$CARGO" check -q -p faultline-logger --locked --no-default-features --features "$f"
+done
+echo "\$ cargo check -p faultline-logger --all-features"
+"$CARGO" check -q -p faultline-logger --locked --all-features"#,
+    ]);
+    c.env(
+        "CARGO",
+        std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+    );
+    c
+}
+
+/// `cargo publish --dry-run` of the crates published to crates.io (packaged and built from
+/// the package, as crates.io would; needs the crates.io index).
+fn publish_dry_run() -> Command {
+    cargo(&[
+        "publish",
+        "--dry-run",
+        "--locked",
+        "--allow-dirty",
+        "-p",
+        "faultline-schema",
+        "-p",
+        "faultline-store",
+        "-p",
+        "faultline-logger",
+    ])
 }
 
 /// `cargo xtask layout`, run by this very binary.
