@@ -65,7 +65,7 @@ pub use level::{Level, UnknownLevel};
 pub use record::{
     MAX_EVENT_CHARS, MAX_ISSUE_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES, MAX_META_DEPTH,
     MAX_SERVICE_CHARS, MetaType, RESERVED_META_KEYS, Record, SAMPLE_WEIGHT_KEY, TRUNCATION_MARKER,
-    check_event, check_issue, check_service, truncate_message,
+    check_event, check_issue, check_service, json_len, truncate_message,
 };
 pub use scrub::{FILTERED, SECRET_PARAM_PARTS, SECRET_PARAM_WORDS, UrlScrubber};
 pub use stack::{Frame, Location};

@@ -602,6 +602,12 @@ fn scrub_nul(s: &mut String) {
 }
 
 fn serialized_len(meta: &Map<String, Value>) -> usize {
+    json_len(meta)
+}
+
+/// The length in bytes of `value`'s compact JSON (as `serde_json::to_vec` writes it),
+/// counted without building the JSON.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -614,7 +620,7 @@ fn serialized_len(meta: &Map<String, Value>) -> usize {
     }
     let mut counter = Counter(0);
     // Writing to a counter cannot fail.
-    let _ = serde_json::to_writer(&mut counter, meta);
+    let _ = serde_json::to_writer(&mut counter, value);
     counter.0
 }
 

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use faultline_schema::stack::{Frame, Location};
-use faultline_schema::{MAX_META_BYTES, Record, Timestamp, Value};
+use faultline_schema::{MAX_META_BYTES, Record, Timestamp, Value, json_len};
 use faultline_store::{SourceMapError, SourceMapStore};
+use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::map::{Mapped, SourceMap};
@@ -568,10 +569,11 @@ fn frame_files(record: &Record) -> impl Iterator<Item = &str> {
 
 /// Maps one record's frames through `plan`; returns whether any frame was mapped.
 fn rewrite_record(record: &mut Record, release: &str, plan: &Plan, outcome: &mut Outcome) -> bool {
-    let Some(original) = record.meta.get("stack").cloned() else {
+    let Some(original) = record.meta.get("stack") else {
         return false;
     };
-    let Ok(mut frames) = serde_json::from_value::<Vec<Frame>>(original.clone()) else {
+    // Read from the stored value in place (no copy of the stack to deserialize from).
+    let Ok(mut frames) = Vec::<Frame>::deserialize(original) else {
         outcome.add(
             FrameResult::BadFrame,
             original.as_array().map_or(1, |a| a.len() as u64),
@@ -608,7 +610,7 @@ fn rewrite_record(record: &mut Record, release: &str, plan: &Plan, outcome: &mut
                 .and_then(|c| c.name.clone());
             apply(&mut frames[i], m, caller_name);
         }
-        if !store_frames(record, &frames, &original) {
+        if !store_frames(record, &mut frames) {
             for r in results
                 .iter_mut()
                 .filter(|r| **r == Some(FrameResult::Mapped))
@@ -670,27 +672,75 @@ fn apply(frame: &mut Frame, m: Mapped, caller_name: Option<String>) {
 }
 
 /// Puts `frames` in `meta.stack` if the record stays within its limits, dropping source
-/// context (the outer frames' first, then all) as needed; otherwise puts `original` back
-/// and returns false.
-fn store_frames(record: &mut Record, frames: &[Frame], original: &Value) -> bool {
-    let mut frames = frames.to_vec();
-    for attempt in 0..3 {
-        if attempt == 1 {
-            frames.iter_mut().skip(1).for_each(drop_context);
-        } else if attempt == 2 {
-            frames.iter_mut().for_each(drop_context);
-        }
-        let Ok(value) = serde_json::to_value(&frames) else {
+/// context as needed: the outermost frames' first, so the innermost keep theirs as long as
+/// they fit, then all of it. Otherwise the original stack stays and this returns false.
+///
+/// The sizes are counted, not built: `meta` is serialized once for its length and each
+/// frame twice (with and without its context) into a counter, and the new stack is built
+/// into a value once; a record stays within its limits checked by the schema itself
+/// (`validate`). Building and serializing the whole `meta` for every try cost about two
+/// thirds of a mapped frame's time.
+fn store_frames(record: &mut Record, frames: &mut [Frame]) -> bool {
+    let Some(original_len) = record.meta.get("stack").map(json_len) else {
+        return false;
+    };
+    let base = json_len(&record.meta).saturating_sub(original_len);
+    let mut with_context = Vec::with_capacity(frames.len());
+    let mut without_context = Vec::with_capacity(frames.len());
+    for frame in frames.iter_mut() {
+        with_context.push(json_len(frame));
+        let context = take_context(frame);
+        without_context.push(json_len(frame));
+        put_context(frame, context);
+    }
+    // `[` `]` and the commas between frames.
+    let array = 2 + frames.len().saturating_sub(1);
+    let mut size = base + array + with_context.iter().sum::<usize>();
+    for i in (0..frames.len()).rev() {
+        if size <= MAX_META_BYTES {
             break;
-        };
+        }
+        if with_context[i] > without_context[i] {
+            drop_context(&mut frames[i]);
+            size -= with_context[i] - without_context[i];
+        }
+    }
+    let Ok(value) = serde_json::to_value(&*frames) else {
+        return false;
+    };
+    let Some(original) = record.meta.insert("stack".into(), value) else {
+        return false;
+    };
+    if size <= MAX_META_BYTES && record.validate().is_ok() {
+        return true;
+    }
+    // Counted within the limit but refused after all (a rule other than size): try once
+    // without any context before giving up.
+    frames.iter_mut().for_each(drop_context);
+    if let Ok(value) = serde_json::to_value(&*frames) {
         record.meta.insert("stack".into(), value);
-        let size = serde_json::to_vec(&record.meta).map_or(usize::MAX, |v| v.len());
-        if size <= MAX_META_BYTES && record.validate().is_ok() {
+        if record.validate().is_ok() {
             return true;
         }
     }
-    record.meta.insert("stack".into(), original.clone());
+    record.meta.insert("stack".into(), original);
     false
+}
+
+type Context = (Vec<String>, Option<String>, Vec<String>);
+
+fn take_context(frame: &mut Frame) -> Context {
+    (
+        std::mem::take(&mut frame.pre_context),
+        frame.context_line.take(),
+        std::mem::take(&mut frame.post_context),
+    )
+}
+
+fn put_context(frame: &mut Frame, (pre, line, post): Context) {
+    frame.pre_context = pre;
+    frame.context_line = line;
+    frame.post_context = post;
 }
 
 fn drop_context(frame: &mut Frame) {

@@ -267,4 +267,32 @@ async fn meta_stays_within_its_limit() {
     let f = frames(&records[0]);
     assert!(f.iter().all(|f| f.minified.is_some()));
     assert!(matches!(records[0].meta["stack"], Value::Array(_)));
+    // The outermost frames lose their context first: the innermost keep theirs as long as
+    // they fit, and what was dropped was needed (one more frame's context would not fit).
+    let with = f.iter().take_while(|f| f.context_line.is_some()).count();
+    assert!(
+        with > 1 && with < f.len(),
+        "{with} of {} kept context",
+        f.len()
+    );
+    assert!(
+        f[with..]
+            .iter()
+            .all(|f| f.context_line.is_none() && f.pre_context.is_empty())
+    );
+    // The stack repeats every four frames: one repetition mapped alone has each frame's
+    // context.
+    let mut single = vec![record("web@1", &lines.join("\n"))];
+    symbolicator.symbolicate(&mut single, Stage::Ingest).await;
+    let same = &frames(&single[0])[with % lines.len()];
+    assert_eq!((&same.file, same.line), (&f[with].file, f[with].line));
+    let mut more = f.clone();
+    more[with].pre_context = same.pre_context.clone();
+    more[with].context_line = same.context_line.clone();
+    more[with].post_context = same.post_context.clone();
+    let mut grown = records[0].clone();
+    grown
+        .meta
+        .insert("stack".into(), serde_json::to_value(&more).unwrap());
+    assert!(serde_json::to_vec(&grown.meta).unwrap().len() > faultline_schema::MAX_META_BYTES);
 }
