@@ -35,6 +35,11 @@ pub struct SummaryArgs {
     /// The admin token for `--server`.
     #[arg(long, env = "FAULTLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Write the JSON summary as the `log_summary` field of this JSON report (an object such
+    /// as `latest_oneclick_report.json`), replacing the file atomically and keeping every
+    /// other field as it was; a missing file is created.
+    #[arg(long, value_name = "FILE")]
+    pub merge_into: Option<std::path::PathBuf>,
     /// The config and the stores (without `--server`).
     #[command(flatten)]
     pub stores: StoreArgs,
@@ -104,12 +109,132 @@ pub(crate) async fn summary(args: SummaryArgs) -> anyhow::Result<()> {
     } else {
         "ok"
     };
-    if args.json {
+    if let Some(path) = &args.merge_into {
+        merge_into(path, &report)?;
+        eprintln!("summary merged into {} as log_summary", path.display());
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    } else if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report);
     }
     Ok(())
+}
+
+/// The field of a report that `--merge-into` writes.
+const MERGE_FIELD: &str = "log_summary";
+
+/// Puts `summary` in `path`'s JSON object as [`MERGE_FIELD`] (replacing it, else appended
+/// last), the other fields kept in their order and byte for byte; creates the file when it
+/// is missing. The file is replaced atomically (a temporary file beside it, fsynced, renamed
+/// over it, the directory fsynced), keeping its permissions, so a reader or a crash sees the
+/// old report or the new one, never half of one. A file that is not a JSON object is left
+/// alone with an error saying so.
+fn merge_into(path: &std::path::Path, summary: &Summary) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let (mut fields, permissions) = match std::fs::read(path) {
+        Ok(bytes) => {
+            let fields: Fields = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not a JSON object, so the summary cannot be merged into it",
+                    path.display()
+                )
+            })?;
+            (fields.0, Some(std::fs::metadata(path)?.permissions()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let value = Field::New(serde_json::to_value(summary)?);
+    match fields.iter().position(|(k, _)| k == MERGE_FIELD) {
+        Some(i) => {
+            fields[i].1 = value;
+            let mut seen = false;
+            fields.retain(|(k, _)| k != MERGE_FIELD || !std::mem::replace(&mut seen, true));
+        }
+        None => fields.push((MERGE_FIELD.to_owned(), value)),
+    }
+    let mut bytes = serde_json::to_vec_pretty(&Fields(fields))?;
+    bytes.push(b'\n');
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().context("--merge-into needs a file name")?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        if let Some(p) = &permissions {
+            file.set_permissions(p.clone())?;
+        }
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
+    })
+}
+
+/// A JSON object's fields in their order.
+struct Fields(Vec<(String, Field)>);
+
+/// A field's value: as it was written in the file, or the one merged in (indented with the
+/// rest when written).
+enum Field {
+    Kept(Box<serde_json::value::RawValue>),
+    New(Value),
+}
+
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Kept(raw) => raw.serialize(serializer),
+            Field::New(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((key, raw)) = map.next_entry()? {
+                    fields.push((key, Field::Kept(raw)));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 fn empty(window: HumanDuration, since: Timestamp, until: Timestamp) -> Summary {

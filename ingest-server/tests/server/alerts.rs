@@ -768,3 +768,82 @@ fn config_errors_name_the_rule_and_the_field() {
         "{err}"
     );
 }
+
+/// `summary --merge-into`: the summary becomes a report's `log_summary`, every other field
+/// kept in its place and as written; a missing report is created; a file that is not a JSON
+/// object is left alone with an error.
+#[test]
+fn summary_merges_into_a_report() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let report = dir.path().join("latest_oneclick_report.json");
+    let original = "{\n  \"run\": \"2026-12-07T06:00:00Z\",\n  \"checks\": [1, 2.50, {\"b\":1,\"a\":2}],\n  \"log_summary\": {\"old\": true},\n  \"zeta\": null\n}\n";
+    std::fs::write(&report, original).unwrap();
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let merge = |file: &std::path::Path| {
+        run(
+            &[
+                "summary",
+                "--window",
+                "15m",
+                "--json",
+                "--merge-into",
+                file.to_str().unwrap(),
+            ],
+            &store,
+            None,
+            &[],
+        )
+    };
+
+    let (code, out, err) = merge(&report);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let merged: Value = serde_json::from_str(&text).unwrap();
+    let printed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(merged["log_summary"], printed, "{text}");
+    assert_eq!(merged["log_summary"]["status"], "ok");
+    assert!(
+        merged["log_summary"].get("old").is_none(),
+        "replaced: {text}"
+    );
+    let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+    assert!(
+        at("run") < at("checks")
+            && at("checks") < at("log_summary")
+            && at("log_summary") < at("zeta"),
+        "fields in their order: {text}"
+    );
+    assert!(
+        text.contains(r#"[1, 2.50, {"b":1,"a":2}]"#),
+        "other values byte for byte: {text}"
+    );
+    assert_eq!(merged["zeta"], Value::Null);
+    let mode = std::fs::metadata(&report).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "permissions kept");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["latest_oneclick_report.json", "store"],
+        "no temporary file left"
+    );
+
+    let fresh = dir.path().join("new.json");
+    let (code, _, err) = merge(&fresh);
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_slice(&std::fs::read(&fresh).unwrap()).unwrap();
+    assert_eq!(created.as_object().unwrap().len(), 1, "{created}");
+    assert_eq!(created["log_summary"]["records"], 0);
+
+    let list = dir.path().join("list.json");
+    std::fs::write(&list, "[1, 2]").unwrap();
+    let (code, _, err) = merge(&list);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not a JSON object"), "{err}");
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), "[1, 2]");
+}
