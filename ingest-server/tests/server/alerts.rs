@@ -77,7 +77,8 @@ fn text(hit: &Hit) -> String {
 
 /// Issue 5's four shipped rules, exactly as written in faultline.example.toml (only the
 /// receivers' addresses, two windows and the probe interval changed, by environment):
-/// each fires once, notifies once, and resolves once.
+/// each fires once, notifies once, and resolves once. The fifth shipped rule, issue 23's
+/// `new_ui_issue`, posts the ui errors' one new issue to Slack once, firing only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_four_shipped_rules_fire_notify_and_resolve_once() {
     let capture = Capture::start().await;
@@ -202,6 +203,13 @@ async fn the_four_shipped_rules_fire_notify_and_resolve_once() {
     };
     server.post(PANEL, Some(ORIGIN), ui(&alice, 9)).await;
     server.post(PANEL, Some(ORIGIN), ui(&bob, 9)).await;
+    // The ui's first error is a new issue: one Slack message (the 18 share a fingerprint).
+    let slack = capture.wait_for("slack", 3, Duration::from_secs(5)).await;
+    assert!(
+        text(&slack[2]).starts_with("[FIRING] new_ui_issue"),
+        "{}",
+        text(&slack[2])
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(smtp.messages().is_empty());
     server.post(PANEL, Some(ORIGIN), ui(&alice, 1)).await;
@@ -254,8 +262,8 @@ async fn the_four_shipped_rules_fire_notify_and_resolve_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         capture.hits("slack").len(),
-        2,
-        "Slack: API fired and resolved"
+        3,
+        "Slack: API fired and resolved, one new ui issue (no resolve)"
     );
     assert_eq!(
         capture.hits("pagerduty").len(),

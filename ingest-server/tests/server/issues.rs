@@ -453,6 +453,18 @@ fn expected(batches: u32, kinds: u32) -> BTreeMap<String, (u64, u64)> {
         .collect()
 }
 
+/// `PUT /issues/{id}` with `status` on a process; it must succeed.
+async fn set_status(node: &Faultline, id: &str, status: &str) {
+    let r = crate::process::client()
+        .put(format!("{}/issues/{id}", node.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "status": status }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "PUT /issues/{id} {status}");
+}
+
 async fn post_all(node: &Faultline, batches: Vec<Value>) {
     for b in batches {
         node.post(KEY, None, b).await;
@@ -509,14 +521,7 @@ async fn file_store_issues_survive_restarts_and_crashes() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = crate::process::client()
-        .put(format!("{}/issues/{some_id}", node.base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"status": "ignored"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    set_status(&node, &some_id, "ignored").await;
     node.terminate();
 
     let node = Faultline::start(dir.path(), None, &[]);
@@ -535,4 +540,207 @@ async fn file_store_issues_survive_restarts_and_crashes() {
     assert_eq!(one["status"], "ignored", "the status survived");
     node.terminate();
     assert!(Path::new(&dir.path().join("issues.json")).exists());
+}
+
+/// A ui error of type `error_type` with `message`, stamped now.
+fn ui_error(level: &str, error_type: &str, message: &str) -> Value {
+    let mut r = crate::alerts_support::record(
+        "ui",
+        level,
+        "window.onerror",
+        json!({"error_type": error_type}),
+    );
+    r["message"] = message.into();
+    r
+}
+
+/// The firing notifications a receiver route got.
+fn firings(capture: &crate::alerts_support::Capture, route: &str) -> Vec<Value> {
+    capture
+        .hits(route)
+        .into_iter()
+        .map(|h| h.body)
+        .filter(|b| b["event"] == "firing")
+        .collect()
+}
+
+/// Guards the alert kinds of issue 23 end to end, on both stores, with a real webhook
+/// receiver: `new_issue` fires once per new issue of its service and level (not for another
+/// service, a lower level or the issue's later events), with the issue and its title as
+/// labels, and resolves after its window; `regression` fires when an event reopens a
+/// resolved issue of its service only; `issue` works as a threshold rule's `group_by`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_issue_and_regression_alerts_reach_a_webhook() {
+    use crate::alerts_support::{Capture, eventually, write_config};
+    use std::time::Duration;
+    for postgres in [false, true] {
+        let capture = Capture::start().await;
+        let (data, conf) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let config = write_config(
+            conf.path(),
+            &format!(
+                r#"
+[alerts.channels.new]
+kind = "webhook"
+url = "{}"
+
+[alerts.channels.back]
+kind = "webhook"
+url = "{}"
+
+[alerts.channels.hot]
+kind = "webhook"
+url = "{}"
+
+[alerts.rules.new_ui]
+kind = "new_issue"
+filter = {{ service = "ui", level = "ERROR" }}
+window = "3s"
+actions = ["new"]
+
+[alerts.rules.back_ui]
+kind = "regression"
+filter = {{ service = "ui" }}
+window = "3s"
+actions = ["back"]
+
+[alerts.rules.hot_issue]
+kind = "threshold"
+filter = {{ service = "ui" }}
+group_by = "issue"
+window = "1m"
+threshold = 3
+actions = [{{ channel = "hot", on = ["firing"] }}]
+"#,
+                capture.url("new"),
+                capture.url("back"),
+                capture.url("hot")
+            ),
+        );
+        let env = match postgres {
+            true => vec![("DATABASE_URL", fresh_db().await)],
+            false => Vec::new(),
+        };
+        let node = Faultline::start(data.path(), Some(&config), &env);
+        let store = if postgres { "PostgreSQL" } else { "file store" };
+        let cart = || ui_error("ERROR", "TypeError", "cart 17 is undefined");
+        node.post(
+            KEY,
+            None,
+            json!([
+                cart(),
+                ui_error("ERROR", "TypeError", "cart 18 is undefined"),
+                ui_error("ERROR", "RangeError", "invalid page size"),
+                ui_error("WARNING", "Timeout", "slow render"),
+                crate::alerts_support::record("api", "ERROR", "db_failed", json!({})),
+            ]),
+        )
+        .await;
+        let ids: BTreeMap<String, String> = node.get("/issues?status=all&limit=10").await["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["title"].as_str().unwrap().to_owned(),
+                    i["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(ids.len(), 4, "{store}: {ids:?}");
+        let (cart_id, range_id) = (
+            &ids["TypeError: cart 17 is undefined"],
+            &ids["RangeError: invalid page size"],
+        );
+
+        capture.wait_for("new", 2, Duration::from_secs(10)).await;
+        let mut new: Vec<(String, String)> = firings(&capture, "new")
+            .iter()
+            .map(|b| {
+                assert_eq!(
+                    (&b["rule"], &b["kind"]),
+                    (&json!("new_ui"), &json!("new_issue")),
+                    "{b}"
+                );
+                (
+                    b["labels"]["issue"].as_str().unwrap().to_owned(),
+                    b["labels"]["title"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        new.sort();
+        let mut want = vec![
+            (
+                cart_id.clone(),
+                "TypeError: cart 17 is undefined".to_owned(),
+            ),
+            (range_id.clone(), "RangeError: invalid page size".to_owned()),
+        ];
+        want.sort();
+        assert_eq!(new, want, "{store}: one firing per new ui ERROR issue");
+
+        // A third event of the cart issue: no new issue, but the per-issue threshold fires.
+        node.post(KEY, None, json!([cart()])).await;
+        let hot = capture.wait_for("hot", 1, Duration::from_secs(10)).await;
+        assert_eq!(
+            hot[0].body["labels"]["issue"],
+            cart_id.as_str(),
+            "{store}: {:?}",
+            hot[0].body
+        );
+        assert_eq!(hot[0].body["value"], 3);
+
+        // Resolve the cart issue and the api one; an event on each reopens both, and only the
+        // ui one is a regression the rule reports.
+        let api_id = ids
+            .iter()
+            .find(|(t, _)| t.starts_with("db_failed"))
+            .map(|(_, i)| i.clone())
+            .unwrap();
+        for id in [cart_id, &api_id] {
+            set_status(&node, id, "resolved").await;
+        }
+        node.post(
+            KEY,
+            None,
+            json!([
+                cart(),
+                crate::alerts_support::record("api", "ERROR", "db_failed", json!({}))
+            ]),
+        )
+        .await;
+        let back = capture.wait_for("back", 1, Duration::from_secs(10)).await;
+        assert_eq!(back[0].body["event"], "firing");
+        assert_eq!(back[0].body["kind"], "regression");
+        assert_eq!(back[0].body["labels"]["issue"], cart_id.as_str(), "{store}");
+        let one = node.get(&format!("/issues/{api_id}")).await;
+        assert_eq!(
+            one["status"], "unresolved",
+            "{store}: the api issue reopened too: {one}"
+        );
+
+        // Each alert resolves once its window passes; nothing else arrives.
+        let back = capture.wait_for("back", 2, Duration::from_secs(15)).await;
+        assert_eq!(back[1].body["event"], "resolved", "{store}");
+        eventually(
+            "the new_issue alerts resolve",
+            Duration::from_secs(15),
+            || async { (capture.hits("new").len() >= 4).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            firings(&capture, "new").len(),
+            2,
+            "{store}: no other new issue"
+        );
+        assert_eq!(capture.hits("new").len(), 4, "{store}");
+        assert_eq!(
+            capture.hits("back").len(),
+            2,
+            "{store}: only the ui regression"
+        );
+        assert_eq!(capture.hits("hot").len(), 1, "{store}");
+        node.terminate();
+    }
 }
