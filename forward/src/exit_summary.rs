@@ -15,6 +15,8 @@ pub(crate) struct Summary {
     /// Records carrying `meta.stack_text` (a folded traceback, or a formatter's `exc_info`).
     pub(crate) tracebacks: u64,
     pub(crate) not_json: u64,
+    /// Records a worker sent the collector that are not valid (skipped).
+    pub(crate) invalid: u64,
     pub(crate) rotations: u64,
     pub(crate) truncations: u64,
     pub(crate) report: Option<Report>,
@@ -52,6 +54,9 @@ impl fmt::Display for Summary {
         write!(f, ", {} with a stack", self.tracebacks)?;
         if self.not_json > 0 {
             write!(f, ", {} lines were not JSON (sent as text)", self.not_json)?;
+        }
+        if self.invalid > 0 {
+            write!(f, ", {} invalid records from workers skipped", self.invalid)?;
         }
         if self.rotations + self.truncations > 0 {
             write!(

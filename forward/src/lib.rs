@@ -24,6 +24,12 @@
 //! 6. **The end** (`exit_summary.rs`). At end of input (or SIGTERM), held-back lines are sent,
 //!    the output is flushed for at most `--flush-timeout`, and a summary goes to standard
 //!    error; the exit code is 1 if any record was lost.
+//!
+//! With `--listen unix:PATH` (or `tcp:HOST:PORT`) it is instead the local collector of a
+//! service of several processes: workers log to it with `faultline-logger`'s `Output::unix`
+//! and it sends for all of them, acknowledging each batch once the server (or the spool)
+//! has it, and writing `worker_started`, `worker_heartbeat`, `worker_absent` and
+//! `worker_stopped` records (`input/listen.rs`).
 
 mod deliver;
 mod exit_summary;
@@ -39,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use deliver::Delivery;
+use faultline_logger::collector::CollectorAddr;
 use faultline_schema::HumanDuration;
 use id::Ids;
 use input::tail::TailConfig;
@@ -64,6 +71,15 @@ pub struct ForwardArgs {
     /// Follow this file instead of reading standard input.
     #[arg(long, env = "FAULTLINE_FORWARD_FILE")]
     pub file: Option<PathBuf>,
+    /// Be the local collector of a service of several processes instead of reading lines:
+    /// `unix:PATH` or `tcp:HOST:PORT`, where the workers' `faultline-logger`
+    /// (`Output::unix`) sends its records.
+    #[arg(long, env = "FAULTLINE_FORWARD_LISTEN", conflicts_with_all = ["file", "tee"])]
+    pub listen: Option<CollectorAddr>,
+    /// With `--listen`: how often a connected worker gets a `worker_heartbeat` record (for
+    /// an `absence` rule grouped by `meta.worker`).
+    #[arg(long, env = "FAULTLINE_WORKER_HEARTBEAT", default_value = "1m", value_parser = HumanDuration::parse)]
+    pub worker_heartbeat: HumanDuration,
     /// Where the file's offset is kept (default: `.<file name>.faultline-state` beside the
     /// file).
     #[arg(long, env = "FAULTLINE_FORWARD_STATE_FILE", requires = "file")]
@@ -141,15 +157,28 @@ pub fn run(
     };
     let mut pipeline = Pipeline::new(&args.service, args.format, delivery);
     let timeout = args.flush_timeout.0;
-    let ids = match &args.file {
-        None => {
+    let ids = match (&args.file, &args.listen) {
+        (None, Some(addr)) => {
+            let config = input::listen::ListenConfig {
+                addr: addr.clone(),
+                heartbeat_records: args.worker_heartbeat.0,
+            };
+            if let Err(e) = input::listen::run(&config, &mut pipeline, &stop) {
+                eprintln!("faultline forward: {e}");
+                let summary = pipeline.close(Ids::Random, timeout);
+                eprintln!("faultline forward: {summary}");
+                return ExitCode::from(2);
+            }
+            Ids::Random
+        }
+        (None, None) => {
             let run = input::stdin::run(&mut pipeline, args.tee, args.multiline_wait.0, &stop);
             if let Err(e) = run {
                 eprintln!("faultline forward: reading standard input: {e}");
             }
             Ids::Random
         }
-        Some(file) => {
+        (Some(file), _) => {
             let state_file = args
                 .state_file
                 .clone()

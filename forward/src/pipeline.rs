@@ -70,6 +70,14 @@ impl Pipeline {
         }
     }
 
+    /// Sends a record that needs no parsing (one a worker sent the collector, or the
+    /// collector's own).
+    pub(crate) fn record(&mut self, record: faultline_schema::Record) {
+        self.summary.records += 1;
+        self.delivery.send(&record);
+        self.unsettled += 1;
+    }
+
     /// The offset to commit once settled: the start of the oldest line held back, or
     /// `read_to` (where the input's next complete line starts).
     pub(crate) fn safe_offset(&self, read_to: u64) -> u64 {

@@ -1,7 +1,9 @@
 //! Where lines come from: standard input (`stdin.rs`) or a followed file (`tail.rs`, with
-//! its offset in a state file, `state_file.rs`). `lines.rs` splits bytes into lines.
+//! its offset in a state file, `state_file.rs`). `lines.rs` splits bytes into lines. Or
+//! records, not lines: worker processes over a socket (`listen.rs`, the local collector).
 
 mod lines;
+pub(crate) mod listen;
 pub(crate) mod state_file;
 pub(crate) mod stdin;
 pub(crate) mod tail;

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+#[cfg(feature = "unix")]
+mod collector;
 mod common;
 #[cfg(all(feature = "file", feature = "http", feature = "log"))]
 mod defaults;
