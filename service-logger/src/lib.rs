@@ -15,6 +15,57 @@
 //! # Ok::<(), faultline_logger::InitError>(())
 //! ```
 //!
+//! # Cargo features
+//!
+//! One per output family, so a service compiles only what it ships to. Standard output,
+//! standard error and any `Write` are always there.
+//!
+//! | Feature | Default | Gives | Pulls in |
+//! | --- | --- | --- | --- |
+//! | `file` | yes | [`Output::file`]: rotating, pruned NDJSON files | `chrono`, `flate2` |
+//! | `http` | yes | [`Output::http`]: the ingest endpoint, batches, retries, spool | `reqwest` (rustls), `tokio` |
+//! | `log` | yes | `LogBridge`: records from the `log` facade | `log` |
+//! | `postgres` | no | `Output::postgres`: the `system_logs` table | `faultline-store`, `sqlx` |
+//! | `unix` | no | `Output::unix`: a local collector (`faultline forward --listen`) | nothing |
+//! | `tower` | no | `CorrelationLayer`: `traceparent` and `x-request-id` per request | `tower-layer`, `http` |
+//!
+//! A service that only writes files: `faultline-logger = { version = "0.1",
+//! default-features = false, features = ["file"] }` (54 crates instead of 176).
+//!
+//! # Defaults, and why
+//!
+//! - **[`Builder::init`] filters with `RUST_LOG`**, `info` when it is unset or empty
+//!   ([`Builder::default_filter`]), like `env_logger` and `tracing_subscriber::fmt`: a
+//!   dependency's `TRACE` chatter costs nothing unless asked for, and an operator turns a
+//!   module up without a rebuild. Each output's own [`min_level`](Output::min_level) and
+//!   [`targets`](Output::targets) then choose among what passed, so an errors-only output
+//!   stays errors-only whatever `RUST_LOG` says.
+//! - **Dropping the [`Guard`] waits at most 5 seconds** ([`Builder::shutdown_timeout`],
+//!   [`DEFAULT_SHUTDOWN_TIMEOUT`]): a process told to stop should stop, well inside a
+//!   container runtime's grace period, even when the ingest endpoint is down (the HTTP output
+//!   would otherwise retry for minutes). What was left is said on standard error, one line
+//!   per output (`faultline-logger: shutdown gave up after 5s: output http left 1200 records
+//!   undelivered (1200 still queued, 0 dropped), 0 spooled`); with a spool directory the
+//!   next start delivers it.
+//!
+//! # Several processes: the local collector
+//!
+//! With the `unix` feature, each worker process logs to `Output::unix` and one
+//! `faultline forward --listen unix:/run/app/faultline.sock` (or `tcp:127.0.0.1:7070`) sends
+//! for all of them over one connection to the server. The protocol (`collector`) is
+//! length-prefixed frames; a batch stays with its worker until the collector has it
+//! acknowledged by the server or spooled, so a collector restart loses nothing. The
+//! collector writes `worker_started`, `worker_heartbeat`, `worker_absent` (no heartbeat
+//! for three intervals, or a connection that broke without a goodbye) and `worker_stopped`
+//! (after a clean shutdown) records in the worker's service, with `meta.worker`.
+//!
+//! # Correlation ids
+//!
+//! With the `tower` feature, `CorrelationLayer` reads (or starts) the caller's W3C
+//! `traceparent` and `x-request-id`, runs the request in a `request` span with `trace_id`,
+//! `span_id` and `correlation_id` (so every record logged while handling it carries them),
+//! and returns both headers.
+//!
 //! # The path of a record
 //!
 //! 1. **Call site** (`layer.rs`, `capture.rs`). `tracing::info!(...)` reaches
@@ -140,7 +191,7 @@ pub use output::UnixConfig;
 pub use output::{Clock, FileConfig, Fsync, Rotation};
 pub use output::{DEFAULT_QUEUE_CAPACITY, Output, Policy};
 
-/// The collector protocol of [`Output::unix`] (what `faultline forward --listen` speaks):
+/// The collector protocol of `Output::unix` (what `faultline forward --listen` speaks):
 /// frames of a 4-byte big-endian length, a type byte and a payload.
 #[cfg(feature = "unix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "unix")))]
