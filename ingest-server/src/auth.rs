@@ -4,12 +4,17 @@
 //! (sendBeacon cannot set headers). Comparisons are constant-time.
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use ipnet::IpNet;
 
+use crate::app_state::AppState;
 use crate::config::{Config, KeyConfig, KeyKind};
-use crate::ratelimit::TokenBucket;
+use crate::ratelimit::{ClientBuckets, TokenBucket};
 
 /// A resolved ingest key. Its `Debug` shows everything but the key itself.
 pub struct Key {
@@ -24,6 +29,9 @@ pub struct Key {
     pub origins: BTreeSet<String>,
     /// Its rate limit.
     pub bucket: TokenBucket,
+    /// A public key's rate limit per client address (`limits.public_client_rate`); none
+    /// for a secret key.
+    pub clients: Option<ClientBuckets>,
     /// Whether it may upload, list and delete source maps (`sourcemaps = true`).
     pub sourcemaps: bool,
 }
@@ -44,6 +52,7 @@ impl std::fmt::Debug for Key {
             .field("services", &self.services)
             .field("origins", &self.origins)
             .field("bucket", &self.bucket)
+            .field("clients", &self.clients)
             .field("sourcemaps", &self.sourcemaps)
             .finish()
     }
@@ -66,6 +75,8 @@ pub struct KeyRing {
     admin_token: String,
     /// Every origin any public key allows (for CORS preflights, which carry no key).
     pub origins: BTreeSet<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -74,6 +85,7 @@ impl std::fmt::Debug for KeyRing {
             .field("keys", &self.keys)
             .field("admin_token", &REDACTED)
             .field("origins", &self.origins)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -93,6 +105,12 @@ impl KeyRing {
                         .then(|| k.services.iter().cloned().collect()),
                     origins: k.origins.iter().cloned().collect(),
                     bucket: TokenBucket::new(k.rate_limit.unwrap_or(default_rate)),
+                    clients: (k.kind == KeyKind::Public).then(|| {
+                        ClientBuckets::new(
+                            config.limits.public_client_rate,
+                            config.limits.client_buckets,
+                        )
+                    }),
                     sourcemaps: k.sourcemaps && k.kind == KeyKind::Secret,
                     name: k.name,
                     kind: k.kind,
@@ -109,7 +127,42 @@ impl KeyRing {
             keys,
             admin_token,
             origins,
+            // `faultline validate` and the start report a bad entry; none is left here.
+            trusted_proxies: config
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| parse_proxy(p))
+                .collect(),
         }
+    }
+
+    /// The address a request comes from: the peer's, or, when the peer is a trusted proxy,
+    /// the rightmost `X-Forwarded-For` address that is not a trusted proxy itself (the one
+    /// the nearest trusted proxy saw). Entries left of it are the client's to write and
+    /// are never believed; an entry that does not parse stops the walk at the last one
+    /// that did.
+    pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        let mut client = peer;
+        if !trusted(&client) {
+            return client;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        for hop in hops.iter().rev() {
+            let Some(ip) = parse_hop(hop) else {
+                break;
+            };
+            client = ip;
+            if !trusted(&client) {
+                break;
+            }
+        }
+        client
     }
 
     /// The ingest key matching `presented`, if any.
@@ -163,6 +216,51 @@ pub(crate) fn presented_key<'a>(
         })
         .or(query_key)
         .filter(|k| !k.is_empty())
+}
+
+/// A `trusted_proxies` entry: an address (`10.1.2.3`, `::1`) or a CIDR (`10.0.0.0/8`).
+pub(crate) fn parse_proxy(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// One `X-Forwarded-For` entry: an address, with a port or in brackets as some proxies
+/// write it.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })
+}
+
+/// The client address of a request, for its per-address rate limit ([`KeyRing::client_address`]
+/// of the connection's peer); `None` when the request came without a connection (in-process
+/// tests), and then only the key's own limit applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| state.keys.client_address(peer.ip(), &parts.headers)),
+        ))
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -220,6 +318,44 @@ mod tests {
             shown.contains("backend") && shown.contains("<redacted>"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let config = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+            ..Config::default()
+        };
+        let ring = KeyRing::new(&config, Vec::new(), "t".into());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+            h
+        };
+        let none = HeaderMap::new();
+        // An untrusted peer: its own address, whatever it writes.
+        assert_eq!(
+            ring.client_address(ip("198.51.100.1"), &xff("203.0.113.9")),
+            ip("198.51.100.1")
+        );
+        // A trusted peer without the header: the peer.
+        assert_eq!(ring.client_address(ip("10.1.1.1"), &none), ip("10.1.1.1"));
+        // The rightmost untrusted hop; a client's forged entries on the left are ignored.
+        assert_eq!(
+            ring.client_address(ip("10.1.1.1"), &xff("6.6.6.6, 203.0.113.9, 10.2.2.2")),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            ring.client_address(ip("::1"), &xff("[2001:db8::7]:443")),
+            ip("2001:db8::7")
+        );
+        // Garbage stops the walk at the last address that parsed.
+        assert_eq!(
+            ring.client_address(ip("10.1.1.1"), &xff("203.0.113.9, nonsense, 10.2.2.2")),
+            ip("10.2.2.2")
+        );
+        assert!(parse_proxy("10.0.0.0/33").is_none() && parse_proxy("fd00::/8").is_some());
     }
 
     #[test]

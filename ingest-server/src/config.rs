@@ -48,6 +48,11 @@ pub struct Config {
     pub tls: Tls,
     /// How long a stop waits for open requests to finish before closing their connections.
     pub shutdown_timeout: HumanDuration,
+    /// Proxies (addresses or CIDRs, `10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is
+    /// believed: the client address a request is rate limited by is then the rightmost
+    /// address in it that is not itself a trusted proxy. Empty (the default): the peer
+    /// address, and the header is ignored (any client can write it).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -67,6 +72,7 @@ impl Default for Config {
             issues: Issues::default(),
             tls: Tls::default(),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -174,6 +180,11 @@ pub struct Limits {
     pub secret_key_rate: RateLimit,
     /// Rate limit for public keys without their own.
     pub public_key_rate: RateLimit,
+    /// Rate limit of each client address using a public key, beside the key's own (which
+    /// every browser holding the published key shares): one client cannot starve the rest.
+    pub public_client_rate: RateLimit,
+    /// Most client addresses remembered per public key (least recently used forgotten).
+    pub client_buckets: usize,
     /// Batches that may wait for the store; when full, ingest answers 503 with `Retry-After`.
     pub ingest_queue_batches: usize,
 }
@@ -195,6 +206,11 @@ impl Default for Limits {
                 records_per_second: 2_000.0,
                 burst: 10_000.0,
             },
+            public_client_rate: RateLimit {
+                records_per_second: 200.0,
+                burst: 2_000.0,
+            },
+            client_buckets: 65_536,
             ingest_queue_batches: 1024,
         }
     }
@@ -551,7 +567,22 @@ impl Config {
                 l.max_body_bytes.saturating_add(l.max_decompressed_bytes)
             ));
         }
-        for rate in [&l.secret_key_rate, &l.public_key_rate] {
+        if l.client_buckets == 0 {
+            invalid("limits.client_buckets must be above 0".into());
+        }
+        for proxy in &self.trusted_proxies {
+            if crate::auth::parse_proxy(proxy).is_none() {
+                invalid(format!(
+                    "trusted_proxies: {proxy:?} is not an IP address or a CIDR such as \
+                     10.0.0.0/8 or fd00::/8"
+                ));
+            }
+        }
+        for rate in [
+            &l.secret_key_rate,
+            &l.public_key_rate,
+            &l.public_client_rate,
+        ] {
             if let Err(e) = check_rate(rate, "limits") {
                 invalid(e);
             }

@@ -37,11 +37,18 @@ pub enum ApiError {
     /// 415: a content type or encoding the server does not read.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 429: the key's rate limit; retry after the given time.
-    #[error("rate limit of key {key:?} exceeded: retry after the Retry-After delay")]
+    /// 429: the key's rate limit, or its limit for one client address; retry after the
+    /// given time.
+    #[error(
+        "rate limit of key {key:?}{} exceeded: retry after the Retry-After delay",
+        if *.per_client { " for this client address" } else { "" }
+    )]
     RateLimited {
         /// The key's name.
         key: String,
+        /// Whether the client address's bucket refused (a public key's
+        /// `limits.public_client_rate`) rather than the key's own.
+        per_client: bool,
         /// When enough tokens will be available.
         retry_after: Duration,
     },

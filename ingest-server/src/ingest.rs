@@ -24,7 +24,7 @@ use http_body_util::BodyExt;
 use serde::Serialize;
 
 use crate::app_state::AppState;
-use crate::auth::{Key, presented_key};
+use crate::auth::{ClientAddr, Key, presented_key};
 use crate::body_budget::{BodyLease, NoRoom};
 use crate::config::KeyKind;
 use crate::error::ApiError;
@@ -96,11 +96,12 @@ fn status_label(status: u16) -> &'static str {
 
 pub(crate) async fn ingest_batch(
     state: &AppState,
+    client: ClientAddr,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IngestResponse, ApiError> {
-    let mut cost = RequestCost::new(&state.config.limits);
+    let mut cost = RequestCost::new(&state.config.limits, client.0);
     let result = async {
         let admitted = admit(
             state,
@@ -229,13 +230,7 @@ fn admit_key<'s>(
     cost: &mut RequestCost<'s>,
 ) -> Result<&'s Key, ApiError> {
     let key = authorize(state, headers, query_key)?;
-    if let Some(retry_after) = key.bucket.is_empty() {
-        return Err(ApiError::RateLimited {
-            key: key.name.clone(),
-            retry_after,
-        });
-    }
-    cost.bill_to(key);
+    cost.bill_to(key)?;
     Ok(key)
 }
 

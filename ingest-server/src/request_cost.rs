@@ -11,9 +11,15 @@
 //! into debt, and the key's next request waits for it). So a client cannot make the server
 //! work for free by sending what it will refuse.
 //!
+//! A public key's request pays twice the same: its client address's bucket
+//! (`limits.public_client_rate`) and the key's own, the address first, so a client over its
+//! share is refused before it drains the bucket every browser holding the key shares.
+//!
 //! Not charged: requests without a known key (401, or a public key from another origin),
 //! requests the bucket itself refused (429), and the server's own failures (5xx other than
 //! a full in-flight budget).
+
+use std::net::IpAddr;
 
 use crate::auth::Key;
 use crate::config::Limits;
@@ -23,6 +29,7 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub(crate) struct RequestCost<'k> {
     key: Option<&'k Key>,
+    client: Option<IpAddr>,
     bytes: u64,
     records: usize,
     paid: bool,
@@ -30,11 +37,12 @@ pub(crate) struct RequestCost<'k> {
 }
 
 impl<'k> RequestCost<'k> {
-    /// Nothing done yet.
-    pub(crate) fn new(limits: &Limits) -> RequestCost<'k> {
+    /// Nothing done yet, for a request from `client` (see [`crate::auth::ClientAddr`]).
+    pub(crate) fn new(limits: &Limits, client: Option<IpAddr>) -> RequestCost<'k> {
         let records = u64::try_from(limits.max_batch_records).unwrap_or(u64::MAX);
         RequestCost {
             key: None,
+            client,
             bytes: 0,
             records: 0,
             paid: false,
@@ -42,9 +50,26 @@ impl<'k> RequestCost<'k> {
         }
     }
 
-    /// The key that pays, once it is known and allowed to send.
-    pub(crate) fn bill_to(&mut self, key: &'k Key) {
+    /// The key that pays, once it is known: 429 without billing it when its bucket, or its
+    /// bucket for this client address, cannot pay for a single record now (a cheap check
+    /// before the body is read).
+    pub(crate) fn bill_to(&mut self, key: &'k Key) -> Result<(), ApiError> {
+        let client_wait = self
+            .clients(key)
+            .and_then(|(clients, client)| clients.empty(client));
+        if let Some(retry_after) = client_wait {
+            return Err(limited(key, true, retry_after));
+        }
+        if let Some(retry_after) = key.bucket.is_empty() {
+            return Err(limited(key, false, retry_after));
+        }
         self.key = Some(key);
+        Ok(())
+    }
+
+    /// A public key's client buckets and this request's address, when both are known.
+    fn clients(&self, key: &'k Key) -> Option<(&'k crate::ratelimit::ClientBuckets, IpAddr)> {
+        Some((key.clients.as_ref()?, self.client?))
     }
 
     /// Bytes read from the client or inflated from what it sent.
@@ -64,12 +89,20 @@ impl<'k> RequestCost<'k> {
             return Ok(());
         };
         self.paid = true;
-        key.bucket
-            .take(sent.max(1) as f64)
-            .map_err(|retry_after| ApiError::RateLimited {
-                key: key.name.clone(),
-                retry_after,
-            })
+        let n = sent.max(1) as f64;
+        let clients = self.clients(key);
+        if let Some((clients, client)) = clients {
+            clients
+                .take(client, n)
+                .map_err(|retry_after| limited(key, true, retry_after))?;
+        }
+        key.bucket.take(n).map_err(|retry_after| {
+            // Refused by everyone's bucket: the client's share is not spent on it.
+            if let Some((clients, client)) = clients {
+                clients.give_back(client, n);
+            }
+            limited(key, false, retry_after)
+        })
     }
 
     /// Charges a refused request (see the module docs) and hands its result on.
@@ -77,7 +110,11 @@ impl<'k> RequestCost<'k> {
         if let (Err(error), Some(key), false) = (&result, self.key, self.paid)
             && charged(error)
         {
-            key.bucket.charge(self.tokens() as f64);
+            let tokens = self.tokens() as f64;
+            key.bucket.charge(tokens);
+            if let Some((clients, client)) = self.clients(key) {
+                clients.charge(client, tokens);
+            }
         }
         result
     }
@@ -86,6 +123,14 @@ impl<'k> RequestCost<'k> {
     fn tokens(&self) -> u64 {
         let records = u64::try_from(self.records).unwrap_or(u64::MAX);
         (self.bytes / self.bytes_per_token).max(records).max(1)
+    }
+}
+
+fn limited(key: &Key, per_client: bool, retry_after: std::time::Duration) -> ApiError {
+    ApiError::RateLimited {
+        key: key.name.clone(),
+        per_client,
+        retry_after,
     }
 }
 
@@ -108,7 +153,7 @@ mod tests {
     fn a_refusal_costs_its_records_or_its_bytes_and_at_least_one_token() {
         let limits = Limits::default();
         let per_token = limits.max_decompressed_bytes / limits.max_batch_records as u64;
-        let mut cost = RequestCost::new(&limits);
+        let mut cost = RequestCost::new(&limits, None);
         assert_eq!(cost.tokens(), 1);
         cost.add_bytes(per_token * 10);
         assert_eq!(cost.tokens(), 10);
@@ -129,6 +174,7 @@ mod tests {
         }));
         assert!(!charged(&ApiError::RateLimited {
             key: "k".into(),
+            per_client: true,
             retry_after: std::time::Duration::from_secs(1),
         }));
         assert!(!charged(&ApiError::Internal("x".into())));

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::admin::Admin;
 use crate::app_state::AppState;
+use crate::auth::ClientAddr;
 use crate::error::ApiError;
 use crate::ingest::{self, IngestResponse};
 
@@ -22,13 +23,14 @@ use crate::ingest::{self, IngestResponse};
 /// `ingest.rs` for the order of checks.
 pub(crate) async fn ingest(
     State(state): State<AppState>,
+    client: ClientAddr,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     let result = ingest::measured(
         StatusCode::ACCEPTED,
-        ingest::ingest_batch(&state, &params, &headers, body),
+        ingest::ingest_batch(&state, client, &params, &headers, body),
     )
     .await;
     result.map(|r| (StatusCode::ACCEPTED, Json(r)))
@@ -45,8 +47,7 @@ pub(crate) struct RecentResponse {
 }
 
 const RECENT_PARAMS: [&str; 11] = [
-    "service", "level", "event", "user", "raw_user", "since", "until", "q", "limit", "key",
-    "issue",
+    "service", "level", "event", "user", "raw_user", "since", "until", "q", "limit", "key", "issue",
 ];
 
 /// `GET /logs/recent`.
@@ -212,7 +213,10 @@ pub(super) fn instant(name: &str, value: &str, now: Timestamp) -> Result<Timesta
     ))
 }
 
-pub(super) fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+pub(super) fn reject_unknown(
+    params: &HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), ApiError> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(format!(
             "unknown parameter {k:?}: known are {}",

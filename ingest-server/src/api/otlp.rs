@@ -28,6 +28,7 @@ use faultline_schema::Timestamp;
 use prost::Message as _;
 
 use crate::app_state::AppState;
+use crate::auth::ClientAddr;
 use crate::body_budget::BodyLease;
 use crate::error::ApiError;
 use crate::ingest::{self, IngestResponse};
@@ -76,13 +77,15 @@ impl Encoding {
 /// The handler.
 pub(crate) async fn logs(
     State(state): State<AppState>,
+    client: ClientAddr,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     // An unreadable content type is answered in JSON: the error then at least reads.
     let encoding = Encoding::of(&headers).unwrap_or(Encoding::Json);
-    match ingest::measured(StatusCode::OK, export(&state, &params, &headers, body)).await {
+    let exported = export(&state, client, &params, &headers, body);
+    match ingest::measured(StatusCode::OK, exported).await {
         Ok(response) => encode(StatusCode::OK, encoding, &response, json::response),
         Err(e) => failure(e, encoding),
     }
@@ -90,11 +93,12 @@ pub(crate) async fn logs(
 
 async fn export(
     state: &AppState,
+    client: ClientAddr,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<ExportLogsServiceResponse, ApiError> {
-    let mut cost = RequestCost::new(&state.config.limits);
+    let mut cost = RequestCost::new(&state.config.limits, client.0);
     let result = async {
         let admitted = ingest::admit(
             state,

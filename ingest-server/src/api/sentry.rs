@@ -28,7 +28,7 @@ use faultline_schema::{Record, Rejected, Timestamp};
 use serde_json::json;
 
 use crate::app_state::AppState;
-use crate::auth::Key;
+use crate::auth::{ClientAddr, Key};
 use crate::error::ApiError;
 use crate::ingest;
 use crate::request_cost::RequestCost;
@@ -52,6 +52,7 @@ enum Endpoint {
 /// `POST /api/{project_id}/envelope/`.
 pub(crate) async fn envelope(
     State(state): State<AppState>,
+    client: ClientAddr,
     Path(project): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -62,6 +63,7 @@ pub(crate) async fn envelope(
             StatusCode::OK,
             receive(
                 &state,
+                client,
                 Endpoint::Envelope,
                 &project,
                 &params,
@@ -76,6 +78,7 @@ pub(crate) async fn envelope(
 /// `POST /api/{project_id}/store/`: one event as JSON.
 pub(crate) async fn store(
     State(state): State<AppState>,
+    client: ClientAddr,
     Path(project): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -84,7 +87,15 @@ pub(crate) async fn store(
     respond(
         ingest::measured(
             StatusCode::OK,
-            receive(&state, Endpoint::Store, &project, &params, &headers, body),
+            receive(
+                &state,
+                client,
+                Endpoint::Store,
+                &project,
+                &params,
+                &headers,
+                body,
+            ),
         )
         .await,
     )
@@ -151,13 +162,14 @@ fn service(key: &Key, project: &str) -> Result<String, ApiError> {
 
 async fn receive(
     state: &AppState,
+    client: ClientAddr,
     endpoint: Endpoint,
     project: &str,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Option<String>, ApiError> {
-    let mut cost = RequestCost::new(&state.config.limits);
+    let mut cost = RequestCost::new(&state.config.limits, client.0);
     let result = async {
         let key_in_body = |body: &[u8]| {
             let first = body.split(|b| *b == b'\n').next()?;
