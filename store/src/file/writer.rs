@@ -126,7 +126,8 @@ impl WriteRequest {
                 level: record.level,
                 weight: record.sample_weight(),
                 service: u32::try_from(service).unwrap_or(u32::MAX),
-                event: IssueEvent::from_record(record).map(|e| {
+                // Described (title, culprit) by the writer only if it creates its issue.
+                event: IssueEvent::undescribed(record).map(|e| {
                     events.push(e);
                     u32::try_from(events.len() - 1).unwrap_or(u32::MAX)
                 }),
@@ -140,6 +141,15 @@ impl WriteRequest {
             ack,
         }
     }
+}
+
+/// `event` with the title and culprit of the record stored as `line` (JSON, no newline),
+/// for an event that creates its issue; `event` as it is if the line does not read back.
+fn described(event: &IssueEvent, line: &[u8]) -> IssueEvent {
+    Record::from_json(line)
+        .ok()
+        .and_then(|r| IssueEvent::from_record(&r))
+        .unwrap_or_else(|| event.clone())
 }
 
 /// The most recent record ids, oldest forgotten first.
@@ -597,9 +607,21 @@ impl Writer {
             let mut counts = lock(&self.shared.counts);
             let mut issues = lock(&self.shared.issues.state);
             for (request, (_, kept)) in group.iter().zip(&plans) {
-                for (info, _) in request.lines.iter().zip(kept).filter(|(_, k)| **k) {
+                let mut start = 0;
+                for (info, keep) in request.lines.iter().zip(kept) {
+                    let line = start..info.end.saturating_sub(1);
+                    start = info.end;
+                    if !*keep {
+                        continue;
+                    }
                     if let Some(event) = info.event.and_then(|i| request.events.get(i as usize)) {
-                        issues.table.apply(event, now);
+                        if issues.table.contains(&event.issue) {
+                            issues.table.apply(event, now);
+                        } else {
+                            issues
+                                .table
+                                .apply(&described(event, &request.buf[line]), now);
+                        }
                         issues.dirty = true;
                     }
                     self.active.summary.observe(info.ts, info.received_at);

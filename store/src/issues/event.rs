@@ -53,14 +53,26 @@ fn meta_str(record: &Record, key: &str) -> Option<String> {
 impl IssueEvent {
     /// The event of a record that carries an issue; `None` for other records.
     pub fn from_record(record: &Record) -> Option<IssueEvent> {
+        let mut event = IssueEvent::undescribed(record)?;
+        event.title =
+            fingerprint::title(event.error_type.as_deref(), &record.message, &record.event);
+        event.culprit = fingerprint::culprit(record);
+        Some(event)
+    }
+
+    /// [`IssueEvent::from_record`] without the title and culprit (left empty), which only
+    /// an event that creates its issue needs: the culprit reads the frames again, as much
+    /// work as the fingerprint. The file store's writer describes the few events that
+    /// create an issue from their stored line.
+    pub fn undescribed(record: &Record) -> Option<IssueEvent> {
         let issue = record.issue.clone()?;
         let error_type = meta_str(record, "error_type");
         Some(IssueEvent {
             issue,
             service: record.service.clone(),
             level: record.level,
-            title: fingerprint::title(error_type.as_deref(), &record.message, &record.event),
-            culprit: fingerprint::culprit(record),
+            title: String::new(),
+            culprit: String::new(),
             error_type,
             ts: record.ts,
             weight: event_weight(record),

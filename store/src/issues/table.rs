@@ -61,6 +61,11 @@ impl IssueTable {
         self.issues.is_empty()
     }
 
+    /// Whether the table holds issue `id`.
+    pub fn contains(&self, id: &str) -> bool {
+        self.issues.contains_key(id)
+    }
+
     /// Adds one stored event; `now` is the store's clock (`created_at`, `regressed_at`).
     /// Returns whether that created the issue or reopened it.
     pub fn apply(&mut self, event: &IssueEvent, now: Timestamp) -> Option<IssueChangeKind> {
