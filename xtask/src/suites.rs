@@ -76,8 +76,19 @@ fn cargo(args: &[&str]) -> Command {
     c
 }
 
+/// The logger's opt-in outputs and layer, so clippy, rustdoc and the tests cover them too.
+const LOGGER_OPT_IN: &str =
+    "faultline-logger/postgres,faultline-logger/tower,faultline-logger/unix";
+
 fn steps() -> Vec<Step> {
-    let mut docs = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
+    let mut docs = cargo(&[
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--locked",
+        "--features",
+        LOGGER_OPT_IN,
+    ]);
     docs.env("RUSTDOCFLAGS", "-D warnings");
     vec![
         Step::check("rustfmt", cargo(&["fmt", "--all", "--check"])),
@@ -88,6 +99,8 @@ fn steps() -> Vec<Step> {
                 "--workspace",
                 "--all-targets",
                 "--locked",
+                "--features",
+                LOGGER_OPT_IN,
                 "--",
                 "-D",
                 "warnings",
@@ -102,9 +115,8 @@ fn steps() -> Vec<Step> {
                 "test",
                 "--workspace",
                 "--locked",
-                // The logger's opt-in outputs and layer, so their tests run too.
                 "--features",
-                "faultline-logger/postgres,faultline-logger/tower,faultline-logger/unix",
+                LOGGER_OPT_IN,
             ]),
         ),
         Step::check("cargo publish --dry-run", publish_dry_run()),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use faultline_logger::{Output, UnixConfig, builder};
 use faultline_schema::Record;
 
-use crate::common::{KEY, Server, eventually, faultline_bin};
+use crate::common::{KEY, Server, eventually, faultline_bin, free_port};
 
 const WORKER_ENV: &str = "FAULTLINE_COLLECTOR_WORKER";
 
@@ -83,19 +83,22 @@ fn wait_logged(child: &mut Child) {
 
 /// `faultline forward --listen unix:PATH` to `server`, started and listening.
 fn collector(server: &Server, socket: &Path) -> Child {
-    let child = Command::new(faultline_bin())
-        .arg("forward")
-        .arg("--listen")
-        .arg(format!("unix:{}", socket.display()))
+    let child = start_collector(server, &format!("unix:{}", socket.display()));
+    eventually(Duration::from_secs(20), || socket.exists().then_some(()));
+    child
+}
+
+/// `faultline forward --listen ADDR` to `server`, started.
+fn start_collector(server: &Server, listen: &str) -> Child {
+    Command::new(faultline_bin())
+        .args(["forward", "--listen", listen])
         .args(["--service", "collector", "--endpoint", &server.base])
         .args(["--key", KEY, "--worker-heartbeat", "200ms"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), || socket.exists().then_some(()));
-    child
+        .unwrap()
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -247,4 +250,26 @@ fn a_collector_killed_and_started_again_loses_and_doubles_nothing() {
     }
     signal(&second, "-TERM");
     assert!(second.wait().unwrap().success());
+}
+
+#[test]
+fn the_collector_listens_on_tcp_too() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), "127.0.0.1:0");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut collector = start_collector(&server, &format!("tcp:{addr}"));
+    eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(&addr).ok().map(drop)
+    });
+    let mut w = worker(&format!("tcp:{addr}"), "t-tcp", 120, 1, "exit");
+    assert!(w.wait().unwrap().success());
+    let (seqs, own) = eventually(Duration::from_secs(20), || {
+        let (seqs, own) = split(server.recent("t-tcp"));
+        own.contains_key("worker_stopped").then_some((seqs, own))
+    });
+    assert_eq!(seqs, (0..120).collect::<Vec<u64>>());
+    assert_eq!(own["worker_started"].len(), 1);
+    assert_eq!(reason(&own), None);
+    signal(&collector, "-TERM");
+    assert!(collector.wait().unwrap().success());
 }
