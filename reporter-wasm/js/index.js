@@ -25,17 +25,10 @@ const LEVELS = {
 };
 const EXTENSION = /^\s*(?:at .*?\(?)?[^\n]*?(?:chrome|moz|safari|safari-web|ms-browser)-extension:\/\//;
 const DEFAULT_IGNORE = [/ResizeObserver loop/];
-// URL parameters whose values are replaced by FILTERED: a name is secret when one of its
-// words (split at anything but letters and digits, and at camelCase) is in SECRET_WORDS, or
-// when the name with its separators removed contains one of SECRET_PARTS (or an entry of
-// `denyUrlParams`). Short words only as whole words: `key` filters `x_api_key` and `apiKey`,
-// not `monkey`; `code` filters `auth_code`, not `zipcode`.
-const SECRET_WORDS = /^(?:key|code|sig|pwd|pass|pin|otp|sid|ssn)$/;
-const SECRET_PARTS = "token passw secret apikey auth credential session sessid signature privatekey jwt bearer cookie".split(" ");
-const FILTERED = "[Filtered]";
-// `?name=value` (also after `&` and `#`): in URLs and in any text that holds one.
+// URL secrets go with the schema's own rule, in the module (`core.scrub`); RegExp entries of
+// `denyUrlParams` are tested here against every `?name=value` name (also after `&`, `#`).
 const PARAM = /([?&#])([\w.%[\]-]+)=([^\s&#"'<>\\]*)/g;
-// `scheme://user:password@`: the credentials go.
+// Without the module (it failed to load, or failed): credentials and every parameter's value.
 const USERINFO = /\b([a-z][\w+.-]*:\/\/)[^\s/?#@"'<>\\]*@/gi;
 
 let o = null; // options, once init has run
@@ -43,6 +36,7 @@ let box = null;
 let ready = null; // resolves when the module is loaded (or failed to)
 let wasm = false;
 let dead = false;
+let plain = false; // no module to scrub with: the simple rule (every parameter) applies
 let busy = false; // inside the reporter: nested errors are not reported
 let panicText = "";
 let rawUser; // held in memory only until the module can anonymize it
@@ -68,7 +62,7 @@ function guard(fn) {
 // A bug in the reporter: report it once, then switch everything off.
 function fault(e) {
   if (dead) return;
-  dead = true;
+  dead = plain = true;
   const message = panicText || "faultline reporter failed: " + (e && e.message ? e.message : String(e));
   detach();
   try {
@@ -126,23 +120,23 @@ function describe(v) {
   return String(v);
 }
 
-// A parameter name's words: lower case, split at anything but letters and digits.
-const words = (name) => name.toLowerCase().split(/[^a-z\d]+/);
-
-function secretParam(name) {
+function decoded(name) {
   try {
-    name = decodeURIComponent(name);
-  } catch {}
-  const w = words(name.replace(/([a-z\d])([A-Z])/g, "$1_$2"));
-  const joined = w.join("");
-  return w.some((x) => SECRET_WORDS.test(x)) || o.secretParts.some((p) => (p.test ? p.test(name) : joined.includes(p)));
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
 }
 
 // Text (a URL, or a message that holds some) without credentials or secret parameter values.
+// Before the module has loaded, text is kept as it is: pending records and breadcrumbs are
+// scrubbed when it loads. Without the module (it failed to load, or failed), every
+// parameter's value goes.
 function scrub(text) {
-  return String(text)
-    .replace(USERINFO, "$1")
-    .replace(PARAM, (all, sep, name) => (secretParam(name) ? sep + name + "=" + FILTERED : all));
+  text = String(text);
+  if (!wasm || dead) return plain ? text.replace(USERINFO, "$1").replace(PARAM, "$1$2=[Filtered]") : text;
+  text = core.scrub(text);
+  return o.denyRe.length ? text.replace(PARAM, (all, sep, name) => (o.denyRe.some((r) => r.test(decoded(name))) ? sep + name + "=[Filtered]" : all)) : text;
 }
 
 function record(event, level, message, meta) {
@@ -185,7 +179,7 @@ function finish(rec, raw) {
   if (wasm && raw) {
     const frames = core.frames(scrub(raw.stack || ""), scrub(raw.file || ""), raw.line >>> 0, raw.col >>> 0);
     if (frames) rec.meta.stack = JSON.parse(frames);
-  }
+  } else if (raw && raw.stack) rec.meta.stack_text = clip(scrub(raw.stack), 8000);
   if (scope.user) rec.meta.user = scope.user;
   if (o.beforeSend) {
     let out;
@@ -254,7 +248,7 @@ function capture(event, level, message, raw, meta) {
     const rec = record(event, level, message, meta);
     if (raw && raw.ts) rec.ts = new Date(raw.ts).toISOString();
     if (folds.size > 100) folds.clear();
-    if (wasm) {
+    if (wasm || plain) {
       folds.set(key, { id: rec.id, until: now + o.foldWindowMs });
       finish(rec, raw);
     } else {
@@ -444,9 +438,17 @@ function options(opts) {
   for (const k of ["batchSize", "maxBatchBytes", "flushIntervalMs", "maxQueue", "maxPerPage", "foldWindowMs", "maxBreadcrumbs"]) {
     if (!(Number.isFinite(opt[k]) && opt[k] >= 0)) problems.push(k + " must be a non-negative number");
   }
-  // Strings as the rule compares names: lower case, without separators.
-  opt.secretParts = SECRET_PARTS.concat([].concat(opt.denyUrlParams || []).map((p) => (p instanceof RegExp ? p : words(String(p)).join("")))).filter((p) => p !== "");
+  const deny = [].concat(opt.denyUrlParams || []);
+  opt.denyRe = deny.filter((p) => p instanceof RegExp);
+  opt.denyNames = deny.filter((p) => !(p instanceof RegExp)).join("\n");
   return [opt, problems];
+}
+
+// Scrubs what was kept before the module could (breadcrumbs, pending records).
+function clean() {
+  const c = (v) => JSON.parse(scrub(JSON.stringify(v)));
+  scope.crumbs = c(scope.crumbs);
+  for (const p of pending) p[0] = c(p[0]);
 }
 
 /**
@@ -479,6 +481,8 @@ export function init(opts) {
           panicText = message;
         });
         wasm = true;
+        core.scrubNames(o.denyNames);
+        clean();
         if (rawUser !== undefined) setUser(rawUser);
         for (const [rec, raw] of pending.splice(0)) finish(rec, raw);
         for (const f of folds.values()) delete f.rec;
@@ -487,10 +491,9 @@ export function init(opts) {
       () => {
         // No WebAssembly (CSP without 'wasm-unsafe-eval', old browser): records go out
         // without parsed frames and without a user, never with the raw id.
-        for (const [rec, raw] of pending.splice(0)) {
-          if (raw && raw.stack) rec.meta.stack_text = clip(scrub(raw.stack), 8000);
-          finish(rec, null);
-        }
+        plain = true;
+        clean();
+        for (const [rec, raw] of pending.splice(0)) finish(rec, raw);
         for (const f of folds.values()) delete f.rec;
         return true;
       },

@@ -2,8 +2,9 @@
 //!
 //! The module does what must be the same in the browser, in services and in the store:
 //! it parses JavaScript stacks with [`faultline_schema::stack::parse`] into the schema's
-//! frames, and anonymizes user ids with [`faultline_schema::anonymize_user`], so the raw id
-//! never leaves the page. The package's JavaScript (`js/`) does the rest: it owns every
+//! frames, anonymizes user ids with [`faultline_schema::anonymize_user`], so the raw id
+//! never leaves the page, and scrubs URL secrets with [`faultline_schema::UrlScrubber`],
+//! the rule the server applies to every record. The package's JavaScript (`js/`) does the rest: it owns every
 //! listener and wrapper in the page, builds records, folds repeats and delivers batches, and
 //! calls the exports below through a guard that catches anything they throw.
 //!
@@ -17,7 +18,8 @@
 //! 3. **Filtered, folded, built** in `js/index.js`: the default ignore list, `ignoreErrors`
 //!    and `denyUrls`; repeats within `foldWindowMs` increment `meta.count`; sampling and the
 //!    per-page cap; the scope (user, tags, contexts, breadcrumbs) within the schema's limits;
-//!    `beforeSend`. The user id in the scope came from [`anonymize`].
+//!    `beforeSend`. The user id in the scope came from [`anonymize`]; every URL and text
+//!    went through [`scrub`].
 //! 4. **Delivered** by `js/outbox.js`: batches by count, bytes and time, retries with
 //!    backoff and `Retry-After`, `localStorage` while failing and when the page is hidden,
 //!    `sendBeacon` on the way out, resent on the next load; ids make every replay
@@ -38,6 +40,7 @@
 //! # Layout
 //!
 //! - `lib.rs`: the exports. `frames.rs`: stacks to frame JSON. `json.rs`: JSON output.
+//! - `scrub.rs`: the page's [`faultline_schema::UrlScrubber`] and its extra names.
 //! - `panic.rs`: the panic hook.
 //! - `js/`: the package: `index.js` (API, capture, scope, hooks), `outbox.js` (delivery),
 //!   `record.js` (values to JSON-safe data), `react.js`, `snippet.js`, types, README.
@@ -46,6 +49,7 @@
 mod frames;
 mod json;
 mod panic;
+mod scrub;
 
 use wasm_bindgen::prelude::*;
 
@@ -84,6 +88,26 @@ pub fn anonymize(salt: &str, raw_id: &str) -> String {
         return String::new();
     }
     faultline_schema::anonymize_user(salt, raw_id)
+}
+
+/// Sets the extra secret URL parameter names (`denyUrlParams`) that [`scrub`] filters
+/// besides the schema's own, one per line.
+#[wasm_bindgen(js_name = "scrubNames")]
+pub fn scrub_names(names: &str) {
+    if !panic::is_dead() {
+        scrub::configure(&names.split('\n').collect::<Vec<_>>());
+    }
+}
+
+/// `text` without URL credentials and with secret parameters' values `[Filtered]`: the
+/// schema's [`faultline_schema::UrlScrubber`], the rule the server applies too. JSON text
+/// stays valid JSON.
+#[wasm_bindgen]
+pub fn scrub(text: &str) -> String {
+    if panic::is_dead() {
+        return String::new();
+    }
+    scrub::scrub(text)
 }
 
 /// Indexes past the end of an empty list, as a bug would: the tests of the panic path call

@@ -3,7 +3,7 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(missing_docs)]
 
-use faultline_reporter::{MAX_FRAMES, anonymize, frames};
+use faultline_reporter::{MAX_FRAMES, anonymize, frames, scrub, scrub_names};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -66,4 +66,22 @@ fn anonymize_matches_the_schema() {
     assert!(id.starts_with("u_") && id.len() == 18, "{id}");
     assert!(!id.contains("user-42"));
     assert_ne!(anonymize("other", "user-42"), id);
+}
+
+#[wasm_bindgen_test]
+fn scrub_applies_the_schema_rule_and_extra_names() {
+    let text = r#"{"url":"https://u:p@a.io/?access_token=x&page=2#id_token=y"}"#;
+    let want = faultline_schema::UrlScrubber::default()
+        .scrub(text)
+        .into_owned();
+    assert_eq!(scrub(text), want);
+    // Still JSON the browser reads.
+    assert!(js_sys::JSON::parse(&scrub(text)).is_ok());
+    assert_eq!(scrub("?userEmail=a&ref=1"), "?userEmail=a&ref=1");
+    scrub_names("email\nutm");
+    assert_eq!(
+        scrub("?userEmail=a&utm_source=b&ref=1"),
+        "?userEmail=[Filtered]&utm_source=[Filtered]&ref=1"
+    );
+    scrub_names("");
 }

@@ -28,7 +28,10 @@
 //! percent-encoded inside another's parameter, and names that do not look secret.
 //!
 //! No regex and no allocation unless something is replaced: this runs in the browser
-//! bundle's crate and on every string of every record the server takes in.
+//! bundle's crate and on every string of every record the server takes in. For the
+//! browser's sake the code also avoids what would add kilobytes to its WebAssembly: no
+//! Unicode case tables, no substring searcher, no slicing that can panic (whose message
+//! formats characters with Unicode tables); `get` and byte loops instead.
 
 use std::borrow::Cow;
 
@@ -94,7 +97,9 @@ impl UrlScrubber {
         let mut secret_word = false;
         let mut prev: Option<char> = None;
         let mut end_word = |joined: &mut String, start: &mut usize| {
-            secret_word |= SECRET_PARAM_WORDS.contains(&&joined[*start..]);
+            secret_word |= joined
+                .get(*start..)
+                .is_some_and(|w| SECRET_PARAM_WORDS.contains(&w));
             *start = joined.len();
         };
         for c in decoded.chars() {
@@ -103,19 +108,26 @@ impl UrlScrubber {
             {
                 end_word(&mut joined, &mut word_start);
             }
-            for l in c.to_lowercase() {
-                if l.is_ascii_lowercase() || l.is_ascii_digit() {
-                    joined.push(l);
-                } else {
-                    end_word(&mut joined, &mut word_start);
-                }
+            // `c` lowercased, as far as ASCII letters and digits go: the only characters
+            // outside ASCII whose lowercase holds one are U+212A KELVIN SIGN (`k`) and
+            // U+0130 (`i`, then a combining dot, which ends the word).
+            let l = match c {
+                '\u{212A}' => 'k',
+                '\u{130}' => 'i',
+                c => c.to_ascii_lowercase(),
+            };
+            if l.is_ascii_lowercase() || l.is_ascii_digit() {
+                joined.push(l);
+            }
+            if !(l.is_ascii_lowercase() || l.is_ascii_digit()) || c == '\u{130}' {
+                end_word(&mut joined, &mut word_start);
             }
             prev = Some(c);
         }
         end_word(&mut joined, &mut word_start);
         secret_word
-            || SECRET_PARAM_PARTS.iter().any(|p| joined.contains(p))
-            || self.extra.iter().any(|p| joined.contains(p.as_str()))
+            || SECRET_PARAM_PARTS.iter().any(|p| contains(&joined, p))
+            || self.extra.iter().any(|p| contains(&joined, p))
     }
 
     /// `text` without URL credentials and with secret parameters' values [`FILTERED`];
@@ -183,7 +195,9 @@ impl UrlScrubber {
             }
             let name_start = i + 1;
             let name_end = name_start
-                + bytes[name_start..]
+                + bytes
+                    .get(name_start..)
+                    .unwrap_or_default()
                     .iter()
                     .take_while(|&&b| is_name_byte(b))
                     .count();
@@ -194,20 +208,30 @@ impl UrlScrubber {
             let value_start = name_end + 1;
             let value_end = value_end(text, value_start);
             // A value already filtered is left as it is (the same text, but no change).
-            if &text[value_start..value_end] != FILTERED
-                && self.is_secret_param(&text[name_start..name_end])
+            if text.get(value_start..value_end) != Some(FILTERED)
+                && self.is_secret_param(text.get(name_start..name_end).unwrap_or_default())
             {
                 let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
-                o.push_str(&text[copied..value_start]);
+                o.push_str(text.get(copied..value_start).unwrap_or_default());
                 o.push_str(FILTERED);
                 copied = value_end;
             }
             i = value_end.max(i + 1);
         }
         let mut o = out?;
-        o.push_str(&text[copied..]);
+        o.push_str(text.get(copied..).unwrap_or_default());
         Some(o)
     }
+}
+
+/// Whether `part` occurs in `text` (a byte loop: `str::contains` brings a two-way
+/// searcher into the browser's WebAssembly).
+fn contains(text: &str, part: &str) -> bool {
+    part.is_empty()
+        || text
+            .as_bytes()
+            .windows(part.len())
+            .any(|w| w == part.as_bytes())
 }
 
 /// The bytes a parameter name is made of.
@@ -223,7 +247,8 @@ fn is_space(c: char) -> bool {
 
 /// Where a parameter value starting at `start` ends: at whitespace or `& # " ' < > \`.
 fn value_end(text: &str, start: usize) -> usize {
-    text[start..]
+    text.get(start..)
+        .unwrap_or_default()
         .char_indices()
         .find(|&(_, c)| is_space(c) || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>' | '\\'))
         .map_or(text.len(), |(at, _)| start + at)
@@ -234,13 +259,17 @@ fn strip_credentials(text: &str) -> Cow<'_, str> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut from = 0;
-    while let Some(found) = text[from..].find("://") {
+    while let Some(found) = text
+        .as_bytes()
+        .get(from..)
+        .and_then(|b| b.windows(3).position(|w| w == b"://"))
+    {
         let at = from + found;
         from = at + 3;
-        if !has_scheme(&text[..at]) {
+        if !has_scheme(text.get(..at).unwrap_or_default()) {
             continue;
         }
-        let rest = &text[from..];
+        let rest = text.get(from..).unwrap_or_default();
         let userinfo = rest
             .char_indices()
             .find(|&(_, c)| {
@@ -249,7 +278,7 @@ fn strip_credentials(text: &str) -> Cow<'_, str> {
             .filter(|&(_, c)| c == '@');
         if let Some((len, _)) = userinfo {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            o.push_str(&text[copied..from]);
+            o.push_str(text.get(copied..from).unwrap_or_default());
             copied = from + len + 1;
             from = copied;
         }
@@ -257,7 +286,7 @@ fn strip_credentials(text: &str) -> Cow<'_, str> {
     match out {
         None => Cow::Borrowed(text),
         Some(mut o) => {
-            o.push_str(&text[copied..]);
+            o.push_str(text.get(copied..).unwrap_or_default());
             Cow::Owned(o)
         }
     }
@@ -291,12 +320,10 @@ fn percent_decode(name: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                let h = std::str::from_utf8(h).ok()?;
-                u8::from_str_radix(h, 16)
-                    .ok()
-                    .filter(|_| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            });
+            let digit = |at: usize| char::from(*bytes.get(at)?).to_digit(16);
+            let hex = digit(i + 1)
+                .zip(digit(i + 2))
+                .and_then(|(hi, lo)| u8::try_from(hi * 16 + lo).ok());
             let Some(b) = hex else {
                 return Cow::Borrowed(name);
             };
@@ -316,6 +343,24 @@ mod tests {
 
     fn scrub(text: &str) -> String {
         UrlScrubber::default().scrub(text).into_owned()
+    }
+
+    /// The names' lowercasing maps only U+212A and U+0130 outside ASCII: every other
+    /// character's lowercase holds no ASCII letter or digit, as `char::to_lowercase` says.
+    #[test]
+    fn only_two_characters_outside_ascii_lowercase_into_it() {
+        let into_ascii: Vec<(char, String)> = ('\u{80}'..=char::MAX)
+            .map(|c| (c, c.to_lowercase().collect::<String>()))
+            .filter(|(_, l)| l.bytes().any(|b| b.is_ascii_alphanumeric()))
+            .collect();
+        assert_eq!(
+            into_ascii,
+            [('\u{130}', "i\u{307}".into()), ('\u{212A}', "k".into())]
+        );
+        let s = UrlScrubber::default();
+        assert!(s.is_secret_param("\u{212A}ey"));
+        assert!(s.is_secret_param("x_\u{130}key") == s.is_secret_param("x_i\u{307}key"));
+        assert!(s.is_secret_param("%E2%84%AAey"));
     }
 
     #[test]

@@ -427,6 +427,27 @@ test("denyUrlParams filters more parameter names, besides the built-in ones", as
   await context.close();
 });
 
+test("without the module (it failed to load), every URL parameter's value and URL credentials stay in the page", async () => {
+  const { p, context, tag } = await open(page({ endpoint: server.base, options: { wasmUrl: "/missing.wasm" } }));
+  await p.evaluate(
+    ([tag, user]) => {
+      history.pushState({}, "", location.pathname + "?page=2&token=tok" + tag);
+      F.setUser(user);
+      F.captureMessage("nowasm " + tag + " https://bob:pw" + tag + "@app.example/?ref=home" + tag);
+    },
+    [tag, RAW_USER],
+  );
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  const [rec] = await waitFor(server.base, "nowasm " + tag);
+  assert.ok(rec.meta.url.endsWith("?page=[Filtered]&token=[Filtered]"), rec.meta.url);
+  assert.equal(rec.message, "nowasm " + tag + " https://app.example/?ref=[Filtered]");
+  assert.equal(rec.meta.user, undefined);
+  const sent = bodies.filter((b) => b.includes("nowasm " + tag));
+  assert.ok(sent.length > 0);
+  for (const b of sent) for (const v of ["tok" + tag, "pw" + tag, "home" + tag]) assert.ok(!b.includes(v), "sent: " + v);
+  await context.close();
+});
+
 /** Opens `url` in one more tab of `context` and waits for the reporter. */
 async function tab(context, url) {
   const p = await context.newPage();
