@@ -159,17 +159,27 @@ function record(event, level, message, meta) {
   };
 }
 
-// The record's meta within the schema's 16 KiB: breadcrumbs go first, then stack frames
-// from the outermost end, then everything the page added.
+// The record within the schema's limits, checked by the schema's own code in the module
+// (the server would reject the record, and it would be lost): event and message fitted;
+// meta within its size and nesting depth, breadcrumbs going first, then stack frames from
+// the outermost end, then everything the page added. Without the module, meta's size only.
 function fit(rec) {
-  const size = () => new TextEncoder().encode(JSON.stringify(rec.meta)).length;
-  if (size() <= META_BYTES) return;
+  if (wasm) {
+    rec.event = core.fitEvent(String(rec.event), "captureMessage");
+    rec.message = core.fitMessage(String(rec.message));
+  }
+  // 0: fits; 1: too large; 2: too deep.
+  const over = () => {
+    const m = JSON.stringify(rec.meta);
+    return wasm ? core.metaOver(m) : +(new TextEncoder().encode(m).length > META_BYTES);
+  };
+  if (!over()) return;
   delete rec.meta.breadcrumbs;
-  while (size() > META_BYTES && rec.meta.stack && rec.meta.stack.length > 1) {
+  while (over() === 1 && rec.meta.stack && rec.meta.stack.length > 1) {
     rec.meta.stack = rec.meta.stack.slice(0, rec.meta.stack.length >> 1);
   }
   for (const k of ["extra", "contexts", "tags", "component_stack", "stack"]) {
-    if (size() <= META_BYTES) return;
+    if (!over()) return;
     delete rec.meta[k];
   }
 }
@@ -198,14 +208,8 @@ function finish(rec, raw) {
     }
     rec = out;
   }
-  // The whole record's length bounds its meta's: most records need no closer look, and the
-  // outbox reuses this serialization.
-  let json = JSON.stringify(rec);
-  if (json.length * 3 >= META_BYTES) {
-    fit(rec);
-    json = JSON.stringify(rec);
-  }
-  box.add(rec, json);
+  fit(rec);
+  box.add(rec, JSON.stringify(rec));
 }
 
 function matches(list, text) {

@@ -40,12 +40,14 @@
 //! # Layout
 //!
 //! - `lib.rs`: the exports. `frames.rs`: stacks to frame JSON. `json.rs`: JSON output.
+//! - `fit.rs`: `event`, `message` and `meta` fitted to the schema's limits.
 //! - `scrub.rs`: the page's [`faultline_schema::UrlScrubber`] and its extra names.
 //! - `panic.rs`: the panic hook.
 //! - `js/`: the package: `index.js` (API, capture, scope, hooks), `outbox.js` (delivery),
 //!   `record.js` (values to JSON-safe data), `react.js`, `snippet.js`, types, README.
 //! - `tests/web.rs`: these exports in a real browser (`wasm-pack test --headless --chrome`).
 
+mod fit;
 mod frames;
 mod json;
 mod panic;
@@ -60,6 +62,7 @@ use wasm_bindgen::prelude::*;
 static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
+pub use fit::META_BUDGET;
 pub use frames::{MAX_FRAMES, MAX_STACK_BYTES};
 
 /// Installs the panic hook. `on_panic` is called once, with the panic's message, before the
@@ -108,6 +111,37 @@ pub fn scrub(text: &str) -> String {
         return String::new();
     }
     scrub::scrub(text)
+}
+
+/// `event` fitted to the schema's rule (no control characters, at most
+/// [`faultline_schema::MAX_EVENT_CHARS`] characters); `fallback` when nothing is left.
+#[wasm_bindgen(js_name = "fitEvent")]
+pub fn fit_event(event: &str, fallback: &str) -> String {
+    if panic::is_dead() {
+        return String::new();
+    }
+    fit::event(event, fallback)
+}
+
+/// `message` fitted to the schema's rule: NUL characters replaced, cut to
+/// [`faultline_schema::MAX_MESSAGE_BYTES`] with the schema's truncation marker.
+#[wasm_bindgen(js_name = "fitMessage")]
+pub fn fit_message(message: &str) -> String {
+    if panic::is_dead() {
+        return String::new();
+    }
+    fit::message(message)
+}
+
+/// How `json`, a record's `meta` as compact JSON, misses the schema's limits: 2 nested
+/// deeper than [`faultline_schema::MAX_META_DEPTH`], else 1 past [`META_BUDGET`] bytes,
+/// else 0.
+#[wasm_bindgen(js_name = "metaOver")]
+pub fn meta_over(json: &str) -> u8 {
+    if panic::is_dead() {
+        return 0;
+    }
+    fit::meta_over(json)
 }
 
 /// Indexes past the end of an empty list, as a bug would: the tests of the panic path call

@@ -3,7 +3,9 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(missing_docs)]
 
-use faultline_reporter::{MAX_FRAMES, anonymize, frames, scrub, scrub_names};
+use faultline_reporter::{
+    MAX_FRAMES, anonymize, fit_event, fit_message, frames, meta_over, scrub, scrub_names,
+};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -84,4 +86,20 @@ fn scrub_applies_the_schema_rule_and_extra_names() {
         "?userEmail=[Filtered]&utm_source=[Filtered]&ref=1"
     );
     scrub_names("");
+}
+
+#[wasm_bindgen_test]
+fn fitted_fields_pass_the_schema() {
+    let event = fit_event(&format!("a\nb{}", "e".repeat(300)), "captureMessage");
+    assert!(faultline_schema::check_event(&event).is_ok(), "{event}");
+    assert_eq!(fit_event("\n", "captureMessage"), "captureMessage");
+    let message = fit_message(&"\u{1F600}".repeat(5_000));
+    assert!(message.len() <= faultline_schema::MAX_MESSAGE_BYTES);
+    assert!(message.ends_with(faultline_schema::TRUNCATION_MARKER));
+    assert_eq!(meta_over(r#"{"a":[[1]]}"#), 0);
+    assert_eq!(meta_over(r#"{"a":[[[[[[[[1]]]]]]]]}"#), 2);
+    assert_eq!(
+        meta_over(&format!(r#"{{"a":"{}"}}"#, "x".repeat(20_000))),
+        1
+    );
 }

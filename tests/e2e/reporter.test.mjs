@@ -448,6 +448,27 @@ test("without the module (it failed to load), every URL parameter's value and UR
   await context.close();
 });
 
+test("a record past the schema's limits is fitted in the page, not rejected by the server", async () => {
+  // Regression: an event with a newline or past 128 characters, or data nested deeper than
+  // meta's 8 levels, made the server reject the record, and it was lost.
+  const { p, context, tag } = await open(page({ endpoint: server.base }));
+  await p.evaluate((tag) => {
+    let deep = { leaf: 1 };
+    for (let i = 0; i < 10; i++) deep = { d: deep };
+    F.addBreadcrumb({ category: "deep", message: "crumb " + tag, data: deep });
+    F.captureException(new Error("limits " + tag + " " + "\u{1F600}".repeat(5000)), { event: "custom\nevent\u0000" + "e".repeat(200), extra: deep });
+  }, tag);
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  assert.equal((await p.evaluate(() => F.stats())).rejected, 0);
+  const [rec] = await waitFor(server.base, "limits " + tag);
+  assert.equal(rec.event, "custom event " + "e".repeat(115));
+  assert.ok(Buffer.byteLength(rec.message) <= 8192 && rec.message.endsWith("…[truncated]"), rec.message.slice(-40));
+  assert.equal(rec.meta.extra, undefined, "the nested extra went");
+  assert.equal(rec.meta.breadcrumbs, undefined, "the nested breadcrumb went");
+  frames(rec); // frames kept: they were never the problem
+  await context.close();
+});
+
 /** Opens `url` in one more tab of `context` and waits for the reporter. */
 async function tab(context, url) {
   const p = await context.newPage();
