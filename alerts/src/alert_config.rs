@@ -57,6 +57,26 @@ pub struct AlertsConfig {
     /// The rules, by name; see [`RuleConfig`].
     #[serde(deserialize_with = "named_tables")]
     pub rules: BTreeMap<String, RuleConfig>,
+    /// Inhibitions (`[[alerts.inhibit]]`): while a source rule fires, the target rules'
+    /// notifications are held; see [`InhibitConfig`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inhibit: Vec<InhibitConfig>,
+}
+
+/// One `[[alerts.inhibit]]`: while an alert of a `source` rule fires, notifications of the
+/// `target` rules' alerts are held (their state and history go on); with `equal`, only
+/// targets whose group has the same values of those fields as the firing source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitConfig {
+    /// The rule (or rules) whose firing holds the targets.
+    pub source: Strings,
+    /// The rule (or rules) held.
+    pub target: Strings,
+    /// Group fields (`service`, `meta.host`) whose values must be equal in the source and
+    /// the target alert; empty: any firing source holds every target alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equal: Vec<String>,
 }
 
 impl Default for AlertsConfig {
@@ -73,6 +93,7 @@ impl Default for AlertsConfig {
             channels: BTreeMap::new(),
             probes: BTreeMap::new(),
             rules: BTreeMap::new(),
+            inhibit: Vec::new(),
         }
     }
 }

@@ -82,6 +82,10 @@ pub struct AlertState {
     /// Notifications decided but not yet delivered (sent again after a restart).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owed: Vec<NotifyEvent>,
+    /// The notification held back while the alert was silenced or inhibited: the one that
+    /// still matters (see [`AlertState::hold`]), sent once it no longer is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<NotifyEvent>,
     /// Why it resolved, when not by its condition (`reset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve_reason: Option<String>,
@@ -102,6 +106,7 @@ impl AlertState {
             value: 0,
             detail: String::new(),
             owed: Vec::new(),
+            held: None,
             resolve_reason: None,
             updated_at: now,
         }
@@ -241,6 +246,55 @@ impl AlertState {
         self.sent = 1;
     }
 
+    /// `event` was just decided while the alert is muted: it is not owed, and what receivers
+    /// should hear once the alert is no longer muted is kept instead. A firing held and then
+    /// resolved cancel out (receivers never heard of it); a reminder after a held firing is
+    /// still that firing; a resolve after a firing receivers heard of is held as a resolve.
+    pub(crate) fn hold(&mut self, event: NotifyEvent) {
+        if let Some(i) = self.owed.iter().rposition(|e| *e == event) {
+            self.owed.remove(i);
+        }
+        self.held = match (self.held, event) {
+            (Some(NotifyEvent::Firing), NotifyEvent::Repeat) => Some(NotifyEvent::Firing),
+            (Some(NotifyEvent::Firing), NotifyEvent::Resolved) => None,
+            (_, e) => Some(e),
+        };
+    }
+
+    /// `event` was just decided (and is owed) while the alert is not muted: if something was
+    /// held, the two become the one notification that matters (a reminder after a held
+    /// firing is that firing; a resolve after a held firing is nothing), owed instead.
+    pub(crate) fn merge_held(&mut self, event: NotifyEvent) -> Option<NotifyEvent> {
+        let Some(held) = self.held.take() else {
+            return Some(event);
+        };
+        let out = match (held, event) {
+            (NotifyEvent::Firing, NotifyEvent::Repeat) => Some(NotifyEvent::Firing),
+            (NotifyEvent::Firing, NotifyEvent::Resolved) => None,
+            (_, e) => Some(e),
+        };
+        if let Some(i) = self.owed.iter().rposition(|e| *e == event) {
+            self.owed.remove(i);
+        }
+        self.owed.extend(out);
+        out
+    }
+
+    /// The alert is no longer muted: the one notification owed for what was held, if any
+    /// still matters now (a held firing or reminder while it still fires, a held resolve
+    /// while it does not).
+    pub(crate) fn release(&mut self) -> Option<NotifyEvent> {
+        let held = self.held.take()?;
+        let firing = self.status == AlertStatus::Firing;
+        let event = match held {
+            NotifyEvent::Firing | NotifyEvent::Repeat if firing => held,
+            NotifyEvent::Resolved if !firing => held,
+            _ => return None,
+        };
+        self.owed.push(event);
+        Some(event)
+    }
+
     /// Marks `event` delivered (on every channel); `true` if it was owed.
     pub(crate) fn delivered(&mut self, event: NotifyEvent) -> bool {
         match self.owed.iter().position(|e| *e == event) {
@@ -355,5 +409,34 @@ mod tests {
         p.step(&v(true), at(0), 10_000, None);
         assert_eq!(p.reset(at(1)), None, "pending just clears");
         assert_eq!(p.status, AlertStatus::Ok);
+    }
+
+    #[test]
+    fn held_notifications_collapse_into_the_one_that_matters() {
+        // Fired while muted, reminded, still firing: one firing when released.
+        let mut a = AlertState::new(at(0));
+        a.step(&v(true), at(0), 0, Some(10_000));
+        a.hold(NotifyEvent::Firing);
+        a.step(&v(true), at(10), 0, Some(10_000));
+        a.hold(NotifyEvent::Repeat);
+        assert!(a.owed.is_empty());
+        assert_eq!(a.release(), Some(NotifyEvent::Firing));
+        assert_eq!(a.owed, [NotifyEvent::Firing]);
+        assert_eq!(a.release(), None, "once");
+        // Fired and resolved while muted: nothing.
+        let mut b = AlertState::new(at(0));
+        b.step(&v(true), at(0), 0, None);
+        b.hold(NotifyEvent::Firing);
+        b.step(&v(false), at(5), 0, None);
+        b.hold(NotifyEvent::Resolved);
+        assert_eq!(b.release(), None);
+        assert!(b.owed.is_empty());
+        // Heard of, then resolved while muted: the resolve.
+        let mut c = AlertState::new(at(0));
+        c.step(&v(true), at(0), 0, None);
+        c.delivered(NotifyEvent::Firing);
+        c.step(&v(false), at(5), 0, None);
+        c.hold(NotifyEvent::Resolved);
+        assert_eq!(c.release(), Some(NotifyEvent::Resolved));
     }
 }

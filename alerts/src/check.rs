@@ -66,6 +66,11 @@ pub async fn check_once(
         store.load().await?,
         now,
     );
+    engine.set_inhibits(crate::silence::compile_inhibits(
+        &compiled.settings.inhibit,
+        |_| true,
+    )?);
+    engine.set_silences(store.silences().await?);
     // Notifications an interrupted earlier run decided but did not deliver.
     let owed_before = engine.owed(now);
     let rule_names: Vec<String> = engine.rules().map(|r| r.name.clone()).collect();

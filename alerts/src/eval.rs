@@ -36,6 +36,7 @@ use crate::alert_config::RuleKind;
 use crate::alert_state::{AlertState, AlertStatus, Transition, Verdict};
 use crate::notify::Notification;
 use crate::rule::{Action, Condition, Fields, HEALTH_STATUS_KEY, Rule, field_value, meta_text};
+use crate::silence::{AlertRef, Inhibit, Silence, SilenceStatus};
 use crate::store::{
     CheckKind, CheckStatus, StateChanges, StoredAlert, StoredRule, StoredState, SystemCheck,
 };
@@ -612,6 +613,21 @@ pub struct GroupView {
     pub state: AlertState,
     /// The condition now (the stored `value`/`detail` are from the last transition).
     pub current: CurrentView,
+    /// The active silence holding its notifications, by id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silenced_by: Option<String>,
+    /// The firing alert inhibiting it (`rule` or `rule/group`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inhibited_by: Option<String>,
+}
+
+/// Why an alert's notifications are held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MutedBy {
+    /// An active silence, by id.
+    Silence(String),
+    /// A firing alert of an inhibiting rule (`rule` or `rule/group`).
+    Inhibit(String),
 }
 
 /// The condition at the moment of the view.
@@ -635,6 +651,13 @@ pub(crate) struct Evaluator {
     source: &'static str,
     /// Stored alerts of rules that no longer exist, to delete.
     orphans: Vec<(String, String)>,
+    /// The silences, as last read from the store.
+    silences: Vec<Silence>,
+    /// `[[alerts.inhibit]]`.
+    inhibits: Vec<Inhibit>,
+    /// Rule indices in tick order: inhibiting rules first, so a source firing in the same
+    /// tick as its target holds it.
+    order: Vec<usize>,
 }
 
 impl Evaluator {
@@ -688,6 +711,7 @@ impl Evaluator {
         for eval in &mut evals {
             eval.ensure_ungrouped_absence();
         }
+        let order = (0..evals.len()).collect();
         Evaluator {
             rules: evals,
             ids: RecentIds::new(RECENT_IDS),
@@ -695,7 +719,126 @@ impl Evaluator {
             effects: Effects::default(),
             source,
             orphans,
+            silences: Vec::new(),
+            inhibits: Vec::new(),
+            order,
         }
+    }
+
+    /// The inhibitions; their source rules are evaluated first on every tick.
+    pub(crate) fn set_inhibits(&mut self, inhibits: Vec<Inhibit>) {
+        let is_source = |e: &RuleEval| inhibits.iter().any(|i| i.sources.contains(&e.rule.name));
+        let (mut first, rest): (Vec<usize>, Vec<usize>) =
+            (0..self.rules.len()).partition(|&i| is_source(&self.rules[i]));
+        first.extend(rest);
+        self.order = first;
+        self.inhibits = inhibits;
+    }
+
+    /// The silences as stored now (read every evaluation interval and after a change).
+    pub(crate) fn set_silences(&mut self, silences: Vec<Silence>) {
+        self.silences = silences;
+    }
+
+    /// Why the notifications of (rule `idx`, group `key`) are held at `now`, if they are.
+    pub(crate) fn muted(&self, idx: usize, key: &str, now: Timestamp) -> Option<MutedBy> {
+        let e = self.rules.get(idx)?;
+        let g = e.groups.get(key)?;
+        let alert = AlertRef {
+            rule: &e.rule.name,
+            group: key,
+            labels: &g.labels,
+        };
+        if let Some(s) = self.silences.iter().find(|s| s.mutes(alert, now)) {
+            return Some(MutedBy::Silence(s.id.clone()));
+        }
+        for inhibit in self
+            .inhibits
+            .iter()
+            .filter(|i| i.targets.contains(&e.rule.name))
+        {
+            for src in self
+                .rules
+                .iter()
+                .filter(|s| inhibit.sources.contains(&s.rule.name))
+            {
+                for (skey, sg) in &src.groups {
+                    let source = AlertRef {
+                        rule: &src.rule.name,
+                        group: skey,
+                        labels: &sg.labels,
+                    };
+                    if sg.alert.status == AlertStatus::Firing && inhibit.holds(source, alert) {
+                        return Some(MutedBy::Inhibit(if skey.is_empty() {
+                            src.rule.name.clone()
+                        } else {
+                            format!("{}/{skey}", src.rule.name)
+                        }));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Alerts no longer muted send the one notification held for them (see
+    /// [`AlertState::release`]).
+    pub(crate) fn release(&mut self, now: Timestamp) {
+        for idx in 0..self.rules.len() {
+            let keys: Vec<String> = self.rules[idx]
+                .groups
+                .iter()
+                .filter(|(_, g)| g.alert.held.is_some())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                if self.muted(idx, &key, now).is_some() {
+                    continue;
+                }
+                let e = &mut self.rules[idx];
+                let Some(g) = e.groups.get_mut(&key) else {
+                    continue;
+                };
+                g.dirty = true;
+                let Some(event) = g.alert.release() else {
+                    continue;
+                };
+                let t = match event {
+                    crate::alert_config::NotifyEvent::Firing => Transition::Firing,
+                    crate::alert_config::NotifyEvent::Repeat => Transition::Repeat,
+                    crate::alert_config::NotifyEvent::Resolved => Transition::Resolved,
+                };
+                let rule = Arc::clone(&e.rule);
+                let (labels, state) = (g.labels.clone(), g.alert.clone());
+                self.announce(&rule, &key, &labels, &state, t, now, false);
+            }
+        }
+    }
+
+    /// Silences "until resolved" that no longer match a pending or firing alert end now;
+    /// returns them, changed, to be stored.
+    pub(crate) fn end_until_resolved(&mut self, now: Timestamp) -> Vec<Silence> {
+        let mut ended = Vec::new();
+        for i in 0..self.silences.len() {
+            let s = &self.silences[i];
+            if !s.until_resolved || s.status(now) != SilenceStatus::Active {
+                continue;
+            }
+            let live = self.rules.iter().any(|e| {
+                e.groups.iter().any(|(key, g)| {
+                    matches!(g.alert.status, AlertStatus::Firing | AlertStatus::Pending)
+                        && s.matches(AlertRef {
+                            rule: &e.rule.name,
+                            group: key,
+                            labels: &g.labels,
+                        })
+                })
+            });
+            if !live && self.silences[i].expire(now) {
+                ended.push(self.silences[i].clone());
+            }
+        }
+        ended
     }
 
     /// The rules, in evaluation order.
@@ -866,9 +1009,10 @@ impl Evaluator {
     /// Evaluates every group of every rule at `now`: windows slide, `for` and reminders
     /// come due, silence is noticed.
     pub(crate) fn tick(&mut self, now: Timestamp) {
-        for idx in 0..self.rules.len() {
-            self.tick_rule(idx, now);
+        for i in 0..self.order.len() {
+            self.tick_rule(self.order[i], now);
         }
+        self.release(now);
     }
 
     /// [`Evaluator::tick`] for one rule.
@@ -895,12 +1039,43 @@ impl Evaluator {
             return;
         };
         g.dirty = true;
-        let rule = Arc::clone(&e.rule);
-        let (labels, state) = (g.labels.clone(), g.alert.clone());
-        self.announce(&rule, key, &labels, &state, t, now);
+        self.decided(idx, key, t, now);
     }
 
-    /// Effects of a transition: the notification, and the system check if the rule asks.
+    /// A transition of (rule `idx`, group `key`) was decided: its effects, with the
+    /// notification held instead if the alert is muted.
+    fn decided(&mut self, idx: usize, key: &str, t: Transition, now: Timestamp) {
+        let muted = t.event().is_some() && self.muted(idx, key, now).is_some();
+        let e = &mut self.rules[idx];
+        let Some(g) = e.groups.get_mut(key) else {
+            return;
+        };
+        let event = t.event();
+        let send = match event {
+            Some(event) if muted => {
+                g.alert.hold(event);
+                None
+            }
+            Some(event) => g.alert.merge_held(event),
+            None => None,
+        };
+        let rule = Arc::clone(&e.rule);
+        let (labels, state) = (g.labels.clone(), g.alert.clone());
+        self.announce(&rule, key, &labels, &state, t, now, true);
+        if event.is_some() && send != event {
+            // The system check (history) stays; the notification is held, or merged with
+            // the one held before.
+            self.effects.notifications.pop();
+            if let Some(send) = send {
+                let n = Notification::new(&rule, key, &labels, &state, send, now);
+                self.effects.notifications.push(n);
+            }
+        }
+    }
+
+    /// Effects of a transition: the notification, and the system check if the rule asks
+    /// and `check` (not for a held notification released later).
+    #[allow(clippy::too_many_arguments)]
     fn announce(
         &mut self,
         rule: &Rule,
@@ -909,10 +1084,12 @@ impl Evaluator {
         state: &AlertState,
         t: Transition,
         now: Timestamp,
+        check: bool,
     ) {
         let Some(event) = t.event() else { return };
         let n = Notification::new(rule, key, labels, state, event, now);
-        if rule.has_action(&Action::SystemCheck)
+        if check
+            && rule.has_action(&Action::SystemCheck)
             && event != crate::alert_config::NotifyEvent::Repeat
         {
             self.effects.checks.push(SystemCheck {
@@ -954,7 +1131,7 @@ impl Evaluator {
                     // Kept (resolved, with its notification owed) until it is delivered.
                     g.tracker = Tracker::new(&rule, e.baseline);
                     g.dirty = true;
-                    resolved.push((key.clone(), g.labels.clone(), g.alert.clone(), t));
+                    resolved.push((key.clone(), t));
                     e.groups.insert(key, g);
                 }
                 None if g.stored => e.deleted.push(key),
@@ -963,8 +1140,8 @@ impl Evaluator {
         }
         e.ensure_ungrouped_absence();
         let n = resolved.len();
-        for (key, labels, state, t) in resolved {
-            self.announce(&rule, &key, &labels, &state, t, now);
+        for (key, t) in resolved {
+            self.decided(idx, &key, t, now);
         }
         n
     }
@@ -1057,6 +1234,7 @@ impl Evaluator {
             .map(|(key, g)| {
                 let firing = g.alert.status == AlertStatus::Firing;
                 let v = g.tracker.verdict(&e.rule, now.unix_millis(), firing);
+                let muted = self.muted(idx, key, now);
                 GroupView {
                     group: key.clone(),
                     labels: g.labels.iter().cloned().collect(),
@@ -1065,6 +1243,14 @@ impl Evaluator {
                         active: v.active,
                         value: v.value,
                         detail: v.detail,
+                    },
+                    silenced_by: match &muted {
+                        Some(MutedBy::Silence(id)) => Some(id.clone()),
+                        _ => None,
+                    },
+                    inhibited_by: match muted {
+                        Some(MutedBy::Inhibit(by)) => Some(by),
+                        _ => None,
                     },
                 }
             })

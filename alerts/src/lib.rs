@@ -67,12 +67,13 @@ mod pg_store;
 mod probe;
 mod rule;
 mod service;
+mod silence;
 mod store;
 mod view;
 
 pub use alert_config::{
-    ActionConfig, AlertConfigError, AlertsConfig, FilterConfig, ProbeConfig, ProbeKind, RuleConfig,
-    RuleKind, Severity, Strings,
+    ActionConfig, AlertConfigError, AlertsConfig, FilterConfig, InhibitConfig, ProbeConfig,
+    ProbeKind, RuleConfig, RuleKind, Severity, Strings,
 };
 pub use alert_state::{AlertState, AlertStatus};
 pub use check::{CheckOptions, CheckOutcome, check_once};
@@ -85,8 +86,9 @@ pub use notify::{
 pub use pg_store::{PgAlertStore, PgLeaderLock};
 pub use service::{
     AlertAccess, AlertHandle, AlertRunner, AlertService, Election, EvaluatorStopped, Feed,
-    open_store, spawn,
+    SilenceError, open_store, spawn,
 };
+pub use silence::{MatchOp, Matcher, NewSilence, Silence, SilenceStatus, SilenceView};
 pub use store::{
     AlertStore, AlertStoreError, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore,
     StateChanges, StoredAlert, StoredRule, StoredState, SystemCheck,

@@ -21,6 +21,7 @@ use super::store::{
     AlertStore, AlertStoreError, Delivery, LOCK_WAIT, StateChanges, StoredAlert, StoredRule,
     StoredState, SystemCheck,
 };
+use crate::silence::{EXPIRED_KEEP_MS, MAX_SILENCES, Silence};
 
 /// Checks and deliveries older than this are deleted as new ones arrive.
 const KEEP_DAYS: i32 = 30;
@@ -48,6 +49,15 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, AlertStoreError> {
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, AlertStoreError> {
     serde_json::from_str(text)
         .map_err(|e| AlertStoreError::Unavailable(format!("alert state row: {e}")))
+}
+
+/// Rows whose column `d` holds a value as JSON text.
+fn parse_rows<T: serde::de::DeserializeOwned>(
+    rows: &[sqlx::postgres::PgRow],
+) -> Result<Vec<T>, AlertStoreError> {
+    rows.iter()
+        .map(|r| parse(&r.try_get::<String, _>("d").map_err(unavailable)?))
+        .collect()
 }
 
 fn ms_sql(param: &str) -> String {
@@ -302,9 +312,45 @@ impl AlertStore for PgAlertStore {
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-            rows.iter()
-                .map(|r| parse(&r.try_get::<String, _>("d").map_err(unavailable)?))
-                .collect()
+            parse_rows(&rows)
+        })
+    }
+
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, AlertStoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT silence::text AS d FROM alert_silences ORDER BY created_at, id LIMIT $1",
+            )
+            .bind(i64::try_from(MAX_SILENCES).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            parse_rows(&rows)
+        })
+    }
+
+    fn put_silence(&self, silence: Silence) -> BoxFuture<'_, Result<(), AlertStoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(unavailable)?;
+            sqlx::query(&format!(
+                "INSERT INTO alert_silences (id, silence, ends_at, created_at, updated_at)                  VALUES ($1, $2::jsonb, {}, {}, now())                  ON CONFLICT (id) DO UPDATE SET silence = EXCLUDED.silence,                  ends_at = EXCLUDED.ends_at, updated_at = now()",
+                ms_sql("$3"),
+                ms_sql("$4")
+            ))
+            .bind(&silence.id)
+            .bind(json(&silence)?)
+            .bind(silence.ends_at.unix_millis())
+            .bind(silence.created_at.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            sqlx::query(&format!(
+                "DELETE FROM alert_silences WHERE ends_at < now() - interval '{EXPIRED_KEEP_MS} milliseconds'"
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)
         })
     }
 }

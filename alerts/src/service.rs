@@ -20,6 +20,7 @@ use crate::outbox::{Finished, Outbox};
 use crate::pg_store::{PgAlertStore, PgLeaderLock};
 use crate::probe::{Probe, ProbeResult};
 use crate::rule::{Action, CompiledAlerts, Condition, Rule};
+use crate::silence::{NewSilence, SilenceView, compile_inhibits};
 use crate::store::{
     AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StoredState,
     SystemCheck,
@@ -66,6 +67,29 @@ enum Control {
         reply: oneshot::Sender<Option<ResetView>>,
     },
     Checks(oneshot::Sender<Vec<SystemCheck>>),
+    Silences(oneshot::Sender<Result<Vec<SilenceView>, SilenceError>>),
+    AddSilence {
+        new: NewSilence,
+        reply: oneshot::Sender<Result<SilenceView, SilenceError>>,
+    },
+    ExpireSilence {
+        id: String,
+        reply: oneshot::Sender<Result<Option<SilenceView>, SilenceError>>,
+    },
+}
+
+/// Why a silence could not be listed, made or expired.
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceError {
+    /// The request is wrong: what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The alert store failed.
+    #[error("{0}")]
+    Store(#[from] crate::store::AlertStoreError),
+    /// The evaluator is not running.
+    #[error(transparent)]
+    Stopped(#[from] EvaluatorStopped),
 }
 
 /// The service is not running (shutting down, or it failed).
@@ -144,6 +168,25 @@ impl AlertHandle {
     /// The latest result of every rule and probe (`GET /system/checks/latest`).
     pub async fn checks(&self) -> Result<Vec<SystemCheck>, EvaluatorStopped> {
         self.ask(Control::Checks).await
+    }
+
+    /// Every silence kept (`GET /silences`), from the store: every node sees the same.
+    pub async fn silences(&self) -> Result<Vec<SilenceView>, SilenceError> {
+        self.ask(Control::Silences).await?
+    }
+
+    /// Makes a silence (`POST /silences`), stored before it is answered; the leader holds
+    /// the matching alerts' notifications from its next evaluation interval on (at once on
+    /// this node if it leads).
+    pub async fn add_silence(&self, new: NewSilence) -> Result<SilenceView, SilenceError> {
+        self.ask(|reply| Control::AddSilence { new, reply }).await?
+    }
+
+    /// Ends silence `id` now (`DELETE /silences/{id}`); `None` if there is no such silence.
+    pub async fn expire_silence(&self, id: &str) -> Result<Option<SilenceView>, SilenceError> {
+        let id = id.to_owned();
+        self.ask(|reply| Control::ExpireSilence { id, reply })
+            .await?
     }
 }
 
@@ -435,6 +478,10 @@ impl AlertService {
             restored,
             Timestamp::now(),
         );
+        // Checked when the config was compiled.
+        self.engine
+            .set_inhibits(compile_inhibits(&self.compiled.settings.inhibit, |_| true)?);
+        self.engine.set_silences(self.store.silences().await?);
         self.recent = recent;
         self.probe_results = probe_results;
         Ok(())
@@ -556,7 +603,15 @@ impl AlertService {
                     if enabled {
                         self.poll().await;
                         self.poll_issues().await;
-                        self.engine.tick(Timestamp::now());
+                        self.refresh_silences().await;
+                        let now = Timestamp::now();
+                        self.engine.tick(now);
+                        for ended in self.engine.end_until_resolved(now) {
+                            tracing::info!(silence = %ended.id, "silence ended: what it matched resolved");
+                            if let Err(e) = self.store.put_silence(ended).await {
+                                tracing::error!(error = %e, "cannot store a silence's end");
+                            }
+                        }
                     }
                 }
             }
@@ -893,8 +948,45 @@ impl AlertService {
         }
     }
 
+    /// Reads the silences again (any node's API may have changed them).
+    async fn refresh_silences(&mut self) {
+        match self.store.silences().await {
+            Ok(silences) => self.engine.set_silences(silences),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the silences; keeping the ones read before")
+            }
+        }
+    }
+
     async fn answer(&mut self, c: Control) {
         match c {
+            Control::Silences(reply) => {
+                let now = Timestamp::now();
+                let answer = self.store.silences().await.map_err(SilenceError::from);
+                let _ = reply.send(
+                    answer.map(|list| list.into_iter().map(|s| SilenceView::at(s, now)).collect()),
+                );
+            }
+            Control::AddSilence { new, reply } => {
+                let now = Timestamp::now();
+                let answer = match new.build(now) {
+                    Ok(silence) => match self.store.put_silence(silence.clone()).await {
+                        Ok(()) => {
+                            tracing::info!(silence = %silence.id, by = %silence.created_by, "silence added");
+                            self.refresh_silences().await;
+                            Ok(SilenceView::at(silence, now))
+                        }
+                        Err(e) => Err(SilenceError::Store(e)),
+                    },
+                    Err(why) => Err(SilenceError::Invalid(why)),
+                };
+                let _ = reply.send(answer);
+            }
+            Control::ExpireSilence { id, reply } => {
+                let now = Timestamp::now();
+                let answer = self.expire_silence(&id, now).await;
+                let _ = reply.send(answer);
+            }
             Control::View(reply) => {
                 let _ = reply.send(self.view());
             }
@@ -915,6 +1007,28 @@ impl AlertService {
                 let _ = reply.send(answer);
             }
         }
+    }
+
+    async fn expire_silence(
+        &mut self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<SilenceView>, SilenceError> {
+        let Some(mut silence) = self
+            .store
+            .silences()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+        else {
+            return Ok(None);
+        };
+        if silence.expire(now) {
+            self.store.put_silence(silence.clone()).await?;
+            tracing::info!(silence = %silence.id, "silence expired");
+            self.refresh_silences().await;
+        }
+        Ok(Some(SilenceView::at(silence, now)))
     }
 
     /// The latest result of every check: recorded ones, overridden by the live state of

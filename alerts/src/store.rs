@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert_config::NotifyEvent;
 use crate::alert_state::AlertState;
+use crate::silence::{self, Silence};
 
 /// One alert (a rule and one group) as persisted: a row of `alert_state`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +220,10 @@ pub trait AlertStore: Send + Sync + 'static {
         &self,
         per_rule: usize,
     ) -> BoxFuture<'_, Result<Vec<Delivery>, AlertStoreError>>;
+    /// Every silence kept (pending, active, and expired within a week), oldest first.
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, AlertStoreError>>;
+    /// Inserts or replaces `silence` (by id) durably; silences expired long ago are forgotten.
+    fn put_silence(&self, silence: Silence) -> BoxFuture<'_, Result<(), AlertStoreError>>;
 }
 
 const STATE_FILE: &str = "state.json";
@@ -226,6 +231,7 @@ const STATE_FILE: &str = "state.json";
 pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const CHECKS_FILE: &str = "checks.ndjson";
 const DELIVERIES_FILE: &str = "deliveries.ndjson";
+const SILENCES_FILE: &str = "silences.json";
 
 /// [`AlertStore`] in files under `<data_dir>/alerts/`. Open one per data dir: the file
 /// record store's lock on the data dir keeps a second process out.
@@ -241,6 +247,8 @@ struct Inner {
     state: Mutex<StateMaps>,
     checks: Mutex<Log<SystemCheck>>,
     deliveries: Mutex<Log<Delivery>>,
+    /// `silences.json`, as on disk.
+    silences: Mutex<Vec<Silence>>,
 }
 
 #[derive(Default)]
@@ -455,6 +463,15 @@ impl FileAlertStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(&state_path)(e)),
         }
+        let silences_path = dir.join(SILENCES_FILE);
+        let silences: Vec<Silence> = match std::fs::read(&silences_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AlertStoreError::Corrupt {
+                path: silences_path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&silences_path)(e)),
+        };
         let checks = Log::open(dir.join(CHECKS_FILE), checks_kept)?;
         let deliveries = Log::open(dir.join(DELIVERIES_FILE), deliveries_kept)?;
         Ok(FileAlertStore {
@@ -464,6 +481,7 @@ impl FileAlertStore {
                 state: Mutex::new(maps),
                 checks: Mutex::new(checks),
                 deliveries: Mutex::new(deliveries),
+                silences: Mutex::new(silences),
             }),
         })
     }
@@ -577,6 +595,29 @@ impl AlertStore for FileAlertStore {
             .collect();
         out.sort_by_key(|d| std::cmp::Reverse(d.at));
         Box::pin(std::future::ready(Ok(out)))
+    }
+
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, AlertStoreError>> {
+        let silences = lock(&self.inner.silences).clone();
+        Box::pin(std::future::ready(Ok(silences)))
+    }
+
+    fn put_silence(&self, silence: Silence) -> BoxFuture<'_, Result<(), AlertStoreError>> {
+        self.blocking(move |inner| {
+            let mut current = lock(&inner.silences);
+            let mut next = current.clone();
+            match next.iter_mut().find(|s| s.id == silence.id) {
+                Some(s) => *s = silence,
+                None => next.push(silence),
+            }
+            silence::prune(&mut next, Timestamp::now());
+            next.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            let bytes = serde_json::to_vec_pretty(&next)
+                .map_err(|e| AlertStoreError::Unavailable(e.to_string()))?;
+            write_atomic(&inner.dir.join(SILENCES_FILE), &bytes)?;
+            *current = next;
+            Ok(())
+        })
     }
 }
 

@@ -1053,3 +1053,99 @@ fn every_kind_that_groups_keeps_its_groups_independent() {
         assert_eq!(h.status("meta.host=a"), AlertStatus::Firing, "{rule}");
     }
 }
+
+fn silence(matchers: &[&str], from: Timestamp, secs: u64) -> Silence {
+    crate::silence::NewSilence {
+        matchers: matchers
+            .iter()
+            .map(|m| crate::silence::Matcher::parse(m).unwrap())
+            .collect(),
+        starts_at: Some(from),
+        duration: Some(HumanDuration(std::time::Duration::from_secs(secs))),
+        comment: "maintenance".into(),
+        created_by: "test".into(),
+        ..Default::default()
+    }
+    .build(from)
+    .unwrap()
+}
+
+#[test]
+fn a_silenced_alert_fires_without_notifying_and_sends_one_firing_when_the_silence_ends() {
+    let mut h = harness(&format!("{API}repeat_interval = \"10s\"\n"));
+    h.engine
+        .set_silences(vec![silence(&["rule=api"], h.clock.now(), 60)]);
+    for _ in 0..5 {
+        h.error("api");
+    }
+    assert_eq!(h.status(""), AlertStatus::Firing, "the state goes on");
+    assert!(h.sent().is_empty(), "silenced");
+    let g = &h.engine.groups(0, h.clock.now())[0];
+    assert!(g.silenced_by.is_some());
+    for _ in 0..4 {
+        h.clock.advance(11);
+        h.error("api");
+        h.error("api");
+        h.error("api");
+        h.error("api");
+        h.error("api");
+        h.tick();
+    }
+    assert!(h.sent().is_empty(), "reminders held too");
+    h.clock.advance(20);
+    for _ in 0..5 {
+        h.error("api");
+    }
+    h.tick();
+    assert_eq!(h.sent(), [fired("api", "")], "one firing, no burst");
+    h.clock.advance(1);
+    h.tick();
+    assert!(h.sent().is_empty());
+    assert!(h.engine.groups(0, h.clock.now())[0].silenced_by.is_none());
+}
+
+#[test]
+fn fired_and_resolved_under_a_silence_sends_nothing() {
+    let mut h = harness(API);
+    h.engine
+        .set_silences(vec![silence(&["rule=~a.i"], h.clock.now(), 120)]);
+    for _ in 0..5 {
+        h.error("api");
+    }
+    h.clock.advance(61);
+    h.tick();
+    assert_eq!(h.status(""), AlertStatus::Resolved);
+    h.clock.advance(120);
+    h.tick();
+    assert!(h.sent().is_empty());
+}
+
+#[test]
+fn a_firing_source_inhibits_its_targets_until_it_resolves() {
+    let mut h = harness(&format!(
+        "{API}\n[rules.worker]\nkind = \"threshold\"\nfilter = {{ service = \"worker\", level = \"ERROR\" }}\nwindow = \"1m\"\nthreshold = 1\n\n[[inhibit]]\nsource = \"worker\"\ntarget = [\"api\"]\n"
+    ));
+    let compiled: AlertsConfig = toml::from_str(&format!(
+        "[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n{API}\n[rules.worker]\nkind = \"threshold\"\nfilter = {{ service = \"worker\", level = \"ERROR\" }}\nwindow = \"1m\"\nthreshold = 1\n\n[[inhibit]]\nsource = \"worker\"\ntarget = [\"api\"]\n"
+    ))
+    .unwrap();
+    h.engine
+        .set_inhibits(crate::silence::compile_inhibits(&compiled.inhibit, |_| true).unwrap());
+    h.error("worker");
+    assert_eq!(h.sent(), [fired("worker", "")]);
+    for _ in 0..5 {
+        h.error("api");
+    }
+    assert!(h.sent().is_empty(), "inhibited while worker fires");
+    assert_eq!(
+        h.engine.groups(0, h.clock.now())[0].inhibited_by.as_deref(),
+        Some("worker")
+    );
+    // The source's window passes; the target's records keep coming.
+    h.clock.advance(61);
+    for _ in 0..5 {
+        h.error("api");
+    }
+    h.tick();
+    assert_eq!(h.sent(), [resolved("worker", ""), fired("api", "")]);
+}
