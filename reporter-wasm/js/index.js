@@ -41,8 +41,7 @@ let busy = false; // inside the reporter: nested errors are not reported
 let panicText = "";
 let rawUser; // held in memory only until the module can anonymize it
 const scope = { user: undefined, tags: {}, contexts: {}, crumbs: [] };
-const pending = []; // records captured before the module loaded
-const folds = new Map(); // fold key -> { id, until }
+const pending = []; // [record, raw, fold key, time]: captured before the module loaded (100 at most)
 const counts = { captured: 0, folded: 0, ignored: 0, sampled: 0, capped: 0 };
 const undo = []; // detaches listeners and restores wrapped functions
 const seen = new WeakSet(); // error objects already reported (a boundary, then window.onerror)
@@ -139,7 +138,7 @@ function scrub(text) {
   return o.denyRe.length ? text.replace(PARAM, (all, sep, name) => (o.denyRe.some((r) => r.test(decoded(name))) ? sep + name + "=[Filtered]" : all)) : text;
 }
 
-function record(event, level, message, meta) {
+function record(event, level, message, meta, raw, id) {
   const m = {};
   if (o.release) m.release = o.release;
   if (o.environment) m.environment = o.environment;
@@ -149,8 +148,8 @@ function record(event, level, message, meta) {
   if (Object.keys(scope.contexts).length) m.contexts = { ...scope.contexts };
   if (scope.crumbs.length) m.breadcrumbs = scope.crumbs.slice();
   return {
-    id: uuid(),
-    ts: new Date().toISOString(),
+    id: id || uuid(),
+    ts: new Date((raw && raw.ts) || Date.now()).toISOString(),
     service: o.service,
     level,
     event,
@@ -235,34 +234,25 @@ function capture(event, level, message, raw, meta) {
     }
     const key = event + "\u0000" + text + "\u0000" + (raw ? where + raw.line + ":" + raw.col : "");
     const now = Date.now();
-    const fold = folds.get(key);
-    if (fold && now < fold.until && (fold.rec ? (fold.rec.meta.count = (fold.rec.meta.count || 1) + 1) : box.bump(fold.id))) {
-      counts.folded++;
-      return;
-    }
-    if (Math.random() >= o.sampleRate) {
-      counts.sampled++;
-      return;
-    }
-    if (counts.captured >= o.maxPerPage) {
-      counts.capped++;
-      return;
-    }
-    counts.captured++;
-    const rec = record(event, level, message, meta);
-    if (raw && raw.ts) rec.ts = new Date(raw.ts).toISOString();
-    if (folds.size > 100) folds.clear();
-    if (wasm || plain) {
-      folds.set(key, { id: rec.id, until: now + o.foldWindowMs });
-      finish(rec, raw);
-    } else {
-      // Repeats before the module loads fold into the pending record itself.
-      folds.set(key, { id: rec.id, rec, until: now + o.foldWindowMs });
-      pending.push([rec, raw]);
-    }
+    const make = (id) => record(event, level, message, meta, raw, id);
+    if (wasm || plain) admit(key, now, make, raw);
+    // Before the module: kept as they come, folded and sampled when it loads.
+    else if (pending.length < 100) pending.push([make(), raw, key, now]);
+    else counts.capped++;
   } finally {
     busy = false;
   }
+}
+
+// Folding, sampling and the per-page cap are the module's (`gate.rs`); without it, only the
+// cap applies. `make(id)` builds the record, only once it is to be sent.
+function admit(key, now, make, raw, id = uuid()) {
+  const fold = wasm ? core.foldOf(key, now) : "";
+  if (fold && box.bump(fold)) return counts.folded++;
+  const verdict = wasm ? core.admit(key, id, now, Math.random()) : counts.captured < o.maxPerPage ? 0 : 2;
+  if (verdict) return verdict === 1 ? counts.sampled++ : counts.capped++;
+  counts.captured++;
+  finish(make(id), raw);
 }
 
 function fromError(event, error, context, fallback) {
@@ -488,8 +478,8 @@ export function init(opts) {
         core.scrubNames(o.denyNames);
         clean();
         if (rawUser !== undefined) setUser(rawUser);
-        for (const [rec, raw] of pending.splice(0)) finish(rec, raw);
-        for (const f of folds.values()) delete f.rec;
+        core.gateInit(o.foldWindowMs, o.sampleRate, o.maxPerPage);
+        for (const [rec, raw, key, now] of pending.splice(0)) admit(key, now, () => rec, raw, rec.id);
         return true;
       }),
       () => {
@@ -497,8 +487,7 @@ export function init(opts) {
         // without parsed frames and without a user, never with the raw id.
         plain = true;
         clean();
-        for (const [rec, raw] of pending.splice(0)) finish(rec, raw);
-        for (const f of folds.values()) delete f.rec;
+        for (const [rec, raw, key, now] of pending.splice(0)) admit(key, now, () => rec, raw, rec.id);
         return true;
       },
     )

@@ -4,7 +4,8 @@
 #![allow(missing_docs)]
 
 use faultline_reporter::{
-    MAX_FRAMES, anonymize, fit_event, fit_message, frames, meta_over, scrub, scrub_names,
+    MAX_FRAMES, admit, anonymize, fit_event, fit_message, fold_of, frames, gate_init, meta_over,
+    scrub, scrub_names,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -102,4 +103,17 @@ fn fitted_fields_pass_the_schema() {
         meta_over(&format!(r#"{{"a":"{}"}}"#, "x".repeat(20_000))),
         1
     );
+}
+
+#[wasm_bindgen_test]
+fn repeats_fold_then_the_cap_holds() {
+    gate_init(1_000.0, 1.0, 2.0);
+    assert_eq!(fold_of("k", 0.0), "");
+    assert_eq!(admit("k", "id-1", 0.0, 0.5), 0);
+    assert_eq!(fold_of("k", 999.0), "id-1");
+    assert_eq!(fold_of("k", 1_000.0), "");
+    assert_eq!(admit("j", "id-2", 0.0, 0.5), 0);
+    assert_eq!(admit("i", "id-3", 0.0, 0.5), 2);
+    gate_init(1_000.0, 0.5, 10.0);
+    assert_eq!(admit("k", "id-4", 0.0, 0.5), 1);
 }
