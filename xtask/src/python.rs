@@ -1,6 +1,8 @@
 //! Python packages the test suites need, from PyPI with pip: `aiosmtpd`, the SMTP server
 //! the alert tests deliver email to, and the OpenTelemetry SDK with its OTLP/HTTP exporter,
-//! which the OTLP test logs through to the server. Versions are pinned exactly.
+//! which the OTLP test logs through to the server, and the Sentry SDK (`sentry-sdk`) with
+//! `brotli`, which the Sentry protocol test reports through (with brotli and, hiding it,
+//! without). Versions are pinned exactly.
 
 use std::process::Command;
 
@@ -9,13 +11,15 @@ use anyhow::{Result, bail};
 use crate::cmd::{self, probe_cmd};
 
 /// (import name, pip requirement).
-const PACKAGES: [(&str, &str); 3] = [
+const PACKAGES: [(&str, &str); 5] = [
     ("aiosmtpd", "aiosmtpd==1.4.6"),
     ("opentelemetry.sdk", "opentelemetry-sdk==1.45.2"),
     (
         "opentelemetry.exporter.otlp.proto.http",
         "opentelemetry-exporter-otlp-proto-http==1.45.2",
     ),
+    ("sentry_sdk", "sentry-sdk==3.0.0"),
+    ("brotli", "brotli==1.2.1"),
 ];
 
 fn importable(module: &str) -> bool {

@@ -157,7 +157,16 @@ fn service(key: &Key, project: &str) -> Result<String, ApiError> {
              '.': use the DSN's project id"
         )));
     }
-    Ok(format!("sentry-{}", project.to_ascii_lowercase()))
+    let service = format!("sentry-{}", project.to_ascii_lowercase());
+    if !key.allows_service(&service) {
+        return Err(ApiError::Forbidden(format!(
+            "key {:?} may write more than one service, so DSN project {project:?} writes to \
+             service {service:?}, which the key may not write: add it to the key's services \
+             (or use a key limited to one service)",
+            key.name
+        )));
+    }
+    Ok(service)
 }
 
 async fn receive(

@@ -77,6 +77,8 @@ pub(crate) fn event(
         (Some(_), Some(m)) => match m.as_str() {
             "onerror" => "window.onerror".to_owned(),
             "onunhandledrejection" => "unhandledrejection".to_owned(),
+            // What SDKs call an exception captured by hand (`capture_exception`).
+            "generic" | "" => "exception".to_owned(),
             _ => m,
         },
         (Some(_), None) => "exception".to_owned(),
@@ -105,6 +107,7 @@ pub(crate) fn event(
         .as_ref()
         .and_then(|x| x.get("stacktrace"))
         .or_else(|| e.get("stacktrace"))
+        .or_else(|| thread_stacktrace(e.get("threads")))
         .and_then(|s| s.get("frames"))
         .and_then(Value::as_array)
     {
@@ -345,6 +348,25 @@ fn primary_exception(e: &mut Map<String, Value>) -> Option<Map<String, Value>> {
         Value::Object(x) => Some(x),
         _ => None,
     }
+}
+
+/// The stack of the thread that crashed or captured the event (`attach_stacktrace` puts
+/// it in `threads`, not on the exception): `threads.values` (or the list itself).
+fn thread_stacktrace(threads: Option<&Value>) -> Option<&Value> {
+    let threads = match threads? {
+        Value::Object(o) => o.get("values")?.as_array()?,
+        Value::Array(list) => list,
+        _ => return None,
+    };
+    let flagged = |flag: &str| {
+        threads
+            .iter()
+            .find(|t| t.get(flag).and_then(Value::as_bool) == Some(true))
+    };
+    flagged("crashed")
+        .or_else(|| flagged("current"))
+        .or_else(|| threads.iter().find(|t| t.get("stacktrace").is_some()))?
+        .get("stacktrace")
 }
 
 /// Sentry's frames (outermost first) as the schema's (innermost first), at most

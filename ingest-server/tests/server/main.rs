@@ -23,5 +23,6 @@ mod router;
 mod sampling;
 mod scaleout;
 mod security;
+mod sentry;
 mod sourcemaps;
 mod tls;
