@@ -354,6 +354,10 @@ pub struct RuleConfig {
     /// Longer text for humans (a runbook link), sent along.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The procedure to follow when it fires (an `http://` or `https://` URL, such as a
+    /// section of docs/runbook.md): in every notification and on the dashboard's alert card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
     /// Channel names (or `system_check`, `notice`) notified; see [`ActionConfig`].
     #[serde(default)]
     pub actions: Vec<ActionConfig>,

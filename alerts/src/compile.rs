@@ -10,6 +10,7 @@ use crate::alert_config::*;
 use crate::error::{check_name, err, is_http_url};
 use crate::notify::ChannelKind;
 use crate::rule::*;
+use crate::template::{self, SUMMARY_PLACEHOLDERS};
 use faultline_store::issues::IssueChangeKind;
 
 impl AlertsConfig {
@@ -111,7 +112,6 @@ fn compile(
             compiled.push(Arc::new(rule));
         }
     }
-    crate::silence::compile_inhibits(&settings.inhibit, |n| rules.contains_key(n))?;
     Ok(CompiledAlerts {
         settings,
         rules: compiled,
@@ -476,6 +476,29 @@ fn compile_rule(
         }
         actions.push(action);
     }
+    if let Some(url) = &c.runbook_url
+        && (!is_http_url(url) || url.chars().any(char::is_whitespace))
+    {
+        return Err(err(
+            at,
+            Some("runbook_url"),
+            "must be an http:// or https:// URL without spaces",
+        ));
+    }
+    if let Some(name) = c
+        .summary
+        .as_deref()
+        .and_then(|s| template::unknown_placeholder(s, SUMMARY_PLACEHOLDERS))
+    {
+        return Err(err(
+            at,
+            Some("summary"),
+            format!(
+                "{{{name}}} is not a placeholder (it takes: {})",
+                SUMMARY_PLACEHOLDERS.join(", ")
+            ),
+        ));
+    }
     let filter_text = filter.describe(meta_keys);
     Ok(Rule {
         name: name.to_owned(),
@@ -582,7 +605,7 @@ routing_key_env = "PD_KEY"
             ),
             (
                 "[channels.s]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\n",
-                "alerts.channels.s: url: a Slack webhook URL is a secret",
+                "alerts.channels.s: url: a webhook URL is a secret",
             ),
             (
                 "[channels.p]\nkind = \"pagerduty\"\n",

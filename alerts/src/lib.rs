@@ -42,6 +42,8 @@
 //! - `alert_config.rs`: the TOML shapes ([`AlertsConfig`], rules, probes), and
 //!   `notify/*/mod.rs`, one config struct per channel kind (with `notify/delivery.rs`, the
 //!   settings every kind takes); `error.rs`: [`AlertConfigError`] and the shared checks.
+//! - `template.rs`: `{name}` placeholders filled in one pass (rule summaries, channel
+//!   templates).
 //! - `compile.rs`: checks and compiles them; `rule.rs`: the compiled `Rule` the
 //!   evaluator runs.
 //! - `alert_state.rs`: the per-alert state machine; `eval.rs`: the rule logic per kind,
@@ -69,6 +71,7 @@ mod rule;
 mod service;
 mod silence;
 mod store;
+mod template;
 mod view;
 
 pub use alert_config::{
@@ -80,8 +83,8 @@ pub use check::{CheckOptions, CheckOutcome, check_once};
 pub use eval::CurrentView;
 pub use eval::Observed;
 pub use notify::{
-    ChannelConfig, ChannelKind, CommandConfig, DeliveryConfig, EmailConfig, NotifyEvent,
-    OtherFields, PagerdutyConfig, SlackConfig, SmtpTls, WebhookConfig,
+    ChannelConfig, ChannelKind, ChatId, CommandConfig, DeliveryConfig, DiscordConfig, EmailConfig,
+    NotifyEvent, OtherFields, PagerdutyConfig, SlackConfig, SmtpTls, TelegramConfig, WebhookConfig,
 };
 pub use pg_store::{PgAlertStore, PgLeaderLock};
 pub use service::{

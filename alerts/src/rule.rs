@@ -291,24 +291,32 @@ impl Rule {
         let Some(template) = &self.summary else {
             return detail.to_owned();
         };
-        let threshold = match &self.condition {
-            Condition::Threshold { threshold } => threshold.to_string(),
-            Condition::Consecutive { cycles, .. } => cycles.to_string(),
-            Condition::Health { failures, .. } => failures.to_string(),
-            Condition::Absence => String::new(),
-            Condition::IssueChange { .. } => "1".to_owned(),
-        };
         let window = HumanDuration(Duration::from_millis(
             u64::try_from(self.window_ms).unwrap_or(0),
-        ))
-        .to_string();
-        template
-            .replace("{rule}", &self.name)
-            .replace("{value}", &value.to_string())
-            .replace("{threshold}", &threshold)
-            .replace("{window}", &window)
-            .replace("{group}", if group.is_empty() { "all" } else { group })
-            .replace("{detail}", detail)
+        ));
+        crate::template::fill(template, |name| {
+            Some(match name {
+                "rule" => self.name.clone(),
+                "value" => value.to_string(),
+                "threshold" => self.threshold().map_or_else(String::new, |t| t.to_string()),
+                "window" => window.to_string(),
+                "group" => if group.is_empty() { "all" } else { group }.to_owned(),
+                "detail" => detail.to_owned(),
+                _ => return None,
+            })
+        })
+    }
+
+    /// What the condition's value is compared with: the records of a threshold, the cycles
+    /// of a streak, the failures of a health check; none for an absence.
+    pub(crate) fn threshold(&self) -> Option<u64> {
+        match &self.condition {
+            Condition::Threshold { threshold } => Some(u64::from(*threshold)),
+            Condition::Consecutive { cycles, .. } => Some(u64::from(*cycles)),
+            Condition::Health { failures, .. } => Some(u64::from(*failures)),
+            Condition::Absence => None,
+            Condition::IssueChange { .. } => Some(1),
+        }
     }
 
     pub(crate) fn has_action(&self, action: &Action) -> bool {

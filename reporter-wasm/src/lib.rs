@@ -40,7 +40,7 @@
 //! and the panic machinery they bring), and every further feature costs two to three times
 //! its JavaScript size. So the module keeps what must be shared with the server, and the
 //! browser's own JSON, timers and `fetch` do the rest. `docs/BENCHMARKS.md` has the figures.
-//! Each move into Rust since is measured: scrubbing +4.2 KB gzip, fitting +1.1 KB, the gate
+//! Each move into Rust since is measured: scrubbing +4.1 KB gzip, fitting +1.1 KB, the gate
 //! +1.0 KB (the JavaScript they replaced was a few hundred bytes).
 //!
 //! # Layout

@@ -1,5 +1,5 @@
 //! `[alerts.channels.NAME]`: one table per channel, whose `kind` picks the config of that
-//! kind (`slack/`, `pagerduty/`, `email/`, `webhook/`, `command/`), each with the delivery
+//! kind (`slack/`, `discord/`, `telegram/`, `pagerduty/`, `email/`, `webhook/`, `command/`), each with the delivery
 //! settings every kind takes (`delivery.rs`). A field the kind does not read is an error that says which
 //! fields it does read.
 
@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use super::command::CommandConfig;
 use super::delivery::{DeliveryConfig, OtherFields};
+use super::discord::DiscordConfig;
 use super::email::EmailConfig;
 use super::pagerduty::PagerdutyConfig;
 use super::slack::SlackConfig;
+use super::telegram::TelegramConfig;
 use super::webhook::WebhookConfig;
 use crate::error::{AlertConfigError, NOTICE_ACTION, SYSTEM_CHECK_ACTION, check_name, err};
+use crate::template::{MESSAGE_PLACEHOLDERS, unknown_placeholder};
 
 /// The kinds of channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +22,10 @@ use crate::error::{AlertConfigError, NOTICE_ACTION, SYSTEM_CHECK_ACTION, check_n
 pub enum ChannelKind {
     /// A Slack-compatible incoming webhook.
     Slack,
+    /// A Discord webhook (execute webhook: `content` and an embed).
+    Discord,
+    /// A Telegram bot's `sendMessage`.
+    Telegram,
     /// PagerDuty Events API v2.
     Pagerduty,
     /// Email over SMTP.
@@ -34,6 +41,8 @@ impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Slack => "slack",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Telegram => "telegram",
             ChannelKind::Pagerduty => "pagerduty",
             ChannelKind::Email => "email",
             ChannelKind::Webhook => "webhook",
@@ -48,6 +57,10 @@ impl ChannelKind {
 pub enum ChannelConfig {
     /// `kind = "slack"`.
     Slack(SlackConfig),
+    /// `kind = "discord"`.
+    Discord(DiscordConfig),
+    /// `kind = "telegram"`.
+    Telegram(TelegramConfig),
     /// `kind = "pagerduty"`.
     Pagerduty(PagerdutyConfig),
     /// `kind = "email"`.
@@ -63,6 +76,8 @@ impl ChannelConfig {
     pub fn kind(&self) -> ChannelKind {
         match self {
             ChannelConfig::Slack(_) => ChannelKind::Slack,
+            ChannelConfig::Discord(_) => ChannelKind::Discord,
+            ChannelConfig::Telegram(_) => ChannelKind::Telegram,
             ChannelConfig::Pagerduty(_) => ChannelKind::Pagerduty,
             ChannelConfig::Email(_) => ChannelKind::Email,
             ChannelConfig::Webhook(_) => ChannelKind::Webhook,
@@ -74,6 +89,8 @@ impl ChannelConfig {
     pub fn delivery(&self) -> &DeliveryConfig {
         match self {
             ChannelConfig::Slack(c) => &c.delivery,
+            ChannelConfig::Discord(c) => &c.delivery,
+            ChannelConfig::Telegram(c) => &c.delivery,
             ChannelConfig::Pagerduty(c) => &c.delivery,
             ChannelConfig::Email(c) => &c.delivery,
             ChannelConfig::Webhook(c) => &c.delivery,
@@ -85,6 +102,8 @@ impl ChannelConfig {
     fn fields(&self) -> (&'static [&'static str], &OtherFields) {
         match self {
             ChannelConfig::Slack(c) => (SlackConfig::FIELDS, &c.other),
+            ChannelConfig::Discord(c) => (DiscordConfig::FIELDS, &c.other),
+            ChannelConfig::Telegram(c) => (TelegramConfig::FIELDS, &c.other),
             ChannelConfig::Pagerduty(c) => (PagerdutyConfig::FIELDS, &c.other),
             ChannelConfig::Email(c) => (EmailConfig::FIELDS, &c.other),
             ChannelConfig::Webhook(c) => (WebhookConfig::FIELDS, &c.other),
@@ -106,11 +125,11 @@ impl ChannelConfig {
         let kind = self.kind();
         let (allowed, other) = self.fields();
         if let Some(field) = other.keys().next() {
-            if kind == ChannelKind::Slack && field == "url" {
+            if matches!(kind, ChannelKind::Slack | ChannelKind::Discord) && field == "url" {
                 return Err(err(
                     at,
                     Some("url"),
-                    "a Slack webhook URL is a secret and must not be written in the config: put \
+                    "a webhook URL is a secret and must not be written in the config: put \
                      it in an environment variable (url_env) or a file (url_file)",
                 ));
             }
@@ -126,6 +145,8 @@ impl ChannelConfig {
         }
         match self {
             ChannelConfig::Slack(c) => c.check(at)?,
+            ChannelConfig::Discord(c) => c.check(at)?,
+            ChannelConfig::Telegram(c) => c.check(at)?,
             ChannelConfig::Pagerduty(c) => c.check(at)?,
             ChannelConfig::Email(c) => c.check(at)?,
             ChannelConfig::Webhook(c) => c.check(at)?,
@@ -140,6 +161,31 @@ impl ChannelConfig {
                 Some("on"),
                 "lists no event: firing, repeat, resolved",
             ));
+        }
+        if let Some(template) = &d.template {
+            if matches!(kind, ChannelKind::Webhook | ChannelKind::Command) {
+                return Err(err(
+                    at,
+                    Some("template"),
+                    format!(
+                        "a {} channel sends every field as JSON and takes no template",
+                        kind.as_str()
+                    ),
+                ));
+            }
+            if template.trim().is_empty() {
+                return Err(err(at, Some("template"), "is empty"));
+            }
+            if let Some(name) = unknown_placeholder(template, MESSAGE_PLACEHOLDERS) {
+                return Err(err(
+                    at,
+                    Some("template"),
+                    format!(
+                        "{{{name}}} is not a placeholder (it takes: {})",
+                        MESSAGE_PLACEHOLDERS.join(", ")
+                    ),
+                ));
+            }
         }
         if d.timeout.is_some_and(|t| t.0.is_zero()) {
             return Err(err(at, Some("timeout"), "must be above 0"));

@@ -1,5 +1,5 @@
 //! What every kind of channel takes besides its own fields: which events it gets, the
-//! deadline of an attempt, retries and backoff.
+//! deadline of an attempt, retries and backoff, the message template.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +46,14 @@ pub struct DeliveryConfig {
     /// The wait before the first retry, doubled for each next one (default 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<HumanDuration>,
+    /// The message text, with the alert's fields as `{rule}`, `{group}`, `{value}`,
+    /// `{threshold}`, `{summary}`, `{runbook}`, `{dashboard}` and the rest of
+    /// [`MESSAGE_PLACEHOLDERS`](crate::template::MESSAGE_PLACEHOLDERS) (Slack's `text`,
+    /// Discord's `content`, Telegram's `text`, an email's first paragraph, PagerDuty's
+    /// summary; not for `webhook` and `command`, which send every field as JSON). Each kind
+    /// has its own text by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// Fields written in a channel's table that its kind does not read: kept (so a config

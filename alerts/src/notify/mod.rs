@@ -2,7 +2,7 @@
 //! with a deadline per attempt, retries with exponential backoff, and a [`Delivery`] record
 //! of every outcome.
 //!
-//! Secrets (webhook URLs, routing keys, SMTP passwords, bearer tokens) are read from the
+//! Secrets (webhook URLs, routing keys, bot tokens, SMTP passwords, bearer tokens) are read from the
 //! environment or files when the channels are built, kept in `Secret` (whose `Debug`
 //! prints nothing), and never written to logs or delivery records: HTTP errors are
 //! reported without their URL.
@@ -11,7 +11,8 @@
 //!
 //! - `config.rs`: [`ChannelConfig`], one variant per kind; `delivery.rs`: the settings every
 //!   kind takes.
-//! - `slack/`, `pagerduty/`, `email/`, `webhook/`, `command/`: one folder per kind, the same
+//! - `slack/`, `discord/`, `telegram/`, `pagerduty/`, `email/`, `webhook/`, `command/`:
+//!   one folder per kind, the same
 //!   shape each: `mod.rs` its config and checks, `send.rs` one attempt of one delivery.
 //! - `notification.rs`: the payload; `transport.rs`: secrets, the HTTP client, a JSON POST.
 //! - this file: a ready [`Channel`] and its retries.
@@ -19,10 +20,12 @@
 mod command;
 mod config;
 mod delivery;
+mod discord;
 mod email;
 mod notification;
 mod pagerduty;
 mod slack;
+mod telegram;
 mod transport;
 mod webhook;
 
@@ -34,10 +37,12 @@ use faultline_schema::Timestamp;
 pub use command::CommandConfig;
 pub use config::{ChannelConfig, ChannelKind};
 pub use delivery::{DeliveryConfig, NotifyEvent, OtherFields};
+pub use discord::DiscordConfig;
 pub use email::{EmailConfig, SmtpTls};
 pub(crate) use notification::Notification;
 pub use pagerduty::PagerdutyConfig;
 pub use slack::SlackConfig;
+pub use telegram::{ChatId, TelegramConfig};
 pub(crate) use transport::Context;
 pub(crate) use transport::{Secret, read_secret};
 pub use webhook::WebhookConfig;
@@ -52,6 +57,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The kind-specific part of a channel.
 enum Target {
     Slack(slack::Slack),
+    Discord(discord::Discord),
+    Telegram(telegram::Telegram),
     PagerDuty(pagerduty::PagerDuty),
     Email(email::Email),
     Webhook(webhook::Webhook),
@@ -88,6 +95,8 @@ impl Channel {
         let kind = c.kind();
         let target = match c {
             ChannelConfig::Slack(c) => Target::Slack(slack::Slack::new(&at, c, env)?),
+            ChannelConfig::Discord(c) => Target::Discord(discord::Discord::new(&at, c, env)?),
+            ChannelConfig::Telegram(c) => Target::Telegram(telegram::Telegram::new(&at, c, env)?),
             ChannelConfig::Pagerduty(c) => {
                 Target::PagerDuty(pagerduty::PagerDuty::new(&at, c, env)?)
             }
@@ -113,8 +122,10 @@ impl Channel {
         let run = async {
             match &self.target {
                 Target::Slack(t) => t.send(ctx, n, self.timeout).await,
+                Target::Discord(t) => t.send(ctx, n, self.timeout).await,
+                Target::Telegram(t) => t.send(ctx, n, self.timeout).await,
                 Target::PagerDuty(t) => t.send(ctx, n, self.timeout).await,
-                Target::Email(t) => t.send(n).await,
+                Target::Email(t) => t.send(ctx, n).await,
                 Target::Webhook(t) => t.send(ctx, n, self.timeout).await,
                 Target::Command(t) => t.run(n, self.timeout).await,
             }

@@ -41,6 +41,12 @@ pub(crate) struct Notification {
     pub description: Option<String>,
     /// The condition's value (records, cycles, failures, seconds of silence).
     pub value: u64,
+    /// What the value is compared with (records, cycles, failures); absent for `absence`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u64>,
+    /// The rule's `runbook_url`: what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
     pub started_at: Option<Timestamp>,
     pub fired_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
@@ -82,6 +88,8 @@ impl Notification {
             detail: state.detail.clone(),
             description: rule.description.clone(),
             value: state.value,
+            threshold: rule.threshold(),
+            runbook_url: rule.config.runbook_url.clone(),
             started_at: state.active_since.or(state.fired_at),
             fired_at: state.fired_at,
             resolved_at: state.resolved_at,
@@ -105,6 +113,41 @@ impl Notification {
             format!(" [{}]", self.group)
         };
         format!("[{tag}] {}{group} ({})", self.rule, self.severity.as_str())
+    }
+}
+
+impl Notification {
+    /// A channel's `template` filled with this notification's fields (see
+    /// [`MESSAGE_PLACEHOLDERS`](crate::template::MESSAGE_PLACEHOLDERS)), each value passed
+    /// through `escape` (the channel's markup) while the template's own text stays as
+    /// written. An unset field is empty; `dashboard` is the `dashboard_url` setting.
+    pub(crate) fn render(
+        &self,
+        template: &str,
+        dashboard: Option<&str>,
+        escape: impl Fn(&str) -> String,
+    ) -> String {
+        crate::template::fill(template, |name| {
+            let value = match name {
+                "title" => self.title(),
+                "event" => self.event.as_str().to_owned(),
+                "status" => self.status.to_owned(),
+                "rule" => self.rule.clone(),
+                "kind" => self.kind.as_str().to_owned(),
+                "severity" => self.severity.as_str().to_owned(),
+                "group" => self.group.clone(),
+                "value" => self.value.to_string(),
+                "threshold" => self.threshold.map_or_else(String::new, |t| t.to_string()),
+                "summary" => self.summary.clone(),
+                "detail" => self.detail.clone(),
+                "description" => self.description.clone().unwrap_or_default(),
+                "runbook" => self.runbook_url.clone().unwrap_or_default(),
+                "dashboard" => dashboard.unwrap_or_default().to_owned(),
+                "fired_at" => self.fired_at.map_or_else(String::new, |t| t.to_string()),
+                _ => return None,
+            };
+            Some(escape(&value))
+        })
     }
 }
 

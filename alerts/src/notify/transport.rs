@@ -107,7 +107,8 @@ impl Context {
 }
 
 /// POSTs JSON and classifies the answer: 2xx sent; 408, 429 and 5xx retried (honoring
-/// `Retry-After`); other statuses failed. Errors never include the URL, which may be secret.
+/// `Retry-After`, or the `retry_after` of the JSON answer as Discord and Telegram send it);
+/// other statuses failed. Errors never include the URL, which may be secret.
 pub(crate) async fn post_json<T: Serialize + ?Sized>(
     ctx: &Context,
     url: &str,
@@ -134,19 +135,35 @@ pub(crate) async fn post_json<T: Serialize + ?Sized>(
     if status.is_success() {
         return Outcome::Sent { code };
     }
-    let after = response
+    let header = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(seconds);
     let text = response.text().await.unwrap_or_default();
+    let after = header.or_else(|| retry_after_in_body(&text));
     let error = format!("HTTP {}{}", status.as_u16(), snippet(&text));
     if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
         Outcome::Retry { error, code, after }
     } else {
         Outcome::Fail { error, code }
     }
+}
+
+/// Seconds as a `Retry-After` or `retry_after` gives them (`5`, `0.35`).
+fn seconds(v: &str) -> Option<Duration> {
+    let s: f64 = v.trim().parse().ok()?;
+    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)))
+}
+
+/// The wait a 429's JSON body asks for: Discord's `retry_after` (seconds, fractional) or
+/// Telegram's `parameters.retry_after` (whole seconds).
+fn retry_after_in_body(text: &str) -> Option<Duration> {
+    let body: serde_json::Value = serde_json::from_str(text).ok()?;
+    let v = body
+        .get("retry_after")
+        .or_else(|| body.get("parameters")?.get("retry_after"))?;
+    seconds(&v.as_f64()?.to_string())
 }
 
 /// A reqwest error without its URL.
@@ -182,4 +199,15 @@ fn snippet(text: &str) -> String {
     } else {
         format!(": {one_line}")
     }
+}
+
+/// `text` cut to at most `max` characters, with `…` as the last one when cut (a receiver's
+/// length limit, so a long summary does not turn a message into a 400).
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }

@@ -47,6 +47,10 @@ impl Command {
             .env("FAULTLINE_ALERT_SEVERITY", n.severity.as_str())
             .env("FAULTLINE_ALERT_SUMMARY", &n.summary)
             .env("FAULTLINE_ALERT_DEDUP_KEY", &n.dedup_key)
+            .env(
+                "FAULTLINE_ALERT_RUNBOOK_URL",
+                n.runbook_url.as_deref().unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -13,12 +13,13 @@ use super::{EmailConfig, SmtpTls};
 use crate::alert_config::NotifyEvent;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
-use crate::notify::transport::{Outcome, read_secret};
+use crate::notify::transport::{Context, Outcome, read_secret};
 
 pub(crate) struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
+    template: Option<String>,
 }
 
 impl Email {
@@ -74,10 +75,15 @@ impl Email {
             transport: builder.build(),
             from,
             to,
+            template: c.delivery.template.clone(),
         })
     }
 
-    pub(crate) fn message(&self, n: &Notification) -> Result<Message, String> {
+    pub(crate) fn message(
+        &self,
+        n: &Notification,
+        dashboard: Option<&str>,
+    ) -> Result<Message, String> {
         let subject: String = format!("{}: {}", n.title(), n.summary)
             .chars()
             .take(200)
@@ -88,12 +94,12 @@ impl Email {
         }
         builder
             .header(ContentType::TEXT_PLAIN)
-            .body(body(n))
+            .body(body(n, self.template.as_deref(), dashboard))
             .map_err(|e| format!("cannot build the message: {e}"))
     }
 
-    pub(crate) async fn send(&self, n: &Notification) -> Outcome {
-        let message = match self.message(n) {
+    pub(crate) async fn send(&self, ctx: &Context, n: &Notification) -> Outcome {
+        let message = match self.message(n, ctx.dashboard_url.as_deref()) {
             Ok(m) => m,
             Err(error) => return Outcome::Fail { error, code: None },
         };
@@ -118,18 +124,22 @@ impl Email {
     }
 }
 
-fn body(n: &Notification) -> String {
+/// The text: the template (or what fired and the summary), then every detail.
+fn body(n: &Notification, template: Option<&str>, dashboard: Option<&str>) -> String {
     let state = match n.event {
         NotifyEvent::Firing => "is FIRING",
         NotifyEvent::Repeat => "is STILL FIRING",
         NotifyEvent::Resolved => "has RESOLVED",
     };
-    let mut text = format!(
-        "{} {state} (severity {}).\n\n{}\n\n",
-        n.rule,
-        n.severity.as_str(),
-        n.summary
-    );
+    let mut text = match template {
+        Some(t) => format!("{}\n\n", n.render(t, dashboard, str::to_owned)),
+        None => format!(
+            "{} {state} (severity {}).\n\n{}\n\n",
+            n.rule,
+            n.severity.as_str(),
+            n.summary
+        ),
+    };
     let mut line = |label: &str, value: &str| {
         text.push_str(&format!("{label:<10} {value}\n"));
     };
@@ -147,7 +157,10 @@ fn body(n: &Notification) -> String {
     if let Some(reason) = &n.resolve_reason {
         line("Reason:", reason);
     }
-    if let Some(url) = &n.dashboard_url {
+    if let Some(url) = &n.runbook_url {
+        line("Runbook:", url);
+    }
+    if let Some(url) = dashboard {
         line("Dashboard:", url);
     }
     if let Some(d) = &n.description {

@@ -17,6 +17,7 @@ const MAX_SUMMARY: usize = 1024;
 pub(crate) struct PagerDuty {
     url: String,
     routing_key: Secret,
+    template: Option<String>,
 }
 
 impl PagerDuty {
@@ -43,6 +44,7 @@ impl PagerDuty {
                 .clone()
                 .unwrap_or_else(|| PAGERDUTY_EVENTS_URL.to_owned()),
             routing_key,
+            template: c.delivery.template.clone(),
         })
     }
 
@@ -58,10 +60,11 @@ impl PagerDuty {
                 "dedup_key": n.dedup_key,
             });
         }
-        let summary: String = format!("{}: {}", n.title(), n.summary)
-            .chars()
-            .take(MAX_SUMMARY)
-            .collect();
+        let summary = match &self.template {
+            Some(t) => n.render(t, ctx.dashboard_url.as_deref(), str::to_owned),
+            None => format!("{}: {}", n.title(), n.summary),
+        };
+        let summary: String = summary.chars().take(MAX_SUMMARY).collect();
         let mut body = json!({
             "routing_key": self.routing_key.expose(),
             "event_action": "trigger",
@@ -80,11 +83,16 @@ impl PagerDuty {
                     "labels": n.labels,
                     "event": n.event,
                     "value": n.value,
+                    "threshold": n.threshold,
                     "detail": n.detail,
                     "description": n.description,
+                    "runbook_url": n.runbook_url,
                 },
             },
         });
+        if let Some(url) = &n.runbook_url {
+            body["links"] = json!([{ "href": url, "text": "Runbook" }]);
+        }
         if let Some(url) = &ctx.dashboard_url {
             body["client_url"] = json!(url);
         }

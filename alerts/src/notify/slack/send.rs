@@ -16,6 +16,7 @@ pub(crate) struct Slack {
     channel: Option<String>,
     username: Option<String>,
     icon_emoji: Option<String>,
+    template: Option<String>,
 }
 
 impl Slack {
@@ -36,6 +37,7 @@ impl Slack {
             channel: c.channel.clone(),
             username: c.username.clone(),
             icon_emoji: c.icon_emoji.clone(),
+            template: c.delivery.template.clone(),
         })
     }
 
@@ -69,12 +71,19 @@ impl Slack {
             };
             fields.push(field("Resolved", &value));
         }
+        if let Some(url) = &n.runbook_url {
+            // Slack links a bare URL by itself.
+            fields.push(json!({ "title": "Runbook", "value": escape(url), "short": false }));
+        }
         let mut text = n.summary.clone();
         if let Some(d) = &n.description {
             text.push('\n');
             text.push_str(d);
         }
-        let line = escape(&format!("{}: {}", n.title(), n.summary));
+        let line = match &self.template {
+            Some(t) => n.render(t, ctx.dashboard_url.as_deref(), escape),
+            None => escape(&format!("{}: {}", n.title(), n.summary)),
+        };
         let mut attachment = json!({
             "color": color,
             "fallback": line,
