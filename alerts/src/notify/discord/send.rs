@@ -11,8 +11,8 @@ use super::DiscordConfig;
 use crate::alert_config::NotifyEvent;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
-use crate::notify::slack::check_url;
-use crate::notify::transport::{Context, Outcome, Secret, cut, post_json, read_secret};
+use crate::notify::slack::read_url;
+use crate::notify::transport::{Context, Outcome, Secret, cut, post_json};
 
 /// Discord's limits: message content, embed title, description, field value.
 const MAX_CONTENT: usize = 2000;
@@ -33,13 +33,7 @@ impl Discord {
         c: &DiscordConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Discord, AlertConfigError> {
-        let url = read_secret(at, "url_env", c.url_env.as_ref(), c.url_file.as_ref(), env)?
-            .ok_or_else(|| AlertConfigError {
-                at: at.to_owned(),
-                field: Some("url_env"),
-                message: "give url_env or url_file".into(),
-            })?;
-        check_url(at, &url)?;
+        let url = read_url(at, c.url_env.as_ref(), c.url_file.as_ref(), env)?;
         Ok(Discord {
             url,
             username: c.username.clone(),

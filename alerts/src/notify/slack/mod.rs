@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use send::{Slack, check_url};
+pub(crate) use send::{Slack, check_url, read_url};
 
 use super::delivery::{DeliveryConfig, OtherFields};
 use crate::error::{AlertConfigError, err};

@@ -25,13 +25,7 @@ impl Slack {
         c: &SlackConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Slack, AlertConfigError> {
-        let url = read_secret(at, "url_env", c.url_env.as_ref(), c.url_file.as_ref(), env)?
-            .ok_or_else(|| AlertConfigError {
-                at: at.to_owned(),
-                field: Some("url_env"),
-                message: "give url_env or url_file".into(),
-            })?;
-        check_url(at, &url)?;
+        let url = read_url(at, c.url_env.as_ref(), c.url_file.as_ref(), env)?;
         Ok(Slack {
             url,
             channel: c.channel.clone(),
@@ -126,6 +120,22 @@ pub(crate) fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// A webhook URL that is a secret, from `url_env` or `url_file`, checked to be a URL.
+pub(crate) fn read_url(
+    at: &str,
+    var: Option<&String>,
+    file: Option<&std::path::PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, AlertConfigError> {
+    let url = read_secret(at, "url_env", var, file, env)?.ok_or_else(|| AlertConfigError {
+        at: at.to_owned(),
+        field: Some("url_env"),
+        message: "give url_env or url_file".into(),
+    })?;
+    check_url(at, &url)?;
+    Ok(url)
 }
 
 /// A URL read from a secret must be a URL; the error never shows the value.
