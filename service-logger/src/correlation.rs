@@ -39,6 +39,10 @@ pub struct Correlation {
 ///   `correlation_id`, `method` and `path`, so every record logged while handling it
 ///   carries them;
 /// - puts a [`Correlation`] in the request's extensions;
+/// - with the `opentelemetry` feature and `tracing_opentelemetry`'s layer installed, makes
+///   the caller's span the OpenTelemetry parent of the request span, and uses the ids
+///   OpenTelemetry gave that span (what the exported traces carry) for `trace_id`,
+///   `span_id` and the returned `traceparent`;
 /// - returns `traceparent` (this request's span) and `x-request-id` as response headers;
 /// - logs one `http_request` record when the response is ready (`status`, `duration_ms`;
 ///   `ERROR` for 5xx, else `INFO`), unless [`log_requests(false)`](Self::log_requests).
@@ -142,7 +146,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let correlation = Correlation::from_headers(req.headers());
+        #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
+        let mut correlation = Correlation::from_headers(req.headers());
         let span = tracing::info_span!(
             "request",
             trace_id = tracing::field::Empty,
@@ -151,6 +156,17 @@ where
             method = %req.method(),
             path = %req.uri().path(),
         );
+        #[cfg(feature = "opentelemetry")]
+        {
+            let caller = req
+                .headers()
+                .get(TRACEPARENT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceContext::parse);
+            if let Some(trace) = otel::adopt(&span, caller.as_ref()) {
+                correlation.trace = trace;
+            }
+        }
         span.record(
             "trace_id",
             tracing::field::display(correlation.trace.trace_id()),
@@ -175,6 +191,51 @@ where
             started: Instant::now(),
             log_requests: self.log_requests,
         }
+    }
+}
+
+/// The request span's OpenTelemetry side (feature `opentelemetry`), for services that also
+/// install `tracing_opentelemetry`'s layer.
+#[cfg(feature = "opentelemetry")]
+mod otel {
+    use opentelemetry::trace::{
+        SpanContext, SpanId as OtelSpanId, TraceContextExt, TraceFlags, TraceId as OtelTraceId,
+        TraceState,
+    };
+    use tracing::Span;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use crate::traceparent::{SpanId, TraceContext, TraceId};
+
+    /// Makes the caller's span (from its `traceparent`) the OpenTelemetry parent of `span`,
+    /// then returns the span context OpenTelemetry gave `span`: its ids are the ones the
+    /// traces exported from this service carry, so they win over the layer's own. `None`
+    /// when no OpenTelemetry layer is installed (the context is then invalid).
+    pub(super) fn adopt(span: &Span, caller: Option<&TraceContext>) -> Option<TraceContext> {
+        if let Some(c) = caller {
+            let parent = SpanContext::new(
+                OtelTraceId::from_bytes(c.trace_id().0),
+                OtelSpanId::from_bytes(c.span_id().0),
+                if c.sampled() {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                true,
+                TraceState::default(),
+            );
+            // Without an OpenTelemetry layer there is nothing to set: not an error here.
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+        }
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| {
+            TraceContext::from_parts(
+                TraceId(sc.trace_id().to_bytes()),
+                SpanId(sc.span_id().to_bytes()),
+                sc.trace_flags().to_u8(),
+            )
+        })
     }
 }
 

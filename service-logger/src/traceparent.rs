@@ -144,6 +144,16 @@ impl TraceContext {
             .map_or_else(TraceContext::new_root, |parent| parent.child())
     }
 
+    /// A context from its parts (an OpenTelemetry span context's ids and flags).
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) fn from_parts(trace_id: TraceId, span_id: SpanId, flags: u8) -> TraceContext {
+        TraceContext {
+            trace_id,
+            span_id,
+            flags,
+        }
+    }
+
     /// The trace id, shared by every span of the trace.
     pub fn trace_id(&self) -> TraceId {
         self.trace_id

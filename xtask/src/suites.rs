@@ -77,8 +77,7 @@ fn cargo(args: &[&str]) -> Command {
 }
 
 /// The logger's opt-in outputs and layer, so clippy, rustdoc and the tests cover them too.
-const LOGGER_OPT_IN: &str =
-    "faultline-logger/postgres,faultline-logger/tower,faultline-logger/unix";
+const LOGGER_OPT_IN: &str = "faultline-logger/postgres,faultline-logger/tower,faultline-logger/unix,faultline-logger/opentelemetry";
 
 fn steps() -> Vec<Step> {
     let mut docs = cargo(&[
@@ -144,7 +143,7 @@ fn logger_features() -> Command {
     c.current_dir(cmd::root()).args([
         "-c",
         r#"set -e
-for f in "" file http postgres log tower unix; do
+for f in "" file http postgres log tower unix opentelemetry; do
   echo "\$ cargo check -p faultline-logger --no-default-features --features '$f'"
   "$CARGO" check -q -p faultline-logger --locked --no-default-features --features "$f"
 done

@@ -16,6 +16,8 @@ mod file;
 mod http;
 #[cfg(feature = "log")]
 mod layer;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(all(feature = "file", feature = "log"))]
 mod panic;
 mod policy;
