@@ -28,6 +28,7 @@
 //! | `postgres` | no | `Output::postgres`: the `system_logs` table | `faultline-store`, `sqlx` |
 //! | `unix` | no | `Output::unix`: a local collector (`faultline forward --listen`) | nothing |
 //! | `tower` | no | `CorrelationLayer`: `traceparent` and `x-request-id` per request | `tower-layer`, `http` |
+//! | `opentelemetry` | no | `tower`, and the request span's OpenTelemetry ids win (with `tracing-opentelemetry`'s layer) | `tracing-opentelemetry`, `opentelemetry` (API only) |
 //!
 //! A service that only writes files: `faultline-logger = { version = "0.1",
 //! default-features = false, features = ["file"] }` (54 crates instead of 176).
@@ -64,7 +65,10 @@
 //! With the `tower` feature, `CorrelationLayer` reads (or starts) the caller's W3C
 //! `traceparent` and `x-request-id`, runs the request in a `request` span with `trace_id`,
 //! `span_id` and `correlation_id` (so every record logged while handling it carries them),
-//! and returns both headers.
+//! and returns both headers. With the `opentelemetry` feature and `tracing-opentelemetry`'s
+//! layer in the subscriber, the caller's span becomes the OpenTelemetry parent of the
+//! request span, and the ids OpenTelemetry gives that span are the ones on the records and
+//! in the returned `traceparent`, so logs and exported traces agree.
 //!
 //! # The path of a record
 //!
