@@ -95,14 +95,29 @@ export const MAX_BREADCRUMBS: number;
 
 /** Starts the reporter; resolves to true once capture is on, false (with a console warning) for bad options. */
 export function init(options: Options): Promise<boolean>;
-/** Reports an error or any thrown value. Never throws. */
-export function captureException(error: unknown, context?: CaptureContext): void;
-/** Reports a message, at `INFO` unless `level` says otherwise. Never throws. */
-export function captureMessage(message: string, level?: Level, context?: CaptureContext): void;
+/** Reports an error or any thrown value. Never throws. Returns the id of the record that
+ * carries it (a repeat's: the record it folded into), "" when it is not sent. */
+export function captureException(error: unknown, context?: CaptureContext): string;
+/** Reports a message, at `INFO` unless `level` says otherwise. Never throws. Returns as captureException. */
+export function captureMessage(message: string, level?: Level, context?: CaptureContext): string;
 /** Sets the user: anonymized at once; the raw id is never kept or sent. `null` clears. */
 export function setUser(rawId: string | number | null): void;
 /** A tag on every later record (`meta.tags`). */
 export function setTag(key: string, value: string): void;
+/** Tags on every later record (`meta.tags`). */
+export function setTags(tags: Record<string, string>): void;
+/** A value in every later record's `meta.extra`; `undefined` removes it. */
+export function setExtra(key: string, value: unknown): void;
+/** What `withScope` passes to its callback. */
+export interface Scope {
+  setTag(key: string, value: string): void;
+  setTags(tags: Record<string, string>): void;
+  setExtra(key: string, value: unknown): void;
+  setContext(name: string, context: object | null): void;
+  setUser(rawId: string | number | null): void;
+}
+/** Runs `fn`; changes it makes to the scope are undone once it returns. Returns its result. */
+export function withScope<T>(fn: (scope: Scope) => T): T;
 /** A named object on every later record (`meta.contexts[name]`); `null` removes it. */
 export function setContext(name: string, context: object | null): void;
 /** Adds a breadcrumb to every later record. */

@@ -40,7 +40,7 @@ let plain = false; // no module to scrub with: the simple rule (every parameter)
 let busy = false; // inside the reporter: nested errors are not reported
 let panicText = "";
 let rawUser; // held in memory only until the module can anonymize it
-const scope = { user: undefined, tags: {}, contexts: {}, crumbs: [] };
+const scope = { user: undefined, tags: {}, contexts: {}, extra: {}, crumbs: [] };
 const pending = []; // [record, raw, fold key, time]: captured before the module loaded (100 at most)
 const counts = { captured: 0, folded: 0, ignored: 0, sampled: 0, capped: 0 };
 const undo = []; // detaches listeners and restores wrapped functions
@@ -146,6 +146,7 @@ function record(event, level, message, meta, raw, id) {
   m.user_agent = navigator.userAgent;
   if (Object.keys(scope.tags).length) m.tags = { ...scope.tags };
   if (Object.keys(scope.contexts).length) m.contexts = { ...scope.contexts };
+  if (Object.keys(scope.extra).length) m.extra = { ...scope.extra };
   if (scope.crumbs.length) m.breadcrumbs = scope.crumbs.slice();
   return {
     id: id || uuid(),
@@ -203,12 +204,12 @@ function finish(rec, raw) {
     }
     if (!out) {
       counts.ignored++;
-      return;
+      return false;
     }
     rec = out;
   }
   fit(rec);
-  box.add(rec, JSON.stringify(rec));
+  return box.add(rec, JSON.stringify(rec));
 }
 
 function matches(list, text) {
@@ -217,7 +218,7 @@ function matches(list, text) {
 
 // The one path of every error and message into the outbox.
 function capture(event, level, message, raw, meta) {
-  if (!o || busy || dead) return;
+  if (!o || busy || dead) return "";
   busy = true;
   try {
     const type = (meta && meta.error_type) || "";
@@ -230,34 +231,37 @@ function capture(event, level, message, raw, meta) {
       (raw && (EXTENSION.test(where) || matches(o.denyUrls, where)))
     ) {
       counts.ignored++;
-      return;
+      return "";
     }
     const key = event + "\u0000" + text + "\u0000" + (raw ? where + raw.line + ":" + raw.col : "");
     const now = Date.now();
     const make = (id) => record(event, level, message, meta, raw, id);
-    if (wasm || plain) admit(key, now, make, raw);
+    if (wasm || plain) return admit(key, now, make, raw);
     // Before the module: kept as they come, folded and sampled when it loads.
-    else if (pending.length < 100) pending.push([make(), raw, key, now]);
-    else counts.capped++;
+    if (pending.length >= 100) return counts.capped++, "";
+    const rec = make();
+    pending.push([rec, raw, key, now]);
+    return rec.id;
   } finally {
     busy = false;
   }
 }
 
 // Folding, sampling and the per-page cap are the module's (`gate.rs`); without it, only the
-// cap applies. `make(id)` builds the record, only once it is to be sent.
+// cap applies. `make(id)` builds the record, only once it is to be sent. Returns the id of
+// the record that carries the error (a repeat's is the one it folded into), "" if none.
 function admit(key, now, make, raw, id = uuid()) {
   const fold = wasm ? core.foldOf(key, now) : "";
-  if (fold && box.bump(fold)) return counts.folded++;
+  if (fold && box.bump(fold)) return counts.folded++, fold;
   const verdict = wasm ? core.admit(key, id, now, Math.random()) : counts.captured < o.maxPerPage ? 0 : 2;
-  if (verdict) return verdict === 1 ? counts.sampled++ : counts.capped++;
+  if (verdict) return (verdict === 1 ? counts.sampled++ : counts.capped++), "";
   counts.captured++;
-  finish(make(id), raw);
+  return finish(make(id), raw) ? id : "";
 }
 
 function fromError(event, error, context, fallback) {
   if (error && typeof error === "object") {
-    if (seen.has(error)) return;
+    if (seen.has(error)) return "";
     seen.add(error);
   }
   let message;
@@ -283,11 +287,11 @@ function fromError(event, error, context, fallback) {
   if (context) {
     if (context.level) level = LEVELS[String(context.level).toLowerCase()] || level;
     if (context.tags) meta.tags = { ...scope.tags, ...context.tags };
-    if (context.extra) meta.extra = context.extra;
+    if (context.extra) meta.extra = { ...scope.extra, ...context.extra };
     if (context.componentStack) meta.component_stack = clip(context.componentStack, 4000);
     if (context.event) event = String(context.event);
   }
-  capture(event, level, message, raw, meta);
+  return capture(event, level, message, raw, meta);
 }
 
 function crumb(category, message, level, data) {
@@ -495,16 +499,18 @@ export function init(opts) {
   return ready;
 }
 
-/** Reports an error (or any thrown value). `context`: `{ level, tags, extra, event, componentStack }`. */
+/** Reports an error (or any thrown value). `context`: `{ level, tags, extra, event, componentStack }`.
+ * Returns the id of the record that carries it (for a repeat, the one it folded into; the
+ * server stores the record under it), or "" when it is not sent (ignored, sampled, capped). */
 export const captureException = guard((error, context) => fromError("captureException", error, context, null));
 
-/** Reports a message at `level` (default `INFO`). `context` as for captureException. */
+/** Reports a message at `level` (default `INFO`). `context` and the result as for captureException. */
 export const captureMessage = guard((message, level, context) => {
   const l = LEVELS[String(level || "info").toLowerCase()] || "INFO";
   const meta = {};
   if (context && context.tags) meta.tags = { ...scope.tags, ...context.tags };
-  if (context && context.extra) meta.extra = context.extra;
-  capture((context && context.event) || "captureMessage", l, String(message), null, meta);
+  if (context && context.extra) meta.extra = { ...scope.extra, ...context.extra };
+  return capture((context && context.event) || "captureMessage", l, String(message), null, meta);
 });
 
 /**
@@ -528,6 +534,30 @@ export const setUser = guard((id) => {
 export const setTag = guard((key, value) => {
   scope.tags[String(key)] = String(value);
 });
+
+/** Adds tags to every later record: `{ key: value, ... }`. */
+export const setTags = guard((tags) => {
+  for (const k in tags) setTag(k, tags[k]);
+});
+
+/** Adds a value to every later record's `meta.extra`; undefined removes it. */
+export const setExtra = guard((key, value) => {
+  if (value === undefined) delete scope.extra[key];
+  else scope.extra[String(key)] = JSON.parse(JSON.stringify(value));
+});
+
+/** Runs `fn(scope)` with changes to the scope (through `scope.setTag`, `setTags`, `setExtra`,
+ * `setContext`, `setUser`, or the module's functions) undone once it returns; returns its result. */
+export function withScope(fn) {
+  const saved = { ...scope, tags: { ...scope.tags }, contexts: { ...scope.contexts }, extra: { ...scope.extra } };
+  const raw = rawUser;
+  try {
+    return fn({ setTag, setTags, setExtra, setContext, setUser });
+  } finally {
+    Object.assign(scope, saved, { crumbs: scope.crumbs });
+    rawUser = raw;
+  }
+}
 
 /** Attaches a named object to every later record (`meta.contexts[name]`); null removes it. */
 export const setContext = guard((name, value) => {

@@ -12,3 +12,9 @@ export interface ErrorBoundaryProps {
 
 /** Reports render errors below it (with the component stack) and renders `fallback`. */
 export class ErrorBoundary extends Component<ErrorBoundaryProps, { error: unknown }> {}
+
+/** A handler for React 19's `createRoot` options `onUncaughtError` / `onCaughtError`: reports
+ * the error with its component stack (event `react.root`), then calls `callback`. */
+export function reactErrorHandler(
+  callback?: (error: unknown, info: { componentStack?: string }) => void,
+): (error: unknown, info: { componentStack?: string }) => void;

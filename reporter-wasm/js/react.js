@@ -3,6 +3,23 @@
 import { Component } from "react";
 import { captureException } from "./index.js";
 
+/**
+ * A handler for React 19's root options `onUncaughtError` and `onCaughtError`
+ * (`createRoot(el, { onUncaughtError: reactErrorHandler() })`): reports the error (event
+ * `react.root`) with its component stack, then calls `callback(error, info)` if given. An
+ * error an `ErrorBoundary` already reported is not reported twice.
+ */
+export function reactErrorHandler(callback) {
+  return (error, info) => {
+    captureException(error, { event: "react.root", componentStack: info && info.componentStack });
+    if (callback) {
+      try {
+        callback(error, info);
+      } catch {}
+    }
+  };
+}
+
 export class ErrorBoundary extends Component {
   constructor(props) {
     super(props);

@@ -239,6 +239,22 @@ test("a React render error through ErrorBoundary, with the component stack", asy
   await context.close();
 });
 
+test("a React 19 root's onUncaughtError through reactErrorHandler, with the component stack", async () => {
+  const html = (name) => `<!doctype html><html><body><div id="root"></div><div id="root2"></div><script>window.CONFIG=${JSON.stringify({ endpoint: server.base, key: "pk_e2e_panel", salt: "e2e-public-salt", flushIntervalMs: 200, wasmUrl: web.base + "/bundle/faultline_reporter_bg.wasm", tag: "react " + name })}</script><script type="module" src="/bundle/app.js"></script></body></html>`;
+  const { p, context, pageErrors } = await open(html);
+  const where = await p.evaluate(() => location.pathname);
+  await p.click("#boom2");
+  await p.waitForFunction(() => window.uncaught === true);
+  assert.equal(await p.evaluate(() => window.F.flush()), true);
+  const recs = await waitFor(server.base, "react " + where + " uncaught");
+  assert.equal(recs.length, 1, JSON.stringify(recs.map((r) => r.event)));
+  assert.equal(recs[0].event, "react.root");
+  assert.ok(recs[0].meta.component_stack.includes("Mine"), recs[0].meta.component_stack);
+  frames(recs[0]);
+  assert.equal(pageErrors.length, 0);
+  await context.close();
+});
+
 test("a panic inside the module is reported once and switches the reporter off", async () => {
   const { p, context, pageErrors, tag } = await open(page({ endpoint: server.base }));
   await p.evaluate(() => F.__panic());
@@ -466,6 +482,37 @@ test("a record past the schema's limits is fitted in the page, not rejected by t
   assert.equal(rec.meta.extra, undefined, "the nested extra went");
   assert.equal(rec.meta.breadcrumbs, undefined, "the nested breadcrumb went");
   frames(rec); // frames kept: they were never the problem
+  await context.close();
+});
+
+test("captureException returns the stored record's id; setTags, setExtra and withScope shape later records", async () => {
+  const { p, context, tag } = await open(page({ endpoint: server.base }));
+  const ids = await p.evaluate((tag) => {
+    F.setTags({ team: "web", run: tag });
+    F.setExtra("cart", { items: 2 });
+    const scoped = F.withScope((s) => {
+      s.setTag("flow", "checkout");
+      s.setExtra("step", 3);
+      return F.captureException(new Error("scoped " + tag));
+    });
+    const plain = F.captureMessage("plain " + tag, "warning");
+    const again = F.captureMessage("plain " + tag, "warning");
+    const ignored = F.captureMessage("ResizeObserver loop " + tag);
+    return { scoped, plain, again, ignored };
+  }, tag);
+  assert.match(ids.scoped, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(ids.again, ids.plain, "a repeat returns the id it folded into");
+  assert.equal(ids.ignored, "");
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  const [scoped] = await waitFor(server.base, "scoped " + tag);
+  const [plain] = await waitFor(server.base, "plain " + tag);
+  assert.equal(scoped.id, ids.scoped);
+  assert.equal(plain.id, ids.plain);
+  assert.deepEqual(scoped.meta.tags, { team: "web", run: tag, flow: "checkout" });
+  assert.deepEqual(scoped.meta.extra, { cart: { items: 2 }, step: 3 });
+  assert.deepEqual(plain.meta.tags, { team: "web", run: tag }, "withScope's tag was undone");
+  assert.deepEqual(plain.meta.extra, { cart: { items: 2 } });
+  assert.equal(plain.meta.count, 2);
   await context.close();
 });
 

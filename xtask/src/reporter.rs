@@ -107,13 +107,14 @@ fn package_json() -> String {
     "./react": {{ "types": "./react.d.ts", "default": "./react.js" }},
     "./snippet": "./snippet.js",
     "./vite": {{ "types": "./vite.d.ts", "default": "./vite.js" }},
-    "./faultline_reporter_bg.wasm": "./faultline_reporter_bg.wasm"
+    "./faultline_reporter_bg.wasm": "./faultline_reporter_bg.wasm",
+    "./package.json": "./package.json"
   }},
   "files": [
     "index.js", "outbox.js", "react.js", "snippet.js", "vite.js", "index.d.ts", "react.d.ts", "vite.d.ts",
     "faultline_reporter.js", "faultline_reporter_bg.wasm", "README.md"
   ],
-  "sideEffects": false,
+  "sideEffects": ["./snippet.js"],
   "peerDependencies": {{ "react": ">=17" }},
   "peerDependenciesMeta": {{ "react": {{ "optional": true }} }}
 }}
