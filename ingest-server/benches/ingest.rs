@@ -6,7 +6,10 @@
 //!
 //! 1. closed loop at batch sizes 1, 10 and 100: every connection sends its next request as
 //!    soon as the previous one is answered; reports records/s, MB/s and latency;
-//! 2. open loop at half the batch-100 rate: requests go out on a fixed schedule and latency
+//! 2. grouping into issues at batch 100: error records of 200 fingerprints, the same bytes
+//!    as records that are not errors, and plain ingest, in turns (the issues' counts are
+//!    checked on `/issues` afterwards);
+//! 3. open loop at half the batch-100 rate: requests go out on a fixed schedule and latency
 //!    is measured from the scheduled time, so a slow response cannot hide the queue it
 //!    causes (no coordinated omission).
 //!
@@ -100,6 +103,7 @@ fn main() {
     };
     let (map, positions) = sourcemap::map();
     let mut symbolicated = None;
+    let mut grouping = None;
     local.block_on(&rt, async {
         // Warm up: page cache, allocator, connection setup.
         load(&nodes, 10, args.connections, Duration::from_secs(1), None).await;
@@ -158,6 +162,33 @@ fn main() {
                 &o,
             ));
             symbolicated = Some((plain, rate));
+        }
+        // Grouping into issues: all-error records of 200 fingerprints against plain ingest
+        // and against the same bytes as records that are not errors, in turns.
+        if rate_at_100.is_some() {
+            let g = support::issues::run(&nodes, server.id(), args.connections, duration).await;
+            support::issues::check(&addr, g.errors.records).await;
+            let rate = |o: &support::load::Outcome| o.records as f64 / o.elapsed.as_secs_f64();
+            eprintln!(
+                "batch 100 in turns: plain {:.0} records/s, all errors of 200 fingerprints \
+                 {:.0}, the same bytes not errors {:.0}",
+                rate(&g.plain),
+                rate(&g.errors),
+                rate(&g.control)
+            );
+            rows.push(row("plain, in turns with the two below", 100, &g.plain));
+            rows.push(row(
+                "all errors, 200 fingerprints (grouped into issues)",
+                100,
+                &g.errors,
+            ));
+            rows.push(row("the same bytes, not errors (control)", 100, &g.control));
+            grouping = Some((
+                rate(&g.plain),
+                rate(&g.errors),
+                rate(&g.control),
+                g.cpu_us_per_record(),
+            ));
         }
         if let Some(rate) = rate_at_100 {
             let o = load(&nodes, 100, args.connections, duration, Some(rate / 2.0)).await;
@@ -245,6 +276,54 @@ fn main() {
             "lower",
             Some(100.0),
         ));
+    }
+    if let Some((plain, errors, control, [cpu_plain, cpu_errors, cpu_control])) = grouping {
+        // Wall-clock time per row the grouping adds at saturation: on PostgreSQL mostly the
+        // upsert of the row's issue (and its user and hour) in the batch's transaction.
+        let per_row_us = (1.0 / errors - 1.0 / control) * 1e6;
+        println!(
+            "\nGrouping into issues, batch 100: {errors:.0} records/s when every record is an \
+             error of one of {} fingerprints (3 frames each; every count checked on /issues \
+             afterwards), {control:.0} for the same bytes as records that are not errors, \
+             {plain:.0} for plain ingest in turns with them: {:.2} of plain, {:.2} of the \
+             control, {per_row_us:.2} µs more per error row. The server's CPU per record: \
+             {cpu_errors:.2} µs for the errors, {cpu_control:.2} for the control, \
+             {cpu_plain:.2} for plain ({:.2} and {:.2} of the errors' cost: the records/s \
+             ratios of a server bound by its CPU).",
+            support::issues::FINGERPRINTS,
+            errors / plain,
+            errors / control,
+            cpu_plain / cpu_errors,
+            cpu_control / cpu_errors,
+        );
+        if args.database_url.is_some() {
+            figures.push((
+                format!(
+                    "PostgreSQL ({}): issue grouping, µs per error row (issue upsert)",
+                    args.pg_method
+                ),
+                "µs".into(),
+                per_row_us,
+                "lower",
+                None,
+            ));
+        } else {
+            figures.push((
+                "file store: all-error records (200 issues) relative to plain ingest, batch 100"
+                    .into(),
+                "ratio".into(),
+                errors / plain,
+                "higher",
+                Some(0.9),
+            ));
+            figures.push((
+                "file store: server CPU per record, plain over all-error (200 issues)".into(),
+                "ratio".into(),
+                cpu_plain / cpu_errors,
+                "higher",
+                Some(0.9),
+            ));
+        }
     }
     for (name, unit, value, better, goal) in figures {
         support::load::figure(&name, &unit, value, better, None, goal);

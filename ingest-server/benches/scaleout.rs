@@ -139,27 +139,8 @@ impl Node {
     }
 
     fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(self.child.id())
+        support::cpu_seconds(self.child.id())
     }
-}
-
-/// User plus system CPU time of a process, from `/proc/PID/stat` (clock ticks of 10 ms).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may hold spaces; the fields after it are space separated.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// CPU time of every `postgres` process (the cluster's backends and workers).
@@ -171,7 +152,7 @@ fn postgres_cpu_seconds() -> f64 {
         };
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
         if comm.trim() == "postgres" {
-            total += cpu_seconds(pid);
+            total += support::cpu_seconds(pid);
         }
     }
     total
