@@ -31,6 +31,7 @@ pub mod issues;
 mod postgres;
 mod private;
 mod query;
+mod search;
 mod sourcemaps;
 mod store;
 
@@ -46,6 +47,9 @@ pub use private::{
 pub use query::{
     DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
     contains_ignore_case,
+};
+pub use search::{
+    Cursor, MAX_META_FILTERS, MAX_META_KEY_PARTS, MetaFilter,
 };
 pub use sourcemaps::{
     FileSourceMaps, PostgresSourceMaps, ReleaseMaps, ReleaseSummary, SourceMapError, SourceMapFile,

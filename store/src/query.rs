@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use faultline_schema::{Level, Record, Timestamp};
 use serde::Serialize;
 
+use crate::search::{Cursor, MetaFilter};
+
 /// The most records one query returns.
 pub const MAX_QUERY_LIMIT: usize = 1000;
 /// The number of records a query returns when no limit is given.
@@ -29,6 +31,11 @@ pub struct Query {
     pub text: Option<String>,
     /// Exact `issue` (error records of one issue).
     pub issue: Option<String>,
+    /// `meta` values, every one must match (`meta.KEY=VALUE`; see [`MetaFilter`]).
+    pub meta: Vec<MetaFilter>,
+    /// Only records ranked after this cursor: older `ts`, or the same `ts` and a smaller id
+    /// (the next page of a newest-first listing).
+    pub before: Option<Cursor>,
     /// At most this many records (1 to [`MAX_QUERY_LIMIT`]).
     pub limit: usize,
 }
@@ -44,6 +51,8 @@ impl Default for Query {
             until: None,
             text: None,
             issue: None,
+            meta: Vec::new(),
+            before: None,
             limit: DEFAULT_QUERY_LIMIT,
         }
     }
@@ -65,15 +74,20 @@ impl Query {
                 .is_none_or(|i| record.issue.as_deref() == Some(i))
             && self.since.is_none_or(|t| record.ts >= t)
             && self.until.is_none_or(|t| record.ts < t)
+            && self.before.is_none_or(|c| c.before(record.ts, record.id))
             && self
                 .text
                 .as_deref()
                 .is_none_or(|q| contains_ignore_case(&record.message, q))
+            && self.meta.iter().all(|f| f.matches(&record.meta))
     }
 
-    /// Whether records with `ts` in `min..=max` can match the time filters at all.
+    /// Whether records with `ts` in `min..=max` can match the time filters (and the
+    /// cursor) at all.
     pub fn overlaps(&self, min: Timestamp, max: Timestamp) -> bool {
-        self.since.is_none_or(|t| max >= t) && self.until.is_none_or(|t| min < t)
+        self.since.is_none_or(|t| max >= t)
+            && self.until.is_none_or(|t| min < t)
+            && self.before.is_none_or(|c| min <= c.ts)
     }
 }
 

@@ -9,7 +9,10 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use faultline_schema::{HumanDuration, Level, Record, Timestamp, anonymize_user};
-use faultline_store::{MAX_QUERY_LIMIT, Query as RecordQuery, StatsBucket, StatsQuery};
+use faultline_store::{
+    Cursor, MAX_META_FILTERS, MAX_QUERY_LIMIT, MetaFilter, Query as RecordQuery, StatsBucket,
+    StatsQuery,
+};
 use faultline_symbolicate::Stage;
 use serde::Serialize;
 
@@ -44,26 +47,73 @@ const MAX_STATS_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub(crate) struct RecentResponse {
     /// Newest `ts` first.
     pub records: Vec<Record>,
+    /// Pass as `cursor` for the next page (older records); `null` on the last page.
+    pub next: Option<String>,
 }
 
-const RECENT_PARAMS: [&str; 11] = [
-    "service", "level", "event", "user", "raw_user", "since", "until", "q", "limit", "key", "issue",
+const RECENT_PARAMS: [&str; 14] = [
+    "service",
+    "level",
+    "event",
+    "user",
+    "raw_user",
+    "since",
+    "until",
+    "q",
+    "limit",
+    "key",
+    "issue",
+    "release",
+    "environment",
+    "cursor",
 ];
 
-/// `GET /logs/recent`.
+/// `GET /logs/recent`: the fixed filters, `meta.KEY=VALUE` (any number, all must match),
+/// `release` and `environment` (`meta.release`, `meta.environment`) and `cursor`.
 pub(crate) async fn recent(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     _: Admin,
 ) -> Result<Json<RecentResponse>, ApiError> {
+    let mut meta = Vec::new();
+    let mut params = HashMap::new();
+    for (name, value) in pairs {
+        if let Some(key) = name.strip_prefix("meta.") {
+            meta.push(MetaFilter::new(key, &value).map_err(ApiError::bad_request)?);
+        } else if name == "meta" {
+            return Err(ApiError::bad_request(
+                "meta: write a filter as meta.KEY=VALUE (meta.http.status=500)",
+            ));
+        } else if params.insert(name.clone(), value).is_some() {
+            return Err(ApiError::bad_request(format!("{name}: given twice")));
+        }
+    }
     reject_unknown(&params, &RECENT_PARAMS)?;
+    for key in ["release", "environment"] {
+        if let Some(value) = params.get(key) {
+            meta.push(MetaFilter::new(key, value).map_err(ApiError::bad_request)?);
+        }
+    }
+    if meta.len() > MAX_META_FILTERS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_META_FILTERS} meta filters (release and environment count)"
+        )));
+    }
     let now = Timestamp::now();
     let mut query = RecordQuery {
         service: params.get("service").cloned(),
         event: params.get("event").cloned(),
         text: params.get("q").filter(|q| !q.is_empty()).cloned(),
+        meta,
         ..RecordQuery::default()
     };
+    if let Some(cursor) = params.get("cursor").filter(|c| !c.is_empty()) {
+        query.before = Some(
+            cursor
+                .parse::<Cursor>()
+                .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))?,
+        );
+    }
     if let Some(issue) = params.get("issue") {
         if !faultline_schema::is_issue_id(issue) {
             return Err(ApiError::bad_request(format!(
@@ -106,17 +156,28 @@ pub(crate) async fn recent(
                 ApiError::bad_request(format!("limit must be 1 to {MAX_QUERY_LIMIT}"))
             })?;
     }
+    // One more than the page, to know whether another page follows.
+    let limit = query.limit;
+    query.limit = limit + 1;
     let mut records = state
         .store
         .query(query)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next = if records.len() > limit {
+        records.truncate(limit);
+        records
+            .last()
+            .and_then(|r| r.id.map(|id| Cursor { ts: r.ts, id }.to_string()))
+    } else {
+        None
+    };
     // Records stored before their release's source maps were uploaded read mapped too.
     state
         .symbolicator
         .symbolicate(&mut records, Stage::Read)
         .await;
-    Ok(Json(RecentResponse { records }))
+    Ok(Json(RecentResponse { records, next }))
 }
 
 /// The `/logs/stats` body.

@@ -23,6 +23,7 @@ mod router;
 mod sampling;
 mod scaleout;
 mod security;
+mod search;
 mod sentry;
 mod sourcemaps;
 mod tls;

@@ -19,6 +19,8 @@
 //!
 //! - `config.rs`: [`FileStoreConfig`] and its defaults.
 //! - `segment.rs`: file names, the listing, sidecars, torn-tail repair, counted fsyncs.
+//! - `filter.rs`: per sealed segment, a Bloom filter of its `meta` values, for rare-value
+//!   queries.
 //! - `writer.rs`: the writer thread: group commit, dedup, rotation, retention.
 //! - `reader.rs`: backwards reading for queries, the start-up scan.
 //! - `issues.rs`: the issue aggregates the writer keeps, their snapshot and replay.
@@ -26,6 +28,7 @@
 //! - this file: [`FileStore`], the handle, and its [`RecordStore`] implementation.
 
 mod config;
+mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 mod issues;
@@ -212,6 +215,7 @@ impl FileStore {
             recovered.active_file,
             recovered.active_first_write,
             recovered.dedup,
+            recovered.active_filter,
         )?;
         std::thread::Builder::new()
             .name("faultline-file-store".into())
@@ -298,7 +302,8 @@ impl RecordStore for FileStore {
     }
 
     fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
-        let limit = query.limit.min(MAX_QUERY_LIMIT);
+        // One past the page limit, so a caller can ask whether another page follows.
+        let limit = query.limit.min(MAX_QUERY_LIMIT + 1);
         self.scan(query, limit)
     }
 

@@ -18,12 +18,14 @@ use faultline_schema::{Level, Record, Timestamp, Uuid};
 use serde::Deserialize;
 
 use super::config::{FileStoreConfig, millis};
+use super::filter::{self, FilterBuilder};
 use super::segment::{
     self, Fsyncs, SegmentInfo, SegmentSummary, create_segment, list_segments, read_sidecar,
     repair_tail, segment_path, with_path, write_sidecar,
 };
 use super::writer::Dedup;
 use crate::query::{MinuteCounts, Query};
+use crate::search::for_each_leaf_hash;
 
 /// How much a query reads at a time.
 const QUERY_BLOCK: usize = 64 * 1024;
@@ -161,6 +163,7 @@ impl Head<'_> {
                 .is_none_or(|i| self.issue.as_deref() == Some(i))
             && query.since.is_none_or(|t| self.ts >= t)
             && query.until.is_none_or(|t| self.ts < t)
+            && query.before.is_none_or(|c| c.before(self.ts, self.id))
     }
 }
 
@@ -216,6 +219,9 @@ pub(crate) fn query(
         return Ok(Vec::new());
     }
     let mut top = TopK::new(query.limit);
+    let hash_groups: Vec<Vec<u64>> = query.meta.iter().map(|f| f.hashes()).collect();
+    let needles: Vec<&[u8]> = query.meta.iter().filter_map(|f| f.needle()).collect();
+    let before = query.before.map(|c| (c.ts, Some(c.id)));
     for info in segments.iter().rev() {
         let Some((min_ts, max_ts)) = info.summary.ts_range() else {
             continue;
@@ -226,6 +232,13 @@ pub(crate) fn query(
         // Segments are ordered by arrival, not by ts (late records exist), so a segment that
         // cannot beat the current top is skipped rather than ending the search.
         if top.floor().is_some_and(|(ts, _)| max_ts < ts) {
+            continue;
+        }
+        // A sealed segment whose filter lacks a `meta` value asked for holds no match.
+        if info.sealed
+            && !hash_groups.is_empty()
+            && filter::may_match(segments_dir, info.seq, &hash_groups) == Some(false)
+        {
             continue;
         }
         let path = segment_path(segments_dir, info.seq);
@@ -240,8 +253,15 @@ pub(crate) fn query(
         };
         let mut lines = BackwardLines::new(&file, info.summary.bytes, QUERY_BLOCK);
         while let Some((_, line)) = lines.next_line().map_err(|e| with_path(e, &path))? {
-            if let (Some(floor), Some(key)) = (top.floor(), key_from_prefix(line))
-                && key <= floor
+            if let Some(key) = key_from_prefix(line)
+                && (top.floor().is_some_and(|floor| key <= floor)
+                    || before.is_some_and(|before| key >= before))
+            {
+                continue;
+            }
+            if needles
+                .iter()
+                .any(|n| memchr::memmem::find(line, n).is_none())
             {
                 continue;
             }
@@ -344,6 +364,8 @@ pub(crate) struct Recovered {
     pub(crate) dedup: Dedup,
     /// Per-minute counts of the records within the stats window.
     pub(crate) counts: MinuteCounts,
+    /// The `meta` filter of the records already in the active segment.
+    pub(crate) active_filter: FilterBuilder,
 }
 
 /// Opens the store as a crash left it: repairs the active segment's tail, rebuilds missing
@@ -437,6 +459,16 @@ pub(crate) fn recover(config: &FileStoreConfig, fsyncs: &Fsyncs) -> io::Result<R
 
     let active_seq = seqs.last().copied().unwrap_or(1);
     let active_file = segment::open_for_append(&dir, active_seq)?;
+    // The active segment's filter was in memory only: rebuilt from its records.
+    let mut active_filter = FilterBuilder::new(config.segment_max_bytes);
+    if let Some(active) = segments.last().filter(|s| s.summary.records > 0) {
+        let path = segment_path(&dir, active.seq);
+        for_each_line(&path, active.summary.bytes, |line| {
+            if let Ok(m) = serde_json::from_slice::<MetaOnly>(line) {
+                for_each_leaf_hash(&m.meta, &mut |h| active_filter.insert(h));
+            }
+        })?;
+    }
     let has_records = segments.last().is_some_and(|s| s.summary.records > 0);
     let active_first_write = has_records.then(|| first_write_estimate(&active_file));
     tracing::info!(
@@ -452,7 +484,15 @@ pub(crate) fn recover(config: &FileStoreConfig, fsyncs: &Fsyncs) -> io::Result<R
         active_first_write,
         dedup,
         counts,
+        active_filter,
     })
+}
+
+/// A stored line's `meta` alone.
+#[derive(Deserialize)]
+struct MetaOnly {
+    #[serde(default)]
+    meta: faultline_schema::Map<String, faultline_schema::Value>,
 }
 
 /// When a reopened active segment got its first record, for age-based rotation: the file's

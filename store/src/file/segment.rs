@@ -16,12 +16,14 @@ use faultline_schema::Timestamp;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use super::filter::filter_path;
 use super::metrics_names::{FSYNC_SECONDS, SINK_LABEL};
 use super::reader::BackwardLines;
 use crate::private::{create_private_file, private_open_options};
 
 const SEGMENT_EXT: &str = ".ndjson";
 const SIDECAR_EXT: &str = ".idx.json";
+const FILTER_EXT: &str = ".filter";
 const TMP_EXT: &str = ".tmp";
 /// Digits in a segment's sequence number: file names sort like the numbers.
 const SEQ_DIGITS: usize = 20;
@@ -97,6 +99,7 @@ fn parse_seq(stem: &str) -> Option<u64> {
 pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     let mut segments = Vec::new();
     let mut sidecars = Vec::new();
+    let mut filters = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -107,12 +110,19 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
             segments.push(seq);
         } else if let Some(seq) = name.strip_suffix(SIDECAR_EXT).and_then(parse_seq) {
             sidecars.push(seq);
+        } else if let Some(seq) = name.strip_suffix(FILTER_EXT).and_then(parse_seq) {
+            filters.push(seq);
         }
     }
     segments.sort_unstable();
     for seq in sidecars {
         if segments.binary_search(&seq).is_err() {
             remove_if_exists(&sidecar_path(dir, seq))?;
+        }
+    }
+    for seq in filters {
+        if segments.binary_search(&seq).is_err() {
+            remove_if_exists(&filter_path(dir, seq))?;
         }
     }
     Ok(segments)
@@ -143,8 +153,8 @@ pub(crate) fn open_for_append(dir: &Path, seq: u64) -> io::Result<File> {
         .map_err(|e| with_path(e, &path))
 }
 
-/// Writes `{seq}.idx.json` atomically (temporary file, fsync, rename, directory fsync), so a
-/// crash leaves either no sidecar or a complete one.
+/// Writes `{seq}.idx.json` atomically (see [`write_atomically`]), so a crash leaves either
+/// no sidecar or a complete one.
 pub(crate) fn write_sidecar(
     dir: &Path,
     seq: u64,
@@ -152,20 +162,32 @@ pub(crate) fn write_sidecar(
     fsyncs: &Fsyncs,
 ) -> io::Result<()> {
     let json = serde_json::to_vec(summary).map_err(io::Error::other)?;
-    let path = sidecar_path(dir, seq);
-    let tmp = dir.join(format!("{seq:0SEQ_DIGITS$}{SIDECAR_EXT}{TMP_EXT}"));
+    write_atomically(dir, &sidecar_path(dir, seq), &json, fsyncs)
+}
+
+/// Writes `path` in `dir` as `bytes` through a temporary file beside it (write, fsync,
+/// rename, directory fsync): a crash leaves the old file or none, never a part.
+pub(crate) fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    fsyncs: &Fsyncs,
+) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_EXT);
+    let tmp = PathBuf::from(tmp);
     let result = (|| {
         let mut file = create_private_file(&tmp)?;
-        file.write_all(&json)?;
+        file.write_all(bytes)?;
         fsyncs.all(&file)?;
         drop(file);
-        fs::rename(&tmp, &path)?;
+        fs::rename(&tmp, path)?;
         fsyncs.dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(|e| with_path(e, &path))
+    result.map_err(|e| with_path(e, path))
 }
 
 /// The sidecar of `seq`, if there is one that describes a file of exactly `file_len` bytes.
@@ -176,10 +198,12 @@ pub(crate) fn read_sidecar(dir: &Path, seq: u64, file_len: u64) -> Option<Segmen
     (summary.bytes == file_len).then_some(summary)
 }
 
-/// Deletes a segment and its sidecar. A file that is already gone is not an error.
+/// Deletes a segment, its sidecar and its filter. A file that is already gone is not an
+/// error.
 pub(crate) fn delete_segment(dir: &Path, seq: u64) -> io::Result<()> {
     remove_if_exists(&segment_path(dir, seq))?;
-    remove_if_exists(&sidecar_path(dir, seq))
+    remove_if_exists(&sidecar_path(dir, seq))?;
+    remove_if_exists(&filter_path(dir, seq))
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

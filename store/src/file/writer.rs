@@ -25,6 +25,7 @@ use faultline_schema::{Level, Record, Timestamp};
 use tokio::sync::oneshot;
 
 use super::config::{FileStoreConfig, millis};
+use super::filter::FilterBuilder;
 use super::issues::Covered;
 use super::metrics_names::{
     DUPLICATES, GROUP_BATCHES, QUEUE_DEPTH, RECORDS_WRITTEN, SEGMENTS, SINK_LABEL, STORED_BYTES,
@@ -35,6 +36,7 @@ use super::segment::{
 };
 use super::{Shared, lock, read, write};
 use crate::issues::IssueEvent;
+use crate::search::for_each_leaf_hash;
 use crate::store::{StoreError, WriteReceipt};
 
 /// A group stops taking more queued batches once it holds this many bytes, so one fsync's
@@ -72,6 +74,9 @@ pub(crate) struct WriteRequest {
     pub(crate) services: Vec<String>,
     /// What the batch's error events add to their issues, indexed by [`LineInfo::event`].
     pub(crate) events: Vec<IssueEvent>,
+    /// The hashes of every record's `meta` values, for the segment filter; a record's end
+    /// at [`LineInfo::hashes_end`].
+    pub(crate) hashes: Vec<u64>,
     /// Answered once the batch is durable, or failed.
     pub(crate) ack: oneshot::Sender<Result<WriteReceipt, StoreError>>,
 }
@@ -95,6 +100,8 @@ pub(crate) struct LineInfo {
     pub(crate) service: u32,
     /// Index into [`WriteRequest::events`], for records that carry an issue.
     pub(crate) event: Option<u32>,
+    /// Where the record's `meta` hashes end in [`WriteRequest::hashes`].
+    pub(crate) hashes_end: u32,
 }
 
 impl WriteRequest {
@@ -107,7 +114,9 @@ impl WriteRequest {
         let mut lines = Vec::with_capacity(records.len());
         let mut services: Vec<String> = Vec::new();
         let mut events = Vec::new();
+        let mut hashes = Vec::with_capacity(records.len() * 8);
         for record in records {
+            for_each_leaf_hash(&record.meta, &mut |h| hashes.push(h));
             record.write_json(&mut buf);
             buf.push(b'\n');
             // Batches carry a handful of services: a linear scan beats hashing.
@@ -131,6 +140,7 @@ impl WriteRequest {
                     events.push(e);
                     u32::try_from(events.len() - 1).unwrap_or(u32::MAX)
                 }),
+                hashes_end: u32::try_from(hashes.len()).unwrap_or(u32::MAX),
             });
         }
         WriteRequest {
@@ -138,6 +148,7 @@ impl WriteRequest {
             lines,
             services,
             events,
+            hashes,
             ack,
         }
     }
@@ -279,6 +290,8 @@ struct Active {
     summary: SegmentSummary,
     /// When an age rotation is due (set by the first record).
     rotate_at: Option<Instant>,
+    /// The `meta` values of its committed records, written beside the sidecar at sealing.
+    filter: FilterBuilder,
     /// Bytes past the committed length may be in the file (a failed write that could not
     /// be cut off yet); they must go before the next append.
     dirty: bool,
@@ -358,6 +371,7 @@ impl Writer {
         file: File,
         first_write: Option<Instant>,
         dedup: Dedup,
+        filter: FilterBuilder,
     ) -> io::Result<Self> {
         let (seq, summary) = read(&shared.segments)
             .last()
@@ -374,6 +388,7 @@ impl Writer {
                 file: Arc::new(file),
                 summary,
                 rotate_at,
+                filter,
                 dirty: false,
             },
             dedup,
@@ -608,11 +623,17 @@ impl Writer {
             let mut issues = lock(&self.shared.issues.state);
             for (request, (_, kept)) in group.iter().zip(&plans) {
                 let mut start = 0;
+                let mut hashes_start = 0;
                 for (info, keep) in request.lines.iter().zip(kept) {
                     let line = start..info.end.saturating_sub(1);
                     start = info.end;
+                    let hashes = hashes_start..info.hashes_end as usize;
+                    hashes_start = info.hashes_end as usize;
                     if !*keep {
                         continue;
+                    }
+                    for h in request.hashes.get(hashes).unwrap_or_default() {
+                        self.active.filter.insert(*h);
                     }
                     if let Some(event) = info.event.and_then(|i| request.events.get(i as usize)) {
                         if issues.table.contains(&event.issue) {
@@ -756,9 +777,14 @@ impl Writer {
                 file,
                 summary: SegmentSummary::default(),
                 rotate_at: None,
+                filter: FilterBuilder::new(self.config.segment_max_bytes),
                 dirty: false,
             },
         );
+        // The filter first: a sidecar without one means a scan, never a missed record.
+        if let Err(e) = sealed.filter.seal(&dir, sealed.seq, &self.shared.fsyncs) {
+            tracing::warn!(error = %e, "could not write a segment filter; queries read the segment");
+        }
         if let Err(e) = write_sidecar(&dir, sealed.seq, &sealed.summary, &self.shared.fsyncs) {
             tracing::warn!(error = %e, "could not write a segment sidecar; the next start rebuilds it");
         }

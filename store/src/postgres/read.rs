@@ -75,6 +75,28 @@ fn push_where(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
         b.push(" AND message ILIKE ")
             .push_bind(contains_pattern(text));
     }
+    // Containment, so the GIN (meta jsonb_path_ops) index serves it: one `@>` per way the
+    // flattened key can be stored and per JSON type of the value.
+    for filter in &q.meta {
+        b.push(" AND (");
+        for (i, doc) in filter.containments().iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push("meta @> ")
+                .push_bind(doc.to_string())
+                .push("::jsonb");
+        }
+        b.push(")");
+    }
+    // Keyset paging on the primary key.
+    if let Some(c) = q.before {
+        b.push(" AND (ts, id) < ((timestamptz 'epoch' + ");
+        b.push_bind(c.ts.unix_millis());
+        b.push("::bigint * interval '1 millisecond'), ")
+            .push_bind(c.id)
+            .push(")");
+    }
 }
 
 /// The records matching `q`, newest `ts` first.
