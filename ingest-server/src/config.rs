@@ -333,6 +333,11 @@ pub struct Privacy {
     /// `"tenant"` filters `tenant`, `x_tenant_id` and `TenantId`). Env
     /// `FAULTLINE_PRIVACY_DENY_URL_PARAMS`, comma-separated.
     pub deny_url_params: Vec<String>,
+    /// Sentry events: whether a user known only by `user.ip_address` (`{{auto}}`: the
+    /// request's client address) is counted as that address, re-keyed like every user.
+    /// Off (the default): the address is dropped and the event has no user. Env
+    /// `FAULTLINE_PRIVACY_SENTRY_IP_AS_USER`.
+    pub sentry_ip_as_user: bool,
 }
 
 /// Issues (`/issues`): error events grouped by fingerprint.
@@ -478,7 +483,12 @@ impl Config {
             origin: origin.clone(),
             message,
         };
-        let from_file: Config = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        let mut from_file: Config = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        if path.is_none() {
+            // The embedded default runs the shipped alert rules from the first start; their
+            // channels stay "not configured" until their variables are set.
+            from_file.alerts = AlertsConfig::seeded();
+        }
 
         // Round-trip through a table so every scalar, nested or not, can be overridden by
         // FAULTLINE_<SECTION>_<FIELD> without listing them by hand.

@@ -228,7 +228,8 @@ async fn receive(
                 .as_deref()
                 .and_then(|s| Timestamp::parse(s).ok()),
             now: Timestamp::now(),
-            ip_as_user: false,
+            ip_as_user: state.config.privacy.sentry_ip_as_user,
+            client_ip: client.0,
         };
         let mapped = to_records(&parsed, &cx);
         let event_id = mapped.event_id.or_else(|| parsed.header.event_id.clone());

@@ -22,8 +22,11 @@ pub(crate) struct Context<'a> {
     pub sent_at: Option<Timestamp>,
     /// Stands in for a record with no time.
     pub now: Timestamp,
-    /// Whether `user.ip_address` may stand for a user that has no id, email or name.
+    /// Whether `user.ip_address` may stand for a user that has no id, email or name
+    /// (`privacy.sentry_ip_as_user`; it is re-keyed like every user).
     pub ip_as_user: bool,
+    /// The request's client address: what `user.ip_address` `{{auto}}` stands for.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// The event in `payload` as a record. `event_id` is the envelope header's, for an event
@@ -74,7 +77,8 @@ pub(crate) fn event(
         .and_then(|x| x.get("mechanism"))
         .and_then(Value::as_object);
     let event_name = match (&exception, mechanism.and_then(|m| text(m.get("type")))) {
-        (Some(_), Some(m)) => match m.as_str() {
+        // Browser SDKs before 8 say `onerror`, later ones `auto.browser.global_handlers.onerror`.
+        (Some(_), Some(m)) => match m.rsplit('.').next().unwrap_or_default() {
             "onerror" => "window.onerror".to_owned(),
             "onunhandledrejection" => "unhandledrejection".to_owned(),
             // What SDKs call an exception captured by hand (`capture_exception`).
@@ -182,7 +186,7 @@ pub(crate) fn event(
         }
         meta.insert("sdk".into(), kept.into());
     }
-    if let Some(user) = user(e.get("user"), cx.ip_as_user) {
+    if let Some(user) = user(e.get("user"), cx) {
         meta.insert("user".into(), user.into());
     }
     if let Some(Value::Object(extra)) = e.remove("extra")
@@ -495,16 +499,19 @@ fn header(headers: Option<&Value>, name: &str) -> Option<String> {
 
 /// Who the user is, as one string the server then re-keys: the id, else the email, else
 /// the username, else (only when configured) the IP address. Nothing else of `user` is kept.
-fn user(v: Option<&Value>, ip_as_user: bool) -> Option<String> {
+fn user(v: Option<&Value>, cx: &Context<'_>) -> Option<String> {
     let u = v?.as_object()?;
-    let mut fields = vec!["id", "email", "username"];
-    if ip_as_user {
-        fields.push("ip_address");
-    }
-    fields
+    let named = ["id", "email", "username"]
         .into_iter()
         .filter_map(|f| text(u.get(f)))
-        .find(|s| !s.is_empty() && s != "{{auto}}")
+        .find(|s| !s.is_empty() && s != "{{auto}}");
+    if named.is_some() || !cx.ip_as_user {
+        return named;
+    }
+    match text(u.get("ip_address"))? {
+        auto if auto == "{{auto}}" => cx.client_ip.map(|ip| ip.to_string()),
+        ip => Some(ip).filter(|ip| !ip.is_empty()),
+    }
 }
 
 /// Sentry's `timestamp`: seconds since the epoch (a float) or RFC 3339.
@@ -586,6 +593,7 @@ mod tests {
             sent_at: None,
             now: Timestamp::from_unix_millis(1_700_000_000_000),
             ip_as_user: false,
+            client_ip: None,
         }
     }
 
@@ -687,6 +695,40 @@ mod tests {
         .unwrap();
         assert_eq!(r.event, "window.onerror");
         assert!(!r.meta.contains_key("user"));
+        // With privacy.sentry_ip_as_user, the address stands for the user (re-keyed later):
+        // `{{auto}}` is the request's client address; an id still comes first.
+        let ip_cx = Context {
+            ip_as_user: true,
+            client_ip: Some([198, 51, 100, 7].into()),
+            ..cx()
+        };
+        for (user, expected) in [
+            (r#"{"ip_address":"{{auto}}"}"#, "198.51.100.7"),
+            (r#"{"ip_address":"203.0.113.9"}"#, "203.0.113.9"),
+            (r#"{"id":"u1","ip_address":"203.0.113.9"}"#, "u1"),
+        ] {
+            let payload = format!(r#"{{"message":"m","user":{user}}}"#);
+            let r = event(payload.as_bytes(), None, &ip_cx).unwrap();
+            assert_eq!(r.meta["user"], expected, "{user}");
+        }
+        // As SDKs 8 and later name their handlers, and a capture by hand.
+        for (mechanism, name) in [
+            ("auto.browser.global_handlers.onerror", "window.onerror"),
+            (
+                "auto.browser.global_handlers.onunhandledrejection",
+                "unhandledrejection",
+            ),
+            ("generic", "exception"),
+            (
+                "auto.browser.browserapierrors.setTimeout",
+                "auto.browser.browserapierrors.setTimeout",
+            ),
+        ] {
+            let payload = serde_json::json!({"exception": {"values": [
+                {"type": "Error", "mechanism": {"type": mechanism}}]}});
+            let r = event(payload.to_string().as_bytes(), None, &cx()).unwrap();
+            assert_eq!(r.event, name, "{mechanism}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | the raised exception (the last of `exception.values`): `type: value` | `message` |
 //! | else `logentry.formatted` (or `message`); the template `logentry.message` | `message`; `meta.message_template` |
 //! | exception `type` | `meta.error_type` |
-//! | `mechanism.type` (`onerror` as `window.onerror`, `onunhandledrejection` as `unhandledrejection`); `generic` or none is `exception`; `message` for an event without an exception | `event` |
+//! | `mechanism.type` (`onerror` or `auto.browser.global_handlers.onerror` as `window.onerror`, `...onunhandledrejection` as `unhandledrejection`); `generic` or none is `exception`; `message` for an event without an exception | `event` |
 //! | `mechanism` `type` and `handled` | `meta.mechanism` |
 //! | `stacktrace.frames`, reversed (innermost first): `function`, `abs_path` (else `filename`), `lineno`, `colno`, `module`, `in_app`, up to 5 lines of context each side | `meta.stack` |
 //! | `release`, `environment`, `dist`, `platform`, `logger`, `server_name`, `transaction` | `meta.*` of the same name |
