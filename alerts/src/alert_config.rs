@@ -48,6 +48,12 @@ pub struct AlertsConfig {
     /// The dashboard's address, linked from notifications (`https://faultline.example.com`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dashboard_url: Option<String>,
+    /// A channel whose secret's environment variable is not set is skipped instead of
+    /// stopping the start: shown as not configured in `GET /alerts`, its notifications
+    /// counted in `faultline_alerts_notifications_skipped_total`. On in the embedded default
+    /// (so its rules run before any channel is set up), off otherwise.
+    #[serde(skip_serializing_if = "is_false")]
+    pub skip_unconfigured_channels: bool,
     /// Where notifications go, by name; see [`ChannelConfig`].
     #[serde(deserialize_with = "named_tables")]
     pub channels: BTreeMap<String, ChannelConfig>,
@@ -90,12 +96,30 @@ impl Default for AlertsConfig {
             deliveries_kept: 50,
             checks_kept: 100,
             dashboard_url: None,
+            skip_unconfigured_channels: false,
             channels: BTreeMap::new(),
             probes: BTreeMap::new(),
             rules: BTreeMap::new(),
             inhibit: Vec::new(),
         }
     }
+}
+
+/// The `[alerts]` section the server runs without a config file: the four rules of
+/// `faultline.example.toml` and the channels they name, each channel's secret from the
+/// environment variable the example uses, and [`AlertsConfig::skip_unconfigured_channels`].
+const SEEDED: &str = include_str!("default_alerts.toml");
+
+impl AlertsConfig {
+    /// The embedded default: [`SEEDED`](self) parsed.
+    pub fn seeded() -> AlertsConfig {
+        // Checked by a test; a broken embedded file would be a build mistake.
+        toml::from_str(SEEDED).unwrap_or_default()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The contents of `alerts.rules_file`.
@@ -429,4 +453,56 @@ fn default_probe_interval() -> HumanDuration {
 
 fn default_probe_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod seeded_tests {
+    use super::*;
+    use crate::service::build_targets;
+
+    /// The embedded default runs the four shipped rules with no environment: its channels
+    /// are not configured, not a failed start; a set variable configures one.
+    #[test]
+    fn the_embedded_default_runs_the_four_rules_without_secrets() {
+        let seeded = AlertsConfig::seeded();
+        assert!(seeded.skip_unconfigured_channels);
+        let compiled = seeded.compile().unwrap();
+        let names: Vec<&str> = compiled.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "api_errors",
+                "redis_down",
+                "ui_user_errors",
+                "worker_behavior_engine"
+            ]
+        );
+        assert!(
+            compiled
+                .rules
+                .iter()
+                .all(|r| r.config.runbook_url.is_some())
+        );
+        let targets = build_targets(&compiled, &|_| None).unwrap();
+        assert!(targets.channels.is_empty());
+        assert_eq!(
+            targets.unconfigured.get("ops_slack").map(String::as_str),
+            Some("FAULTLINE_SLACK_WEBHOOK_URL")
+        );
+        assert_eq!(targets.unconfigured.len(), 4);
+        let targets = build_targets(&compiled, &|k| {
+            (k == "FAULTLINE_SLACK_WEBHOOK_URL").then(|| "https://hooks.example.com/x".into())
+        })
+        .unwrap();
+        assert!(targets.channels.contains_key("ops_slack"));
+        assert_eq!(targets.unconfigured.len(), 3);
+
+        // Without the setting, an unset variable still stops the start.
+        let mut strict = AlertsConfig::seeded();
+        strict.skip_unconfigured_channels = false;
+        let err = build_targets(&strict.compile().unwrap(), &|_| None)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("is not set"), "{err}");
+    }
 }

@@ -18,7 +18,7 @@ use crate::alert_config::{AlertsConfig, NotifyEvent};
 use crate::eval::{Evaluator, Interest};
 use crate::notify::{Context, Notification};
 use crate::rule::Action;
-use crate::service::{PRIME_MAX_RECORDS, build_targets, probe_rule_depths};
+use crate::service::{PRIME_MAX_RECORDS, Targets, build_targets, probe_rule_depths, skipped};
 use crate::store::{AlertStore, CheckKind, CheckStatus, Delivery, SystemCheck};
 
 /// What one evaluation is asked to do.
@@ -55,7 +55,11 @@ pub async fn check_once(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<CheckOutcome> {
     let compiled = config.compile()?;
-    let (channels, probes) = build_targets(&compiled, env)?;
+    let Targets {
+        channels,
+        probes,
+        unconfigured,
+    } = build_targets(&compiled, env)?;
 
     let now = Timestamp::now();
     let mut engine = Evaluator::new(
@@ -213,6 +217,8 @@ pub async fn check_once(
                 Action::Channel { name, on } if on.contains(&n.event) => {
                     if let Some(channel) = channels.get(name) {
                         round.push(channel.deliver(&ctx, n).await);
+                    } else if unconfigured.contains_key(name) {
+                        skipped(name, n);
                     }
                 }
                 _ => {}

@@ -97,5 +97,5 @@ pub use store::{
     StateChanges, StoredAlert, StoredRule, StoredState, SystemCheck,
 };
 pub use view::{
-    AlertsView, FiringAlert, GroupView, NoticeView, ResetView, RuleView, firing_alerts,
+    AlertsView, ChannelView, FiringAlert, GroupView, NoticeView, ResetView, RuleView, firing_alerts,
 };

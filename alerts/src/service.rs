@@ -1,7 +1,7 @@
 //! The running evaluator: [`AlertService`] (one task that decides, persists and notifies),
 //! the [`AlertHandle`] ingest and the HTTP layer hold, and how a node comes to lead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,7 +25,7 @@ use crate::store::{
     AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StoredState,
     SystemCheck,
 };
-use crate::view::{AlertsView, NoticeView, ResetView, RuleView};
+use crate::view::{AlertsView, ChannelView, NoticeView, ResetView, RuleView};
 
 /// Records read back per rule on start (the newest ones of its window).
 pub(crate) const PRIME_MAX_RECORDS: usize = 100_000;
@@ -194,6 +194,8 @@ impl AlertHandle {
 pub struct AlertService {
     pub(crate) compiled: CompiledAlerts,
     channels: Channels,
+    /// Channels left out for an unset secret: name, variable.
+    unconfigured: BTreeMap<String, String>,
     probes: Vec<Arc<Probe>>,
     ctx: Context,
     record_store: Arc<dyn RecordStore>,
@@ -367,20 +369,43 @@ pub async fn open_store(
 /// Ready channels, by name.
 type Channels = HashMap<String, Arc<Channel>>;
 
-/// Channels and probes of `compiled`, with their secrets read.
+/// What `compiled`'s rules notify and probe, with their secrets read.
+pub(crate) struct Targets {
+    pub channels: Channels,
+    pub probes: Vec<Arc<Probe>>,
+    /// Channels skipped for a secret's unset variable (with
+    /// `skip_unconfigured_channels`), by name: the variable.
+    pub unconfigured: BTreeMap<String, String>,
+}
+
+/// Channels and probes of `compiled`, with their secrets read. A channel whose secret's
+/// variable is unset stops the start, or with `skip_unconfigured_channels` is left out and
+/// listed as not configured.
 pub(crate) fn build_targets(
     compiled: &CompiledAlerts,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Channels, Vec<Arc<Probe>>), AlertConfigError> {
+) -> Result<Targets, AlertConfigError> {
     // Only channels and probes something uses need their secrets.
     let mut channels = HashMap::new();
+    let mut unconfigured = BTreeMap::new();
     let mut probes = Vec::new();
     for rule in &compiled.rules {
         for action in &rule.actions {
             if let Action::Channel { name, .. } = action
                 && !channels.contains_key(name)
+                && !unconfigured.contains_key(name)
                 && let Some(c) = compiled.channels.get(name)
             {
+                if compiled.settings.skip_unconfigured_channels
+                    && let Some(var) = c.unset_secret(env)
+                {
+                    tracing::warn!(
+                        channel = %name, variable = %var,
+                        "alert channel not configured ({var} is not set): its notifications are skipped"
+                    );
+                    unconfigured.insert(name.clone(), var);
+                    continue;
+                }
                 channels.insert(name.clone(), Arc::new(Channel::new(name, c, env)?));
             }
         }
@@ -390,7 +415,18 @@ pub(crate) fn build_targets(
             probes.push(Arc::new(Probe::new(name, p, env)?));
         }
     }
-    Ok((channels, probes))
+    Ok(Targets {
+        channels,
+        probes,
+        unconfigured,
+    })
+}
+
+/// Counts a notification not sent to `channel`, which is not configured.
+pub(crate) fn skipped(channel: &str, n: &Notification) {
+    metrics::counter!("faultline_alerts_notifications_skipped_total", "channel" => channel.to_owned())
+        .increment(1);
+    tracing::debug!(channel, rule = %n.rule, event = n.event.as_str(), "channel not configured: notification skipped");
 }
 
 impl AlertService {
@@ -402,7 +438,11 @@ impl AlertService {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<AlertService> {
         let compiled = config.compile()?;
-        let (channels, probes) = build_targets(&compiled, env)?;
+        let Targets {
+            channels,
+            probes,
+            unconfigured,
+        } = build_targets(&compiled, env)?;
         // Read from the shared store instead, ingest hands nothing over.
         let interest = if config.enabled && streaming {
             Interest::new(compiled.rules.clone(), &compiled.meta_keys)
@@ -432,6 +472,7 @@ impl AlertService {
         let mut service = AlertService {
             compiled,
             channels,
+            unconfigured,
             probes,
             ctx,
             record_store,
@@ -864,6 +905,8 @@ impl AlertService {
                 Action::Channel { name, on } if on.contains(&n.event) => {
                     if let Some(c) = self.channels.get(name) {
                         channels.push(Arc::clone(c));
+                    } else if self.unconfigured.contains_key(name) {
+                        skipped(name, &n);
                     }
                 }
                 Action::SystemCheck if n.event != NotifyEvent::Repeat => {
@@ -1121,6 +1164,20 @@ impl AlertService {
         }
         let mut probes: Vec<SystemCheck> = self.probe_results.values().cloned().collect();
         probes.sort_by(|a, b| a.name.cmp(&b.name));
+        let channels = self
+            .compiled
+            .channels
+            .iter()
+            .filter(|(name, _)| {
+                self.channels.contains_key(*name) || self.unconfigured.contains_key(*name)
+            })
+            .map(|(name, c)| ChannelView {
+                name: name.clone(),
+                kind: c.kind(),
+                configured: !self.unconfigured.contains_key(name),
+                missing_env: self.unconfigured.get(name).cloned(),
+            })
+            .collect();
         AlertsView {
             enabled: self.compiled.settings.enabled,
             leader: self.handle.is_leader(),
@@ -1130,6 +1187,7 @@ impl AlertService {
             rules,
             notices,
             probes,
+            channels,
         }
     }
 

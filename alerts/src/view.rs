@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::alert_config::{AlertsConfig, RuleConfig, RuleKind, Severity};
 use crate::alert_state::AlertStatus;
 pub use crate::eval::GroupView;
+use crate::notify::ChannelKind;
 use crate::store::{AlertStore, Delivery, SystemCheck};
 
 /// The `GET /alerts` body.
@@ -29,6 +30,23 @@ pub struct AlertsView {
     pub notices: Vec<NoticeView>,
     /// The latest result of every probe.
     pub probes: Vec<SystemCheck>,
+    /// The channels rules notify, in name order, and whether each is configured.
+    pub channels: Vec<ChannelView>,
+}
+
+/// A channel in `GET /alerts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: ChannelKind,
+    /// `false`: its secret's variable is not set, so it is skipped
+    /// (`skip_unconfigured_channels`).
+    pub configured: bool,
+    /// The variable that is not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_env: Option<String>,
 }
 
 /// One rule in `GET /alerts`.

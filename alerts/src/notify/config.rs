@@ -98,6 +98,24 @@ impl ChannelConfig {
         }
     }
 
+    /// The first environment variable naming one of its secrets that `env` does not have
+    /// (unset or blank): such a channel is not configured.
+    pub(crate) fn unset_secret(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        let vars: Vec<&Option<String>> = match self {
+            ChannelConfig::Slack(c) => vec![&c.url_env],
+            ChannelConfig::Discord(c) => vec![&c.url_env],
+            ChannelConfig::Telegram(c) => vec![&c.bot_token_env],
+            ChannelConfig::Pagerduty(c) => vec![&c.routing_key_env],
+            ChannelConfig::Email(c) => vec![&c.smtp_password_env],
+            ChannelConfig::Webhook(c) => vec![&c.url_env, &c.bearer_token_env],
+            ChannelConfig::Command(_) => Vec::new(),
+        };
+        vars.into_iter()
+            .flatten()
+            .find(|var| env(var).is_none_or(|v| v.trim().is_empty()))
+            .cloned()
+    }
+
     /// The fields its kind reads, and those written that it does not.
     fn fields(&self) -> (&'static [&'static str], &OtherFields) {
         match self {

@@ -855,3 +855,113 @@ fn summary_merges_into_a_report() {
     assert!(err.contains("is not a JSON object"), "{err}");
     assert_eq!(std::fs::read_to_string(&list).unwrap(), "[1, 2]");
 }
+
+/// `faultline serve` without a config file runs the shipped rules: a channel whose
+/// variable is set notifies (with the rule's runbook), the others show as not configured
+/// and are skipped and counted, and the UI rule's notice appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_default_runs_the_shipped_rules_before_channels_are_set_up() {
+    let capture = Capture::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "FAULTLINE_SLACK_WEBHOOK_URL",
+            capture.url(&format!("slack/{SLACK_SECRET}")),
+        ),
+        // Nothing listens here: redis_down fires, its channels are not configured.
+        (
+            "FAULTLINE_ALERTS_PROBES_REDIS_ADDRESS",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        ("FAULTLINE_ALERTS_PROBES_REDIS_INTERVAL", "200ms".to_owned()),
+    ];
+    let server = Faultline::start(data.path(), None, &env);
+    let alerts = server.get("/alerts").await;
+    let channels: Vec<(String, bool, String)> = alerts["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["configured"].as_bool().unwrap(),
+                c["missing_env"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        channels,
+        [
+            ("app_stop".into(), false, "FAULTLINE_APP_STOP_URL".into()),
+            ("ops_slack".into(), true, String::new()),
+            (
+                "pagerduty".into(),
+                false,
+                "FAULTLINE_PAGERDUTY_ROUTING_KEY".into()
+            ),
+            (
+                "worker_restart".into(),
+                false,
+                "FAULTLINE_WORKER_RESTART_URL".into()
+            ),
+        ]
+    );
+    assert_eq!(alerts["rules"].as_array().unwrap().len(), 4, "{alerts}");
+
+    let user = anonymize_user(SALT, "carol");
+    let ui: Vec<Value> = (0..10)
+        .map(|_| record("ui", "ERROR", "window.onerror", json!({ "user": user })))
+        .collect();
+    server.post(KEY, None, json!(ui)).await;
+    let slack = capture.wait_for("slack", 1, Duration::from_secs(5)).await;
+    assert!(
+        text(&slack[0]).starts_with("[FIRING] ui_user_errors ["),
+        "{}",
+        text(&slack[0])
+    );
+    let fields = slack[0].body["attachments"][0]["fields"].to_string();
+    assert!(
+        fields.contains("docs/runbook.md#ui_user_errors"),
+        "{fields}"
+    );
+    let alerts = server.get("/alerts").await;
+    assert_eq!(alerts["notices"][0]["rule"], "ui_user_errors", "{alerts}");
+    let rule = server.rule("ui_user_errors").await;
+    assert!(
+        rule["config"]["runbook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("docs/runbook.md#ui_user_errors")
+    );
+
+    // redis_down fires; its two channels are skipped and counted, nothing fails.
+    let metrics = eventually(
+        "redis_down's notifications are skipped",
+        Duration::from_secs(20),
+        || async {
+            let m = client()
+                .get(format!("{}/metrics", server.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            m.contains("faultline_alerts_notifications_skipped_total{channel=\"pagerduty\"} 1")
+                .then_some(m)
+        },
+    )
+    .await;
+    assert!(
+        metrics.contains("faultline_alerts_notifications_skipped_total{channel=\"app_stop\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(server.rule("redis_down").await["status"], "firing");
+    assert!(
+        server.rule("redis_down").await["deliveries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(server.terminate().0.success());
+}
