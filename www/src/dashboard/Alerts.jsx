@@ -1,4 +1,5 @@
-// Alert rules with their groups, delivery history and a reset button; the inline notices of
+// Alert rules with their groups, runbook link, channels (and which are not configured),
+// delivery history and a reset button; the inline notices of
 // rules with the `notice` action; the latest system checks.
 import { formatTime } from "./format.js";
 
@@ -18,6 +19,9 @@ export function Notices({ notices }) {
 
 const ORDER = { firing: 0, pending: 1, resolved: 2, ok: 3 };
 
+// Only a web link is rendered as one (the server checks runbook_url the same way).
+const isHttp = (url) => typeof url === "string" && /^https?:\/\//.test(url);
+
 export function Alerts({ alerts, onReset }) {
   if (!alerts.enabled) {
     return <p className="empty">The server does not evaluate alerts (alerts.enabled = false): `faultline check-alerts` does.</p>;
@@ -25,12 +29,25 @@ export function Alerts({ alerts, onReset }) {
   if (alerts.rules.length === 0) {
     return <p className="empty">No alert rules are configured (docs/OPERATIONS.md, "Alerts").</p>;
   }
+  const channels = Object.fromEntries((alerts.channels || []).map((c) => [c.name, c]));
+  const unconfigured = (alerts.channels || []).filter((c) => !c.configured);
   const rules = [...alerts.rules].sort((a, b) => (ORDER[a.status] ?? 9) - (ORDER[b.status] ?? 9) || a.name.localeCompare(b.name));
   return (
     <div id="alerts" className="alerts">
       <p className="muted small">
         {alerts.firing} firing{alerts.records_dropped ? " · " + alerts.records_dropped + " records not evaluated (queue full)" : ""}
       </p>
+      {unconfigured.length > 0 && (
+        <p id="channels-not-configured" className="muted small">
+          Not configured, notifications skipped:{" "}
+          {unconfigured.map((c, i) => (
+            <span key={c.name}>
+              {i > 0 && ", "}
+              {c.name} ({c.kind}, set {c.missing_env})
+            </span>
+          ))}
+        </p>
+      )}
       {rules.map((r) => (
         <div key={r.name} className={"alert card " + r.status} data-rule={r.name} data-status={r.status}>
           <div className="alert-head">
@@ -44,6 +61,27 @@ export function Alerts({ alerts, onReset }) {
                 Reset
               </button>
             )}
+          </div>
+          <div className="alert-meta small">
+            {isHttp(r.config && r.config.runbook_url) && (
+              <a className="runbook" href={r.config.runbook_url} target="_blank" rel="noopener noreferrer">
+                Runbook
+              </a>
+            )}
+            <span className="alert-actions muted">
+              {"→ "}
+              {r.actions.map((a, i) => {
+                const c = channels[a];
+                const off = c && !c.configured;
+                return (
+                  <span key={a} className={"channel" + (off ? " not-configured" : "")} data-channel={a} data-configured={off ? "false" : "true"}>
+                    {i > 0 && ", "}
+                    {a}
+                    {off && " (not configured)"}
+                  </span>
+                );
+              })}
+            </span>
           </div>
           {r.groups.filter((g) => g.status !== "ok").length > 0 && (
             <ul className="groups small">
