@@ -132,7 +132,48 @@ fn steps() -> Vec<Step> {
         ),
         Step::tests("reporter wasm tests in Chromium", wasm_pack_test()),
         Step::node_tests("browser end-to-end", e2e()).after(build_for_e2e),
+        // After the end-to-end step, which built reporter-wasm/pkg.
+        Step::check("npm pack --dry-run", npm_pack_dry_run()),
     ]
+}
+
+/// The files of the npm package, exactly: what a user needs and nothing else.
+const NPM_FILES: &[&str] = &[
+    "README.md",
+    "faultline_reporter.js",
+    "faultline_reporter_bg.wasm",
+    "index.d.ts",
+    "index.js",
+    "outbox.js",
+    "package.json",
+    "react.d.ts",
+    "react.js",
+    "snippet.js",
+    "vite.d.ts",
+    "vite.js",
+];
+
+/// `npm pack --dry-run` of `reporter-wasm/pkg`, failing unless it packs exactly
+/// [`NPM_FILES`].
+fn npm_pack_dry_run() -> Command {
+    let want = serde_json::to_string(NPM_FILES).unwrap_or_default();
+    let mut c = Command::new("sh");
+    c.current_dir(cmd::root().join("reporter-wasm/pkg")).args([
+        "-c",
+        r#"npm pack --dry-run --json --ignore-scripts 2>/dev/null | node -e '
+let s = "";
+process.stdin.on("data", (d) => (s += d)).on("end", () => {
+  const got = JSON.parse(s)[0].files.map((f) => f.path).sort();
+  const want = JSON.parse(process.env.NPM_FILES).sort();
+  if (JSON.stringify(got) !== JSON.stringify(want)) {
+    console.error("npm pack: packs", got, "expected", want);
+    process.exit(1);
+  }
+  console.log(`npm pack: the ${got.length} files a user needs`);
+});'"#,
+    ]);
+    c.env("NPM_FILES", want);
+    c
 }
 
 /// `cargo check` of `faultline-logger` with no features, each feature alone, and all of
