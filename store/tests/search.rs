@@ -364,3 +364,68 @@ async fn postgres_uses_the_meta_index_and_the_key() {
     let plan = pg.explain(&q).await.unwrap();
     assert!(plan.contains("pkey"), "{plan}");
 }
+
+/// Timing, not a check: a rare `meta` value among `FAULTLINE_SEARCH_RECORDS` records
+/// (default 1,000,000) on both stores, p50 of 21 queries. Run it with
+/// `cargo test --release -p faultline-store --test search -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: minutes of writing"]
+async fn rare_value_timing() {
+    let n: usize = std::env::var("FAULTLINE_SEARCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let t0 = now() - 3_600_000;
+    let batch = |from: usize| -> Vec<Record> {
+        (from..from + 1000)
+            .map(|i| {
+                let order = if i == n / 3 {
+                    "rare-order".to_owned()
+                } else {
+                    format!("o-{i}")
+                };
+                rec(
+                    t0 + (i as i64) / 300,
+                    "GET /api/orders answered",
+                    json!({"order_id": order, "status": 200, "release": "1.4.2",
+                           "http": {"route": "/api/orders", "method": "GET"}}),
+                )
+            })
+            .collect()
+    };
+    let dir = TempDir::new().unwrap();
+    let file = FileStore::open(FileStoreConfig::new(dir.path())).unwrap();
+    let spool = TempDir::new().unwrap();
+    let pg = postgres(&spool).await;
+    let started = std::time::Instant::now();
+    for from in (0..n).step_by(1000) {
+        let records = batch(from);
+        file.write(records.clone()).await.unwrap();
+        pg.write(records).await.unwrap();
+    }
+    println!(
+        "wrote {n} records to both stores in {:?}",
+        started.elapsed()
+    );
+    let q = || Query {
+        meta: vec![MetaFilter::new("order_id", "rare-order").unwrap()],
+        ..Query::default()
+    };
+    for (name, store) in [
+        ("file store", &file as &dyn RecordStore),
+        ("PostgreSQL", &pg as &dyn RecordStore),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let started = std::time::Instant::now();
+            let found = store.query(q()).await.unwrap();
+            times.push(started.elapsed());
+            assert_eq!(found.len(), 1, "{name}");
+        }
+        times.sort();
+        println!(
+            "{name}: rare meta value among {n}: p50 {:?}, max {:?}",
+            times[10], times[20]
+        );
+    }
+}

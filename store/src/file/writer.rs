@@ -114,7 +114,7 @@ impl WriteRequest {
         let mut lines = Vec::with_capacity(records.len());
         let mut services: Vec<String> = Vec::new();
         let mut events = Vec::new();
-        let mut hashes = Vec::with_capacity(records.len() * 8);
+        let mut hashes = Vec::new();
         for record in records {
             for_each_leaf_hash(&record.meta, &mut |h| hashes.push(h));
             record.write_json(&mut buf);
