@@ -30,8 +30,15 @@ pub(crate) fn run(extra: &[String]) -> Result<ExitCode> {
     println!("==> start: faultline serve {}", extra.join(" "));
     println!("    data in ./data; the first start prints the generated keys; Ctrl-C stops it");
     println!(
-        "    dashboard: http://127.0.0.1:8080 (admin token below or FAULTLINE_ADMIN_TOKEN), demo panel: /panel\n"
+        "    dashboard: http://127.0.0.1:8080 (admin token below or FAULTLINE_ADMIN_TOKEN), demo panel: /panel"
     );
+    if flag(extra, "--config").is_none() && std::env::var_os("FAULTLINE_CONFIG").is_none() {
+        println!(
+            "    alerts: the four shipped rules run (docs/runbook.md); a channel notifies once its variable is set:\n    \
+             FAULTLINE_SLACK_WEBHOOK_URL, FAULTLINE_PAGERDUTY_ROUTING_KEY, FAULTLINE_WORKER_RESTART_URL, FAULTLINE_APP_STOP_URL"
+        );
+    }
+    println!();
     let mut server = Command::new(&bin)
         .arg("serve")
         .args(extra)
