@@ -282,12 +282,15 @@ impl AlertState {
 
     /// The alert is no longer muted: the one notification owed for what was held, if any
     /// still matters now (a held firing or reminder while it still fires, a held resolve
-    /// while it does not).
-    pub(crate) fn release(&mut self) -> Option<NotifyEvent> {
+    /// while it does not). Reminders count again from `now`.
+    pub(crate) fn release(&mut self, now: Timestamp) -> Option<NotifyEvent> {
         let held = self.held.take()?;
         let firing = self.status == AlertStatus::Firing;
         let event = match held {
-            NotifyEvent::Firing | NotifyEvent::Repeat if firing => held,
+            NotifyEvent::Firing | NotifyEvent::Repeat if firing => {
+                self.last_sent_at = Some(now);
+                held
+            }
             NotifyEvent::Resolved if !firing => held,
             _ => return None,
         };
@@ -420,16 +423,16 @@ mod tests {
         a.step(&v(true), at(10), 0, Some(10_000));
         a.hold(NotifyEvent::Repeat);
         assert!(a.owed.is_empty());
-        assert_eq!(a.release(), Some(NotifyEvent::Firing));
+        assert_eq!(a.release(at(20)), Some(NotifyEvent::Firing));
         assert_eq!(a.owed, [NotifyEvent::Firing]);
-        assert_eq!(a.release(), None, "once");
+        assert_eq!(a.release(at(20)), None, "once");
         // Fired and resolved while muted: nothing.
         let mut b = AlertState::new(at(0));
         b.step(&v(true), at(0), 0, None);
         b.hold(NotifyEvent::Firing);
         b.step(&v(false), at(5), 0, None);
         b.hold(NotifyEvent::Resolved);
-        assert_eq!(b.release(), None);
+        assert_eq!(b.release(at(20)), None);
         assert!(b.owed.is_empty());
         // Heard of, then resolved while muted: the resolve.
         let mut c = AlertState::new(at(0));
@@ -437,6 +440,6 @@ mod tests {
         c.delivered(NotifyEvent::Firing);
         c.step(&v(false), at(5), 0, None);
         c.hold(NotifyEvent::Resolved);
-        assert_eq!(c.release(), Some(NotifyEvent::Resolved));
+        assert_eq!(c.release(at(20)), Some(NotifyEvent::Resolved));
     }
 }

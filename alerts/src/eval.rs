@@ -800,7 +800,7 @@ impl Evaluator {
                     continue;
                 };
                 g.dirty = true;
-                let Some(event) = g.alert.release() else {
+                let Some(event) = g.alert.release(now) else {
                     continue;
                 };
                 let t = match event {

@@ -642,9 +642,11 @@ impl AlertService {
                         return Term::Lost;
                     }
                     if enabled {
+                        // First: records read next are judged with the silences made
+                        // before them (on any node).
+                        self.refresh_silences().await;
                         self.poll().await;
                         self.poll_issues().await;
-                        self.refresh_silences().await;
                         let now = Timestamp::now();
                         self.engine.tick(now);
                         for ended in self.engine.end_until_resolved(now) {

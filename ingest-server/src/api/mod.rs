@@ -7,7 +7,8 @@
 //! - `issues.rs`: `GET /issues`, `GET /issues/{id}`, `PUT /issues/{id}` (error events
 //!   grouped into issues).
 //! - `alerts.rs`: `GET /alerts`, `POST /alerts/{rule}/reset`; `checks.rs`:
-//!   `GET /system/checks/latest`.
+//!   `GET /system/checks/latest`; `silences.rs`: `POST`, `GET /silences`,
+//!   `DELETE /silences/{id}`.
 //! - `health.rs`: `/healthz`, `/readyz`; `metrics.rs`: `/metrics` (and the recorder).
 //! - `dashboard.rs`: the embedded dashboard and `GET /panel/config`.
 //! - `sourcemaps.rs`: `PUT`, `GET`, `DELETE /sourcemaps/{release}` and `GET /sourcemaps`
@@ -26,6 +27,7 @@ mod logs;
 pub(crate) mod metrics;
 mod otlp;
 mod sentry;
+mod silences;
 mod sourcemaps;
 
 use std::time::Duration;
@@ -64,6 +66,8 @@ pub fn app(state: AppState) -> Router {
         .route("/issues/{id}", get(issues::get).put(issues::set_status))
         .route("/alerts", get(alerts::list))
         .route("/alerts/{rule}/reset", post(alerts::reset))
+        .route("/silences", get(silences::list).post(silences::create))
+        .route("/silences/{id}", axum::routing::delete(silences::expire))
         .route("/system/checks/latest", get(checks::latest))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,5 +1,5 @@
 //! The `faultline` command line: one file per subcommand (`serve.rs`, `migrate.rs`,
-//! `check_alerts.rs`, `summary.rs`, `sourcemaps.rs`; `faultline forward` is the
+//! `check_alerts.rs`, `summary.rs`, `sourcemaps.rs`, `silence.rs`; `faultline forward` is the
 //! `faultline-forward` crate).
 //! Every flag also reads an environment variable.
 
@@ -7,6 +7,7 @@ mod check_alerts;
 mod healthcheck;
 mod migrate;
 mod serve;
+mod silence;
 mod sourcemaps;
 mod summary;
 mod validate;
@@ -22,6 +23,7 @@ pub use check_alerts::CheckArgs;
 pub use healthcheck::HealthcheckArgs;
 pub use migrate::MigrateArgs;
 pub use serve::ServeArgs;
+pub use silence::{SilenceArgs, SilenceCommand};
 pub use sourcemaps::{SourcemapsArgs, SourcemapsCommand};
 pub use summary::SummaryArgs;
 pub use validate::ValidateArgs;
@@ -71,6 +73,9 @@ pub enum Command {
     Forward(faultline_forward::ForwardArgs),
     /// Upload, list or delete a release's source maps on a running server.
     Sourcemaps(sourcemaps::SourcemapsArgs),
+    /// Add, list or expire silences (alerts that notify nobody for a while) on a running
+    /// server.
+    Silence(silence::SilenceArgs),
     /// Check a config file (values, keys, alert rules and channels, the environment
     /// variables and files they name, the TLS files): every problem listed, exit 0 or 1.
     Validate(validate::ValidateArgs),
@@ -125,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::CheckAlerts(args) => return runtime.block_on(check_alerts::check_alerts(args)),
         Command::Summary(args) => runtime.block_on(summary::summary(args)),
         Command::Sourcemaps(args) => runtime.block_on(sourcemaps::sourcemaps(args)),
+        Command::Silence(args) => runtime.block_on(silence::silence(args)),
         Command::Validate(args) => return validate::validate(&args),
         Command::Healthcheck(args) => return runtime.block_on(healthcheck::healthcheck(args)),
         Command::Forward(args) => {
