@@ -24,6 +24,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,8 +121,16 @@ impl Listener {
     fn bind(addr: &CollectorAddr) -> io::Result<Listener> {
         let listener = match addr {
             CollectorAddr::Unix(path) => {
-                if path.exists() {
-                    // A collector that is still running answers; a file left by one that
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    // Only a socket is ever replaced: a path that names anything else is a
+                    // mistake to report, not a file to delete.
+                    if !meta.file_type().is_socket() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("{} exists and is not a socket", path.display()),
+                        ));
+                    }
+                    // A collector that is still running answers; a socket left by one that
                     // died does not, and is replaced.
                     if UnixStream::connect(path).is_ok() {
                         return Err(io::Error::new(

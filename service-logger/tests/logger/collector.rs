@@ -138,6 +138,17 @@ fn workers_log_through_the_collector_and_its_records_say_how_each_left() {
     let server = Server::start(data.path(), "127.0.0.1:0");
     let mut collector = collector(&server, &socket);
     let addr = format!("unix:{}", socket.display());
+    // A second collector on a live socket, or on a path that is not a socket, refuses to
+    // start and leaves it alone.
+    let refused = start_collector(&server, &addr).wait().unwrap();
+    assert_eq!(refused.code(), Some(2));
+    let not_a_socket = dir.path().join("notes.txt");
+    std::fs::write(&not_a_socket, "keep me").unwrap();
+    let refused = start_collector(&server, &format!("unix:{}", not_a_socket.display()))
+        .wait()
+        .unwrap();
+    assert_eq!(refused.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&not_a_socket).unwrap(), "keep me");
 
     let mut clean = worker(&addr, "w-clean", 300, 2, "exit");
     let mut killed = worker(&addr, "w-killed", 50, 2, "hang");
