@@ -324,3 +324,15 @@ async fn silences_survive_a_leader_change_on_postgres_and_the_cli_expires_one() 
     assert!(err.contains("404"), "{err}");
     assert!(standby.terminate().0.success());
 }
+
+/// The shipped example holds the API error rule while the Redis rule fires.
+#[test]
+fn the_example_config_inhibits_api_errors_while_redis_is_down() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../faultline.example.toml");
+    let config: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let alerts: faultline_alerts::AlertsConfig = config["alerts"].clone().try_into().unwrap();
+    assert_eq!(alerts.inhibit.len(), 1);
+    assert_eq!(alerts.inhibit[0].source.0, ["redis_down"]);
+    assert_eq!(alerts.inhibit[0].target.0, ["api_errors"]);
+    assert!(alerts.rules.contains_key("redis_down") && alerts.rules.contains_key("api_errors"));
+}
