@@ -744,3 +744,93 @@ actions = [{{ channel = "hot", on = ["firing"] }}]
         node.terminate();
     }
 }
+
+/// Guards `[issues] retention` on both stores (issue 23): at the store's retention pass (on
+/// start, then periodically) an issue whose last event is older than the retention is
+/// forgotten, so its fingerprint starts a new issue, while a younger resolved issue is kept
+/// and its next event is a regression, not a new issue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issues_past_retention_are_forgotten_and_younger_ones_regress() {
+    for postgres in [false, true] {
+        let store = if postgres { "PostgreSQL" } else { "file store" };
+        let data = tempfile::tempdir().unwrap();
+        let mut env = vec![("FAULTLINE_ISSUES_RETENTION", "1h".to_owned())];
+        if postgres {
+            env.push(("DATABASE_URL", fresh_db().await));
+        }
+        let at = |ago_ms: i64, message: &str| {
+            let mut r = crate::alerts_support::record("api", "ERROR", "job_failed", json!({}));
+            r["ts"] = ts(now_ms() - ago_ms).into();
+            r["message"] = message.into();
+            r
+        };
+        let node = Faultline::start(data.path(), None, &env);
+        node.post(
+            KEY,
+            None,
+            json!([
+                at(2 * 3_600_000, "stale failure"),
+                at(1_800_000, "recent failure")
+            ]),
+        )
+        .await;
+        let id = |title: &str| {
+            let title = title.to_owned();
+            let node = &node;
+            async move {
+                let page = node.get("/issues?status=all").await;
+                page["issues"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|i| i["title"] == title.as_str())
+                    .map(|i| i["id"].as_str().unwrap().to_owned())
+            }
+        };
+        let stale = id("stale failure")
+            .await
+            .expect("the stale issue exists before a pass");
+        let recent = id("recent failure").await.unwrap();
+        set_status(&node, &recent, "resolved").await;
+        node.terminate();
+
+        // The start's retention pass forgets the stale issue only.
+        let node = Faultline::start(data.path(), None, &env);
+        let r = crate::process::client()
+            .get(format!("{}/issues/{stale}", node.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{store}: the stale issue is gone");
+        let one = node.get(&format!("/issues/{recent}")).await;
+        assert_eq!(one["status"], "resolved", "{store}: {one}");
+        node.post(
+            KEY,
+            None,
+            json!([at(0, "stale failure"), at(0, "recent failure")]),
+        )
+        .await;
+        let again = node.get(&format!("/issues/{stale}")).await;
+        assert_eq!(
+            (
+                again["count"].as_u64(),
+                again["status"].as_str(),
+                again["regressed_at"].is_null()
+            ),
+            (Some(1), Some("unresolved"), true),
+            "{store}: a new issue under the same id: {again}"
+        );
+        let one = node.get(&format!("/issues/{recent}")).await;
+        assert_eq!(
+            (
+                one["count"].as_u64(),
+                one["status"].as_str(),
+                one["regressed_at"].is_string()
+            ),
+            (Some(2), Some("unresolved"), true),
+            "{store}: the kept issue regressed: {one}"
+        );
+        node.terminate();
+    }
+}
