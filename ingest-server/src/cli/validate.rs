@@ -50,7 +50,8 @@ pub(crate) fn problems(
     };
     let mut problems = config.problems();
     if let Ok(table) = toml::Table::try_from(&config) {
-        named_secrets(&table, "", env, &mut problems);
+        let skip = config.alerts.skip_unconfigured_channels;
+        named_secrets(&table, "", skip, env, &mut problems);
     }
     if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
         let files = crate::tls::TlsFiles {
@@ -65,10 +66,12 @@ pub(crate) fn problems(
 }
 
 /// Every `*_env` field must name a set, non-empty variable and every `*_file` field a
-/// readable, non-empty file: keys, alert channels and probes name their secrets this way.
+/// readable, non-empty file: keys, alert channels and probes name their secrets this way
+/// (an alert channel's unset variable is no problem with `skip_unconfigured_channels`).
 fn named_secrets(
     table: &toml::Table,
     at: &str,
+    skip_unconfigured: bool,
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<String>,
 ) {
@@ -79,13 +82,29 @@ fn named_secrets(
             format!("{at}.{field}")
         };
         match value {
-            toml::Value::Table(inner) => named_secrets(inner, &here, env, problems),
+            toml::Value::Table(inner) => {
+                named_secrets(inner, &here, skip_unconfigured, env, problems);
+            }
             toml::Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if let toml::Value::Table(inner) = item {
-                        named_secrets(inner, &format!("{here}[{i}]"), env, problems);
+                        named_secrets(
+                            inner,
+                            &format!("{here}[{i}]"),
+                            skip_unconfigured,
+                            env,
+                            problems,
+                        );
                     }
                 }
+            }
+            // With skip_unconfigured_channels such a channel is "not configured", not wrong.
+            toml::Value::String(_)
+                if field.ends_with("_env")
+                    && at.starts_with("alerts.channels.")
+                    && skip_unconfigured =>
+            {
+                continue;
             }
             toml::Value::String(name)
                 if field.ends_with("_env") && env(name).is_none_or(|v| v.trim().is_empty()) =>

@@ -92,6 +92,21 @@ key = "/nonexistent/key.pem"
     let (code, out) = faultline(&["validate", "--config", deploy], &[]);
     assert_eq!(code, 1);
     assert!(out.contains("BACKEND_INGEST_KEY is not set"), "{out}");
+
+    // A channel's unset variable is a problem, unless such channels are skipped.
+    let channel = "[alerts.channels.ops]\nkind = \"discord\"\nurl_env = \"NOPE_DISCORD_URL\"\n\
+                   [alerts.rules.r]\nkind = \"absence\"\nwindow = \"1m\"\nactions = [\"ops\"]\n";
+    std::fs::write(&file, channel).unwrap();
+    let (code, out) = faultline(&["validate", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("NOPE_DISCORD_URL is not set"), "{out}");
+    std::fs::write(
+        &file,
+        format!("[alerts]\nskip_unconfigured_channels = true\n{channel}"),
+    )
+    .unwrap();
+    let (code, out) = faultline(&["validate", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!((code, out.trim().ends_with(": ok")), (0, true), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
