@@ -6,14 +6,11 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use ipnet::IpNet;
 
-use crate::app_state::AppState;
-use crate::config::{Config, KeyConfig, KeyKind};
+use crate::config::{Config, KeyConfig, KeyKind, parse_proxy};
 use crate::ratelimit::{ClientBuckets, TokenBucket};
 
 /// A resolved ingest key. Its `Debug` shows everything but the key itself.
@@ -218,15 +215,6 @@ pub(crate) fn presented_key<'a>(
         .filter(|k| !k.is_empty())
 }
 
-/// A `trusted_proxies` entry: an address (`10.1.2.3`, `::1`) or a CIDR (`10.0.0.0/8`).
-pub(crate) fn parse_proxy(entry: &str) -> Option<IpNet> {
-    let entry = entry.trim();
-    entry
-        .parse::<IpNet>()
-        .ok()
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
 /// One `X-Forwarded-For` entry: an address, with a port or in brackets as some proxies
 /// write it.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
@@ -246,22 +234,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 /// tests), and then only the key's own limit applies.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| state.keys.client_address(peer.ip(), &parts.headers)),
-        ))
-    }
-}
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -581,7 +581,7 @@ impl Config {
             invalid("limits.client_buckets must be above 0".into());
         }
         for proxy in &self.trusted_proxies {
-            if crate::auth::parse_proxy(proxy).is_none() {
+            if parse_proxy(proxy).is_none() {
                 invalid(format!(
                     "trusted_proxies: {proxy:?} is not an IP address or a CIDR such as \
                      10.0.0.0/8 or fd00::/8"
@@ -742,6 +742,17 @@ fn apply_env(
         };
     }
     Ok(())
+}
+
+/// A `trusted_proxies` entry: an address (`10.1.2.3`, `::1`) or a CIDR (`10.0.0.0/8`).
+pub(crate) fn parse_proxy(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 #[cfg(test)]

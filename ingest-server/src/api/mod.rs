@@ -19,6 +19,7 @@
 mod admin;
 mod alerts;
 mod checks;
+mod client;
 mod cors;
 mod dashboard;
 mod health;
