@@ -9,9 +9,11 @@
 //! - `cargo xtask layout`: no import circle between components (`layout.rs`).
 //! - `cargo xtask provision`: only the provisioning step.
 //! - `cargo xtask package`: only the npm package (`reporter-wasm/pkg`).
+//! - `cargo xtask dist`: the release artifacts in `target/dist/` (`dist.rs`).
 
 mod bench;
 mod cmd;
+mod dist;
 mod fuzz;
 mod layout;
 mod postgres;
@@ -42,6 +44,10 @@ commands:
   layout      check that no import circle joins files of different components
   provision   install what the tests need (idempotent)
   package     build the npm package faultline-reporter into reporter-wasm/pkg
+  dist        the release artifacts in target/dist: a static x86_64-unknown-linux-musl
+              binary (dashboard and migrations embedded), deploy/ files, SHA256SUMS
+              (cargo xtask dist [--check] [--skip-www]; --check then runs the binary
+               alone in an empty chroot, ingests and reads back; needs root)
 
 options for test:
   --no-provision   skip provisioning (you installed everything yourself)";
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         Some("layout") => layout::check().map(|()| ExitCode::SUCCESS),
         Some("provision") => provision::provision().map(|_| ExitCode::SUCCESS),
         Some("package") => reporter::build().map(|_| ExitCode::SUCCESS),
+        Some("dist") => dist::dist(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
