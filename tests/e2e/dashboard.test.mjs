@@ -323,7 +323,7 @@ test("a record with null and odd breadcrumbs renders; a view that fails anyway s
   await dash.locator("#detail button.close").click();
 });
 
-test("the UI rule: 10 errors from one user show the inline notice and a firing alert; reset clears it", async () => {
+test("the UI rule: 10 errors from one user show the inline notice and a firing alert; silence 1 h marks it silenced; reset clears it", async () => {
   const carol = await openPanel("carol@example.com");
   for (let i = 0; i < 10; i++) await raise(carol, i % 2 ? "timeout" : "type-error");
   const notice = dash.locator('#notices .notice[data-rule="ui_user_errors"]');
@@ -337,8 +337,22 @@ test("the UI rule: 10 errors from one user show the inline notice and a firing a
   await dash.locator("#notices").scrollIntoViewIfNeeded();
   await dash.screenshot({ path: path.join(SHOTS, "dashboard.png"), fullPage: true });
 
+  // Silence it for an hour from its card: a silence on its rule and group, the badge, no
+  // more silence buttons; the alert still fires.
+  await alert.locator('button.silence[data-for="1h"]').click();
+  await alert.locator(".pill.silenced").waitFor({ timeout: 5000 });
+  assert.match(await dash.locator("#reset-message").innerText(), /Silenced ui_user_errors \(meta\.user=u_[0-9a-f]{16}\) for 1h\./);
+  assert.equal(await alert.locator("button.silence").count(), 0);
+  assert.equal(await alert.getAttribute("data-status"), "firing");
+  const listed = await (await fetch(server.base + "/silences", { headers: { authorization: "Bearer " + ADMIN } })).json();
+  assert.equal(listed.silences.length, 1);
+  const s = listed.silences[0];
+  assert.equal(s.status, "active");
+  assert.deepEqual(s.matchers.map((m) => m.name + m.op + (m.name === "group" ? "" : m.value)), ["rule=ui_user_errors", "group="]);
+  assert.equal(await alert.locator(".pill.silenced").getAttribute("data-silence"), s.id);
+
   await alert.locator("button.reset").click();
-  await dash.waitForSelector("#reset-message", { timeout: 5000 });
+  await dash.locator("#reset-message", { hasText: "Reset" }).waitFor({ timeout: 5000 });
   assert.match(await dash.locator("#reset-message").innerText(), /Reset ui_user_errors: [1-9]\d* firing alert\(s\) resolved/);
   await notice.waitFor({ state: "detached", timeout: 5000 });
   await dash.waitForFunction(() => document.querySelector('.alert[data-rule="ui_user_errors"]').dataset.status !== "firing");

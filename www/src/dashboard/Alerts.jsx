@@ -1,5 +1,6 @@
 // Alert rules with their groups, runbook link, channels (and which are not configured),
-// delivery history and a reset button; the inline notices of
+// delivery history and a reset button; on a firing alert, "Silence 1 h / 4 h / until
+// resolved" and a silenced (or inhibited) badge; the inline notices of
 // rules with the `notice` action; the latest system checks.
 import { formatTime } from "./format.js";
 
@@ -22,7 +23,7 @@ const ORDER = { firing: 0, pending: 1, resolved: 2, ok: 3 };
 // Only a web link is rendered as one (the server checks runbook_url the same way).
 const isHttp = (url) => typeof url === "string" && /^https?:\/\//.test(url);
 
-export function Alerts({ alerts, onReset }) {
+export function Alerts({ alerts, onReset, onSilence }) {
   if (!alerts.enabled) {
     return <p className="empty">The server does not evaluate alerts (alerts.enabled = false): `faultline check-alerts` does.</p>;
   }
@@ -91,6 +92,26 @@ export function Alerts({ alerts, onReset }) {
                   <li key={g.group}>
                     <span className={"pill status-" + g.status}>{g.status}</span> {g.group || "(all)"}: {g.current ? g.current.detail : g.detail}
                     {g.fired_at && <span className="muted"> · fired {formatTime(g.fired_at)}</span>}
+                    {g.silenced_by && (
+                      <span className="pill silenced" data-silence={g.silenced_by} title={"silence " + g.silenced_by}>
+                        silenced
+                      </span>
+                    )}
+                    {g.inhibited_by && <span className="pill silenced inhibited">inhibited by {g.inhibited_by}</span>}
+                    {g.status === "firing" && !g.silenced_by && onSilence && (
+                      <span className="silence-actions">
+                        {" Silence "}
+                        <button className="silence" data-for="1h" onClick={() => onSilence(r.name, g.group, "1h")}>
+                          1 h
+                        </button>
+                        <button className="silence" data-for="4h" onClick={() => onSilence(r.name, g.group, "4h")}>
+                          4 h
+                        </button>
+                        <button className="silence" data-for="resolved" onClick={() => onSilence(r.name, g.group, "resolved")}>
+                          until resolved
+                        </button>
+                      </span>
+                    )}
                   </li>
                 ))}
             </ul>

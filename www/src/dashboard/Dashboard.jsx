@@ -119,6 +119,27 @@ function Main({ token, live, setLive, signOut }) {
     }
   }
 
+  // A silence of one alert (its rule and group), from its card: for `how` ("1h", "4h") or
+  // until it resolves.
+  async function silence(rule, group, how) {
+    const body = {
+      matchers: [
+        { name: "rule", op: "=", value: rule },
+        { name: "group", op: "=", value: group },
+      ],
+      comment: "silenced from the dashboard",
+      created_by: "dashboard",
+      ...(how === "resolved" ? { until_resolved: true } : { duration: how }),
+    };
+    try {
+      await api(token, "/silences", { method: "POST", body });
+      setResetMessage("Silenced " + rule + (group ? " (" + group + ")" : "") + (how === "resolved" ? " until it resolves." : " for " + how + "."));
+      await loadOverview();
+    } catch (e) {
+      fail(e);
+    }
+  }
+
   const { alerts, checks, hour, quarter } = overview;
   const critical = quarter ? criticalCount(quarter) : null;
   return (
@@ -203,7 +224,7 @@ function Main({ token, live, setLive, signOut }) {
                       <h2>Alerts</h2>
                       {resetMessage && <p id="reset-message" className="muted">{resetMessage}</p>}
                       <ViewBoundary name="alerts">
-                        <Alerts alerts={alerts} onReset={reset} />
+                        <Alerts alerts={alerts} onReset={reset} onSilence={silence} />
                       </ViewBoundary>
                     </section>
                     <section>
