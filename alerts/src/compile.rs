@@ -112,6 +112,7 @@ fn compile(
             compiled.push(Arc::new(rule));
         }
     }
+    crate::silence::compile_inhibits(&settings.inhibit, |n| rules.contains_key(n))?;
     Ok(CompiledAlerts {
         settings,
         rules: compiled,

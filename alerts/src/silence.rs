@@ -564,6 +564,31 @@ mod tests {
     }
 
     #[test]
+    fn the_config_check_names_an_inhibition_of_an_unknown_rule() {
+        let rules = "[rules.a]\nkind = \"threshold\"\nwindow = \"1m\"\nthreshold = 1\n";
+        for (inhibit, want) in [
+            (
+                "source = \"nope\"\ntarget = \"a\"",
+                "alerts.inhibit[0]: source: no rule named \"nope\"",
+            ),
+            (
+                "source = \"a\"\ntarget = []",
+                "alerts.inhibit[0]: target: missing",
+            ),
+        ] {
+            let config: crate::AlertsConfig =
+                toml::from_str(&format!("{rules}[[inhibit]]\n{inhibit}\n")).unwrap();
+            let e = config.compile().err().unwrap().to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
+        let ok: crate::AlertsConfig = toml::from_str(&format!(
+            "{rules}[[inhibit]]\nsource = \"a\"\ntarget = [\"a\"]\nequal = [\"service\"]\n"
+        ))
+        .unwrap();
+        assert!(ok.compile().is_ok());
+    }
+
+    #[test]
     fn an_inhibition_needs_equal_values() {
         let inhibit = Inhibit {
             sources: vec!["redis_down".into()],

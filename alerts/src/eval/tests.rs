@@ -1149,3 +1149,38 @@ fn a_firing_source_inhibits_its_targets_until_it_resolves() {
     h.tick();
     assert_eq!(h.sent(), [resolved("worker", ""), fired("api", "")]);
 }
+
+#[test]
+fn a_silence_until_resolved_ends_when_its_alert_resolves() {
+    let mut h = harness(API);
+    let mut s = silence(&["rule=api"], h.clock.now(), 3600);
+    s.until_resolved = true;
+    h.engine.set_silences(vec![s]);
+    for _ in 0..5 {
+        h.error("api");
+    }
+    assert!(
+        h.engine.end_until_resolved(h.clock.now()).is_empty(),
+        "it fires"
+    );
+    h.clock.advance(61);
+    h.tick();
+    assert_eq!(h.status(""), AlertStatus::Resolved);
+    let ended = h.engine.end_until_resolved(h.clock.now());
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].status(h.clock.now()), SilenceStatus::Expired);
+    assert!(
+        h.engine.end_until_resolved(h.clock.now()).is_empty(),
+        "once"
+    );
+    h.tick();
+    assert!(
+        h.sent().is_empty(),
+        "fired and resolved under the silence: nothing"
+    );
+    // Firing again later is not silenced.
+    for _ in 0..5 {
+        h.error("api");
+    }
+    assert_eq!(h.sent(), [fired("api", "")]);
+}
