@@ -6,10 +6,12 @@
 //!
 //! 1. closed loop at batch sizes 1, 10 and 100: every connection sends its next request as
 //!    soon as the previous one is answered; reports records/s, MB/s and latency;
-//! 2. grouping into issues at batch 100: error records of 200 fingerprints, the same bytes
+//! 2. Sentry's `POST /api/1/envelope/`, one gzip event per envelope as SDKs send them,
+//!    against batch 1 of `/logs/ingest` in the same run (the ratio is printed);
+//! 3. grouping into issues at batch 100: error records of 200 fingerprints, the same bytes
 //!    as records that are not errors, and plain ingest, in turns (the issues' counts are
 //!    checked on `/issues` afterwards);
-//! 3. open loop at half the batch-100 rate: requests go out on a fixed schedule and latency
+//! 4. open loop at half the batch-100 rate: requests go out on a fixed schedule and latency
 //!    is measured from the scheduled time, so a slow response cannot hide the queue it
 //!    causes (no coordinated omission).
 //!
@@ -103,7 +105,9 @@ fn main() {
     };
     let (map, positions) = sourcemap::map();
     let mut symbolicated = None;
+    let mut rate_at_1 = None;
     let mut grouping = None;
+    let mut sentry = None;
     local.block_on(&rt, async {
         // Warm up: page cache, allocator, connection setup.
         load(&nodes, 10, args.connections, Duration::from_secs(1), None).await;
@@ -116,6 +120,9 @@ fn main() {
             let rate = o.records as f64 / duration.as_secs_f64();
             if batch == 100 {
                 rate_at_100 = Some(rate);
+            }
+            if batch == 1 {
+                rate_at_1 = Some(rate);
             }
             // The goals: 300,000 records/s at batch 100 on the file store, 100,000 at
             // batch 1000 on PostgreSQL.
@@ -134,6 +141,19 @@ fn main() {
                 ));
             }
             rows.push(row("max throughput (closed loop)", batch, &o));
+        }
+        // Sentry SDKs send one event per envelope, gzip: events/s against batch 1 above.
+        if let Some(plain) = rate_at_1 {
+            let reqs = (0..16).map(sentry_request).collect();
+            let o = load_requests(&nodes, reqs, 1, args.connections, duration, None).await;
+            let rate = o.records as f64 / duration.as_secs_f64();
+            eprintln!("sentry envelopes: {rate:.0} events/s");
+            rows.push(row(
+                "Sentry envelope, one event, gzip (POST /api/1/envelope/)",
+                1,
+                &o,
+            ));
+            sentry = Some((plain, rate));
         }
         // Symbolication on: the same batch of 100, every record with 10 frames mapped
         // through a 2 MB map (file store only: the map store is the records' store).
@@ -245,6 +265,23 @@ fn main() {
     for r in rows {
         println!("{r}");
     }
+    if let Some((plain, events)) = sentry {
+        println!(
+            "\nSentry protocol: {events:.0} events/s through `/api/1/envelope/` (one event of \
+             about {} bytes, 8 frames, gzip, per envelope, as SDKs send them; the server \
+             assigns ids, as for the records of `/logs/ingest`) against {plain:.0} records/s \
+             through `/logs/ingest` at batch 1 in the same run: {:.2} of it.",
+            sentry_event(0).len(),
+            events / plain
+        );
+        figures.push((
+            "Sentry envelopes: events/s relative to /logs/ingest at batch 1".into(),
+            "ratio".into(),
+            events / plain,
+            "higher",
+            None,
+        ));
+    }
     if let Some((plain, mapped)) = symbolicated {
         let measured = sourcemap::in_process(&map, &positions);
         let frames = sourcemap::FRAMES as f64;
@@ -328,4 +365,57 @@ fn main() {
     for (name, unit, value, better, goal) in figures {
         support::load::figure(&name, &unit, value, better, None, goal);
     }
+}
+
+/// A browser error as `@sentry/browser` sends it: an exception with 8 frames, breadcrumbs,
+/// tags, contexts, the SDK and a user; no `event_id`, so every one is stored.
+fn sentry_event(i: usize) -> String {
+    let frames: Vec<String> = (0..8)
+        .map(|f| {
+            format!(
+                r#"{{"filename":"https://shop.example/assets/index-4f2a9c.js","function":"fn{f}_{i}","in_app":true,"lineno":{},"colno":{}}}"#,
+                1 + f,
+                100 + f * 37
+            )
+        })
+        .collect();
+    format!(
+        concat!(
+            r#"{{"level":"error","platform":"javascript","timestamp":1764000000.{:03},"#,
+            r#""release":"shop@1.4.2","environment":"production","#,
+            r#""exception":{{"values":[{{"type":"TypeError","value":"Cannot read properties of undefined (reading 'total') #{}","#,
+            r#""mechanism":{{"type":"onerror","handled":false}},"stacktrace":{{"frames":[{}]}}}}]}},"#,
+            r#""breadcrumbs":[{{"timestamp":1764000000.0,"category":"ui.click","message":"button#pay"}},"#,
+            r#"{{"timestamp":1764000000.5,"category":"fetch","data":{{"method":"POST","url":"/api/cart","status_code":500}}}}],"#,
+            r#""tags":{{"page":"cart"}},"contexts":{{"browser":{{"name":"Chrome","version":"131.0"}},"os":{{"name":"Linux"}}}},"#,
+            r#""request":{{"url":"https://shop.example/cart","headers":{{"User-Agent":"Mozilla/5.0"}}}},"#,
+            r#""user":{{"id":"{}"}},"sdk":{{"name":"sentry.javascript.browser","version":"10.0.0"}}}}"#
+        ),
+        i % 1000,
+        i,
+        frames.join(","),
+        1000 + i
+    )
+}
+
+/// `POST /api/1/envelope/` of one gzip envelope holding [`sentry_event`] `i`.
+fn sentry_request(i: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let envelope = format!(
+        "{{\"sent_at\":\"2026-11-22T14:00:00Z\"}}\n{{\"type\":\"event\"}}\n{}\n",
+        sentry_event(i)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(envelope.as_bytes()).unwrap();
+    let body = gz.finish().unwrap();
+    let mut req = format!(
+        "POST /api/1/envelope/ HTTP/1.1\r\nHost: bench\r\nX-Sentry-Auth: Sentry \
+         sentry_key={}, sentry_version=7\r\nContent-Type: application/x-sentry-envelope\r\n\
+         Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        support::load::KEY,
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    req
 }
