@@ -80,8 +80,8 @@ mod reload;
 mod request_cost;
 mod sampling;
 mod secrets;
-mod server;
 mod sentry;
+mod server;
 mod store;
 mod tls;
 
