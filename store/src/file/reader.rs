@@ -253,15 +253,17 @@ pub(crate) fn query(
         };
         let mut lines = BackwardLines::new(&file, info.summary.bytes, QUERY_BLOCK);
         while let Some((_, line)) = lines.next_line().map_err(|e| with_path(e, &path))? {
-            if let Some(key) = key_from_prefix(line)
-                && (top.floor().is_some_and(|floor| key <= floor)
-                    || before.is_some_and(|before| key >= before))
-            {
-                continue;
-            }
             if needles
                 .iter()
                 .any(|n| memchr::memmem::find(line, n).is_none())
+            {
+                continue;
+            }
+            let floor = top.floor();
+            if (floor.is_some() || before.is_some())
+                && let Some(key) = key_from_prefix(line)
+                && (floor.is_some_and(|floor| key <= floor)
+                    || before.is_some_and(|before| key >= before))
             {
                 continue;
             }

@@ -103,7 +103,15 @@ fn push_where(b: &mut QueryBuilder<'_, Postgres>, q: &Query) {
 pub(crate) async fn query(pool: &PgPool, q: &Query) -> Result<Vec<Record>, sqlx::Error> {
     let mut b = QueryBuilder::<Postgres>::new(select());
     push_filters(&mut b, q);
-    let rows = b.build().fetch_all(pool).await?;
+    // A cached statement is soon planned once for any value (a generic plan), which guesses
+    // that 1% of rows contain a `meta` document and walks the key backwards through all of
+    // them; planned for its values, a rare one is read from the GIN index (0.3 ms against
+    // 585 ms at a million rows).
+    let rows = b
+        .build()
+        .persistent(q.meta.is_empty())
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(record).collect()
 }
 
