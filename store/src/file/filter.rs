@@ -46,63 +46,126 @@ fn positions(hash: u64, log2_bits: u32) -> impl Iterator<Item = u64> {
 }
 
 /// The filter of the active segment, built as records are committed.
+///
+/// It starts as the list of the distinct hashes seen, which is all a segment of few distinct
+/// values needs (an idle or quiet server holds next to nothing), and turns into the bits of
+/// a filter of the segment's largest size only once the list would take as much memory as
+/// those bits: the memory stays within that bound either way, and is spent only when used.
+/// (Allocated up front, a 64 MiB segment's filter was 16 MiB of every server's memory from
+/// its start, twice over while a segment was sealed and the next one opened.)
 #[derive(Debug)]
 pub(crate) struct FilterBuilder {
-    words: Vec<u64>,
-    log2_bits: u32,
+    /// Hashes seen, sorted and deduplicated up to `sorted`, appended after it.
+    hashes: Vec<u64>,
+    sorted: usize,
+    /// The bits, once the list outgrew them.
+    bits: Option<Vec<u64>>,
+    /// Bits of the largest filter (a power of two).
+    max_log2_bits: u32,
 }
 
+/// Bits set aside per distinct value when a filter is sized from its list (4 probes: about
+/// 0.25 of the bits set, before folding).
+const BITS_PER_VALUE: u64 = 16;
+
 impl FilterBuilder {
-    /// An empty filter for a segment of at most `segment_max_bytes`: two bits per byte of
-    /// segment (one sixteenth of its size), within the bounds above.
+    /// An empty filter for a segment of at most `segment_max_bytes`: at most two bits per
+    /// byte of segment (one sixteenth of its size), within the bounds above.
     pub(crate) fn new(segment_max_bytes: u64) -> FilterBuilder {
-        let bits = segment_max_bytes.saturating_mul(2).max(1);
-        let log2_bits = (64 - (bits - 1).leading_zeros()).clamp(MIN_LOG2_BITS, MAX_LOG2_BITS);
         FilterBuilder {
-            words: vec![0; 1usize << (log2_bits - 6)],
-            log2_bits,
+            hashes: Vec::new(),
+            sorted: 0,
+            bits: None,
+            max_log2_bits: log2_bits_for(segment_max_bytes.saturating_mul(2)),
         }
     }
 
     /// Adds one value's hash.
     pub(crate) fn insert(&mut self, hash: u64) {
-        for bit in positions(hash, self.log2_bits) {
-            if let Some(word) = self.words.get_mut((bit >> 6) as usize) {
-                *word |= 1 << (bit & 63);
+        if let Some(words) = &mut self.bits {
+            set(words, self.max_log2_bits, hash);
+            return;
+        }
+        self.hashes.push(hash);
+        // A hash takes as much memory as 64 bits of the filter: the list never holds more
+        // hashes than the bits' words, and turns into bits once half of that is distinct.
+        let most = 1usize << (self.max_log2_bits - 6);
+        if self.hashes.len() >= (2 * self.sorted).max(1024).min(most) {
+            self.hashes.sort_unstable();
+            self.hashes.dedup();
+            self.sorted = self.hashes.len();
+            if self.sorted >= most / 2 {
+                let mut words = vec![0; 1usize << (self.max_log2_bits - 6)];
+                for &h in &self.hashes {
+                    set(&mut words, self.max_log2_bits, h);
+                }
+                self.bits = Some(words);
+                self.hashes = Vec::new();
+                self.sorted = 0;
             }
         }
     }
 
-    /// Halves the filter while the half stays sparse enough.
-    fn fold(&mut self) {
-        while self.log2_bits > MIN_LOG2_BITS {
-            let half = self.words.len() / 2;
-            let ones: u64 = (0..half)
-                .map(|i| u64::from((self.words[i] | self.words[i + half]).count_ones()))
-                .sum();
-            if ones as f64 > MAX_FILL * (half as f64 * 64.0) {
-                return;
-            }
-            for i in 0..half {
-                self.words[i] |= self.words[i + half];
-            }
-            self.words.truncate(half);
-            self.log2_bits -= 1;
+    /// The filter's bits: the list's values in a filter sized for them, or the bits as built.
+    fn words(mut self) -> (Vec<u64>, u32) {
+        if let Some(words) = self.bits {
+            return (words, self.max_log2_bits);
         }
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        let log2_bits = log2_bits_for((self.hashes.len() as u64).saturating_mul(BITS_PER_VALUE))
+            .min(self.max_log2_bits);
+        let mut words = vec![0; 1usize << (log2_bits - 6)];
+        for &h in &self.hashes {
+            set(&mut words, log2_bits, h);
+        }
+        (words, log2_bits)
     }
 
     /// Folds the filter and writes it as `{seq}.filter` atomically (temporary file, fsync,
     /// rename, directory fsync).
-    pub(crate) fn seal(mut self, dir: &Path, seq: u64, fsyncs: &Fsyncs) -> io::Result<()> {
-        self.fold();
-        let mut bytes = Vec::with_capacity(HEADER as usize + self.words.len() * 8);
+    pub(crate) fn seal(self, dir: &Path, seq: u64, fsyncs: &Fsyncs) -> io::Result<()> {
+        let (mut words, mut log2_bits) = self.words();
+        fold(&mut words, &mut log2_bits);
+        let mut bytes = Vec::with_capacity(HEADER as usize + words.len() * 8);
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&self.log2_bits.to_le_bytes());
+        bytes.extend_from_slice(&log2_bits.to_le_bytes());
         bytes.extend_from_slice(&PROBES.to_le_bytes());
-        for w in &self.words {
+        for w in &words {
             bytes.extend_from_slice(&w.to_le_bytes());
         }
         write_atomically(dir, &filter_path(dir, seq), &bytes, fsyncs)
+    }
+}
+
+/// The power of two of at least `bits` bits, within [`MIN_LOG2_BITS`]..=[`MAX_LOG2_BITS`].
+fn log2_bits_for(bits: u64) -> u32 {
+    (64 - bits.max(2).saturating_sub(1).leading_zeros()).clamp(MIN_LOG2_BITS, MAX_LOG2_BITS)
+}
+
+fn set(words: &mut [u64], log2_bits: u32, hash: u64) {
+    for bit in positions(hash, log2_bits) {
+        if let Some(word) = words.get_mut((bit >> 6) as usize) {
+            *word |= 1 << (bit & 63);
+        }
+    }
+}
+
+/// Halves the filter while the half stays sparse enough.
+fn fold(words: &mut Vec<u64>, log2_bits: &mut u32) {
+    while *log2_bits > MIN_LOG2_BITS {
+        let half = words.len() / 2;
+        let ones: u64 = (0..half)
+            .map(|i| u64::from((words[i] | words[i + half]).count_ones()))
+            .sum();
+        if ones as f64 > MAX_FILL * (half as f64 * 64.0) {
+            return;
+        }
+        for i in 0..half {
+            words[i] |= words[i + half];
+        }
+        words.truncate(half);
+        *log2_bits -= 1;
     }
 }
 
@@ -192,5 +255,51 @@ mod tests {
             None,
             "a torn filter is ignored"
         );
+    }
+
+    #[test]
+    fn memory_is_spent_as_values_come_and_bounded_by_the_bits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // 1 MiB segments: at most 2 Mib (256 KiB) of bits, the memory of 32,768 hashes.
+        let mut f = FilterBuilder::new(1024 * 1024);
+        assert!(
+            f.bits.is_none() && f.hashes.capacity() == 0,
+            "nothing up front"
+        );
+        let values: Vec<u64> = (0..40_000u64).map(|i| mix(i + 11)).collect();
+        for h in &values[..10_000] {
+            f.insert(*h);
+            f.insert(*h); // repeats are kept once
+        }
+        assert!(f.bits.is_none(), "10,000 distinct values stay a list");
+        assert!(f.hashes.len() <= 32_768, "{}", f.hashes.len());
+        for h in &values[10_000..] {
+            assert!(
+                f.hashes.len() <= 32_768,
+                "never more hashes than the bits' words"
+            );
+            f.insert(*h);
+        }
+        assert_eq!(f.bits.as_ref().map(Vec::len), Some(2 * 1024 * 1024 / 64));
+        assert!(f.hashes.is_empty());
+        f.seal(dir, 1, &Fsyncs::default()).unwrap();
+        for h in &values {
+            assert_eq!(may_match(dir, 1, &[vec![*h]]), Some(true));
+        }
+        // A quiet segment's filter is small, and right.
+        let mut quiet = FilterBuilder::new(64 * 1024 * 1024);
+        quiet.insert(values[0]);
+        quiet.seal(dir, 2, &Fsyncs::default()).unwrap();
+        assert_eq!(
+            fs::metadata(filter_path(dir, 2)).unwrap().len(),
+            HEADER + (1 << (MIN_LOG2_BITS - 3))
+        );
+        assert_eq!(may_match(dir, 2, &[vec![values[0]]]), Some(true));
+        let misses = values[1..]
+            .iter()
+            .filter(|h| may_match(dir, 2, &[vec![**h]]) == Some(true))
+            .count();
+        assert!(misses < 400, "{misses} false positives");
     }
 }
