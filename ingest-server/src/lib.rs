@@ -90,7 +90,5 @@ pub use app_state::AppState;
 pub use auth::KeyRing;
 pub use error::ApiError;
 pub use faultline_schema::HumanDuration;
-pub use inflate::{
-    Encoding, InflateError, inflate_gzip, inflate_gzip_within, inflate_within,
-};
+pub use inflate::{Encoding, InflateError, inflate_gzip, inflate_gzip_within, inflate_within};
 pub use server::{Server, start};

@@ -48,9 +48,7 @@ pub use query::{
     DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
     contains_ignore_case,
 };
-pub use search::{
-    Cursor, MAX_META_FILTERS, MAX_META_KEY_PARTS, MetaFilter,
-};
+pub use search::{Cursor, MAX_META_FILTERS, MAX_META_KEY_PARTS, MetaFilter};
 pub use sourcemaps::{
     FileSourceMaps, PostgresSourceMaps, ReleaseMaps, ReleaseSummary, SourceMapError, SourceMapFile,
     SourceMapStore, SourceMapUpload,
