@@ -111,7 +111,7 @@ impl Default for AlertsConfig {
 const SEEDED: &str = include_str!("default_alerts.toml");
 
 impl AlertsConfig {
-    /// The embedded default: [`SEEDED`](self) parsed.
+    /// The embedded default (`alerts/src/default_alerts.toml`) parsed.
     pub fn seeded() -> AlertsConfig {
         // Checked by a test; a broken embedded file would be a build mistake.
         toml::from_str(SEEDED).unwrap_or_default()

@@ -83,7 +83,7 @@ pub struct AlertState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owed: Vec<NotifyEvent>,
     /// The notification held back while the alert was silenced or inhibited: the one that
-    /// still matters (see [`AlertState::hold`]), sent once it no longer is.
+    /// still matters (see `AlertState::hold`), sent once it no longer is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<NotifyEvent>,
     /// Why it resolved, when not by its condition (`reset`).

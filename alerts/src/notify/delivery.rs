@@ -48,7 +48,7 @@ pub struct DeliveryConfig {
     pub backoff: Option<HumanDuration>,
     /// The message text, with the alert's fields as `{rule}`, `{group}`, `{value}`,
     /// `{threshold}`, `{summary}`, `{runbook}`, `{dashboard}` and the rest of
-    /// [`MESSAGE_PLACEHOLDERS`](crate::template::MESSAGE_PLACEHOLDERS) (Slack's `text`,
+    /// the template placeholders (Slack's `text`,
     /// Discord's `content`, Telegram's `text`, an email's first paragraph, PagerDuty's
     /// summary; not for `webhook` and `command`, which send every field as JSON). Each kind
     /// has its own text by default.
