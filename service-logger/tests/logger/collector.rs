@@ -3,7 +3,8 @@
 //! with `Output::unix` to a real `faultline forward --listen unix:PATH`, which sends to a
 //! real `faultline serve`. A clean stop ends with the worker's `worker_stopped` record, a
 //! killed or frozen worker gets a `worker_absent` one, and a collector killed mid-stream and
-//! started again loses and doubles nothing.
+//! started again loses and doubles nothing; a server with alert rules on those records
+//! fires them for a killed worker.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -281,6 +282,102 @@ fn the_collector_listens_on_tcp_too() {
     assert_eq!(seqs, (0..120).collect::<Vec<u64>>());
     assert_eq!(own["worker_started"].len(), 1);
     assert_eq!(reason(&own), None);
+    signal(&collector, "-TERM");
+    assert!(collector.wait().unwrap().success());
+}
+
+/// The group of `rule` in the server's `GET /alerts` whose group names `worker`, if it fires.
+fn firing(server: &Server, rule: &str, worker: &str) -> bool {
+    let url = format!("{}/alerts", server.base);
+    let body: serde_json::Value = crate::common::block_on(async {
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth(crate::common::ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == rule)
+        .flat_map(|r| r["groups"].as_array().cloned().unwrap_or_default())
+        .any(|g| g["status"] == "firing" && g["group"].as_str().is_some_and(|s| s.contains(worker)))
+}
+
+/// A killed worker fires the alert rules its records are for, in a server with them
+/// configured: an `absence` rule on the collector's `worker_heartbeat` records grouped by
+/// `meta.worker`, and a `threshold` rule on `worker_absent`. Neither fires while the worker
+/// lives.
+#[test]
+fn a_killed_worker_fires_the_absence_rule() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faultline.toml");
+    std::fs::write(
+        &config,
+        r#"
+[alerts]
+evaluation_interval = "200ms"
+
+[alerts.rules.worker_gone]
+kind = "absence"
+filter = { service = "a-worker", event = "worker_heartbeat" }
+group_by = "meta.worker"
+window = "2s"
+actions = ["notice"]
+
+[alerts.rules.worker_absent]
+kind = "threshold"
+filter = { service = "a-worker", event = "worker_absent" }
+group_by = "meta.worker"
+window = "1m"
+threshold = 1
+actions = ["notice"]
+"#,
+    )
+    .unwrap();
+    let socket = dir.path().join("faultline.sock");
+    let server = Server::start_with(
+        data.path(),
+        "127.0.0.1:0",
+        &[("FAULTLINE_CONFIG", config.to_str().unwrap())],
+    );
+    let mut collector = collector(&server, &socket);
+    let mut w = worker(
+        &format!("unix:{}", socket.display()),
+        "a-worker",
+        20,
+        2,
+        "hang",
+    );
+    wait_logged(&mut w);
+    eventually(Duration::from_secs(10), || {
+        let (_, own) = split(server.recent("a-worker"));
+        own.get("worker_heartbeat")
+            .is_some_and(|h| h.len() >= 3)
+            .then_some(())
+    });
+    // Alive for longer than the absence window: nothing fires.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!firing(&server, "worker_gone", "a-worker"));
+    assert!(!firing(&server, "worker_absent", "a-worker"));
+
+    signal(&w, "-KILL");
+    let _ = w.wait();
+    eventually(Duration::from_secs(10), || {
+        firing(&server, "worker_absent", "a-worker").then_some(())
+    });
+    eventually(Duration::from_secs(10), || {
+        firing(&server, "worker_gone", "a-worker").then_some(())
+    });
+
     signal(&collector, "-TERM");
     assert!(collector.wait().unwrap().success());
 }
