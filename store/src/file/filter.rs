@@ -4,8 +4,8 @@
 //!
 //! Each scalar of a record's `meta` is hashed with its flattened path
 //! ([`crate::search::leaf_hash`]); the writer sets the hashes' bits in the active segment's
-//! filter as it commits records and writes the filter beside the sidecar when it seals the
-//! segment (`{seq:020}.filter`). The filter starts at a size bounded by the segment's
+//! filter as it commits records; when it seals the segment, the writer's sealer thread
+//! writes the filter beside the sidecar (`{seq:020}.filter`), off the ingest path. The filter starts at a size bounded by the segment's
 //! maximum size and is folded in halves at sealing while it stays sparse, so a small segment
 //! gets a small file. A query reads only the few words of the file its probes need.
 //!

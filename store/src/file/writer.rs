@@ -350,6 +350,53 @@ impl Syncer {
     }
 }
 
+/// Seals the search filters of rotated segments on their own thread, one at a time, so the
+/// writer thread never folds, writes and fsyncs a filter of up to 16 MiB between two groups
+/// (at peak a 64 MiB segment fills in about half a second). At most one filter waits while
+/// another is written: a third rotation waits for the sealer, which bounds their memory. A
+/// filter not yet written only means its segment is read by queries, never a missed record;
+/// dropping the sealer (the writer thread ending) writes what is queued first.
+struct Sealer {
+    filters: Option<SyncSender<(FilterBuilder, u64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sealer {
+    fn start(shared: Arc<Shared>) -> io::Result<Sealer> {
+        let (filters, requests) = mpsc::sync_channel::<(FilterBuilder, u64)>(1);
+        let thread = std::thread::Builder::new()
+            .name("faultline-filter".into())
+            .spawn(move || {
+                for (filter, seq) in requests {
+                    if let Err(e) = filter.seal(&shared.segments_dir, seq, &shared.fsyncs) {
+                        tracing::warn!(error = %e, seq, "could not write a segment filter; queries read the segment");
+                    }
+                }
+            })?;
+        Ok(Sealer {
+            filters: Some(filters),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `filter` of sealed segment `seq` (waits while one is queued already).
+    fn seal(&self, filter: FilterBuilder, seq: u64) {
+        let Some(filters) = &self.filters else { return };
+        if filters.send((filter, seq)).is_err() {
+            tracing::warn!(seq, "the filter thread stopped; queries read the segment");
+        }
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        drop(self.filters.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
@@ -358,6 +405,7 @@ pub(crate) struct Writer {
     dedup: Dedup,
     last_housekeeping: Instant,
     syncer: Syncer,
+    sealer: Sealer,
     /// The group whose fsync is running, answered by [`Writer::settle`].
     pending: Option<InFlight>,
 }
@@ -380,6 +428,7 @@ impl Writer {
         let rotate_at = first_write.and_then(|t| t.checked_add(config.segment_max_age));
         Ok(Writer {
             syncer: Syncer::start(Arc::clone(&shared))?,
+            sealer: Sealer::start(Arc::clone(&shared))?,
             pending: None,
             shared,
             config,
@@ -781,10 +830,8 @@ impl Writer {
                 dirty: false,
             },
         );
-        // The filter first: a sidecar without one means a scan, never a missed record.
-        if let Err(e) = sealed.filter.seal(&dir, sealed.seq, &self.shared.fsyncs) {
-            tracing::warn!(error = %e, "could not write a segment filter; queries read the segment");
-        }
+        // The filter on the sealer's thread: until it is written the segment is read.
+        self.sealer.seal(sealed.filter, sealed.seq);
         if let Err(e) = write_sidecar(&dir, sealed.seq, &sealed.summary, &self.shared.fsyncs) {
             tracing::warn!(error = %e, "could not write a segment sidecar; the next start rebuilds it");
         }
