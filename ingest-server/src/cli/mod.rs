@@ -6,6 +6,7 @@
 mod check_alerts;
 mod healthcheck;
 mod migrate;
+mod remote;
 mod serve;
 mod silence;
 mod sourcemaps;
@@ -22,6 +23,7 @@ use crate::config::{Config, Overrides};
 pub use check_alerts::CheckArgs;
 pub use healthcheck::HealthcheckArgs;
 pub use migrate::MigrateArgs;
+pub use remote::ServerArgs;
 pub use serve::ServeArgs;
 pub use silence::{SilenceArgs, SilenceCommand};
 pub use sourcemaps::{SourcemapsArgs, SourcemapsCommand};

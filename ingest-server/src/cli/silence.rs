@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde_json::{Value, json};
+
+use super::remote::{Body, ServerArgs};
 
 /// `faultline silence` flags.
 #[derive(Debug, clap::Args)]
@@ -12,22 +14,9 @@ pub struct SilenceArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: SilenceCommand,
-    /// The server (`http://127.0.0.1:8080`).
-    #[arg(
-        long,
-        global = true,
-        env = "FAULTLINE_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
-    /// The admin token.
-    #[arg(
-        long,
-        global = true,
-        env = "FAULTLINE_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
+    /// Which server, with the admin token.
+    #[command(flatten)]
+    pub remote: ServerArgs,
 }
 
 /// `faultline silence` subcommands.
@@ -77,19 +66,10 @@ pub enum SilenceCommand {
 
 /// Runs `faultline silence ...`.
 pub(super) async fn silence(args: SilenceArgs) -> anyhow::Result<()> {
-    let token = args
-        .token
-        .as_deref()
-        .context("no token: set FAULTLINE_ADMIN_TOKEN or --token (the admin token)")?;
-    let base = reqwest::Url::parse(&args.server)
-        .with_context(|| format!("--server {:?} is not a URL", args.server))?;
-    let client = Client {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?,
-        base,
-        token: token.to_owned(),
-    };
+    let client = args.remote.client(
+        "no token: set FAULTLINE_ADMIN_TOKEN or --token (the admin token)",
+        Duration::from_secs(30),
+    )?;
     match args.command {
         SilenceCommand::Add {
             matchers,
@@ -116,7 +96,7 @@ pub(super) async fn silence(args: SilenceArgs) -> anyhow::Result<()> {
                 }
             }
             let answer = client
-                .call(reqwest::Method::POST, &["silences"], Some(body))
+                .call(reqwest::Method::POST, &["silences"], Body::Json(body))
                 .await?;
             println!("{}", answer["id"].as_str().unwrap_or_default());
             eprintln!(
@@ -129,7 +109,7 @@ pub(super) async fn silence(args: SilenceArgs) -> anyhow::Result<()> {
         }
         SilenceCommand::List { all, json } => {
             let answer = client
-                .call(reqwest::Method::GET, &["silences"], None)
+                .call(reqwest::Method::GET, &["silences"], Body::Empty)
                 .await?;
             let listed: Vec<&Value> = answer["silences"]
                 .as_array()
@@ -161,7 +141,7 @@ pub(super) async fn silence(args: SilenceArgs) -> anyhow::Result<()> {
         SilenceCommand::Expire { ids } => {
             for id in ids {
                 client
-                    .call(reqwest::Method::DELETE, &["silences", &id], None)
+                    .call(reqwest::Method::DELETE, &["silences", &id], Body::Empty)
                     .await
                     .with_context(|| format!("silence {id}"))?;
                 println!("expired {id}");
@@ -203,46 +183,4 @@ fn describe(s: &Value) -> String {
         s["created_by"].as_str().unwrap_or_default(),
         s["comment"].as_str().unwrap_or_default()
     )
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: reqwest::Url,
-    token: String,
-}
-
-impl Client {
-    /// Sends a request; the JSON answer, or an error with the server's message.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        segments: &[&str],
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("--server {} cannot have a path", self.base))?
-            .pop_if_empty()
-            .extend(segments);
-        let mut builder = self
-            .http
-            .request(method.clone(), url.clone())
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            builder = builder.json(&body);
-        }
-        let response = builder
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                body["error"].as_str().unwrap_or("no error message")
-            );
-        }
-        Ok(body)
-    }
 }

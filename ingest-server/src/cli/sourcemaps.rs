@@ -14,28 +14,17 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::remote::{Body, Client, ServerArgs};
+
 /// `faultline sourcemaps` flags.
 #[derive(Debug, clap::Args)]
 pub struct SourcemapsArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: SourcemapsCommand,
-    /// The server (`http://127.0.0.1:8080`).
-    #[arg(
-        long,
-        global = true,
-        env = "FAULTLINE_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
-    /// The admin token, or a secret key with `sourcemaps = true`.
-    #[arg(
-        long,
-        global = true,
-        env = "FAULTLINE_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
+    /// Which server, with the admin token or a secret key with `sourcemaps = true`.
+    #[command(flatten)]
+    pub remote: ServerArgs,
 }
 
 /// `faultline sourcemaps` subcommands.
@@ -69,18 +58,11 @@ pub enum SourcemapsCommand {
 
 /// Runs `faultline sourcemaps ...`.
 pub(super) async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
-    let token = args.token.as_deref().context(
+    let client = args.remote.client(
         "no token: set FAULTLINE_ADMIN_TOKEN or --token (the admin token, or a secret key \
          with sourcemaps = true)",
+        Duration::from_secs(300),
     )?;
-    let client = Client {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()?,
-        base: reqwest::Url::parse(&args.server)
-            .with_context(|| format!("--server {:?} is not a URL", args.server))?,
-        token: token.to_owned(),
-    };
     match args.command {
         SourcemapsCommand::Upload {
             release,
@@ -90,7 +72,11 @@ pub(super) async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
         SourcemapsCommand::List { release } => list(&client, release.as_deref()).await,
         SourcemapsCommand::Delete { release } => {
             let body = client
-                .call(reqwest::Method::DELETE, &["sourcemaps", &release], None)
+                .call(
+                    reqwest::Method::DELETE,
+                    &["sourcemaps", &release],
+                    Body::Empty,
+                )
                 .await?;
             println!(
                 "deleted {} source maps of release {release}",
@@ -98,59 +84,6 @@ pub(super) async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: reqwest::Url,
-    token: String,
-}
-
-impl Client {
-    fn url(&self, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("--server {} cannot have a path", self.base))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
-    }
-
-    /// Sends a request; the JSON answer, or an error with the server's message.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        segments: &[&str],
-        request: Option<(reqwest::Url, Vec<u8>)>,
-    ) -> anyhow::Result<Value> {
-        let (url, body) = match request {
-            Some((url, body)) => (url, Some(body)),
-            None => (self.url(segments)?, None),
-        };
-        let mut builder = self
-            .http
-            .request(method.clone(), url.clone())
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            builder = builder
-                .header("content-type", "application/json")
-                .header("content-encoding", "gzip")
-                .body(body);
-        }
-        let response = builder
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                body["error"].as_str().unwrap_or("no error message")
-            );
-        }
-        Ok(body)
     }
 }
 
@@ -230,7 +163,7 @@ async fn upload_one(
     let mut target = client.url(&["sourcemaps", release])?;
     target.query_pairs_mut().append_pair("url", url);
     client
-        .call(reqwest::Method::PUT, &[], Some((target, body)))
+        .send(reqwest::Method::PUT, target, Body::GzipJson(body))
         .await
 }
 
@@ -332,7 +265,7 @@ async fn list(client: &Client, release: Option<&str>) -> anyhow::Result<()> {
     match release {
         Some(release) => {
             let body = client
-                .call(reqwest::Method::GET, &["sourcemaps", release], None)
+                .call(reqwest::Method::GET, &["sourcemaps", release], Body::Empty)
                 .await?;
             let files = body["files"].as_array().cloned().unwrap_or_default();
             for f in &files {
@@ -352,7 +285,7 @@ async fn list(client: &Client, release: Option<&str>) -> anyhow::Result<()> {
         }
         None => {
             let body = client
-                .call(reqwest::Method::GET, &["sourcemaps"], None)
+                .call(reqwest::Method::GET, &["sourcemaps"], Body::Empty)
                 .await?;
             for r in body["releases"].as_array().cloned().unwrap_or_default() {
                 println!(
@@ -406,6 +339,6 @@ mod tests {
         assert_eq!(maps[0].as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(maps[1].as_deref(), Some(&b"{\"b\":2}"[..]));
         assert_eq!(maps[2].as_deref(), Some(&b"{\"c\":3}"[..]));
-        assert_eq!(maps[3], None);
+        assert_eq!(maps[3], Body::Empty);
     }
 }
