@@ -1231,29 +1231,7 @@ impl Evaluator {
             .groups
             .iter()
             .filter(|(_, g)| g.alert.status != AlertStatus::Ok || !g.tracker.idle())
-            .map(|(key, g)| {
-                let firing = g.alert.status == AlertStatus::Firing;
-                let v = g.tracker.verdict(&e.rule, now.unix_millis(), firing);
-                let muted = self.muted(idx, key, now);
-                GroupView {
-                    group: key.clone(),
-                    labels: g.labels.iter().cloned().collect(),
-                    state: g.alert.clone(),
-                    current: CurrentView {
-                        active: v.active,
-                        value: v.value,
-                        detail: v.detail,
-                    },
-                    silenced_by: match &muted {
-                        Some(MutedBy::Silence(id)) => Some(id.clone()),
-                        _ => None,
-                    },
-                    inhibited_by: match muted {
-                        Some(MutedBy::Inhibit(by)) => Some(by),
-                        _ => None,
-                    },
-                }
-            })
+            .map(|(key, g)| self.group_view(idx, e, key, g, now))
             .collect();
         out.sort_by(|a, b| {
             b.state
@@ -1263,6 +1241,59 @@ impl Evaluator {
                 .then(a.group.cmp(&b.group))
         });
         out
+    }
+
+    /// The firing groups of rule `idx` whose `label` is `value` (one user's alerts), as
+    /// [`Evaluator::groups`] shows them: only those groups' conditions are computed.
+    pub(crate) fn firing_with(
+        &self,
+        idx: usize,
+        label: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Vec<GroupView> {
+        let Some(e) = self.rules.get(idx) else {
+            return Vec::new();
+        };
+        e.groups
+            .iter()
+            .filter(|(_, g)| {
+                g.alert.status == AlertStatus::Firing
+                    && g.labels.iter().any(|(k, v)| k == label && v == value)
+            })
+            .map(|(key, g)| self.group_view(idx, e, key, g, now))
+            .collect()
+    }
+
+    fn group_view(
+        &self,
+        idx: usize,
+        e: &RuleEval,
+        key: &str,
+        g: &Group,
+        now: Timestamp,
+    ) -> GroupView {
+        let firing = g.alert.status == AlertStatus::Firing;
+        let v = g.tracker.verdict(&e.rule, now.unix_millis(), firing);
+        let muted = self.muted(idx, key, now);
+        GroupView {
+            group: key.to_owned(),
+            labels: g.labels.iter().cloned().collect(),
+            state: g.alert.clone(),
+            current: CurrentView {
+                active: v.active,
+                value: v.value,
+                detail: v.detail,
+            },
+            silenced_by: match &muted {
+                Some(MutedBy::Silence(id)) => Some(id.clone()),
+                _ => None,
+            },
+            inhibited_by: match muted {
+                Some(MutedBy::Inhibit(by)) => Some(by),
+                _ => None,
+            },
+        }
     }
 
     /// The rule's result as a system check: failed while any group fires, pending while

@@ -52,6 +52,7 @@
 //! - `notify/`: the payload, and one folder per channel kind (its config and its sender).
 //!   `probe.rs`: TCP, Redis, HTTP probes.
 //! - `outbox.rs`: notifications being delivered, in order per channel and alert.
+//! - `user_notice.rs`: one user's notices, for their own page ([`UserNotice`]).
 //! - `service.rs`: [`AlertService`], [`AlertHandle`], [`spawn`]; `view.rs`: what the HTTP
 //!   layer renders; `check.rs`: [`check_once`].
 
@@ -72,6 +73,7 @@ mod service;
 mod silence;
 mod store;
 mod template;
+mod user_notice;
 mod view;
 
 pub use alert_config::{
@@ -96,6 +98,7 @@ pub use store::{
     AlertStore, AlertStoreError, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore,
     StateChanges, StoredAlert, StoredRule, StoredState, SystemCheck,
 };
+pub use user_notice::{UserNotice, UserNoticeQuery};
 pub use view::{
     AlertsView, ChannelView, FiringAlert, GroupView, NoticeView, ResetView, RuleView, firing_alerts,
 };

@@ -25,6 +25,7 @@ use crate::store::{
     AlertStore, CheckKind, CheckStatus, Delivery, DeliveryStatus, FileAlertStore, StoredState,
     SystemCheck,
 };
+use crate::user_notice::{UserNotice, UserNoticeQuery, user_notices};
 use crate::view::{AlertsView, ChannelView, NoticeView, ResetView, RuleView};
 
 /// Records read back per rule on start (the newest ones of its window).
@@ -67,6 +68,11 @@ enum Control {
         reply: oneshot::Sender<Option<ResetView>>,
     },
     Checks(oneshot::Sender<Vec<SystemCheck>>),
+    /// See [`crate::user_notice`].
+    UserNotices {
+        query: UserNoticeQuery,
+        reply: oneshot::Sender<Vec<UserNotice>>,
+    },
     Silences(oneshot::Sender<Result<Vec<SilenceView>, SilenceError>>),
     AddSilence {
         new: NewSilence,
@@ -163,6 +169,15 @@ impl AlertHandle {
     pub async fn reset(&self, rule: &str) -> Result<Option<ResetView>, EvaluatorStopped> {
         let rule = rule.to_owned();
         self.ask(|reply| Control::Reset { rule, reply }).await
+    }
+
+    /// One user's notices (`GET /notices`; see [`crate::user_notice`]).
+    pub async fn user_notices(
+        &self,
+        query: UserNoticeQuery,
+    ) -> Result<Vec<UserNotice>, EvaluatorStopped> {
+        self.ask(|reply| Control::UserNotices { query, reply })
+            .await
     }
 
     /// The latest result of every rule and probe (`GET /system/checks/latest`).
@@ -1037,6 +1052,9 @@ impl AlertService {
             }
             Control::Checks(reply) => {
                 let _ = reply.send(self.latest_checks().await);
+            }
+            Control::UserNotices { query, reply } => {
+                let _ = reply.send(user_notices(&self.engine, &query, Timestamp::now()));
             }
             Control::Reset { rule, reply } => {
                 let now = Timestamp::now();

@@ -223,7 +223,7 @@ pub(crate) async fn admit_key_in_body<'s>(
 }
 
 /// The request's key, once it is known and within its rate limit; bills `cost` to it.
-fn admit_key<'s>(
+pub(crate) fn admit_key<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
     query_key: Option<&str>,

@@ -13,8 +13,10 @@
 //! - `dashboard.rs`: the embedded dashboard and `GET /panel/config`.
 //! - `sourcemaps.rs`: `PUT`, `GET`, `DELETE /sourcemaps/{release}` and `GET /sourcemaps`
 //!   (source maps for symbolication).
+//! - `notices.rs`: `GET /notices?user=u_…`, one user's notices for their own page (an
+//!   ingest key, not the admin token).
 //! - `admin.rs`: the [`Admin`](admin::Admin) extractor every read takes; `cors.rs`: CORS
-//!   for the browser-facing ingest routes.
+//!   for the browser-facing routes (ingest and notices).
 
 mod admin;
 mod alerts;
@@ -26,6 +28,7 @@ mod health;
 mod issues;
 mod logs;
 pub(crate) mod metrics;
+mod notices;
 mod otlp;
 mod sentry;
 mod silences;
@@ -50,6 +53,10 @@ pub fn app(state: AppState) -> Router {
             post(logs::ingest).options(preflight_fallback),
         )
         .route("/v1/logs", post(otlp::logs).options(preflight_fallback))
+        .route(
+            "/notices",
+            get(notices::for_user).options(preflight_fallback),
+        )
         .route(
             "/api/{project}/envelope/",
             post(sentry::envelope).options(preflight_fallback),

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod hostile;
 mod integrity;
 mod issues;
+mod notices;
 mod operations;
 mod otlp;
 mod pg;
