@@ -52,6 +52,18 @@ pub(crate) fn check_name(at: &str, name: &str) -> Result<(), AlertConfigError> {
     }
 }
 
+/// A secret URL comes from exactly one of `url_env` and `url_file`.
+pub(crate) fn check_url_source(at: &str, env: bool, file: bool) -> Result<(), AlertConfigError> {
+    if env == file {
+        return Err(err(
+            at,
+            Some("url_env"),
+            "give exactly one of url_env or url_file",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn is_http_url(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use send::Discord;
 
 use super::delivery::{DeliveryConfig, OtherFields};
-use crate::error::{AlertConfigError, err, is_http_url};
+use crate::error::{AlertConfigError, check_url_source, err, is_http_url};
 
 /// `kind = "discord"`. The webhook URL holds its token, so it is a secret: only the
 /// variable or file holding it is written in the config.
@@ -40,13 +40,7 @@ impl DiscordConfig {
     pub(crate) const FIELDS: &[&str] = &["url_env", "url_file", "username", "avatar_url"];
 
     pub(crate) fn check(&self, at: &str) -> Result<(), AlertConfigError> {
-        if self.url_env.is_some() == self.url_file.is_some() {
-            return Err(err(
-                at,
-                Some("url_env"),
-                "give exactly one of url_env or url_file",
-            ));
-        }
+        check_url_source(at, self.url_env.is_some(), self.url_file.is_some())?;
         if self.username.as_ref().is_some_and(|u| {
             let n = u.chars().count();
             n == 0 || n > 80

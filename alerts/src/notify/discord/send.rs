@@ -11,8 +11,7 @@ use super::DiscordConfig;
 use crate::alert_config::NotifyEvent;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
-use crate::notify::slack::read_url;
-use crate::notify::transport::{Context, Outcome, Secret, cut, post_json};
+use crate::notify::transport::{Context, Outcome, Secret, cut, post_json, read_url};
 
 /// Discord's limits: message content, embed title, description, field value.
 const MAX_CONTENT: usize = 2000;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use send::{Slack, check_url, read_url};
+pub(crate) use send::Slack;
 
 use super::delivery::{DeliveryConfig, OtherFields};
-use crate::error::{AlertConfigError, err};
+use crate::error::{AlertConfigError, check_url_source};
 
 /// `kind = "slack"`. The webhook URL is a secret: only the variable or file holding it is
 /// written in the config.
@@ -44,13 +44,7 @@ impl SlackConfig {
         &["url_env", "url_file", "channel", "username", "icon_emoji"];
 
     pub(crate) fn check(&self, at: &str) -> Result<(), AlertConfigError> {
-        if self.url_env.is_some() == self.url_file.is_some() {
-            return Err(err(
-                at,
-                Some("url_env"),
-                "give exactly one of url_env or url_file",
-            ));
-        }
+        check_url_source(at, self.url_env.is_some(), self.url_file.is_some())?;
         Ok(())
     }
 }

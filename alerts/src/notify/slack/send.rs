@@ -9,7 +9,7 @@ use super::SlackConfig;
 use crate::alert_config::NotifyEvent;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
-use crate::notify::transport::{Context, Outcome, Secret, post_json, read_secret};
+use crate::notify::transport::{Context, Outcome, Secret, post_json, read_url};
 
 pub(crate) struct Slack {
     url: Secret,
@@ -120,34 +120,4 @@ pub(crate) fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// A webhook URL that is a secret, from `url_env` or `url_file`, checked to be a URL.
-pub(crate) fn read_url(
-    at: &str,
-    var: Option<&String>,
-    file: Option<&std::path::PathBuf>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Secret, AlertConfigError> {
-    let url = read_secret(at, "url_env", var, file, env)?.ok_or_else(|| AlertConfigError {
-        at: at.to_owned(),
-        field: Some("url_env"),
-        message: "give url_env or url_file".into(),
-    })?;
-    check_url(at, &url)?;
-    Ok(url)
-}
-
-/// A URL read from a secret must be a URL; the error never shows the value.
-pub(crate) fn check_url(at: &str, url: &Secret) -> Result<(), AlertConfigError> {
-    let u = url.expose();
-    if (u.starts_with("http://") || u.starts_with("https://")) && reqwest::Url::parse(u).is_ok() {
-        Ok(())
-    } else {
-        Err(AlertConfigError {
-            at: at.to_owned(),
-            field: Some("url_env"),
-            message: "the configured value is not an http:// or https:// URL".into(),
-        })
-    }
 }

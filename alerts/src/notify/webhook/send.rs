@@ -7,8 +7,7 @@ use std::time::Duration;
 use super::WebhookConfig;
 use crate::error::AlertConfigError;
 use crate::notify::notification::Notification;
-use crate::notify::slack::check_url;
-use crate::notify::transport::{Context, Outcome, Secret, post_json, read_secret};
+use crate::notify::transport::{Context, Outcome, Secret, check_url, post_json, read_secret};
 
 pub(crate) struct Webhook {
     url: Secret,
