@@ -725,6 +725,12 @@ impl Evaluator {
         }
     }
 
+    /// Stored alerts (rule, group) to delete on the next commit: those of a rule whose
+    /// definition a reload changed.
+    pub(crate) fn forget(&mut self, alerts: Vec<(String, String)>) {
+        self.orphans.extend(alerts);
+    }
+
     /// The inhibitions; their source rules are evaluated first on every tick.
     pub(crate) fn set_inhibits(&mut self, inhibits: Vec<Inhibit>) {
         let is_source = |e: &RuleEval| inhibits.iter().any(|i| i.sources.contains(&e.rule.name));

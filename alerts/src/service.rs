@@ -2,8 +2,8 @@
 //! the [`AlertHandle`] ingest and the HTTP layer hold, and how a node comes to lead.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use faultline_schema::{Record, Timestamp};
@@ -54,7 +54,8 @@ pub struct AlertHandle {
 struct HandleInner {
     records: mpsc::Sender<Vec<Observed>>,
     control: mpsc::Sender<Control>,
-    interest: Interest,
+    /// What ingest summarizes for the rules; replaced when the rules are (a reload).
+    interest: RwLock<Arc<Interest>>,
     dropped: AtomicU64,
     /// Whether this process evaluates the rules now (always, alone on a file store).
     leader: AtomicBool,
@@ -82,6 +83,38 @@ enum Control {
         id: String,
         reply: oneshot::Sender<Result<Option<SilenceView>, SilenceError>>,
     },
+    Reconfigure {
+        compiled: Box<CompiledAlerts>,
+        targets: Targets,
+        reply: oneshot::Sender<Reconfigured>,
+    },
+}
+
+/// What [`AlertHandle::reconfigure`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Rules kept as they were: their alerts, `for` timers and windows go on.
+    pub kept: Vec<String>,
+    /// Rules new or changed: they start from nothing (their window refilled from the
+    /// store, no alert firing).
+    pub changed: Vec<String>,
+    /// Rules gone: their stored alerts are deleted.
+    pub removed: Vec<String>,
+    /// Settings whose change takes a restart (`alerts.enabled`, `evaluation_interval`,
+    /// `queue_batches`, `checks_kept`, `deliveries_kept`, `probes`): the running values
+    /// are kept.
+    pub restart_needed: Vec<String>,
+}
+
+/// Why [`AlertHandle::reconfigure`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconfigureError {
+    /// The new `[alerts]` section is wrong (a rule, a channel, an unset secret).
+    #[error(transparent)]
+    Config(#[from] AlertConfigError),
+    /// The evaluator is not running.
+    #[error(transparent)]
+    Stopped(#[from] EvaluatorStopped),
 }
 
 /// Why a silence could not be listed, made or expired.
@@ -107,7 +140,13 @@ impl AlertHandle {
     /// Summaries of the records some rule looks at, or `None` (the common case, and always
     /// without rules). Call it before the record store takes the records.
     pub fn observe(&self, records: &[Record]) -> Option<Vec<Observed>> {
-        let interest = &self.inner.interest;
+        let interest = Arc::clone(
+            &self
+                .inner
+                .interest
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         if interest.is_empty() {
             return None;
         }
@@ -140,6 +179,43 @@ impl AlertHandle {
     /// nodes stand by.
     pub fn is_leader(&self) -> bool {
         self.inner.leader.load(Ordering::Relaxed)
+    }
+
+    fn set_interest(&self, interest: Interest) {
+        *self
+            .inner
+            .interest
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(interest);
+    }
+
+    /// Replaces the rules, channels and inhibitions with `config`'s (a SIGHUP reload),
+    /// reading channel secrets through `env`. Checked whole before anything changes: a
+    /// wrong config or an unset secret is an error and the running rules go on. Rules whose
+    /// definition is unchanged keep their state (alerts firing, `for` timers, windows);
+    /// new and changed ones start afresh, their window refilled from the store.
+    ///
+    /// The config is compiled and `env` read before the returned future first waits, so
+    /// the future holds neither.
+    pub fn reconfigure(
+        &self,
+        config: &AlertsConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> impl Future<Output = Result<Reconfigured, ReconfigureError>> + Send + '_ {
+        let prepared = config.compile().and_then(|compiled| {
+            let targets = build_targets(&compiled, env)?;
+            Ok((Box::new(compiled), targets))
+        });
+        async move {
+            let (compiled, targets) = prepared?;
+            Ok(self
+                .ask(|reply| Control::Reconfigure {
+                    compiled,
+                    targets,
+                    reply,
+                })
+                .await?)
+        }
     }
 
     fn set_leader(&self, leader: bool) {
@@ -437,6 +513,11 @@ pub(crate) fn build_targets(
     })
 }
 
+/// A rule's or probe's definition as written, to tell a changed one from the same.
+fn definition(config: &impl serde::Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(config).ok()
+}
+
 /// Counts a notification not sent to `channel`, which is not configured.
 pub(crate) fn skipped(channel: &str, n: &Notification) {
     metrics::counter!("faultline_alerts_notifications_skipped_total", "channel" => channel.to_owned())
@@ -470,7 +551,7 @@ impl AlertService {
             inner: Arc::new(HandleInner {
                 records: records_tx,
                 control: control_tx,
-                interest,
+                interest: RwLock::new(Arc::new(interest)),
                 dropped: AtomicU64::new(0),
                 leader: AtomicBool::new(false),
             }),
@@ -511,7 +592,22 @@ impl AlertService {
     /// Reads the persisted state again (another node may have changed it): rules, alerts,
     /// recent deliveries and probe results.
     async fn reload(&mut self) -> anyhow::Result<()> {
-        let restored = self.store.load().await?;
+        self.rebuild(&[]).await
+    }
+
+    /// [`AlertService::reload`], forgetting the persisted state of the rules named in
+    /// `fresh` (changed by a reload: their old alerts are deleted on the next commit).
+    async fn rebuild(&mut self, fresh: &[String]) -> anyhow::Result<()> {
+        let mut restored = self.store.load().await?;
+        let mut forgotten = Vec::new();
+        restored.rules.retain(|r| !fresh.contains(&r.rule));
+        restored.alerts.retain(|a| {
+            let keep = !fresh.contains(&a.rule);
+            if !keep {
+                forgotten.push((a.rule.clone(), a.group.clone()));
+            }
+            keep
+        });
         let recent_list = self
             .store
             .recent_deliveries(self.compiled.settings.deliveries_kept)
@@ -534,6 +630,7 @@ impl AlertService {
             restored,
             Timestamp::now(),
         );
+        self.engine.forget(forgotten);
         // Checked when the config was compiled.
         self.engine
             .set_inhibits(compile_inhibits(&self.compiled.settings.inhibit, |_| true)?);
@@ -1069,7 +1166,121 @@ impl AlertService {
                 });
                 let _ = reply.send(answer);
             }
+            Control::Reconfigure {
+                compiled,
+                targets,
+                reply,
+            } => {
+                let done = self.reconfigure(*compiled, targets).await;
+                let _ = reply.send(done);
+            }
         }
+    }
+
+    /// Swaps in new rules (see [`AlertHandle::reconfigure`]): what the old rules decided is
+    /// persisted first, then the evaluator is rebuilt from the store with the state of the
+    /// unchanged rules, and a leader refills the windows.
+    async fn reconfigure(
+        &mut self,
+        mut compiled: CompiledAlerts,
+        targets: Targets,
+    ) -> Reconfigured {
+        let old = &self.compiled;
+        let mut restart_needed = Vec::new();
+        let settings = &mut compiled.settings;
+        let mut keep = |name: &str, same: bool| {
+            if !same {
+                restart_needed.push(format!("alerts.{name}"));
+            }
+        };
+        keep("enabled", settings.enabled == old.settings.enabled);
+        keep(
+            "evaluation_interval",
+            settings.evaluation_interval == old.settings.evaluation_interval,
+        );
+        keep(
+            "queue_batches",
+            settings.queue_batches == old.settings.queue_batches,
+        );
+        keep(
+            "checks_kept",
+            settings.checks_kept == old.settings.checks_kept,
+        );
+        keep(
+            "deliveries_kept",
+            settings.deliveries_kept == old.settings.deliveries_kept,
+        );
+        let same_probes = definition(&compiled.probes) == definition(&old.probes);
+        keep("probes", same_probes);
+        settings.enabled = old.settings.enabled;
+        settings.evaluation_interval = old.settings.evaluation_interval;
+        settings.queue_batches = old.settings.queue_batches;
+        settings.checks_kept = old.settings.checks_kept;
+        settings.deliveries_kept = old.settings.deliveries_kept;
+        let probes = if same_probes {
+            targets.probes
+        } else {
+            compiled.probes = old.probes.clone();
+            self.probes.clone()
+        };
+
+        let before: HashMap<&str, Option<serde_json::Value>> = old
+            .rules
+            .iter()
+            .map(|r| (r.name.as_str(), definition(&r.config)))
+            .collect();
+        let mut done = Reconfigured {
+            restart_needed,
+            ..Reconfigured::default()
+        };
+        for rule in &compiled.rules {
+            match before.get(rule.name.as_str()) {
+                Some(d) if *d == definition(&rule.config) => done.kept.push(rule.name.clone()),
+                _ => done.changed.push(rule.name.clone()),
+            }
+        }
+        done.removed = old
+            .rules
+            .iter()
+            .filter(|r| !compiled.rules.iter().any(|n| n.name == r.name))
+            .map(|r| r.name.clone())
+            .collect();
+
+        let same_groups = compiled.settings.max_groups == old.settings.max_groups;
+        // Persisted now, so the rebuilt evaluator continues from every record so far.
+        self.commit(Vec::new()).await;
+        self.ctx = Context::new(compiled.settings.dashboard_url.clone());
+        self.compiled = compiled;
+        self.channels = targets.channels;
+        self.unconfigured = targets.unconfigured;
+        self.probes = probes;
+        if self.compiled.settings.enabled && matches!(self.feed, Feed::Ingest) {
+            self.handle.set_interest(Interest::new(
+                self.compiled.rules.clone(),
+                &self.compiled.meta_keys,
+            ));
+        }
+        let same_rules = done.changed.is_empty() && done.removed.is_empty() && same_groups;
+        if same_rules {
+            // Nothing to rebuild (a SIGHUP for a certificate, a channel's URL): the rules
+            // go on untouched; the inhibitions may have changed.
+            match compile_inhibits(&self.compiled.settings.inhibit, |_| true) {
+                Ok(inhibits) => self.engine.set_inhibits(inhibits),
+                Err(e) => tracing::error!(error = %e, "cannot apply the reloaded inhibitions"),
+            }
+            return done;
+        }
+        if let Err(e) = self.rebuild(&done.changed).await {
+            tracing::error!(error = %e, "cannot read the alert state after a reload; rules start afresh");
+        }
+        if self.election.held() && self.compiled.settings.enabled {
+            let now = Timestamp::now();
+            self.cursors = vec![now.unix_millis(); self.compiled.rules.len()];
+            self.prime().await;
+            self.engine.tick(now);
+            self.commit(Vec::new()).await;
+        }
+        done
     }
 
     async fn expire_silence(
