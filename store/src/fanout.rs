@@ -10,6 +10,7 @@ use faultline_schema::{Record, Timestamp};
 
 use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{Query, Stats, StatsQuery};
+use crate::rollup::{RollupBucket, RollupQuery};
 use crate::store::{BoxFuture, RecordStore, StoreError, StoreHealth, WriteReceipt};
 
 /// Writes to a primary and a copy; reads from the primary.
@@ -43,6 +44,10 @@ impl RecordStore for FanoutStore {
 
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         self.primary.stats(query)
+    }
+
+    fn rollups(&self, query: RollupQuery) -> BoxFuture<'_, Result<Vec<RollupBucket>, StoreError>> {
+        self.primary.rollups(query)
     }
 
     fn scan(&self, query: Query, max: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {

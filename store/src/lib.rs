@@ -31,6 +31,7 @@ pub mod issues;
 mod postgres;
 mod private;
 mod query;
+mod rollup;
 mod search;
 mod sourcemaps;
 mod store;
@@ -47,6 +48,10 @@ pub use private::{
 pub use query::{
     DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsBucket, StatsQuery,
     contains_ignore_case,
+};
+pub use rollup::{
+    FUTURE_SLACK_MS, GroupBy, HOUR_MS, HourlyRollups, MAX_KEYS_PER_HOUR, OVERFLOW_KEY,
+    RollupBucket, RollupQuery, event_weight, hour_of, release_of,
 };
 pub use search::{Cursor, MAX_META_FILTERS, MAX_META_KEY_PARTS, MetaFilter};
 pub use sourcemaps::{

@@ -8,6 +8,7 @@ use faultline_schema::{Record, Timestamp, Uuid};
 
 use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{MAX_QUERY_LIMIT, Query, Stats, StatsQuery};
+use crate::rollup::{RollupBucket, RollupQuery};
 
 /// A boxed future, so `RecordStore` can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -27,6 +28,13 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// Counts per minute, service and level.
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
+
+    /// Counts per hour, grouped as `query` asks (see [`crate::rollup`]), oldest hour first,
+    /// then by group. A store that keeps no rollups answers nothing.
+    fn rollups(&self, query: RollupQuery) -> BoxFuture<'_, Result<Vec<RollupBucket>, StoreError>> {
+        let _ = query;
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 
     /// Every record matching `query` (whose `limit` is ignored), newest `ts` first, at most
     /// `max`: what the alert evaluator reads to refill its windows on start, and what

@@ -166,7 +166,7 @@ fn serialize(state: &IssueState) -> Vec<u8> {
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut file = crate::private::create_private_file(&tmp).map_err(|e| with_path(e, &tmp))?;
     file.write_all(bytes).map_err(|e| with_path(e, &tmp))?;

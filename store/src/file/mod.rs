@@ -33,6 +33,7 @@ mod filter;
 pub mod fuzzing;
 mod issues;
 mod reader;
+mod rollups;
 mod segment;
 mod writer;
 
@@ -50,9 +51,11 @@ pub use config::FileStoreConfig;
 
 use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{MAX_QUERY_LIMIT, MinuteCounts, Query, Stats, StatsQuery};
+use crate::rollup::{RollupBucket, RollupQuery};
 use crate::store::{BoxFuture, RecordStore, StoreError, StoreHealth, WriteReceipt};
 use issues::FileIssues;
 use metrics_names::{QUEUE_DEPTH, SINK_LABEL};
+use rollups::FileRollups;
 use segment::{Fsyncs, SegmentInfo};
 use writer::{WriteRequest, Writer, publish_totals};
 
@@ -111,6 +114,8 @@ pub(crate) struct Shared {
     pub(crate) counts: Mutex<MinuteCounts>,
     /// The issues of the stored error records.
     pub(crate) issues: FileIssues,
+    /// Hourly counts for the retention period.
+    pub(crate) rollups: FileRollups,
     /// Every fsync, counted.
     pub(crate) fsyncs: Fsyncs,
     /// Batches accepted into the queue and not yet taken by the writer.
@@ -186,12 +191,19 @@ impl FileStore {
             &recovered.segments,
             config.issue_retention,
         )?;
+        let rollups = FileRollups::open(
+            &config.dir,
+            &config.segments_dir(),
+            &recovered.segments,
+            config.retention_age,
+        )?;
         let queue_capacity = config.queue_capacity.max(1);
         let shared = Arc::new(Shared {
             segments_dir: config.segments_dir(),
             segments: RwLock::new(recovered.segments),
             counts: Mutex::new(recovered.counts),
             issues,
+            rollups,
             fsyncs,
             queue_depth: AtomicUsize::new(0),
             stored_bytes: AtomicU64::new(0),
@@ -330,6 +342,11 @@ impl RecordStore for FileStore {
             counts.query(&query)
         };
         Box::pin(std::future::ready(Ok(stats)))
+    }
+
+    fn rollups(&self, query: RollupQuery) -> BoxFuture<'_, Result<Vec<RollupBucket>, StoreError>> {
+        let buckets = self.inner.shared.rollups.query(&query);
+        Box::pin(std::future::ready(Ok(buckets)))
     }
 
     fn issues(&self, query: IssueQuery) -> BoxFuture<'_, Result<IssuePage, StoreError>> {

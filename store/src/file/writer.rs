@@ -11,7 +11,7 @@
 //! and every earlier group's, and when a fsync fails, every group written after it is cut off
 //! and failed with it (their duplicates may have counted on its records).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::IoSlice;
@@ -42,6 +42,8 @@ use crate::store::{StoreError, WriteReceipt};
 /// A group stops taking more queued batches once it holds this many bytes, so one fsync's
 /// latency stays bounded however deep the queue is.
 const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+/// One day in milliseconds (rollup files are per day).
+const DAY_MS: i64 = 86_400_000;
 /// Retention and the pruning of per-minute counts run at least this often.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 /// After an age rotation failed (disk full), wait this long before trying again.
@@ -77,6 +79,9 @@ pub(crate) struct WriteRequest {
     /// The hashes of every record's `meta` values, for the segment filter; a record's end
     /// at [`LineInfo::hashes_end`].
     pub(crate) hashes: Vec<u64>,
+    /// The distinct (event, release) of the batch, for the hourly rollups, indexed by
+    /// [`LineInfo::rollup`].
+    pub(crate) rollup_keys: Vec<(String, String)>,
     /// Answered once the batch is durable, or failed.
     pub(crate) ack: oneshot::Sender<Result<WriteReceipt, StoreError>>,
 }
@@ -102,6 +107,10 @@ pub(crate) struct LineInfo {
     pub(crate) event: Option<u32>,
     /// Where the record's `meta` hashes end in [`WriteRequest::hashes`].
     pub(crate) hashes_end: u32,
+    /// Index into [`WriteRequest::rollup_keys`].
+    pub(crate) rollup: u32,
+    /// For the hourly rollups: `meta.count` times the sample weight.
+    pub(crate) rollup_weight: u64,
 }
 
 impl WriteRequest {
@@ -115,7 +124,17 @@ impl WriteRequest {
         let mut services: Vec<String> = Vec::new();
         let mut events = Vec::new();
         let mut hashes = Vec::new();
+        let mut rollup_keys: Vec<(String, String)> = Vec::new();
+        let mut rollup_index: HashMap<(&str, &str), u32> = HashMap::new();
         for record in records {
+            let release = crate::rollup::release_of(record);
+            let next = u32::try_from(rollup_keys.len()).unwrap_or(u32::MAX);
+            let rollup = *rollup_index
+                .entry((record.event.as_str(), release))
+                .or_insert_with(|| {
+                    rollup_keys.push((record.event.clone(), release.to_owned()));
+                    next
+                });
             for_each_leaf_hash(&record.meta, &mut |h| hashes.push(h));
             record.write_json(&mut buf);
             buf.push(b'\n');
@@ -141,6 +160,8 @@ impl WriteRequest {
                     u32::try_from(events.len() - 1).unwrap_or(u32::MAX)
                 }),
                 hashes_end: u32::try_from(hashes.len()).unwrap_or(u32::MAX),
+                rollup,
+                rollup_weight: crate::rollup::event_weight(record),
             });
         }
         WriteRequest {
@@ -149,6 +170,7 @@ impl WriteRequest {
             services,
             events,
             hashes,
+            rollup_keys,
             ack,
         }
     }
@@ -486,6 +508,9 @@ impl Writer {
         if let Err(e) = self.shared.issues.snapshot_if_dirty() {
             tracing::warn!(error = %e, "could not write the issues snapshot; the next start rebuilds it from the segments");
         }
+        if let Err(e) = self.shared.rollups.write_if_dirty() {
+            tracing::warn!(error = %e, "could not write the hourly rollups; the next start counts them from the segments");
+        }
         tracing::debug!("file store writer stopped: queue drained and closed");
     }
 
@@ -667,9 +692,14 @@ impl Writer {
             total,
         } = flight;
         let now = Timestamp::now();
+        let oldest = Timestamp::from_unix_millis(
+            now.unix_millis()
+                .saturating_sub(millis(self.config.retention_age)),
+        );
         {
             let mut counts = lock(&self.shared.counts);
             let mut issues = lock(&self.shared.issues.state);
+            let mut rollups = lock(&self.shared.rollups.state);
             for (request, (_, kept)) in group.iter().zip(&plans) {
                 let mut start = 0;
                 let mut hashes_start = 0;
@@ -696,15 +726,30 @@ impl Writer {
                     }
                     self.active.summary.observe(info.ts, info.received_at);
                     let service = request.services.get(info.service as usize);
-                    counts.add_parts(
+                    let service = service.map_or("", String::as_str);
+                    counts.add_parts(info.ts, service, info.level, info.weight, now);
+                    let (event, release) = request
+                        .rollup_keys
+                        .get(info.rollup as usize)
+                        .map_or(("", ""), |(e, r)| (e.as_str(), r.as_str()));
+                    if let Some(hour) = rollups.table.add(
                         info.ts,
-                        service.map_or("", String::as_str),
+                        service,
                         info.level,
-                        info.weight,
+                        event,
+                        release,
+                        info.rollup_weight,
                         now,
-                    );
+                        oldest,
+                    ) {
+                        rollups.dirty_days.insert(hour.div_euclid(DAY_MS) * DAY_MS);
+                    }
                 }
             }
+            rollups.covered = Covered {
+                seq: self.active.seq,
+                bytes: self.active.summary.bytes + total as u64,
+            };
         }
         self.active.summary.bytes += total as u64;
         // The table now holds exactly the records before this point.
@@ -867,6 +912,10 @@ impl Writer {
         self.shared.issues.prune(now);
         if let Err(e) = self.shared.issues.snapshot_if_dirty() {
             tracing::warn!(error = %e, "could not write the issues snapshot; retrying in a minute");
+        }
+        self.shared.rollups.prune(now);
+        if let Err(e) = self.shared.rollups.write_if_dirty() {
+            tracing::warn!(error = %e, "could not write the hourly rollups; retrying in a minute");
         }
         let cutoff = now
             .unix_millis()

@@ -24,6 +24,7 @@
 mod config;
 mod issues;
 mod read;
+mod rollups;
 mod schema;
 mod spool;
 mod write;
@@ -43,6 +44,7 @@ pub use config::{PostgresConfig, WriteMethod};
 use self::spool::Spool;
 use crate::issues::{Issue, IssueChange, IssueDetail, IssuePage, IssueQuery, IssueStatus};
 use crate::query::{Query, Stats, StatsQuery};
+use crate::rollup::{RollupBucket, RollupQuery};
 use crate::store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};
 
 const LABEL: &str = "postgres";
@@ -121,6 +123,8 @@ impl PostgresStore {
         let maintenance = tokio::spawn(store.clone().maintenance_loop());
         let drainer = tokio::spawn(store.clone().drain_loop());
         store.tasks().extend([maintenance, drainer]);
+        let rollups = tokio::spawn(store.clone().rollup_loop());
+        store.tasks().push(rollups);
         Ok(store)
     }
 
@@ -227,6 +231,41 @@ impl PostgresStore {
             }
             if let Err(e) = self.maintain().await {
                 tracing::warn!(error = %e, "PostgreSQL maintenance failed; will retry");
+            }
+        }
+    }
+
+    /// Folds the hourly rollup deltas every [`rollups::FOLD_INTERVAL`] and deletes the
+    /// hours past retention every [`MAINTENANCE_INTERVAL`] (see `rollups.rs`).
+    async fn rollup_loop(self) {
+        let mut stop = self.inner.stop.subscribe();
+        let mut last_retention: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(rollups::FOLD_INTERVAL) => {}
+            }
+            if !self.inner.migrated.load(Ordering::Acquire) {
+                continue;
+            }
+            let retention =
+                i64::try_from(self.inner.config.retention.as_millis()).unwrap_or(i64::MAX);
+            let oldest = Timestamp::from_unix_millis(
+                Timestamp::now().unix_millis().saturating_sub(retention),
+            );
+            if let Err(e) = rollups::fold(&self.inner.pool, oldest).await {
+                // The deltas wait for the next fold; reads count them meanwhile.
+                tracing::debug!(error = %e, "folding rollup deltas failed; will retry");
+            }
+            if last_retention.is_none_or(|t| t.elapsed() >= MAINTENANCE_INTERVAL) {
+                match rollups::apply_retention(&self.inner.pool, oldest).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(rows = n, "rollup hours past retention deleted")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "rollup retention failed; will retry"),
+                }
+                last_retention = Some(Instant::now());
             }
         }
     }
@@ -406,6 +445,14 @@ impl RecordStore for PostgresStore {
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         Box::pin(async move {
             read::stats(&self.inner.pool, &query)
+                .await
+                .map_err(db_error)
+        })
+    }
+
+    fn rollups(&self, query: RollupQuery) -> BoxFuture<'_, Result<Vec<RollupBucket>, StoreError>> {
+        Box::pin(async move {
+            rollups::query(&self.inner.pool, &query)
                 .await
                 .map_err(db_error)
         })

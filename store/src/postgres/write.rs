@@ -12,6 +12,7 @@ use faultline_schema::{Record, Timestamp, Uuid};
 use sqlx::{Connection, PgPool, Postgres};
 
 use super::WriteMethod;
+use super::rollups;
 use super::schema::ms_to_ts;
 use crate::issues::IssueEvent;
 
@@ -162,14 +163,7 @@ async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::E
         ms_to_ts("u.ts"),
         ms_to_ts("u.rcv")
     );
-    let sql = if events.is_empty() {
-        insert
-    } else {
-        format!(
-            "WITH ins AS ({insert} RETURNING id, ts){} {COUNT_INSERTED}",
-            issue_upserts(10)
-        )
-    };
+    let sql = statement(&insert, (!events.is_empty()).then(|| issue_upserts(10)));
     let q = sqlx::query(&sql)
         .bind(ids)
         .bind(ts)
@@ -180,12 +174,21 @@ async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::E
         .bind(message)
         .bind(meta)
         .bind(issue);
-    if events.is_empty() {
-        Ok(q.execute(pool).await?.rows_affected())
-    } else {
-        let inserted: i64 = sqlx::Row::try_get(&events.bind(q).fetch_one(pool).await?, 0)?;
-        Ok(u64::try_from(inserted).unwrap_or(0))
-    }
+    let q = if events.is_empty() { q } else { events.bind(q) };
+    let inserted: i64 = sqlx::Row::try_get(&q.fetch_one(pool).await?, 0)?;
+    Ok(u64::try_from(inserted).unwrap_or(0))
+}
+
+/// The whole statement around the records' `insert`: the hourly rollup deltas of the rows
+/// it inserted (`rollups.rs`), then `issues` (the issue CTEs, for a batch with error events),
+/// answering how many rows were inserted.
+fn statement(insert: &str, issues: Option<String>) -> String {
+    format!(
+        "WITH ins AS ({insert} RETURNING {}){}{} {COUNT_INSERTED}",
+        rollups::returning(),
+        rollups::deltas(),
+        issues.unwrap_or_default()
+    )
 }
 
 /// Escapes a value for COPY's text format.
@@ -254,17 +257,11 @@ async fn insert_copy(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::Err
         ms_to_ts("ts"),
         ms_to_ts("rcv")
     );
-    let inserted = if events.is_empty() {
-        sqlx::query(&insert)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-    } else {
-        let sql = format!(
-            "WITH ins AS ({insert} RETURNING id, ts){} {COUNT_INSERTED}",
-            issue_upserts(1)
-        );
-        let row = events.bind(sqlx::query(&sql)).fetch_one(&mut *tx).await?;
+    let inserted = {
+        let sql = statement(&insert, (!events.is_empty()).then(|| issue_upserts(1)));
+        let q = sqlx::query(&sql);
+        let q = if events.is_empty() { q } else { events.bind(q) };
+        let row = q.fetch_one(&mut *tx).await?;
         u64::try_from(sqlx::Row::try_get::<i64, _>(&row, 0)?).unwrap_or(0)
     };
     tx.commit().await?;
