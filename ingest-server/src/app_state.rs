@@ -1,4 +1,8 @@
 //! What every handler shares.
+//!
+//! The reloadable part (`config`, `keys`, the sampler) is the snapshot in force when the
+//! state was cloned: axum clones the state for every request, so a request sees one
+//! configuration from its start to its end whatever a reload does meanwhile (`live.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,18 +12,19 @@ use faultline_store::RecordStore;
 use faultline_symbolicate::Symbolicator;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::access_log::AccessLog;
 use crate::auth::KeyRing;
 use crate::body_budget::BodyBudget;
 use crate::config::Config;
+use crate::live::LiveConfig;
 use crate::sampling::Sampler;
 use faultline_alerts::AlertHandle;
 
 /// The server's shared state: configuration, keys, the store, metrics.
-#[derive(Clone)]
 pub struct AppState {
-    /// The loaded configuration.
+    /// The configuration in force when this state was cloned (see the module docs).
     pub config: Arc<Config>,
-    /// Ingest keys and the admin token.
+    /// Ingest keys and the admin token, as `config` says.
     pub keys: Arc<KeyRing>,
     /// Where records are stored.
     pub store: Arc<dyn RecordStore>,
@@ -42,4 +47,32 @@ pub struct AppState {
     /// Maps records' stack frames through uploaded source maps (`[sourcemaps]`); its store
     /// is where `/sourcemaps` uploads go.
     pub symbolicator: Arc<Symbolicator>,
+    /// Where `config`, `keys` and `sampler` are read from when the state is cloned.
+    pub(crate) live: Arc<LiveConfig>,
+    /// The JSON access log (`access_log`), when configured.
+    pub(crate) access_log: Option<AccessLog>,
+}
+
+impl Clone for AppState {
+    /// A copy with the configuration in force now (a reload may have replaced it since
+    /// `self` was made); everything else is shared.
+    fn clone(&self) -> Self {
+        let live = self.live.current();
+        AppState {
+            config: Arc::clone(&live.config),
+            keys: Arc::clone(&live.keys),
+            sampler: Arc::clone(&live.sampler),
+            store: Arc::clone(&self.store),
+            user_salt: Arc::clone(&self.user_salt),
+            rekeyer: Arc::clone(&self.rekeyer),
+            scrubber: Arc::clone(&self.scrubber),
+            metrics: self.metrics.clone(),
+            started: self.started,
+            alerts: self.alerts.clone(),
+            bodies: Arc::clone(&self.bodies),
+            symbolicator: Arc::clone(&self.symbolicator),
+            live: Arc::clone(&self.live),
+            access_log: self.access_log.clone(),
+        }
+    }
 }

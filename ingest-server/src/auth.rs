@@ -5,12 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use ipnet::IpNet;
 
 use crate::config::{Config, KeyConfig, KeyKind, parse_proxy};
+use crate::quota::Quotas;
 use crate::ratelimit::{ClientBuckets, TokenBucket};
 
 /// A resolved ingest key. Its `Debug` shows everything but the key itself.
@@ -24,13 +26,27 @@ pub struct Key {
     pub services: Option<BTreeSet<String>>,
     /// Origins allowed to use it (public keys).
     pub origins: BTreeSet<String>,
-    /// Its rate limit.
-    pub bucket: TokenBucket,
+    /// Its rate limit (shared with the key of the same name and limit after a reload).
+    pub bucket: Arc<TokenBucket>,
     /// A public key's rate limit per client address (`limits.public_client_rate`); none
     /// for a secret key.
-    pub clients: Option<ClientBuckets>,
+    pub clients: Option<Arc<ClientBuckets>>,
     /// Whether it may upload, list and delete source maps (`sourcemaps = true`).
     pub sourcemaps: bool,
+    /// Its daily record quota (`daily_quota`, else `limits.daily_quota`), once
+    /// [`KeyRing::count_quotas_in`] said where it is counted; `None`: no quota.
+    pub(crate) daily_quota: Option<DailyQuota>,
+    /// Records it may send per UTC day as configured (0: no quota).
+    quota_records: u64,
+}
+
+/// A key's daily record quota and where it is counted.
+#[derive(Debug, Clone)]
+pub(crate) struct DailyQuota {
+    /// Records per UTC day.
+    pub records: u64,
+    /// Every key's counts for today.
+    pub counts: Arc<Quotas>,
 }
 
 impl Key {
@@ -51,6 +67,7 @@ impl std::fmt::Debug for Key {
             .field("bucket", &self.bucket)
             .field("clients", &self.clients)
             .field("sourcemaps", &self.sourcemaps)
+            .field("daily_quota", &self.quota_records)
             .finish()
     }
 }
@@ -101,14 +118,16 @@ impl KeyRing {
                     services: (!k.services.iter().any(|s| s == "*"))
                         .then(|| k.services.iter().cloned().collect()),
                     origins: k.origins.iter().cloned().collect(),
-                    bucket: TokenBucket::new(k.rate_limit.unwrap_or(default_rate)),
+                    bucket: Arc::new(TokenBucket::new(k.rate_limit.unwrap_or(default_rate))),
                     clients: (k.kind == KeyKind::Public).then(|| {
-                        ClientBuckets::new(
+                        Arc::new(ClientBuckets::new(
                             config.limits.public_client_rate,
                             config.limits.client_buckets,
-                        )
+                        ))
                     }),
                     sourcemaps: k.sourcemaps && k.kind == KeyKind::Secret,
+                    daily_quota: None,
+                    quota_records: k.daily_quota.unwrap_or(config.limits.daily_quota),
                     name: k.name,
                     kind: k.kind,
                     secret,
@@ -130,6 +149,40 @@ impl KeyRing {
                 .iter()
                 .filter_map(|p| parse_proxy(p))
                 .collect(),
+        }
+    }
+
+    /// Counts the daily quotas of the keys that have one in `counts` (before it, no quota
+    /// is enforced).
+    pub(crate) fn count_quotas_in(&mut self, counts: &Arc<Quotas>) {
+        for key in &mut self.keys {
+            key.daily_quota = (key.quota_records > 0).then(|| DailyQuota {
+                records: key.quota_records,
+                counts: Arc::clone(counts),
+            });
+        }
+    }
+
+    /// Takes over the token buckets of `previous`'s keys that have the same name, kind and
+    /// limits (a reload): a key's clients do not get a full bucket because the file was
+    /// reloaded, and a key whose limit changed starts with a full bucket at the new one.
+    pub(crate) fn carry_over(&mut self, previous: &KeyRing) {
+        for key in &mut self.keys {
+            let Some(old) = previous
+                .keys
+                .iter()
+                .find(|o| o.name == key.name && o.kind == key.kind)
+            else {
+                continue;
+            };
+            if old.bucket.limit() == key.bucket.limit() {
+                key.bucket = Arc::clone(&old.bucket);
+            }
+            if let (Some(new), Some(old)) = (&mut key.clients, &old.clients)
+                && new.same_limits(old)
+            {
+                *new = Arc::clone(old);
+            }
         }
     }
 
@@ -272,6 +325,7 @@ mod tests {
             services: vec!["*".into()],
             origins: vec!["https://a.example".into()],
             rate_limit: None,
+            daily_quota: None,
             sourcemaps: false,
         };
         let ring = KeyRing::new(

@@ -55,6 +55,12 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
 }
 
+    /// A JSON access log, one line per request (time, method, path without the query,
+    /// status, bytes, duration, client address, key name; never a key or token):
+    /// `"stdout"` or a file path (appended to). Unset (the default): none. Env
+    /// `FAULTLINE_ACCESS_LOG`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<String>,
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -76,6 +82,7 @@ impl Default for Config {
         }
     }
 }
+            access_log: None,
 
 /// TLS in the process: HTTPS with HTTP/2 (ALPN) and HTTP/1.1. Plain HTTP without it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,6 +137,10 @@ pub struct KeyConfig {
     /// Whether this (secret) key may upload, list and delete source maps (`/sourcemaps`),
     /// as the admin token may: for a CI job that should not read records.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Records this key may send per UTC day (0: no quota); defaults to
+    /// `limits.daily_quota`. Past it, ingest answers 429 until the next UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_quota: Option<u64>,
     pub sourcemaps: bool,
 }
 
@@ -190,6 +201,11 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// Records each key may send per UTC day, for keys without their own `daily_quota`
+    /// (0, the default: no quota). Counted like the rate limit (every record of a batch let
+    /// through); a batch that would pass it gets 429 with `Retry-After` to the next UTC
+    /// midnight. The counts survive restarts (`<data_dir>/quotas.json`, or PostgreSQL).
+    pub daily_quota: u64,
     fn default() -> Self {
         Limits {
             max_body_bytes: 5 * 1024 * 1024,
@@ -215,6 +231,7 @@ impl Default for Limits {
         }
     }
 }
+            daily_quota: 0,
 
 /// The embedded file store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -538,6 +555,9 @@ impl Config {
         }
         Ok(config)
     }
+        if let Some(target) = env("FAULTLINE_ACCESS_LOG").filter(|t| !t.trim().is_empty()) {
+            config.access_log = Some(target);
+        }
 
     fn check(&self) -> Result<(), ConfigError> {
         match self.problems().into_iter().next() {
@@ -673,6 +693,11 @@ impl Config {
                      ([a-z0-9_.-], 1 to 64)"
                 ));
             }
+        if let Some(target) = &self.access_log
+            && target.trim().is_empty()
+        {
+            invalid("access_log: give \"stdout\" or a file path, or leave it unset".into());
+        }
         }
         for name in &self.privacy.deny_url_params {
             if !name.chars().any(|c| c.is_ascii_alphanumeric()) {

@@ -52,6 +52,19 @@ pub enum ApiError {
         /// When enough tokens will be available.
         retry_after: Duration,
     },
+    /// 429: the key's daily record quota is used up; retry at the next UTC day.
+    #[error(
+        "daily quota of key {key:?} ({quota} records) used up, or this batch would pass it: \
+         retry after the Retry-After delay (the next UTC day)"
+    )]
+    QuotaExceeded {
+        /// The key's name.
+        key: String,
+        /// Its quota, records per UTC day.
+        quota: u64,
+        /// Until the next UTC midnight.
+        retry_after: Duration,
+    },
     /// 503: the store is full, down or shutting down; retry after the given time.
     #[error("{message}")]
     Unavailable {
@@ -84,7 +97,9 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +116,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -120,6 +136,7 @@ impl IntoResponse for ApiError {
         }
         let retry_after = match &self {
             ApiError::RateLimited { retry_after, .. }
+            | ApiError::QuotaExceeded { retry_after, .. }
             | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         };

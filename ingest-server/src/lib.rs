@@ -51,16 +51,21 @@
 //! - `ingest.rs`: the ingest pipeline both ingest endpoints share; `otlp/`: OTLP decoding.
 //! - `store.rs`: the record store and the alert state, opened in one place for `serve`,
 //!   `check-alerts` and `summary`.
-//! - `request_cost.rs`: what a request costs its key, charged whatever the answer.
+//! - `request_cost.rs`: what a request costs its key, charged whatever the answer;
+//!   `quota.rs`: the keys' daily record quotas and their persisted counts.
+//! - `live.rs`: the configuration a SIGHUP reloads (keys, limits, sampling, alert rules),
+//!   swapped as one snapshot that every request reads once.
 //! - `app_state.rs`: what every handler shares; `auth.rs` (keys), `ratelimit.rs`,
 //!   `sampling.rs`, `secrets.rs` (generated secrets), `body_budget.rs` (the memory all
 //!   requests' bodies and records may hold at once).
 //! - `config.rs`: the TOML config and env overrides (a leaf: the `[alerts]` section is
 //!   `faultline_alerts::AlertsConfig`).
 //! - `error.rs`: [`ApiError`], the one place errors become HTTP responses.
+//! - `access_log.rs`: the JSON access log's writer (a thread behind a bounded queue).
 //! - `inflate.rs`: gzip bodies inflated up to a limit, never further.
 //! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 
+mod access_log;
 mod api;
 mod app_state;
 mod auth;
@@ -73,8 +78,10 @@ pub mod fuzzing;
 mod http;
 mod inflate;
 mod ingest;
+mod live;
 mod otlp;
 mod process_metrics;
+mod quota;
 mod ratelimit;
 mod reload;
 mod request_cost;

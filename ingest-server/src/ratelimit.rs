@@ -71,6 +71,11 @@ impl TokenBucket {
         }
     }
 
+    /// The rate and burst it refills at.
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
     /// Takes `n` tokens, or none and says how long until `n` would be available.
     /// A request larger than the burst waits for a full bucket and may then go into debt,
     /// so a batch bigger than the burst is slowed, not refused forever.
@@ -130,6 +135,13 @@ impl ClientBuckets {
             // SipHash with a random key: the addresses come from clients.
             state: Mutex::new(LruCache::with_hasher(capacity.max(1), RandomState::new())),
         }
+    }
+
+    /// Whether `other` has the same rate, burst and capacity.
+    pub fn same_limits(&self, other: &ClientBuckets) -> bool {
+        // One lock at a time: `other` may be `self`.
+        let mine = self.lock().capacity();
+        self.limit == other.limit && mine == other.lock().capacity()
     }
 
     /// Addresses remembered now.

@@ -15,6 +15,11 @@
 //! (`limits.public_client_rate`) and the key's own, the address first, so a client over its
 //! share is refused before it drains the bucket every browser holding the key shares.
 //!
+//! A key with a daily quota (`quota.rs`) counts the same records against it first: a batch
+//! the quota cannot take is refused (429 until the next UTC day) before any bucket pays,
+//! and a batch a bucket then refuses is uncounted. Refused requests' work is charged to the
+//! buckets only, not to the quota, which counts records sent.
+//!
 //! Not charged: requests without a known key (401, or a public key from another origin),
 //! requests the bucket itself refused (429), and the server's own failures (5xx other than
 //! a full in-flight budget).
@@ -54,6 +59,11 @@ impl<'k> RequestCost<'k> {
     /// bucket for this client address, cannot pay for a single record now (a cheap check
     /// before the body is read).
     pub(crate) fn bill_to(&mut self, key: &'k Key) -> Result<(), ApiError> {
+        if let Some(quota) = &key.daily_quota
+            && let Some(retry_after) = quota.counts.exhausted(&key.name, quota.records)
+        {
+            return Err(over_quota(key, quota.records, retry_after));
+        }
         let client_wait = self
             .clients(key)
             .and_then(|(clients, client)| clients.empty(client));
@@ -89,18 +99,32 @@ impl<'k> RequestCost<'k> {
             return Ok(());
         };
         self.paid = true;
+        let records = u64::try_from(sent.max(1)).unwrap_or(u64::MAX);
+        if let Some(quota) = &key.daily_quota {
+            quota
+                .counts
+                .take(&key.name, quota.records, records)
+                .map_err(|retry_after| over_quota(key, quota.records, retry_after))?;
+        }
+        let uncount = || {
+            if let Some(quota) = &key.daily_quota {
+                quota.counts.give_back(&key.name, records);
+            }
+        };
         let n = sent.max(1) as f64;
         let clients = self.clients(key);
-        if let Some((clients, client)) = clients {
-            clients
-                .take(client, n)
-                .map_err(|retry_after| limited(key, true, retry_after))?;
+        if let Some((clients, client)) = clients
+            && let Err(retry_after) = clients.take(client, n)
+        {
+            uncount();
+            return Err(limited(key, true, retry_after));
         }
         key.bucket.take(n).map_err(|retry_after| {
             // Refused by everyone's bucket: the client's share is not spent on it.
             if let Some((clients, client)) = clients {
                 clients.give_back(client, n);
             }
+            uncount();
             limited(key, false, retry_after)
         })
     }
@@ -134,12 +158,20 @@ fn limited(key: &Key, per_client: bool, retry_after: std::time::Duration) -> Api
     }
 }
 
+fn over_quota(key: &Key, quota: u64, retry_after: std::time::Duration) -> ApiError {
+    ApiError::QuotaExceeded {
+        key: key.name.clone(),
+        quota,
+        retry_after,
+    }
+}
+
 /// Whether a refusal is charged: the client's doing, or a full in-flight budget (which a
 /// client filling it would otherwise fill again for free); not a 429 or the server's own
 /// failure.
 fn charged(error: &ApiError) -> bool {
     match error {
-        ApiError::RateLimited { .. } => false,
+        ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => false,
         ApiError::Unavailable { .. } => true,
         other => other.status().is_client_error(),
     }

@@ -141,6 +141,7 @@ fn resolve_with(
             services: vec!["*".into()],
             origins: Vec::new(),
             rate_limit: None,
+            daily_quota: None,
             sourcemaps: false,
         });
     }
@@ -172,6 +173,7 @@ fn resolve_with(
             services: vec!["ui".into()],
             origins,
             rate_limit: None,
+            daily_quota: None,
             sourcemaps: false,
         });
     }

@@ -12,11 +12,14 @@ use faultline_alerts::{AlertHandle, AlertRunner, Election, Feed, PgLeaderLock};
 use faultline_store::SourceMapStore;
 use faultline_symbolicate::{Symbolicator, SymbolicatorConfig};
 
+use crate::access_log::AccessLog;
 use crate::api::{app, metrics};
 use crate::app_state::AppState;
 use crate::auth::KeyRing;
 use crate::body_budget::BodyBudget;
-use crate::config::Config;
+use crate::config::{Config, Overrides};
+use crate::live::{Live, LiveConfig, Reloader};
+use crate::quota::{self, Quotas};
 use crate::sampling::Sampler;
 use crate::store::{self, Purpose, Stores};
 use crate::{http, reload, secrets, tls};
@@ -38,6 +41,13 @@ pub struct Server {
     sourcemap_sweeper: tokio::task::JoinHandle<()>,
     /// TLS, when `[tls]` names a certificate and key (`https://`).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// SIGHUP, for whoever reloads something.
+    sighup: tokio::sync::broadcast::Sender<()>,
+    /// Reloads the configuration on SIGHUP, once [`Server::reload_on_sighup`] said from where.
+    reloader: Option<Arc<Reloader>>,
+    /// The keys' daily quota counts; persisted by `quota_flusher`, and once more at the end.
+    quotas: Arc<Quotas>,
+    quota_flusher: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the store, resolves keys and binds the listener; [`Server::run`] then serves.
@@ -47,9 +57,15 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
     for key in config.keys.iter().chain(&secrets.shortcut_keys) {
         keys.push((key.clone(), secrets::key_value(key, env)?));
     }
-    let keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
+    let mut keyring = KeyRing::new(&config, keys, secrets.admin_token.clone());
 
     let stores = store::open(&config, Purpose::Serve).await?;
+    let quotas = Arc::new(match &stores.postgres {
+        Some(postgres) => Quotas::open_postgres(postgres.pool().clone()).await,
+        None => Quotas::open_file(&config.data_dir).await,
+    }?);
+    keyring.count_quotas_in(&quotas);
+    let quota_flusher = tokio::spawn(quota::flush_every_second(Arc::clone(&quotas)));
     let sourcemaps = store::open_sourcemaps(&config, stores.postgres.as_ref()).await?;
     let symbolicator = Arc::new(Symbolicator::new(
         sourcemaps,
@@ -92,9 +108,20 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         &config.privacy.deny_url_params,
     ));
     let bodies = Arc::new(BodyBudget::new(config.limits.max_in_flight_bytes));
+    let access_log = match &config.access_log {
+        Some(target) => Some(AccessLog::open(target)?),
+        None => None,
+    };
+    let config = Arc::new(config);
+    let keys = Arc::new(keyring);
+    let live = Arc::new(LiveConfig::new(Live {
+        config: Arc::clone(&config),
+        keys: Arc::clone(&keys),
+        sampler: Arc::clone(&sampler),
+    }));
     let state = AppState {
-        config: Arc::new(config),
-        keys: Arc::new(keyring),
+        config,
+        keys,
         store,
         user_salt: secrets.user_salt.into(),
         rekeyer: Arc::new(faultline_schema::UserRekeyer::new(&secrets.hmac_key)),
@@ -105,6 +132,8 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         sampler,
         bodies,
         symbolicator,
+        live,
+        access_log,
     };
     Ok(Server {
         addr,
@@ -115,6 +144,10 @@ pub async fn start(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Resu
         alerts: alert_runner,
         sourcemap_sweeper,
         tls,
+        sighup,
+        reloader: None,
+        quotas,
+        quota_flusher,
     })
 }
 
@@ -173,6 +206,19 @@ impl Server {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
+    /// On SIGHUP, reloads keys, limits, sampling and alert rules from `path` (the file the
+    /// server was started with; `None`: the embedded defaults and the environment), with
+    /// the same command-line `overrides`. See `live.rs`.
+    pub fn reload_on_sighup(&mut self, path: Option<std::path::PathBuf>, overrides: Overrides) {
+        self.reloader = Some(Arc::new(Reloader::new(
+            path,
+            overrides,
+            Arc::clone(&self.state.live),
+            self.state.alerts.clone(),
+            Arc::clone(&self.quotas),
+        )));
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
     /// finish (their writes complete and are acknowledged), and drains and fsyncs the store.
     pub async fn run(
@@ -185,8 +231,29 @@ impl Server {
             shutdown_timeout: self.state.config.shutdown_timeout.0,
             tls: self.tls,
         };
+        let reloads = self.reloader.map(|reloader| {
+            let mut hup = self.sighup.subscribe();
+            tokio::spawn(async move {
+                let env = |k: &str| std::env::var(k).ok();
+                loop {
+                    match hup.recv().await {
+                        Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            reloader.reload_and_report(&env).await;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+        });
         http::serve(self.listener, app(self.state), options, shutdown).await;
+        if let Some(reloads) = reloads {
+            reloads.abort();
+        }
         self.sourcemap_sweeper.abort();
+        self.quota_flusher.abort();
+        if let Err(e) = self.quotas.flush().await {
+            tracing::error!(error = %e, "cannot persist the daily quota counts");
+        }
         // Alerts first: records acknowledged by the last requests are still evaluated.
         self.alerts.shutdown().await;
         tracing::info!("stopped accepting; draining the store");

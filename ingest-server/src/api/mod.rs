@@ -66,7 +66,7 @@ pub fn app(state: AppState) -> Router {
             post(sentry::store).options(preflight_fallback),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), cors::layer));
-    Router::new()
+    let router = Router::new()
         .merge(ingest)
         .route("/logs/recent", get(logs::recent))
         .route("/logs/stats", get(logs::stats))
@@ -90,8 +90,69 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(dashboard::serve)
         .layer(middleware::from_fn(dashboard::pages))
-        .layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline));
+    let router = if state.access_log.is_some() {
+        router.layer(middleware::from_fn_with_state(state.clone(), access_log))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// One access log line per request (`access_log`): the key's *name* only, the path without
+/// its query (`?key=`, `?sentry_key=`).
+async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(log) = state.access_log.clone() else {
+        return next.run(request).await;
+    };
+    let started = std::time::Instant::now();
+    let ts = faultline_schema::Timestamp::now().to_string();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let headers = request.headers();
+    let bytes_in = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| state.keys.client_address(c.0.ip(), headers));
+    let key = key_name(&state, headers, request.uri());
+    let response = next.run(request).await;
+    let bytes_out = axum::body::HttpBody::size_hint(response.body()).exact();
+    log.log(crate::access_log::AccessLine {
+        ts,
+        method: method.as_str(),
+        path: &path,
+        status: response.status().as_u16(),
+        bytes_in,
+        bytes_out,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        client,
+        key: key.as_deref(),
+    });
+    response
+}
+
+/// The name of the credential a request presents, wherever it comes from (the headers
+/// `ingest::admit` and the Sentry endpoints read, `?key=`, `?sentry_key=`): an ingest key's
+/// name, `"admin"`, or `"unknown"`. A Sentry envelope's DSN in its body is not read here.
+fn key_name(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Option<String> {
+    let params: std::collections::HashMap<String, String> =
+        axum::extract::Query::try_from_uri(uri).map_or_else(|_| Default::default(), |q| q.0);
+    let presented =
+        crate::auth::presented_key(headers, None).or_else(|| sentry::sdk_key(headers, &params))?;
+    if state.keys.is_admin(presented) {
+        return Some("admin".to_owned());
+    }
+    Some(match state.keys.ingest_key(presented) {
+        Some(key) => key.name.clone(),
+        None => "unknown".to_owned(),
+    })
 }
 
 /// An `OPTIONS` that is not a CORS preflight (those are answered by the CORS layer).

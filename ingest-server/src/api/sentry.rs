@@ -128,7 +128,10 @@ fn respond(result: Result<Option<String>, ApiError>) -> Response {
 
 /// The key SDKs present: `X-Sentry-Auth` (or `Authorization: Sentry ...`), `?sentry_key=`,
 /// else Faultline's own `?key=` (its headers are read by `ingest::admit`).
-fn sdk_key<'a>(headers: &'a HeaderMap, params: &'a HashMap<String, String>) -> Option<&'a str> {
+pub(super) fn sdk_key<'a>(
+    headers: &'a HeaderMap,
+    params: &'a HashMap<String, String>,
+) -> Option<&'a str> {
     ["x-sentry-auth", "authorization"]
         .into_iter()
         .filter_map(|h| headers.get(h)?.to_str().ok())

@@ -39,7 +39,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_key: args.tls_key,
     };
     let config = Config::load(args.config.as_deref(), &overrides, &env)?;
-    let server = crate::start(config, &env).await?;
+    let mut server = crate::start(config, &env).await?;
+    server.reload_on_sighup(args.config.clone(), overrides);
     if !server.generated.is_empty() {
         println!(
             "faultline: generated on first start (kept in {}; shown only this once):",

@@ -62,6 +62,17 @@ pub(crate) fn problems(
             problems.push(format!("tls: {e:#}"));
         }
     }
+    if let Some(target) = config.access_log.as_deref().filter(|t| *t != "stdout") {
+        let dir = std::path::Path::new(target)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            problems.push(format!(
+                "access_log: the directory of {target:?} does not exist: create it, or give \"stdout\""
+            ));
+        }
+    }
     problems
 }
 

@@ -51,6 +51,7 @@ pub fn keys() -> Vec<KeyConfig> {
             services: vec!["api".into(), "worker".into()],
             origins: vec![],
             rate_limit: None,
+            daily_quota: None,
             sourcemaps: false,
         },
         KeyConfig {
@@ -65,6 +66,7 @@ pub fn keys() -> Vec<KeyConfig> {
                 records_per_second: 1.0,
                 burst: 5.0,
             }),
+            daily_quota: None,
             sourcemaps: false,
         },
     ]

@@ -21,6 +21,7 @@ mod pg;
 mod postgres;
 mod process;
 mod router;
+mod reload;
 mod sampling;
 mod scaleout;
 mod search;
