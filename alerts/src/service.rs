@@ -247,7 +247,7 @@ impl AlertHandle {
         self.ask(|reply| Control::Reset { rule, reply }).await
     }
 
-    /// One user's notices (`GET /notices`; see [`crate::user_notice`]).
+    /// One user's notices (`POST /notices`; see [`crate::user_notice`]).
     pub async fn user_notices(
         &self,
         query: UserNoticeQuery,

@@ -1,4 +1,4 @@
-//! One user's notices: what the page of the user an alert concerns is shown (`GET
+//! One user's notices: what the page of the user an alert concerns is shown (`POST
 //! /notices`, the reporter's `onNotice`), while the dashboard sees every notice in the
 //! [`AlertsView`](crate::AlertsView).
 //!

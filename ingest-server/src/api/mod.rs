@@ -13,7 +13,7 @@
 //! - `dashboard.rs`: the embedded dashboard and `GET /panel/config`.
 //! - `sourcemaps.rs`: `PUT`, `GET`, `DELETE /sourcemaps/{release}` and `GET /sourcemaps`
 //!   (source maps for symbolication).
-//! - `notices.rs`: `GET /notices?user=u_…`, one user's notices for their own page (an
+//! - `notices.rs`: `POST /notices`, one user's notices for their own page (an
 //!   ingest key, not the admin token).
 //! - `admin.rs`: the [`Admin`](admin::Admin) extractor every read takes; `cors.rs`: CORS
 //!   for the browser-facing routes (ingest and notices).
@@ -55,7 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/logs", post(otlp::logs).options(preflight_fallback))
         .route(
             "/notices",
-            get(notices::for_user).options(preflight_fallback),
+            post(notices::for_user).options(preflight_fallback),
         )
         .route(
             "/api/{project}/envelope/",

@@ -1,4 +1,4 @@
-//! `GET /notices`: one user's notices for their own page, with the public key. A real
+//! `POST /notices`: one user's notices for their own page, with the public key. A real
 //! `faultline serve` on the embedded default (the shipped `ui_user_errors` rule).
 
 use std::time::Duration;
@@ -12,21 +12,23 @@ use crate::common::{HMAC, SALT};
 const PANEL: &str = "pk_notices_test";
 const ORIGIN: &str = "http://localhost:5173";
 
-/// GET /notices with `query`, the key `key` (in the query, as the reporter sends it) and an
-/// `Origin`: (status, allowed origin, body).
+/// POST /notices with `body` (as `text/plain`, the way the reporter sends it), the key in
+/// the query and an `Origin`: (status, allowed origin, body).
 async fn notices(
     server: &Faultline,
-    query: &str,
+    body: &str,
     key: Option<&str>,
     origin: &str,
 ) -> (u16, String, Value) {
-    let mut url = format!("{}/notices?{query}", server.base);
+    let mut url = format!("{}/notices", server.base);
     if let Some(k) = key {
-        url.push_str(&format!("&key={k}"));
+        url.push_str(&format!("?key={k}"));
     }
     let r = client()
-        .get(url)
+        .post(url)
         .header("origin", origin)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(body.to_owned())
         .send()
         .await
         .unwrap();
@@ -38,6 +40,10 @@ async fn notices(
         .unwrap_or("")
         .to_owned();
     (status, allowed, r.json().await.unwrap())
+}
+
+fn ask(user: &str) -> String {
+    json!({ "user": user }).to_string()
 }
 
 /// The notice of ten errors from one user reaches that user's id only: another user (nine
@@ -66,15 +72,14 @@ async fn notices_answer_only_for_the_asked_user() {
     };
 
     // Before any error: an empty list, with CORS for the page.
-    let (status, allowed, body) =
-        notices(&server, &format!("user={alice}"), Some(PANEL), ORIGIN).await;
+    let (status, allowed, body) = notices(&server, &ask(&alice), Some(PANEL), ORIGIN).await;
     assert_eq!((status, allowed.as_str()), (200, ORIGIN), "{body}");
     assert_eq!(body, json!({ "notices": [] }));
 
     server.post(KEY, None, errors(&alice, 10)).await;
     server.post(KEY, None, errors(&bob, 9)).await;
     let got = eventually("alice's notice", Duration::from_secs(10), || async {
-        let (_, _, body) = notices(&server, &format!("user={alice}"), Some(PANEL), ORIGIN).await;
+        let (_, _, body) = notices(&server, &ask(&alice), Some(PANEL), ORIGIN).await;
         (!body["notices"].as_array().unwrap().is_empty()).then_some(body)
     })
     .await;
@@ -96,47 +101,39 @@ async fn notices_answer_only_for_the_asked_user() {
         format!("meta.user={stored}")
     );
 
-    let (status, _, body) = notices(&server, &format!("user={bob}"), Some(PANEL), ORIGIN).await;
+    let (status, _, body) = notices(&server, &ask(&bob), Some(PANEL), ORIGIN).await;
     assert_eq!((status, body), (200, json!({ "notices": [] })));
-    // A secret key may ask too (no origin needed).
+    // A secret key may ask too (no origin needed), with JSON.
     let r = client()
-        .get(format!("{}/notices?user={alice}", server.base))
+        .post(format!("{}/notices", server.base))
         .bearer_auth(KEY)
+        .json(&json!({ "user": alice }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["notices"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["notices"].as_array().unwrap().len(), 1, "{body}");
 
-    for (query, want) in [
-        (String::new(), "user: required"),
+    for (body, want) in [
+        (String::new(), "body: EOF"),
+        ("{}".to_owned(), "missing field `user`"),
+        (ask("alice@example.com"), "not an anonymized user id"),
+        (ask(&alice.to_uppercase()), "not an anonymized user id"),
         (
-            "user=alice%40example.com".to_owned(),
-            "not an anonymized user id",
-        ),
-        (
-            format!("user={}", alice.to_uppercase()),
-            "not an anonymized user id",
-        ),
-        (format!("user={alice}&user={bob}"), "user: given twice"),
-        (
-            format!("user={alice}&group=meta.user"),
-            "group: unknown parameter",
+            json!({ "user": alice, "group": "meta.user" }).to_string(),
+            "unknown field `group`",
         ),
     ] {
-        let (status, _, body) = notices(&server, &query, Some(PANEL), ORIGIN).await;
-        assert_eq!(status, 400, "{query}: {body}");
-        let error = body["error"].as_str().unwrap();
-        assert!(error.contains(want), "{query}: {error}");
+        let (status, _, answer) = notices(&server, &body, Some(PANEL), ORIGIN).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(want), "{body}: {error}");
         assert!(!error.contains("alice@"), "a raw id echoed: {error}");
     }
-    let user = format!("user={alice}");
+    let (status, _, _) = notices(&server, &"x".repeat(2000), Some(PANEL), ORIGIN).await;
+    assert_eq!(status, 413);
+    let user = ask(&alice);
     let (status, _, _) = notices(&server, &user, None, ORIGIN).await;
     assert_eq!(status, 401);
     let (status, _, _) = notices(&server, &user, Some(ADMIN), ORIGIN).await;
