@@ -53,14 +53,14 @@ pub struct Config {
     /// address in it that is not itself a trusted proxy. Empty (the default): the peer
     /// address, and the header is ignored (any client can write it).
     pub trusted_proxies: Vec<String>,
-}
-
     /// A JSON access log, one line per request (time, method, path without the query,
     /// status, bytes, duration, client address, key name; never a key or token):
     /// `"stdout"` or a file path (appended to). Unset (the default): none. Env
     /// `FAULTLINE_ACCESS_LOG`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_log: Option<String>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -79,10 +79,10 @@ impl Default for Config {
             tls: Tls::default(),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
+            access_log: None,
         }
     }
 }
-            access_log: None,
 
 /// TLS in the process: HTTPS with HTTP/2 (ALPN) and HTTP/1.1. Plain HTTP without it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,13 +134,13 @@ pub struct KeyConfig {
     /// This key's rate limit; defaults to `limits.public_key_rate` or `limits.secret_key_rate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Whether this (secret) key may upload, list and delete source maps (`/sourcemaps`),
-    /// as the admin token may: for a CI job that should not read records.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     /// Records this key may send per UTC day (0: no quota); defaults to
     /// `limits.daily_quota`. Past it, ingest answers 429 until the next UTC day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_quota: Option<u64>,
+    /// Whether this (secret) key may upload, list and delete source maps (`/sourcemaps`),
+    /// as the admin token may: for a CI job that should not read records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sourcemaps: bool,
 }
 
@@ -198,14 +198,14 @@ pub struct Limits {
     pub client_buckets: usize,
     /// Batches that may wait for the store; when full, ingest answers 503 with `Retry-After`.
     pub ingest_queue_batches: usize,
-}
-
-impl Default for Limits {
     /// Records each key may send per UTC day, for keys without their own `daily_quota`
     /// (0, the default: no quota). Counted like the rate limit (every record of a batch let
     /// through); a batch that would pass it gets 429 with `Retry-After` to the next UTC
     /// midnight. The counts survive restarts (`<data_dir>/quotas.json`, or PostgreSQL).
     pub daily_quota: u64,
+}
+
+impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 5 * 1024 * 1024,
@@ -228,10 +228,10 @@ impl Default for Limits {
             },
             client_buckets: 65_536,
             ingest_queue_batches: 1024,
+            daily_quota: 0,
         }
     }
 }
-            daily_quota: 0,
 
 /// The embedded file store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -538,6 +538,9 @@ impl Config {
         if let Some(url) = &overrides.database_url {
             config.database_url = Some(url.clone());
         }
+        if let Some(target) = env("FAULTLINE_ACCESS_LOG").filter(|t| !t.trim().is_empty()) {
+            config.access_log = Some(target);
+        }
         // Paths the table above does not hold while they are unset.
         for (var, field) in [
             ("FAULTLINE_TLS_CERT", &mut config.tls.cert),
@@ -555,9 +558,6 @@ impl Config {
         }
         Ok(config)
     }
-        if let Some(target) = env("FAULTLINE_ACCESS_LOG").filter(|t| !t.trim().is_empty()) {
-            config.access_log = Some(target);
-        }
 
     fn check(&self) -> Result<(), ConfigError> {
         match self.problems().into_iter().next() {
@@ -672,6 +672,11 @@ impl Config {
                 invalid(e);
             }
         }
+        if let Some(target) = &self.access_log
+            && target.trim().is_empty()
+        {
+            invalid("access_log: give \"stdout\" or a file path, or leave it unset".into());
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             invalid("tls: give both cert and key (--tls-cert and --tls-key), or neither".into());
         }
@@ -693,11 +698,6 @@ impl Config {
                      ([a-z0-9_.-], 1 to 64)"
                 ));
             }
-        if let Some(target) = &self.access_log
-            && target.trim().is_empty()
-        {
-            invalid("access_log: give \"stdout\" or a file path, or leave it unset".into());
-        }
         }
         for name in &self.privacy.deny_url_params {
             if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
