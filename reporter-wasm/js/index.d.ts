@@ -122,6 +122,23 @@ export function withScope<T>(fn: (scope: Scope) => T): T;
 export function setContext(name: string, context: object | null): void;
 /** Adds a breadcrumb to every later record. */
 export function addBreadcrumb(crumb: Breadcrumb): void;
+/** An alert about the current user, from a rule with the `notice` action (the shipped
+ * `ui_user_errors`: ten errors from one user in ten minutes). */
+export interface Notice {
+  /** The rule's name. */
+  rule: string;
+  severity: "info" | "warning" | "error" | "critical";
+  /** The rule's summary, written for operators. */
+  message: string;
+  /** When it started firing (RFC 3339). */
+  since: string | null;
+}
+/**
+ * Calls `callback` with the current user's notices now (if any) and whenever they change
+ * (`[]` once they end or the user changes). Asks `POST /notices` with the anonymized id only
+ * while a callback is registered and a user is set. Returns a function that unregisters it.
+ */
+export function onNotice(callback: (notices: Notice[]) => void): () => void;
 /** Sends what is queued; resolves to true when the server confirmed everything. */
 export function flush(timeoutMs?: number): Promise<boolean>;
 /** Flushes, then removes every listener and wrapper. */

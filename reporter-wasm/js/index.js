@@ -7,6 +7,9 @@
 
 import loadWasm, * as core from "./faultline_reporter.js";
 import { outbox } from "./outbox.js";
+import { noticeError, noticesFor, noticeUser } from "./notices.js";
+
+export { onNotice } from "./notices.js";
 
 /** Breadcrumbs kept per page, oldest dropped first. */
 export const MAX_BREADCRUMBS = 30;
@@ -209,6 +212,7 @@ function finish(rec, raw) {
     rec = out;
   }
   fit(rec);
+  if (rec.meta.user && (rec.level === "ERROR" || rec.level === "CRITICAL")) noticeError();
   return box.add(rec, JSON.stringify(rec));
 }
 
@@ -466,6 +470,8 @@ export function init(opts) {
     o.fetch = nativeFetch;
     if (Error.stackTraceLimit < 50) Error.stackTraceLimit = 50;
     box = outbox(o);
+    noticesFor(o);
+    undo.push(() => noticeUser(undefined)); // no more reads once switched off
     hooks();
     takeOver();
   } catch (e) {
@@ -520,6 +526,7 @@ export const captureMessage = guard((message, level, context) => {
 export const setUser = guard((id) => {
   if (id === null || id === undefined) {
     scope.user = rawUser = undefined;
+    noticeUser(undefined);
     return;
   }
   if (!wasm) {
@@ -528,6 +535,7 @@ export const setUser = guard((id) => {
   }
   rawUser = undefined;
   scope.user = o && o.salt ? core.anonymize(o.salt, String(id)) || undefined : undefined;
+  noticeUser(scope.user);
 });
 
 /** Adds a tag to every later record (`meta.tags`). */
@@ -556,6 +564,7 @@ export function withScope(fn) {
   } finally {
     Object.assign(scope, saved, { crumbs: scope.crumbs });
     rawUser = raw;
+    noticeUser(scope.user);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Component, ReactNode, ErrorInfo } from "react";
+import type { Notice } from "./index.js";
 
 export interface ErrorBoundaryProps {
   children?: ReactNode;
@@ -18,3 +19,18 @@ export class ErrorBoundary extends Component<ErrorBoundaryProps, { error: unknow
 export function reactErrorHandler(
   callback?: (error: unknown, info: { componentStack?: string }) => void,
 ): (error: unknown, info: { componentStack?: string }) => void;
+
+export type { Notice };
+
+export interface InlineNoticeProps {
+  /** What each notice shows: a node, or a function of the notice. Default: a short apology. */
+  children?: ReactNode | ((notice: Notice) => ReactNode);
+  /** The class of each notice's box (its severity is added). Default `"faultline-notice"`. */
+  className?: string;
+  /** Only this rule's notices. */
+  rule?: string;
+}
+
+/** The current user's notices (see `onNotice`): nothing while there are none, else one
+ * `role="status"` box per notice. */
+export function InlineNotice(props: InlineNoticeProps): ReactNode;

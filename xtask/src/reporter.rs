@@ -22,8 +22,9 @@ use anyhow::{Context, Result};
 use crate::cmd;
 
 /// Files of `reporter-wasm/js/` that ship in the package.
-const JS_FILES: [&str; 9] = [
+const JS_FILES: [&str; 10] = [
     "index.js",
+    "notices.js",
     "outbox.js",
     "react.js",
     "snippet.js",
@@ -114,7 +115,7 @@ fn package_json() -> String {
     "./package.json": "./package.json"
   }},
   "files": [
-    "index.js", "outbox.js", "react.js", "snippet.js", "vite.js", "index.d.ts", "react.d.ts", "vite.d.ts",
+    "index.js", "notices.js", "outbox.js", "react.js", "snippet.js", "vite.js", "index.d.ts", "react.d.ts", "vite.d.ts",
     "faultline_reporter.js", "faultline_reporter_bg.wasm", "README.md"
   ],
   "sideEffects": ["./snippet.js"],

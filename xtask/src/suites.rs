@@ -144,6 +144,7 @@ const NPM_FILES: &[&str] = &[
     "faultline_reporter_bg.wasm",
     "index.d.ts",
     "index.js",
+    "notices.js",
     "outbox.js",
     "package.json",
     "react.d.ts",

@@ -10,8 +10,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use faultline_schema::{HumanDuration, Level, Record, Timestamp, anonymize_user};
 use faultline_store::{
-    Cursor, MAX_META_FILTERS, MAX_QUERY_LIMIT, MetaFilter, Query as RecordQuery, StatsBucket,
-    StatsQuery,
+    Cursor, GroupBy, MAX_META_FILTERS, MAX_QUERY_LIMIT, MetaFilter, Query as RecordQuery,
+    RollupBucket, RollupQuery, StatsBucket, StatsQuery, hour_of,
 };
 use faultline_symbolicate::Stage;
 use serde::Serialize;
@@ -39,8 +39,11 @@ pub(crate) async fn ingest(
     result.map(|r| (StatusCode::ACCEPTED, Json(r)))
 }
 
-/// The longest window `/logs/stats` answers for (what the store keeps per minute).
-const MAX_STATS_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The longest window `/logs/stats` answers per minute (what the stores keep per minute).
+const MAX_MINUTE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The longest window `/logs/stats` answers per hour. The rollups are kept for the
+/// retention period: a longer window is answered, with nothing before it.
+const MAX_HOUR_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The `/logs/recent` body.
 #[derive(Serialize)]
@@ -206,13 +209,56 @@ pub(crate) struct Total {
     pub count: u64,
 }
 
-/// `GET /logs/stats?window=60m&service=api`.
+/// The `/logs/stats?step=1h` body: hourly rollups.
+#[derive(Serialize)]
+pub(crate) struct HourlyStatsResponse {
+    /// Start of the window (an hour boundary).
+    pub since: Timestamp,
+    /// End of the window.
+    pub until: Timestamp,
+    /// Bucket width: `1h`.
+    pub step: &'static str,
+    /// The dimensions each bucket and total is grouped by.
+    pub group_by: Vec<&'static str>,
+    /// Non-zero counts per hour and group, oldest first.
+    pub buckets: Vec<RollupBucket>,
+    /// Totals over the window per group (buckets without `hour`).
+    pub totals: Vec<GroupTotal>,
+}
+
+/// A total over the window for one group; dimensions not grouped by are absent.
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct GroupTotal {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<String>,
+    count: u64,
+}
+
+/// Either answer of `/logs/stats`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum StatsAnswer {
+    /// `step=1m`.
+    Minutes(StatsResponse),
+    /// `step=1h`.
+    Hours(HourlyStatsResponse),
+}
+
+/// `GET /logs/stats?window=60m&service=api`: per minute (windows up to 24 hours) or, with
+/// `step=1h` (the default past 24 hours or with `group_by`), per hour from the rollups,
+/// grouped by `group_by` (`service,level` by default; also `event`, `release`).
 pub(crate) async fn stats(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
     _: Admin,
-) -> Result<Json<StatsResponse>, ApiError> {
-    reject_unknown(&params, &["window", "service", "key"])?;
+) -> Result<Json<StatsAnswer>, ApiError> {
+    reject_unknown(&params, &["window", "service", "key", "step", "group_by"])?;
     let window = match params.get("window") {
         Some(w) => {
             HumanDuration::parse(w)
@@ -221,11 +267,70 @@ pub(crate) async fn stats(
         }
         None => Duration::from_secs(3600),
     };
-    if window.is_zero() || window > MAX_STATS_WINDOW {
-        return Err(ApiError::bad_request("window must be between 1m and 24h"));
+    let group_by = params
+        .get("group_by")
+        .map(|g| g.parse::<GroupBy>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("group_by: {e}")))?;
+    let hourly = match params.get("step").map(String::as_str) {
+        None => window > MAX_MINUTE_WINDOW || group_by.is_some(),
+        Some("1h") => true,
+        Some("1m") if group_by.is_some() => {
+            return Err(ApiError::bad_request(
+                "group_by: counts are grouped by the hour: use step=1h",
+            ));
+        }
+        Some("1m") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "step: {other:?} is not a step: 1m (windows up to 24h) or 1h"
+            )));
+        }
+    };
+    let max = if hourly {
+        MAX_HOUR_WINDOW
+    } else {
+        MAX_MINUTE_WINDOW
+    };
+    if window.is_zero() || window > max {
+        return Err(ApiError::bad_request(if hourly {
+            "window must be between 1m and 366d"
+        } else {
+            "window must be between 1m and 24h per minute (step=1h for longer)"
+        }));
     }
     let until = Timestamp::now();
     let since_ms = until.unix_millis() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    if hourly {
+        let group_by = group_by.unwrap_or_default();
+        let since = Timestamp::from_unix_millis(hour_of(since_ms));
+        let buckets = state
+            .store
+            .rollups(RollupQuery {
+                since,
+                until,
+                service: params.get("service").cloned(),
+                group_by,
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok(Json(StatsAnswer::Hours(HourlyStatsResponse {
+            since,
+            until,
+            step: "1h",
+            group_by: [
+                (group_by.service, "service"),
+                (group_by.level, "level"),
+                (group_by.event, "event"),
+                (group_by.release, "release"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect(),
+            totals: group_totals(&buckets),
+            buckets,
+        })));
+    }
     let since = Timestamp::from_unix_millis(since_ms - since_ms.rem_euclid(60_000));
     let stats = state
         .store
@@ -242,7 +347,7 @@ pub(crate) async fn stats(
         let total = totals.entry((b.service.clone(), b.level)).or_default();
         *total = total.saturating_add(b.count);
     }
-    Ok(Json(StatsResponse {
+    Ok(Json(StatsAnswer::Minutes(StatsResponse {
         since,
         until,
         step: "1m",
@@ -255,7 +360,27 @@ pub(crate) async fn stats(
                 count,
             })
             .collect(),
-    }))
+    })))
+}
+
+/// The buckets summed over their hours, per group.
+fn group_totals(buckets: &[RollupBucket]) -> Vec<GroupTotal> {
+    let mut totals: BTreeMap<GroupTotal, u64> = BTreeMap::new();
+    for b in buckets {
+        let key = GroupTotal {
+            service: b.service.clone(),
+            level: b.level,
+            event: b.event.clone(),
+            release: b.release.clone(),
+            count: 0,
+        };
+        let total = totals.entry(key).or_default();
+        *total = total.saturating_add(b.count);
+    }
+    totals
+        .into_iter()
+        .map(|(key, count)| GroupTotal { count, ..key })
+        .collect()
 }
 
 /// An instant from RFC 3339 or a duration ago (`15m` = fifteen minutes before now).

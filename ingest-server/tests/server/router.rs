@@ -593,8 +593,63 @@ async fn stats_count_per_minute_service_and_level() {
         .unwrap();
     assert_eq!(api["count"], 2);
     assert_eq!(stats["step"], "1m");
-    let (status, _) = s.get("/logs/stats?window=2d").await;
-    assert_eq!(status, 400);
+    for bad in [
+        "window=400d",
+        "window=2d&step=1m",
+        "window=1h&step=5m",
+        "window=1h&step=1m&group_by=event",
+        "group_by=host",
+        "group_by=level,level",
+    ] {
+        let (status, body) = s.get(&format!("/logs/stats?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+/// Past 24 hours, or grouped, the counts come per hour from the rollups.
+#[tokio::test]
+async fn stats_past_a_day_come_per_hour_grouped_as_asked() {
+    let s = server().await;
+    let now = faultline_schema::Timestamp::now().unix_millis();
+    let mut batch = Vec::new();
+    for (age_h, event, release) in [
+        (0, "a", "1.0"),
+        (0, "a", "1.0"),
+        (50, "b", "2.0"),
+        (50, "a", ""),
+    ] {
+        let mut r = record("api", "ERROR", event, "m");
+        r["ts"] = json!(
+            faultline_schema::Timestamp::from_unix_millis(now - age_h * 3_600_000).to_string()
+        );
+        if !release.is_empty() {
+            r["meta"] = json!({"release": release});
+        }
+        batch.push(r);
+    }
+    s.ingest(json!(batch).to_string()).await;
+    let (status, stats) = s.get("/logs/stats?window=7d").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["step"], "1h");
+    assert_eq!(stats["group_by"], json!(["service", "level"]));
+    assert_eq!(stats["buckets"].as_array().unwrap().len(), 2, "{stats}");
+    assert_eq!(
+        stats["totals"],
+        json!([{"service": "api", "level": "ERROR", "count": 4}])
+    );
+    let (status, stats) = s.get("/logs/stats?window=30d&group_by=event,release").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        stats["totals"],
+        json!([
+            {"event": "a", "release": "", "count": 1},
+            {"event": "a", "release": "1.0", "count": 2},
+            {"event": "b", "release": "2.0", "count": 1}
+        ])
+    );
+    let (_, day) = s.get("/logs/stats?window=24h&group_by=event").await;
+    assert_eq!(day["step"], "1h");
+    assert_eq!(day["totals"], json!([{"event": "a", "count": 2}]));
 }
 
 #[tokio::test]
