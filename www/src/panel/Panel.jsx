@@ -1,9 +1,10 @@
 // The demo panel: what a customer's React admin panel looks like with Faultline in it. Each
 // button raises a real error of one kind, uncaught where the kind is "uncaught"; the
-// reporter does the rest. Every message carries a tag (`demo-ab12-3`) to find it by.
+// reporter does the rest. Every message carries a tag (`demo-ab12-3`) to find it by. After
+// ten errors from the signed-in user the UI rule fires and its notice shows here.
 import { useEffect, useRef, useState } from "react";
 import * as Faultline from "faultline-reporter";
-import { ErrorBoundary } from "faultline-reporter/react";
+import { ErrorBoundary, InlineNotice } from "faultline-reporter/react";
 
 const SESSION = Math.random().toString(36).slice(2, 6);
 
@@ -117,6 +118,16 @@ export function Panel({ started, problem }) {
       </header>
       <main className="panel-main">
         {problem && <div className="banner error" role="alert">{problem}</div>}
+        {/* The signed-in user's notices (the shipped rule: ten errors from one user in ten
+            minutes), asked for with their anonymized id: never another user's. */}
+        <InlineNotice>
+          {(n) => (
+            <>
+              <b>Something keeps going wrong for you here.</b> Our team has been told and is looking into it.{" "}
+              <span className="muted">({n.message})</span>
+            </>
+          )}
+        </InlineNotice>
         <section className="card">
           <h2>Reporter</h2>
           <p id="reporter-state" className={started ? "ok" : "bad"}>
