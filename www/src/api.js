@@ -62,14 +62,53 @@ function describe(e) {
   return e && e.message ? e.message : String(e);
 }
 
-/** The `/logs/recent` query string for the dashboard's filters (empty ones left out). */
-export function recentQuery(filters, limit = 200) {
+/** Records per page of the record table unless the URL says `limit=`. */
+export const RECORD_PAGE = 100;
+
+/** The presets of the record table's time filter (anything else in the URL is "custom"). */
+export const RECORD_SINCE = ["", "15m", "1h", "24h", "7d", "30d"];
+
+/** The fields of the record table's view that are plain strings in the URL. */
+const RECORD_FIELDS = ["service", "level", "event", "user", "q", "since", "from", "until", "release", "environment", "cursor", "limit"];
+
+/** The record table's view from a URL query (`/overview?level=ERROR&meta.http.status=500`):
+ * the filters, `meta` as `[key, value]` pairs, and the page's `cursor`. */
+export function recordView(query) {
+  const view = { meta: [] };
+  for (const k of RECORD_FIELDS) view[k] = (query.get(k) || "").trim();
+  if (!/^[1-9]\d{0,2}$/.test(view.limit) || Number(view.limit) > 1000) view.limit = "";
+  for (const [k, v] of query) if (k.startsWith("meta.") && k.length > 5) view.meta.push([k.slice(5), v]);
+  return view;
+}
+
+/** The URL query of a record table view (what `recordView` reads back), `extra` first. */
+export function recordViewQuery(view, extra = {}) {
   const q = new URLSearchParams();
-  for (const k of ["service", "level", "event", "user", "q", "since", "until"]) {
-    const v = (filters[k] || "").trim();
-    if (v) q.set(k, k === "until" || (k === "since" && v.includes("T")) ? toIso(v) : v);
+  for (const [k, v] of Object.entries(extra)) if (v) q.set(k, v);
+  for (const k of RECORD_FIELDS) if (view[k]) q.set(k, view[k]);
+  for (const [k, v] of view.meta || []) q.append("meta." + k, v);
+  return q;
+}
+
+/** The parameters of a page's URL query that are not the record table's (the chart range). */
+export function otherParams(search) {
+  const out = {};
+  for (const [k, v] of new URLSearchParams(search)) if (!RECORD_FIELDS.includes(k) && !k.startsWith("meta.")) out[k] = v;
+  return out;
+}
+
+/** The `/logs/recent` query string for a record table view (empty filters left out). */
+export function recentQuery(view, limit = RECORD_PAGE) {
+  const q = new URLSearchParams();
+  for (const k of ["service", "level", "event", "user", "q", "release", "environment", "cursor"]) {
+    const v = (view[k] || "").trim();
+    if (v) q.set(k, v);
   }
-  q.set("limit", String(limit));
+  const since = view.since === "custom" ? (view.from || "").trim() : (view.since || "").trim();
+  if (since) q.set("since", since.includes("T") ? toIso(since) : since);
+  if (view.since === "custom" && (view.until || "").trim()) q.set("until", toIso(view.until.trim()));
+  for (const [k, v] of view.meta || []) q.append("meta." + k, v);
+  q.set("limit", String(view.limit || limit));
   return q.toString();
 }
 

@@ -1,11 +1,12 @@
-// Errors (ERROR and CRITICAL) per minute per service, from `/logs/stats`, as a hand-drawn
-// SVG line chart: one line per service, a dot on every minute that had errors.
+// Errors (ERROR and CRITICAL) per minute or per hour per service, from `/logs/stats` (per
+// minute up to 24 hours, per hour from the rollups beyond), as a hand-drawn SVG line chart:
+// one line per service, a dot on every minute or hour that had errors.
 
 const W = 720;
 const H = 170;
 const PAD = { left: 36, right: 10, top: 10, bottom: 22 };
 const COLORS = ["#e5484d", "#3e63dd", "#f76b15", "#30a46c", "#8e4ec6", "#12a594", "#d6409f", "#978365"];
-const MINUTE = 60000;
+const STEPS = { "1m": 60000, "1h": 3600000 };
 
 /** A service's color, the same in every chart (from its name, not its position). */
 export function serviceColor(service) {
@@ -14,20 +15,22 @@ export function serviceColor(service) {
   return COLORS[h % COLORS.length];
 }
 
-/** Per service, the error count of every minute in the window (zeros included). */
+/** Per service, the error count of every step (minute or hour) in the window (zeros
+ * included): `{ since, step, steps, series }`. */
 export function errorSeries(stats) {
   const since = Date.parse(stats.since);
   const until = Date.parse(stats.until);
-  const minutes = Math.max(1, Math.ceil((until - since) / MINUTE));
+  const step = STEPS[stats.step] || STEPS["1m"];
+  const steps = Math.max(1, Math.ceil((until - since) / step));
   const series = new Map();
   for (const b of stats.buckets) {
     if (b.level !== "ERROR" && b.level !== "CRITICAL") continue;
-    const i = Math.floor((Date.parse(b.minute) - since) / MINUTE);
-    if (i < 0 || i >= minutes) continue;
-    if (!series.has(b.service)) series.set(b.service, new Array(minutes).fill(0));
+    const i = Math.floor((Date.parse(b.minute || b.hour) - since) / step);
+    if (i < 0 || i >= steps) continue;
+    if (!series.has(b.service)) series.set(b.service, new Array(steps).fill(0));
     series.get(b.service)[i] += b.count;
   }
-  return { since, minutes, series: [...series.entries()].sort(([a], [b]) => a.localeCompare(b)) };
+  return { since, step, steps, series: [...series.entries()].sort(([a], [b]) => a.localeCompare(b)) };
 }
 
 export function ErrorChart({ id, title, stats }) {
@@ -39,13 +42,13 @@ export function ErrorChart({ id, title, stats }) {
       </figure>
     );
   }
-  const { since, minutes, series } = errorSeries(stats);
+  const { since, step, steps: minutes, series } = errorSeries(stats);
   const max = Math.max(1, ...series.flatMap(([, v]) => v));
   const x = (i) => PAD.left + (i / Math.max(1, minutes - 1)) * (W - PAD.left - PAD.right);
   const y = (v) => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
-  const ticks = axisTicks(since, minutes);
+  const ticks = axisTicks(since, minutes, step);
   return (
-    <figure id={id} className="chart card">
+    <figure id={id} className="chart card" data-step={stats.step}>
       <figcaption>
         {title}
         <span className="legend">
@@ -83,7 +86,7 @@ export function ErrorChart({ id, title, stats }) {
                   v > 0 ? (
                     <circle key={i} className="point" cx={x(i)} cy={y(v)} r="3" fill={color} data-count={v}>
                       <title>
-                        {service}: {v} error(s) at {new Date(since + i * MINUTE).toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit" })}
+                        {service}: {v} error(s) at {label(since + i * step, step)}
                       </title>
                     </circle>
                   ) : null,
@@ -97,13 +100,19 @@ export function ErrorChart({ id, title, stats }) {
   );
 }
 
-function axisTicks(since, minutes) {
+/** A step's start as text: the time for minutes, the day and hour for hours. */
+function label(t, step) {
+  const d = new Date(t);
+  const time = d.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit" });
+  return step >= STEPS["1h"] ? d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time : time;
+}
+
+function axisTicks(since, steps, step) {
   const count = 6;
   const out = [];
   for (let k = 0; k <= count; k++) {
-    const i = Math.round((k / count) * (minutes - 1));
-    const d = new Date(since + i * MINUTE);
-    out.push({ i, label: d.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit" }) });
+    const i = Math.round((k / count) * (steps - 1));
+    out.push({ i, label: label(since + i * step, step) });
   }
   return out;
 }

@@ -1,7 +1,9 @@
 // The operations dashboard: admin token login (kept in sessionStorage for this tab only),
 // then its pages, all read from the server's API:
 // - `/` and `/issues`: the issues (errors grouped by fingerprint), `/issues/ID` one issue;
-// - `/overview`: health, charts, alerts, checks and the live record table.
+// - `/overview`: health, charts (1 h / 24 h / 7 d / 30 d), alerts, checks and the record
+//   table, whose filters, time range and page are in the URL (`Records.jsx`);
+// - `/record/ID?ts=TS`: one record, the link each row of the table has.
 // The top bar (the CRITICAL badge, live/paused, notices) is on every page.
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, api, saveToken, savedToken } from "../api.js";
@@ -14,12 +16,23 @@ import { useInterval } from "./useInterval.js";
 import { ViewBoundary } from "./ViewBoundary.jsx";
 import { Issues } from "./Issues.jsx";
 import { IssuePage } from "./IssuePage.jsx";
-import { Link, useLocation } from "./route.jsx";
+import { Link, navigate, useLocation } from "./route.jsx";
+import { RecordPage } from "./RecordPage.jsx";
+import { useResource } from "./useResource.js";
 
 /** How often the overview (alerts, checks, short stats) is refreshed while live. */
 const OVERVIEW_MS = 2000;
 /** The 24 h chart changes slowly. */
 const DAY_MS = 10000;
+/** The 7 d and 30 d charts (hourly) more slowly still. */
+const LONG_MS = 60000;
+/** The ranges of the second chart (`range=` in the overview's URL). */
+const RANGES = [
+  ["1h", "1 h", "Errors per minute, last hour"],
+  ["24h", "24 h", "Errors per minute, last 24 hours"],
+  ["7d", "7 d", "Errors per hour, last 7 days"],
+  ["30d", "30 d", "Errors per hour, last 30 days"],
+];
 
 /** Which page a path shows: `{ page, id }`. */
 export function route(path) {
@@ -27,10 +40,12 @@ export function route(path) {
   const one = /^\/issues\/([^/]+)$/.exec(path);
   if (one) return { page: "issue", id: decodeURIComponent(one[1]) };
   if (path === "/overview") return { page: "overview" };
+  const record = /^\/record\/([^/]+)$/.exec(path);
+  if (record) return { page: "record", id: decodeURIComponent(record[1]) };
   return { page: "missing" };
 }
 
-const TITLES = { issues: "Issues", issue: "Issue", overview: "Overview", missing: "Not found" };
+const TITLES = { issues: "Issues", issue: "Issue", overview: "Overview", record: "Record", missing: "Not found" };
 
 export function Dashboard() {
   const [token, setToken] = useState(savedToken);
@@ -97,6 +112,21 @@ function Main({ token, live, setLive, signOut }) {
 
   // The overview's numbers feed the top bar on every page; the 24 h stats only the overview.
   const onOverview = page === "overview";
+  const rangeParam = query.get("range") || "24h";
+  const range = RANGES.find(([r]) => r === rangeParam) || RANGES[1];
+  // 24 h is the health cards' answer too; the others are read only while shown.
+  const other = onOverview && range[0] !== "24h";
+  const rangeStats = useResource(token, other ? "/logs/stats?window=" + range[0] : null, {
+    ms: live && other ? (range[0] === "1h" ? OVERVIEW_MS : LONG_MS) : null,
+    onFail: fail,
+  });
+  const chooseRange = (r) => {
+    const q = new URLSearchParams(location.search);
+    if (r === "24h") q.delete("range");
+    else q.set("range", r);
+    const s = q.toString();
+    navigate(s ? "/overview?" + s : "/overview", { replace: true });
+  };
   useEffect(() => {
     loadOverview();
   }, [loadOverview]);
@@ -193,6 +223,11 @@ function Main({ token, live, setLive, signOut }) {
             <IssuePage token={token} id={id} query={query} live={live} onFail={fail} />
           </ViewBoundary>
         )}
+        {page === "record" && (
+          <ViewBoundary name="record" key={id}>
+            <RecordPage token={token} id={id} query={query} onFail={fail} />
+          </ViewBoundary>
+        )}
         {page === "missing" && (
           <p id="page-missing" className="empty">
             There is no page at {path}. See the <Link to="/issues">issues</Link> or the <Link to="/overview">overview</Link>.
@@ -215,8 +250,23 @@ function Main({ token, live, setLive, signOut }) {
                     <ViewBoundary name="hourly chart">
                       <ErrorChart id="chart-1h" title="Errors per minute, last hour" stats={hour} />
                     </ViewBoundary>
-                    <ViewBoundary name="daily chart">
-                      <ErrorChart id="chart-24h" title="Errors per minute, last 24 hours" stats={day} />
+                    <ViewBoundary name="range chart" key={range[0]}>
+                      <div className="range-chart">
+                        <nav className="ranges" aria-label="chart range">
+                          {RANGES.map(([r, text]) => (
+                            <button
+                              key={r}
+                              type="button"
+                              id={"range-" + r}
+                              aria-pressed={r === range[0]}
+                              onClick={() => chooseRange(r)}
+                            >
+                              {text}
+                            </button>
+                          ))}
+                        </nav>
+                        <ErrorChart id={"chart-" + range[0]} title={range[2]} stats={other ? rangeStats.data : day} />
+                      </div>
                     </ViewBoundary>
                   </section>
                   <div className="two-col">
@@ -240,7 +290,7 @@ function Main({ token, live, setLive, signOut }) {
             <section>
               <h2>Recent records</h2>
               <ViewBoundary name="record table">
-                <Records token={token} live={live} onFail={fail} />
+                <Records token={token} live={live} onFail={fail} path="/overview" query={query} />
               </ViewBoundary>
             </section>
           </>

@@ -1,71 +1,122 @@
-// The live record table: filters, newest first, polling while live, and a detail view.
-// Every record field is rendered as text (React escapes it); nothing is parsed as HTML.
+// The record table: filters, newest first, pages, polling while live, and a detail view.
+// The view (filters, `meta.KEY=VALUE` filters, time range, page cursor) lives in the URL
+// query of the page, so a copied link reproduces it; each record has a link of its own
+// (`/record/ID?ts=TS`). Every record field is rendered as text (React escapes it); nothing
+// is parsed as HTML.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { api, recentQuery } from "../api.js";
+import { RECORD_SINCE, api, otherParams, recentQuery, recordView, recordViewQuery } from "../api.js";
 import { useInterval } from "./useInterval.js";
 import { RecordDetail } from "./RecordDetail.jsx";
 import { ViewBoundary } from "./ViewBoundary.jsx";
 import { formatTime, levelClass, topFrame } from "./format.js";
+import { Link, navigate } from "./route.jsx";
 
 const RECORDS_MS = 1500;
 const LEVELS = ["", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
-const SINCE = [
-  ["", "any time"],
-  ["15m", "last 15 min"],
-  ["1h", "last hour"],
-  ["24h", "last 24 h"],
-  ["7d", "last 7 days"],
-  ["custom", "from… to…"],
-];
-const EMPTY = { service: "", level: "", event: "", user: "", q: "", since: "", from: "", until: "" };
+const SINCE_LABELS = { "": "any time", "15m": "last 15 min", "1h": "last hour", "24h": "last 24 h", "7d": "last 7 days", "30d": "last 30 days" };
+const SINCE = [...RECORD_SINCE.map((v) => [v, SINCE_LABELS[v]]), ["custom", "from… to…"]];
+const TEXT = ["service", "event", "user", "q", "release", "environment"];
 
-export function Records({ token, live, onFail }) {
-  const [draft, setDraft] = useState(EMPTY);
-  const [filters, setFilters] = useState(EMPTY);
-  const [state, setState] = useState({ loading: true, records: [] });
+/** The link of one record: its own page, found again by its id and millisecond. */
+export function recordLink(r) {
+  return "/record/" + encodeURIComponent(r.id) + "?ts=" + encodeURIComponent(r.ts);
+}
+
+/** `KEY=VALUE` (or `meta.KEY=VALUE`) as a pair, or null. */
+export function parseMetaFilter(text) {
+  const t = text.trim();
+  const i = t.indexOf("=");
+  if (i <= 0) return null;
+  const key = t.slice(0, i).trim().replace(/^meta\./, "");
+  return key ? [key, t.slice(i + 1).trim()] : null;
+}
+
+export function Records({ token, live, onFail, path, query }) {
+  const search = query.toString();
+  const view = useMemo(() => {
+    const v = recordView(query);
+    // A preset time, or a custom range.
+    if (v.since && !RECORD_SINCE.includes(v.since)) v.since = "custom";
+    return v;
+  }, [search]);
+  const [draft, setDraft] = useState(view);
+  const [metaText, setMetaText] = useState("");
+  const [metaError, setMetaError] = useState(null);
+  const [state, setState] = useState({ loading: true, records: [], next: null });
   const [selected, setSelected] = useState(null);
 
-  // Text fields apply after a short pause in typing; selects at once.
+  // The URL is the view: a change made here goes to the URL (the page's other parameters
+  // kept), and a URL changed from outside (back, forward, a link) is shown in the fields.
+  const pushed = useRef(search);
+  const go = useCallback(
+    (next, { push = false } = {}) => {
+      const q = recordViewQuery(next, otherParams(location.search)).toString();
+      pushed.current = q;
+      navigate(q ? path + "?" + q : path, { replace: !push });
+    },
+    [path],
+  );
   useEffect(() => {
-    const t = setTimeout(() => setFilters(draft), 300);
-    return () => clearTimeout(t);
-  }, [draft]);
+    if (search !== pushed.current) setDraft(view);
+    pushed.current = search;
+  }, [search, view]);
 
-  const query = useMemo(() => {
-    const f = { ...filters };
-    if (f.since === "custom") f.since = f.from;
-    return recentQuery(f);
-  }, [filters]);
+  // Text fields apply after a short pause in typing (and start again from the newest page).
+  useEffect(() => {
+    const changed = TEXT.some((k) => (draft[k] || "") !== (view[k] || ""));
+    if (!changed) return undefined;
+    const t = setTimeout(() => go({ ...view, ...Object.fromEntries(TEXT.map((k) => [k, draft[k]])), cursor: "" }), 300);
+    return () => clearTimeout(t);
+  }, [draft, view, go]);
+
+  const apiQuery = useMemo(() => recentQuery(view), [view]);
 
   // An answer for filters that have since changed must not overwrite the newer one.
-  const current = useRef(query);
-  current.current = query;
+  const current = useRef(apiQuery);
+  current.current = apiQuery;
   const load = useCallback(async () => {
     try {
-      const body = await api(token, "/logs/recent?" + query);
-      if (current.current !== query) return;
-      setState({ loading: false, records: body.records, query, error: null });
+      const body = await api(token, "/logs/recent?" + apiQuery);
+      if (current.current !== apiQuery) return;
+      setState({ loading: false, records: body.records, next: body.next || null, query: apiQuery, error: null });
     } catch (e) {
-      if (current.current !== query) return;
+      if (current.current !== apiQuery) return;
       setState((s) => ({ ...s, loading: false, error: e.message }));
       onFail(e);
     }
-  }, [token, query, onFail]);
+  }, [token, apiQuery, onFail]);
 
   useEffect(() => {
-    setState((s) => ({ ...s, loading: s.query !== query }));
+    setState((s) => ({ ...s, loading: s.query !== apiQuery }));
     load();
-  }, [load, query]);
+  }, [load, apiQuery]);
   useInterval(load, live ? RECORDS_MS : null);
 
   const set = (k) => (e) => setDraft((d) => ({ ...d, [k]: e.target.value }));
+  // Selects and dates apply at once.
   const setNow = (k) => (e) => {
-    const next = { ...draft, [k]: e.target.value };
+    const next = { ...view, ...draft, [k]: e.target.value, cursor: "" };
+    if (k === "since" && e.target.value !== "custom") {
+      next.from = "";
+      next.until = "";
+    }
     setDraft(next);
-    setFilters(next);
+    go(next);
   };
+  const addMeta = () => {
+    const pair = parseMetaFilter(metaText);
+    if (!pair) {
+      setMetaError("Write a meta filter as KEY=VALUE, e.g. http.status=500");
+      return;
+    }
+    setMetaError(null);
+    setMetaText("");
+    go({ ...view, meta: [...view.meta, pair], cursor: "" });
+  };
+  const removeMeta = (i) => go({ ...view, meta: view.meta.filter((_, k) => k !== i), cursor: "" });
   const services = useMemo(() => [...new Set(state.records.map((r) => r.service))].sort(), [state.records]);
-  const filtered = Object.entries(filters).some(([, v]) => v);
+  const filtered = [...TEXT, "level", "since"].some((k) => view[k]) || view.meta.length > 0;
+  const paged = Boolean(view.cursor);
 
   return (
     <div className="records">
@@ -102,6 +153,33 @@ export function Records({ token, live, onFail }) {
           <input id="filter-q" value={draft.q} onChange={set("q")} placeholder="substring" />
         </label>
         <label>
+          Release
+          <input id="filter-release" value={draft.release} onChange={set("release")} placeholder="any" />
+        </label>
+        <label>
+          Environment
+          <input id="filter-environment" value={draft.environment} onChange={set("environment")} placeholder="any" />
+        </label>
+        <label>
+          Meta
+          <input
+            id="filter-meta"
+            value={metaText}
+            onChange={(e) => setMetaText(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter") {
+                e.preventDefault();
+                addMeta();
+              }
+            }}
+            placeholder="http.status=500"
+            aria-invalid={metaError ? "true" : undefined}
+          />
+        </label>
+        <button type="button" id="filter-meta-add" onClick={addMeta}>
+          Add meta filter
+        </button>
+        <label>
           Time
           <select id="filter-since" value={draft.since} onChange={setNow("since")}>
             {SINCE.map(([v, label]) => (
@@ -123,19 +201,39 @@ export function Records({ token, live, onFail }) {
             </label>
           </>
         )}
+        {view.meta.length > 0 && (
+          <ul id="meta-filters" className="chips" aria-label="meta filters">
+            {view.meta.map(([k, v], i) => (
+              <li key={k + "=" + v + i} className="meta-chip" data-key={k}>
+                <code>
+                  meta.{k}={v}
+                </code>
+                <button type="button" aria-label={"remove meta." + k} onClick={() => removeMeta(i)}>
+                  ×
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
         {filtered && (
           <button
             type="button"
             id="filter-clear"
             onClick={() => {
-              setDraft(EMPTY);
-              setFilters(EMPTY);
+              const empty = recordView(new URLSearchParams());
+              setDraft(empty);
+              go(empty);
             }}
           >
             Clear filters
           </button>
         )}
       </form>
+      {metaError && (
+        <p id="meta-error" className="banner error" role="alert">
+          {metaError}
+        </p>
+      )}
       {state.error && (
         <p id="records-error" className="banner error" role="alert">
           {state.error}
@@ -162,6 +260,9 @@ export function Records({ token, live, onFail }) {
                   <th>Message</th>
                   <th>Top frame</th>
                   {!selected && <th>User</th>}
+                  <th>
+                    <span className="sr-only">Link</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -181,6 +282,11 @@ export function Records({ token, live, onFail }) {
                     <td className="message">{r.message}</td>
                     <td className="frame">{topFrame(r)}</td>
                     {!selected && <td className="user">{String((r.meta && r.meta.user) || "")}</td>}
+                    <td className="link">
+                      <Link to={recordLink(r)} className="permalink" title="a link to this record" onClick={(e) => e.stopPropagation()}>
+                        link
+                      </Link>
+                    </td>
                   </tr>
                 ))}
               </tbody>
@@ -188,8 +294,22 @@ export function Records({ token, live, onFail }) {
           )}
           {!state.loading && state.records.length > 0 && (
             <p className="muted small" id="records-count">
-              {state.records.length} newest record(s){live ? ", updating live" : ", paused"}.
+              {state.records.length} {paged ? "older" : "newest"} record(s){live ? ", updating live" : ", paused"}.
             </p>
+          )}
+          {!state.loading && (paged || state.next) && (
+            <nav className="pager" aria-label="record pages">
+              {paged && (
+                <button type="button" id="records-newest" onClick={() => go({ ...view, cursor: "" }, { push: true })}>
+                  Newest
+                </button>
+              )}
+              {state.next && (
+                <button type="button" id="records-older" onClick={() => go({ ...view, cursor: state.next }, { push: true })}>
+                  Older
+                </button>
+              )}
+            </nav>
           )}
         </div>
         {selected && (
