@@ -89,6 +89,14 @@ impl RecordStore for FanoutStore {
             queue_capacity: c.queue_capacity,
             stored_bytes: c.stored_bytes,
             spool: p.spool,
+            archive: match (p.archive, c.archive) {
+                (Some(a), Some(b)) => Some(crate::ArchiveHealth {
+                    last_error: a.last_error.or(b.last_error),
+                    files: a.files + b.files,
+                    records: a.records + b.records,
+                }),
+                (a, b) => a.or(b),
+            },
         }
     }
 

@@ -19,12 +19,15 @@
 //! - `file/`: [`FileStore`], the embedded default store.
 //! - `postgres/`: [`PostgresStore`], the production store, with its outage spool.
 //! - `fanout.rs`: [`FanoutStore`], PostgreSQL plus a file copy.
+//! - `archive/`: [`ArchiveDir`] and [`ArchiveReader`]: what retention writes before it
+//!   deletes (gzip NDJSON per day) and what `faultline import` reads back.
 //! - `issues/`: [`issues`], error events grouped by fingerprint: the types every store
 //!   answers with and the in-memory aggregates ([`issues::IssueTable`]).
 //! - `sourcemaps/`: [`SourceMapStore`], each release's uploaded source maps, in the data dir
 //!   ([`FileSourceMaps`]) or PostgreSQL ([`PostgresSourceMaps`]).
 //! - `private.rs`: files 0600 and directories 0700, for every store (and the alert state).
 
+mod archive;
 mod fanout;
 mod file;
 pub mod issues;
@@ -36,6 +39,7 @@ mod search;
 mod sourcemaps;
 mod store;
 
+pub use archive::{ArchiveDir, ArchiveError, ArchiveReader, ArchiveSummary, check_archive};
 pub use fanout::FanoutStore;
 #[doc(hidden)]
 pub use file::fuzzing;
@@ -58,4 +62,6 @@ pub use sourcemaps::{
     FileSourceMaps, PostgresSourceMaps, ReleaseMaps, ReleaseSummary, SourceMapError, SourceMapFile,
     SourceMapStore, SourceMapUpload,
 };
-pub use store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt};
+pub use store::{
+    ArchiveHealth, BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth, WriteReceipt,
+};

@@ -182,6 +182,20 @@ pub struct StoreHealth {
     pub last_error: Option<String>,
     /// The outage spool, for stores that have one.
     pub spool: Option<SpoolHealth>,
+    /// Archiving before retention deletes, when an archive directory is set.
+    pub archive: Option<ArchiveHealth>,
+}
+
+/// How archiving before deletion goes (`[retention] archive_dir`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveHealth {
+    /// Why the last archive could not be written, until one is: while it is set,
+    /// retention deletes nothing (the store grows past its retention instead).
+    pub last_error: Option<String>,
+    /// Archive files written since the store was opened.
+    pub files: u64,
+    /// Records archived since the store was opened.
+    pub records: u64,
 }
 
 /// What waits in a store's outage spool.

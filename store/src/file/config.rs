@@ -38,6 +38,9 @@ pub struct FileStoreConfig {
     /// How long an issue is kept after its last event (default 90 days), longer than its
     /// events, so a regression after a quiet month is still recognized.
     pub issue_retention: Duration,
+    /// Where retention archives segments before deleting them (`None`, the default: it
+    /// deletes them outright). See [`crate::ArchiveDir`].
+    pub archive: Option<crate::ArchiveDir>,
 }
 
 impl FileStoreConfig {
@@ -53,6 +56,7 @@ impl FileStoreConfig {
             dedup_ids: 1_000_000,
             stats_window: Duration::from_secs(24 * 60 * 60),
             issue_retention: crate::issues::DEFAULT_ISSUE_RETENTION,
+            archive: None,
         }
     }
 

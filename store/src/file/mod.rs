@@ -22,11 +22,13 @@
 //! - `filter.rs`: per sealed segment, a Bloom filter of its `meta` values, for rare-value
 //!   queries.
 //! - `writer.rs`: the writer thread: group commit, dedup, rotation, retention.
+//! - `archive.rs`: archive before delete, on a thread of its own (`archive_dir`).
 //! - `reader.rs`: backwards reading for queries, the start-up scan.
 //! - `issues.rs`: the issue aggregates the writer keeps, their snapshot and replay.
 //! - `fuzzing.rs`: the framing and tail-repair invariants the fuzzer checks (hidden).
 //! - this file: [`FileStore`], the handle, and its [`RecordStore`] implementation.
 
+mod archive;
 mod config;
 mod filter;
 #[doc(hidden)]
@@ -124,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) stored_bytes: AtomicU64,
     /// The last write error, until a later write succeeds.
     pub(crate) failure: Mutex<Option<String>>,
+    /// How archiving goes, when retention archives before it deletes.
+    pub(crate) archive: Option<crate::archive::ArchiveState>,
     /// Makes the writer fail every append with this error (tests of the failure path).
     #[cfg(test)]
     pub(crate) fault: Mutex<Option<std::io::ErrorKind>>,
@@ -208,6 +212,10 @@ impl FileStore {
             queue_depth: AtomicUsize::new(0),
             stored_bytes: AtomicU64::new(0),
             failure: Mutex::new(None),
+            archive: config
+                .archive
+                .as_ref()
+                .map(|_| crate::archive::ArchiveState::default()),
             #[cfg(test)]
             fault: Mutex::new(None),
             #[cfg(test)]
@@ -413,6 +421,7 @@ impl RecordStore for FileStore {
             stored_bytes: inner.shared.stored_bytes.load(Relaxed),
             last_error,
             spool: None,
+            archive: inner.shared.archive.as_ref().map(|a| a.snapshot()),
         }
     }
 

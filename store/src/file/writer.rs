@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use faultline_schema::{Level, Record, Timestamp};
 use tokio::sync::oneshot;
 
+use super::archive::Archiver;
 use super::config::{FileStoreConfig, millis};
 use super::filter::FilterBuilder;
 use super::issues::Covered;
@@ -428,6 +429,8 @@ pub(crate) struct Writer {
     last_housekeeping: Instant,
     syncer: Syncer,
     sealer: Sealer,
+    /// Archives doomed segments before deleting them, when `config.archive` is set.
+    archiver: Option<Archiver>,
     /// The group whose fsync is running, answered by [`Writer::settle`].
     pending: Option<InFlight>,
 }
@@ -448,7 +451,12 @@ impl Writer {
             .map(|s| (s.seq, s.summary))
             .unwrap_or_default();
         let rotate_at = first_write.and_then(|t| t.checked_add(config.segment_max_age));
+        let archiver = match &config.archive {
+            Some(archive) => Some(Archiver::start(Arc::clone(&shared), archive.clone())?),
+            None => None,
+        };
         Ok(Writer {
+            archiver,
             syncer: Syncer::start(Arc::clone(&shared))?,
             sealer: Sealer::start(Arc::clone(&shared))?,
             pending: None,
@@ -904,7 +912,8 @@ impl Writer {
     }
 
     /// Deletes sealed segments past `retention_age`, then the oldest sealed ones while the
-    /// store is over `retention_bytes`. Also prunes the per-minute counts.
+    /// store is over `retention_bytes` (with an archive directory, the archiver archives and
+    /// deletes them). Also prunes the per-minute counts.
     fn retention(&mut self) {
         self.last_housekeeping = Instant::now();
         let now = Timestamp::now();
@@ -939,6 +948,13 @@ impl Writer {
             doomed
         };
         if doomed.is_empty() {
+            if let Some(state) = &self.shared.archive {
+                state.clear();
+            }
+            return;
+        }
+        if let Some(archiver) = &self.archiver {
+            archiver.offer(doomed);
             return;
         }
         let dir = &self.shared.segments_dir;

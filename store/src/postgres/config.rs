@@ -36,6 +36,9 @@ pub struct PostgresConfig {
     pub spool_max_bytes: u64,
     /// Issues whose last event is older than this are deleted (default 90 days).
     pub issue_retention: Duration,
+    /// Where retention archives partitions (and expired rows of the default partition)
+    /// before dropping them (`None`, the default: it drops them outright).
+    pub archive: Option<crate::ArchiveDir>,
 }
 
 impl PostgresConfig {
@@ -51,6 +54,7 @@ impl PostgresConfig {
             spool_dir: spool_dir.into(),
             spool_max_bytes: 1024 * 1024 * 1024,
             issue_retention: crate::issues::DEFAULT_ISSUE_RETENTION,
+            archive: None,
         }
     }
 }

@@ -17,10 +17,12 @@
 //!
 //! # Layout
 //!
-//! `config.rs` settings, `schema.rs` migrations/partitions/retention, `write.rs` inserts
+//! `config.rs` settings, `schema.rs` migrations/partitions/retention, `archive.rs` archive
+//! before delete (`archive_dir`), `write.rs` inserts
 //! (with the issue upserts), `read.rs` queries, `issues.rs` issue reads, status and
 //! retention, `spool.rs` the outage spool.
 
+mod archive;
 mod config;
 mod issues;
 mod read;
@@ -69,6 +71,8 @@ struct Inner {
     migrated: AtomicBool,
     closed: AtomicBool,
     last_error: std::sync::Mutex<Option<String>>,
+    /// How archiving goes, when retention archives before it drops.
+    archive: Option<crate::archive::ArchiveState>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -104,6 +108,10 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("spool start-up failed: {e}")))??;
         let (stop, _) = watch::channel(false);
+        let archive = config
+            .archive
+            .as_ref()
+            .map(|_| crate::archive::ArchiveState::default());
         let store = PostgresStore {
             inner: Arc::new(Inner {
                 pool,
@@ -113,6 +121,7 @@ impl PostgresStore {
                 migrated: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 last_error: std::sync::Mutex::new(None),
+                archive,
                 stop,
                 tasks: std::sync::Mutex::new(Vec::new()),
             }),
@@ -188,9 +197,22 @@ impl PostgresStore {
             .map_err(db_error)?;
         let retention_ms = i64::try_from(inner.config.retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = Timestamp::from_unix_millis(now.unix_millis().saturating_sub(retention_ms));
-        let dropped = schema::apply_retention(&inner.pool, cutoff)
-            .await
-            .map_err(db_error)?;
+        let mut archive_failure = None;
+        let dropped = match (&inner.config.archive, &inner.archive) {
+            (Some(dir), Some(state)) => {
+                match archive::apply_retention(&inner.pool, cutoff, dir, state).await {
+                    Ok(dropped) => dropped,
+                    Err(archive::ArchivePassError::Db(e)) => return Err(db_error(e)),
+                    Err(archive::ArchivePassError::Archive(e)) => {
+                        archive_failure = Some(e);
+                        Vec::new()
+                    }
+                }
+            }
+            _ => schema::apply_retention(&inner.pool, cutoff)
+                .await
+                .map_err(db_error)?,
+        };
         if created > 0 || !dropped.is_empty() {
             tracing::info!(created, dropped = ?dropped, "PostgreSQL partitions maintained");
         }
@@ -202,7 +224,10 @@ impl PostgresStore {
         if forgotten > 0 {
             tracing::info!(forgotten, "issues past retention deleted");
         }
-        Ok(())
+        match archive_failure {
+            Some(e) => Err(StoreError::Unavailable(e)),
+            None => Ok(()),
+        }
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
@@ -521,6 +546,7 @@ impl RecordStore for PostgresStore {
                 capacity_bytes: cap,
                 oldest_age_secs: s.oldest_age_secs,
             }),
+            archive: self.inner.archive.as_ref().map(|a| a.snapshot()),
         }
     }
 

@@ -132,7 +132,7 @@ pub(crate) async fn received_since(
     rows.iter().map(record).collect()
 }
 
-fn record(row: &PgRow) -> Result<Record, sqlx::Error> {
+pub(crate) fn record(row: &PgRow) -> Result<Record, sqlx::Error> {
     let level: String = row.try_get("level")?;
     let meta: String = row.try_get("meta")?;
     let meta: Map<String, Value> = serde_json::from_str(&meta).unwrap_or_default();

@@ -85,29 +85,12 @@ pub(crate) async fn apply_retention(
     pool: &PgPool,
     cutoff: Timestamp,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let partitions: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i \
-         JOIN pg_class c ON c.oid = i.inhrelid \
-         JOIN pg_class p ON p.oid = i.inhparent \
-         WHERE p.relname = 'system_logs' AND c.relname LIKE 'system_logs\\_p%'",
-    )
-    .fetch_all(pool)
-    .await?;
-    let cutoff_day = cutoff.unix_millis().div_euclid(DAY_MS) * DAY_MS;
-    let keep_from = partition_name(cutoff_day);
     let mut dropped = Vec::new();
-    for name in partitions {
-        // Names sort like their dates: system_logs_pYYYYMMDD.
-        let well_formed = name.len() == "system_logs_p".len() + 8
-            && name["system_logs_p".len()..]
-                .bytes()
-                .all(|b| b.is_ascii_digit());
-        if well_formed && name < keep_from {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
-                .execute(pool)
-                .await?;
-            dropped.push(name);
-        }
+    for name in expired_partitions(pool, cutoff).await? {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+            .execute(pool)
+            .await?;
+        dropped.push(name);
     }
     sqlx::query(&format!(
         "DELETE FROM system_logs_default WHERE ts < {}",
@@ -117,6 +100,36 @@ pub(crate) async fn apply_retention(
     .execute(pool)
     .await?;
     Ok(dropped)
+}
+
+/// The daily partitions whose whole day is older than `cutoff`, oldest first.
+pub(crate) async fn expired_partitions<'c, E>(
+    executor: E,
+    cutoff: Timestamp,
+) -> Result<Vec<String>, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let mut partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_class p ON p.oid = i.inhparent \
+         WHERE p.relname = 'system_logs' AND c.relname LIKE 'system_logs\\_p%'",
+    )
+    .fetch_all(executor)
+    .await?;
+    let cutoff_day = cutoff.unix_millis().div_euclid(DAY_MS) * DAY_MS;
+    let keep_from = partition_name(cutoff_day);
+    // Names sort like their dates: system_logs_pYYYYMMDD.
+    partitions.retain(|name| {
+        let well_formed = name.len() == "system_logs_p".len() + 8
+            && name["system_logs_p".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_digit());
+        well_formed && *name < keep_from
+    });
+    partitions.sort();
+    Ok(partitions)
 }
 
 /// SQL turning a bigint of Unix milliseconds into a `timestamptz`, exactly.
