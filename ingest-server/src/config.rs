@@ -32,6 +32,8 @@ pub struct Config {
     pub limits: Limits,
     /// The file store.
     pub storage: Storage,
+    /// What retention does before it deletes (both stores).
+    pub retention: Retention,
     /// The PostgreSQL store, used when `database_url` is set.
     pub postgres: Postgres,
     /// Alert rules, their channels and probes; see [`AlertsConfig`].
@@ -70,6 +72,7 @@ impl Default for Config {
             keys: Vec::new(),
             limits: Limits::default(),
             storage: Storage::default(),
+            retention: Retention::default(),
             postgres: Postgres::default(),
             alerts: AlertsConfig::default(),
             sampling: Sampling::default(),
@@ -263,6 +266,20 @@ impl Default for Storage {
             file_copy: false,
         }
     }
+}
+
+/// What retention does before it deletes, on either store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Archive what retention deletes here first: expired file store segments and
+    /// PostgreSQL partitions (and the default partition's expired rows) as gzip NDJSON of
+    /// the stored records, per day (`<archive_dir>/<yyyy-mm-dd>/<source>.ndjson.gz`).
+    /// Nothing is deleted that could not be archived (the `archive` system check fails
+    /// instead); `faultline import` brings archives back. Unset (the default): retention
+    /// deletes outright. Env `FAULTLINE_RETENTION_ARCHIVE_DIR`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_dir: Option<PathBuf>,
 }
 
 /// The PostgreSQL store (production). Retention is `storage.retention`, applied by
@@ -545,6 +562,10 @@ impl Config {
         for (var, field) in [
             ("FAULTLINE_TLS_CERT", &mut config.tls.cert),
             ("FAULTLINE_TLS_KEY", &mut config.tls.key),
+            (
+                "FAULTLINE_RETENTION_ARCHIVE_DIR",
+                &mut config.retention.archive_dir,
+            ),
         ] {
             if let Some(path) = env(var).filter(|p| !p.is_empty()) {
                 *field = Some(PathBuf::from(path));

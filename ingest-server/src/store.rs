@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use faultline_alerts::{AlertAccess, AlertStore};
 use faultline_store::{
-    FanoutStore, FileSourceMaps, FileStore, FileStoreConfig, PostgresConfig, PostgresSourceMaps,
-    PostgresStore, RecordStore, SourceMapStore, WriteMethod,
+    ArchiveDir, FanoutStore, FileSourceMaps, FileStore, FileStoreConfig, PostgresConfig,
+    PostgresSourceMaps, PostgresStore, RecordStore, SourceMapStore, WriteMethod,
 };
 
 use crate::config::{Config, PgWriteMethod};
@@ -57,7 +57,9 @@ pub(crate) async fn open(config: &Config, purpose: Purpose) -> Result<Stores> {
 
 /// The configured store: PostgreSQL (with its spool, and optionally a file copy) when
 /// `database_url` is set, else the file store.
-async fn open_records(config: &Config) -> Result<(Arc<dyn RecordStore>, Option<PostgresStore>)> {
+pub(crate) async fn open_records(
+    config: &Config,
+) -> Result<(Arc<dyn RecordStore>, Option<PostgresStore>)> {
     let storage = &config.storage;
     let file_config = FileStoreConfig {
         segment_max_bytes: storage.segment_max_bytes,
@@ -67,6 +69,7 @@ async fn open_records(config: &Config) -> Result<(Arc<dyn RecordStore>, Option<P
         queue_capacity: config.limits.ingest_queue_batches,
         dedup_ids: storage.dedup_ids,
         issue_retention: config.issues.retention.0,
+        archive: config.retention.archive_dir.as_ref().map(ArchiveDir::new),
         ..FileStoreConfig::new(config.data_dir.clone())
     };
     let open_file = || async {
@@ -99,6 +102,7 @@ async fn open_records(config: &Config) -> Result<(Arc<dyn RecordStore>, Option<P
         partitions_ahead: pg.partitions_ahead,
         spool_max_bytes: pg.spool_max_bytes,
         issue_retention: config.issues.retention.0,
+        archive: config.retention.archive_dir.as_ref().map(ArchiveDir::new),
         ..PostgresConfig::new(url.clone(), config.data_dir.join("spool"))
     };
     let postgres = PostgresStore::open(pg_config)

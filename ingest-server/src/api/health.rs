@@ -54,6 +54,12 @@ pub(crate) async fn readyz(
             "queue_capacity": h.queue_capacity,
             "stored_bytes": h.stored_bytes,
             "last_error": last_error,
+            "archive": h.archive.map(|a| json!({
+                "failing": a.last_error.is_some(),
+                "last_error": a.last_error.filter(|_| admin.is_some()),
+                "files": a.files,
+                "records": a.records,
+            })),
             "spool": h.spool.map(|s| json!({
                 "batches": s.batches,
                 "records": s.records,

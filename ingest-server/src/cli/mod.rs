@@ -1,10 +1,11 @@
 //! The `faultline` command line: one file per subcommand (`serve.rs`, `migrate.rs`,
-//! `check_alerts.rs`, `summary.rs`, `sourcemaps.rs`, `silence.rs`; `faultline forward` is the
-//! `faultline-forward` crate).
+//! `check_alerts.rs`, `summary.rs`, `sourcemaps.rs`, `silence.rs`, `import.rs`; `faultline
+//! forward` is the `faultline-forward` crate).
 //! Every flag also reads an environment variable.
 
 mod check_alerts;
 mod healthcheck;
+mod import;
 mod migrate;
 mod remote;
 mod serve;
@@ -22,6 +23,7 @@ use crate::config::{Config, Overrides};
 
 pub use check_alerts::CheckArgs;
 pub use healthcheck::HealthcheckArgs;
+pub use import::ImportArgs;
 pub use migrate::MigrateArgs;
 pub use remote::ServerArgs;
 pub use serve::ServeArgs;
@@ -81,12 +83,15 @@ pub enum Command {
     /// Check a config file (values, keys, alert rules and channels, the environment
     /// variables and files they name, the TLS files): every problem listed, exit 0 or 1.
     Validate(validate::ValidateArgs),
+    /// Bring archives (what retention wrote to `[retention] archive_dir`) back into the
+    /// store: every file checked first, nothing stored twice.
+    Import(import::ImportArgs),
     /// Ask a running server's /readyz (for a container HEALTHCHECK): exit 0 when ready.
     Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Where the config and the stores are, for the subcommands that open the stores themselves
-/// (`check-alerts`, `summary`).
+/// (`check-alerts`, `summary`, `import`).
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// The TOML config file (its `[alerts]` section, storage and database).
@@ -133,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Summary(args) => runtime.block_on(summary::summary(args)),
         Command::Sourcemaps(args) => runtime.block_on(sourcemaps::sourcemaps(args)),
         Command::Silence(args) => runtime.block_on(silence::silence(args)),
+        Command::Import(args) => runtime.block_on(import::import(args)),
         Command::Validate(args) => return validate::validate(&args),
         Command::Healthcheck(args) => return runtime.block_on(healthcheck::healthcheck(args)),
         Command::Forward(args) => {
