@@ -1,5 +1,6 @@
 //! Issues on PostgreSQL: lists, one issue, status changes, changes for alerts, retention.
-//! (They are written with the records, in `write.rs`.)
+//! (The records' writes append what they add to their issues, `write.rs`; every read here
+//! folds those deltas in first, so it sees every batch acknowledged before it.)
 
 use std::collections::HashMap;
 
@@ -14,6 +15,15 @@ use crate::issues::{
 };
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Folds the pending issue deltas into `issues` and `issue_hours` ([`super::write::FOLD`]);
+/// returns how many issues changed.
+pub(crate) async fn fold(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let changed: i64 = sqlx::query_scalar(super::write::FOLD)
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(changed).unwrap_or(0))
+}
 
 fn columns() -> String {
     format!(
@@ -98,6 +108,7 @@ async fn hours(
 
 /// The page of issues `q` asks for.
 pub(crate) async fn list(pool: &PgPool, q: &IssueQuery) -> Result<IssuePage, sqlx::Error> {
+    fold(pool).await?;
     let col = sort_column(q.sort);
     let mut b =
         QueryBuilder::<Postgres>::new(format!("SELECT {} FROM issues WHERE true", columns()));
@@ -164,6 +175,7 @@ pub(crate) async fn list(pool: &PgPool, q: &IssueQuery) -> Result<IssuePage, sql
 
 /// One issue with its hourly counts.
 pub(crate) async fn get(pool: &PgPool, id: &str) -> Result<Option<IssueDetail>, sqlx::Error> {
+    fold(pool).await?;
     let row = sqlx::query(&format!("SELECT {} FROM issues WHERE id = $1", columns()))
         .bind(id)
         .fetch_optional(pool)
@@ -194,6 +206,8 @@ pub(crate) async fn set_status(
     id: &str,
     status: IssueStatus,
 ) -> Result<Option<Issue>, sqlx::Error> {
+    // Events acknowledged before the change count before it (they do not reopen it).
+    fold(pool).await?;
     let row = sqlx::query(&format!(
         "UPDATE issues SET status = $2, status_changed_at = now() WHERE id = $1 RETURNING {}",
         columns()
@@ -210,6 +224,7 @@ pub(crate) async fn changes_since(
     pool: &PgPool,
     since: Timestamp,
 ) -> Result<Vec<IssueChange>, sqlx::Error> {
+    fold(pool).await?;
     let rows = sqlx::query(&format!(
         "SELECT {} FROM issues WHERE created_at >= {t} OR regressed_at >= {t}",
         columns(),
@@ -243,6 +258,7 @@ pub(crate) async fn changes_since(
 /// Deletes issues whose last event is older than `cutoff` (with their users and hours) and
 /// hourly counts older than [`HOURLY_DAYS`] plus a day. Returns how many issues went.
 pub(crate) async fn apply_retention(pool: &PgPool, cutoff: Timestamp) -> Result<u64, sqlx::Error> {
+    fold(pool).await?;
     let deleted: i64 = sqlx::query_scalar(&format!(
         "WITH gone AS (DELETE FROM issues WHERE last_seen < {} RETURNING id), \
          u AS (DELETE FROM issue_users WHERE issue IN (SELECT id FROM gone)), \

@@ -12,7 +12,9 @@
 //! 3. A drainer task moves spooled batches into PostgreSQL oldest first, deleting each file
 //!    only after its commit; a crash mid-drain replays a file, which `ON CONFLICT DO NOTHING`
 //!    absorbs.
-//! 4. A maintenance task applies migrations (also when the database was down at start),
+//! 4. A batch's error events append what they add to their issues (`issue_deltas`); a task
+//!    folds those into `issues` every second, and reads of issues fold first (`write.rs`).
+//! 5. A maintenance task applies migrations (also when the database was down at start),
 //!    creates daily partitions ahead of time and drops those past retention.
 //!
 //! # Layout
@@ -52,6 +54,9 @@ use crate::store::{BoxFuture, RecordStore, SpoolHealth, StoreError, StoreHealth,
 const LABEL: &str = "postgres";
 /// How often partitions and retention are looked after.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the issue deltas the writes append are folded into `issues` (reads of issues
+/// fold too, so this only bounds how many wait).
+const FOLD_INTERVAL: Duration = Duration::from_secs(1);
 /// A spooled batch the database refuses this many times (not a connection problem) is set
 /// aside so it cannot block the rest.
 const MAX_DRAIN_ATTEMPTS: u32 = 5;
@@ -131,7 +136,8 @@ impl PostgresStore {
         }
         let maintenance = tokio::spawn(store.clone().maintenance_loop());
         let drainer = tokio::spawn(store.clone().drain_loop());
-        store.tasks().extend([maintenance, drainer]);
+        let folder = tokio::spawn(store.clone().fold_loop());
+        store.tasks().extend([maintenance, drainer, folder]);
         let rollups = tokio::spawn(store.clone().rollup_loop());
         store.tasks().push(rollups);
         Ok(store)
@@ -256,6 +262,24 @@ impl PostgresStore {
             }
             if let Err(e) = self.maintain().await {
                 tracing::warn!(error = %e, "PostgreSQL maintenance failed; will retry");
+            }
+        }
+    }
+
+    /// Folds the issue deltas every [`FOLD_INTERVAL`] (see `write.rs`).
+    async fn fold_loop(self) {
+        let mut stop = self.inner.stop.subscribe();
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                () = tokio::time::sleep(FOLD_INTERVAL) => {}
+            }
+            if !self.inner.migrated.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Err(e) = issues::fold(&self.inner.pool).await {
+                // Transient or not, the deltas wait: the next fold or read takes them.
+                tracing::debug!(error = %e, "folding issue deltas failed; will retry");
             }
         }
     }

@@ -1,10 +1,11 @@
 //! Batched, idempotent inserts: UNNEST (one statement) or COPY (staging table).
 //!
-//! A batch with error events inserts its records and updates their issues in one statement:
-//! the records' `INSERT ... ON CONFLICT DO NOTHING RETURNING` says which rows are new, and
-//! only those feed the upserts of `issues`, `issue_users` (a user counts when its row is
-//! new) and `issue_hours`. Each upsert takes its rows in key order, so concurrent writers
-//! lock them in the same order; a deadlock that happens anyway is retried as transient.
+//! A batch with error events inserts its records and what they add to their issues in one
+//! statement: the records' `INSERT ... ON CONFLICT DO NOTHING RETURNING` says which rows
+//! are new, and only those feed `issue_users` (a user counts when its row is new) and the
+//! appended `issue_deltas` and `issue_hour_deltas`, which [`FOLD`] adds into `issues` and
+//! `issue_hours` (every second, and before every read of issues). A deadlock is retried as
+//! transient.
 
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ impl EventColumns {
         self.id.is_empty()
     }
 
-    /// Binds the columns, in the order [`issue_upserts`] numbers them.
+    /// Binds the columns, in the order [`issue_deltas`] numbers them.
     fn bind<'q>(
         self,
         q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
@@ -103,12 +104,45 @@ impl EventColumns {
     }
 }
 
-/// The CTEs that follow `ins` (the records' insert, `RETURNING id, ts`) and update the
-/// issues of the rows it inserted; the event columns are parameters `$p` to `$p+10`.
-fn issue_upserts(p: usize) -> String {
+/// The CTEs that follow `ins` (the records' insert, `RETURNING id, ts`) and record what
+/// the rows it inserted add to their issues; the event columns are parameters `$p` to
+/// `$p+10`.
+///
+/// The batch appends one row per issue to `issue_deltas` and one per issue and hour to
+/// `issue_hour_deltas` instead of updating `issues` and `issue_hours`: an update locks its
+/// row until the commit's WAL flush, so concurrent batches of the same issues took turns,
+/// one flush each (issue 23). Appends lock nothing; [`FOLD`] adds them up later, and every
+/// read of issues folds first. `issue_users` is still inserted here: a user already counted
+/// conflicts without a lock, and only a new one decides the issue's `users`.
+fn issue_deltas(p: usize) -> String {
     let big = "9223372036854775807";
     format!(
-        ", ev AS (SELECT * FROM UNNEST(${p}::uuid[], ${}::int8[], ${}::text[], ${}::text[],              ${}::text[], ${}::text[], ${}::text[], ${}::int2[], ${}::int8[], ${}::text[],              ${}::text[]) WITH ORDINALITY              AS ev(id, ts, issue, service, title, culprit, error_type, lvl, weight, usr, release, ord)),          e AS (SELECT ev.* FROM ev JOIN ins ON ins.id = ev.id AND ins.ts = {ev_ts}),          agg AS (SELECT issue,              (array_agg(service ORDER BY ord))[1] AS service,              (array_agg(title ORDER BY ord))[1] AS title,              (array_agg(culprit ORDER BY ord))[1] AS culprit,              (array_agg(error_type ORDER BY ord))[1] AS error_type,              max(lvl) AS lvl, LEAST(sum(weight), {big})::bigint AS n,              min(ts) AS first_ms, max(ts) AS last_ms,              (array_agg(release ORDER BY ord) FILTER (WHERE release IS NOT NULL))[1] AS release_first,              (array_agg(release ORDER BY ord DESC) FILTER (WHERE release IS NOT NULL))[1] AS release_last,              (array_agg(release ORDER BY ord))[1] AS release_head              FROM e GROUP BY issue),          new_users AS (INSERT INTO issue_users (issue, user_id)              SELECT DISTINCT issue, usr FROM e WHERE usr IS NOT NULL ORDER BY 1, 2              ON CONFLICT DO NOTHING RETURNING issue),          hours AS (INSERT INTO issue_hours (issue, hour, count)              SELECT issue, date_trunc('hour', {ev_ts_e}), LEAST(sum(weight), {big})::bigint              FROM e GROUP BY 1, 2 ORDER BY 1, 2              ON CONFLICT (issue, hour) DO UPDATE              SET count = LEAST(issue_hours.count::numeric + excluded.count, {big})::bigint              RETURNING 1),          up AS (INSERT INTO issues (id, service, title, culprit, level, error_type, count, users,              first_seen, last_seen, status, release_first, release_last, created_at)              SELECT a.issue, a.service, a.title, a.culprit, a.lvl, a.error_type, a.n,              (SELECT count(*) FROM new_users u WHERE u.issue = a.issue),              {first}, {last}, 'unresolved', a.release_first, a.release_last, now()              FROM agg a ORDER BY a.issue              ON CONFLICT (id) DO UPDATE SET              count = LEAST(issues.count::numeric + excluded.count, {big})::bigint,              users = issues.users + excluded.users,              first_seen = LEAST(issues.first_seen, excluded.first_seen),              last_seen = GREATEST(issues.last_seen, excluded.last_seen),              level = GREATEST(issues.level, excluded.level),              release_first = COALESCE(issues.release_first, excluded.release_first),              release_last = COALESCE(excluded.release_last, issues.release_last),              status = CASE WHEN issues.status = 'resolved' THEN 'unresolved' ELSE issues.status END,              regressed_at = CASE WHEN issues.status = 'resolved' THEN now()                  ELSE issues.regressed_at END,              regressed_in = CASE WHEN issues.status = 'resolved'                  THEN (SELECT g.release_head FROM agg g WHERE g.issue = excluded.id)                  ELSE issues.regressed_in END              RETURNING 1) ",
+        ", ev AS (SELECT * FROM UNNEST(${p}::uuid[], ${}::int8[], ${}::text[], ${}::text[], \
+             ${}::text[], ${}::text[], ${}::text[], ${}::int2[], ${}::int8[], ${}::text[], \
+             ${}::text[]) WITH ORDINALITY \
+             AS ev(id, ts, issue, service, title, culprit, error_type, lvl, weight, usr, release, ord)), \
+         e AS (SELECT ev.* FROM ev JOIN ins ON ins.id = ev.id AND ins.ts = {ev_ts}), \
+         new_users AS (INSERT INTO issue_users (issue, user_id) \
+             SELECT DISTINCT issue, usr FROM e WHERE usr IS NOT NULL ORDER BY 1, 2 \
+             ON CONFLICT DO NOTHING RETURNING issue), \
+         hours AS (INSERT INTO issue_hour_deltas (issue, hour, count) \
+             SELECT issue, date_trunc('hour', {ev_ts_e}), LEAST(sum(weight), {big})::bigint \
+             FROM e GROUP BY 1, 2 RETURNING 1), \
+         deltas AS (INSERT INTO issue_deltas (issue, service, title, culprit, level, error_type, \
+             count, users, first_seen, last_seen, release_first, release_last, release_head) \
+             SELECT issue, \
+             (array_agg(service ORDER BY ord))[1], \
+             (array_agg(title ORDER BY ord))[1], \
+             (array_agg(culprit ORDER BY ord))[1], \
+             max(lvl), \
+             (array_agg(error_type ORDER BY ord))[1], \
+             LEAST(sum(weight), {big})::bigint, \
+             (SELECT count(*) FROM new_users u WHERE u.issue = e.issue), \
+             {first}, {last}, \
+             (array_agg(release ORDER BY ord) FILTER (WHERE release IS NOT NULL))[1], \
+             (array_agg(release ORDER BY ord DESC) FILTER (WHERE release IS NOT NULL))[1], \
+             (array_agg(release ORDER BY ord))[1] \
+             FROM e GROUP BY issue ORDER BY issue RETURNING 1) ",
         p + 1,
         p + 2,
         p + 3,
@@ -121,10 +155,58 @@ fn issue_upserts(p: usize) -> String {
         p + 10,
         ev_ts = ms_to_ts("ev.ts"),
         ev_ts_e = ms_to_ts("ts"),
-        first = ms_to_ts("a.first_ms"),
-        last = ms_to_ts("a.last_ms"),
+        first = ms_to_ts("min(ts)"),
+        last = ms_to_ts("max(ts)"),
     )
 }
+
+/// Adds the pending deltas into `issues` and `issue_hours` and deletes them, in one
+/// statement (one transaction). Two folds at once fold each delta once: the second waits
+/// for the rows the first deletes and skips them once it has committed. Deltas are taken
+/// in the order they were appended, so an issue's title, culprit and `release_first` are
+/// its first event's; each upsert takes its rows in key order, so concurrent folds lock
+/// them in the same order. Returns how many issues changed.
+pub(crate) const FOLD: &str = "\
+    WITH d AS (DELETE FROM issue_deltas RETURNING *), \
+    hd AS (DELETE FROM issue_hour_deltas RETURNING issue, hour, count), \
+    agg AS (SELECT issue, \
+        (array_agg(service ORDER BY seq))[1] AS service, \
+        (array_agg(title ORDER BY seq))[1] AS title, \
+        (array_agg(culprit ORDER BY seq))[1] AS culprit, \
+        (array_agg(error_type ORDER BY seq))[1] AS error_type, \
+        max(level) AS lvl, LEAST(sum(count), 9223372036854775807)::bigint AS n, \
+        sum(users)::bigint AS users, min(first_seen) AS first_seen, max(last_seen) AS last_seen, \
+        (array_agg(release_first ORDER BY seq) FILTER (WHERE release_first IS NOT NULL))[1] AS release_first, \
+        (array_agg(release_last ORDER BY seq DESC) FILTER (WHERE release_last IS NOT NULL))[1] AS release_last, \
+        (array_agg(release_head ORDER BY seq))[1] AS release_head \
+        FROM d GROUP BY issue), \
+    hours AS (INSERT INTO issue_hours (issue, hour, count) \
+        SELECT issue, hour, LEAST(sum(count), 9223372036854775807)::bigint \
+        FROM hd GROUP BY 1, 2 ORDER BY 1, 2 \
+        ON CONFLICT (issue, hour) DO UPDATE \
+        SET count = LEAST(issue_hours.count::numeric + excluded.count, 9223372036854775807)::bigint \
+        RETURNING 1), \
+    up AS (INSERT INTO issues (id, service, title, culprit, level, error_type, count, users, \
+        first_seen, last_seen, status, release_first, release_last, created_at) \
+        SELECT a.issue, a.service, a.title, a.culprit, a.lvl, a.error_type, a.n, a.users, \
+        a.first_seen, a.last_seen, 'unresolved', a.release_first, a.release_last, now() \
+        FROM agg a ORDER BY a.issue \
+        ON CONFLICT (id) DO UPDATE SET \
+        count = LEAST(issues.count::numeric + excluded.count, 9223372036854775807)::bigint, \
+        users = issues.users + excluded.users, \
+        first_seen = LEAST(issues.first_seen, excluded.first_seen), \
+        last_seen = GREATEST(issues.last_seen, excluded.last_seen), \
+        level = GREATEST(issues.level, excluded.level), \
+        release_first = COALESCE(issues.release_first, excluded.release_first), \
+        release_last = COALESCE(excluded.release_last, issues.release_last), \
+        status = CASE WHEN issues.status = 'resolved' THEN 'unresolved' ELSE issues.status END, \
+        regressed_at = CASE WHEN issues.status = 'resolved' THEN now() \
+            ELSE issues.regressed_at END, \
+        regressed_in = CASE WHEN issues.status = 'resolved' \
+            THEN (SELECT g.release_head FROM agg g WHERE g.issue = excluded.id) \
+            ELSE issues.regressed_in END \
+        RETURNING 1) \
+    SELECT count(*)::int8 FROM up";
 
 /// The statement's last part: how many records were inserted (the issue CTEs run whether
 /// or not they are read).
@@ -163,7 +245,7 @@ async fn insert_unnest(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::E
         ms_to_ts("u.ts"),
         ms_to_ts("u.rcv")
     );
-    let sql = statement(&insert, (!events.is_empty()).then(|| issue_upserts(10)));
+    let sql = statement(&insert, (!events.is_empty()).then(|| issue_deltas(10)));
     let q = sqlx::query(&sql)
         .bind(ids)
         .bind(ts)
@@ -258,7 +340,7 @@ async fn insert_copy(pool: &PgPool, records: &[Record]) -> Result<u64, sqlx::Err
         ms_to_ts("rcv")
     );
     let inserted = {
-        let sql = statement(&insert, (!events.is_empty()).then(|| issue_upserts(1)));
+        let sql = statement(&insert, (!events.is_empty()).then(|| issue_deltas(1)));
         let q = sqlx::query(&sql);
         let q = if events.is_empty() { q } else { events.bind(q) };
         let row = q.fetch_one(&mut *tx).await?;
