@@ -25,6 +25,7 @@
 //! - `archive.rs`: archive before delete, on a thread of its own (`archive_dir`).
 //! - `reader.rs`: backwards reading for queries, the start-up scan.
 //! - `issues.rs`: the issue aggregates the writer keeps, their snapshot and replay.
+//! - `rollups.rs`: the hourly counts the writer keeps, one file per day, and their replay.
 //! - `fuzzing.rs`: the framing and tail-repair invariants the fuzzer checks (hidden).
 //! - this file: [`FileStore`], the handle, and its [`RecordStore`] implementation.
 
