@@ -447,3 +447,54 @@ async fn the_daily_quota_is_shared_by_nodes_on_postgres_and_survives_restarts() 
     assert_eq!(post_n(&c, &a.base, 1).await.0, 429);
     assert!(a.terminate().success());
 }
+
+/// Guards the TLS reload beside the config reload: one SIGHUP (with the files' own watch
+/// too slow to matter) serves the renewed certificate and applies the new keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_sighup_reloads_the_certificate_and_the_config() {
+    use crate::tls::{certificate, curl, install};
+    let data = tempfile::tempdir().unwrap();
+    let tls = tempfile::tempdir().unwrap();
+    certificate(tls.path(), "first");
+    certificate(tls.path(), "second");
+    install(tls.path(), "first");
+    let conf = tls.path().join("faultline.toml");
+    std::fs::write(&conf, reload_config("old", "")).unwrap();
+    let (cert, key) = (tls.path().join("live.pem"), tls.path().join("live.key"));
+    let p = spawn_with(
+        data.path(),
+        Some(&conf),
+        true,
+        &[
+            ("OLD_KEY", OLD_KEY),
+            ("NEW_KEY", NEW_KEY),
+            ("FAULTLINE_TLS_CERT", cert.to_str().unwrap()),
+            ("FAULTLINE_TLS_KEY", key.to_str().unwrap()),
+            ("FAULTLINE_TLS_WATCH_INTERVAL", "1h"),
+        ],
+    );
+    let url = format!("{}/healthz", p.base);
+    let (first, second) = (tls.path().join("first.pem"), tls.path().join("second.pem"));
+    assert_eq!(curl(&first, &[], &url).0, 0);
+    install(tls.path(), "second");
+    std::fs::write(&conf, reload_config("new", "")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(curl(&first, &[], &url).0, 0, "no reload without SIGHUP");
+    sighup(&p);
+    let mut builder = reqwest::ClientBuilder::new().timeout(Duration::from_secs(10));
+    for pem in [&first, &second] {
+        let pem = std::fs::read(pem).unwrap();
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    let c = builder.build().unwrap();
+    eventually("the new key works", || async {
+        status_with(&c, &p.base, NEW_KEY).await == 202
+    })
+    .await;
+    eventually("the renewed certificate is served", || async {
+        curl(&second, &[], &url).0 == 0
+    })
+    .await;
+    assert_eq!(status_with(&c, &p.base, OLD_KEY).await, 401);
+    assert!(p.terminate().success());
+}

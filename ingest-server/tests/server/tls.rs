@@ -45,7 +45,7 @@ fn spawn_tls(data: &Path, tls_dir: &Path) -> Proc {
 
 /// Installs `NAME.pem`/`NAME.key` as the live pair the way certbot does: new files renamed
 /// over the old ones.
-fn install(tls_dir: &Path, name: &str) {
+pub fn install(tls_dir: &Path, name: &str) {
     for ext in ["pem", "key"] {
         let tmp = tls_dir.join(format!("live.{ext}.tmp"));
         std::fs::copy(tls_dir.join(format!("{name}.{ext}")), &tmp).unwrap();
@@ -54,7 +54,7 @@ fn install(tls_dir: &Path, name: &str) {
 }
 
 /// curl's answer: (exit code, `%{http_version} %{http_code}`).
-fn curl(ca: &Path, args: &[&str], url: &str) -> (i32, String) {
+pub fn curl(ca: &Path, args: &[&str], url: &str) -> (i32, String) {
     let out = Command::new("curl")
         .args([
             "-sS",
