@@ -460,6 +460,22 @@ async fn every_filter_of_recent_is_served_by_an_index() {
     }
 }
 
+/// Guards shutdown right after open: a background task that subscribed to the stop signal
+/// after it was sent waited for a change that had already happened, forever, and so did
+/// `shutdown` (the PostgreSQL bench's baseline hung there).
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_right_after_open_returns() {
+    let url = fresh_db().await;
+    let tmp = TempDir::new().unwrap();
+    for _ in 0..20 {
+        let store = open_with(&url, &tmp, |_| {}).await;
+        tokio::time::timeout(Duration::from_secs(10), store.shutdown())
+            .await
+            .expect("shutdown right after open hung")
+            .unwrap();
+    }
+}
+
 /// A loopback TCP proxy to PostgreSQL that the test can cut (connections refused and
 /// dropped) and restore: an outage without stopping the shared cluster.
 struct Proxy {

@@ -257,7 +257,7 @@ impl PostgresStore {
                 Duration::from_secs(5)
             };
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
                 () = tokio::time::sleep(wait) => {}
             }
             if let Err(e) = self.maintain().await {
@@ -291,7 +291,7 @@ impl PostgresStore {
         let mut last_retention: Option<Instant> = None;
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stopped| *stopped) => return,
                 () = tokio::time::sleep(rollups::FOLD_INTERVAL) => {}
             }
             if !self.inner.migrated.load(Ordering::Acquire) {
@@ -327,7 +327,7 @@ impl PostgresStore {
         loop {
             if self.inner.spool.is_empty() {
                 tokio::select! {
-                    _ = stop.changed() => return,
+                    _ = stop.wait_for(|stopped| *stopped) => return,
                     () = self.inner.spooled.notified() => {}
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
@@ -349,7 +349,7 @@ impl PostgresStore {
                         continue;
                     }
                     tokio::select! {
-                        _ = stop.changed() => return,
+                        _ = stop.wait_for(|stopped| *stopped) => return,
                         () = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -577,7 +577,11 @@ impl RecordStore for PostgresStore {
     fn shutdown(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.inner.closed.store(true, Ordering::Release);
-            let _ = self.inner.stop.send(true);
+            // `send_replace`, not `send`, which leaves the value unchanged while no task has
+            // subscribed yet (right after `open`); and the tasks wait with `wait_for`, not
+            // `changed`, which would miss a stop sent before they subscribed: either way a
+            // task waited forever and so did shutdown.
+            self.inner.stop.send_replace(true);
             let tasks: Vec<_> = self.tasks().drain(..).collect();
             for t in tasks {
                 let _ = t.await;
