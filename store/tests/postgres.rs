@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use faultline_schema::{Level, Map, Record, Timestamp, Uuid};
-use faultline_store::{PostgresConfig, PostgresStore, Query, RecordStore, StatsQuery, WriteMethod};
+use faultline_store::{
+    MetaFilter, PostgresConfig, PostgresStore, Query, RecordStore, StatsQuery, WriteMethod,
+};
 use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
@@ -421,7 +423,7 @@ async fn every_filter_of_recent_is_served_by_an_index() {
         .write(vec![rec(now(), "api", Level::Error, "e", "m")])
         .await
         .unwrap();
-    let cases: [(&str, Query); 4] = [
+    let cases: [(&str, Query); 6] = [
         (
             "service_level_ts",
             Query {
@@ -450,12 +452,42 @@ async fn every_filter_of_recent_is_served_by_an_index() {
                 ..Query::default()
             },
         ),
+        (
+            "issue_ts",
+            Query {
+                issue: Some("00000000000000aa".into()),
+                ..Query::default()
+            },
+        ),
+        (
+            "meta_idx",
+            Query {
+                meta: vec![MetaFilter::new("release", "1.0").unwrap()],
+                ..Query::default()
+            },
+        ),
     ];
-    for (index, query) in cases {
-        let plan = store.explain(&query).await.unwrap();
+    for (index, query) in &cases {
+        let plan = store.explain(query).await.unwrap();
         assert!(
             plan.contains(index) && plan.contains("Index"),
             "{index}:\n{plan}"
+        );
+    }
+    // And every index is one of those (issue 27: each costs every insert): an index added
+    // without a query of the API that uses it fails here.
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'system_logs_default'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(indexes.len(), cases.len(), "{indexes:?}");
+    for index in &indexes {
+        assert!(
+            cases.iter().any(|(name, _)| index.contains(name)),
+            "{index} serves none of the queries above"
         );
     }
 }
