@@ -6,6 +6,13 @@
 //! 2. `/logs/recent` latency with `--rows` (default 10 million) stored: the rows are made by
 //!    the database itself (`generate_series`), then every filter shape is queried through
 //!    `RecordStore::query`, the server's own code path, 30 times each.
+//!
+//! With `--baseline`, only PostgreSQL's own insert rate (issue 27): `--sessions` sessions
+//! each committing `INSERT ... SELECT` of 1000 rows the database generates, shaped like the
+//! ingest benchmark's records as the server stores them, into a fresh database with the
+//! store's migrations. No client builds a row, so this is what the end-to-end rate through
+//! `POST /logs/ingest` at batch 1000 is held against (`cargo xtask bench postgres` runs it
+//! before and after the end-to-end runs and prints the ratio).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -20,6 +27,9 @@ struct Args {
     seconds: u64,
     writers: usize,
     rows: u64,
+    /// Only the database's own insert rate (`--baseline`), with this many sessions.
+    baseline: bool,
+    sessions: usize,
 }
 
 fn args() -> Args {
@@ -28,6 +38,8 @@ fn args() -> Args {
         seconds: 10,
         writers: 8,
         rows: 10_000_000,
+        baseline: false,
+        sessions: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -37,6 +49,8 @@ fn args() -> Args {
             "--seconds" => a.seconds = value().parse().unwrap_or(10),
             "--writers" => a.writers = value().parse().unwrap_or(8),
             "--rows" => a.rows = value().parse().unwrap_or(10_000_000),
+            "--baseline" => a.baseline = true,
+            "--sessions" => a.sessions = value().parse().unwrap_or(16),
             _ => {}
         }
     }
@@ -135,6 +149,66 @@ async fn write_rate(
     (rows as f64 / seconds as f64, p99)
 }
 
+/// One batch of 1000 rows made by the database, like the ingest benchmark's records once
+/// the server has stamped them (`support::load::record`): three services, a quarter at
+/// `ERROR` with an issue id (three issues, one per service), the message with an order
+/// number, seven `meta` keys with a re-keyed user among 65,536. `$1` is the first row's
+/// number. `ON CONFLICT DO NOTHING` as the store's insert does.
+const GENERATED_BATCH: &str = "\
+    INSERT INTO system_logs (id, ts, received_at, service, level, event, message, meta, issue) \
+    SELECT gen_random_uuid(), clock_timestamp(), now(), \
+           (ARRAY['api','worker','ui'])[1 + g % 3], \
+           (ARRAY['INFO','WARNING','ERROR','INFO'])[1 + g % 4], \
+           (ARRAY['payment_failed','job_done','window.onerror','health_check'])[1 + g % 4], \
+           'card declined for order ' || (100000 + g) || ': insufficient funds (issuer 05)', \
+           jsonb_build_object( \
+               'trace_id', '4bf92f3577b34da6a3ce929d0e0e' || lpad(to_hex(g % 65536), 4, '0'), \
+               'span_id', '00f067aa0ba902b7', \
+               'user', 'u_' || substr(md5((g % 65536)::text), 1, 16), \
+               'release', 'api@1.42.0', 'environment', 'production', \
+               'url', '/v1/payments', 'bot_id', g % 97), \
+           CASE WHEN g % 4 = 2 THEN substr(md5('issue' || g % 3), 1, 16) END \
+    FROM generate_series($1::bigint, $1::bigint + 999) AS g \
+    ON CONFLICT DO NOTHING";
+
+/// PostgreSQL's own insert rate: `sessions` connections, each committing [`GENERATED_BATCH`]
+/// (durable commits, one transaction per batch) for `seconds`, into a fresh database with
+/// the store's migrations and today's partition. Returns rows/s.
+async fn baseline_rate(url: &str, sessions: usize, seconds: u64, spool: &std::path::Path) -> f64 {
+    // The store's own migrations and partitions, then nothing of the store's write path.
+    PostgresStore::open(PostgresConfig::new(url, spool))
+        .await
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for s in 0..sessions {
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let (mut rows, mut first) = (0u64, s as i64 * 1_000_000_000);
+            while Instant::now() < end {
+                rows += sqlx::query(GENERATED_BATCH)
+                    .bind(first)
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected();
+                first += 1000;
+            }
+            rows
+        }));
+    }
+    let mut rows = 0;
+    for t in tasks {
+        rows += t.await.unwrap();
+    }
+    rows as f64 / start.elapsed().as_secs_f64()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -144,6 +218,18 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn main() {
     let a = args();
     let spool = tempfile::tempdir().unwrap();
+    if a.baseline {
+        let url = fresh_db(&a.url).await;
+        let rate = baseline_rate(&url, a.sessions, a.seconds, spool.path()).await;
+        eprintln!("INSERT ... SELECT, batch 1000: {rate:.0} rows/s");
+        println!(
+            "PostgreSQL alone: `INSERT ... SELECT` of 1000 generated rows per transaction, \
+             {} sessions, {} s: {rate:.0} rows/s",
+            a.sessions, a.seconds
+        );
+        println!("<!-- baseline {rate:.1} -->");
+        return;
+    }
     println!(
         "Direct writes through `PostgresStore::write`, {} concurrent writers, {} s each, durable commits:\n",
         a.writers, a.seconds

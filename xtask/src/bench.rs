@@ -172,11 +172,27 @@ fn postgres(args: &[String]) -> Result<String> {
         .cloned()
         .collect();
     let cluster = crate::postgres::Cluster::start_with(DURABLE_CLUSTER)?;
-    let mut out = run_bench(
-        "faultline-store",
-        "postgres",
-        &[&["--url".to_owned(), cluster.url.clone()][..], &pass].concat(),
-    )?;
+    let url = ["--url".to_owned(), cluster.url.clone()];
+    let mut out = run_bench("faultline-store", "postgres", &[&url[..], &pass].concat())?;
+    // PostgreSQL's own insert rate before and after the end-to-end runs, so the machine's
+    // drift between them shows (issue 27: end to end at least 0.8x of the database alone).
+    let baseline = || -> Result<f64> {
+        let text = run_bench(
+            "faultline-store",
+            "postgres",
+            &[&url[..], &seconds, &["--baseline".to_owned()][..]].concat(),
+        )?;
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("<!-- baseline ")?
+                    .strip_suffix(" -->")
+            })
+            .and_then(|v| v.parse().ok())
+            .context("the baseline run printed no rate")
+    };
+    let before = baseline()?;
+    let mut end_to_end = Vec::new();
     for method in ["unnest", "copy"] {
         let mut e2e = vec![
             "--database-url".to_owned(),
@@ -190,11 +206,52 @@ fn postgres(args: &[String]) -> Result<String> {
         ];
         e2e.extend(seconds.iter().cloned());
         let text = run_bench("faultline-server", "ingest", &e2e)?;
+        let name = format!("PostgreSQL ({method}): records/s at batch 1000, durable acks");
+        let rate = text
+            .lines()
+            .filter_map(|l| crate::report::parse_line("postgres", l))
+            .find(|f| f.name == name)
+            .map(|f| f.value)
+            .with_context(|| format!("the {method} run printed no figure {name:?}"))?;
+        end_to_end.push((method, rate));
         out.push_str(&format!(
             "\nEnd to end through `POST /logs/ingest` ({method}):\n\n{text}"
         ));
     }
+    let after = baseline()?;
+    out.push_str(&baseline_report(before, after, &end_to_end));
     Ok(out)
+}
+
+/// The end-to-end rates at batch 1000 against PostgreSQL's own (the mean of the runs before
+/// and after them), as a table and the summary's figures (goal: 0.8x).
+fn baseline_report(before: f64, after: f64, end_to_end: &[(&str, f64)]) -> String {
+    let alone = (before + after) / 2.0;
+    let mut text = format!(
+        "\nEnd to end at batch 1000 against PostgreSQL alone (`INSERT ... SELECT` of 1000 \
+         generated rows per transaction into a fresh database with the same migrations, 16 \
+         sessions, durable commits): {before:.0} rows/s before the end-to-end runs, \
+         {after:.0} after, {alone:.0} on average.\n\n\
+         | write method | end to end, records/s | PostgreSQL alone, rows/s | ratio (goal 0.8) |\n\
+         | --- | ---: | ---: | ---: |\n"
+    );
+    for (method, rate) in end_to_end {
+        let ratio = rate / alone;
+        text.push_str(&format!(
+            "| {method} | {rate:.0} | {alone:.0} | {ratio:.2} |\n"
+        ));
+    }
+    for (method, rate) in end_to_end {
+        let figure = serde_json::json!({
+            "name": format!("PostgreSQL ({method}): batch 1000 end to end relative to INSERT ... SELECT alone"),
+            "unit": "ratio",
+            "value": (rate / alone * 100.0).round() / 100.0,
+            "better": "higher",
+            "goal": 0.8,
+        });
+        text.push_str(&format!("<!-- figure {figure} -->\n"));
+    }
+    text
 }
 
 /// `kill -9` rounds on the file store, then on PostgreSQL as the primary store.
