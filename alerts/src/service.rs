@@ -69,7 +69,7 @@ enum Control {
         reply: oneshot::Sender<Option<ResetView>>,
     },
     Checks(oneshot::Sender<Vec<SystemCheck>>),
-    /// See [`crate::user_notice`].
+    /// See `AlertHandle::user_notices`.
     UserNotices {
         query: UserNoticeQuery,
         reply: oneshot::Sender<Vec<UserNotice>>,
@@ -247,7 +247,8 @@ impl AlertHandle {
         self.ask(|reply| Control::Reset { rule, reply }).await
     }
 
-    /// One user's notices (`POST /notices`; see [`crate::user_notice`]).
+    /// One user's notices (`POST /notices`): the firing, unmuted alerts of `notice` rules
+    /// whose group's `meta.user` is the asked id, never any other group's.
     pub async fn user_notices(
         &self,
         query: UserNoticeQuery,

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { ADMIN, launch, startFaultline } from "./harness.mjs";
+import { ADMIN, launch, raisePanelErrors, startEmbeddedDefault } from "./harness.mjs";
 
 let server;
 let browser;
@@ -12,13 +12,7 @@ let context;
 const pageErrors = [];
 
 before(async () => {
-  // No Redis in this test: the probe would fire redis_down 20 s in, which is not the point.
-  process.env.FAULTLINE_ALERTS_PROBES_REDIS_ENABLED = "false";
-  try {
-    server = await startFaultline(undefined, { selfOrigin: true });
-  } finally {
-    delete process.env.FAULTLINE_ALERTS_PROBES_REDIS_ENABLED;
-  }
+  server = await startEmbeddedDefault();
   browser = await launch();
   context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
 });
@@ -55,12 +49,7 @@ test("the embedded default: channels not configured, runbook links, the UI rule 
   await panel.fill("#login-user", "dora@example.com");
   await panel.click("#login");
   await panel.waitForSelector("#whoami");
-  for (let i = 0; i < 10; i++) {
-    const top = () => document.querySelector("#raised li")?.dataset.tag ?? null;
-    const before = await panel.evaluate(top);
-    await panel.click("#raise-" + (i % 2 ? "timeout" : "type-error"));
-    await panel.waitForFunction((t) => (document.querySelector("#raised li")?.dataset.tag ?? null) !== t, before);
-  }
+  await raisePanelErrors(panel, 10);
   const notice = dash.locator('#notices .notice[data-rule="ui_user_errors"]');
   await notice.waitFor({ timeout: 15000 });
   assert.match(await notice.innerText(), /1\d error reports from one user \(meta\.user=u_[0-9a-f]{16}\) in 10m/);

@@ -110,6 +110,29 @@ export async function startFaultline(origin, { config, selfOrigin = false } = {}
   };
 }
 
+/** `faultline serve` on the embedded default as `cargo xtask run` starts it (the shipped
+ * rules, the demo panel allowed to report), without the Redis probe: with no Redis it would
+ * fire redis_down 20 s in, which no browser test is about. */
+export async function startEmbeddedDefault() {
+  process.env.FAULTLINE_ALERTS_PROBES_REDIS_ENABLED = "false";
+  try {
+    return await startFaultline(undefined, { selfOrigin: true });
+  } finally {
+    delete process.env.FAULTLINE_ALERTS_PROBES_REDIS_ENABLED;
+  }
+}
+
+/** Clicks `n` of the demo panel's error buttons (TypeError and setTimeout error in turn),
+ * each once the previous error shows in its list. */
+export async function raisePanelErrors(page, n) {
+  for (let i = 0; i < n; i++) {
+    const top = () => document.querySelector("#raised li")?.dataset.tag ?? null;
+    const was = await page.evaluate(top);
+    await page.click("#raise-" + (i % 2 ? "timeout" : "type-error"));
+    await page.waitForFunction((t) => (document.querySelector("#raised li")?.dataset.tag ?? null) !== t, was);
+  }
+}
+
 /** Records matching `query` (URLSearchParams fields), newest first. */
 export async function recent(base, query) {
   const qs = new URLSearchParams({ limit: "1000", ...query });

@@ -6,19 +6,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, test } from "node:test";
-import { SALT, launch, startFaultline } from "./harness.mjs";
+import { SALT, launch, raisePanelErrors, startEmbeddedDefault } from "./harness.mjs";
 
 let server;
 let browser;
 
 before(async () => {
-  // No Redis here: its probe's rule is not the point (as in alerts-default.test.mjs).
-  process.env.FAULTLINE_ALERTS_PROBES_REDIS_ENABLED = "false";
-  try {
-    server = await startFaultline(undefined, { selfOrigin: true });
-  } finally {
-    delete process.env.FAULTLINE_ALERTS_PROBES_REDIS_ENABLED;
-  }
+  server = await startEmbeddedDefault();
   browser = await launch();
 });
 
@@ -45,24 +39,14 @@ async function panelAs(raw) {
   return { context, page, sent };
 }
 
-/** Clicks `n` error buttons, each after the previous error showed in the list. */
-async function raise(page, n) {
-  for (let i = 0; i < n; i++) {
-    const top = () => document.querySelector("#raised li")?.dataset.tag ?? null;
-    const was = await page.evaluate(top);
-    await page.click("#raise-" + (i % 2 ? "timeout" : "type-error"));
-    await page.waitForFunction((t) => (document.querySelector("#raised li")?.dataset.tag ?? null) !== t, was);
-  }
-}
-
 const NOTICE = '.faultline-notice[data-rule="ui_user_errors"]';
 
 test("ten errors from one user show the notice on that user's page, never on another's", async () => {
   const a = await panelAs("ann@example.com");
   const b = await panelAs("ben@example.com");
   // Three errors from B (under the threshold), so B's page asks too.
-  await raise(b.page, 3);
-  await raise(a.page, 10);
+  await raisePanelErrors(b.page, 3);
+  await raisePanelErrors(a.page, 10);
 
   const notice = a.page.locator(NOTICE);
   await notice.waitFor({ timeout: 20000 });
@@ -74,7 +58,7 @@ test("ten errors from one user show the notice on that user's page, never on ano
 
   // B's page asked (its errors, its sign-in) with its own id only, and shows nothing, also
   // after A's notice is up and B's next read (an error of B's) has come and gone.
-  await raise(b.page, 1);
+  await raisePanelErrors(b.page, 1);
   await b.page.waitForTimeout(3000);
   assert.equal(await b.page.locator(".faultline-notice").count(), 0, "B's page shows a notice");
   const asked = (sent) => sent.filter((s) => s.includes("/notices?")).map((s) => JSON.parse(s.slice(s.indexOf(" ") + 1)).user);
