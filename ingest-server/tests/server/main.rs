@@ -5,6 +5,7 @@
 
 mod alerts;
 mod alerts_support;
+mod archive;
 mod common;
 mod dashboard;
 mod deploy;
