@@ -32,11 +32,14 @@ fn validate_lists_every_problem_and_exits_1() {
     std::fs::write(
         &file,
         r#"
+access_log = "/nonexistent/logs/access.log"
+
 [[keys]]
 name = "web"
 kind = "public"
 key = "pk_x"
 services = ["web"]
+daily_quota = 1000
 
 [[keys]]
 name = "backend"
@@ -68,7 +71,8 @@ key = "/nonexistent/key.pem"
         "keys[1].key_env: environment variable BACKEND_KEY is not set",
         "keys[2].key_file: cannot read /nonexistent/ci.key",
         "tls: cannot read certificate /nonexistent/cert.pem",
-        "6 problems",
+        "access_log: the directory of \"/nonexistent/logs/access.log\" does not exist",
+        "7 problems",
     ] {
         assert!(out.contains(expected), "{expected:?} not in:\n{out}");
     }
