@@ -34,6 +34,24 @@ pub(crate) struct Covered {
     pub(crate) bytes: u64,
 }
 
+impl Covered {
+    /// The segments (of `segments`, oldest first, with their committed lengths) holding
+    /// records after this position, each with the offset they start at.
+    pub(crate) fn unread(
+        self,
+        segments: &[SegmentInfo],
+    ) -> impl Iterator<Item = (&SegmentInfo, u64)> {
+        segments.iter().filter_map(move |info| {
+            let from = match info.seq.cmp(&self.seq) {
+                std::cmp::Ordering::Less => return None,
+                std::cmp::Ordering::Equal => self.bytes.min(info.summary.bytes),
+                std::cmp::Ordering::Greater => 0,
+            };
+            (from < info.summary.bytes).then_some((info, from))
+        })
+    }
+}
+
 /// The table and what it covers, behind one lock.
 #[derive(Debug, Default)]
 pub(crate) struct IssueState {
@@ -91,15 +109,7 @@ impl FileIssues {
             Err(e) => return Err(with_path(e, &path)),
         }
         let mut replayed = 0u64;
-        for info in segments {
-            let from = match info.seq.cmp(&state.covered.seq) {
-                std::cmp::Ordering::Less => continue,
-                std::cmp::Ordering::Equal => state.covered.bytes.min(info.summary.bytes),
-                std::cmp::Ordering::Greater => 0,
-            };
-            if from >= info.summary.bytes {
-                continue;
-            }
+        for (info, from) in state.covered.unread(segments) {
             let seg = segment_path(segments_dir, info.seq);
             replayed += replay(&seg, from, info.summary.bytes, &mut state.table)?;
         }

@@ -145,10 +145,15 @@ struct HeadMeta<'a> {
 impl HeadMeta<'_> {
     /// How many records the line stands for.
     fn weight(&self) -> u64 {
-        self.sample_weight
-            .and_then(|raw| raw.get().parse::<u64>().ok())
-            .map_or(1, |w| w.max(1))
+        raw_count(self.sample_weight)
     }
+}
+
+/// A raw `meta` count (`sample_weight`, `count`): a whole number, at least 1; anything
+/// else (absent, another type, a line from before the key was reserved) counts as 1.
+pub(crate) fn raw_count(raw: Option<&serde_json::value::RawValue>) -> u64 {
+    raw.and_then(|raw| raw.get().parse::<u64>().ok())
+        .map_or(1, |n| n.max(1))
 }
 
 impl Head<'_> {

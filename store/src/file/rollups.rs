@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::config::millis;
 use super::issues::{Covered, write_atomically};
 use super::lock;
-use super::reader::lines_forward;
+use super::reader::{lines_forward, raw_count};
 use super::segment::{SegmentInfo, segment_path, with_path};
 use crate::rollup::{HourlyRollups, LevelCounts, RollupBucket, RollupQuery, hour_of};
 
@@ -117,15 +117,7 @@ impl FileRollups {
         let oldest = oldest(now, retention);
         let mut replayed = 0u64;
         let mut scanned = 0u64;
-        for info in segments {
-            let from = match info.seq.cmp(&state.covered.seq) {
-                std::cmp::Ordering::Less => continue,
-                std::cmp::Ordering::Equal => state.covered.bytes.min(info.summary.bytes),
-                std::cmp::Ordering::Greater => 0,
-            };
-            if from >= info.summary.bytes {
-                continue;
-            }
+        for (info, from) in state.covered.unread(segments) {
             let path = segment_path(segments_dir, info.seq);
             scanned += info.summary.bytes - from;
             replayed += replay(&path, from, info.summary.bytes, &mut state, now, oldest)?;
@@ -339,11 +331,7 @@ struct RollupMeta<'a> {
 impl RollupMeta<'_> {
     /// `meta.count` times `meta.sample_weight`, as [`crate::rollup::event_weight`] counts.
     fn weight(&self) -> u64 {
-        let n = |raw: Option<&serde_json::value::RawValue>| {
-            raw.and_then(|r| r.get().parse::<u64>().ok())
-                .map_or(1, |n| n.max(1))
-        };
-        n(self.count).saturating_mul(n(self.sample_weight))
+        raw_count(self.count).saturating_mul(raw_count(self.sample_weight))
     }
 
     fn release(&self) -> Cow<'_, str> {
