@@ -1184,3 +1184,74 @@ fn a_silence_until_resolved_ends_when_its_alert_resolves() {
     }
     assert_eq!(h.sent(), [fired("api", "")]);
 }
+
+/// `POST /notices` reads one user's alerts only: the asked id's groups of `notice` rules,
+/// within the key's services, not silenced, with the page's id in the summary.
+#[test]
+fn user_notices_are_the_asked_users_only() {
+    use crate::user_notice::{UserNoticeQuery, user_notices};
+    let mut h = harness(
+        r#"
+[rules.ui]
+kind = "threshold"
+filter = { service = "ui", level = "ERROR" }
+group_by = "meta.user"
+window = "10m"
+threshold = 3
+summary = "{value} errors for {group}"
+actions = ["notice"]
+
+[rules.api_users]
+kind = "threshold"
+filter = { service = "api", level = "ERROR" }
+group_by = "meta.user"
+window = "10m"
+threshold = 3
+actions = ["notice"]
+
+[rules.ui_quiet]
+kind = "threshold"
+filter = { service = "ui", level = "ERROR" }
+group_by = "meta.user"
+window = "10m"
+threshold = 3
+actions = ["hook"]
+"#,
+    );
+    for _ in 0..3 {
+        for (service, user) in [("ui", "u_a"), ("api", "u_a"), ("ui", "u_b")] {
+            h.send(service, Level::Error, "e", &[("user", user)]);
+        }
+    }
+    let ask = |h: &Harness, stored: &str, services: Option<&[&str]>| {
+        let query = UserNoticeQuery {
+            stored: stored.into(),
+            shown: "u_page".into(),
+            services: services.map(|s| s.iter().map(|s| (*s).to_owned()).collect()),
+        };
+        user_notices(&h.engine, &query, h.clock.now())
+            .into_iter()
+            .map(|n| (n.rule, n.message))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ask(&h, "u_a", Some(&["ui"])),
+        [("ui".to_owned(), "3 errors for meta.user=u_page".to_owned())]
+    );
+    let all: Vec<String> = ask(&h, "u_a", None).into_iter().map(|n| n.0).collect();
+    assert_eq!(all, ["api_users", "ui"], "rules in name order");
+    assert_eq!(ask(&h, "u_b", Some(&["ui"])).len(), 1);
+    assert!(ask(&h, "u_c", None).is_empty(), "nobody else's");
+    assert!(ask(&h, "u_", None).is_empty(), "no prefix match");
+    h.engine.set_silences(vec![silence(
+        &["rule=ui", "meta.user=u_a"],
+        h.clock.now(),
+        60,
+    )]);
+    assert_eq!(ask(&h, "u_a", Some(&["ui"])), []);
+    assert_eq!(
+        ask(&h, "u_b", Some(&["ui"])).len(),
+        1,
+        "only u_a's is silenced"
+    );
+}
