@@ -203,3 +203,75 @@ mod tests {
         assert_eq!(day_of_line(b"\0\0\0"), None);
     }
 }
+
+/// `cargo test -p faultline-store --release --lib archive_throughput -- --ignored --nocapture`:
+/// how fast a 64 MiB segment of typical records is archived and read back (printed, not
+/// asserted: the numbers in docs/OPERATIONS.md come from here).
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use faultline_schema::{Level, Record, Uuid};
+
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn archive_throughput() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("segments");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut bytes = Vec::new();
+        let start = 1_780_000_000_000i64;
+        let mut n = 0u64;
+        while bytes.len() < 64 << 20 {
+            let mut r = Record::new(
+                Timestamp::from_unix_millis(start + n as i64 * 5),
+                "api",
+                if n.is_multiple_of(10) {
+                    Level::Error
+                } else {
+                    Level::Info
+                },
+                "request_done",
+                format!("GET /api/v1/orders/{n} answered 200 in {} ms", n % 97),
+            );
+            r.id = Some(Uuid::now_v7());
+            r.received_at = Some(r.ts);
+            r.meta.insert("trace_id".into(), format!("{n:032x}").into());
+            r.meta
+                .insert("user".into(), format!("u_{:016x}", n % 5000).into());
+            r.meta.insert("release".into(), "api@2.14.1".into());
+            r.write_json(&mut bytes);
+            bytes.push(b'\n');
+            n += 1;
+        }
+        std::fs::write(segment_path(&dir, 1), &bytes).unwrap();
+        let archive = ArchiveDir::with_node(tmp.path().join("archive"), "bench");
+        let t = std::time::Instant::now();
+        let files = archive_segment(&archive, &dir, 1, bytes.len() as u64).unwrap();
+        let took = t.elapsed().as_secs_f64();
+        let gz: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(&f.path).unwrap().len())
+            .sum();
+        let mib = bytes.len() as f64 / (1 << 20) as f64;
+        println!(
+            "archived {n} records, {mib:.1} MiB in {took:.3} s: {:.0} MiB/s, {:.0} records/s; \
+             gzip {:.1} MiB ({:.1}x)",
+            mib / took,
+            n as f64 / took,
+            gz as f64 / (1 << 20) as f64,
+            bytes.len() as f64 / gz as f64
+        );
+        let t = std::time::Instant::now();
+        let read: u64 = files
+            .iter()
+            .map(|f| crate::archive::check_archive(&f.path).unwrap().records)
+            .sum();
+        let took = t.elapsed().as_secs_f64();
+        assert_eq!(read, n);
+        println!(
+            "read back and checked in {took:.3} s: {:.0} MiB/s, {:.0} records/s",
+            mib / took,
+            n as f64 / took
+        );
+    }
+}
