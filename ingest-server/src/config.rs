@@ -865,6 +865,32 @@ services = ["api", "worker"]
         assert_eq!(c.limits.max_batch_attributes, d.limits.max_batch_attributes);
     }
 
+    /// Guards `[retention] archive_dir` (issue 27): off by default and in the example, set
+    /// by the file or by FAULTLINE_RETENTION_ARCHIVE_DIR (which wins), unknown keys refused.
+    #[test]
+    fn the_archive_dir_comes_from_the_file_or_the_environment() {
+        assert_eq!(load("", &[]).unwrap().retention.archive_dir, None);
+        let from_file = load("[retention]\narchive_dir = \"/srv/archive\"\n", &[]).unwrap();
+        assert_eq!(
+            from_file.retention.archive_dir.as_deref(),
+            Some(Path::new("/srv/archive"))
+        );
+        for text in ["", "[retention]\narchive_dir = \"/srv/archive\"\n"] {
+            let c = load(text, &[("FAULTLINE_RETENTION_ARCHIVE_DIR", "/mnt/a")]).unwrap();
+            assert_eq!(
+                c.retention.archive_dir.as_deref(),
+                Some(Path::new("/mnt/a"))
+            );
+        }
+        let err = load("[retention]\narchive = \"/x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("archive"), "{err}");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../faultline.example.toml");
+        let example = Config::load(Some(&path), &Overrides::default(), &|_| None).unwrap();
+        assert_eq!(example.retention.archive_dir, None);
+    }
+
     #[test]
     fn the_in_flight_budget_holds_the_largest_request() {
         let c = load("", &[("FAULTLINE_LIMITS_MAX_IN_FLIGHT_BYTES", "50331648")]).unwrap();
