@@ -83,8 +83,99 @@ pub fn group(record: &Record) -> Option<Grouping> {
 
 /// The issue id of `record`, or `None` if it is not an error event: [`group`]'s `issue`
 /// without the title and culprit (what ingest sets as `Record::issue`).
+///
+/// The same id as `issue_id(&record.service, &fingerprint(record))`, computed on every
+/// error event at ingest: the default fingerprint's parts are hashed as they are made, in
+/// buffers the thread reuses, instead of being collected as strings first.
 pub fn issue_of(record: &Record) -> Option<String> {
-    is_error_event(record).then(|| issue_id(&record.service, &fingerprint(record)))
+    if !is_error_event(record) {
+        return None;
+    }
+    if let Some(Value::Array(_)) = record.meta.get(FINGERPRINT_KEY) {
+        // A client's fingerprint: rare, and its parts are the client's strings anyway.
+        return Some(issue_id(&record.service, &fingerprint(record)));
+    }
+    let mut id = IssueHasher::new(&record.service);
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => hash_default_fingerprint(record, &mut id, &mut scratch),
+        // Not reentrant; a fresh scratch if it ever were.
+        Err(_) => hash_default_fingerprint(record, &mut id, &mut FrameParts::default()),
+    });
+    Some(id.finish())
+}
+
+/// [`issue_id`] fed one part at a time.
+struct IssueHasher(Sha256);
+
+impl IssueHasher {
+    fn new(service: &str) -> IssueHasher {
+        let mut hasher = IssueHasher(Sha256::new());
+        hasher.0.update(b"v1");
+        hasher.part(service);
+        hasher
+    }
+
+    fn part(&mut self, part: &str) {
+        self.0.update((part.len() as u64).to_le_bytes());
+        self.0.update(part.as_bytes());
+    }
+
+    fn finish(self) -> String {
+        let digest = self.0.finalize();
+        let mut id = String::with_capacity(ISSUE_ID_HEX_CHARS);
+        for b in digest.iter().take(ISSUE_ID_HEX_CHARS / 2) {
+            id.push(HEX[usize::from(b >> 4)] as char);
+            id.push(HEX[usize::from(b & 0xf)] as char);
+        }
+        id
+    }
+}
+
+/// Buffers for the frame parts of a fingerprint being hashed: the part being made, the
+/// previous one (repeats are dropped) and a file name losing its hashes.
+#[derive(Default)]
+struct FrameParts {
+    part: String,
+    previous: String,
+    name: String,
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::RefCell<FrameParts> = std::cell::RefCell::default();
+}
+
+/// Feeds [`default_fingerprint`]'s parts to `id`, the same parts in the same order.
+fn hash_default_fingerprint(record: &Record, id: &mut IssueHasher, scratch: &mut FrameParts) {
+    let error_type = error_type(&record.meta).unwrap_or_default();
+    let mut frames = 0;
+    for_each_grouping_frame(&record.meta, |frame| {
+        if frames == 0 {
+            id.part("frames");
+            id.part(error_type);
+            // The part before the first frame's, as `default_fingerprint` compares them.
+            scratch.previous.clear();
+            scratch.previous.push_str(error_type);
+        }
+        let function = frame.function.map(function_name).unwrap_or("?");
+        scratch.part.clear();
+        scratch.part.push_str(function);
+        scratch.part.push(' ');
+        if let Some(file) = frame.file {
+            normalize_file_into(file, &mut scratch.part, &mut scratch.name);
+        }
+        // An engine may list a frame twice (async boundaries) where another lists it once.
+        if scratch.part != scratch.previous {
+            id.part(&scratch.part);
+            std::mem::swap(&mut scratch.part, &mut scratch.previous);
+        }
+        frames += 1;
+    });
+    if frames == 0 {
+        id.part("message");
+        id.part(&record.event);
+        id.part(error_type);
+        id.part(&message_template(&record.message));
+    }
 }
 
 /// The fingerprint of `record` (see the [module docs](self)), whether or not it is an error
@@ -146,19 +237,11 @@ pub fn default_fingerprint(record: &Record) -> Vec<String> {
 /// `"v1"`, the service and the fingerprint, each length-prefixed, hashed with SHA-256: the
 /// first [`ISSUE_ID_HEX_CHARS`] lowercase hex characters.
 pub fn issue_id(service: &str, fingerprint: &[String]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"v1");
-    for part in std::iter::once(service).chain(fingerprint.iter().map(String::as_str)) {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
+    let mut hasher = IssueHasher::new(service);
+    for part in fingerprint {
+        hasher.part(part);
     }
-    let digest = hasher.finalize();
-    let mut id = String::with_capacity(ISSUE_ID_HEX_CHARS);
-    for b in digest.iter().take(ISSUE_ID_HEX_CHARS / 2) {
-        id.push(HEX[usize::from(b >> 4)] as char);
-        id.push(HEX[usize::from(b & 0xf)] as char);
-    }
-    id
+    hasher.finish()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -223,50 +306,49 @@ struct FrameRef<'a> {
 /// The frames that make the fingerprint, innermost first: the in-app ones (at most
 /// [`MAX_FINGERPRINT_FRAMES`]), else every frame that is not native or an extension's.
 fn grouping_frames(meta: &Map<String, Value>) -> Vec<FrameRef<'_>> {
+    let mut out = Vec::new();
+    for_each_grouping_frame(meta, |f| out.push(f));
+    out
+}
+
+/// [`grouping_frames`] one at a time, without collecting them.
+fn for_each_grouping_frame<'a>(meta: &'a Map<String, Value>, mut each: impl FnMut(FrameRef<'a>)) {
     let Some(Value::Array(frames)) = meta.get("stack") else {
-        return Vec::new();
+        return;
     };
-    let usable: Vec<(FrameRef<'_>, bool)> = frames
-        .iter()
-        .filter_map(|f| {
-            let f = f.as_object()?;
-            let frame = FrameRef {
-                function: f
-                    .get("function")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty()),
-                file: f
-                    .get("file")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty()),
-            };
-            if frame.function.is_none() && frame.file.is_none() {
-                return None;
-            }
-            if frame
-                .file
-                .is_some_and(|file| is_native(file) || is_extension(file))
-            {
-                return None;
-            }
-            let in_app = f.get("in_app").and_then(Value::as_bool) != Some(false);
-            Some((frame, in_app))
-        })
-        .collect();
-    let in_app: Vec<FrameRef<'_>> = usable
-        .iter()
-        .filter(|(_, in_app)| *in_app)
-        .map(|(f, _)| *f)
+    let usable = || frames.iter().filter_map(usable_frame);
+    let any_in_app = usable().any(|(_, in_app)| in_app);
+    usable()
+        .filter(|(_, in_app)| *in_app || !any_in_app)
         .take(MAX_FINGERPRINT_FRAMES)
-        .collect();
-    if !in_app.is_empty() {
-        return in_app;
+        .for_each(|(frame, _)| each(frame));
+}
+
+/// A frame grouping may use (named, neither native nor an extension's), and whether it is
+/// in-app.
+fn usable_frame(f: &Value) -> Option<(FrameRef<'_>, bool)> {
+    let f = f.as_object()?;
+    let frame = FrameRef {
+        function: f
+            .get("function")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty()),
+        file: f
+            .get("file")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty()),
+    };
+    if frame.function.is_none() && frame.file.is_none() {
+        return None;
     }
-    usable
-        .into_iter()
-        .map(|(f, _)| f)
-        .take(MAX_FINGERPRINT_FRAMES)
-        .collect()
+    if frame
+        .file
+        .is_some_and(|file| is_native(file) || is_extension(file))
+    {
+        return None;
+    }
+    let in_app = f.get("in_app").and_then(Value::as_bool) != Some(false);
+    Some((frame, in_app))
 }
 
 fn is_native(file: &str) -> bool {
@@ -307,6 +389,14 @@ fn function_name(function: &str) -> &str {
 /// assert_eq!(normalize_file("webpack:///./src/App.tsx"), "/src/App.tsx");
 /// ```
 pub fn normalize_file(file: &str) -> String {
+    let mut out = String::with_capacity(file.len());
+    normalize_file_into(file, &mut out, &mut String::new());
+    out
+}
+
+/// [`normalize_file`] appended to `out`; `name` is scratch space for the file name.
+fn normalize_file_into(file: &str, out: &mut String, name: &mut String) {
+    let base = out.len();
     let mut path = file.trim();
     if let Some(rest) = path.strip_prefix("blob:") {
         path = rest;
@@ -316,7 +406,6 @@ pub fn normalize_file(file: &str) -> String {
         let after = &path[at + 3..];
         path = after.find('/').map_or("", |slash| &after[slash..]);
     }
-    let mut out = String::with_capacity(path.len());
     for (i, segment) in path.split('/').enumerate() {
         if segment == "." {
             continue;
@@ -326,17 +415,17 @@ pub fn normalize_file(file: &str) -> String {
         }
         out.push_str(segment);
     }
-    let name_start = out.rfind('/').map_or(0, |i| i + 1);
-    let name = strip_hashes(&out[name_start..]);
+    let name_start = out[base..].rfind('/').map_or(base, |i| base + i + 1);
+    name.clear();
+    name.push_str(&out[name_start..]);
     out.truncate(name_start);
-    out.push_str(&name);
-    out
+    strip_hashes_into(name, out);
 }
 
 /// A file name without its content-hash parts (pieces between `-` or `.` that look like
-/// hashes).
-fn strip_hashes(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
+/// hashes), appended to `out`.
+fn strip_hashes_into(name: &str, out: &mut String) {
+    let base = out.len();
     let mut rest = name;
     let mut first = true;
     loop {
@@ -354,7 +443,7 @@ fn strip_hashes(name: &str) -> String {
                 rest = &rest[1 + piece.len()..];
                 if keep {
                     out.push_str(sep);
-                } else if out.ends_with(['-', '.']) && sep == "." {
+                } else if out[base..].ends_with(['-', '.']) && sep == "." {
                     // `index-3f2a.js`: the separator before the hash goes, the dot stays.
                     out.pop();
                     out.push('.');
@@ -364,7 +453,6 @@ fn strip_hashes(name: &str) -> String {
         }
         first = false;
     }
-    out
 }
 
 /// Whether a file-name piece looks like a content hash: 6 or more hex characters with a
@@ -831,6 +919,67 @@ mod tests {
             fingerprint(&error("m", json!({"fingerprint": ["a", 7, true]}))),
             ["a", "7", "true"]
         );
+    }
+
+    #[test]
+    fn issue_of_is_the_id_of_the_fingerprint() {
+        // issue_of hashes the default fingerprint's parts as it makes them (no strings
+        // collected); it must name the issue group() names, whatever the frames.
+        let stacks = [
+            json!(null),
+            json!([]),
+            chrome_stack("https://a.io", "3f2a9c1b", 10),
+            json!([{"file": "[native code]"}, {"function": "x", "file": "chrome-extension://a/b.js"}]),
+            json!([
+                {"function": "a", "file": "/x.js", "line": 1},
+                {"function": "a", "file": "/x.js", "line": 2},
+                {"function": "Object.a", "file": "https://b.io/x.js"},
+                {"function": "b"},
+                {"file": "app.js"},
+                {"file": "-9f8e7d6c.js"},
+                {"function": "c", "file": "blob:https://a.io/w-12345678.js?x#y"},
+                {"function": "d", "file": "webpack:///./src/./App.tsx"},
+            ]),
+            json!([
+                {"function": "commitRoot", "file": "/node_modules/react-dom.js", "in_app": false},
+                {"function": "commitRoot", "file": "/node_modules/react-dom.js", "in_app": false},
+            ]),
+            json!([{"function": "?", "file": "/x.js"}]),
+            json!("not a list"),
+        ];
+        let mut checked = 0;
+        for stack in &stacks {
+            // `? /x.js` equals the one frame's part: default_fingerprint drops that part.
+            for error_type in [None, Some("TypeError"), Some("? /x.js")] {
+                for message in ["payment 4013 failed for user 7", ""] {
+                    let mut meta = json!({});
+                    if !stack.is_null() {
+                        meta["stack"] = stack.clone();
+                    }
+                    if let Some(t) = error_type {
+                        meta["error_type"] = t.into();
+                    }
+                    let r = error(message, meta);
+                    let want = issue_id(&r.service, &fingerprint(&r));
+                    assert_eq!(
+                        issue_of(&r),
+                        Some(want),
+                        "{stack} {error_type:?} {message:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, stacks.len() * 6);
+        let client = error("m", json!({"fingerprint": ["{{ default }}", "acme"]}));
+        assert_eq!(
+            issue_of(&client),
+            Some(issue_id(&client.service, &fingerprint(&client)))
+        );
+        let mut info = error("fine", json!({"stack": stacks[2].clone()}));
+        info.level = Level::Info;
+        info.meta.remove("stack");
+        assert_eq!(issue_of(&info), None, "not an error event");
     }
 
     #[test]
