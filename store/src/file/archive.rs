@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 
 use faultline_schema::Timestamp;
@@ -22,9 +23,11 @@ use super::writer::publish_totals;
 use super::{Shared, read, write};
 use crate::archive::{ArchiveDir, ArchivedFile, DayFiles, is_day};
 
-/// The archiver thread's handle: dropping it lets the thread finish its list and exit.
+/// The archiver thread's handle: dropping it lets the thread finish the segment it is on
+/// (the rest of its list waits for the next start) and exit.
 pub(crate) struct Archiver {
     doomed: Option<SyncSender<Vec<u64>>>,
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -32,15 +35,18 @@ impl Archiver {
     /// Starts the thread archiving into `archive`.
     pub(crate) fn start(shared: Arc<Shared>, archive: ArchiveDir) -> io::Result<Archiver> {
         let (doomed, lists) = mpsc::sync_channel::<Vec<u64>>(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("faultline-archive".into())
             .spawn(move || {
                 for list in lists {
-                    archive_and_delete(&shared, &archive, &list);
+                    archive_and_delete(&shared, &archive, &list, &stopping);
                 }
             })?;
         Ok(Archiver {
             doomed: Some(doomed),
+            stop,
             thread: Some(thread),
         })
     }
@@ -59,6 +65,8 @@ impl Archiver {
 
 impl Drop for Archiver {
     fn drop(&mut self) {
+        // A shutdown does not wait for a long list (a first start after a long stop).
+        self.stop.store(true, Ordering::Relaxed);
         drop(self.doomed.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -66,12 +74,16 @@ impl Drop for Archiver {
     }
 }
 
-/// Archives each of `doomed` still in the index and deletes it; stops at the first failure.
-fn archive_and_delete(shared: &Shared, archive: &ArchiveDir, doomed: &[u64]) {
+/// Archives each of `doomed` still in the index and deletes it; stops at the first failure
+/// or once `stop` is set.
+fn archive_and_delete(shared: &Shared, archive: &ArchiveDir, doomed: &[u64], stop: &AtomicBool) {
     let Some(state) = &shared.archive else { return };
     let dir = &shared.segments_dir;
     let mut deleted = Vec::new();
     for &seq in doomed {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         // A list handed over twice: what an earlier one deleted is gone from the index.
         let Some(info) = read(&shared.segments)
             .iter()
