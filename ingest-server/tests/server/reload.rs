@@ -220,6 +220,23 @@ async fn sighup_reloads_keys_and_rules_under_load_and_a_broken_file_keeps_them()
     reload_errors_reach(&c, &p, 2).await;
     assert_eq!(status_with(&c, &p.base, OLD_KEY).await, 401);
     assert_eq!(status_with(&c, &p.base, NEW_KEY).await, 202);
+    // A changed rule starts afresh: `errors` needing 5 records no longer fires on one.
+    std::fs::write(
+        &conf,
+        reload_config("new", "").replace("threshold = 1\n", "threshold = 5\n"),
+    )
+    .unwrap();
+    sighup(&p);
+    eventually("the changed rule starts afresh", || async {
+        let (_, alerts) = get(&c, &p.base, ADMIN, "/alerts").await;
+        matches!(rule_status(&alerts, "errors").as_deref(), Some(s) if s != "firing")
+    })
+    .await;
+    assert!(
+        metrics_text(&c, &p.base)
+            .await
+            .contains("faultline_config_reloads_total{result=\"ok\"} 2")
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     stop.store(true, Ordering::Relaxed);
