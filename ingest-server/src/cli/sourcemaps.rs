@@ -339,6 +339,6 @@ mod tests {
         assert_eq!(maps[0].as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(maps[1].as_deref(), Some(&b"{\"b\":2}"[..]));
         assert_eq!(maps[2].as_deref(), Some(&b"{\"c\":3}"[..]));
-        assert_eq!(maps[3], Body::Empty);
+        assert_eq!(maps[3], None);
     }
 }
