@@ -242,9 +242,11 @@ mod tests {
     #[test]
     fn restart_only_settings_keep_their_running_values() {
         let running = Config::default();
-        let mut loaded = Config::default();
-        loaded.listen = "127.0.0.1:9999".parse().unwrap();
-        loaded.database_url = Some("postgres://elsewhere/db".into());
+        let mut loaded = Config {
+            listen: "127.0.0.1:9999".parse().unwrap(),
+            database_url: Some("postgres://elsewhere/db".into()),
+            ..Config::default()
+        };
         loaded.limits.max_in_flight_bytes *= 2;
         loaded.limits.max_batch_records = 7;
         loaded.storage.dedup_ids = 3;
