@@ -13,7 +13,19 @@
 //!    checked on `/issues` afterwards);
 //! 4. open loop at half the batch-100 rate: requests go out on a fixed schedule and latency
 //!    is measured from the scheduled time, so a slow response cannot hide the queue it
-//!    causes (no coordinated omission).
+//!    causes (no coordinated omission);
+//! 5. TLS: a second server with a self-signed certificate made for the run, at batch 100 in
+//!    turns with the plain server, then the open loop at the same rate as the plain one;
+//! 6. the competitor: Vector (`http_server` -> `file` with acknowledgements, the anchor in
+//!    `../shared/anchors/`), fed the same records as NDJSON by the same loader at batch 10
+//!    and 100.
+//!
+//! `--only issues,tls` (any of `batches`, `sentry`, `symbolication`, `issues`, `openloop`,
+//! `tls`, `vector`) runs some of them, for profiling; `cargo xtask bench ingest` runs all.
+//! Without `batches`, the steps compared with its rates (Sentry, symbolication, the open
+//! loop) are skipped; grouping and TLS measure plain ingest in turns with their own rows.
+//! `--only errors` (never run unless named) sends only the grouping step's error records,
+//! for a profile of their path alone.
 //!
 //! The loader speaks raw HTTP/1.1 on keep-alive connections from one thread, so that as
 //! much of the machine as possible is left to the server. It prints a Markdown table.
@@ -40,6 +52,57 @@ struct Args {
     database_url: Option<String>,
     /// `unnest` or `copy`.
     pg_method: String,
+    /// The steps to run (see the module docs); `None`: every one.
+    only: Option<Vec<String>>,
+}
+
+impl Args {
+    fn runs(&self, step: &str) -> bool {
+        match &self.only {
+            Some(only) => only.iter().any(|s| s == step),
+            None => step != "errors",
+        }
+    }
+}
+
+/// The steps `--only` may name.
+const STEPS: [&str; 8] = [
+    "errors",
+    "batches",
+    "sentry",
+    "symbolication",
+    "issues",
+    "openloop",
+    "tls",
+    "vector",
+];
+
+/// A headline figure for the summary (see [`support::load::figure`]).
+struct Figure {
+    name: String,
+    unit: &'static str,
+    value: f64,
+    better: &'static str,
+    competitor: Option<(String, f64)>,
+    goal: Option<f64>,
+}
+
+impl Figure {
+    fn new(name: impl Into<String>, unit: &'static str, value: f64, better: &'static str) -> Self {
+        Figure {
+            name: name.into(),
+            unit,
+            value,
+            better,
+            competitor: None,
+            goal: None,
+        }
+    }
+
+    fn goal(mut self, goal: Option<f64>) -> Self {
+        self.goal = goal;
+        self
+    }
 }
 
 fn args() -> Args {
@@ -49,6 +112,7 @@ fn args() -> Args {
         batches: vec![1, 10, 100],
         database_url: None,
         pg_method: "unnest".into(),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,6 +131,22 @@ fn args() -> Args {
             }
             "--database-url" => a.database_url = it.next(),
             "--pg-method" => a.pg_method = it.next().unwrap_or_default(),
+            "--only" => {
+                let steps: Vec<String> = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect();
+                for s in &steps {
+                    assert!(
+                        STEPS.contains(&s.as_str()),
+                        "--only {s}: the steps are {}",
+                        STEPS.join(", ")
+                    );
+                }
+                a.only = Some(steps);
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -97,7 +177,12 @@ fn main() {
     let duration = Duration::from_secs(args.seconds);
     let mut rows = Vec::new();
     let mut rate_at_100 = None;
-    let mut figures: Vec<(String, String, f64, &str, Option<f64>)> = Vec::new();
+    let mut figures: Vec<Figure> = Vec::new();
+    let file_store = args.database_url.is_none();
+    let mut rates: Vec<(usize, f64)> = Vec::new();
+    let mut tls = None;
+    let mut plain_open = None;
+    let mut vector = Vec::new();
     let store = if args.database_url.is_some() {
         format!("PostgreSQL ({})", args.pg_method)
     } else {
@@ -111,7 +196,12 @@ fn main() {
     local.block_on(&rt, async {
         // Warm up: page cache, allocator, connection setup.
         load(&nodes, 10, args.connections, Duration::from_secs(1), None).await;
-        for &batch in &args.batches {
+        let batches = if args.runs("batches") {
+            &args.batches[..]
+        } else {
+            &[]
+        };
+        for &batch in batches {
             let o = load(&nodes, batch, args.connections, duration, None).await;
             eprintln!(
                 "batch {batch}: {:.0} records/s",
@@ -124,6 +214,7 @@ fn main() {
             if batch == 1 {
                 rate_at_1 = Some(rate);
             }
+            rates.push((batch, rate));
             // The goals: 300,000 records/s at batch 100 on the file store, 100,000 at
             // batch 1000 on PostgreSQL.
             let goal = match (args.database_url.is_some(), batch) {
@@ -131,19 +222,22 @@ fn main() {
                 (true, 1000) => Some(100_000.0),
                 _ => None,
             };
-            if goal.is_some() {
-                figures.push((
-                    format!("{store}: records/s at batch {batch}, durable acks"),
-                    "records/s".into(),
-                    rate,
-                    "higher",
-                    goal,
-                ));
+            // Batch 10 and 100 get Vector beside them (step 6).
+            if goal.is_some() || (file_store && batch == 10) {
+                figures.push(
+                    Figure::new(
+                        format!("{store}: records/s at batch {batch}, durable acks"),
+                        "records/s",
+                        rate,
+                        "higher",
+                    )
+                    .goal(goal),
+                );
             }
             rows.push(row("max throughput (closed loop)", batch, &o));
         }
         // Sentry SDKs send one event per envelope, gzip: events/s against batch 1 above.
-        if let Some(plain) = rate_at_1 {
+        if let Some(plain) = rate_at_1.filter(|_| args.runs("sentry")) {
             let reqs = (0..16).map(sentry_request).collect();
             let o = load_requests(&nodes, reqs, 1, args.connections, duration, None).await;
             let rate = o.records as f64 / duration.as_secs_f64();
@@ -157,7 +251,7 @@ fn main() {
         }
         // Symbolication on: the same batch of 100, every record with 10 frames mapped
         // through a 2 MB map (file store only: the map store is the records' store).
-        if let (Some(plain), None) = (rate_at_100, &args.database_url) {
+        if let (Some(plain), true) = (rate_at_100, file_store && args.runs("symbolication")) {
             let mut stream = TcpStream::connect(&addr).await.unwrap();
             let mut buf = Vec::new();
             let status = round_trip(&mut stream, &sourcemap::upload_request(&map), &mut buf)
@@ -183,9 +277,14 @@ fn main() {
             ));
             symbolicated = Some((plain, rate));
         }
+        if args.runs("errors") {
+            let reqs = support::issues::requests(100, true);
+            let o = load_requests(&nodes, reqs, 100, args.connections, duration, None).await;
+            rows.push(row("all errors, 200 fingerprints, alone", 100, &o));
+        }
         // Grouping into issues: all-error records of 200 fingerprints against plain ingest
         // and against the same bytes as records that are not errors, in turns.
-        if rate_at_100.is_some() {
+        if args.batches.contains(&100) && args.runs("issues") {
             let g = support::issues::run(&nodes, server.id(), args.connections, duration).await;
             support::issues::check(&addr, g.errors.records).await;
             let rate = |o: &support::load::Outcome| o.records as f64 / o.elapsed.as_secs_f64();
@@ -210,20 +309,67 @@ fn main() {
                 g.cpu_us_per_record(),
             ));
         }
-        if let Some(rate) = rate_at_100 {
+        if let Some(rate) = rate_at_100.filter(|_| args.runs("openloop")) {
             let o = load(&nodes, 100, args.connections, duration, Some(rate / 2.0)).await;
             rows.push(row(
                 &format!("open loop at {:.0} records/s (half of max)", rate / 2.0),
                 100,
                 &o,
             ));
-            figures.push((
-                format!("{store}: p99 latency at half the batch-100 maximum"),
-                "ms".into(),
-                support::load::pct(&o.latencies_us, 0.99),
-                "lower",
-                args.database_url.is_none().then_some(20.0),
+            plain_open = Some((rate / 2.0, support::load::pct(&o.latencies_us, 0.99)));
+            figures.push(
+                Figure::new(
+                    format!("{store}: p99 latency at half the batch-100 maximum"),
+                    "ms",
+                    support::load::pct(&o.latencies_us, 0.99),
+                    "lower",
+                )
+                .goal(file_store.then_some(20.0)),
+            );
+        }
+        // TLS (issue 26): a second server, same store, same key, with a certificate made
+        // now; batch 100 in turns with the plain server, then the open loop at the plain
+        // one's rate.
+        if file_store && args.runs("tls") {
+            let t = tls_rows(&addr, args.connections, duration, plain_open).await;
+            rows.push(row("plain HTTP, in turns with TLS", 100, &t.plain));
+            rows.push(row("TLS 1.3, in turns with plain HTTP", 100, &t.tls));
+            rows.push(row(
+                &format!("TLS 1.3, open loop at {:.0} records/s", t.open_rate),
+                100,
+                &t.tls_open,
             ));
+            tls = Some(t);
+        }
+        // The competitor: Vector with the same loader, records and connections.
+        if file_store && args.runs("vector") {
+            let dir = tempfile::tempdir().unwrap();
+            let v = support::vector::Vector::start(dir.path());
+            let vnodes = [v.addr.clone()];
+            load_requests(
+                &vnodes,
+                support::vector::requests(10),
+                10,
+                args.connections,
+                Duration::from_secs(1),
+                None,
+            )
+            .await;
+            for batch in [10, 100] {
+                let reqs = support::vector::requests(batch);
+                let o = load_requests(&vnodes, reqs, batch, args.connections, duration, None).await;
+                eprintln!(
+                    "vector, batch {batch}: {:.0} records/s",
+                    o.records as f64 / duration.as_secs_f64()
+                );
+                rows.push(row(
+                    "Vector (http_server -> file, acks, no fsync), closed loop",
+                    batch,
+                    &o,
+                ));
+                vector.push((batch, o.records as f64 / duration.as_secs_f64()));
+            }
+            v.stop();
         }
     });
     let spool = local.block_on(&rt, async {
@@ -274,12 +420,11 @@ fn main() {
             sentry_event(0).len(),
             events / plain
         );
-        figures.push((
-            "Sentry envelopes: events/s relative to /logs/ingest at batch 1".into(),
-            "ratio".into(),
+        figures.push(Figure::new(
+            "Sentry envelopes: events/s relative to /logs/ingest at batch 1",
+            "ratio",
             events / plain,
             "higher",
-            None,
         ));
     }
     if let Some((plain, mapped)) = symbolicated {
@@ -299,20 +444,24 @@ fn main() {
             measured.first_use.as_secs_f64() * 1e3,
             measured.parse.as_secs_f64() * 1e3,
         );
-        figures.push((
-            "symbolication: µs per frame, map cached".into(),
-            "µs".into(),
-            measured.per_frame.as_secs_f64() * 1e6,
-            "lower",
-            Some(15.0),
-        ));
-        figures.push((
-            "symbolication: first use of a 2 MB map".into(),
-            "ms".into(),
-            measured.first_use.as_secs_f64() * 1e3,
-            "lower",
-            Some(100.0),
-        ));
+        figures.push(
+            Figure::new(
+                "symbolication: µs per frame, map cached",
+                "µs",
+                measured.per_frame.as_secs_f64() * 1e6,
+                "lower",
+            )
+            .goal(Some(15.0)),
+        );
+        figures.push(
+            Figure::new(
+                "symbolication: first use of a 2 MB map",
+                "ms",
+                measured.first_use.as_secs_f64() * 1e3,
+                "lower",
+            )
+            .goal(Some(100.0)),
+        );
     }
     if let Some((plain, errors, control, [cpu_plain, cpu_errors, cpu_control])) = grouping {
         // Wall-clock time per row the grouping adds at saturation: on PostgreSQL mostly the
@@ -334,36 +483,200 @@ fn main() {
             cpu_control / cpu_errors,
         );
         if args.database_url.is_some() {
-            figures.push((
+            figures.push(Figure::new(
                 format!(
                     "PostgreSQL ({}): issue grouping, µs per error row (issue upsert)",
                     args.pg_method
                 ),
-                "µs".into(),
+                "µs",
                 per_row_us,
                 "lower",
-                None,
             ));
         } else {
-            figures.push((
-                "file store: all-error records (200 issues) relative to plain ingest, batch 100"
-                    .into(),
-                "ratio".into(),
-                errors / plain,
-                "higher",
-                Some(0.9),
-            ));
-            figures.push((
-                "file store: server CPU per record, plain over all-error (200 issues)".into(),
-                "ratio".into(),
-                cpu_plain / cpu_errors,
-                "higher",
-                Some(0.9),
-            ));
+            figures.push(Figure::new("file store: all-error records (200 issues) relative to plain ingest, batch 100", "ratio", errors / plain, "higher").goal(Some(0.9)));
+            figures.push(
+                Figure::new(
+                    "file store: server CPU per record, plain over all-error (200 issues)",
+                    "ratio",
+                    cpu_plain / cpu_errors,
+                    "higher",
+                )
+                .goal(Some(0.9)),
+            );
         }
     }
-    for (name, unit, value, better, goal) in figures {
-        support::load::figure(&name, &unit, value, better, None, goal);
+    if let Some(t) = tls {
+        let rate = |o: &support::load::Outcome| o.records as f64 / o.elapsed.as_secs_f64();
+        let (plain, over_tls) = (rate(&t.plain), rate(&t.tls));
+        let p99 = support::load::pct(&t.tls_open.latencies_us, 0.99);
+        println!(
+            "\nTLS: {over_tls:.0} records/s at batch 100 over TLS 1.3 (rustls, a self-signed \
+             ECDSA P-256 certificate made for the run, HTTP/1.1 keep-alive, the loader \
+             encrypting too) against {plain:.0} over plain HTTP in turns with it: {:.2} of \
+             plain. Open loop at {:.0} records/s over TLS: p99 {p99:.2} ms{}.",
+            over_tls / plain,
+            t.open_rate,
+            t.plain_open_p99.map_or(String::new(), |p| format!(
+                " (plain HTTP at the same rate, above: {p:.2} ms)"
+            )),
+        );
+        figures.push(
+            Figure::new(
+                "file store over TLS: records/s at batch 100 relative to plain HTTP",
+                "ratio",
+                over_tls / plain,
+                "higher",
+            )
+            .goal(Some(0.85)),
+        );
+        figures.push(Figure::new(
+            "file store over TLS: p99 latency at half the batch-100 maximum",
+            "ms",
+            p99,
+            "lower",
+        ));
+    }
+    if !vector.is_empty() {
+        let version = support::vector::Vector::version();
+        let name = version
+            .split(" (")
+            .next()
+            .unwrap_or("vector")
+            .replace("vector", "Vector");
+        let mut parts = Vec::new();
+        for (batch, theirs) in &vector {
+            let ours = rates.iter().find(|(b, _)| b == batch).map(|(_, r)| *r);
+            parts.push(match ours {
+                Some(ours) => format!(
+                    "batch {batch}: {theirs:.0} records/s against Faultline's {ours:.0} \
+                     ({:.1}x)",
+                    ours / theirs
+                ),
+                None => format!("batch {batch}: {theirs:.0} records/s"),
+            });
+            let figure = format!("file store: records/s at batch {batch}, durable acks");
+            if let Some(f) = figures.iter_mut().find(|f| f.name == figure) {
+                f.competitor = Some((format!("{name}, acks before fsync"), *theirs));
+            }
+        }
+        println!(
+            "\nCompetitor: {version}, `http_server` -> `file` with end-to-end acknowledgements \
+             (../shared/anchors/vector-http-file.toml), fed the same records as NDJSON by the \
+             same loader on the same connections, after Faultline's rows: {}. Vector \
+             acknowledges once a record is written to its file, without fsync; Faultline \
+             only after fsync, so the comparison favours Vector.",
+            parts.join("; ")
+        );
+    }
+    for f in figures {
+        let competitor = f.competitor.as_ref().map(|(who, v)| (who.as_str(), *v));
+        support::load::figure(&f.name, f.unit, f.value, f.better, competitor, f.goal);
+    }
+}
+
+/// What the TLS step measured (the rows of issue 26).
+struct TlsRows {
+    /// Batch 100 to the plain server, in turns with [`TlsRows::tls`].
+    plain: support::load::Outcome,
+    /// Batch 100 to the TLS server.
+    tls: support::load::Outcome,
+    /// The open loop over TLS at [`TlsRows::open_rate`].
+    tls_open: support::load::Outcome,
+    open_rate: f64,
+    /// The plain open loop's p99 at the same rate, if it ran.
+    plain_open_p99: Option<f64>,
+}
+
+/// Rounds of the plain and TLS turns.
+const TLS_ROUNDS: u32 = 3;
+
+/// Starts a second server with TLS (a certificate made now), measures batch 100 on it in
+/// turns with the plain server at `plain_addr` ([`TLS_ROUNDS`] rounds sharing `duration`
+/// each), then its open loop at `plain_open`'s rate (else half the plain rate just measured).
+async fn tls_rows(
+    plain_addr: &str,
+    connections: usize,
+    duration: Duration,
+    plain_open: Option<(f64, f64)>,
+) -> TlsRows {
+    use support::load::{Outcome, load_over, requests};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = support::tls::generate(dir.path());
+    let (mut server, addr) = start_server(
+        &dir.path().join("data"),
+        &[
+            ("FAULTLINE_TLS_CERT", certs.cert.to_str().unwrap()),
+            ("FAULTLINE_TLS_KEY", certs.key.to_str().unwrap()),
+        ],
+    );
+    let (plain_nodes, tls_nodes) = ([plain_addr.to_owned()], [addr]);
+    let tls = Some(certs.connector);
+    let warm_up = Duration::from_secs(1);
+    load_over(
+        &tls_nodes,
+        tls.clone(),
+        requests(10),
+        10,
+        connections,
+        warm_up,
+        None,
+    )
+    .await;
+    let (mut plain, mut over_tls) = (Outcome::default(), Outcome::default());
+    let slice = duration / TLS_ROUNDS;
+    for _ in 0..TLS_ROUNDS {
+        plain.add(
+            load_over(
+                &plain_nodes,
+                None,
+                requests(100),
+                100,
+                connections,
+                slice,
+                None,
+            )
+            .await,
+        );
+        over_tls.add(
+            load_over(
+                &tls_nodes,
+                tls.clone(),
+                requests(100),
+                100,
+                connections,
+                slice,
+                None,
+            )
+            .await,
+        );
+    }
+    let plain_rate = plain.records as f64 / plain.elapsed.as_secs_f64();
+    eprintln!(
+        "batch 100 in turns: plain {plain_rate:.0} records/s, TLS {:.0}",
+        over_tls.records as f64 / over_tls.elapsed.as_secs_f64()
+    );
+    let open_rate = plain_open.map_or(plain_rate / 2.0, |(rate, _)| rate);
+    let tls_open = load_over(
+        &tls_nodes,
+        tls,
+        requests(100),
+        100,
+        connections,
+        duration,
+        Some(open_rate),
+    )
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .ok();
+    server.wait().ok();
+    TlsRows {
+        plain,
+        tls: over_tls,
+        tls_open,
+        open_rate,
+        plain_open_p99: plain_open.map(|(_, p99)| p99),
     }
 }
 

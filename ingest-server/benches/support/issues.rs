@@ -96,14 +96,6 @@ pub(crate) async fn run(
 ) -> Grouping {
     use super::load::{Outcome, load_requests};
     assert_eq!(record(7, true).len(), record(7, false).len());
-    let add = |total: &mut Outcome, o: Outcome| {
-        total.records += o.records;
-        total.bytes += o.bytes;
-        total.errors += o.errors;
-        total.elapsed += o.elapsed;
-        total.latencies_us.extend(o.latencies_us);
-        total.latencies_us.sort_unstable();
-    };
     let mut g = Grouping {
         plain: Outcome::default(),
         errors: Outcome::default(),
@@ -122,9 +114,9 @@ pub(crate) async fn run(
             let o = load_requests(nodes, reqs, 100, connections, slice, None).await;
             g.cpu[i] += super::cpu_seconds(server) - cpu;
             match i {
-                0 => add(&mut g.plain, o),
-                1 => add(&mut g.errors, o),
-                _ => add(&mut g.control, o),
+                0 => g.plain.add(o),
+                1 => g.errors.add(o),
+                _ => g.control.add(o),
             }
         }
     }

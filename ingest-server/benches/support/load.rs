@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The secret ingest key the benchmarks configure.
@@ -144,14 +144,17 @@ pub(crate) fn parse_id(id: &[u8]) -> Option<(u32, u64)> {
     Some((u32::try_from(hex(&id[..8])?).ok()?, hex(&id[24..])?))
 }
 
-/// Starts the release `faultline` binary on a free port with the file store under `dir`,
+/// Starts the release `faultline` binary (or `FAULTLINE_BENCH_BIN`) on a free port with the file store under `dir`,
 /// the bench key unlimited, and `env` on top; returns it and its `host:port`.
 pub(crate) fn start_server(
     dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+    // Another build of the server, to compare two in one run.
+    let binary = std::env::var_os("FAULTLINE_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_faultline").into());
+    let mut child = std::process::Command::new(binary)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env_remove("DATABASE_URL")
@@ -171,7 +174,11 @@ pub(crate) fn start_server(
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("server exited").unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
+        let rest = line.split("listening on ").nth(1).and_then(|rest| {
+            rest.strip_prefix("http://")
+                .or_else(|| rest.strip_prefix("https://"))
+        });
+        if let Some(rest) = rest {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
@@ -183,8 +190,8 @@ pub(crate) fn start_server(
 pub(crate) const ADMIN: &str = "bench-admin";
 
 /// Sends one request and reads the whole response; returns the status.
-pub(crate) async fn round_trip(
-    stream: &mut TcpStream,
+pub(crate) async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     req: &[u8],
     buf: &mut Vec<u8>,
 ) -> std::io::Result<u16> {
@@ -229,6 +236,18 @@ pub(crate) struct Outcome {
     pub(crate) elapsed: Duration,
 }
 
+impl Outcome {
+    /// Adds the counts, time and latencies of another run (rows measured in turns).
+    pub(crate) fn add(&mut self, o: Outcome) {
+        self.records += o.records;
+        self.bytes += o.bytes;
+        self.errors += o.errors;
+        self.elapsed += o.elapsed;
+        self.latencies_us.extend(o.latencies_us);
+        self.latencies_us.sort_unstable();
+    }
+}
+
 /// Runs `connections` loops for `duration`, connection `c` on `addrs[c % addrs.len()]`
 /// (round-robin over the nodes). With `rate` set (records/s in total), requests follow a
 /// schedule and latency counts from the scheduled time.
@@ -251,17 +270,54 @@ pub(crate) async fn load_requests(
     duration: Duration,
     rate: Option<f64>,
 ) -> Outcome {
+    load_over(addrs, None, reqs, batch, connections, duration, rate).await
+}
+
+/// A loader's connection: plain TCP or TLS over it.
+trait Connection: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Connection for T {}
+
+/// Connects to `addr`, through TLS when `tls` is given (HTTP/1.1: no ALPN is offered).
+async fn connect(
+    addr: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> std::io::Result<Box<dyn Connection>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    match tls {
+        None => Ok(Box::new(stream)),
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::try_from("127.0.0.1")
+                .map_err(std::io::Error::other)?;
+            Ok(Box::new(tls.connect(name, stream).await?))
+        }
+    }
+}
+
+/// [`load_requests`] over TLS when `tls` is given: the handshakes happen before the run's
+/// clock starts, as on long-lived keep-alive connections.
+pub(crate) async fn load_over(
+    addrs: &[String],
+    tls: Option<tokio_rustls::TlsConnector>,
+    reqs: Vec<Vec<u8>>,
+    batch: usize,
+    connections: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Outcome {
     let reqs = std::sync::Arc::new(reqs);
-    let start = Instant::now() + Duration::from_millis(50);
+    // Time to connect (and for TLS, to shake hands) before the clock starts.
+    let setup = if tls.is_some() { 500 } else { 50 };
+    let start = Instant::now() + Duration::from_millis(setup);
     let end = start + duration;
     let mut tasks = Vec::new();
     for c in 0..connections {
         let reqs = reqs.clone();
         let addr = addrs[c % addrs.len()].clone();
+        let tls = tls.clone();
         tasks.push(tokio::task::spawn_local(async move {
             let mut out = Outcome::default();
-            let mut stream = TcpStream::connect(&addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
+            let mut stream = connect(&addr, tls.as_ref()).await.unwrap();
             let mut buf = Vec::with_capacity(8192);
             let interval =
                 rate.map(|r| Duration::from_secs_f64(connections as f64 * batch as f64 / r));
@@ -292,7 +348,7 @@ pub(crate) async fn load_requests(
                     Ok(_) => out.errors += 1,
                     Err(_) => {
                         out.errors += 1;
-                        stream = TcpStream::connect(&addr).await.unwrap();
+                        stream = connect(&addr, tls.as_ref()).await.unwrap();
                     }
                 }
                 k += 1;

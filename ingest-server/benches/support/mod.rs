@@ -5,6 +5,10 @@ pub(crate) mod issues;
 pub(crate) mod load;
 #[allow(dead_code)]
 pub(crate) mod sourcemap;
+#[allow(dead_code)]
+pub(crate) mod tls;
+#[allow(dead_code)]
+pub(crate) mod vector;
 
 /// User plus system CPU time of a process, from `/proc/PID/stat` (clock ticks of 10 ms).
 #[allow(dead_code)]
