@@ -401,6 +401,9 @@ pub enum ProbeKind {
     Redis,
     /// An HTTP GET answers with the expected status.
     Http,
+    /// The record store archives what retention expires (`[retention] archive_dir`):
+    /// fails while the last archive could not be written (retention then deletes nothing).
+    Archive,
 }
 
 impl ProbeKind {
@@ -410,6 +413,7 @@ impl ProbeKind {
             ProbeKind::Tcp => "tcp",
             ProbeKind::Redis => "redis",
             ProbeKind::Http => "http",
+            ProbeKind::Archive => "archive",
         }
     }
 }
@@ -419,7 +423,7 @@ impl ProbeKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
-    /// `tcp`, `redis` or `http`.
+    /// `tcp`, `redis`, `http` or `archive`.
     pub kind: ProbeKind,
     /// `false` stops running it.
     #[serde(default = "yes")]

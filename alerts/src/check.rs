@@ -161,10 +161,12 @@ pub async fn check_once(
         }
     }
     let ctx = Context::new(compiled.settings.dashboard_url.clone());
+    let archive = records.health().archive;
     let runs = probes.iter().map(|p| {
         let http = ctx.http.clone();
         let p = Arc::clone(p);
-        async move { (p.clone(), p.run(&http).await) }
+        let archive = archive.clone();
+        async move { (p.clone(), p.run(&http, move || archive).await) }
     });
     for (probe, result) in futures_join_all(runs).await {
         let at = Timestamp::now();

@@ -162,6 +162,16 @@ fn check_probe(at: &str, name: &str, p: &ProbeConfig) -> Result<(), AlertConfigE
                 return Err(err(at, Some("expect_status"), "must be 100 to 599"));
             }
         }
+        ProbeKind::Archive => {
+            if p.address.is_some() || p.url.is_some() || p.expect_status.is_some() {
+                return Err(err(
+                    at,
+                    None,
+                    "an archive probe asks the record store: address, url and expect_status \
+                     do not apply",
+                ));
+            }
+        }
     }
     if p.kind != ProbeKind::Redis && (p.password_env.is_some() || p.password_file.is_some()) {
         return Err(err(

@@ -5,9 +5,12 @@
 //! - `redis`: `PING` over RESP on a plain TCP connection answers `+PONG` (after `AUTH` when
 //!   a password is configured). No Redis client library: two commands do not need one.
 //! - `http`: a GET of `url` answers `expect_status` (default 200). Redirects are not followed.
+//! - `archive`: the record store's archiving before retention deletes
+//!   (`[retention] archive_dir`) wrote its last archive; ok when archiving is off.
 
 use std::time::{Duration, Instant};
 
+use faultline_store::ArchiveHealth;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -79,14 +82,20 @@ impl Probe {
         })
     }
 
-    /// Runs once, within the timeout.
-    pub(crate) async fn run(&self, http: &reqwest::Client) -> ProbeResult {
+    /// Runs once, within the timeout; an `archive` probe asks `archive` for the record
+    /// store's archiving.
+    pub(crate) async fn run(
+        &self,
+        http: &reqwest::Client,
+        archive: impl FnOnce() -> Option<ArchiveHealth>,
+    ) -> ProbeResult {
         let started = Instant::now();
         let run = async {
             match self.kind {
                 ProbeKind::Tcp => self.tcp().await.map(|()| "connected".to_owned()),
                 ProbeKind::Redis => self.redis().await,
                 ProbeKind::Http => self.http(http).await,
+                ProbeKind::Archive => archived(archive()),
             }
         };
         match tokio::time::timeout(self.timeout, run).await {
@@ -154,6 +163,23 @@ impl Probe {
                 self.url, self.expect_status
             ))
         }
+    }
+}
+
+/// The store's archiving, as a probe: failed with the reason while the last archive could
+/// not be written.
+fn archived(archive: Option<ArchiveHealth>) -> Result<String, String> {
+    match archive {
+        None => Ok("archiving is off".to_owned()),
+        Some(a) => match a.last_error {
+            Some(e) => Err(format!(
+                "retention deletes nothing until archives can be written: {e}"
+            )),
+            None => Ok(format!(
+                "{} files, {} records archived since start",
+                a.files, a.records
+            )),
+        },
     }
 }
 
@@ -245,14 +271,14 @@ mod tests {
     async fn redis_pong_is_healthy_and_errors_are_not() {
         let http = reqwest::Client::new();
         let ok = probe(ProbeKind::Redis, &fake_redis(&["+PONG\r\n"]).await, "");
-        let r = ok.run(&http).await;
+        let r = ok.run(&http, || None).await;
         assert!(!r.failed && r.detail.starts_with("PONG in"), "{r:?}");
         let loading = probe(
             ProbeKind::Redis,
             &fake_redis(&["-LOADING Redis is loading the dataset\r\n"]).await,
             "",
         );
-        let r = loading.run(&http).await;
+        let r = loading.run(&http, || None).await;
         assert!(r.failed && r.detail.contains("LOADING"), "{r:?}");
         let mut auth = probe(
             ProbeKind::Redis,
@@ -260,7 +286,7 @@ mod tests {
             "",
         );
         auth.password = Some(Secret::for_tests("pw"));
-        let r = auth.run(&http).await;
+        let r = auth.run(&http, || None).await;
         assert!(r.failed && r.detail.contains("refused AUTH"), "{r:?}");
         assert!(!r.detail.contains("pw "), "the password is not shown");
     }
@@ -270,9 +296,14 @@ mod tests {
         let http = reqwest::Client::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        assert!(!probe(ProbeKind::Tcp, &addr, "").run(&http).await.failed);
+        assert!(
+            !probe(ProbeKind::Tcp, &addr, "")
+                .run(&http, || None)
+                .await
+                .failed
+        );
         drop(listener);
-        let r = probe(ProbeKind::Tcp, &addr, "").run(&http).await;
+        let r = probe(ProbeKind::Tcp, &addr, "").run(&http, || None).await;
         assert!(r.failed && r.detail.contains("cannot connect"), "{r:?}");
 
         let app = axum::Router::new()
@@ -285,11 +316,11 @@ mod tests {
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let r = probe(ProbeKind::Http, "", &format!("{base}/ok"))
-            .run(&http)
+            .run(&http, || None)
             .await;
         assert!(!r.failed, "{r:?}");
         let r = probe(ProbeKind::Http, "", &format!("{base}/down"))
-            .run(&http)
+            .run(&http, || None)
             .await;
         assert!(
             r.failed && r.detail.contains("HTTP 503 (expected 200)"),
@@ -306,8 +337,40 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
         let r = probe(ProbeKind::Redis, &addr, "")
-            .run(&reqwest::Client::new())
+            .run(&reqwest::Client::new(), || None)
             .await;
         assert!(r.failed && r.detail.contains("timed out"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn an_archive_probe_fails_while_archives_cannot_be_written() {
+        let http = reqwest::Client::new();
+        let p = probe(ProbeKind::Archive, "", "");
+        let r = p.run(&http, || None).await;
+        assert!(
+            !r.failed && r.detail.starts_with("archiving is off"),
+            "{r:?}"
+        );
+        let writing = ArchiveHealth {
+            last_error: None,
+            files: 2,
+            records: 300,
+        };
+        let r = p.run(&http, || Some(writing.clone())).await;
+        assert!(
+            !r.failed && r.detail.starts_with("2 files, 300 records"),
+            "{r:?}"
+        );
+        let failing = ArchiveHealth {
+            last_error: Some("cannot create /data/archive: Not a directory".into()),
+            ..writing
+        };
+        let r = p.run(&http, || Some(failing)).await;
+        assert!(
+            r.failed
+                && r.detail.contains("retention deletes nothing")
+                && r.detail.contains("/data/archive"),
+            "{r:?}"
+        );
     }
 }

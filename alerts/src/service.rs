@@ -714,6 +714,7 @@ impl AlertService {
                 tokio::spawn(run_probe(
                     Arc::clone(probe),
                     self.ctx.http.clone(),
+                    Arc::clone(&self.record_store),
                     probe_tx.clone(),
                     shutdown.clone(),
                 ));
@@ -1492,6 +1493,7 @@ async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
 async fn run_probe(
     probe: Arc<Probe>,
     http: reqwest::Client,
+    records: Arc<dyn RecordStore>,
     results: mpsc::Sender<(String, ProbeResult, Timestamp)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -1502,7 +1504,7 @@ async fn run_probe(
             _ = every.tick() => {}
             () = stop_requested(&mut shutdown) => return,
         }
-        let result = probe.run(&http).await;
+        let result = probe.run(&http, || records.health().archive).await;
         if results
             .send((probe.name.clone(), result, Timestamp::now()))
             .await

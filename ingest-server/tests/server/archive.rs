@@ -1,7 +1,7 @@
 //! Archive before delete (`[retention] archive_dir`, issue 27): retention writes what it
 //! deletes as gzip NDJSON per day, `faultline import` brings it back, idempotent by id, on
-//! both stores; an archive that cannot be written stops deletion and fails the `archive`
-//! check; a corrupt archive imports nothing.
+//! both stores; an archive that cannot be written stops deletion, fails the `archive`
+//! check and fires a health rule on an `archive` probe; a corrupt archive imports nothing.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::alerts_support::{Faultline, KEY};
+use crate::alerts_support::{Capture, Faultline, KEY};
 use crate::pg::fresh_db;
 
 const DAY_MS: i64 = 86_400_000;
@@ -328,11 +328,37 @@ async fn an_unwritable_archive_dir_stops_deletion_and_fails_the_check() {
     std::fs::write(&blocker, b"a file where the archive dir should be").unwrap();
     let env = short_retention(&blocker);
     let stored = file_store_expires(data.path(), &env).await;
-    let node = Faultline::start(data.path(), None, &env);
+    // The health alert: a rule on an `archive` probe, notifying a real webhook receiver.
+    let receiver = Capture::start().await;
+    let config = data.path().join("faultline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts.channels.hook]\nkind = \"webhook\"\nurl = \"{}\"\n\n\
+             [alerts.probes.archive]\nkind = \"archive\"\ninterval = \"200ms\"\n\n\
+             [alerts.rules.archive_failing]\nkind = \"health\"\nprobe = \"archive\"\n\
+             threshold = 1\nactions = [\"hook\"]\n",
+            receiver.url("hook")
+        ),
+    )
+    .unwrap();
+    let node = Faultline::start(data.path(), Some(&config), &env);
     wait_until("the archive check fails", || async {
         archive_check(&node).await["status"] == "failed"
     })
     .await;
+    let alert = receiver.wait_for("hook", 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        alert[0].body["rule"], "archive_failing",
+        "{:?}",
+        alert[0].body
+    );
+    assert_eq!(alert[0].body["event"], "firing", "{:?}", alert[0].body);
+    assert!(
+        alert[0].body.to_string().contains("not-a-dir"),
+        "the alert says why: {:?}",
+        alert[0].body
+    );
     let check = archive_check(&node).await;
     assert!(
         check["detail"].as_str().unwrap().contains("not-a-dir"),
