@@ -91,7 +91,7 @@ pub use notify::{
 pub use pg_store::{PgAlertStore, PgLeaderLock};
 pub use service::{
     AlertAccess, AlertHandle, AlertRunner, AlertService, Election, EvaluatorStopped, Feed,
-    Reconfigured, ReconfigureError, SilenceError, open_store, spawn,
+    ReconfigureError, Reconfigured, SilenceError, open_store, spawn,
 };
 pub use silence::{MatchOp, Matcher, NewSilence, Silence, SilenceStatus, SilenceView};
 pub use store::{
