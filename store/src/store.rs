@@ -29,7 +29,7 @@ pub trait RecordStore: Send + Sync + 'static {
     /// Counts per minute, service and level.
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
 
-    /// Counts per hour, grouped as `query` asks (see [`crate::rollup`]), oldest hour first,
+    /// Counts per hour, grouped as `query` asks (see [`RollupQuery`]), oldest hour first,
     /// then by group. A store that keeps no rollups answers nothing.
     fn rollups(&self, query: RollupQuery) -> BoxFuture<'_, Result<Vec<RollupBucket>, StoreError>> {
         let _ = query;
