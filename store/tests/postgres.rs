@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,23 +17,9 @@ use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
 
-const DAY: i64 = 86_400_000;
+use support::fresh_db;
 
-/// A new empty database on the test cluster; returns its URL.
-async fn fresh_db() -> String {
-    let base = std::env::var("FAULTLINE_TEST_DATABASE_URL").expect(
-        "FAULTLINE_TEST_DATABASE_URL is not set: `cargo xtask test` starts a throwaway \
-         PostgreSQL and sets it; to run these tests by hand, point it at a superuser URL",
-    );
-    let name = format!("t_{}", Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
+const DAY: i64 = 86_400_000;
 
 async fn open_with(
     url: &str,

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -16,20 +18,9 @@ use faultline_store::{
 use sqlx::Connection;
 use tempfile::TempDir;
 
-const DAY: i64 = 86_400_000;
+use support::fresh_db;
 
-async fn fresh_db() -> String {
-    let base = std::env::var("FAULTLINE_TEST_DATABASE_URL")
-        .expect("FAULTLINE_TEST_DATABASE_URL is not set: point it at a superuser URL");
-    let name = format!("t_{}", Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
+const DAY: i64 = 86_400_000;
 
 async fn postgres(url: &str, spool: &TempDir) -> PostgresStore {
     let mut config = PostgresConfig::new(url, spool.path().join("spool"));

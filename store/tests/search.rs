@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashSet;
 use std::fs;
 use std::time::Duration;
@@ -17,18 +19,7 @@ use serde_json::json;
 use sqlx::Connection;
 use tempfile::TempDir;
 
-async fn fresh_db() -> String {
-    let base = std::env::var("FAULTLINE_TEST_DATABASE_URL")
-        .expect("FAULTLINE_TEST_DATABASE_URL is not set: point it at a superuser URL");
-    let name = format!("t_{}", Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
+use support::fresh_db;
 
 async fn postgres(spool: &TempDir) -> PostgresStore {
     let mut config = PostgresConfig::new(fresh_db().await, spool.path().join("spool"));

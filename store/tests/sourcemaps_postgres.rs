@@ -3,27 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use faultline_schema::{Timestamp, Uuid};
+use faultline_schema::Timestamp;
 use faultline_store::{
     PostgresConfig, PostgresSourceMaps, PostgresStore, RecordStore, SourceMapError, SourceMapStore,
     SourceMapUpload,
 };
-use sqlx::Connection;
-
-async fn fresh_db() -> String {
-    let base = std::env::var("FAULTLINE_TEST_DATABASE_URL")
-        .expect("FAULTLINE_TEST_DATABASE_URL is not set (cargo xtask test sets it)");
-    let name = format!("t_{}", Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
+use support::fresh_db;
 
 fn upload(release: &str, url: &str, map: &[u8]) -> SourceMapUpload {
     SourceMapUpload {
