@@ -28,6 +28,7 @@
 //! - `private.rs`: files 0600 and directories 0700, for every store (and the alert state).
 
 mod archive;
+mod dedup;
 mod fanout;
 mod file;
 pub mod issues;
@@ -40,6 +41,7 @@ mod sourcemaps;
 mod store;
 
 pub use archive::{ArchiveDir, ArchiveError, ArchiveReader, ArchiveSummary, check_archive};
+pub use dedup::RecentIds;
 pub use fanout::FanoutStore;
 #[doc(hidden)]
 pub use file::fuzzing;

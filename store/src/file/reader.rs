@@ -23,7 +23,7 @@ use super::segment::{
     self, Fsyncs, SegmentInfo, SegmentSummary, create_segment, list_segments, read_sidecar,
     repair_tail, segment_path, with_path, write_sidecar,
 };
-use super::writer::Dedup;
+use crate::dedup::RecentIds;
 use crate::query::{MinuteCounts, Query};
 use crate::search::for_each_leaf_hash;
 
@@ -368,7 +368,7 @@ pub(crate) struct Recovered {
     /// When the active segment got its first record, if it has any.
     pub(crate) active_first_write: Option<Instant>,
     /// The most recent ids, newest last.
-    pub(crate) dedup: Dedup,
+    pub(crate) dedup: RecentIds,
     /// Per-minute counts of the records within the stats window.
     pub(crate) counts: MinuteCounts,
     /// The `meta` filter of the records already in the active segment.
@@ -459,7 +459,7 @@ pub(crate) fn recover(config: &FileStoreConfig, fsyncs: &Fsyncs) -> io::Result<R
     }
     segments.reverse();
 
-    let mut dedup = Dedup::new(config.dedup_ids);
+    let mut dedup = RecentIds::new(config.dedup_ids);
     for id in id_chunks.iter().rev().flatten() {
         dedup.insert(*id);
     }

@@ -11,9 +11,8 @@
 //! and every earlier group's, and when a fsync fails, every group written after it is cut off
 //! and failed with it (their duplicates may have counted on its records).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::IoSlice;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -36,6 +35,7 @@ use super::segment::{
     SegmentInfo, SegmentSummary, create_segment, delete_segment, segment_path, write_sidecar,
 };
 use super::{Shared, lock, read, write};
+use crate::dedup::RecentIds;
 use crate::issues::IssueEvent;
 use crate::search::for_each_leaf_hash;
 use crate::store::{StoreError, WriteReceipt};
@@ -186,109 +186,6 @@ fn described(event: &IssueEvent, line: &[u8]) -> IssueEvent {
         .unwrap_or_else(|| event.clone())
 }
 
-/// The most recent record ids, oldest forgotten first.
-///
-/// Each id is kept as a 64-bit fingerprint from SipHash with a key drawn at random when the
-/// store opens: half the memory of the ids themselves, which matters because every record
-/// touches this table at random from the writer's one thread. Clients choose ids, but without
-/// the key they cannot aim two ids at one fingerprint; by chance, with a million ids
-/// remembered, a new id is mistaken for a duplicate with odds of about 1 in 10^13.
-pub(crate) struct Dedup {
-    capacity: usize,
-    keys: std::collections::hash_map::RandomState,
-    set: HashSet<u64, BuildHasherDefault<PassThrough>>,
-    order: VecDeque<u64>,
-}
-
-impl std::fmt::Debug for Dedup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dedup")
-            .field("capacity", &self.capacity)
-            .field("len", &self.order.len())
-            .finish()
-    }
-}
-
-/// The set's own hasher: its keys are already uniform keyed hashes.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-impl Dedup {
-    /// Remembers up to `capacity` ids; 0 turns deduplication off.
-    pub(crate) fn new(capacity: usize) -> Self {
-        Dedup {
-            capacity,
-            keys: std::collections::hash_map::RandomState::new(),
-            set: HashSet::default(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn enabled(&self) -> bool {
-        self.capacity > 0
-    }
-
-    #[cfg(test)]
-    fn contains(&self, id: u128) -> bool {
-        self.set.contains(&self.fingerprint(id))
-    }
-
-    fn fingerprint(&self, id: u128) -> u64 {
-        self.keys.hash_one(id)
-    }
-
-    /// Claims `id` for a write in progress: false if it is remembered (or already claimed),
-    /// in which case the record is a duplicate. A claim is then either [`Dedup::commit`]ted
-    /// or [`Dedup::release`]d.
-    fn claim(&mut self, id: u128) -> Option<u64> {
-        let fp = self.fingerprint(id);
-        self.set.insert(fp).then_some(fp)
-    }
-
-    /// Gives back claims whose write failed: those ids were not stored.
-    fn release(&mut self, claims: &[u64]) {
-        for fp in claims {
-            self.set.remove(fp);
-        }
-    }
-
-    /// Makes claims permanent (their write is durable), forgetting the oldest ids if full.
-    fn commit(&mut self, claims: &[u64]) {
-        self.order.extend(claims);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    /// Remembers `id` as the newest, forgetting the oldest if full.
-    pub(crate) fn insert(&mut self, id: u128) {
-        if let Some(fp) = self.enabled().then(|| self.claim(id)).flatten() {
-            self.commit(&[fp]);
-        }
-    }
-
-    /// How many ids are remembered.
-    pub(crate) fn len(&self) -> usize {
-        self.order.len()
-    }
-}
-
 /// `Write::write_all_vectored` (not yet stable): writes every part, resuming after short
 /// writes and interruptions.
 fn write_all_vectored(mut file: &File, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
@@ -425,7 +322,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     config: FileStoreConfig,
     active: Active,
-    dedup: Dedup,
+    dedup: RecentIds,
     last_housekeeping: Instant,
     syncer: Syncer,
     sealer: Sealer,
@@ -443,7 +340,7 @@ impl Writer {
         config: FileStoreConfig,
         file: File,
         first_write: Option<Instant>,
-        dedup: Dedup,
+        dedup: RecentIds,
         filter: FilterBuilder,
     ) -> io::Result<Self> {
         let (seq, summary) = read(&shared.segments)
@@ -985,34 +882,4 @@ pub(crate) fn publish_totals(shared: &Shared, segments: &[SegmentInfo]) {
     shared.stored_bytes.store(bytes, Relaxed);
     metrics::gauge!(STORED_BYTES, "sink" => SINK_LABEL).set(bytes as f64);
     metrics::gauge!(SEGMENTS, "sink" => SINK_LABEL).set(segments.len() as f64);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dedup_forgets_the_oldest() {
-        let mut d = Dedup::new(2);
-        for id in [1, 2, 2, 3] {
-            d.insert(id);
-        }
-        assert_eq!(d.len(), 2);
-        assert!(!d.contains(1));
-        assert!(d.contains(2) && d.contains(3));
-
-        // A failed write gives its claims back; a committed one keeps them.
-        let claim = d.claim(9).unwrap();
-        assert!(d.claim(9).is_none(), "claimed twice in one group");
-        d.release(&[claim]);
-        assert!(!d.contains(9));
-        let claim = d.claim(9).unwrap();
-        d.commit(&[claim]);
-        assert!(d.contains(9) && !d.contains(2), "2 was the oldest");
-
-        let mut off = Dedup::new(0);
-        off.insert(1);
-        assert!(!off.contains(1));
-        assert!(!off.enabled());
-    }
 }
