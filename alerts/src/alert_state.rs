@@ -113,14 +113,6 @@ impl AlertState {
     }
 }
 
-/// The condition of one alert at one instant, from its tracker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Verdict {
-    pub active: bool,
-    pub value: u64,
-    pub detail: String,
-}
-
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transition {
@@ -155,16 +147,18 @@ fn elapsed(now: Timestamp, since: Option<Timestamp>) -> i64 {
 }
 
 impl AlertState {
-    /// Moves the machine for condition `v` at `now`. `for_ms`: how long the condition must
-    /// hold; `repeat_ms`: the reminder interval (`None`: no reminders).
+    /// Moves the machine for the condition (`active`, its `value`) at `now`. `for_ms`: how
+    /// long the condition must hold; `repeat_ms`: the reminder interval (`None`: no
+    /// reminders). On a transition the caller sets [`AlertState::detail`].
     pub(crate) fn step(
         &mut self,
-        v: &Verdict,
+        active: bool,
+        value: u64,
         now: Timestamp,
         for_ms: i64,
         repeat_ms: Option<i64>,
     ) -> Option<Transition> {
-        let t = match (self.status, v.active) {
+        let t = match (self.status, active) {
             (AlertStatus::Ok | AlertStatus::Resolved, true) => {
                 self.active_since = Some(now);
                 if for_ms <= 0 {
@@ -213,8 +207,7 @@ impl AlertState {
             }
             (AlertStatus::Ok, false) => return None,
         };
-        self.value = v.value;
-        self.detail.clone_from(&v.detail);
+        self.value = value;
         self.updated_at = now;
         if let Some(event) = t.event() {
             self.owed.push(event);
@@ -318,26 +311,18 @@ mod tests {
         Timestamp::from_unix_millis(s * 1000)
     }
 
-    fn v(active: bool) -> Verdict {
-        Verdict {
-            active,
-            value: u64::from(active),
-            detail: String::new(),
-        }
-    }
-
     #[test]
     fn for_zero_fires_at_once_and_resolves_once() {
         let mut a = AlertState::new(at(0));
-        assert_eq!(a.step(&v(true), at(1), 0, None), Some(Transition::Firing));
+        assert_eq!(a.step(true, 1, at(1), 0, None), Some(Transition::Firing));
         for s in 2..10 {
-            assert_eq!(a.step(&v(true), at(s), 0, None), None, "dedup at {s}");
+            assert_eq!(a.step(true, 1, at(s), 0, None), None, "dedup at {s}");
         }
         assert_eq!(
-            a.step(&v(false), at(10), 0, None),
+            a.step(false, 0, at(10), 0, None),
             Some(Transition::Resolved)
         );
-        assert_eq!(a.step(&v(false), at(11), 0, None), None);
+        assert_eq!(a.step(false, 0, at(11), 0, None), None);
         assert_eq!(a.owed, [NotifyEvent::Firing, NotifyEvent::Resolved]);
         assert_eq!((a.fired_at, a.resolved_at), (Some(at(1)), Some(at(10))));
     }
@@ -346,22 +331,22 @@ mod tests {
     fn for_holds_in_pending_and_a_blip_does_not_fire() {
         let mut a = AlertState::new(at(0));
         assert_eq!(
-            a.step(&v(true), at(0), 30_000, None),
+            a.step(true, 1, at(0), 30_000, None),
             Some(Transition::Pending)
         );
-        assert_eq!(a.step(&v(true), at(29), 30_000, None), None);
+        assert_eq!(a.step(true, 1, at(29), 30_000, None), None);
         assert_eq!(
-            a.step(&v(false), at(29), 30_000, None),
+            a.step(false, 0, at(29), 30_000, None),
             Some(Transition::Cleared)
         );
         assert_eq!(a.status, AlertStatus::Ok);
         assert_eq!(
-            a.step(&v(true), at(40), 30_000, None),
+            a.step(true, 1, at(40), 30_000, None),
             Some(Transition::Pending)
         );
-        assert_eq!(a.step(&v(true), at(69), 30_000, None), None);
+        assert_eq!(a.step(true, 1, at(69), 30_000, None), None);
         assert_eq!(
-            a.step(&v(true), at(70), 30_000, None),
+            a.step(true, 1, at(70), 30_000, None),
             Some(Transition::Firing)
         );
         assert!(a.owed == [NotifyEvent::Firing]);
@@ -370,15 +355,15 @@ mod tests {
     #[test]
     fn reminders_every_repeat_interval_while_firing() {
         let mut a = AlertState::new(at(0));
-        a.step(&v(true), at(0), 0, Some(60_000));
-        assert_eq!(a.step(&v(true), at(59), 0, Some(60_000)), None);
+        a.step(true, 1, at(0), 0, Some(60_000));
+        assert_eq!(a.step(true, 1, at(59), 0, Some(60_000)), None);
         assert_eq!(
-            a.step(&v(true), at(60), 0, Some(60_000)),
+            a.step(true, 1, at(60), 0, Some(60_000)),
             Some(Transition::Repeat)
         );
-        assert_eq!(a.step(&v(true), at(119), 0, Some(60_000)), None);
+        assert_eq!(a.step(true, 1, at(119), 0, Some(60_000)), None);
         assert_eq!(
-            a.step(&v(true), at(120), 0, Some(60_000)),
+            a.step(true, 1, at(120), 0, Some(60_000)),
             Some(Transition::Repeat)
         );
         assert_eq!(a.sent, 3);
@@ -387,13 +372,13 @@ mod tests {
     #[test]
     fn resolved_refires_and_is_forgotten_after_an_hour() {
         let mut a = AlertState::new(at(0));
-        a.step(&v(true), at(0), 0, None);
-        a.step(&v(false), at(5), 0, None);
-        assert_eq!(a.step(&v(true), at(6), 0, None), Some(Transition::Firing));
-        a.step(&v(false), at(7), 0, None);
-        assert_eq!(a.step(&v(false), at(7 + 3599), 0, None), None);
+        a.step(true, 1, at(0), 0, None);
+        a.step(false, 0, at(5), 0, None);
+        assert_eq!(a.step(true, 1, at(6), 0, None), Some(Transition::Firing));
+        a.step(false, 0, at(7), 0, None);
+        assert_eq!(a.step(false, 0, at(7 + 3599), 0, None), None);
         assert_eq!(
-            a.step(&v(false), at(7 + 3600), 0, None),
+            a.step(false, 0, at(7 + 3600), 0, None),
             Some(Transition::Forgotten)
         );
         assert_eq!(a.status, AlertStatus::Ok);
@@ -402,14 +387,14 @@ mod tests {
     #[test]
     fn reset_resolves_a_firing_alert_with_a_reason() {
         let mut a = AlertState::new(at(0));
-        a.step(&v(true), at(0), 0, None);
+        a.step(true, 1, at(0), 0, None);
         assert!(a.delivered(NotifyEvent::Firing));
         assert!(!a.delivered(NotifyEvent::Firing), "delivered once");
         assert_eq!(a.reset(at(3)), Some(Transition::Resolved));
         assert_eq!(a.resolve_reason.as_deref(), Some("reset"));
         assert_eq!(a.owed, [NotifyEvent::Resolved]);
         let mut p = AlertState::new(at(0));
-        p.step(&v(true), at(0), 10_000, None);
+        p.step(true, 1, at(0), 10_000, None);
         assert_eq!(p.reset(at(1)), None, "pending just clears");
         assert_eq!(p.status, AlertStatus::Ok);
     }
@@ -418,9 +403,9 @@ mod tests {
     fn held_notifications_collapse_into_the_one_that_matters() {
         // Fired while muted, reminded, still firing: one firing when released.
         let mut a = AlertState::new(at(0));
-        a.step(&v(true), at(0), 0, Some(10_000));
+        a.step(true, 1, at(0), 0, Some(10_000));
         a.hold(NotifyEvent::Firing);
-        a.step(&v(true), at(10), 0, Some(10_000));
+        a.step(true, 1, at(10), 0, Some(10_000));
         a.hold(NotifyEvent::Repeat);
         assert!(a.owed.is_empty());
         assert_eq!(a.release(at(20)), Some(NotifyEvent::Firing));
@@ -428,17 +413,17 @@ mod tests {
         assert_eq!(a.release(at(20)), None, "once");
         // Fired and resolved while muted: nothing.
         let mut b = AlertState::new(at(0));
-        b.step(&v(true), at(0), 0, None);
+        b.step(true, 1, at(0), 0, None);
         b.hold(NotifyEvent::Firing);
-        b.step(&v(false), at(5), 0, None);
+        b.step(false, 0, at(5), 0, None);
         b.hold(NotifyEvent::Resolved);
         assert_eq!(b.release(at(20)), None);
         assert!(b.owed.is_empty());
         // Heard of, then resolved while muted: the resolve.
         let mut c = AlertState::new(at(0));
-        c.step(&v(true), at(0), 0, None);
+        c.step(true, 1, at(0), 0, None);
         c.delivered(NotifyEvent::Firing);
-        c.step(&v(false), at(5), 0, None);
+        c.step(false, 0, at(5), 0, None);
         c.hold(NotifyEvent::Resolved);
         assert_eq!(c.release(at(20)), Some(NotifyEvent::Resolved));
     }

@@ -26,14 +26,15 @@
 //!   reopened after it was resolved) still in the window; one is enough to fire, and the
 //!   alert resolves a window after the last one.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use faultline_schema::{HumanDuration, Level, Record, Timestamp};
+use faultline_store::RecentIds;
 use faultline_store::issues::{IssueChange, IssueChangeKind};
 
 use crate::alert_config::RuleKind;
-use crate::alert_state::{AlertState, AlertStatus, Transition, Verdict};
+use crate::alert_state::{AlertState, AlertStatus, Transition};
 use crate::notify::Notification;
 use crate::rule::{Action, Condition, Fields, HEALTH_STATUS_KEY, Rule, field_value, meta_text};
 use crate::silence::{AlertRef, Inhibit, Silence, SilenceStatus};
@@ -161,38 +162,6 @@ impl Interest {
             .iter()
             .any(|r| r.wants(&observed))
             .then_some(observed)
-    }
-}
-
-/// Ids of recently observed records, so a client's retried batch (acknowledged again by the
-/// store, which skips the copies) is not counted twice.
-struct RecentIds {
-    set: HashSet<u128>,
-    order: VecDeque<u128>,
-    cap: usize,
-}
-
-impl RecentIds {
-    fn new(cap: usize) -> RecentIds {
-        RecentIds {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            cap,
-        }
-    }
-
-    /// `true` if `id` is new.
-    fn insert(&mut self, id: u128) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > self.cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
     }
 }
 
@@ -454,24 +423,57 @@ impl Tracker {
         }
     }
 
-    fn verdict(&self, rule: &Rule, now: i64, firing: bool) -> Verdict {
-        let window = window_text(rule.window_ms);
+    /// Whether the condition holds at `now`, and its value: cheap, evaluated after every
+    /// record; [`Tracker::describe`] is asked only when the alert changes state.
+    fn assess(&self, rule: &Rule, now: i64, firing: bool) -> (bool, u64) {
         match (self, &rule.condition) {
             (Tracker::Threshold(w), Condition::Threshold { threshold }) => {
                 let n = w.times.len() as u64;
-                let shown = if w.times.len() >= w.cap {
+                (n >= u64::from(*threshold), n)
+            }
+            (Tracker::Consecutive(c), Condition::Consecutive { cycles, .. }) => {
+                let (streak, _) = c.streak();
+                (streak >= u64::from(*cycles), streak)
+            }
+            (Tracker::Health(r), Condition::Health { failures, .. }) => {
+                let in_a_row = r.recent.iter().rev().take_while(|x| x.failed).count() as u64;
+                let active = if firing {
+                    r.recent.back().is_some_and(|x| x.failed)
+                } else {
+                    in_a_row >= u64::from(*failures)
+                };
+                (active, in_a_row)
+            }
+            (Tracker::Absence { last_seen }, _) => {
+                let silent = now.saturating_sub(*last_seen).max(0);
+                (
+                    silent >= rule.window_ms,
+                    u64::try_from(silent / 1000).unwrap_or(0),
+                )
+            }
+            (Tracker::Changes { window: w, .. }, Condition::IssueChange { .. }) => {
+                let n = w.times.len() as u64;
+                (n >= 1, n)
+            }
+            _ => (false, 0),
+        }
+    }
+
+    /// The condition at `now` in words, for notifications and the view.
+    fn describe(&self, rule: &Rule, now: i64) -> String {
+        let window = window_text(rule.window_ms);
+        match (self, &rule.condition) {
+            (Tracker::Threshold(w), Condition::Threshold { threshold }) => {
+                let n = w.times.len();
+                let shown = if n >= w.cap {
                     format!("at least {n}")
                 } else {
                     n.to_string()
                 };
-                Verdict {
-                    active: n >= u64::from(*threshold),
-                    value: n,
-                    detail: format!(
-                        "{shown} {} in {window} (threshold {threshold})",
-                        rule.filter_text
-                    ),
-                }
+                format!(
+                    "{shown} {} in {window} (threshold {threshold})",
+                    rule.filter_text
+                )
             }
             (Tracker::Consecutive(c), Condition::Consecutive { cycles, .. }) => {
                 let (streak, span) = c.streak();
@@ -480,22 +482,13 @@ impl Tracker {
                     Some(((0, a), _)) => format!(", cycle {a}"),
                     _ => String::new(),
                 };
-                Verdict {
-                    active: streak >= u64::from(*cycles),
-                    value: streak,
-                    detail: format!(
-                        "{} in {streak} consecutive cycles{which} (threshold {cycles})",
-                        rule.filter_text
-                    ),
-                }
+                format!(
+                    "{} in {streak} consecutive cycles{which} (threshold {cycles})",
+                    rule.filter_text
+                )
             }
             (Tracker::Health(r), Condition::Health { failures, probe }) => {
-                let in_a_row = r.recent.iter().rev().take_while(|x| x.failed).count() as u64;
-                let active = if firing {
-                    r.recent.back().is_some_and(|x| x.failed)
-                } else {
-                    in_a_row >= u64::from(*failures)
-                };
+                let in_a_row = r.recent.iter().rev().take_while(|x| x.failed).count();
                 let what = probe
                     .as_deref()
                     .map_or_else(|| "health checks".to_owned(), |p| format!("probe {p}"));
@@ -503,53 +496,34 @@ impl Tracker {
                     .recent
                     .back()
                     .map_or("no result yet", |x| x.detail.as_str());
-                let detail = if in_a_row > 0 {
+                if in_a_row > 0 {
                     format!(
                         "{what} failed {in_a_row} time(s) in a row (threshold {failures}): {last}"
                     )
                 } else {
                     format!("{what} passing: {last}")
-                };
-                Verdict {
-                    active,
-                    value: in_a_row,
-                    detail,
                 }
             }
             (Tracker::Absence { last_seen }, _) => {
                 let silent = now.saturating_sub(*last_seen).max(0);
-                Verdict {
-                    active: silent >= rule.window_ms,
-                    value: u64::try_from(silent / 1000).unwrap_or(0),
-                    detail: format!(
-                        "no {} for {} (allowed {window})",
-                        rule.filter_text,
-                        window_text(silent - silent % 1000)
-                    ),
-                }
+                format!(
+                    "no {} for {} (allowed {window})",
+                    rule.filter_text,
+                    window_text(silent - silent % 1000)
+                )
             }
             (Tracker::Changes { window: w, latest }, Condition::IssueChange { change }) => {
-                let n = w.times.len() as u64;
                 let what = match change {
                     IssueChangeKind::New => "new issue",
                     IssueChangeKind::Regression => "regression",
                 };
-                let detail = match n {
+                match w.times.len() {
                     0 => format!("no {what} in {window}"),
                     1 => format!("{what}: {latest}"),
                     n => format!("{n} times {what} in {window}, latest: {latest}"),
-                };
-                Verdict {
-                    active: n >= 1,
-                    value: n,
-                    detail,
                 }
             }
-            _ => Verdict {
-                active: false,
-                value: 0,
-                detail: String::new(),
-            },
+            _ => String::new(),
         }
     }
 }
@@ -573,6 +547,23 @@ struct Group {
     dirty: bool,
     /// Has a row in the store.
     stored: bool,
+}
+
+impl Group {
+    /// Evaluates the group's condition at `now` and moves its alert: the transition, if
+    /// any (its detail written only then: words cost more than the check).
+    fn step(&mut self, rule: &Rule, now: Timestamp) -> Option<Transition> {
+        let at = now.unix_millis();
+        self.tracker.prune(rule, at);
+        let firing = self.alert.status == AlertStatus::Firing;
+        let (active, value) = self.tracker.assess(rule, at, firing);
+        let t = self
+            .alert
+            .step(active, value, now, rule.for_ms, rule.repeat_ms)?;
+        self.alert.detail = self.tracker.describe(rule, at);
+        self.dirty = true;
+        Some(t)
+    }
 }
 
 /// A rule and its groups.
@@ -942,35 +933,34 @@ impl Evaluator {
         if e.reset_at.is_some_and(|r| obs.ts < r) {
             return;
         }
-        let Some((key, labels)) = e.rule.group_of(obs) else {
+        let Some(key) = e.rule.group_of(obs) else {
             return;
         };
-        if !e.groups.contains_key(&key) {
-            if e.groups.len() >= max_groups {
-                e.evict_idle();
-            }
-            if e.groups.len() >= max_groups {
-                e.dropped += 1;
-                return;
-            }
-            e.groups.insert(
-                key.clone(),
-                Group {
-                    labels,
+        let ts = obs.ts.min(now).unix_millis();
+        let status_slot = e.status_slot;
+        // One hash of the key for a known group: the common case.
+        let g = match e.groups.get_mut(&key) {
+            Some(g) => g,
+            None => {
+                if e.groups.len() >= max_groups {
+                    e.evict_idle();
+                }
+                if e.groups.len() >= max_groups {
+                    e.dropped += 1;
+                    return;
+                }
+                e.groups.entry(key.clone()).or_insert(Group {
+                    labels: e.rule.labels_of(obs),
                     tracker: Tracker::new(&e.rule, e.baseline),
                     alert: AlertState::new(now),
                     dirty: false,
                     stored: false,
-                },
-            );
-        }
-        let ts = obs.ts.min(now).unix_millis();
-        let status_slot = e.status_slot;
-        if let Some(g) = e.groups.get_mut(&key) {
-            g.tracker.add(&e.rule, obs, ts, status_slot);
-        }
-        if live {
-            self.evaluate(idx, &key, now);
+                })
+            }
+        };
+        g.tracker.add(&e.rule, obs, ts, status_slot);
+        if live && let Some(t) = g.step(&e.rule, now) {
+            self.decided(idx, &key, t, now);
         }
     }
 
@@ -1035,17 +1025,9 @@ impl Evaluator {
 
     fn evaluate(&mut self, idx: usize, key: &str, now: Timestamp) {
         let e = &mut self.rules[idx];
-        let Some(g) = e.groups.get_mut(key) else {
-            return;
-        };
-        g.tracker.prune(&e.rule, now.unix_millis());
-        let firing = g.alert.status == AlertStatus::Firing;
-        let verdict = g.tracker.verdict(&e.rule, now.unix_millis(), firing);
-        let Some(t) = g.alert.step(&verdict, now, e.rule.for_ms, e.rule.repeat_ms) else {
-            return;
-        };
-        g.dirty = true;
-        self.decided(idx, key, t, now);
+        if let Some(t) = e.groups.get_mut(key).and_then(|g| g.step(&e.rule, now)) {
+            self.decided(idx, key, t, now);
+        }
     }
 
     /// A transition of (rule `idx`, group `key`) was decided: its effects, with the
@@ -1280,16 +1262,16 @@ impl Evaluator {
         now: Timestamp,
     ) -> GroupView {
         let firing = g.alert.status == AlertStatus::Firing;
-        let v = g.tracker.verdict(&e.rule, now.unix_millis(), firing);
+        let (active, value) = g.tracker.assess(&e.rule, now.unix_millis(), firing);
         let muted = self.muted(idx, key, now);
         GroupView {
             group: key.to_owned(),
             labels: g.labels.iter().cloned().collect(),
             state: g.alert.clone(),
             current: CurrentView {
-                active: v.active,
-                value: v.value,
-                detail: v.detail,
+                active,
+                value,
+                detail: g.tracker.describe(&e.rule, now.unix_millis()),
             },
             silenced_by: match &muted {
                 Some(MutedBy::Silence(id)) => Some(id.clone()),

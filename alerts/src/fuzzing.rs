@@ -41,7 +41,7 @@ pub fn check_compiled_alerts(mut alerts: AlertsConfig, checked: Result<(), Strin
         if let Some(observed) = interest.observe(&record)
             && rule.wants(&observed)
         {
-            let (group, _) = rule.group_of(&observed).unwrap_or_default();
+            let group = rule.group_of(&observed).unwrap_or_default();
             let _ = rule.render_summary(&group, u64::MAX, "detail");
         }
     }

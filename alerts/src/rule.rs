@@ -269,21 +269,28 @@ impl Rule {
         self.window_ms
     }
 
-    /// The group key and its labels for `r`; `None` if `r` lacks a `group_by` field.
-    pub(crate) fn group_of(&self, r: &impl Fields) -> Option<(String, Vec<(String, String)>)> {
-        if self.group_by.is_empty() {
-            return Some((String::new(), Vec::new()));
+    /// The group key of `r` (`name=value` per `group_by` field, comma-separated); `None` if
+    /// `r` lacks a `group_by` field.
+    pub(crate) fn group_of(&self, r: &impl Fields) -> Option<String> {
+        let mut key = String::new();
+        for (i, (name, field)) in self.group_by.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(name);
+            key.push('=');
+            key.push_str(&field_value(field, r)?);
         }
-        let mut labels = Vec::with_capacity(self.group_by.len());
-        for (name, field) in &self.group_by {
-            labels.push((name.clone(), field_value(field, r)?.into_owned()));
-        }
-        let key = labels
+        Some(key)
+    }
+
+    /// The `group_by` labels of `r`, for a group [`Rule::group_of`] found (a field it has
+    /// not is left out).
+    pub(crate) fn labels_of(&self, r: &impl Fields) -> Vec<(String, String)> {
+        self.group_by
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        Some((key, labels))
+            .filter_map(|(name, field)| Some((name.clone(), field_value(field, r)?.into_owned())))
+            .collect()
     }
 
     /// The notification's summary line for a condition `detail` and `value`.
