@@ -133,6 +133,21 @@ export async function raisePanelErrors(page, n) {
   }
 }
 
+/** Makes `page` look hidden (or visible again) to its scripts, as when another tab comes to
+ * the front (headless tabs never hide), and tells them with a `visibilitychange`. */
+export function setHidden(page, hidden) {
+  return page.evaluate((hidden) => {
+    if (hidden) {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    } else {
+      delete document.hidden;
+      delete document.visibilityState;
+    }
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+}
+
 /** Records matching `query` (URLSearchParams fields), newest first. */
 export async function recent(base, query) {
   const qs = new URLSearchParams({ limit: "1000", ...query });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { ADMIN, ROOT, launch, startFaultline } from "./harness.mjs";
+import { ADMIN, ROOT, launch, setHidden, startFaultline } from "./harness.mjs";
 
 const SHOTS = path.join(ROOT, "target/screenshots");
 const HOUR = 3600e3;
@@ -194,25 +194,13 @@ test("no polling while the tab is hidden; shown again, the page refreshes at onc
   const polls = [];
   const seen = (r) => api(r) && polls.push(r.url());
   tab.on("request", seen);
-  const setHidden = (hidden) =>
-    tab.evaluate((hidden) => {
-      // What the browser does when another tab comes to the front (headless tabs never hide).
-      if (hidden) {
-        Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
-        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
-      } else {
-        delete document.hidden;
-        delete document.visibilityState;
-      }
-      document.dispatchEvent(new Event("visibilitychange"));
-    }, hidden);
-  await setHidden(true);
+  await setHidden(tab, true);
   await tab.waitForTimeout(1000); // a request already under way may still finish
   const before = polls.length;
   await tab.waitForTimeout(6000); // past the list's 5 s and the top bar's 2 s
   assert.deepEqual(polls.slice(before), [], "requests while hidden");
   const refreshed = tab.waitForRequest((r) => new URL(r.url()).pathname === "/issues", { timeout: 1500 });
-  await setHidden(false);
+  await setHidden(tab, false);
   await refreshed;
   tab.off("request", seen);
 });

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { ADMIN, launch, startFaultline } from "./harness.mjs";
+import { ADMIN, launch, setHidden, startFaultline } from "./harness.mjs";
 
 let server;
 let browser;
@@ -181,24 +181,13 @@ test("nothing is polled while the tab is hidden", async () => {
   const polls = [];
   const seen = (r) => /^\/(logs|alerts|system)\b/.test(new URL(r.url()).pathname) && polls.push(r.url());
   tab.on("request", seen);
-  const setHidden = (hidden) =>
-    tab.evaluate((hidden) => {
-      if (hidden) {
-        Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
-        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
-      } else {
-        delete document.hidden;
-        delete document.visibilityState;
-      }
-      document.dispatchEvent(new Event("visibilitychange"));
-    }, hidden);
-  await setHidden(true);
+  await setHidden(tab, true);
   await tab.waitForTimeout(1000);
   const before = polls.length;
   await tab.waitForTimeout(4000); // past the table's 1.5 s and the top bar's 2 s
   assert.deepEqual(polls.slice(before), [], "requests while hidden");
   const refreshed = tab.waitForRequest((r) => new URL(r.url()).pathname === "/logs/recent", { timeout: 2500 });
-  await setHidden(false);
+  await setHidden(tab, false);
   await refreshed;
   tab.off("request", seen);
 });
