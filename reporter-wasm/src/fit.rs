@@ -9,6 +9,7 @@
 //! - `meta`: whether its JSON is within [`MAX_META_DEPTH`] levels of nesting and
 //!   [`META_BUDGET`] bytes; the package drops the page's additions until it is.
 
+use alloc::string::String;
 use faultline_schema::{MAX_EVENT_CHARS, MAX_META_BYTES, MAX_META_DEPTH, truncate_message};
 
 /// The bytes of `meta` the page fills at most: the schema's [`MAX_META_BYTES`], less room

@@ -1,5 +1,7 @@
 //! `meta.stack`: a JavaScript `Error.stack` as the schema's frames, written as JSON.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use faultline_schema::stack::{self, Frame};
 
 use crate::json;

@@ -4,11 +4,13 @@
 //! the outbox stays there (a record a request already carries cannot take a repeat, and the
 //! repeat then goes on here as a new error).
 
-use std::cell::RefCell;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
-thread_local! {
+crate::local::local! {
     /// The page's gate, set by the package's options when the module loads.
-    static GATE: RefCell<Gate> = const { RefCell::new(Gate::new(5_000.0, 1.0, 500.0)) };
+    static GATE: RefCell<Gate> = RefCell::new(Gate::new(5_000.0, 1.0, 500.0));
 }
 
 /// Runs `f` on the page's gate (`None` only if it is in use, which a panic can leave).

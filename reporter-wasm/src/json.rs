@@ -1,6 +1,8 @@
 //! Hand-written JSON output: string escaping and integers are all the module writes, and
 //! `serde_json` would cost kilobytes of wasm for them.
 
+use alloc::string::String;
+
 /// Appends `s` as a JSON string literal (quotes included).
 pub(crate) fn push_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);

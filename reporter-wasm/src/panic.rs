@@ -1,22 +1,29 @@
 //! A panic inside the module: reported once, then the module stays off.
 //!
-//! The module is built with `panic = "abort"`, so a panic ends in a wasm trap. The hook runs
-//! first: it marks the module dead (every export then returns at once, touching no state
-//! the panic may have left half-changed) and hands the panic message to the callback the
-//! package's JavaScript passed to `start`. The trap itself surfaces as an exception in that
-//! JavaScript's guard, which sends the message as one record, detaches every listener and
+//! The module is built with `panic = "abort"`, so a panic ends in a wasm trap. Before it,
+//! the module is marked dead (every export then returns at once, touching no state the
+//! panic may have left half-changed) and the callback the package's JavaScript passed to
+//! `start` receives the report. The trap itself surfaces as an exception in that
+//! JavaScript's guard, which sends the report as one record, detaches every listener and
 //! wrapper and turns the reporter off: the page never sees the exception.
+//!
+//! The shipped wasm is `no_std` and this module is its `#[panic_handler]`: the report is a
+//! fixed text with the panic's file and line (and its message only when that is a literal),
+//! the message is never formatted, so neither `core::fmt`'s machinery nor std's panic
+//! runtime is in the module. With `std` (native tests, `wasm-pack test`), the same report
+//! comes from a std panic hook, with the formatted message.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use core::cell::RefCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
+use alloc::string::String;
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 
 static DEAD: AtomicBool = AtomicBool::new(false);
 
-thread_local! {
-    static ON_PANIC: RefCell<Option<Function>> = const { RefCell::new(None) };
+crate::local::local! {
+    static ON_PANIC: RefCell<Option<Function>> = RefCell::new(None);
 }
 
 /// Whether a panic has switched the module off.
@@ -24,7 +31,7 @@ pub(crate) fn is_dead() -> bool {
     DEAD.load(Ordering::Relaxed)
 }
 
-/// Installs the hook; `on_panic` receives the message once.
+/// Keeps `on_panic`, which receives the report once (and with `std`, installs the hook).
 pub(crate) fn install(on_panic: Function) {
     // `try_with` rather than `with` here and below: `with` panics, with a formatted message,
     // when the thread-local is gone (never, on wasm), and that formatting costs wasm bytes.
@@ -33,25 +40,42 @@ pub(crate) fn install(on_panic: Function) {
             *slot = Some(on_panic);
         }
     });
-    std::panic::set_hook(Box::new(|info| {
-        if DEAD.swap(true, Ordering::Relaxed) {
-            return; // a panic while reporting a panic: once is enough
-        }
+    #[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
+    std::panic::set_hook(std::boxed::Box::new(|info| {
         let payload = info.payload();
         let text = payload
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-        let message = message(text, info.location().map(|l| (l.file(), l.line())));
-        let _ = ON_PANIC.try_with(|slot| {
-            if let Ok(slot) = slot.try_borrow()
-                && let Some(f) = slot.as_ref()
-            {
-                // `call1` catches whatever the callback throws.
-                let _ = f.call1(&JsValue::UNDEFINED, &JsValue::from_str(&message));
-            }
-        });
+        report(text, info.location().map(|l| (l.file(), l.line())));
     }));
+}
+
+/// The shipped module's panic handler: the report, then the trap.
+#[cfg(all(target_arch = "wasm32", not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    report(
+        info.message().as_str(),
+        info.location().map(|l| (l.file(), l.line())),
+    );
+    core::arch::wasm32::unreachable()
+}
+
+/// Marks the module dead and hands the report to the callback, once.
+fn report(text: Option<&str>, location: Option<(&str, u32)>) {
+    if DEAD.swap(true, Ordering::Relaxed) {
+        return; // a panic while reporting a panic: once is enough
+    }
+    let message = message(text, location);
+    let _ = ON_PANIC.try_with(|slot| {
+        if let Ok(slot) = slot.try_borrow()
+            && let Some(f) = slot.as_ref()
+        {
+            // `call1` catches whatever the callback throws.
+            let _ = f.call1(&JsValue::UNDEFINED, &JsValue::from_str(&message));
+        }
+    });
 }
 
 /// The report's text: `panicked at src/x.rs:12: message`.

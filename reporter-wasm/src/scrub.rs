@@ -3,12 +3,13 @@
 //! messages) leaves the page with credentials and secret parameters' values taken out, by
 //! the same code the server applies to every record it takes in.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
+use alloc::borrow::{Cow, ToOwned};
+use alloc::string::String;
+use core::cell::RefCell;
 
 use faultline_schema::UrlScrubber;
 
-thread_local! {
+crate::local::local! {
     static SCRUBBER: RefCell<UrlScrubber> = RefCell::new(UrlScrubber::default());
 }
 

@@ -4,6 +4,7 @@
 //! browser code, so a dictionary of likely ids could be hashed by anyone; the server therefore
 //! re-keys every `meta.user` with [`rekey_user`] and a secret key before storing it.
 
+use crate::prelude::*;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -63,8 +64,8 @@ impl UserRekeyer {
     }
 }
 
-impl std::fmt::Debug for UserRekeyer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for UserRekeyer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("UserRekeyer(<secret>)")
     }
 }

@@ -6,10 +6,11 @@
 //! refused without being built, and [`decode_batch_within`] asks its caller for room as the
 //! decoded records grow.
 
-use std::cell::Cell;
-use std::fmt;
+use crate::prelude::*;
+use core::cell::Cell;
+use core::fmt;
 
-use std::mem::size_of;
+use core::mem::size_of;
 
 use serde::Deserialize;
 use serde::de::{

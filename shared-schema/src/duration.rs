@@ -1,7 +1,8 @@
 //! Human durations in config and query strings: `500ms`, `30s`, `15m`, `1h`, `30d`.
 
-use std::fmt;
-use std::time::Duration;
+use crate::prelude::*;
+use core::fmt;
+use core::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -93,7 +94,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-impl std::str::FromStr for HumanDuration {
+impl core::str::FromStr for HumanDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         HumanDuration::parse(s)

@@ -5,6 +5,7 @@
 //! with strings escaped eight bytes at a time: the ingest server writes every record it
 //! stores through here, and on its hot path this was a sixth of the CPU.
 
+use crate::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::record::Record;
@@ -81,7 +82,12 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.extend_from_slice(b"false"),
         // Integers and floats exactly as serde_json formats them.
         Value::Number(n) => {
+            #[cfg(feature = "std")]
             let _ = serde_json::to_writer(&mut *out, n);
+            #[cfg(not(feature = "std"))]
+            if let Ok(json) = serde_json::to_vec(n) {
+                out.extend_from_slice(&json);
+            }
         }
         Value::String(s) => write_str(s, out),
         Value::Array(items) => {

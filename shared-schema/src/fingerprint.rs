@@ -25,6 +25,7 @@
 //!    template ([`message_template`]: numbers, hex ids, UUIDs, emails, IP addresses, URLs and
 //!    quoted values become placeholders).
 
+use crate::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::level::Level;
@@ -96,11 +97,15 @@ pub fn issue_of(record: &Record) -> Option<String> {
         return Some(issue_id(&record.service, &fingerprint(record)));
     }
     let mut id = IssueHasher::new(&record.service);
+    #[cfg(feature = "std")]
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => hash_default_fingerprint(record, &mut id, &mut scratch),
         // Not reentrant; a fresh scratch if it ever were.
         Err(_) => hash_default_fingerprint(record, &mut id, &mut FrameParts::default()),
     });
+    // No thread-locals without `std`: fresh buffers each time.
+    #[cfg(not(feature = "std"))]
+    hash_default_fingerprint(record, &mut id, &mut FrameParts::default());
     Some(id.finish())
 }
 
@@ -140,8 +145,9 @@ struct FrameParts {
     name: String,
 }
 
+#[cfg(feature = "std")]
 std::thread_local! {
-    static SCRATCH: std::cell::RefCell<FrameParts> = std::cell::RefCell::default();
+    static SCRATCH: core::cell::RefCell<FrameParts> = core::cell::RefCell::default();
 }
 
 /// Feeds [`default_fingerprint`]'s parts to `id`, the same parts in the same order.
@@ -166,7 +172,7 @@ fn hash_default_fingerprint(record: &Record, id: &mut IssueHasher, scratch: &mut
         // An engine may list a frame twice (async boundaries) where another lists it once.
         if scratch.part != scratch.previous {
             id.part(&scratch.part);
-            std::mem::swap(&mut scratch.part, &mut scratch.previous);
+            core::mem::swap(&mut scratch.part, &mut scratch.previous);
         }
         frames += 1;
     });

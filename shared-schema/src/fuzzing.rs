@@ -11,6 +11,7 @@
 use serde_json::value::RawValue;
 
 use crate::batch::{BatchError, BatchFormat, DecodeOptions, decode_batch, decode_batch_with};
+use crate::prelude::*;
 use crate::record::Record;
 use crate::stack;
 
@@ -152,6 +153,7 @@ pub fn check_stack_parse(data: &[u8]) {
 /// (the inputs the fuzzer kept and the ones that once broke an invariant), naming the file
 /// that fails. Returns how many ran; panics when there are none, so a moved corpus fails
 /// loudly instead of testing nothing.
+#[cfg(feature = "std")]
 pub fn replay(target: &str, check: fn(&[u8])) -> usize {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut ran = 0;

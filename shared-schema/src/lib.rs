@@ -36,6 +36,26 @@
 //! - `fuzzing.rs`: the invariants the fuzz targets and their regression tests check (hidden).
 //!
 //! The crate builds for `wasm32-unknown-unknown`: no tokio, no regex, no clock reads on wasm.
+//! Without its default `std` feature it is `#![no_std]` (with `alloc`), as the browser
+//! reporter builds it: the clock (`Timestamp::now`) is then left out.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(not(any(feature = "std", feature = "alloc")))]
+compile_error!("faultline-schema needs its `std` (default) or its `alloc` feature");
+
+extern crate alloc;
+
+/// What the `std` prelude has and `core`'s lacks, for the `no_std` build (the same items
+/// with `std`).
+#[allow(unused_imports)]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+    pub(crate) use alloc::{format, vec};
+}
 
 mod anonymize;
 mod batch;

@@ -1,6 +1,7 @@
 //! The record: one log line or error event, the same in the browser, a service and the store.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -121,7 +122,7 @@ impl Record {
     /// field, an unknown key, a broken rule) is parsed again through [`Record::from_value`],
     /// which names every problem. Both paths accept and produce the same records.
     pub fn from_json(json: &[u8]) -> Result<Record, InvalidRecord> {
-        match std::str::from_utf8(json) {
+        match core::str::from_utf8(json) {
             Ok(text) => Record::from_json_str(text),
             // Let the parser say where the bad byte is.
             Err(_) => Err(serde_json::from_slice::<Value>(json).map_or_else(
@@ -584,7 +585,7 @@ fn scrub_value(value: &mut Value, depth: usize) -> bool {
 /// A scrubbed key that collides with an existing one replaces it, as a duplicate key does.
 fn scrub_keys(map: &mut Map<String, Value>) {
     if map.keys().any(|k| k.contains('\0')) {
-        let old = std::mem::take(map);
+        let old = core::mem::take(map);
         *map = old
             .into_iter()
             .map(|(mut k, v)| {
@@ -607,6 +608,7 @@ fn serialized_len(meta: &Map<String, Value>) -> usize {
 
 /// The length in bytes of `value`'s compact JSON (as `serde_json::to_vec` writes it),
 /// counted without building the JSON.
+#[cfg(feature = "std")]
 pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
@@ -622,6 +624,13 @@ pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
     // Writing to a counter cannot fail.
     let _ = serde_json::to_writer(&mut counter, value);
     counter.0
+}
+
+/// The length in bytes of `value`'s compact JSON (as `serde_json::to_vec` writes it);
+/// without `std` (no `io::Write` to count through) the JSON is built.
+#[cfg(not(feature = "std"))]
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| json.len())
 }
 
 fn take_string(

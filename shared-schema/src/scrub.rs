@@ -33,7 +33,8 @@
 //! Unicode case tables, no substring searcher, no slicing that can panic (whose message
 //! formats characters with Unicode tables); `get` and byte loops instead.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use serde_json::{Map, Value};
 

@@ -80,6 +80,8 @@
 //!
 //! Line and column numbers that do not fit a `u32` become `None`; the frame is still kept.
 
+use crate::prelude::*;
+
 /// One frame of a parsed JavaScript stack, innermost first.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Frame {

@@ -3,7 +3,7 @@
 //! Hand-written rather than pulled from a date crate: the parser is small, has no
 //! dependencies (it ships in the browser bundle) and rejects what it cannot represent.
 
-use std::fmt;
+use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -50,6 +50,7 @@ impl Timestamp {
     }
 
     /// From a `SystemTime` (truncated to milliseconds).
+    #[cfg(feature = "std")]
     pub fn from_system_time(t: std::time::SystemTime) -> Timestamp {
         let ms = match t.duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
@@ -60,7 +61,7 @@ impl Timestamp {
 
     /// The current time. Not available on `wasm32-unknown-unknown`, whose `SystemTime` panics:
     /// the browser reporter takes the time from `Date.now()` instead.
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(all(feature = "std", not(target_arch = "wasm32")))]
     pub fn now() -> Timestamp {
         Timestamp::from_system_time(std::time::SystemTime::now())
     }
@@ -180,11 +181,11 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Only ASCII digits and separators.
-        f.write_str(std::str::from_utf8(&self.to_bytes()).map_err(|_| fmt::Error)?)
+        f.write_str(core::str::from_utf8(&self.to_bytes()).map_err(|_| fmt::Error)?)
     }
 }
 
-impl std::str::FromStr for Timestamp {
+impl core::str::FromStr for Timestamp {
     type Err = TimestampError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Timestamp::parse(s)
@@ -199,7 +200,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let s = <alloc::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Timestamp::parse(&s).map_err(serde::de::Error::custom)
     }
 }

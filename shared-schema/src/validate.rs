@@ -1,7 +1,8 @@
 //! Per-field validation errors. A record is checked field by field and every problem is
 //! reported, so a client fixing its output sees all of them at once.
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 /// The kind of problem with a field; [`Problem::code`] is the stable label used in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,4 +99,4 @@ impl fmt::Display for InvalidRecord {
     }
 }
 
-impl std::error::Error for InvalidRecord {}
+impl core::error::Error for InvalidRecord {}
