@@ -6,18 +6,10 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
-
-crate::local::local! {
-    /// The page's gate, set by the package's options when the module loads.
-    static GATE: RefCell<Gate> = RefCell::new(Gate::new(5_000.0, 1.0, 500.0));
-}
 
 /// Runs `f` on the page's gate (`None` only if it is in use, which a panic can leave).
 pub(crate) fn with<R>(f: impl FnOnce(&mut Gate) -> R) -> Option<R> {
-    GATE.try_with(|g| g.try_borrow_mut().ok().map(|mut g| f(&mut g)))
-        .ok()
-        .flatten()
+    crate::local::with(|state| state.gate.try_borrow_mut().ok().map(|mut g| f(&mut g))).flatten()
 }
 
 /// Fold keys remembered at most; past it, expired ones go, and all of them if none has.

@@ -56,7 +56,7 @@
 //! - `gate.rs`: repeats folded, sampling, the per-page cap.
 //! - `scrub.rs`: the page's [`faultline_schema::UrlScrubber`] and its extra names.
 //! - `panic.rs`: the panic handler (the hook, with `std`).
-//! - `local.rs`: the module's state, thread-locals with `std`, statics without.
+//! - `local.rs`: the module's state in one cell, a thread-local with `std`, a static without.
 //! - `js/`: the package: `index.js` (API, capture, scope, hooks), `outbox.js` (delivery),
 //!   `record.js` (values to JSON-safe data), `react.js`, `snippet.js`, types, README.
 //! - `tests/web.rs`: these exports in a real browser (`wasm-pack test --headless --chrome`).

@@ -1,38 +1,57 @@
-//! The module's state (the gate, the scrubber, the panic callback): a thread-local with the
-//! standard library; in the shipped `no_std` wasm, which has one thread, a static in
-//! wasm-bindgen's single-threaded cell (what its `thread_local_v2` statics expand to; the
-//! crate is pinned to one wasm-bindgen version). `local!` declares either, and callers use
-//! the same `try_with` on both.
+//! The module's state (the panic callback, the gate, the scrubber), in one cell: a
+//! thread-local with the standard library; in the shipped `no_std` wasm, which has one
+//! thread, a static in wasm-bindgen's single-threaded cell (what its `thread_local_v2`
+//! statics expand to; the crate is pinned to one wasm-bindgen version). One cell rather
+//! than one per module: each lazy cell brings its own initialization check and
+//! constructor call.
 
-/// A static of the `no_std` wasm build, initialized on first use.
-#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
-pub(crate) struct Local<T: 'static>(wasm_bindgen::__rt::LazyCell<T>);
+use core::cell::RefCell;
 
-#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
-impl<T: 'static> Local<T> {
-    /// A cell that `init` fills on first use.
-    pub(crate) const fn new(init: fn() -> T) -> Local<T> {
-        Local(wasm_bindgen::__rt::LazyCell::new(init))
-    }
+use faultline_schema::UrlScrubber;
+use js_sys::Function;
 
-    /// `f` on the value; never fails (the `Result` matches `LocalKey::try_with`).
-    pub(crate) fn try_with<R>(&'static self, f: impl FnOnce(&T) -> R) -> Result<R, ()> {
-        Ok(f(&self.0))
-    }
+use crate::gate::Gate;
+
+/// Everything the module keeps between calls; each part borrowed on its own, so a panic
+/// while one is borrowed can still reach the callback.
+pub(crate) struct State {
+    /// What `start` was given: receives a panic's report, once.
+    pub(crate) on_panic: RefCell<Option<Function>>,
+    /// The page's gate, set by the package's options when the module loads.
+    pub(crate) gate: RefCell<Gate>,
+    /// The page's scrubber with its extra names.
+    pub(crate) scrubber: RefCell<UrlScrubber>,
 }
 
-/// `static NAME: TYPE = INIT;` as a thread-local (with `std`) or a `Local` (without).
-macro_rules! local {
-    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
-        #[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
-        std::thread_local! {
-            $(#[$attr])*
-            static $name: $t = $init;
+impl State {
+    fn new() -> State {
+        State {
+            on_panic: RefCell::new(None),
+            gate: RefCell::new(Gate::new(5_000.0, 1.0, 500.0)),
+            scrubber: RefCell::new(UrlScrubber::default()),
         }
-        #[cfg(all(target_arch = "wasm32", not(feature = "std")))]
-        $(#[$attr])*
-        static $name: $crate::local::Local<$t> = $crate::local::Local::new(|| $init);
-    };
+    }
 }
 
-pub(crate) use local;
+#[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
+std::thread_local! {
+    static STATE: State = State::new();
+}
+
+/// The `no_std` wasm build's state, initialized on first use.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+static STATE: wasm_bindgen::__rt::LazyCell<State> = wasm_bindgen::__rt::LazyCell::new(State::new);
+
+/// `f` on the module's state; `None` only with `std`, once the thread-local is gone.
+#[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
+pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
+    // `try_with` rather than `with`: `with` panics, with a formatted message, when the
+    // thread-local is gone.
+    STATE.try_with(f).ok()
+}
+
+/// `f` on the module's state; never `None` here.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
+    Some(f(&STATE))
+}

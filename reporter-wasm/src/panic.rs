@@ -13,7 +13,6 @@
 //! runtime is in the module. With `std` (native tests, `wasm-pack test`), the same report
 //! comes from a std panic hook, with the formatted message.
 
-use core::cell::RefCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use alloc::string::String;
@@ -22,10 +21,6 @@ use wasm_bindgen::JsValue;
 
 static DEAD: AtomicBool = AtomicBool::new(false);
 
-crate::local::local! {
-    static ON_PANIC: RefCell<Option<Function>> = RefCell::new(None);
-}
-
 /// Whether a panic has switched the module off.
 pub(crate) fn is_dead() -> bool {
     DEAD.load(Ordering::Relaxed)
@@ -33,10 +28,8 @@ pub(crate) fn is_dead() -> bool {
 
 /// Keeps `on_panic`, which receives the report once (and with `std`, installs the hook).
 pub(crate) fn install(on_panic: Function) {
-    // `try_with` rather than `with` here and below: `with` panics, with a formatted message,
-    // when the thread-local is gone (never, on wasm), and that formatting costs wasm bytes.
-    let _ = ON_PANIC.try_with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
+    crate::local::with(|state| {
+        if let Ok(mut slot) = state.on_panic.try_borrow_mut() {
             *slot = Some(on_panic);
         }
     });
@@ -68,8 +61,8 @@ fn report(text: Option<&str>, location: Option<(&str, u32)>) {
         return; // a panic while reporting a panic: once is enough
     }
     let message = message(text, location);
-    let _ = ON_PANIC.try_with(|slot| {
-        if let Ok(slot) = slot.try_borrow()
+    crate::local::with(|state| {
+        if let Ok(slot) = state.on_panic.try_borrow()
             && let Some(f) = slot.as_ref()
         {
             // `call1` catches whatever the callback throws.

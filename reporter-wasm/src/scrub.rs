@@ -5,19 +5,14 @@
 
 use alloc::borrow::{Cow, ToOwned};
 use alloc::string::String;
-use core::cell::RefCell;
 
 use faultline_schema::UrlScrubber;
-
-crate::local::local! {
-    static SCRUBBER: RefCell<UrlScrubber> = RefCell::new(UrlScrubber::default());
-}
 
 /// Sets the extra secret parameter names (the `denyUrlParams` strings).
 pub(crate) fn configure<S: AsRef<str>>(extra: &[S]) {
     let scrubber = UrlScrubber::new(extra);
-    let _ = SCRUBBER.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
+    crate::local::with(|state| {
+        if let Ok(mut s) = state.scrubber.try_borrow_mut() {
             *s = scrubber;
         }
     });
@@ -26,17 +21,15 @@ pub(crate) fn configure<S: AsRef<str>>(extra: &[S]) {
 /// `text` scrubbed with the configured names. JSON text stays valid JSON: a parameter's
 /// value ends at `"` and `\`, and the replacement holds neither.
 pub(crate) fn scrub(text: &str) -> String {
-    SCRUBBER
-        .try_with(|s| match s.try_borrow() {
-            Ok(s) => match s.scrub(text) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(o) => Some(o),
-            },
-            Err(_) => None,
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| text.to_owned())
+    crate::local::with(|state| match state.scrubber.try_borrow() {
+        Ok(s) => match s.scrub(text) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(o) => Some(o),
+        },
+        Err(_) => None,
+    })
+    .flatten()
+    .unwrap_or_else(|| text.to_owned())
 }
 
 #[cfg(test)]
