@@ -3,7 +3,8 @@
 //! 1. `wasm-pack build --target web --release` compiles the crate and runs the pinned
 //!    `wasm-bindgen` (the release profile is overridden by env for this one build to the
 //!    size settings of `[profile.wasm-release]`: wasm-pack only knows dev/profiling/release,
-//!    and the server's release profile must stay tuned for speed).
+//!    and the server's release profile must stay tuned for speed), with the build machine's
+//!    directories remapped out of the panic locations the module carries.
 //! 2. `wasm-opt -Oz` from binaryen's npm package (pinned in `reporter-wasm/tools/`) shrinks
 //!    the module. wasm-pack's own download is switched off in the crate's
 //!    `[package.metadata.wasm-pack]`, and Debian's binaryen (108) cannot be used: it writes
@@ -68,7 +69,8 @@ pub(crate) fn build() -> Result<PathBuf> {
             // wasm-bindgen reads the target-features section; wasm-opt strips it afterwards.
             ("CARGO_PROFILE_RELEASE_STRIP", "false"),
             ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
-        ]);
+        ])
+        .env("CARGO_ENCODED_RUSTFLAGS", remapped_rustflags());
     cmd::run(&mut pack)?;
     let wasm = pkg.join("faultline_reporter_bg.wasm");
     cmd::run(
@@ -93,6 +95,46 @@ pub(crate) fn build() -> Result<PathBuf> {
     let size = fs::metadata(&wasm)?.len();
     println!("    {} ({size} bytes of wasm)", pkg.display());
     Ok(pkg)
+}
+
+/// The wasm build's rustc flags: whatever the environment gives, plus `--remap-path-prefix`
+/// for the build machine's own directories (the cargo registry's sources, git checkouts,
+/// the workspace), which would otherwise ship in every page as panic locations
+/// (`/root/.cargo/registry/src/index.crates.io-.../sha2-0.10.9/src/...`): dependencies are
+/// then named `sha2-0.10.9/src/...`, the workspace's files `reporter-wasm/src/...`. Passed
+/// in the environment of this one build, which has `--target wasm32-unknown-unknown`, so
+/// host units (build scripts, proc macros) and every native build keep their caches.
+/// `CARGO_ENCODED_RUSTFLAGS` (flags separated by 0x1f) so paths with spaces stay whole.
+fn remapped_rustflags() -> String {
+    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(s) if !s.is_empty() => s.split('\x1f').map(str::to_owned).collect(),
+        _ => std::env::var("RUSTFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut prefixes = vec![cmd::root()];
+    if let Some(home) = cargo_home {
+        prefixes.push(home.join("git/checkouts"));
+        prefixes.push(home.join("registry/src"));
+        // Each registry's sources sit under a directory named after its index
+        // (`index.crates.io-1949cf8c6b5b557f`); later prefixes win, so these come last.
+        if let Ok(dirs) = fs::read_dir(home.join("registry/src")) {
+            prefixes.extend(dirs.flatten().map(|d| d.path()));
+        }
+    }
+    for prefix in prefixes {
+        let mut from = prefix.into_os_string().to_string_lossy().into_owned();
+        if !from.ends_with('/') {
+            from.push('/');
+        }
+        flags.push(format!("--remap-path-prefix={from}="));
+    }
+    flags.join("\x1f")
 }
 
 fn package_json() -> String {
