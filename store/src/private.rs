@@ -6,8 +6,8 @@
 //! Unix-only; elsewhere these are the plain `std::fs` calls.)
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 /// The mode of files the stores create.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
@@ -45,6 +45,53 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(true)
         .open(path)
+}
+
+/// Adds the path to an I/O error's message, keeping its kind.
+pub(crate) fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// The temporary file [`write_atomically`] writes before renaming it to `path`:
+/// `path` with `.tmp` appended.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never a
+/// part: written to [`tmp_path`] (mode 0600), fsynced, renamed over `path`, and the
+/// directory fsynced. A failed write removes the temporary file; errors name the path.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with(path, bytes, File::sync_all, |dir| {
+        File::open(dir)?.sync_all()
+    })
+}
+
+/// [`write_atomically`] with the caller's fsyncs (the file store counts and times its own).
+pub(crate) fn write_atomically_with(
+    path: &Path,
+    bytes: &[u8],
+    sync_file: impl FnOnce(&File) -> io::Result<()>,
+    sync_dir: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let mut file = create_private_file(&tmp)?;
+        file.write_all(bytes)?;
+        sync_file(&file)?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+            _ => sync_dir(Path::new(".")),
+        }
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| with_path(e, path))
 }
 
 /// Takes group and other access away from an existing directory (0700), so what older

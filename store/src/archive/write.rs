@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::private::{create_private_dir_all, private_open_options};
+use crate::private::{create_private_dir_all, private_open_options, with_path};
 
 /// The archive files' extension.
 const EXT: &str = ".ndjson.gz";
@@ -243,10 +243,6 @@ impl Drop for DayFiles<'_> {
         }
         self.remove_done();
     }
-}
-
-fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! and every record stored after its position is applied again, so a restart, clean or not,
 //! neither loses nor doubles a count; without a snapshot every segment is read.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::lock;
 use super::reader::lines_forward;
-use super::segment::{SegmentInfo, segment_path, with_path};
+use super::segment::{SegmentInfo, segment_path};
 use crate::issues::{IssueEvent, IssueTable};
+use crate::private::{with_path, write_atomically};
 
 /// The snapshot's file name in the store's directory.
 pub(crate) const SNAPSHOT_FILE: &str = "issues.json";
@@ -173,22 +174,6 @@ fn serialize(state: &IssueState) -> Vec<u8> {
         table: &state.table,
     })
     .unwrap_or_default()
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut file = crate::private::create_private_file(&tmp).map_err(|e| with_path(e, &tmp))?;
-    file.write_all(bytes).map_err(|e| with_path(e, &tmp))?;
-    file.sync_all().map_err(|e| with_path(e, &tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| with_path(e, path))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| with_path(e, dir))?;
-    }
-    Ok(())
 }
 
 /// Applies the error events stored in `path[from..to]` to `table`; returns how many.

@@ -21,9 +21,10 @@ use super::config::{FileStoreConfig, millis};
 use super::filter::{self, FilterBuilder};
 use super::segment::{
     self, Fsyncs, SegmentInfo, SegmentSummary, create_segment, list_segments, read_sidecar,
-    repair_tail, segment_path, with_path, write_sidecar,
+    repair_tail, segment_path, write_sidecar,
 };
 use crate::dedup::RecentIds;
+use crate::private::with_path;
 use crate::query::{MinuteCounts, Query};
 use crate::search::for_each_leaf_hash;
 

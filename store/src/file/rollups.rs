@@ -26,10 +26,11 @@ use faultline_schema::{Level, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::config::millis;
-use super::issues::{Covered, write_atomically};
+use super::issues::Covered;
 use super::lock;
 use super::reader::{lines_forward, raw_count};
-use super::segment::{SegmentInfo, segment_path, with_path};
+use super::segment::{SegmentInfo, segment_path};
+use crate::private::{with_path, write_atomically};
 use crate::rollup::{HourlyRollups, LevelCounts, RollupBucket, RollupQuery, hour_of};
 
 /// The directory under the store's directory.

@@ -7,7 +7,7 @@
 //! a query's blocking task.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 use super::filter::filter_path;
 use super::metrics_names::{FSYNC_SECONDS, SINK_LABEL};
 use super::reader::BackwardLines;
-use crate::private::{create_private_file, private_open_options};
+use crate::private::{private_open_options, with_path};
 
 const SEGMENT_EXT: &str = ".ndjson";
 const SIDECAR_EXT: &str = ".idx.json";
 const FILTER_EXT: &str = ".filter";
+/// The ending of [`crate::private::tmp_path`]: such files are left from an interrupted write.
 const TMP_EXT: &str = ".tmp";
 /// Digits in a segment's sequence number: file names sort like the numbers.
 const SEQ_DIGITS: usize = 20;
@@ -166,28 +167,15 @@ pub(crate) fn write_sidecar(
 }
 
 /// Writes `path` in `dir` as `bytes` through a temporary file beside it (write, fsync,
-/// rename, directory fsync): a crash leaves the old file or none, never a part.
+/// rename, directory fsync, each fsync counted): a crash leaves the old file or none, never
+/// a part.
 pub(crate) fn write_atomically(
     dir: &Path,
     path: &Path,
     bytes: &[u8],
     fsyncs: &Fsyncs,
 ) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(TMP_EXT);
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut file = create_private_file(&tmp)?;
-        file.write_all(bytes)?;
-        fsyncs.all(&file)?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        fsyncs.dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| with_path(e, path))
+    crate::private::write_atomically_with(path, bytes, |f| fsyncs.all(f), |_| fsyncs.dir(dir))
 }
 
 /// The sidecar of `seq`, if there is one that describes a file of exactly `file_len` bytes.
@@ -256,11 +244,6 @@ pub(crate) fn intact_len<R: Read + Seek>(file: R, len: u64, block: usize) -> io:
         keep = start;
     }
     Ok(keep)
-}
-
-/// Adds the path to an I/O error's message, keeping its kind.
-pub(crate) fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// Does the fsyncs and counts them, so tests and metrics can see group commit at work.

@@ -8,8 +8,7 @@
 //! directories (`private.rs`). One process owns the directory (as with the file store).
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use faultline_schema::Timestamp;
@@ -19,7 +18,7 @@ use super::{
     ReleaseMaps, ReleaseSummary, SourceMapError, SourceMapFile, SourceMapStore, SourceMapUpload,
     next_version,
 };
-use crate::private::{create_private_dir_all, create_private_file, restrict_dir};
+use crate::private::{create_private_dir_all, restrict_dir, write_atomically};
 use crate::store::BoxFuture;
 
 const INDEX: &str = "index.json";
@@ -150,7 +149,7 @@ impl FileSourceMaps {
     fn save(&self, index: &Index) -> Result<(), SourceMapError> {
         let bytes = serde_json::to_vec(index)
             .map_err(|e| SourceMapError::Unavailable(format!("index: {e}")))?;
-        write_atomically(&self.inner.dir, &self.inner.dir.join(INDEX), &bytes)?;
+        write_atomically(&self.inner.dir.join(INDEX), &bytes)?;
         Ok(())
     }
 
@@ -178,11 +177,7 @@ impl FileSourceMaps {
         let mut next = index.clone();
         let file = next.next_file;
         next.next_file += 1;
-        write_atomically(
-            &self.inner.dir.join(MAPS),
-            &self.map_path(file),
-            &upload.map,
-        )?;
+        write_atomically(&self.map_path(file), &upload.map)?;
         let now = Timestamp::now().unix_millis();
         let entry = IndexFile {
             url: upload.url.clone(),
@@ -253,18 +248,6 @@ impl FileSourceMaps {
                 .map_err(|e| SourceMapError::Unavailable(format!("source map task failed: {e}")))?
         })
     }
-}
-
-/// Writes `bytes` to a temporary file in `dir`, fsyncs it, renames it to `path` and fsyncs
-/// the directory.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = create_private_file(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 impl SourceMapStore for FileSourceMaps {
