@@ -114,45 +114,65 @@ impl<R: Read + Seek> BackwardLines<R> {
     }
 }
 
-/// The fields of a stored line that the start-up scan and the query pre-filter need.
+/// The fields of a stored line that the start-up scan, the query pre-filter and the rollups'
+/// replay (`rollups.rs`) need.
 ///
-/// Deserializing this skips `message` and `meta` without building them, several times
-/// cheaper than [`Record::from_json`].
+/// Deserializing this skips `message` and the rest of `meta` without building them, several
+/// times cheaper than [`Record::from_json`].
 #[derive(Debug, Deserialize)]
 pub(crate) struct Head<'a> {
     id: Option<Uuid>,
-    ts: Timestamp,
+    pub(crate) ts: Timestamp,
     received_at: Option<Timestamp>,
     #[serde(borrow)]
-    service: Cow<'a, str>,
-    level: Level,
+    pub(crate) service: Cow<'a, str>,
+    pub(crate) level: Level,
     #[serde(borrow)]
-    event: Cow<'a, str>,
-    /// Only `meta.sample_weight`, for the per-minute counts; other keys are skipped.
+    pub(crate) event: Cow<'a, str>,
+    /// Only the reserved keys the counts read; other keys are skipped.
     #[serde(borrow, default)]
-    meta: HeadMeta<'a>,
+    pub(crate) meta: HeadMeta<'a>,
     #[serde(borrow, default)]
     issue: Option<Cow<'a, str>>,
 }
 
-/// The part of `meta` the start-up scan reads.
+/// The part of `meta` the start-up scan and the rollups read.
+///
+/// Raw, so a line stored before a key was reserved (with a value of another type there)
+/// still reads: the value then counts as absent.
 #[derive(Debug, Default, Deserialize)]
-struct HeadMeta<'a> {
-    /// Raw, so a line stored before the key was reserved (with any JSON there) still reads.
+pub(crate) struct HeadMeta<'a> {
+    #[serde(borrow, default)]
+    release: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    count: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default)]
     sample_weight: Option<&'a serde_json::value::RawValue>,
 }
 
 impl HeadMeta<'_> {
-    /// How many records the line stands for.
-    fn weight(&self) -> u64 {
+    /// How many records the line stands for (`meta.sample_weight`), for the per-minute counts.
+    pub(crate) fn sample_weight(&self) -> u64 {
         raw_count(self.sample_weight)
+    }
+
+    /// `meta.count` times `meta.sample_weight`, as [`crate::rollup::event_weight`] counts,
+    /// for the hourly rollups.
+    pub(crate) fn rollup_weight(&self) -> u64 {
+        raw_count(self.count).saturating_mul(raw_count(self.sample_weight))
+    }
+
+    /// `meta.release` if it is a string, else `""`.
+    pub(crate) fn release(&self) -> Cow<'_, str> {
+        self.release
+            .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok())
+            .unwrap_or(Cow::Borrowed(""))
     }
 }
 
 /// A raw `meta` count (`sample_weight`, `count`): a whole number, at least 1; anything
 /// else (absent, another type, a line from before the key was reserved) counts as 1.
-pub(crate) fn raw_count(raw: Option<&serde_json::value::RawValue>) -> u64 {
+fn raw_count(raw: Option<&serde_json::value::RawValue>) -> u64 {
     raw.and_then(|raw| raw.get().parse::<u64>().ok())
         .map_or(1, |n| n.max(1))
 }
@@ -552,7 +572,7 @@ impl Scan<'_> {
                     head.ts,
                     &head.service,
                     head.level,
-                    head.meta.weight(),
+                    head.meta.sample_weight(),
                     self.now,
                 );
             }
@@ -680,6 +700,37 @@ mod tests {
         r.id = None;
         assert_eq!(key_from_prefix(r.to_json().as_bytes()), Some((ts, None)));
         assert_eq!(key_from_prefix(b"{\"ts\":\"2026\"}"), None);
+    }
+
+    /// The reserved `meta` keys the counts read are raw: a value of another type (a line
+    /// stored before the key was reserved) still reads the head, and counts as absent.
+    #[test]
+    fn a_head_reads_meta_keys_of_any_type() {
+        let head = |meta: &str| {
+            format!(
+                r#"{{"ts":"2026-01-01T00:00:00Z","service":"api","level":"INFO","event":"e","message":"m","meta":{meta}}}"#
+            )
+        };
+        let line = head(r#"{"release":"1.0","count":3,"sample_weight":40,"other":[1]}"#);
+        let h = serde_json::from_str::<Head<'_>>(&line).unwrap();
+        assert_eq!(h.meta.release(), "1.0");
+        assert_eq!(h.meta.sample_weight(), 40);
+        assert_eq!(h.meta.rollup_weight(), 120);
+        for odd in [
+            r#"{"release":2,"count":"lots","sample_weight":{"a":1}}"#,
+            r#"{"release":null,"count":-1,"sample_weight":1.5}"#,
+            r#"{"release":["x"],"count":0,"sample_weight":0}"#,
+            "{}",
+        ] {
+            let line = head(odd);
+            let h = serde_json::from_str::<Head<'_>>(&line).unwrap();
+            assert_eq!(h.meta.release(), "", "{odd}");
+            assert_eq!(h.meta.sample_weight(), 1, "{odd}");
+            assert_eq!(h.meta.rollup_weight(), 1, "{odd}");
+        }
+        let saturating = head(&format!(r#"{{"count":{0},"sample_weight":{0}}}"#, u64::MAX));
+        let h = serde_json::from_str::<Head<'_>>(&saturating).unwrap();
+        assert_eq!(h.meta.rollup_weight(), u64::MAX);
     }
 
     #[test]

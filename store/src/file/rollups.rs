@@ -22,13 +22,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use faultline_schema::{Level, Timestamp};
+use faultline_schema::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::config::millis;
 use super::issues::Covered;
 use super::lock;
-use super::reader::{lines_forward, raw_count};
+use super::reader::{Head, lines_forward};
 use super::segment::{SegmentInfo, segment_path};
 use crate::private::{with_path, write_atomically};
 use crate::rollup::{HourlyRollups, LevelCounts, RollupBucket, RollupQuery, hour_of};
@@ -305,43 +305,6 @@ fn remove_unnamed(dir: &Path, manifest: &Manifest) {
     }
 }
 
-/// The fields of a stored line that the rollups read.
-#[derive(Deserialize)]
-struct RollupHead<'a> {
-    ts: Timestamp,
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    level: Level,
-    #[serde(borrow)]
-    event: Cow<'a, str>,
-    #[serde(borrow, default)]
-    meta: RollupMeta<'a>,
-}
-
-#[derive(Default, Deserialize)]
-struct RollupMeta<'a> {
-    /// Raw, so a value of another type (a line from before the key was reserved) still reads.
-    #[serde(borrow, default)]
-    release: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    count: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    sample_weight: Option<&'a serde_json::value::RawValue>,
-}
-
-impl RollupMeta<'_> {
-    /// `meta.count` times `meta.sample_weight`, as [`crate::rollup::event_weight`] counts.
-    fn weight(&self) -> u64 {
-        raw_count(self.count).saturating_mul(raw_count(self.sample_weight))
-    }
-
-    fn release(&self) -> Cow<'_, str> {
-        self.release
-            .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok())
-            .unwrap_or(Cow::Borrowed(""))
-    }
-}
-
 /// Counts the records in `path[from..to]`; returns how many.
 fn replay(
     path: &Path,
@@ -358,7 +321,7 @@ fn replay(
     let reader = BufReader::with_capacity(1 << 20, file.take(to - from));
     let mut counted = 0u64;
     lines_forward(reader, |line| {
-        let Ok(head) = serde_json::from_slice::<RollupHead<'_>>(line) else {
+        let Ok(head) = serde_json::from_slice::<Head<'_>>(line) else {
             return;
         };
         let hour = state.table.add(
@@ -367,7 +330,7 @@ fn replay(
             head.level,
             &head.event,
             &head.meta.release(),
-            head.meta.weight(),
+            head.meta.rollup_weight(),
             now,
             oldest,
         );
