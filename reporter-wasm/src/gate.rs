@@ -7,11 +7,6 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Runs `f` on the page's gate (`None` only if it is in use, which a panic can leave).
-pub(crate) fn with<R>(f: impl FnOnce(&mut Gate) -> R) -> Option<R> {
-    crate::local::with(|state| state.gate.try_borrow_mut().ok().map(|mut g| f(&mut g))).flatten()
-}
-
 /// Fold keys remembered at most; past it, expired ones go, and all of them if none has.
 const MAX_FOLDS: usize = 100;
 

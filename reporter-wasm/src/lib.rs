@@ -171,7 +171,7 @@ pub fn meta_over(json: &str) -> u8 {
 #[wasm_bindgen(js_name = "gateInit")]
 pub fn gate_init(fold_window_ms: f64, sample_rate: f64, max_per_page: f64) {
     if !panic::is_dead() {
-        gate::with(|g| *g = gate::Gate::new(fold_window_ms, sample_rate, max_per_page));
+        local::with_gate(|g| *g = gate::Gate::new(fold_window_ms, sample_rate, max_per_page));
     }
 }
 
@@ -182,7 +182,7 @@ pub fn fold_of(key: &str, now: f64) -> String {
     if panic::is_dead() {
         return String::new();
     }
-    gate::with(|g| g.fold_of(key, now).map(str::to_owned))
+    local::with_gate(|g| g.fold_of(key, now).map(str::to_owned))
         .flatten()
         .unwrap_or_default()
 }
@@ -195,7 +195,8 @@ pub fn admit(key: &str, id: &str, now: f64, random: f64) -> u8 {
     if panic::is_dead() {
         return gate::Verdict::Capped as u8;
     }
-    gate::with(|g| g.admit(key, id, now, random)).map_or(gate::Verdict::Capped as u8, |v| v as u8)
+    local::with_gate(|g| g.admit(key, id, now, random))
+        .map_or(gate::Verdict::Capped as u8, |v| v as u8)
 }
 
 /// Indexes past the end of an empty list, as a bug would: the tests of the panic path call

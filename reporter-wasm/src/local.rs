@@ -55,3 +55,8 @@ pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
 pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
     Some(f(&STATE))
 }
+
+/// Runs `f` on the page's gate (`None` only if it is in use, which a panic can leave).
+pub(crate) fn with_gate<R>(f: impl FnOnce(&mut Gate) -> R) -> Option<R> {
+    with(|state| state.gate.try_borrow_mut().ok().map(|mut g| f(&mut g))).flatten()
+}
