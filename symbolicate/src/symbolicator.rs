@@ -207,7 +207,8 @@ impl Cache {
 /// A frame of a record that may be mapped: where it is.
 struct Candidate {
     record: usize,
-    release: String,
+    /// Shared by the batch's records of one release (most batches have one).
+    release: Arc<str>,
 }
 
 impl Symbolicator {
@@ -256,29 +257,29 @@ impl Symbolicator {
         let mut releases: HashMap<String, Option<Arc<Release>>> = HashMap::new();
         let mut unavailable: HashSet<String> = HashSet::new();
         for c in &candidates {
-            if releases.contains_key(&c.release) || unavailable.contains(&c.release) {
+            if releases.contains_key(&*c.release) || unavailable.contains(&*c.release) {
                 continue;
             }
             match self.release(&c.release).await {
                 Ok(maps) => {
-                    releases.insert(c.release.clone(), maps);
+                    releases.insert(c.release.to_string(), maps);
                 }
                 Err(e) => {
                     tracing::warn!(release = %c.release, error = %e, "source maps unavailable");
-                    unavailable.insert(c.release.clone());
+                    unavailable.insert(c.release.to_string());
                 }
             }
         }
         let mut maps: HashMap<(String, usize), MapLoad> = HashMap::new();
         for c in &candidates {
-            let Some(Some(release)) = releases.get(&c.release) else {
+            let Some(Some(release)) = releases.get(&*c.release) else {
                 continue;
             };
             for file in frame_files(&records[c.record]) {
                 let Some(url) = release.index.find(file) else {
                     continue;
                 };
-                let key = (c.release.clone(), url);
+                let key = (c.release.to_string(), url);
                 if maps.contains_key(&key) {
                     continue;
                 }
@@ -312,7 +313,7 @@ impl Symbolicator {
             for c in &candidates {
                 let record = &mut work[c.record];
                 if rewrite_record(record, &c.release, &plan, &mut outcome) {
-                    used.insert(c.release.clone());
+                    used.insert(c.release.to_string());
                 }
             }
             (work, outcome, used)
@@ -537,6 +538,7 @@ struct Plan {
 /// The records with a string `meta.release` and an array `meta.stack` with a frame not yet
 /// mapped.
 fn candidates(records: &[Record]) -> Vec<Candidate> {
+    let mut last: Option<Arc<str>> = None;
     records
         .iter()
         .enumerate()
@@ -546,10 +548,14 @@ fn candidates(records: &[Record]) -> Vec<Candidate> {
             let todo = stack
                 .iter()
                 .any(|f| f.as_object().is_some_and(|f| !f.contains_key("minified")));
-            (todo && !release.is_empty()).then(|| Candidate {
-                record: i,
-                release: release.to_owned(),
-            })
+            if !todo || release.is_empty() {
+                return None;
+            }
+            let release = match &last {
+                Some(l) if **l == *release => Arc::clone(l),
+                _ => Arc::clone(last.insert(Arc::from(release))),
+            };
+            Some(Candidate { record: i, release })
         })
         .collect()
 }
