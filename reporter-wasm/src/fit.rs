@@ -17,13 +17,37 @@ use faultline_schema::{MAX_EVENT_CHARS, MAX_META_BYTES, MAX_META_DEPTH, truncate
 pub const META_BUDGET: usize = MAX_META_BYTES - 1_024;
 
 /// `event` as the schema takes it; `fallback` (a valid event) when nothing is left.
+///
+/// A byte loop: the control characters are U+0000 to U+001F and U+007F (one byte) and
+/// U+0080 to U+009F (`C2 80` to `C2 9F`); a character starts at every byte that is not a
+/// continuation byte. Runs of the text are copied and each control character becomes a
+/// space (decoding and collecting `char`s is more wasm).
 pub(crate) fn event(event: &str, fallback: &str) -> String {
-    let out: String = event
-        .chars()
-        .take(MAX_EVENT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if out.trim().is_empty() {
+    let bytes = event.as_bytes();
+    let mut out = String::new();
+    // `event` is copied to `out` up to `copied`; `chars` counts characters started.
+    let (mut copied, mut chars, mut i) = (0, 0, 0);
+    while let Some(&b) = bytes.get(i) {
+        if b & 0xc0 != 0x80 {
+            if chars == MAX_EVENT_CHARS {
+                break;
+            }
+            chars += 1;
+        }
+        let len = match (b, bytes.get(i + 1)) {
+            (0..=0x1f | 0x7f, _) => 1,
+            (0xc2, Some(0x80..=0x9f)) => 2,
+            _ => 0,
+        };
+        if len > 0 {
+            out.push_str(event.get(copied..i).unwrap_or_default());
+            out.push(' ');
+            copied = i + len;
+        }
+        i += len.max(1);
+    }
+    out.push_str(event.get(copied..i).unwrap_or_default());
+    if out.chars().all(char::is_whitespace) {
         fallback.into()
     } else {
         out
@@ -148,6 +172,35 @@ mod tests {
         assert_eq!(event("a\nb", "x"), "a b");
         assert_eq!(event("\n", "x"), "x");
         assert_eq!(event("ok", "x"), "ok");
+    }
+
+    /// The byte loop is the rule as `char`s say it.
+    #[test]
+    fn events_match_the_char_rule() {
+        let by_chars = |e: &str, fallback: &str| {
+            let out: String = e
+                .chars()
+                .take(MAX_EVENT_CHARS)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            if out.trim().is_empty() {
+                fallback.to_owned()
+            } else {
+                out
+            }
+        };
+        let long = format!("{}\u{85}x", "é\u{9f}".repeat(64));
+        for e in [
+            "a\u{7f}b\u{80}c\u{a0}\u{c2}\u{85}",
+            "\u{2003}\u{85}\t",
+            "\u{3000}",
+            "\u{1f600}\u{9f}\u{100}",
+            &"x".repeat(MAX_EVENT_CHARS),
+            &"😀".repeat(200),
+            &long,
+        ] {
+            assert_eq!(event(e, "f"), by_chars(e, "f"), "{e:?}");
+        }
     }
 
     #[test]
