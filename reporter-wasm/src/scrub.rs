@@ -9,7 +9,7 @@ use alloc::string::String;
 use faultline_schema::UrlScrubber;
 
 /// Sets the extra secret parameter names (the `denyUrlParams` strings).
-pub(crate) fn configure<S: AsRef<str>>(extra: &[S]) {
+pub(crate) fn configure<S: AsRef<[u8]>>(extra: &[S]) {
     let scrubber = UrlScrubber::new(extra);
     crate::local::with(|state| {
         if let Ok(mut s) = state.scrubber.try_borrow_mut() {

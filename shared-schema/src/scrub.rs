@@ -75,19 +75,22 @@ pub struct UrlScrubber {
 impl UrlScrubber {
     /// A scrubber that also treats names containing one of `extra` as secret (compared by
     /// their ASCII letters and digits, lowercased; an entry with none is ignored).
-    pub fn new<S: AsRef<str>>(extra: &[S]) -> UrlScrubber {
-        let extra = extra
-            .iter()
-            .map(|e| {
-                e.as_ref()
-                    .chars()
-                    .filter(char::is_ascii_alphanumeric)
-                    .map(|c| c.to_ascii_lowercase())
-                    .collect::<String>()
-            })
-            .filter(|e| !e.is_empty())
-            .collect();
-        UrlScrubber { extra }
+    /// Bytes rather than `str`s: only ASCII letters and digits count, and the browser
+    /// reporter passes the lines of one text without decoding it.
+    pub fn new<S: AsRef<[u8]>>(extra: &[S]) -> UrlScrubber {
+        let mut names = Vec::new();
+        for e in extra {
+            let mut name = String::new();
+            for &b in e.as_ref() {
+                if b.is_ascii_alphanumeric() {
+                    name.push(char::from(b.to_ascii_lowercase()));
+                }
+            }
+            if !name.is_empty() {
+                names.push(name);
+            }
+        }
+        UrlScrubber { extra: names }
     }
 
     /// Whether a URL parameter called `name` (as written in the URL) holds a secret.
