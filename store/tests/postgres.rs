@@ -547,10 +547,12 @@ impl Proxy {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outage_spools_durably_and_drains_once_when_the_database_returns() {
     let url = fresh_db().await;
-    let rest = url.split_once('@').unwrap().1; // host:port/db
+    // postgres://user[:password]@host:port/db: the same credentials and database through
+    // the proxy (a cluster that asks for a password refuses the connection without it).
+    let (userinfo, rest) = url.rsplit_once('@').unwrap();
     let (hostport, db) = rest.split_once('/').unwrap();
     let proxy = Proxy::start(hostport.to_owned()).await;
-    let via_proxy = format!("postgres://postgres@127.0.0.1:{}/{db}", proxy.port);
+    let via_proxy = format!("{userinfo}@127.0.0.1:{}/{db}", proxy.port);
     let tmp = TempDir::new().unwrap();
     let store = open_with(&via_proxy, &tmp, |c| {
         c.write_timeout = Duration::from_millis(500)
