@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use faultline_schema::stack::{self, Frame};
+use faultline_schema::stack;
 
 use crate::json;
 
@@ -22,58 +22,32 @@ pub const MAX_STACK_BYTES: usize = 12 * 1024;
 /// frame, the position the browser gave with the event (`file`, `line`, `column`; 0 for
 /// unknown) makes the one frame. Empty when there is nothing at all.
 pub(crate) fn frames_json(stack: &str, file: &str, line: u32, column: u32) -> String {
-    let mut frames = if stack.is_empty() {
+    let frames = if stack.is_empty() {
         Vec::new()
     } else {
         stack::parse(stack)
     };
-    frames.truncate(MAX_FRAMES);
-    if frames.is_empty() && !file.is_empty() {
-        frames.push(Frame {
-            function: None,
-            file: Some(file.into()),
-            line: (line > 0).then_some(line),
-            column: (column > 0).then_some(column),
-            ..Frame::default()
-        });
-    }
-    if frames.is_empty() {
-        return String::new();
-    }
-    let mut out = String::with_capacity(frames.len() * 96);
+    let mut out = String::with_capacity(frames.len().min(MAX_FRAMES) * 96 + 2);
     out.push('[');
-    for (i, f) in frames.iter().enumerate() {
+    if frames.is_empty() {
+        if file.is_empty() {
+            return String::new();
+        }
+        let known = |n: u32| (n > 0).then_some(n);
+        push_frame(&mut out, None, Some(file), known(line), known(column));
+    }
+    for (i, f) in frames.iter().take(MAX_FRAMES).enumerate() {
         let mark = out.len();
         if i > 0 {
             out.push(',');
         }
-        let mut sep = '{';
-        if let Some(function) = &f.function {
-            out.push(sep);
-            json::push_field(
-                &mut out,
-                "function",
-                json::clip(function, MAX_FUNCTION_BYTES),
-            );
-            sep = ',';
-        }
-        if let Some(file) = &f.file {
-            out.push(sep);
-            json::push_field(&mut out, "file", json::clip(file, MAX_FILE_BYTES));
-            sep = ',';
-        }
-        for (key, value) in [("line", f.line), ("column", f.column)] {
-            if let Some(n) = value {
-                out.push(sep);
-                json::push_key(&mut out, key);
-                json::push_u64(&mut out, u64::from(n));
-                sep = ',';
-            }
-        }
-        if sep == '{' {
-            out.push('{');
-        }
-        out.push('}');
+        push_frame(
+            &mut out,
+            f.function.as_deref(),
+            f.file.as_deref(),
+            f.line,
+            f.column,
+        );
         if out.len() + 1 > MAX_STACK_BYTES && i > 0 {
             out.truncate(mark);
             break;
@@ -81,6 +55,40 @@ pub(crate) fn frames_json(stack: &str, file: &str, line: u32, column: u32) -> St
     }
     out.push(']');
     out
+}
+
+/// Appends one frame's JSON object, its fields clipped (a frame built by the reporter itself
+/// is written the same way, without building a [`stack::Frame`]).
+fn push_frame(
+    out: &mut String,
+    function: Option<&str>,
+    file: Option<&str>,
+    line: Option<u32>,
+    column: Option<u32>,
+) {
+    let mut sep = "{";
+    for (key, value, max) in [
+        ("function", function, MAX_FUNCTION_BYTES),
+        ("file", file, MAX_FILE_BYTES),
+    ] {
+        if let Some(value) = value {
+            out.push_str(sep);
+            json::push_field(out, key, json::clip(value, max));
+            sep = ",";
+        }
+    }
+    for (key, value) in [("line", line), ("column", column)] {
+        if let Some(n) = value {
+            out.push_str(sep);
+            json::push_key(out, key);
+            json::push_u64(out, u64::from(n));
+            sep = ",";
+        }
+    }
+    if sep == "{" {
+        out.push('{');
+    }
+    out.push('}');
 }
 
 #[cfg(test)]

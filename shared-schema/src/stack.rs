@@ -158,11 +158,11 @@ pub struct Location {
 /// }]);
 /// ```
 pub fn parse(stack: &str) -> Vec<Frame> {
-    let v8 = frames(stack, v8_line);
+    let v8 = frames(stack, true);
     if !v8.is_empty() {
         return v8;
     }
-    let gecko = frames(stack, gecko_line);
+    let gecko = frames(stack, false);
     // Bare names (`baz`) and `Name@` are frames only next to located ones, so a lone word such
     // as `Error` is not taken for one: a stack without any location has no frames.
     if gecko.iter().any(|f| f.file.is_some()) {
@@ -172,8 +172,11 @@ pub fn parse(stack: &str) -> Vec<Frame> {
     }
 }
 
-/// The frames `parse_line` finds in the lines of `stack` (split at `\n` and at `\r`).
-fn frames(stack: &str, parse_line: fn(&str) -> Option<Frame>) -> Vec<Frame> {
+/// The frames [`v8_line`] (or with `v8` false, [`gecko_line`]) finds in the lines of
+/// `stack` (split at `\n` and at `\r`). A flag rather than a function pointer: direct calls
+/// (the browser's wasm then needs no indirect call into the parsers).
+fn frames(stack: &str, v8: bool) -> Vec<Frame> {
+    let parse_line = |line: &str| if v8 { v8_line(line) } else { gecko_line(line) };
     let mut frames = Vec::new();
     let mut rest = stack;
     loop {
