@@ -273,15 +273,25 @@ impl Rule {
     /// `r` lacks a `group_by` field.
     pub(crate) fn group_of(&self, r: &impl Fields) -> Option<String> {
         let mut key = String::new();
+        self.group_into(r, &mut key).then_some(key)
+    }
+
+    /// [`Rule::group_of`] written into `key` (cleared first), so the evaluator reuses one
+    /// buffer for every record: `false` when `r` lacks a `group_by` field.
+    pub(crate) fn group_into(&self, r: &impl Fields, key: &mut String) -> bool {
+        key.clear();
         for (i, (name, field)) in self.group_by.iter().enumerate() {
             if i > 0 {
                 key.push(',');
             }
             key.push_str(name);
             key.push('=');
-            key.push_str(&field_value(field, r)?);
+            let Some(value) = field_value(field, r) else {
+                return false;
+            };
+            key.push_str(&value);
         }
-        Some(key)
+        true
     }
 
     /// The `group_by` labels of `r`, for a group [`Rule::group_of`] found (a field it has

@@ -150,7 +150,12 @@ impl AlertHandle {
         if interest.is_empty() {
             return None;
         }
-        let out: Vec<Observed> = records.iter().filter_map(|r| interest.observe(r)).collect();
+        let mut out: Vec<Observed> = Vec::new();
+        for r in records {
+            if let Some(obs) = interest.observe_after(r, out.last()) {
+                out.push(obs);
+            }
+        }
         (!out.is_empty()).then_some(out)
     }
 
