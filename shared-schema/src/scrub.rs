@@ -95,38 +95,56 @@ impl UrlScrubber {
 
     /// Whether a URL parameter called `name` (as written in the URL) holds a secret.
     pub fn is_secret_param(&self, name: &str) -> bool {
+        // Bytes rather than `char`s: a character outside ASCII ends a word (its bytes are no
+        // ASCII letter or digit), except the two whose lowercase holds one (below). No UTF-8
+        // decoding, and the decoded name need not become a `String`.
         let decoded = percent_decode(name);
-        let mut joined = String::with_capacity(decoded.len());
+        let bytes: &[u8] = &decoded;
+        let mut joined = String::with_capacity(bytes.len());
         let mut word_start = 0;
         let mut secret_word = false;
-        let mut prev: Option<char> = None;
+        let mut prev = 0u8;
         let mut end_word = |joined: &mut String, start: &mut usize| {
             secret_word |= joined
                 .get(*start..)
                 .is_some_and(|w| SECRET_PARAM_WORDS.contains(&w));
             *start = joined.len();
         };
-        for c in decoded.chars() {
-            if c.is_ascii_uppercase()
-                && prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-            {
+        // Bytes still to skip: the rest of U+212A or U+0130, read at their first byte.
+        let mut skip = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if b.is_ascii_uppercase() && (prev.is_ascii_lowercase() || prev.is_ascii_digit()) {
                 end_word(&mut joined, &mut word_start);
             }
-            // `c` lowercased, as far as ASCII letters and digits go: the only characters
-            // outside ASCII whose lowercase holds one are U+212A KELVIN SIGN (`k`) and
-            // U+0130 (`i`, then a combining dot, which ends the word).
-            let l = match c {
-                '\u{212A}' => 'k',
-                '\u{130}' => 'i',
-                c => c.to_ascii_lowercase(),
+            prev = b;
+            // The byte lowercased, as far as ASCII letters and digits go: the only
+            // characters outside ASCII whose lowercase holds one are U+212A KELVIN SIGN
+            // (`k`) and U+0130 (`i`, then a combining dot, which ends the word).
+            let l = match b {
+                0x80.. => {
+                    let rest = bytes.get(i..).unwrap_or_default();
+                    if rest.starts_with("\u{212A}".as_bytes()) {
+                        skip = 2;
+                        b'k'
+                    } else if rest.starts_with("\u{130}".as_bytes()) {
+                        skip = 1;
+                        joined.push('i');
+                        b
+                    } else {
+                        b
+                    }
+                }
+                _ => b.to_ascii_lowercase(),
             };
             if l.is_ascii_lowercase() || l.is_ascii_digit() {
-                joined.push(l);
-            }
-            if !(l.is_ascii_lowercase() || l.is_ascii_digit()) || c == '\u{130}' {
+                joined.push(char::from(l));
+            } else {
                 end_word(&mut joined, &mut word_start);
             }
-            prev = Some(c);
         }
         end_word(&mut joined, &mut word_start);
         secret_word
@@ -315,32 +333,70 @@ fn has_scheme(before: &str) -> bool {
     })
 }
 
-/// `name` with `%XX` sequences decoded, or as written when one is malformed or the result
-/// is not UTF-8 (the way `decodeURIComponent` fails in the browser).
-fn percent_decode(name: &str) -> Cow<'_, str> {
-    if !name.contains('%') {
-        return Cow::Borrowed(name);
-    }
+/// `name`'s bytes with `%XX` sequences decoded, or as written when one is malformed or the
+/// result is not UTF-8 (the way `decodeURIComponent` fails in the browser).
+fn percent_decode(name: &str) -> Cow<'_, [u8]> {
     let bytes = name.as_bytes();
+    if !bytes.contains(&b'%') {
+        return Cow::Borrowed(bytes);
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
             let digit = |at: usize| char::from(*bytes.get(at)?).to_digit(16);
             let hex = digit(i + 1)
                 .zip(digit(i + 2))
                 .and_then(|(hi, lo)| u8::try_from(hi * 16 + lo).ok());
             let Some(b) = hex else {
-                return Cow::Borrowed(name);
+                return Cow::Borrowed(bytes);
             };
             out.push(b);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            out.push(b);
             i += 1;
         }
     }
-    String::from_utf8(out).map_or(Cow::Borrowed(name), Cow::Owned)
+    if is_utf8(&out) {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(bytes)
+    }
+}
+
+/// Whether `bytes` are UTF-8 (`str::from_utf8(bytes).is_ok()`, in a few lines: core's
+/// validator, built for speed, is a kilobyte of the browser's wasm with its table).
+fn is_utf8(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // The sequence's length and the range of its second byte (the others: 80 to BF).
+        let (len, second) = match b {
+            0x00..=0x7f => (1, 0..=0xff),
+            0xc2..=0xdf => (2, 0x80..=0xbf),
+            0xe0 => (3, 0xa0..=0xbf),
+            0xed => (3, 0x80..=0x9f),
+            0xe1..=0xef => (3, 0x80..=0xbf),
+            0xf0 => (4, 0x90..=0xbf),
+            0xf1..=0xf3 => (4, 0x80..=0xbf),
+            0xf4 => (4, 0x80..=0x8f),
+            _ => return false,
+        };
+        let ok = (1..len).all(|k| {
+            bytes.get(i + k).is_some_and(|&c| {
+                if k == 1 {
+                    second.contains(&c)
+                } else {
+                    c & 0xc0 == 0x80
+                }
+            })
+        });
+        if !ok {
+            return false;
+        }
+        i += len;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -367,6 +423,38 @@ mod tests {
         assert!(s.is_secret_param("\u{212A}ey"));
         assert!(s.is_secret_param("x_\u{130}key") == s.is_secret_param("x_i\u{307}key"));
         assert!(s.is_secret_param("%E2%84%AAey"));
+    }
+
+    /// The small validator agrees with `str::from_utf8` on every sequence of up to three
+    /// bytes and on four-byte ones around every boundary.
+    #[test]
+    fn is_utf8_is_from_utf8() {
+        let mut seqs: Vec<Vec<u8>> = Vec::new();
+        for a in 0..=255u8 {
+            seqs.push(vec![a]);
+            for b in 0..=255u8 {
+                seqs.push(vec![a, b]);
+                if a >= 0xc0 {
+                    for c in [0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff] {
+                        seqs.push(vec![a, b, c]);
+                        if a >= 0xf0 {
+                            seqs.push(vec![a, b, c, 0x80]);
+                            seqs.push(vec![a, b, c, 0xbf]);
+                            seqs.push(vec![a, b, c, 0xc0]);
+                        }
+                    }
+                }
+            }
+        }
+        for seq in seqs {
+            assert_eq!(
+                is_utf8(&seq),
+                core::str::from_utf8(&seq).is_ok(),
+                "{seq:x?}"
+            );
+            let padded = [b"a".as_slice(), &seq, b"z"].concat();
+            assert_eq!(is_utf8(&padded), core::str::from_utf8(&padded).is_ok());
+        }
     }
 
     #[test]
