@@ -285,9 +285,11 @@ fn scaleout(args: &[String]) -> Result<String> {
 /// The browser reporter against `@sentry/browser`: size and main-thread cost, in Chromium.
 fn reporter() -> Result<String> {
     crate::reporter::build()?;
+    let named = crate::reporter::named()?;
     cmd::run(cmd::cargo().args(["build", "--locked", "--package", "faultline-server"]))?;
     let mut c = Command::new("node");
     c.current_dir(cmd::root().join("tests/e2e"))
+        .env("FAULTLINE_WASM_NAMED", named)
         .arg("bench/reporter.bench.mjs");
     printed(&mut c, "reporter")
 }

@@ -73,13 +73,10 @@ pub(crate) fn build() -> Result<PathBuf> {
         .env("CARGO_ENCODED_RUSTFLAGS", remapped_rustflags());
     cmd::run(&mut pack)?;
     let wasm = pkg.join("faultline_reporter_bg.wasm");
+    // wasm-bindgen's output as it was before wasm-opt, for [`named`].
+    fs::copy(&wasm, unoptimized_wasm()).context("keeping the unoptimized wasm")?;
     cmd::run(
-        Command::new(crate_dir.join("tools/node_modules/.bin/wasm-opt"))
-            // `--converge` repeats -Oz until nothing shrinks; `--low-memory-unused` lets loads
-            // and stores fold constant offsets (rustc places nothing below 1 MiB): 290 bytes
-            // of gzip together, 2026-12-07.
-            .args(["-Oz", "--converge", "--low-memory-unused"])
-            .args(WASM_FEATURES)
+        wasm_opt()
             .args(["--strip-debug", "--strip-producers"])
             .arg(&wasm)
             .arg("-o")
@@ -95,6 +92,36 @@ pub(crate) fn build() -> Result<PathBuf> {
     let size = fs::metadata(&wasm)?.len();
     println!("    {} ({size} bytes of wasm)", pkg.display());
     Ok(pkg)
+}
+
+/// binaryen's `wasm-opt` with the options of the shipped module.
+fn wasm_opt() -> Command {
+    let mut c = Command::new(cmd::root().join("reporter-wasm/tools/node_modules/.bin/wasm-opt"));
+    // `--converge` repeats -Oz until nothing shrinks; `--low-memory-unused` lets loads and
+    // stores fold constant offsets (rustc places nothing below 1 MiB): 290 bytes of gzip
+    // together, 2026-12-07.
+    c.args(["-Oz", "--converge", "--low-memory-unused"])
+        .args(WASM_FEATURES);
+    c
+}
+
+/// Where [`build`] leaves wasm-bindgen's output before wasm-opt (not shipped).
+fn unoptimized_wasm() -> PathBuf {
+    cmd::root().join("target/faultline_reporter_bg.unoptimized.wasm")
+}
+
+/// The module of the last [`build`] optimized the same way but keeping its function names
+/// (`wasm-opt -g`), for the benchmark's account of where the bytes go; returns its path.
+pub(crate) fn named() -> Result<PathBuf> {
+    let out = cmd::root().join("target/faultline_reporter_bg.named.wasm");
+    cmd::run(
+        wasm_opt()
+            .arg("-g")
+            .arg(unoptimized_wasm())
+            .arg("-o")
+            .arg(&out),
+    )?;
+    Ok(out)
 }
 
 /// The wasm build's rustc flags: whatever the environment gives, plus `--remap-path-prefix`

@@ -15,6 +15,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import * as esbuild from "esbuild";
 import { PKG, PUBLIC_KEY, SALT, launch, startFaultline, staticServer } from "../harness.mjs";
+import { breakdown } from "./wasm-sizes.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS || 7);
 const CALLS = 1000;
@@ -131,6 +132,19 @@ console.log(`Chromium ${chromium}, @sentry/browser ${JSON.parse(fs.readFileSync(
 | the call itself | ${us(m("faultline", "callsMs"))} | ${us(m("sentry", "callsMs"))} | ${(m("faultline", "callsMs") / m("sentry", "callsMs")).toFixed(2)}x |
 | all main-thread task time until sent (CDP TaskDuration) | ${us(m("faultline", "totalMs"))} | ${us(m("sentry", "totalMs"))} | ${(m("faultline", "totalMs") / m("sentry", "totalMs")).toFixed(2)}x |
 `);
+// Where the wasm's bytes go, from a build that kept its names (xtask passes its path).
+if (process.env.FAULTLINE_WASM_NAMED) {
+  const b = breakdown(fs.readFileSync(process.env.FAULTLINE_WASM_NAMED));
+  const pct = (n) => ((100 * n) / b.code).toFixed(0) + " %";
+  console.log(`Where the wasm's bytes go (before gzip; function bodies by name, from the same build optimized with names kept): ${b.code} bytes of code, ${b.data} of data.
+
+| part | code | share |
+| --- | ---: | ---: |
+${b.parts.map(([name, bytes]) => `| ${name} | ${bytes} B | ${pct(bytes)} |`).join("\n")}
+
+Largest functions: ${b.largest.map((f) => `${f.name.replace(/::h[0-9a-f]{16}$/, "").replace(/\|/g, "\\|")} ${f.bytes} B`).join(", ")}.
+`);
+}
 // Headline figures for the summary of docs/BENCHMARKS.md (HTML comments, see xtask's report.rs).
 const figure = (f) => console.log(`<!-- figure ${JSON.stringify(f)} -->`);
 const perCall = (name) => (m(name, "totalMs") * 1000) / CALLS;
