@@ -41,7 +41,6 @@ let wasm = false;
 let dead = false;
 let plain = false; // no module to scrub with: the simple rule (every parameter) applies
 let busy = false; // inside the reporter: nested errors are not reported
-let panicText = "";
 let rawUser; // held in memory only until the module can anonymize it
 const scope = { user: undefined, tags: {}, contexts: {}, extra: {}, crumbs: [] };
 const pending = []; // [record, raw, fold key, time]: captured before the module loaded (100 at most)
@@ -65,7 +64,11 @@ function guard(fn) {
 function fault(e) {
   if (dead) return;
   dead = plain = true;
-  const message = panicText || "faultline reporter failed: " + (e && e.message ? e.message : String(e));
+  let message;
+  try {
+    message = core.panicked(); // a panic's report, kept by the module before its trap
+  } catch {}
+  message = message || "faultline reporter failed: " + (e && e.message ? e.message : String(e));
   detach();
   try {
     if (box) {
@@ -481,9 +484,7 @@ export function init(opts) {
   ready = loadWasm(o.wasmUrl ? { module_or_path: o.wasmUrl } : undefined)
     .then(
       guard(() => {
-        core.start((message) => {
-          panicText = message;
-        });
+        core.start();
         wasm = true;
         core.scrubNames(o.denyNames);
         clean();

@@ -30,8 +30,9 @@
 //!    idempotent.
 //!
 //! A panic here goes to the module's own panic handler (`panic.rs`; the wasm is `no_std`,
-//! so std's panic runtime and message formatting are not in it), which passes a report
-//! with the panic's place to the package, which sends it once and switches the reporter off.
+//! so std's panic runtime and message formatting are not in it), which keeps a report with
+//! the panic's place; the package takes it with [`panicked`] once the trap reaches its
+//! guard, sends it once and switches the reporter off.
 //!
 //! # Why not all of it is in Rust (yet)
 //!
@@ -88,11 +89,18 @@ static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
 pub use fit::META_BUDGET;
 pub use frames::{MAX_FRAMES, MAX_STACK_BYTES};
 
-/// Installs the panic hook. `on_panic` is called once, with the panic's message, before the
-/// trap that ends the call that panicked.
+/// Starts the module (with `std`, installs the panic hook). A panic keeps its report for
+/// [`panicked`] before the trap that ends the call that panicked.
 #[wasm_bindgen]
-pub fn start(on_panic: js_sys::Function) {
-    panic::install(on_panic);
+pub fn start() {
+    panic::install();
+}
+
+/// The report of the panic that switched the module off (`faultline reporter panicked at
+/// FILE:LINE: ...`), once; `""` without one. Works when the module is off.
+#[wasm_bindgen]
+pub fn panicked() -> String {
+    panic::take()
 }
 
 /// `meta.stack` for an error: `stack` parsed with [`faultline_schema::stack::parse`] as a

@@ -1,22 +1,22 @@
-//! The module's state (the panic callback, the gate, the scrubber), in one cell: a
+//! The module's state (the panic report, the gate, the scrubber), in one cell: a
 //! thread-local with the standard library; in the shipped `no_std` wasm, which has one
 //! thread, a static in wasm-bindgen's single-threaded cell (what its `thread_local_v2`
 //! statics expand to; the crate is pinned to one wasm-bindgen version). One cell rather
 //! than one per module: each lazy cell brings its own initialization check and
 //! constructor call.
 
+use alloc::string::String;
 use core::cell::RefCell;
 
 use faultline_schema::UrlScrubber;
-use js_sys::Function;
 
 use crate::gate::Gate;
 
 /// Everything the module keeps between calls; each part borrowed on its own, so a panic
-/// while one is borrowed can still reach the callback.
+/// while one is borrowed can still keep its report.
 pub(crate) struct State {
-    /// What `start` was given: receives a panic's report, once.
-    pub(crate) on_panic: RefCell<Option<Function>>,
+    /// The report of the panic that switched the module off, until the package takes it.
+    pub(crate) panic_report: RefCell<String>,
     /// The page's gate, set by the package's options when the module loads.
     pub(crate) gate: RefCell<Gate>,
     /// The page's scrubber with its extra names.
@@ -26,7 +26,7 @@ pub(crate) struct State {
 impl State {
     fn new() -> State {
         State {
-            on_panic: RefCell::new(None),
+            panic_report: RefCell::new(String::new()),
             gate: RefCell::new(Gate::new(5_000.0, 1.0, 500.0)),
             scrubber: RefCell::new(UrlScrubber::default()),
         }

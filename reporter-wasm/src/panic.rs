@@ -2,10 +2,14 @@
 //!
 //! The module is built with `panic = "abort"`, so a panic ends in a wasm trap. Before it,
 //! the module is marked dead (every export then returns at once, touching no state the
-//! panic may have left half-changed) and the callback the package's JavaScript passed to
-//! `start` receives the report. The trap itself surfaces as an exception in that
-//! JavaScript's guard, which sends the report as one record, detaches every listener and
-//! wrapper and turns the reporter off: the page never sees the exception.
+//! panic may have left half-changed) and the report is kept in the module's state. The trap
+//! surfaces as an exception in the package JavaScript's guard, which takes the report with
+//! the export `panicked`, sends it as one record, detaches every listener and wrapper and
+//! turns the reporter off: the page never sees the exception.
+//!
+//! Kept for the JavaScript to take rather than passed to a callback: a `js_sys::Function`
+//! held by the module brings wasm-bindgen's `externref` table, its closure shims and the
+//! call's exception handling into the wasm, about 1 KB gzip.
 //!
 //! The shipped wasm is `no_std` and this module is its `#[panic_handler]`: the report is a
 //! fixed text with the panic's file and line (and its message only when that is a literal),
@@ -16,8 +20,6 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use alloc::string::String;
-use js_sys::Function;
-use wasm_bindgen::JsValue;
 
 static DEAD: AtomicBool = AtomicBool::new(false);
 
@@ -26,13 +28,8 @@ pub(crate) fn is_dead() -> bool {
     DEAD.load(Ordering::Relaxed)
 }
 
-/// Keeps `on_panic`, which receives the report once (and with `std`, installs the hook).
-pub(crate) fn install(on_panic: Function) {
-    crate::local::with(|state| {
-        if let Ok(mut slot) = state.on_panic.try_borrow_mut() {
-            *slot = Some(on_panic);
-        }
-    });
+/// With `std`, installs the hook that keeps the report (without, the handler below does).
+pub(crate) fn install() {
     #[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
     std::panic::set_hook(std::boxed::Box::new(|info| {
         let payload = info.payload();
@@ -55,20 +52,30 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-/// Marks the module dead and hands the report to the callback, once.
+/// Marks the module dead and keeps the report for [`take`], once.
 fn report(text: Option<&str>, location: Option<(&str, u32)>) {
     if DEAD.swap(true, Ordering::Relaxed) {
         return; // a panic while reporting a panic: once is enough
     }
     let message = message(text, location);
     crate::local::with(|state| {
-        if let Ok(slot) = state.on_panic.try_borrow()
-            && let Some(f) = slot.as_ref()
-        {
-            // `call1` catches whatever the callback throws.
-            let _ = f.call1(&JsValue::UNDEFINED, &JsValue::from_str(&message));
+        if let Ok(mut slot) = state.panic_report.try_borrow_mut() {
+            *slot = message;
         }
     });
+}
+
+/// The report of the panic that switched the module off, taken (so given once); empty
+/// without a panic.
+pub(crate) fn take() -> String {
+    crate::local::with(|state| {
+        state
+            .panic_report
+            .try_borrow_mut()
+            .map(|mut slot| core::mem::take(&mut *slot))
+            .unwrap_or_default()
+    })
+    .unwrap_or_default()
 }
 
 /// The report's text: `panicked at src/x.rs:12: message`.
@@ -100,5 +107,6 @@ mod tests {
             "faultline reporter panicked: (no message)"
         );
         assert!(!is_dead());
+        assert_eq!(take(), "");
     }
 }

@@ -69,6 +69,14 @@ fn anonymize_matches_the_schema() {
     assert!(id.starts_with("u_") && id.len() == 18, "{id}");
     assert!(!id.contains("user-42"));
     assert_ne!(anonymize("other", "user-42"), id);
+    // The wasm build's own SHA-256 gives the server's value (`printf 'pub_salt_1user-42' |
+    // sha256sum`), long inputs too.
+    assert_eq!(anonymize("pub_salt_1", "user-42"), "u_bb05a1271ec30185");
+    let long = "x".repeat(200);
+    assert_eq!(
+        anonymize(&long, "y"),
+        anonymize(&long[..100], &format!("{}y", &long[100..]))
+    );
 }
 
 #[wasm_bindgen_test]
