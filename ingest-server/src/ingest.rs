@@ -436,7 +436,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// allocated or grown (sized by `Content-Length` when there is one).
 async fn read_body(
     headers: &HeaderMap,
-    mut body: Body,
+    body: Body,
     limit: u64,
     lease: &mut BodyLease,
     cost: &mut RequestCost<'_>,
@@ -446,6 +446,30 @@ async fn read_body(
             "request body is larger than {limit} bytes: send smaller batches"
         ))
     };
+    read_limited(
+        headers,
+        body,
+        limit,
+        lease,
+        |n| cost.add_bytes(n as u64),
+        too_large,
+    )
+    .await
+    .map(Bytes::from)
+}
+
+/// Reads at most `limit` bytes of `body`, answering `too_large()` for a larger
+/// `Content-Length` before reading anything or once the bytes pass it. Each buffer is
+/// leased from the in-flight budget before it is allocated: sized by `Content-Length` when
+/// there is one, else grown by doubling. `seen` is told each chunk's size as it arrives.
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: u64,
+    lease: &mut BodyLease,
+    mut seen: impl FnMut(usize),
+    too_large: impl Fn() -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -465,7 +489,7 @@ async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        cost.add_bytes(data.len() as u64);
+        seen(data.len());
         let len = buf.len() + data.len();
         if len > limit {
             return Err(too_large());
@@ -477,7 +501,7 @@ async fn read_body(
         }
         buf.extend_from_slice(&data);
     }
-    Ok(Bytes::from(buf))
+    Ok(buf)
 }
 
 /// A request the in-flight budget has no room for: 503 while other requests hold it, 413

@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use faultline_schema::Timestamp;
 use faultline_store::{SourceMapError, SourceMapUpload};
 use faultline_symbolicate::{SourceMap, check_release, check_url};
-use http_body_util::BodyExt;
 use serde::Serialize;
 
 use crate::app_state::AppState;
@@ -30,7 +29,7 @@ use crate::auth::presented_key;
 use crate::body_budget::BodyLease;
 use crate::error::ApiError;
 use crate::inflate::{InflateError, inflate_gzip_within};
-use crate::ingest::no_room;
+use crate::ingest::{no_room, read_limited};
 
 /// Proof that the request may manage source maps: the admin token, or a secret ingest key
 /// configured with `sourcemaps = true`, in a header (never `?key=`).
@@ -151,7 +150,15 @@ pub(crate) async fn upload(
     check_url(url).map_err(ApiError::bad_request)?;
     let limit = state.config.sourcemaps.max_file_bytes;
     let mut lease = state.bodies.lease();
-    let wire = read_limited(&headers, body, limit, &mut lease).await?;
+    let wire = read_limited(
+        &headers,
+        body,
+        limit,
+        &mut lease,
+        |_| {},
+        || too_large(limit),
+    )
+    .await?;
     let map = inflate(&headers, wire, limit, lease).await?;
     let (map, summary) = tokio::task::spawn_blocking(move || {
         let parsed = SourceMap::parse(&map).map(|m| m.summary());
@@ -272,47 +279,6 @@ fn too_large(limit: u64) -> ApiError {
     ApiError::TooLarge(format!(
         "the source map is larger than {limit} bytes (sourcemaps.max_file_bytes)"
     ))
-}
-
-/// Reads at most `limit` bytes of body, refusing a larger `Content-Length` before reading
-/// anything; each buffer is leased from the in-flight budget before it is allocated.
-async fn read_limited(
-    headers: &HeaderMap,
-    mut body: Body,
-    limit: u64,
-    lease: &mut BodyLease,
-) -> Result<Vec<u8>, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
-    }
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut buf = Vec::new();
-    if let Some(n) = declared.and_then(|n| usize::try_from(n).ok()) {
-        lease.cover(n).map_err(no_room)?;
-        buf.reserve_exact(n);
-    }
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let len = buf.len() + data.len();
-        if len > limit {
-            return Err(too_large(limit as u64));
-        }
-        if len > buf.capacity() {
-            let capacity = buf.capacity().saturating_mul(2).clamp(len, limit);
-            lease.cover(capacity).map_err(no_room)?;
-            buf.reserve_exact(capacity - buf.len());
-        }
-        buf.extend_from_slice(&data);
-    }
-    Ok(buf)
 }
 
 /// Inflates a gzip body (by `Content-Encoding` or its magic bytes) up to `limit`.
