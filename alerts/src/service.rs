@@ -151,8 +151,12 @@ impl AlertHandle {
             return None;
         }
         let mut out: Vec<Observed> = Vec::new();
-        for r in records {
+        for (i, r) in records.iter().enumerate() {
             if let Some(obs) = interest.observe_after(r, out.last()) {
+                if out.is_empty() {
+                    // Room for the rest at once (a batch is mostly one kind of record).
+                    out.reserve_exact(records.len() - i);
+                }
                 out.push(obs);
             }
         }
