@@ -67,23 +67,26 @@ fn push_frame(
     column: Option<u32>,
 ) {
     let mut sep = "{";
-    for (key, value, max) in [
-        ("function", function, MAX_FUNCTION_BYTES),
-        ("file", file, MAX_FILE_BYTES),
-    ] {
-        if let Some(value) = value {
-            out.push_str(sep);
-            json::push_field(out, key, json::clip(value, max));
-            sep = ",";
-        }
+    let mut field = |out: &mut String, key: &str| {
+        out.push_str(sep);
+        json::push_key(out, key);
+        sep = ",";
+    };
+    if let Some(function) = function {
+        field(out, "function");
+        json::push_str(out, json::clip(function, MAX_FUNCTION_BYTES));
     }
-    for (key, value) in [("line", line), ("column", column)] {
-        if let Some(n) = value {
-            out.push_str(sep);
-            json::push_key(out, key);
-            json::push_u64(out, u64::from(n));
-            sep = ",";
-        }
+    if let Some(file) = file {
+        field(out, "file");
+        json::push_str(out, json::clip(file, MAX_FILE_BYTES));
+    }
+    if let Some(n) = line {
+        field(out, "line");
+        json::push_u64(out, u64::from(n));
+    }
+    if let Some(n) = column {
+        field(out, "column");
+        json::push_u64(out, u64::from(n));
     }
     if sep == "{" {
         out.push('{');

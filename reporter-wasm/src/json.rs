@@ -40,12 +40,6 @@ pub(crate) fn push_key(out: &mut String, key: &str) {
     out.push_str("\":");
 }
 
-/// Appends `"key":"value"`, escaping the value.
-pub(crate) fn push_field(out: &mut String, key: &str, value: &str) {
-    push_key(out, key);
-    push_str(out, value);
-}
-
 /// Appends an unsigned integer in decimal.
 pub(crate) fn push_u64(out: &mut String, n: u64) {
     if n >= 10 {
