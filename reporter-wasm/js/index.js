@@ -1,12 +1,11 @@
 // faultline-reporter: capture, scope, noise control and records; the WebAssembly module
-// parses stacks and anonymizes user ids (the same code as the server's), `outbox.js` delivers.
+// parses stacks and anonymizes user ids (the same code as the server's), the module delivers (`outbox.rs`).
 //
 // Every entry point runs inside `guard`: nothing the reporter does can throw into the page.
 // A fault inside the reporter (a Rust panic traps the wasm call) is reported once and
 // switches the reporter off, detaching every listener and wrapper it installed.
 
 import loadWasm, * as core from "./faultline_reporter.js";
-import { outbox } from "./outbox.js";
 import { noticeError, noticesFor, noticeUser } from "./notices.js";
 
 export { onNotice } from "./notices.js";
@@ -60,6 +59,47 @@ function guard(fn) {
   };
 }
 
+// Delivery is the module's (`outbox.rs`); `flush` waits here.
+const rustBox = {
+  add: (rec, json) => core.outboxAdd(rec, json || JSON.stringify(rec)),
+  bump: (id) => core.outboxBump(id),
+  async flush(timeoutMs) {
+    const end = Date.now() + (timeoutMs ?? 10000);
+    let w;
+    while ((w = core.outboxWait()) >= 0 && Date.now() + w < end) {
+      if (w) await new Promise((r) => setTimeout(r, w));
+      await core.outboxSend();
+    }
+    return w === -1;
+  },
+  size: () => core.outboxStat(0),
+  get stats() {
+    const s = {};
+    ["queued", "sent", "dropped", "retries", "beacons", "rejected"].forEach((k, i) => (s[k] = core.outboxStat(i)));
+    return s;
+  },
+  close: () => core.outboxClose(),
+};
+
+// Without the module (it failed to load, or failed): one request per record.
+function fallback() {
+  const stats = { sent: 0, dropped: 0, retries: 0, beacons: 0, rejected: 0 };
+  const out = [];
+  return {
+    stats,
+    add(rec, json) {
+      const body = "[" + (json || JSON.stringify(rec)) + "]";
+      const req = { method: "POST", headers: { "content-type": "text/plain" }, body, keepalive: true, credentials: "omit" };
+      out.push(o.fetch(o.url, req).then((r) => r.status === 202 && ++stats.sent, () => !++stats.dropped));
+      return true;
+    },
+    bump: () => false,
+    flush: () => Promise.all(out.splice(0)).then((r) => r.every(Boolean)),
+    size: () => 0,
+    close() {},
+  };
+}
+
 // A bug in the reporter: report it once, then switch everything off.
 function fault(e) {
   if (dead) return;
@@ -72,6 +112,7 @@ function fault(e) {
   detach();
   try {
     if (box) {
+      box = fallback(); // the module's outbox went with it
       box.add(record("faultline.reporter", "ERROR", message, { error_type: "ReporterFault" }));
       box.flush();
     }
@@ -472,7 +513,9 @@ export function init(opts) {
     nativeFetch = window.fetch.bind(window);
     o.fetch = nativeFetch;
     if (Error.stackTraceLimit < 50) Error.stackTraceLimit = 50;
-    box = outbox(o);
+    const base = o.endpoint.replace(/\/+$/, "");
+    o.url = (/\/logs\/ingest$/.test(base) ? base : base + "/logs/ingest") + "?key=" + encodeURIComponent(o.key);
+    box = fallback();
     noticesFor(o);
     undo.push(() => noticeUser(undefined)); // no more reads once switched off
     hooks();
@@ -486,6 +529,13 @@ export function init(opts) {
       guard(() => {
         core.start();
         wasm = true;
+        const key = "faultline:" + o.service + ":" + Math.random().toString(36).slice(2);
+        const on = guard(core.outboxOn);
+        core.outboxInit(key, o, on);
+        // The page-life events the outbox acts on; detached with the rest on close or a fault.
+        for (const type of ["pagehide", "pageshow", "online"]) listen(window, type, on);
+        listen(document, "visibilitychange", on);
+        box = rustBox;
         core.scrubNames(o.denyNames);
         clean();
         if (rawUser !== undefined) setUser(rawUser);

@@ -21,6 +21,8 @@ pub(crate) struct State {
     pub(crate) gate: RefCell<Gate>,
     /// The page's scrubber with its extra names.
     pub(crate) scrubber: RefCell<UrlScrubber>,
+    /// The outbox, once `outboxInit` made it.
+    pub(crate) outbox: RefCell<Option<crate::outbox::Outbox>>,
 }
 
 impl State {
@@ -29,6 +31,7 @@ impl State {
             panic_report: RefCell::new(String::new()),
             gate: RefCell::new(Gate::new(5_000.0, 1.0, 500.0)),
             scrubber: RefCell::new(UrlScrubber::default()),
+            outbox: RefCell::new(None),
         }
     }
 }

@@ -23,10 +23,9 @@ use anyhow::{Context, Result};
 use crate::cmd;
 
 /// Files of `reporter-wasm/js/` that ship in the package.
-const JS_FILES: [&str; 10] = [
+const JS_FILES: [&str; 9] = [
     "index.js",
     "notices.js",
-    "outbox.js",
     "react.js",
     "snippet.js",
     "vite.js",
@@ -184,7 +183,7 @@ fn package_json() -> String {
     "./package.json": "./package.json"
   }},
   "files": [
-    "index.js", "notices.js", "outbox.js", "react.js", "snippet.js", "vite.js", "index.d.ts", "react.d.ts", "vite.d.ts",
+    "index.js", "notices.js", "react.js", "snippet.js", "vite.js", "index.d.ts", "react.d.ts", "vite.d.ts",
     "faultline_reporter.js", "faultline_reporter_bg.wasm", "README.md"
   ],
   "sideEffects": ["./snippet.js"],

@@ -145,7 +145,6 @@ const NPM_FILES: &[&str] = &[
     "index.d.ts",
     "index.js",
     "notices.js",
-    "outbox.js",
     "package.json",
     "react.d.ts",
     "react.js",
