@@ -85,6 +85,7 @@ export function functionSizes(buf) {
 
 // The reporter's parts, first match wins (exports and their shims carry the export's name).
 const PARTS = [
+  ["delivery (the outbox)", /outbox/i],
   ["stack parser and frame JSON", /stack::|frames|json::|push_frame/],
   ["URL scrubbing", /scrub/i],
   ["SHA-256 and anonymization", /sha2|digest|anonymi[sz]e|Sha256/],
