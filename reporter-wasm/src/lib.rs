@@ -219,7 +219,8 @@ pub fn admit(key: &str, id: &str, now: f64, random: f64) -> u8 {
 #[wasm_bindgen(js_name = "outboxInit")]
 pub fn outbox_init(key: &str, options: JsValue, on: JsValue) {
     if !panic::is_dead() {
-        outbox::init(key, options, on);
+        local::set_outbox(outbox::new(key, options, on));
+        local::with_outbox(outbox::start);
     }
 }
 
@@ -227,20 +228,20 @@ pub fn outbox_init(key: &str, options: JsValue, on: JsValue) {
 #[wasm_bindgen(js_name = "outboxOn")]
 pub fn outbox_on(v: JsValue) {
     if !panic::is_dead() {
-        outbox::on(v);
+        local::with_outbox(|b| outbox::on(b, v));
     }
 }
 
 /// Queues record `rec` (`json`: its serialization); false when the outbox is full.
 #[wasm_bindgen(js_name = "outboxAdd")]
 pub fn outbox_add(rec: JsValue, json: &str) -> bool {
-    !panic::is_dead() && outbox::add(rec, json.into())
+    !panic::is_dead() && local::with_outbox(|b| outbox::add(b, rec, json.into())).unwrap_or(false)
 }
 
 /// Folds a repeat into queued record `id`, unless a request carries it.
 #[wasm_bindgen(js_name = "outboxBump")]
 pub fn outbox_bump(id: &str) -> bool {
-    !panic::is_dead() && outbox::bump(id)
+    !panic::is_dead() && local::with_outbox(|b| outbox::bump(b, id)).unwrap_or(false)
 }
 
 /// Milliseconds until the next request may start; -1 when nothing is queued, -2 when
@@ -250,7 +251,7 @@ pub fn outbox_wait() -> f64 {
     if panic::is_dead() {
         -1.0
     } else {
-        outbox::wait()
+        local::with_outbox(|b| outbox::wait(b)).unwrap_or(-1.0)
     }
 }
 
@@ -260,21 +261,21 @@ pub fn outbox_send() -> JsValue {
     if panic::is_dead() {
         JsValue::UNDEFINED
     } else {
-        outbox::send()
+        local::with_outbox(outbox::send).unwrap_or(JsValue::UNDEFINED)
     }
 }
 
 /// The outbox's counter `i`: queued, sent, dropped, retries, beacons, rejected.
 #[wasm_bindgen(js_name = "outboxStat")]
 pub fn outbox_stat(i: usize) -> u32 {
-    outbox::stat(i)
+    local::with_outbox(|b| outbox::stat(b, i)).unwrap_or(0)
 }
 
 /// Stops the outbox; what is queued stays stored.
 #[wasm_bindgen(js_name = "outboxClose")]
 pub fn outbox_close() {
     if !panic::is_dead() {
-        outbox::close();
+        local::with_outbox(outbox::close);
     }
 }
 

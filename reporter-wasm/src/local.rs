@@ -1,4 +1,4 @@
-//! The module's state (the panic report, the gate, the scrubber), in one cell: a
+//! The module's state (the panic report, the gate, the scrubber, the outbox), in one cell: a
 //! thread-local with the standard library; in the shipped `no_std` wasm, which has one
 //! thread, a static in wasm-bindgen's single-threaded cell (what its `thread_local_v2`
 //! statics expand to; the crate is pinned to one wasm-bindgen version). One cell rather
@@ -11,6 +11,7 @@ use core::cell::RefCell;
 use faultline_schema::UrlScrubber;
 
 use crate::gate::Gate;
+use crate::outbox::Outbox;
 
 /// Everything the module keeps between calls; each part borrowed on its own, so a panic
 /// while one is borrowed can still keep its report.
@@ -22,7 +23,7 @@ pub(crate) struct State {
     /// The page's scrubber with its extra names.
     pub(crate) scrubber: RefCell<UrlScrubber>,
     /// The outbox, once `outboxInit` made it.
-    pub(crate) outbox: RefCell<Option<crate::outbox::Outbox>>,
+    pub(crate) outbox: RefCell<Option<Outbox>>,
 }
 
 impl State {
@@ -62,4 +63,25 @@ pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
 /// Runs `f` on the page's gate (`None` only if it is in use, which a panic can leave).
 pub(crate) fn with_gate<R>(f: impl FnOnce(&mut Gate) -> R) -> Option<R> {
     with(|state| state.gate.try_borrow_mut().ok().map(|mut g| f(&mut g))).flatten()
+}
+
+/// Runs `f` on the page's outbox, if `outboxInit` made one and it is not in use.
+pub(crate) fn with_outbox<R>(f: impl FnOnce(&mut Outbox) -> R) -> Option<R> {
+    with(|state| {
+        state
+            .outbox
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut o| o.as_mut().map(f))
+    })
+    .flatten()
+}
+
+/// Keeps `outbox` as the page's.
+pub(crate) fn set_outbox(outbox: Outbox) {
+    with(|state| {
+        if let Ok(mut slot) = state.outbox.try_borrow_mut() {
+            *slot = Some(outbox);
+        }
+    });
 }

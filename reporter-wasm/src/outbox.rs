@@ -139,17 +139,6 @@ pub(crate) struct Outbox {
     stats: [u32; 5],
 }
 
-/// Runs `f` on the outbox, if there is one and it is not in use.
-fn with<R>(f: impl FnOnce(&mut Outbox) -> R) -> Option<R> {
-    crate::local::with(|s| {
-        s.outbox
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut o| o.as_mut().map(f))
-    })
-    .flatten()
-}
-
 fn get(v: &JsValue, key: &str) -> JsValue {
     field(v, key).unwrap_or(JsValue::UNDEFINED)
 }
@@ -463,13 +452,13 @@ impl Outbox {
 /// The page-life events [`on`] gets (`index.js` listens: the last one on the document).
 const EVENTS: [&str; 4] = ["pagehide", "pageshow", "online", "visibilitychange"];
 
-/// Starts the outbox with this page's storage key, the package's options (`url`, `fetch`:
-/// the page's own as it was before the package wrapped it, `batchSize`, `maxBatchBytes`,
+/// The outbox of this page's storage key, the package's options (`url`, `fetch`: the page's
+/// own as it was before the package wrapped it, `batchSize`, `maxBatchBytes`,
 /// `flushIntervalMs`, `maxQueue`) and [`on`] as the page calls it (for the timer and
-/// requests); gone pages' entries claimed.
-pub(crate) fn init(key: &str, o: JsValue, on: JsValue) {
+/// requests). The module's state keeps it (`local.rs`); [`start`] then runs.
+pub(crate) fn new(key: &str, o: JsValue, on: JsValue) -> Outbox {
     let number = |name| get(&o, name).as_f64().unwrap_or(0.0);
-    let outbox = Outbox {
+    Outbox {
         queue: Vec::new(),
         bytes: 0,
         flying: 0,
@@ -489,153 +478,136 @@ pub(crate) fn init(key: &str, o: JsValue, on: JsValue) {
         flush_ms: number("flushIntervalMs"),
         max_queue: number("maxQueue") as usize,
         stats: [0; 5],
-    };
-    crate::local::with(|s| {
-        if let Ok(mut slot) = s.outbox.try_borrow_mut() {
-            *slot = Some(outbox);
-        }
-    });
-    with(|b| {
-        b.claim();
-        if !b.queue.is_empty() {
-            b.schedule(0.0);
-        }
-    });
+    }
+}
+
+/// Gone pages' entries claimed, and sent soon if there were any.
+pub(crate) fn start(b: &mut Outbox) {
+    b.claim();
+    if !b.queue.is_empty() {
+        b.schedule(0.0);
+    }
 }
 
 /// The page calling back: the timer (`on` itself), a page-life event, or the request in flight's
 /// response (or its failure).
-pub(crate) fn on(v: JsValue) {
-    with(|b| {
-        if AsRef::<JsValue>::as_ref(&b.on) == &v {
-            b.timer = 0.0;
-            b.flush();
-            return;
-        }
-        let kind = get(&v, "type").as_string().unwrap_or_default();
-        match EVENTS.iter().position(|e| *e == kind) {
-            // A request's end: its response, or why it failed.
-            None => {
-                if !b.in_flight.is_undefined() {
-                    let status = get(&v, "status").as_f64();
-                    let retry = status.map_or(0.0, |_| {
-                        get(&v, "headers")
-                            .unchecked_into::<Headers>()
-                            .number("retry-after")
-                    });
-                    b.settle(status.unwrap_or(0.0), retry);
-                }
+pub(crate) fn on(b: &mut Outbox, v: JsValue) {
+    if AsRef::<JsValue>::as_ref(&b.on) == &v {
+        b.timer = 0.0;
+        b.flush();
+        return;
+    }
+    let kind = get(&v, "type").as_string().unwrap_or_default();
+    match EVENTS.iter().position(|e| *e == kind) {
+        // A request's end: its response, or why it failed.
+        None => {
+            if !b.in_flight.is_undefined() {
+                let status = get(&v, "status").as_f64();
+                let retry = status.map_or(0.0, |_| {
+                    get(&v, "headers")
+                        .unchecked_into::<Headers>()
+                        .number("retry-after")
+                });
+                b.settle(status.unwrap_or(0.0), retry);
             }
-            // Closed (`index.js` detached the listeners too).
-            Some(_) if b.closed => {}
-            Some(0) => {
-                // pagehide
-                b.gone = true;
+        }
+        // Closed (`index.js` detached the listeners too).
+        Some(_) if b.closed => {}
+        Some(0) => {
+            // pagehide
+            b.gone = true;
+            b.leave();
+        }
+        Some(1) => b.show(),
+        Some(2) => {
+            // online
+            if !b.gone {
+                b.retry_at = 0.0;
+                b.claim();
+                b.flush();
+            }
+        }
+        Some(_) => {
+            if Page::hidden() {
                 b.leave();
-            }
-            Some(1) => b.show(),
-            Some(2) => {
-                // online
-                if !b.gone {
-                    b.retry_at = 0.0;
-                    b.claim();
-                    b.flush();
+            } else {
+                // Back from hidden: beacons may or may not have arrived; ids make a
+                // resend safe.
+                for e in &mut b.queue {
+                    e.flags &= !BEACONED;
                 }
-            }
-            Some(_) => {
-                if Page::hidden() {
-                    b.leave();
-                } else {
-                    // Back from hidden: beacons may or may not have arrived; ids make a
-                    // resend safe.
-                    for e in &mut b.queue {
-                        e.flags &= !BEACONED;
-                    }
-                    b.show();
-                    b.flush();
-                }
+                b.show();
+                b.flush();
             }
         }
-    });
+    }
 }
 
 /// Queues a record; false when the outbox is full (counted as dropped) or missing.
-pub(crate) fn add(rec: JsValue, json: String) -> bool {
-    with(|b| {
-        let id = get(&rec, "id").as_string().unwrap_or_default();
-        if !b.push(id, rec, json) {
-            return false;
-        }
-        if b.queue.len() >= b.batch_size || b.bytes >= b.max_batch_bytes {
-            b.clear_timer();
-            b.flush();
-        } else {
-            b.schedule(b.flush_ms);
-        }
-        true
-    })
-    .unwrap_or(false)
+pub(crate) fn add(b: &mut Outbox, rec: JsValue, json: String) -> bool {
+    let id = get(&rec, "id").as_string().unwrap_or_default();
+    if !b.push(id, rec, json) {
+        return false;
+    }
+    if b.queue.len() >= b.batch_size || b.bytes >= b.max_batch_bytes {
+        b.clear_timer();
+        b.flush();
+    } else {
+        b.schedule(b.flush_ms);
+    }
+    true
 }
 
 /// Folds a repeat into a queued record that no request carries yet.
-pub(crate) fn bump(id: &str) -> bool {
-    with(|b| {
-        let Some(e) = b
-            .queue
-            .iter_mut()
-            .find(|e| e.id == id && e.flags & FLYING == 0)
-        else {
-            return false;
-        };
-        let meta = get(&e.rec, "meta");
-        let count = get(&meta, "count")
-            .as_f64()
-            .filter(|&c| c != 0.0)
-            .unwrap_or(1.0);
-        let _ = set(&meta, "count", count + 1.0);
-        let json = stringify(&e.rec);
-        b.bytes = b.bytes + json.len() - e.json.len();
-        e.json = json;
-        true
-    })
-    .unwrap_or(false)
+pub(crate) fn bump(b: &mut Outbox, id: &str) -> bool {
+    let Some(e) = b
+        .queue
+        .iter_mut()
+        .find(|e| e.id == id && e.flags & FLYING == 0)
+    else {
+        return false;
+    };
+    let meta = get(&e.rec, "meta");
+    let count = get(&meta, "count")
+        .as_f64()
+        .filter(|&c| c != 0.0)
+        .unwrap_or(1.0);
+    let _ = set(&meta, "count", count + 1.0);
+    let json = stringify(&e.rec);
+    b.bytes = b.bytes + json.len() - e.json.len();
+    e.json = json;
+    true
 }
 
 /// For `flush()`: how long to wait before the next request (ms); -1 when there is nothing
 /// to send, -2 when records are left but none may go (the outbox is closed, or the page is
 /// going away).
-pub(crate) fn wait() -> f64 {
-    with(|b| {
-        if b.queue.is_empty() {
-            -1.0
-        } else if b.closed || b.gone {
-            -2.0
-        } else {
-            (b.retry_at - now()).max(0.0)
-        }
-    })
-    .unwrap_or(-1.0)
+pub(crate) fn wait(b: &Outbox) -> f64 {
+    if b.queue.is_empty() {
+        -1.0
+    } else if b.closed || b.gone {
+        -2.0
+    } else {
+        (b.retry_at - now()).max(0.0)
+    }
 }
 
 /// Sends the next batch now; the request's promise (resolved once settled), or undefined.
-pub(crate) fn send() -> JsValue {
-    with(Outbox::flush).unwrap_or(JsValue::UNDEFINED)
+pub(crate) fn send(b: &mut Outbox) -> JsValue {
+    b.flush()
 }
 
 /// Counter `i`: queued, sent, dropped, retries, beacons, rejected.
-pub(crate) fn stat(i: usize) -> u32 {
-    with(|b| match i.checked_sub(1) {
+pub(crate) fn stat(b: &Outbox, i: usize) -> u32 {
+    match i.checked_sub(1) {
         None => b.queue.len() as u32,
         Some(i) => b.stats.get(i).copied().unwrap_or(0),
-    })
-    .unwrap_or(0)
+    }
 }
 
 /// Stops: no timer, page-life events ignored; what is queued stays stored.
-pub(crate) fn close() {
-    with(|b| {
-        b.closed = true;
-        b.clear_timer();
-        b.persist(false);
-    });
+pub(crate) fn close(b: &mut Outbox) {
+    b.closed = true;
+    b.clear_timer();
+    b.persist(false);
 }
