@@ -58,16 +58,21 @@ pub(crate) async fn envelope(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(
-        &state,
-        client,
-        Endpoint::Envelope,
-        &project,
-        &params,
-        &headers,
-        body,
+    respond(
+        ingest::measured(
+            StatusCode::OK,
+            receive(
+                &state,
+                client,
+                Endpoint::Envelope,
+                &project,
+                &params,
+                &headers,
+                body,
+            ),
+        )
+        .await,
     )
-    .await
 }
 
 /// `POST /api/{project_id}/store/`: one event as JSON.
@@ -79,32 +84,18 @@ pub(crate) async fn store(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(
-        &state,
-        client,
-        Endpoint::Store,
-        &project,
-        &params,
-        &headers,
-        body,
-    )
-    .await
-}
-
-/// Either endpoint, measured like every ingest request and answered as SDKs expect.
-async fn handle(
-    state: &AppState,
-    client: ClientAddr,
-    endpoint: Endpoint,
-    project: &str,
-    params: &HashMap<String, String>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Response {
     respond(
         ingest::measured(
             StatusCode::OK,
-            receive(state, client, endpoint, project, params, headers, body),
+            receive(
+                &state,
+                client,
+                Endpoint::Store,
+                &project,
+                &params,
+                &headers,
+                body,
+            ),
         )
         .await,
     )
