@@ -263,19 +263,42 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'%' | b'[' | b']' | b'-')
 }
 
-/// Whitespace as JavaScript's `\s` has it (the reporter's side of the rule): Unicode white
-/// space and the byte order mark, but not U+0085.
-fn is_space(c: char) -> bool {
-    (c.is_whitespace() && c != '\u{85}') || c == '\u{FEFF}'
+/// Whether `b` starts with white space as JavaScript's `\s` has it (the reporter's side of
+/// the rule): Unicode white space and the byte order mark, but not U+0085. Read as bytes
+/// with the stack parser's table: `char_indices` brings UTF-8 decoding into the browser's
+/// WebAssembly.
+fn starts_with_space(b: &[u8]) -> bool {
+    match b {
+        [0xc2, 0x85, ..] => false,
+        [0xef, 0xbb, 0xbf, ..] => true, // U+FEFF
+        _ => crate::stack::space_len(b) > 0,
+    }
+}
+
+/// The first byte offset from `from` in `text` where white space or one of `# " ' < > \`
+/// starts, and `/ ? @` in `userinfo`, else `&`. Every such byte starts a character, so the
+/// offset is a character boundary.
+fn find_stop(text: &str, from: usize, userinfo: bool) -> Option<usize> {
+    let b = text.as_bytes();
+    (from..b.len()).find(|&i| match b.get(i..) {
+        Some(rest @ [c, ..]) if *c >= 0x80 => starts_with_space(rest),
+        Some([c, ..]) => {
+            matches!(
+                c,
+                b'\t'..=b'\r' | b' ' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\'
+            ) || if userinfo {
+                matches!(c, b'/' | b'?' | b'@')
+            } else {
+                *c == b'&'
+            }
+        }
+        _ => false,
+    })
 }
 
 /// Where a parameter value starting at `start` ends: at whitespace or `& # " ' < > \`.
 fn value_end(text: &str, start: usize) -> usize {
-    text.get(start..)
-        .unwrap_or_default()
-        .char_indices()
-        .find(|&(_, c)| is_space(c) || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>' | '\\'))
-        .map_or(text.len(), |(at, _)| start + at)
+    find_stop(text, start, false).unwrap_or(text.len())
 }
 
 /// Rule 1: `text` without the userinfo (and its `@`) of every `scheme://userinfo@`.
@@ -293,17 +316,12 @@ fn strip_credentials(text: &str) -> Cow<'_, str> {
         if !has_scheme(text.get(..at).unwrap_or_default()) {
             continue;
         }
-        let rest = text.get(from..).unwrap_or_default();
-        let userinfo = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                is_space(c) || matches!(c, '/' | '?' | '#' | '@' | '"' | '\'' | '<' | '>' | '\\')
-            })
-            .filter(|&(_, c)| c == '@');
-        if let Some((len, _)) = userinfo {
+        let userinfo =
+            find_stop(text, from, true).filter(|&end| text.as_bytes().get(end) == Some(&b'@'));
+        if let Some(end) = userinfo {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
             o.push_str(text.get(copied..from).unwrap_or_default());
-            copied = from + len + 1;
+            copied = end + 1;
             from = copied;
         }
     }
