@@ -10,6 +10,7 @@
 //!   [`META_BUDGET`] bytes; the package drops the page's additions until it is.
 
 use alloc::string::String;
+use faultline_schema::stack::space_len;
 use faultline_schema::{MAX_EVENT_CHARS, MAX_META_BYTES, MAX_META_DEPTH, truncate_message};
 
 /// The bytes of `meta` the page fills at most: the schema's [`MAX_META_BYTES`], less room
@@ -47,20 +48,41 @@ pub(crate) fn event(event: &str, fallback: &str) -> String {
         i += len.max(1);
     }
     out.push_str(event.get(copied..i).unwrap_or_default());
-    if out.chars().all(char::is_whitespace) {
-        fallback.into()
-    } else {
-        out
-    }
+    if is_blank(&out) { fallback.into() } else { out }
 }
 
-/// `message` as the schema takes it: NUL characters replaced, cut to the schema's limit
-/// with its marker.
+/// Whether `s` is empty or all white space (`char::is_whitespace`), read as bytes with the
+/// stack parser's [`space_len`]: `chars()` brings UTF-8 decoding into the wasm.
+fn is_blank(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(rest) = b.get(i..).filter(|r| !r.is_empty()) {
+        match space_len(rest) {
+            0 => return false,
+            n => i += n,
+        }
+    }
+    true
+}
+
+/// What a NUL character becomes in a message (`push_str` of a `&str`: `push` of a non-ASCII
+/// `char` encodes it at run time).
+const REPLACEMENT: &str = "\u{FFFD}";
+
+/// `message` as the schema takes it: NUL characters replaced (with U+FFFD), cut to the
+/// schema's limit with its marker. Runs of the text copied between NUL bytes, as
+/// [`event`] does.
 pub(crate) fn message(message: &str) -> String {
-    let mut out: String = message
-        .chars()
-        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
-        .collect();
+    let mut out = String::with_capacity(message.len());
+    let mut copied = 0;
+    for (i, &b) in message.as_bytes().iter().enumerate() {
+        if b == 0 {
+            out.push_str(message.get(copied..i).unwrap_or_default());
+            out.push_str(REPLACEMENT);
+            copied = i + 1;
+        }
+    }
+    out.push_str(message.get(copied..).unwrap_or_default());
     truncate_message(&mut out);
     out
 }
@@ -134,6 +156,22 @@ mod tests {
             };
         }
         format!(r#"{{"extra":{inner}}}"#)
+    }
+
+    #[test]
+    fn blank_and_nul_read_as_bytes_as_chars_would() {
+        for c in (0..0x11_0000).filter_map(char::from_u32) {
+            for s in [format!("{c}"), format!(" {c}\u{3000}"), format!("{c}a")] {
+                assert_eq!(is_blank(&s), s.chars().all(char::is_whitespace), "{s:?}");
+                let nul = format!("\0{s}\0{c}");
+                let chars: String = nul
+                    .chars()
+                    .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+                    .collect();
+                assert_eq!(message(&nul), chars);
+            }
+        }
+        assert!(is_blank(""));
     }
 
     #[test]

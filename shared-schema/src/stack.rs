@@ -614,8 +614,9 @@ fn trim_end(mut s: &str) -> &str {
 }
 
 /// The UTF-8 length of the white-space character (`char::is_whitespace`: ASCII `\t`–`\r` and
-/// space, and Unicode White_Space) that `b` starts with; 0 when it starts with none.
-pub(crate) fn space_len(b: &[u8]) -> usize {
+/// space, and Unicode White_Space) that `b` starts with; 0 when it starts with none. Public
+/// for the browser reporter, which reads white space as bytes too.
+pub fn space_len(b: &[u8]) -> usize {
     match b {
         [b'\t'..=b'\r' | b' ', ..] => 1,
         [0xc2, 0x85 | 0xa0, ..] => 2, // U+0085, U+00A0
