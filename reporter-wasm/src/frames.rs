@@ -36,22 +36,25 @@ pub(crate) fn frames_json(stack: &str, file: &str, line: u32, column: u32) -> St
         let known = |n: u32| (n > 0).then_some(n);
         push_frame(&mut out, None, Some(file), known(line), known(column));
     }
+    // Each frame is written to `frame` first: `String::truncate` would bring its assertion's
+    // panic path into the wasm.
+    let mut frame = String::new();
     for (i, f) in frames.iter().take(MAX_FRAMES).enumerate() {
-        let mark = out.len();
+        frame.clear();
         if i > 0 {
-            out.push(',');
+            frame.push(',');
         }
         push_frame(
-            &mut out,
+            &mut frame,
             f.function.as_deref(),
             f.file.as_deref(),
             f.line,
             f.column,
         );
-        if out.len() + 1 > MAX_STACK_BYTES && i > 0 {
-            out.truncate(mark);
+        if out.len() + frame.len() + 1 > MAX_STACK_BYTES && i > 0 {
             break;
         }
+        out.push_str(&frame);
     }
     out.push(']');
     out
