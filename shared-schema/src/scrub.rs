@@ -362,10 +362,12 @@ fn percent_decode(name: &str) -> Cow<'_, [u8]> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
-            let digit = |at: usize| char::from(*bytes.get(at)?).to_digit(16);
-            let hex = digit(i + 1)
-                .zip(digit(i + 2))
-                .and_then(|(hi, lo)| u8::try_from(hi * 16 + lo).ok());
+            // Two hex digits (ASCII, so the slice is on character boundaries when they are
+            // there), read by the stack parser's `parse_u32`.
+            let hex = name
+                .get(i + 1..i + 3)
+                .and_then(|h| crate::stack::parse_u32(h, 16))
+                .and_then(|n| u8::try_from(n).ok());
             let Some(b) = hex else {
                 return Cow::Borrowed(bytes);
             };

@@ -630,7 +630,7 @@ pub fn space_len(b: &[u8]) -> usize {
 
 /// `digits` as a `u32` in `radix` (10 or 16), like `u32::from_str_radix` but with no sign:
 /// `None` when empty, when a byte is not a digit, or on overflow.
-fn parse_u32(digits: &str, radix: u32) -> Option<u32> {
+pub(crate) fn parse_u32(digits: &str, radix: u32) -> Option<u32> {
     if digits.is_empty() {
         return None;
     }
