@@ -100,14 +100,15 @@ impl UrlScrubber {
         // decoding, and the decoded name need not become a `String`.
         let decoded = percent_decode(name);
         let bytes: &[u8] = &decoded;
-        let mut joined = String::with_capacity(bytes.len());
+        // ASCII letters and digits only: bytes, so a push encodes no `char`.
+        let mut joined: Vec<u8> = Vec::with_capacity(bytes.len());
         let mut word_start = 0;
         let mut secret_word = false;
         let mut prev = 0u8;
-        let mut end_word = |joined: &mut String, start: &mut usize| {
+        let mut end_word = |joined: &mut Vec<u8>, start: &mut usize| {
             secret_word |= joined
                 .get(*start..)
-                .is_some_and(|w| SECRET_PARAM_WORDS.contains(&w));
+                .is_some_and(|w| SECRET_PARAM_WORDS.iter().any(|s| s.as_bytes() == w));
             *start = joined.len();
         };
         // Bytes still to skip: the rest of U+212A or U+0130, read at their first byte.
@@ -132,7 +133,7 @@ impl UrlScrubber {
                         b'k'
                     } else if rest.starts_with("\u{130}".as_bytes()) {
                         skip = 1;
-                        joined.push('i');
+                        joined.push(b'i');
                         b
                     } else {
                         b
@@ -141,7 +142,7 @@ impl UrlScrubber {
                 _ => b.to_ascii_lowercase(),
             };
             if l.is_ascii_lowercase() || l.is_ascii_digit() {
-                joined.push(char::from(l));
+                joined.push(l);
             } else {
                 end_word(&mut joined, &mut word_start);
             }
@@ -250,12 +251,8 @@ impl UrlScrubber {
 
 /// Whether `part` occurs in `text` (a byte loop: `str::contains` brings a two-way
 /// searcher into the browser's WebAssembly).
-fn contains(text: &str, part: &str) -> bool {
-    part.is_empty()
-        || text
-            .as_bytes()
-            .windows(part.len())
-            .any(|w| w == part.as_bytes())
+fn contains(text: &[u8], part: &str) -> bool {
+    part.is_empty() || text.windows(part.len()).any(|w| w == part.as_bytes())
 }
 
 /// The bytes a parameter name is made of.
