@@ -449,9 +449,6 @@ impl Outbox {
     }
 }
 
-/// The page-life events [`on`] gets (`index.js` listens: the last one on the document).
-const EVENTS: [&str; 4] = ["pagehide", "pageshow", "online", "visibilitychange"];
-
 /// The outbox of this page's storage key, the package's options (`url`, `fetch`: the page's
 /// own as it was before the package wrapped it, `batchSize`, `maxBatchBytes`,
 /// `flushIntervalMs`, `maxQueue`) and [`on`] as the page calls it (for the timer and
@@ -498,36 +495,24 @@ pub(crate) fn on(b: &mut Outbox, v: JsValue) {
         return;
     }
     let kind = get(&v, "type").as_string().unwrap_or_default();
-    match EVENTS.iter().position(|e| *e == kind) {
-        // A request's end: its response, or why it failed.
-        None => {
-            if !b.in_flight.is_undefined() {
-                let status = get(&v, "status").as_f64();
-                let retry = status.map_or(0.0, |_| {
-                    get(&v, "headers")
-                        .unchecked_into::<Headers>()
-                        .number("retry-after")
-                });
-                b.settle(status.unwrap_or(0.0), retry);
-            }
-        }
+    // The page-life events (`index.js` listens: the last one on the document), matched as
+    // strings: smaller in the wasm than a position in an array of them.
+    match kind.as_str() {
         // Closed (`index.js` detached the listeners too).
-        Some(_) if b.closed => {}
-        Some(0) => {
-            // pagehide
+        "pagehide" | "pageshow" | "online" | "visibilitychange" if b.closed => {}
+        "pagehide" => {
             b.gone = true;
             b.leave();
         }
-        Some(1) => b.show(),
-        Some(2) => {
-            // online
+        "pageshow" => b.show(),
+        "online" => {
             if !b.gone {
                 b.retry_at = 0.0;
                 b.claim();
                 b.flush();
             }
         }
-        Some(_) => {
+        "visibilitychange" => {
             if Page::hidden() {
                 b.leave();
             } else {
@@ -538,6 +523,18 @@ pub(crate) fn on(b: &mut Outbox, v: JsValue) {
                 }
                 b.show();
                 b.flush();
+            }
+        }
+        // A request's end: its response, or why it failed.
+        _ => {
+            if !b.in_flight.is_undefined() {
+                let status = get(&v, "status").as_f64();
+                let retry = status.map_or(0.0, |_| {
+                    get(&v, "headers")
+                        .unchecked_into::<Headers>()
+                        .number("retry-after")
+                });
+                b.settle(status.unwrap_or(0.0), retry);
             }
         }
     }
