@@ -134,8 +134,9 @@ pub fn anonymize(salt: &str, raw_id: &str) -> String {
 #[wasm_bindgen(js_name = "scrubNames")]
 pub fn scrub_names(names: &str) {
     if !panic::is_dead() {
-        // Split as bytes: `str::split` brings its searcher and `memchr` into the wasm.
-        scrub::configure(&names.as_bytes().split(|&b| b == b'\n').collect::<Vec<_>>());
+        // Split as bytes (by the schema): `str::split` brings its searcher and `memchr` into
+        // the wasm.
+        scrub::configure(names.as_bytes());
     }
 }
 

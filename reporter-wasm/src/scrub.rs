@@ -8,9 +8,9 @@ use alloc::string::String;
 
 use faultline_schema::UrlScrubber;
 
-/// Sets the extra secret parameter names (the `denyUrlParams` strings).
-pub(crate) fn configure<S: AsRef<[u8]>>(extra: &[S]) {
-    let scrubber = UrlScrubber::new(extra);
+/// Sets the extra secret parameter names (the `denyUrlParams` strings), one per line.
+pub(crate) fn configure(lines: &[u8]) {
+    let scrubber = UrlScrubber::from_lines(lines);
     crate::local::with(|state| {
         if let Ok(mut s) = state.scrubber.try_borrow_mut() {
             *s = scrubber;
@@ -38,18 +38,18 @@ mod tests {
 
     #[test]
     fn secrets_go_and_json_stays_json() {
-        configure::<&str>(&[]);
+        configure(b"");
         assert_eq!(
             scrub(r#"{"url":"https://u:p@a.io/?access_token=x&page=2#id_token=y"}"#),
             r#"{"url":"https://a.io/?access_token=[Filtered]&page=2#id_token=[Filtered]"}"#
         );
         assert_eq!(scrub("GET /x?monkey=1"), "GET /x?monkey=1");
-        configure(&["email"]);
+        configure(b"email");
         assert_eq!(
             scrub("?userEmail=a@b.c&ref=1"),
             "?userEmail=[Filtered]&ref=1"
         );
-        configure::<&str>(&[]);
+        configure(b"");
         assert_eq!(scrub("?userEmail=a"), "?userEmail=a");
     }
 }

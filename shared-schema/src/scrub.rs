@@ -78,19 +78,34 @@ impl UrlScrubber {
     /// Bytes rather than `str`s: only ASCII letters and digits count, and the browser
     /// reporter passes the lines of one text without decoding it.
     pub fn new<S: AsRef<[u8]>>(extra: &[S]) -> UrlScrubber {
-        let mut names = Vec::new();
+        let mut scrubber = UrlScrubber::default();
         for e in extra {
-            let mut name = String::new();
-            for &b in e.as_ref() {
-                if b.is_ascii_alphanumeric() {
-                    name.push(char::from(b.to_ascii_lowercase()));
-                }
-            }
-            if !name.is_empty() {
-                names.push(name);
+            scrubber.add(e.as_ref());
+        }
+        scrubber
+    }
+
+    /// [`UrlScrubber::new`] with the names given as the lines of one text (the browser
+    /// reporter's `denyUrlParams`, joined by `\n`), without a list of them.
+    pub fn from_lines(text: &[u8]) -> UrlScrubber {
+        let mut scrubber = UrlScrubber::default();
+        for line in text.split(|&b| b == b'\n') {
+            scrubber.add(line);
+        }
+        scrubber
+    }
+
+    /// Adds one extra name (see [`UrlScrubber::new`]).
+    fn add(&mut self, e: &[u8]) {
+        let mut name = String::new();
+        for &b in e {
+            if b.is_ascii_alphanumeric() {
+                name.push(char::from(b.to_ascii_lowercase()));
             }
         }
-        UrlScrubber { extra: names }
+        if !name.is_empty() {
+            self.extra.push(name);
+        }
     }
 
     /// Whether a URL parameter called `name` (as written in the URL) holds a secret.
@@ -426,6 +441,16 @@ mod tests {
 
     /// The names' lowercasing maps only U+212A and U+0130 outside ASCII: every other
     /// character's lowercase holds no ASCII letter or digit, as `char::to_lowercase` says.
+    #[test]
+    fn lines_are_names() {
+        assert_eq!(
+            UrlScrubber::from_lines(b"a\nE-mail\n\n\xff%\nx_y\n"),
+            UrlScrubber::new(&["a", "E-mail", "", "%", "x_y", ""])
+        );
+        assert_eq!(UrlScrubber::from_lines(b""), UrlScrubber::default());
+        assert!(UrlScrubber::from_lines(b"email").is_secret_param("userEmail"));
+    }
+
     #[test]
     fn only_two_characters_outside_ascii_lowercase_into_it() {
         let into_ascii: Vec<(char, String)> = ('\u{80}'..=char::MAX)
