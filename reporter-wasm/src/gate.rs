@@ -49,6 +49,16 @@ impl Gate {
         }
     }
 
+    /// Starts again with these options (as [`Gate::new`] would, in place: dropping a whole
+    /// gate is more wasm).
+    pub(crate) fn reset(&mut self, window_ms: f64, sample_rate: f64, max_per_page: f64) {
+        self.window_ms = window_ms;
+        self.sample_rate = sample_rate;
+        self.max_per_page = max_per_page;
+        self.captured = 0.0;
+        self.folds.clear();
+    }
+
     /// The id of the record an error with fold key `key` repeats at `now` (ms), if any.
     pub(crate) fn fold_of(&self, key: &str, now: f64) -> Option<&str> {
         let key = hash(key);
@@ -106,6 +116,21 @@ mod tests {
         // A repeat that could not fold (its record in flight) is a new record and fold.
         assert_eq!(g.admit("k", "id2", 100.0, 0.5), Verdict::Capture);
         assert_eq!(g.fold_of("k", 5_099.0), Some("id2"));
+    }
+
+    #[test]
+    fn reset_starts_again() {
+        let mut g = Gate::new(5_000.0, 1.0, 1.0);
+        assert_eq!(g.admit("k", "id1", 0.0, 0.5), Verdict::Capture);
+        assert_eq!(g.admit("j", "id2", 0.0, 0.5), Verdict::Capped);
+        g.reset(1_000.0, 0.5, 2.0);
+        assert_eq!(g.fold_of("k", 1.0), None);
+        assert_eq!(g.admit("k", "id3", 0.0, 0.5), Verdict::Sampled);
+        assert_eq!(g.admit("k", "id3", 0.0, 0.4), Verdict::Capture);
+        assert_eq!(g.fold_of("k", 999.0), Some("id3"));
+        assert_eq!(g.fold_of("k", 1_000.0), None);
+        assert_eq!(g.admit("j", "id4", 0.0, 0.4), Verdict::Capture);
+        assert_eq!(g.admit("l", "id5", 0.0, 0.4), Verdict::Capped);
     }
 
     #[test]

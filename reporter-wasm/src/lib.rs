@@ -186,7 +186,7 @@ pub fn meta_over(json: &str) -> u8 {
 #[wasm_bindgen(js_name = "gateInit")]
 pub fn gate_init(fold_window_ms: f64, sample_rate: f64, max_per_page: f64) {
     if !panic::is_dead() {
-        local::with_gate(|g| *g = gate::Gate::new(fold_window_ms, sample_rate, max_per_page));
+        local::with_gate(|g| g.reset(fold_window_ms, sample_rate, max_per_page));
     }
 }
 
