@@ -1,7 +1,6 @@
 //! `meta.stack`: a JavaScript `Error.stack` as the schema's frames, written as JSON.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use faultline_schema::stack;
 
 use crate::json;
@@ -22,11 +21,8 @@ pub const MAX_STACK_BYTES: usize = 12 * 1024;
 /// frame, the position the browser gave with the event (`file`, `line`, `column`; 0 for
 /// unknown) makes the one frame. Empty when there is nothing at all.
 pub(crate) fn frames_json(stack: &str, file: &str, line: u32, column: u32) -> String {
-    let frames = if stack.is_empty() {
-        Vec::new()
-    } else {
-        stack::parse(stack)
-    };
+    // An empty stack parses to no frames.
+    let frames = stack::parse(stack);
     let mut out = String::with_capacity(frames.len().min(MAX_FRAMES) * 96 + 2);
     out.push('[');
     if frames.is_empty() {
