@@ -367,7 +367,8 @@ fn has_scheme(before: &str) -> bool {
 /// result is not UTF-8 (the way `decodeURIComponent` fails in the browser).
 fn percent_decode(name: &str) -> Cow<'_, [u8]> {
     let bytes = name.as_bytes();
-    if !bytes.contains(&b'%') {
+    // The stack parser's byte loop: `contains` brings `memchr` into the browser's wasm.
+    if !crate::stack::has_byte(name, b"%") {
         return Cow::Borrowed(bytes);
     }
     let mut out = Vec::with_capacity(bytes.len());

@@ -496,7 +496,7 @@ fn location(s: &str) -> Option<Loc<'_>> {
 }
 
 /// Whether `s` holds one of the bytes of `set` (a loop: `contains` would bring in `memchr`).
-fn has_byte(s: &str, set: &[u8]) -> bool {
+pub(crate) fn has_byte(s: &str, set: &[u8]) -> bool {
     for &c in s.as_bytes() {
         for &x in set {
             if c == x {
