@@ -513,8 +513,9 @@ export function init(opts) {
     nativeFetch = window.fetch.bind(window);
     o.fetch = nativeFetch;
     if (Error.stackTraceLimit < 50) Error.stackTraceLimit = 50;
-    const base = o.endpoint.replace(/\/+$/, "");
-    o.url = (/\/logs\/ingest$/.test(base) ? base : base + "/logs/ingest") + "?key=" + encodeURIComponent(o.key);
+    // The server's root (an endpoint given with /logs/ingest works too): records and notices.
+    o.base = o.endpoint.replace(/\/+$/, "").replace(/\/logs\/ingest$/, "");
+    o.url = o.base + "/logs/ingest?key=" + encodeURIComponent(o.key);
     box = fallback();
     noticesFor(o);
     undo.push(() => noticeUser(undefined)); // no more reads once switched off

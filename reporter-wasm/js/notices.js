@@ -54,8 +54,7 @@ async function read() {
 
 /** Called by init: where to ask, with which key, and how long a record may wait. */
 export function noticesFor(o) {
-  const base = o.endpoint.replace(/\/+$/, "").replace(/\/logs\/ingest$/, "");
-  cfg = { url: base + "/notices?key=" + encodeURIComponent(o.key), wait: o.flushIntervalMs + AFTER_MS, fetch: o.fetch };
+  cfg = { url: o.base + "/notices?key=" + encodeURIComponent(o.key), wait: o.flushIntervalMs + AFTER_MS, fetch: o.fetch };
   schedule(0);
 }
 
