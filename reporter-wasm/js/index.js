@@ -1,5 +1,6 @@
-// faultline-reporter: capture, scope, noise control and records; the WebAssembly module
-// parses stacks and anonymizes user ids (the same code as the server's), the module delivers (`outbox.rs`).
+// faultline-reporter: capture and the package's API. The WebAssembly module keeps the scope,
+// builds and fits records (`record.rs`), folds and samples them (`gate.rs`) and delivers them
+// (`outbox.rs`); the page's text goes to it scrubbed.
 //
 // Every entry point runs inside `guard`: nothing the reporter does can throw into the page.
 // A fault inside the reporter (a Rust panic traps the wasm call) is reported once and
@@ -12,7 +13,6 @@ export { onNotice } from "./notices.js";
 
 /** Breadcrumbs kept per page, oldest dropped first. */
 export const MAX_BREADCRUMBS = 30;
-const META_BYTES = 15000; // the schema allows 16 KiB of meta; keep a margin
 const LEVELS = {
   trace: "DEBUG",
   debug: "DEBUG",
@@ -40,9 +40,9 @@ let wasm = false;
 let dead = false;
 let plain = false; // no module to scrub with: the simple rule (every parameter) applies
 let busy = false; // inside the reporter: nested errors are not reported
-let rawUser; // held in memory only until the module can anonymize it
-const scope = { user: undefined, tags: {}, contexts: {}, extra: {}, crumbs: [] };
-const pending = []; // [record, raw, fold key, time]: captured before the module loaded (100 at most)
+// Before the module has loaded: scope changes, breadcrumbs and captures, replayed in order
+// once it has (a raw user id is held in memory only until then).
+const early = [];
 const counts = { captured: 0, folded: 0, ignored: 0, sampled: 0, capped: 0 };
 const undo = []; // detaches listeners and restores wrapped functions
 const seen = new WeakSet(); // error objects already reported (a boundary, then window.onerror)
@@ -61,8 +61,7 @@ function guard(fn) {
 
 // Delivery is the module's (`outbox.rs`); `flush` waits here.
 const rustBox = {
-  add: (rec, json) => core.outboxAdd(rec, json || JSON.stringify(rec)),
-  bump: (id) => core.outboxBump(id),
+  add: (rec, json) => core.outboxAdd(rec, json),
   async flush(timeoutMs) {
     const end = Date.now() + (timeoutMs ?? 10000);
     let w;
@@ -72,7 +71,6 @@ const rustBox = {
     }
     return w === -1;
   },
-  size: () => core.outboxStat(0),
   get stats() {
     const s = {};
     ["queued", "sent", "dropped", "retries", "beacons", "rejected"].forEach((k, i) => (s[k] = core.outboxStat(i)));
@@ -88,14 +86,12 @@ function fallback() {
   return {
     stats,
     add(rec, json) {
-      const body = "[" + (json || JSON.stringify(rec)) + "]";
+      const body = "[" + json + "]";
       const req = { method: "POST", headers: { "content-type": "text/plain" }, body, keepalive: true, credentials: "omit" };
       out.push(o.fetch(o.url, req).then((r) => r.status === 202 && ++stats.sent, () => !++stats.dropped));
       return true;
     },
-    bump: () => false,
     flush: () => Promise.all(out.splice(0)).then((r) => r.every(Boolean)),
-    size: () => 0,
     close() {},
   };
 }
@@ -113,7 +109,8 @@ function fault(e) {
   try {
     if (box) {
       box = fallback(); // the module's outbox went with it
-      box.add(record("faultline.reporter", "ERROR", message, { error_type: "ReporterFault" }));
+      const t = build(uuid(), new Date().toISOString(), "faultline.reporter", "ERROR", message, null, { error_type: "ReporterFault" });
+      box.add(JSON.parse(t), t);
       box.flush();
     }
   } catch {}
@@ -175,8 +172,8 @@ function decoded(name) {
 }
 
 // Text (a URL, or a message that holds some) without credentials or secret parameter values.
-// Before the module has loaded, text is kept as it is: pending records and breadcrumbs are
-// scrubbed when it loads. Without the module (it failed to load, or failed), every
+// Before the module has loaded, text is kept as it is: records and breadcrumbs wait for it
+// (`early`) and are scrubbed then. Without the module (it failed to load, or failed), every
 // parameter's value goes.
 function scrub(text) {
   text = String(text);
@@ -185,59 +182,34 @@ function scrub(text) {
   return o.denyRe.length ? text.replace(PARAM, (all, sep, name) => (o.denyRe.some((r) => r.test(decoded(name))) ? sep + name + "=[Filtered]" : all)) : text;
 }
 
-function record(event, level, message, meta, raw, id) {
-  const m = {};
-  if (o.release) m.release = o.release;
-  if (o.environment) m.environment = o.environment;
-  m.url = clip(scrub(location.href), 2048);
-  m.user_agent = navigator.userAgent;
-  if (Object.keys(scope.tags).length) m.tags = { ...scope.tags };
-  if (Object.keys(scope.contexts).length) m.contexts = { ...scope.contexts };
-  if (Object.keys(scope.extra).length) m.extra = { ...scope.extra };
-  if (scope.crumbs.length) m.breadcrumbs = scope.crumbs.slice();
-  return {
-    id: id || uuid(),
-    ts: new Date((raw && raw.ts) || Date.now()).toISOString(),
-    service: o.service,
-    level,
-    event,
-    message: clip(scrub(message || "(no message)"), 8000),
-    meta: Object.assign(m, meta),
-  };
-}
-
-// The record within the schema's limits, checked by the schema's own code in the module
-// (the server would reject the record, and it would be lost): event and message fitted;
-// meta within its size and nesting depth, breadcrumbs going first, then stack frames from
-// the outermost end, then everything the page added. Without the module, meta's size only.
-function fit(rec) {
-  if (wasm) {
-    rec.event = core.fitEvent(String(rec.event), "captureMessage");
-    rec.message = core.fitMessage(String(rec.message));
+// The record's JSON: the module adds the scope and frames and fits it (`record.rs`);
+// without it, the stack as text only. `context` tags and extra apply to this record alone.
+function build(id, ts, event, level, message, raw, meta, context) {
+  const r = raw || {};
+  const m = { ...meta, release: o.release, environment: o.environment, url: clip(scrub(location.href), 2048), user_agent: navigator.userAgent };
+  const rec = { id, ts, service: o.service, level, event, message: scrub(message || "(no message)"), meta: m };
+  if (!wasm || dead) {
+    if (r.stack) m.stack_text = clip(scrub(r.stack), 8000);
+    rec.message = clip(rec.message, 8000);
+    return JSON.stringify(rec);
   }
-  // 0: fits; 1: too large; 2: too deep.
-  const over = () => {
-    const m = JSON.stringify(rec.meta);
-    return wasm ? core.metaOver(m) : +(new TextEncoder().encode(m).length > META_BYTES);
-  };
-  if (!over()) return;
-  delete rec.meta.breadcrumbs;
-  while (over() === 1 && rec.meta.stack && rec.meta.stack.length > 1) {
-    rec.meta.stack = rec.meta.stack.slice(0, rec.meta.stack.length >> 1);
+  const c = context || {};
+  const scoped = c.tags || c.extra;
+  if (scoped) {
+    core.scopeSet(5, "", "");
+    setTags(c.tags);
+    for (const k in c.extra) setExtra(k, c.extra[k]);
   }
-  for (const k of ["extra", "contexts", "tags", "component_stack", "stack"]) {
-    if (!over()) return;
-    delete rec.meta[k];
+  try {
+    return fitted(true, event, rec.message, scrub(r.stack || ""), scrub(r.file || ""), JSON.stringify(rec), r.line >>> 0, r.col >>> 0);
+  } finally {
+    if (scoped) core.scopeSet(6, "", "");
   }
 }
 
-// The last steps, which need the module: frames, the anonymized user, beforeSend.
-function finish(rec, raw) {
-  if (wasm && raw) {
-    const frames = core.frames(scrub(raw.stack || ""), scrub(raw.file || ""), raw.line >>> 0, raw.col >>> 0);
-    if (frames) rec.meta.stack = JSON.parse(frames);
-  } else if (raw && raw.stack) rec.meta.stack_text = clip(scrub(raw.stack), 8000);
-  if (scope.user) rec.meta.user = scope.user;
+// `beforeSend` (its result fitted again by the module), then the outbox.
+function send(text) {
+  let rec = JSON.parse(text);
   if (o.beforeSend) {
     let out;
     const was = busy;
@@ -253,11 +225,41 @@ function finish(rec, raw) {
       counts.ignored++;
       return false;
     }
-    rec = out;
+    const f = (k) => (out[k] == null ? "" : String(out[k]));
+    text = wasm && !dead ? fitted(false, f("event"), f("message"), "", "", json(out), 0, 0) : JSON.stringify(out);
+    rec = JSON.parse(text);
   }
-  fit(rec);
-  if (rec.meta.user && (rec.level === "ERROR" || rec.level === "CRITICAL")) noticeError();
-  return box.add(rec, JSON.stringify(rec));
+  if (rec.meta && rec.meta.user && (rec.level === "ERROR" || rec.level === "CRITICAL")) noticeError();
+  return box.add(rec, text);
+}
+
+// The module's record(): the text in one string, NUL between the parts (a record keeps none:
+// the schema makes it a space in the event, U+FFFD elsewhere; JSON escapes it).
+function fitted(scoped, event, message, stack, file, fields, line, col) {
+  const text = [event.replace(/\0/g, " "), message, stack, file].map((t) => t.replace(/\0/g, "\ufffd"));
+  return core.record(scoped, text.join("\0") + "\0" + fields, line, col);
+}
+
+// JSON text of a value the page gave, "" for none (or a cycle).
+function json(v) {
+  try {
+    return JSON.stringify(v) || "";
+  } catch {
+    return "";
+  }
+}
+
+// Sets (or removes: "") a tag (0), an extra value (1) or a context (2) to `value(v)`, JSON.
+function put(what, value) {
+  return soon((k, v) => wasm && core.scopeSet(what, String(k), value(v)));
+}
+
+// Calls `f` now once the module is loaded (or failed to load); before, later, in order.
+function soon(f) {
+  return guard(function () {
+    if (wasm || plain) f.apply(this, arguments);
+    else if (early.length < 300) early.push([f, arguments]);
+  });
 }
 
 function matches(list, text) {
@@ -265,7 +267,7 @@ function matches(list, text) {
 }
 
 // The one path of every error and message into the outbox.
-function capture(event, level, message, raw, meta) {
+function capture(event, level, message, raw, meta, context) {
   if (!o || busy || dead) return "";
   busy = true;
   try {
@@ -283,13 +285,14 @@ function capture(event, level, message, raw, meta) {
     }
     const key = event + "\u0000" + text + "\u0000" + (raw ? where + raw.line + ":" + raw.col : "");
     const now = Date.now();
-    const make = (id) => record(event, level, message, meta, raw, id);
-    if (wasm || plain) return admit(key, now, make, raw);
+    const ts = new Date((raw && raw.ts) || now).toISOString();
+    const make = (id) => build(id, ts, event, level, message, raw, meta, context);
+    if (wasm || plain) return admit(key, now, make);
     // Before the module: kept as they come, folded and sampled when it loads.
-    if (pending.length >= 100) return counts.capped++, "";
-    const rec = make();
-    pending.push([rec, raw, key, now]);
-    return rec.id;
+    if (early.length >= 300) return counts.capped++, "";
+    const id = uuid();
+    early.push([admit, [key, now, make, id]]);
+    return id;
   } finally {
     busy = false;
   }
@@ -298,13 +301,12 @@ function capture(event, level, message, raw, meta) {
 // Folding, sampling and the per-page cap are the module's (`gate.rs`); without it, only the
 // cap applies. `make(id)` builds the record, only once it is to be sent. Returns the id of
 // the record that carries the error (a repeat's is the one it folded into), "" if none.
-function admit(key, now, make, raw, id = uuid()) {
-  const fold = wasm ? core.foldOf(key, now) : "";
-  if (fold && box.bump(fold)) return counts.folded++, fold;
-  const verdict = wasm ? core.admit(key, id, now, Math.random()) : counts.captured < o.maxPerPage ? 0 : 2;
-  if (verdict) return (verdict === 1 ? counts.sampled++ : counts.capped++), "";
+function admit(key, now, make, id = uuid()) {
+  const r = wasm ? core.admit(key, id, now, Math.random()) : counts.captured < o.maxPerPage ? id : "2";
+  if (r.length > 1 && r !== id) return counts.folded++, r;
+  if (r !== id) return (r === "1" ? counts.sampled++ : counts.capped++), "";
   counts.captured++;
-  return finish(make(id), raw) ? id : "";
+  return send(make(id)) ? id : "";
 }
 
 function fromError(event, error, context, fallback) {
@@ -334,26 +336,23 @@ function fromError(event, error, context, fallback) {
   let level = "ERROR";
   if (context) {
     if (context.level) level = LEVELS[String(context.level).toLowerCase()] || level;
-    if (context.tags) meta.tags = { ...scope.tags, ...context.tags };
-    if (context.extra) meta.extra = { ...scope.extra, ...context.extra };
     if (context.componentStack) meta.component_stack = clip(context.componentStack, 4000);
     if (context.event) event = String(context.event);
   }
-  return capture(event, level, message, raw, meta);
+  return capture(event, level, message, raw, meta, context);
 }
 
 function crumb(category, message, level, data) {
-  const c = { ts: new Date().toISOString(), category, message: clip(scrub(message), 300) };
-  if (level) c.level = level;
-  if (data) {
-    try {
-      // A copy, scrubbed as text (the scrub keeps JSON intact): a cycle drops the data.
-      c.data = JSON.parse(scrub(JSON.stringify(data)));
-    } catch {}
-  }
-  scope.crumbs.push(c);
-  if (scope.crumbs.length > o.maxBreadcrumbs) scope.crumbs.shift();
+  addCrumb(new Date().toISOString(), category, String(message), level, data ? json(data) : "");
 }
+
+// Scrubbed once the module is there (the scrub keeps JSON intact; a cycle drops the data).
+const addCrumb = soon((ts, category, message, level, data) => {
+  if (!wasm) return;
+  const c = { ts, category, message: clip(scrub(message), 300), level };
+  if (data) c.data = JSON.parse(scrub(data));
+  core.scopeSet(4, "", JSON.stringify(c));
+});
 
 // A request's URL in a breadcrumb.
 function link(url) {
@@ -490,13 +489,6 @@ function options(opts) {
   return [opt, problems];
 }
 
-// Scrubs what was kept before the module could (breadcrumbs, pending records).
-function clean() {
-  const c = (v) => JSON.parse(scrub(JSON.stringify(v)));
-  scope.crumbs = c(scope.crumbs);
-  for (const p of pending) p[0] = c(p[0]);
-}
-
 /**
  * Starts the reporter. Resolves to true once the module is loaded and capture is on, or to
  * false (with a console warning saying why) when the options are wrong.
@@ -530,6 +522,7 @@ export function init(opts) {
       guard(() => {
         core.start();
         wasm = true;
+        core.scopeSet(7, o.salt || "", o.denyNames, o.maxBreadcrumbs);
         const key = "faultline:" + o.service + ":" + Math.random().toString(36).slice(2);
         const on = guard(core.outboxOn);
         core.outboxInit(key, o, on);
@@ -537,19 +530,15 @@ export function init(opts) {
         for (const type of ["pagehide", "pageshow", "online"]) listen(window, type, on);
         listen(document, "visibilitychange", on);
         box = rustBox;
-        core.scrubNames(o.denyNames);
-        clean();
-        if (rawUser !== undefined) setUser(rawUser);
         core.gateInit(o.foldWindowMs, o.sampleRate, o.maxPerPage);
-        for (const [rec, raw, key, now] of pending.splice(0)) admit(key, now, () => rec, raw, rec.id);
+        for (const [f, a] of early.splice(0)) f(...a);
         return true;
       }),
       () => {
         // No WebAssembly (CSP without 'wasm-unsafe-eval', old browser): records go out
         // without parsed frames and without a user, never with the raw id.
         plain = true;
-        clean();
-        for (const [rec, raw, key, now] of pending.splice(0)) admit(key, now, () => rec, raw, rec.id);
+        for (const [f, a] of early.splice(0)) f(...a);
         return true;
       },
     )
@@ -565,35 +554,19 @@ export const captureException = guard((error, context) => fromError("captureExce
 /** Reports a message at `level` (default `INFO`). `context` and the result as for captureException. */
 export const captureMessage = guard((message, level, context) => {
   const l = LEVELS[String(level || "info").toLowerCase()] || "INFO";
-  const meta = {};
-  if (context && context.tags) meta.tags = { ...scope.tags, ...context.tags };
-  if (context && context.extra) meta.extra = { ...scope.extra, ...context.extra };
-  return capture((context && context.event) || "captureMessage", l, String(message), null, meta);
+  return capture((context && context.event) || "captureMessage", l, String(message), null, {}, context);
 });
 
 /**
- * Sets the current user. The raw id is anonymized at once with the project's salt
+ * Sets the current user. The raw id is anonymized by the module with the project's salt
  * (`"u_"` + 16 hex chars of SHA-256(salt || id)); only that is kept or sent. `null` clears.
  */
-export const setUser = guard((id) => {
-  if (id === null || id === undefined) {
-    scope.user = rawUser = undefined;
-    noticeUser(undefined);
-    return;
-  }
-  if (!wasm) {
-    rawUser = String(id);
-    return;
-  }
-  rawUser = undefined;
-  scope.user = o && o.salt ? core.anonymize(o.salt, String(id)) || undefined : undefined;
-  noticeUser(scope.user);
+export const setUser = soon((id) => {
+  if (wasm) noticeUser(core.scopeSet(3, "", id == null ? "" : String(id)) || undefined);
 });
 
 /** Adds a tag to every later record (`meta.tags`). */
-export const setTag = guard((key, value) => {
-  scope.tags[String(key)] = String(value);
-});
+export const setTag = put(0, (v) => JSON.stringify(String(v)));
 
 /** Adds tags to every later record: `{ key: value, ... }`. */
 export const setTags = guard((tags) => {
@@ -601,34 +574,31 @@ export const setTags = guard((tags) => {
 });
 
 /** Adds a value to every later record's `meta.extra`; undefined removes it. */
-export const setExtra = guard((key, value) => {
-  if (value === undefined) delete scope.extra[key];
-  else scope.extra[String(key)] = JSON.parse(JSON.stringify(value));
+export const setExtra = put(1, json);
+
+/** Attaches a named object to every later record (`meta.contexts[name]`); null removes it. */
+export const setContext = put(2, (v) => (v == null ? "" : json(v)));
+
+const saveScope = soon((restore) => {
+  if (!wasm) return;
+  const user = core.scopeSet(restore ? 6 : 5, "", "");
+  if (restore) noticeUser(user || undefined);
 });
 
 /** Runs `fn(scope)` with changes to the scope (through `scope.setTag`, `setTags`, `setExtra`,
  * `setContext`, `setUser`, or the module's functions) undone once it returns; returns its result. */
 export function withScope(fn) {
-  const saved = { ...scope, tags: { ...scope.tags }, contexts: { ...scope.contexts }, extra: { ...scope.extra } };
-  const raw = rawUser;
+  saveScope(false);
   try {
     return fn({ setTag, setTags, setExtra, setContext, setUser });
   } finally {
-    Object.assign(scope, saved, { crumbs: scope.crumbs });
-    rawUser = raw;
-    noticeUser(scope.user);
+    saveScope(true);
   }
 }
 
-/** Attaches a named object to every later record (`meta.contexts[name]`); null removes it. */
-export const setContext = guard((name, value) => {
-  if (value == null) delete scope.contexts[name];
-  else scope.contexts[String(name)] = JSON.parse(JSON.stringify(value));
-});
-
 /** Adds a breadcrumb: `{ category, message, level, data }`. */
 export const addBreadcrumb = guard((c) => {
-  if (o) crumb(String(c.category || "manual"), String(c.message || ""), c.level, c.data);
+  crumb(String(c.category || "manual"), String(c.message || ""), c.level, c.data);
 });
 
 /** Sends everything queued. Resolves to true when the server has confirmed it all. */
@@ -650,7 +620,7 @@ export function close(timeoutMs) {
 /** Counters: captured, folded, ignored, sampled, capped; the outbox's sent, dropped (queue
  * full), rejected, retries, beacons and queued; and whether the reporter is disabled. */
 export function stats() {
-  return { ...counts, queued: box ? box.size() : 0, ...(box ? box.stats : {}), disabled: dead };
+  return { ...counts, queued: 0, ...(box && box.stats), disabled: dead };
 }
 
 /** Test hook: makes the WebAssembly module panic, as a bug in it would. */

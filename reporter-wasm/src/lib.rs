@@ -77,6 +77,7 @@ mod json;
 mod local;
 mod outbox;
 mod panic;
+mod record;
 mod scrub;
 
 use alloc::borrow::ToOwned;
@@ -111,7 +112,6 @@ pub fn panicked() -> String {
 /// `meta.stack` for an error: `stack` parsed with [`faultline_schema::stack::parse`] as a
 /// JSON array of frames, innermost first, at most [`MAX_FRAMES`]. Without a usable stack,
 /// `file`, `line` and `column` (0: unknown) make the one frame; `""` when there is nothing.
-#[wasm_bindgen]
 pub fn frames(stack: &str, file: &str, line: u32, column: u32) -> String {
     if panic::is_dead() {
         return String::new();
@@ -121,7 +121,6 @@ pub fn frames(stack: &str, file: &str, line: u32, column: u32) -> String {
 
 /// `meta.user` for a raw user id: [`faultline_schema::anonymize_user`] with the project's
 /// public salt (`"u_"` and 16 hex characters).
-#[wasm_bindgen]
 pub fn anonymize(salt: &str, raw_id: &str) -> String {
     if panic::is_dead() {
         return String::new();
@@ -130,8 +129,7 @@ pub fn anonymize(salt: &str, raw_id: &str) -> String {
 }
 
 /// Sets the extra secret URL parameter names (`denyUrlParams`) that [`scrub`] filters
-/// besides the schema's own, one per line.
-#[wasm_bindgen(js_name = "scrubNames")]
+/// besides the schema's own, one per line ([`scope_set`]'s 7 does, for the package).
 pub fn scrub_names(names: &str) {
     if !panic::is_dead() {
         // Split as bytes (by the schema): `str::split` brings its searcher and `memchr` into
@@ -153,7 +151,6 @@ pub fn scrub(text: &str) -> String {
 
 /// `event` fitted to the schema's rule (no control characters, at most
 /// [`faultline_schema::MAX_EVENT_CHARS`] characters); `fallback` when nothing is left.
-#[wasm_bindgen(js_name = "fitEvent")]
 pub fn fit_event(event: &str, fallback: &str) -> String {
     if panic::is_dead() {
         return String::new();
@@ -163,7 +160,6 @@ pub fn fit_event(event: &str, fallback: &str) -> String {
 
 /// `message` fitted to the schema's rule: NUL characters replaced, cut to
 /// [`faultline_schema::MAX_MESSAGE_BYTES`] with the schema's truncation marker.
-#[wasm_bindgen(js_name = "fitMessage")]
 pub fn fit_message(message: &str) -> String {
     if panic::is_dead() {
         return String::new();
@@ -174,12 +170,57 @@ pub fn fit_message(message: &str) -> String {
 /// How `json`, a record's `meta` as compact JSON, misses the schema's limits: 2 nested
 /// deeper than [`faultline_schema::MAX_META_DEPTH`], else 1 past [`META_BUDGET`] bytes,
 /// else 0.
-#[wasm_bindgen(js_name = "metaOver")]
 pub fn meta_over(json: &str) -> u8 {
     if panic::is_dead() {
         return 0;
     }
     fit::meta_over(json)
+}
+
+/// Changes the page's scope: `what` 0, 1, 2 sets a tag, an extra value or a context `name`
+/// to `value`, JSON text, or removes it (`value` empty); 3 sets the user, `value` the raw id,
+/// anonymized at once with [`faultline_schema::anonymize_user`] (only that is kept; empty
+/// clears it); 4 adds a breadcrumb (`value`: its JSON); 5 saves the scope (`withScope`), 6
+/// restores it (breadcrumbs stay); 7 starts afresh with `name` the project's public salt,
+/// `n` breadcrumbs kept and `value` the extra secret URL parameter names, one per line
+/// ([`scrub_names`]). Returns the user's anonymized id (`""`: none).
+#[wasm_bindgen(js_name = "scopeSet")]
+pub fn scope_set(what: u8, name: &str, value: &str, n: u32) -> String {
+    if panic::is_dead() {
+        return String::new();
+    }
+    if what == record::INIT {
+        scrub_names(value);
+    }
+    local::with_scope(|s| s.set(what, name, value, n).to_owned()).unwrap_or_default()
+}
+
+/// A record's JSON, fitted to the schema's limits. `parts`: the record's `event`, `message`,
+/// the error's `stack` and `file` (its text scrubbed by the package) and `fields`, the page's
+/// JSON object of the record, separated by NUL characters (one string rather than five is
+/// less glue; none of them keeps a NUL: the schema replaces it, JSON escapes it). `event`
+/// and `message` are fitted by the schema's rules and, when `scoped`, the scope (tags,
+/// extra, contexts, breadcrumbs, the anonymized user) and the frames of `stack` (or `file`,
+/// `line`, `column`; 0 unknown) are added to `meta`, which is then fitted within its size
+/// and depth (dropping breadcrumbs, outer frames, `extra`, `contexts`, `tags`, the
+/// component stack, the stack, then the rest, until it is). Not `scoped`: a record
+/// `beforeSend` changed, fitted again.
+#[wasm_bindgen]
+pub fn record(scoped: bool, parts: &str, line: u32, column: u32) -> String {
+    if panic::is_dead() {
+        return String::new();
+    }
+    let mut rest = parts;
+    let mut next = || {
+        let b = rest.as_bytes();
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        let part = rest.get(..end).unwrap_or_default();
+        rest = rest.get(end + 1..).unwrap_or_default();
+        part
+    };
+    let (event, message, stack, file) = (next(), next(), next(), next());
+    local::with_scope(|s| s.record(scoped, event, message, rest, stack, file, line, column))
+        .unwrap_or_default()
 }
 
 /// Sets the gate's options: `foldWindowMs`, `sampleRate`, `maxPerPage`.
@@ -192,7 +233,6 @@ pub fn gate_init(fold_window_ms: f64, sample_rate: f64, max_per_page: f64) {
 
 /// The id of the record that an error with fold key `key` repeats at `now` (ms since the
 /// epoch), or `""`.
-#[wasm_bindgen(js_name = "foldOf")]
 pub fn fold_of(key: &str, now: f64) -> String {
     if panic::is_dead() {
         return String::new();
@@ -202,16 +242,25 @@ pub fn fold_of(key: &str, now: f64) -> String {
         .unwrap_or_default()
 }
 
-/// Whether an error that folded into nothing becomes record `id`: 0 yes (repeats of `key`
-/// now fold into it), 1 not drawn by the sample rate (`random`: `Math.random()`), 2 past the
-/// per-page cap.
+/// What becomes of an error with fold key `key` at `now` (ms since the epoch): the id of
+/// the queued record it repeats, whose `meta.count` is raised (a record a request carries
+/// takes no repeat); else `id` when it is to become record `id` (repeats of `key` now fold
+/// into it); `"1"` when the sample rate (`random`: `Math.random()`) did not draw it, `"2"`
+/// past the per-page cap.
 #[wasm_bindgen]
-pub fn admit(key: &str, id: &str, now: f64, random: f64) -> u8 {
+pub fn admit(key: &str, id: &str, now: f64, random: f64) -> String {
     if panic::is_dead() {
-        return gate::Verdict::Capped as u8;
+        return "2".into();
     }
-    local::with_gate(|g| g.admit(key, id, now, random))
-        .map_or(gate::Verdict::Capped as u8, |v| v as u8)
+    let fold = fold_of(key, now);
+    if !fold.is_empty() && local::with_outbox(|b| outbox::bump(b, &fold)) == Some(true) {
+        return fold;
+    }
+    match local::with_gate(|g| g.admit(key, id, now, random)) {
+        Some(gate::Verdict::Capture) => id.into(),
+        Some(gate::Verdict::Sampled) => "1".into(),
+        _ => "2".into(),
+    }
 }
 
 /// Starts the outbox: this page's storage key (`faultline:<service>:<page>`), the
@@ -237,12 +286,6 @@ pub fn outbox_on(v: JsValue) {
 #[wasm_bindgen(js_name = "outboxAdd")]
 pub fn outbox_add(rec: JsValue, json: &str) -> bool {
     !panic::is_dead() && local::with_outbox(|b| outbox::add(b, rec, json.into())).unwrap_or(false)
-}
-
-/// Folds a repeat into queued record `id`, unless a request carries it.
-#[wasm_bindgen(js_name = "outboxBump")]
-pub fn outbox_bump(id: &str) -> bool {
-    !panic::is_dead() && local::with_outbox(|b| outbox::bump(b, id)).unwrap_or(false)
 }
 
 /// Milliseconds until the next request may start; -1 when nothing is queued, -2 when

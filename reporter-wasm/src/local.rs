@@ -12,6 +12,7 @@ use faultline_schema::UrlScrubber;
 
 use crate::gate::Gate;
 use crate::outbox::Outbox;
+use crate::record::Scope;
 
 /// Everything the module keeps between calls; each part borrowed on its own, so a panic
 /// while one is borrowed can still keep its report.
@@ -24,6 +25,8 @@ pub(crate) struct State {
     pub(crate) scrubber: RefCell<UrlScrubber>,
     /// The outbox, once `outboxInit` made it.
     pub(crate) outbox: RefCell<Option<Outbox>>,
+    /// The scope and the records' fixed fields.
+    pub(crate) scope: RefCell<Scope>,
 }
 
 impl State {
@@ -33,6 +36,7 @@ impl State {
             gate: RefCell::new(Gate::new(5_000.0, 1.0, 500.0)),
             scrubber: RefCell::new(UrlScrubber::default()),
             outbox: RefCell::new(None),
+            scope: RefCell::new(Scope::default()),
         }
     }
 }
@@ -63,6 +67,11 @@ pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
 /// Runs `f` on the page's gate (`None` only if it is in use, which a panic can leave).
 pub(crate) fn with_gate<R>(f: impl FnOnce(&mut Gate) -> R) -> Option<R> {
     with(|state| state.gate.try_borrow_mut().ok().map(|mut g| f(&mut g))).flatten()
+}
+
+/// Runs `f` on the page's scope (`None` only if it is in use, which a panic can leave).
+pub(crate) fn with_scope<R>(f: impl FnOnce(&mut Scope) -> R) -> Option<R> {
+    with(|state| state.scope.try_borrow_mut().ok().map(|mut s| f(&mut s))).flatten()
 }
 
 /// Runs `f` on the page's outbox, if `outboxInit` made one and it is not in use.

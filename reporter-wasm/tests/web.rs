@@ -5,7 +5,7 @@
 
 use faultline_reporter::{
     MAX_FRAMES, admit, anonymize, fit_event, fit_message, fold_of, frames, gate_init, meta_over,
-    scrub, scrub_names,
+    record, scope_set, scrub, scrub_names,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -117,11 +117,42 @@ fn fitted_fields_pass_the_schema() {
 fn repeats_fold_then_the_cap_holds() {
     gate_init(1_000.0, 1.0, 2.0);
     assert_eq!(fold_of("k", 0.0), "");
-    assert_eq!(admit("k", "id-1", 0.0, 0.5), 0);
+    assert_eq!(admit("k", "id-1", 0.0, 0.5), "id-1");
     assert_eq!(fold_of("k", 999.0), "id-1");
     assert_eq!(fold_of("k", 1_000.0), "");
-    assert_eq!(admit("j", "id-2", 0.0, 0.5), 0);
-    assert_eq!(admit("i", "id-3", 0.0, 0.5), 2);
+    assert_eq!(admit("j", "id-2", 0.0, 0.5), "id-2");
+    assert_eq!(admit("i", "id-3", 0.0, 0.5), "2");
     gate_init(1_000.0, 0.5, 10.0);
-    assert_eq!(admit("k", "id-4", 0.0, 0.5), 1);
+    assert_eq!(admit("k", "id-4", 0.0, 0.5), "1");
+}
+
+#[wasm_bindgen_test]
+fn records_read_back_as_the_browser_and_the_server_read_them() {
+    scope_set(7, "salt", "", 5);
+    scope_set(0, "team", "\"web\"", 0);
+    let user = scope_set(3, "", "user-42", 0);
+    assert_eq!(user, faultline_schema::anonymize_user("salt", "user-42"));
+    scope_set(4, "", r#"{"category":"ui.click","message":"button#save"}"#, 0);
+    // A stack this very browser produced.
+    let error = js_sys::Error::new("boom");
+    let stack = js_sys::Reflect::get(&error, &JsValue::from_str("stack"))
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    let fields = r#"{"id":"0b7f6c1e-9a4f-4c1e-8d2b-3f6a1c9e7d20","ts":"2026-12-07T10:00:00.000Z","service":"ui","level":"ERROR","meta":{"url":"https://a.io/"}}"#;
+    let json = record(true, &format!("window.onerror\0Error: boom\0{stack}\0\0{fields}"), 0, 0);
+    let rec = js_sys::JSON::parse(&json).unwrap_or_else(|e| panic!("{e:?}: {json}"));
+    assert_eq!(field(&rec, "event"), "window.onerror");
+    assert_eq!(field(&rec, "message"), "Error: boom");
+    let meta = field(&rec, "meta");
+    assert_eq!(field(&meta, "user"), user.as_str());
+    assert_eq!(field(&field(&meta, "tags"), "team"), "web");
+    assert!(js_sys::Array::from(&field(&meta, "stack")).length() >= 1, "{json}");
+    assert!(js_sys::Array::from(&field(&meta, "breadcrumbs")).length() == 1, "{json}");
+    assert!(faultline_schema::Record::from_json(json.as_bytes()).is_ok(), "{json}");
+    // Saved and restored: the tag set in between is gone.
+    scope_set(5, "", "", 0);
+    scope_set(0, "flow", "\"checkout\"", 0);
+    scope_set(6, "", "", 0);
+    assert!(!record(true, &format!("e\0m\0\0\0{fields}"), 0, 0).contains("checkout"));
 }
