@@ -350,7 +350,9 @@ function crumb(category, message, level, data) {
 const addCrumb = soon((ts, category, message, level, data) => {
   if (!wasm) return;
   const c = { ts, category, message: clip(scrub(message), 300), level };
-  if (data) c.data = JSON.parse(scrub(data));
+  try {
+    if (data) c.data = JSON.parse(scrub(data));
+  } catch {}
   core.scopeSet(4, "", JSON.stringify(c));
 });
 

@@ -98,8 +98,12 @@ fn wasm_opt() -> Command {
     let mut c = Command::new(cmd::root().join("reporter-wasm/tools/node_modules/.bin/wasm-opt"));
     // `--converge` repeats -Oz until nothing shrinks; `--low-memory-unused` lets loads and
     // stores fold constant offsets (rustc places nothing below 1 MiB): 290 bytes of gzip
-    // together, 2026-12-07.
+    // together, 2026-12-07. Then the control flow rebuilt (`--flatten --rereloop`, which
+    // finds shorter forms for the Rust's nested matches) and whole-module type flow
+    // (`--gufa-optimizing`: calls through the glue that always pass the same kind of value),
+    // each followed by -Oz: 22,423 -> 22,091 bytes of gzip on the same input, 2026-12-07.
     c.args(["-Oz", "--converge", "--low-memory-unused"])
+        .args(["--flatten", "--rereloop", "-Oz", "--gufa-optimizing", "-Oz"])
         .args(WASM_FEATURES);
     c
 }
