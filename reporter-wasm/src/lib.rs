@@ -4,12 +4,15 @@
 //! it parses JavaScript stacks with [`faultline_schema::stack::parse`] into the schema's
 //! frames, anonymizes user ids with [`faultline_schema::anonymize_user`], so the raw id
 //! never leaves the page, and scrubs URL secrets with [`faultline_schema::UrlScrubber`],
-//! the rule the server applies to every record. It fits records to the schema's limits
-//! with the schema's rules ([`fit_event`], [`fit_message`], [`meta_over`]), and decides
-//! folding, sampling and the per-page cap ([`fold_of`], [`admit`]), and delivers batches
-//! (`outbox.rs`: [`outbox_add`] and the exports after it). The package's JavaScript (`js/`)
-//! does the rest: it owns every listener and wrapper in the page and builds records, and
-//! calls the exports below through a guard that catches anything they throw.
+//! the rule the server applies to every record. It keeps the page's scope ([`scope_set`])
+//! and writes every record with it ([`record`], `record.rs`), fitted to the schema's limits
+//! with the schema's rules, decides folding, sampling and the per-page cap ([`admit`]), and
+//! delivers batches (`outbox.rs`: [`outbox_add`] and the exports after it). The package's
+//! JavaScript (`js/`) does the rest: it owns every listener and wrapper in the page, reads
+//! errors and breadcrumbs from it, and calls the exports below through a guard that catches
+//! anything they throw. The other public functions ([`frames`], [`anonymize`],
+//! [`fit_event`], [`fit_message`], [`meta_over`], [`fold_of`], [`scrub_names`]) are the
+//! parts these use, public for the browser tests; the package does not call them.
 //!
 //! # The path of an error through the package
 //!
@@ -17,13 +20,14 @@
 //!    `console.error` (when enabled), `captureException`, the React `ErrorBoundary`, or the
 //!    inline snippet (`js/snippet.js`) before the module has loaded. Its type, message and
 //!    stack are read there.
-//! 2. **Parsed** here: [`frames`] turns `Error.stack` into `meta.stack`, innermost first.
-//! 3. **Filtered** in `js/index.js` (the default ignore list, `ignoreErrors` and
-//!    `denyUrls`), **folded, sampled, capped** here ([`fold_of`]: a repeat within
-//!    `foldWindowMs` increments the queued record's `meta.count`; [`admit`]: sampling, the
-//!    per-page cap), **built** in `js/index.js` with the scope (user, tags, contexts,
-//!    breadcrumbs), `beforeSend`, and **fitted** here to the schema's limits. The user id in
-//!    the scope came from [`anonymize`]; every URL and text went through [`scrub`].
+//! 2. **Filtered** in `js/index.js` (the default ignore list, `ignoreErrors` and
+//!    `denyUrls`), then **folded, sampled, capped** here ([`admit`]: a repeat within
+//!    `foldWindowMs` increments the queued record's `meta.count`; sampling; the per-page
+//!    cap).
+//! 3. **Built** here ([`record`]): the page's text scrubbed ([`scrub`]'s rule) and its own
+//!    fields, with the scope (the user anonymized by [`scope_set`], tags, extra, contexts,
+//!    breadcrumbs) and `Error.stack` parsed into `meta.stack`, innermost first, **fitted** to
+//!    the schema's limits; after `beforeSend`, fitted again.
 //! 4. **Delivered** here (`outbox.rs`): batches by count, bytes and time, one request in
 //!    flight through the page's own `fetch` with keepalive, retries with backoff and
 //!    `Retry-After`, `localStorage` while failing and when the page is hidden, `sendBeacon`
@@ -62,8 +66,9 @@
 //! - `panic.rs`: the panic handler (the hook, with `std`).
 //! - `local.rs`: the module's state in one cell, a thread-local with `std`, a static without.
 //! - `outbox.rs`: delivery (batches, retries, storage, beacons).
-//! - `js/`: the package: `index.js` (API, capture, scope, hooks),
-//!   `record.js` (values to JSON-safe data), `react.js`, `snippet.js`, types, README.
+//! - `record.rs`: the scope, and records built and fitted.
+//! - `js/`: the package: `index.js` (API, capture, hooks), `notices.js`, `react.js`,
+//!   `snippet.js`, `vite.js`, types, README.
 //! - `tests/web.rs`: these exports in a real browser (`wasm-pack test --headless --chrome`).
 
 #![cfg_attr(all(target_arch = "wasm32", not(feature = "std")), no_std)]

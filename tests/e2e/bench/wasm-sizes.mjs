@@ -89,7 +89,7 @@ const PARTS = [
   ["stack parser and frame JSON", /stack::|frames|json::|push_frame/],
   ["URL scrubbing", /scrub/i],
   ["SHA-256 and anonymization", /sha2|digest|anonymi[sz]e|Sha256/],
-  ["fitting records to the schema's limits", /fit|metaOver|META_BUDGET/],
+  ["the scope, records built and fitted to the schema's limits", /^record |^scopeSet|::record::|fit|metaOver|META_BUDGET/],
   ["folding, sampling, per-page cap (the gate)", /gate|admit|foldOf/],
   ["panic handling and formatting", /panic|fmt::|rust_begin_unwind|slice_index|_fail\b|unwrap_failed|expect_failed/],
   ["allocator, Vec and String growth", /lol_alloc|alloc::|alloc\[|raw_vec|RawVec|__rust_(alloc|dealloc|realloc)|dlmalloc/],
