@@ -199,7 +199,10 @@ fn fit_meta(members: &mut Vec<String>) {
         // The outer half of the frames goes: the text up to the end of the last one kept.
         let k = key(m).len() + 1;
         let frames = items(m.get(k..).unwrap_or_default(), b'[');
-        let Some(last) = (frames.len() / 2).checked_sub(1).and_then(|i| frames.get(i)) else {
+        let Some(last) = (frames.len() / 2)
+            .checked_sub(1)
+            .and_then(|i| frames.get(i))
+        else {
             break;
         };
         let end = last.as_ptr() as usize - m.as_ptr() as usize + last.len();
@@ -240,7 +243,9 @@ fn remove(members: &mut Vec<String>, name: &str) {
 
 /// The quoted key of an object member (`"key":value`).
 fn key(member: &str) -> &str {
-    member.get(..value_end(member.as_bytes(), 0)).unwrap_or_default()
+    member
+        .get(..value_end(member.as_bytes(), 0))
+        .unwrap_or_default()
 }
 
 /// The members of a JSON object (`open` `{`: each `"key":value`) or the items of an array
@@ -340,7 +345,8 @@ mod tests {
         (r, meta)
     }
 
-    const STACK: &str = "TypeError: x\n    at render (https://a.io/app.js:10:5)\n    at https://a.io/b.js:1:2";
+    const STACK: &str =
+        "TypeError: x\n    at render (https://a.io/app.js:10:5)\n    at https://a.io/b.js:1:2";
 
     #[test]
     fn a_record_carries_the_scope() {
@@ -350,10 +356,22 @@ mod tests {
         s.set(CONTEXTS, "os", r#"{"name":"linux"}"#, 0);
         let user = String::from(s.set(USER, "", "user-42", 0));
         assert_eq!(user, faultline_schema::anonymize_user("salt", "user-42"));
-        s.set(CRUMB, "", r#"{"category":"ui.click","message":"button#save"}"#, 0);
+        s.set(
+            CRUMB,
+            "",
+            r#"{"category":"ui.click","message":"button#save"}"#,
+            0,
+        );
         let json = build(&s, "boom", STACK);
         let (rec, meta) = parsed(&json);
-        assert_eq!((rec.service.as_str(), rec.event.as_str(), rec.message.as_str()), ("ui", "window.onerror", "boom"));
+        assert_eq!(
+            (
+                rec.service.as_str(),
+                rec.event.as_str(),
+                rec.message.as_str()
+            ),
+            ("ui", "window.onerror", "boom")
+        );
         assert_eq!(rec.id.map(|i| i.to_string()).as_deref(), Some(ID));
         assert_eq!(meta["tags"], serde_json::json!({"team": "web"}));
         assert_eq!(meta["extra"]["cart"]["items"], 2);
@@ -375,7 +393,10 @@ mod tests {
         s.set(TAGS, "a", "\"2\"", 0);
         s.set(TAGS, "b", "\"3\"", 0);
         s.set(USER, "", "bob", 0);
-        assert!(build(&s, "m", "").contains(r#""tags":{"b":"3","a":"2"}"#) || build(&s, "m", "").contains(r#""tags":{"a":"2","b":"3"}"#));
+        assert!(
+            build(&s, "m", "").contains(r#""tags":{"b":"3","a":"2"}"#)
+                || build(&s, "m", "").contains(r#""tags":{"a":"2","b":"3"}"#)
+        );
         assert_eq!(s.set(RESTORE, "", "", 0), "");
         assert!(build(&s, "m", "").contains(r#""tags":{"a":"1"}"#));
         s.set(TAGS, "a", "", 0);
@@ -413,15 +434,32 @@ mod tests {
         s.set(EXTRA, "deep", &deep, 0);
         s.set(TAGS, "big", &format!("\"{}\"", "t".repeat(3_000)), 0);
         s.set(CRUMB, "", &format!(r#"{{"data":{deep}}}"#), 0);
-        let json = s.record(true, "custom\nevent\u{0}", &"😀".repeat(5_000), &fields("{}"), &frames, "", 0, 0);
+        let json = s.record(
+            true,
+            "custom\nevent\u{0}",
+            &"😀".repeat(5_000),
+            &fields("{}"),
+            &frames,
+            "",
+            0,
+            0,
+        );
         let (rec, meta) = parsed(&json);
         assert_eq!(rec.event, "custom event ");
         assert!(rec.message.ends_with(faultline_schema::TRUNCATION_MARKER));
         assert!(meta.get("breadcrumbs").is_none() && meta.get("extra").is_none());
-        assert!(meta["stack"].as_array().is_some_and(|f| !f.is_empty()), "{json}");
+        assert!(
+            meta["stack"].as_array().is_some_and(|f| !f.is_empty()),
+            "{json}"
+        );
         // Too large: the stack halves, then named values go.
         let mut s = scope();
-        s.set(EXTRA, "big", &format!("\"{}\"", "x".repeat(MAX_META_BYTES)), 0);
+        s.set(
+            EXTRA,
+            "big",
+            &format!("\"{}\"", "x".repeat(MAX_META_BYTES)),
+            0,
+        );
         let (_, meta) = parsed(&build(&s, "big", STACK));
         assert!(meta.get("extra").is_none() && meta["stack"].is_array());
     }
@@ -430,8 +468,12 @@ mod tests {
     fn a_changed_record_is_fitted_without_the_scope_again() {
         let mut s = scope();
         s.set(TAGS, "a", "\"1\"", 0);
-        let over = format!(r#"{{"url":"u","added":"{}","more":[[[[[[[[[1]]]]]]]]]}}"#, "x".repeat(20_000));
-        let (rec, meta) = parsed(&s.record(false, "", &"m".repeat(9_000), &fields(&over), "", "", 0, 0));
+        let over = format!(
+            r#"{{"url":"u","added":"{}","more":[[[[[[[[[1]]]]]]]]]}}"#,
+            "x".repeat(20_000)
+        );
+        let (rec, meta) =
+            parsed(&s.record(false, "", &"m".repeat(9_000), &fields(&over), "", "", 0, 0));
         assert_eq!(meta, serde_json::json!({"url": "u"}));
         assert_eq!(rec.event, "captureMessage");
         assert!(rec.message.len() <= faultline_schema::MAX_MESSAGE_BYTES);
@@ -446,9 +488,17 @@ mod tests {
         let j = r#"{"a":"x,\"}:","b":[1,{"c":[2]}],"d":null,"e":-1.5e3}"#;
         assert_eq!(
             items(j, b'{'),
-            [r#""a":"x,\"}:""#, r#""b":[1,{"c":[2]}]"#, r#""d":null"#, r#""e":-1.5e3"#]
+            [
+                r#""a":"x,\"}:""#,
+                r#""b":[1,{"c":[2]}]"#,
+                r#""d":null"#,
+                r#""e":-1.5e3"#
+            ]
         );
-        assert_eq!(items(r#"[{"a":1},2,"3"]"#, b'['), [r#"{"a":1}"#, "2", r#""3""#]);
+        assert_eq!(
+            items(r#"[{"a":1},2,"3"]"#, b'['),
+            [r#"{"a":1}"#, "2", r#""3""#]
+        );
         assert!(items("[]", b'[').is_empty() && items("{}", b'{').is_empty());
         assert_eq!(key(r#""b\"c":1"#), r#""b\"c""#);
     }

@@ -132,7 +132,12 @@ fn records_read_back_as_the_browser_and_the_server_read_them() {
     scope_set(0, "team", "\"web\"", 0);
     let user = scope_set(3, "", "user-42", 0);
     assert_eq!(user, faultline_schema::anonymize_user("salt", "user-42"));
-    scope_set(4, "", r#"{"category":"ui.click","message":"button#save"}"#, 0);
+    scope_set(
+        4,
+        "",
+        r#"{"category":"ui.click","message":"button#save"}"#,
+        0,
+    );
     // A stack this very browser produced.
     let error = js_sys::Error::new("boom");
     let stack = js_sys::Reflect::get(&error, &JsValue::from_str("stack"))
@@ -140,16 +145,30 @@ fn records_read_back_as_the_browser_and_the_server_read_them() {
         .and_then(|s| s.as_string())
         .unwrap_or_default();
     let fields = r#"{"id":"0b7f6c1e-9a4f-4c1e-8d2b-3f6a1c9e7d20","ts":"2026-12-07T10:00:00.000Z","service":"ui","level":"ERROR","meta":{"url":"https://a.io/"}}"#;
-    let json = record(true, &format!("window.onerror\0Error: boom\0{stack}\0\0{fields}"), 0, 0);
+    let json = record(
+        true,
+        &format!("window.onerror\0Error: boom\0{stack}\0\0{fields}"),
+        0,
+        0,
+    );
     let rec = js_sys::JSON::parse(&json).unwrap_or_else(|e| panic!("{e:?}: {json}"));
     assert_eq!(field(&rec, "event"), "window.onerror");
     assert_eq!(field(&rec, "message"), "Error: boom");
     let meta = field(&rec, "meta");
     assert_eq!(field(&meta, "user"), user.as_str());
     assert_eq!(field(&field(&meta, "tags"), "team"), "web");
-    assert!(js_sys::Array::from(&field(&meta, "stack")).length() >= 1, "{json}");
-    assert!(js_sys::Array::from(&field(&meta, "breadcrumbs")).length() == 1, "{json}");
-    assert!(faultline_schema::Record::from_json(json.as_bytes()).is_ok(), "{json}");
+    assert!(
+        js_sys::Array::from(&field(&meta, "stack")).length() >= 1,
+        "{json}"
+    );
+    assert!(
+        js_sys::Array::from(&field(&meta, "breadcrumbs")).length() == 1,
+        "{json}"
+    );
+    assert!(
+        faultline_schema::Record::from_json(json.as_bytes()).is_ok(),
+        "{json}"
+    );
     // Saved and restored: the tag set in between is gone.
     scope_set(5, "", "", 0);
     scope_set(0, "flow", "\"checkout\"", 0);
