@@ -464,6 +464,25 @@ test("without the module (it failed to load), every URL parameter's value and UR
   await context.close();
 });
 
+test("text cut inside a surrogate pair is not rejected by the server", async () => {
+  // Regression: a breadcrumb clipped inside an emoji, or a value holding half of one, was
+  // written by JSON.stringify as a lone \ud83d escape, which the server's parser rejects:
+  // the whole record was lost.
+  const { p, context, tag } = await open(page({ endpoint: server.base }));
+  await p.evaluate((tag) => {
+    F.addBreadcrumb({ category: "cut", message: "x" + "\u{1F600}".repeat(200) });
+    F.setExtra("half", "y" + "\u{1F600}".slice(0, 1));
+    F.captureMessage("surrogate " + tag);
+  }, tag);
+  assert.equal(await p.evaluate(() => F.flush()), true);
+  assert.equal((await p.evaluate(() => F.stats())).rejected, 0);
+  const [rec] = await waitFor(server.base, "surrogate " + tag);
+  const crumb = rec.meta.breadcrumbs.find((c) => c.category === "cut");
+  assert.ok(crumb.message.endsWith("\uFFFD…"), JSON.stringify(crumb.message.slice(-4)));
+  assert.equal(rec.meta.extra.half, "y\uFFFD");
+  await context.close();
+});
+
 test("a record past the schema's limits is fitted in the page, not rejected by the server", async () => {
   // Regression: an event with a newline or past 128 characters, or data nested deeper than
   // meta's 8 levels, made the server reject the record, and it was lost.
