@@ -537,6 +537,98 @@ mod tests {
         assert_eq!(whole_surrogates(plain.clone()), plain);
     }
 
+    /// A small deterministic generator for [`any_record_is_one_the_server_takes`].
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+
+        fn text(&mut self) -> String {
+            const PIECES: [&str; 12] = [
+                "a",
+                "\"",
+                "\\",
+                "\n",
+                "\u{0}",
+                "\u{1f}",
+                "é",
+                "😀",
+                "\u{2028}",
+                "?token=x&a=1",
+                "https://u:p@a.io/",
+                " ",
+            ];
+            let len = [0, 1, 5, 40, 3_000][self.next(5) as usize];
+            (0..len).map(|_| PIECES[self.next(12) as usize]).collect()
+        }
+
+        fn value(&mut self, depth: u32) -> serde_json::Value {
+            match self.next(if depth == 0 { 3 } else { 6 }) {
+                0 => serde_json::Value::from(self.text()),
+                1 => serde_json::Value::from(self.next(1 << 40) as f64 / 7.0),
+                2 => serde_json::Value::Null,
+                3 | 4 => (0..self.next(4)).map(|_| self.value(depth - 1)).collect(),
+                _ => (0..self.next(4))
+                    .map(|_| (self.text(), self.value(depth - 1)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            }
+        }
+    }
+
+    /// Whatever the page hands over (any JSON `JSON.stringify` writes, any text, any scope),
+    /// the record is one the server's parser takes, within the schema's limits.
+    #[test]
+    fn any_record_is_one_the_server_takes() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..400 {
+            let mut s = scope();
+            for _ in 0..rng.next(8) {
+                let what = rng.next(5) as u8;
+                let value = serde_json::to_string(&rng.value(10)).unwrap_or_default();
+                let value = if what == CRUMB {
+                    format!(r#"{{"message":{value}}}"#)
+                } else {
+                    value
+                };
+                s.set(what, &rng.text(), &value, 0);
+            }
+            let mut meta = serde_json::Map::new();
+            for _ in 0..rng.next(6) {
+                meta.insert(rng.text(), rng.value(10));
+            }
+            let meta = serde_json::to_string(&meta).unwrap_or_default();
+            let stack = if rng.next(2) == 0 {
+                STACK.to_owned()
+            } else {
+                rng.text()
+            };
+            let json = s.record(
+                rng.next(2) == 0,
+                &rng.text(),
+                &rng.text(),
+                &fields(&meta),
+                &stack,
+                &rng.text(),
+                3,
+                4,
+            );
+            let rec = Record::from_json(json.as_bytes())
+                .unwrap_or_else(|e| panic!("round {round}: {e}: {}", &json[..json.len().min(600)]));
+            let meta = serde_json::to_string(&rec.meta).unwrap_or_default();
+            assert!(
+                meta.len() <= crate::META_BUDGET,
+                "round {round}: {} bytes",
+                meta.len()
+            );
+        }
+    }
+
     #[test]
     fn members_and_items_split_compact_json() {
         let j = r#"{"a":"x,\"}:","b":[1,{"c":[2]}],"d":null,"e":-1.5e3}"#;
