@@ -40,9 +40,10 @@ let wasm = false;
 let dead = false;
 let plain = false; // no module to scrub with: the simple rule (every parameter) applies
 let busy = false; // inside the reporter: nested errors are not reported
-// Before the module has loaded: scope changes, breadcrumbs and captures, replayed in order
-// once it has (a raw user id is held in memory only until then).
+// Before the module has loaded: scope changes, breadcrumbs (300 at most) and captures (100
+// at most), replayed in order once it has (a raw user id is held in memory only until then).
 const early = [];
+let held = 0;
 const counts = { captured: 0, folded: 0, ignored: 0, sampled: 0, capped: 0 };
 const undo = []; // detaches listeners and restores wrapped functions
 const seen = new WeakSet(); // error objects already reported (a boundary, then window.onerror)
@@ -191,7 +192,7 @@ function build(id, ts, event, level, message, raw, meta, context) {
   if (!wasm || dead) {
     if (r.stack) m.stack_text = clip(scrub(r.stack), 8000);
     rec.message = clip(rec.message, 8000);
-    return JSON.stringify(rec);
+    return json(rec);
   }
   const c = context || {};
   const scoped = c.tags || c.extra;
@@ -201,7 +202,7 @@ function build(id, ts, event, level, message, raw, meta, context) {
     for (const k in c.extra) setExtra(k, c.extra[k]);
   }
   try {
-    return fitted(true, event, rec.message, scrub(r.stack || ""), scrub(r.file || ""), JSON.stringify(rec), r.line >>> 0, r.col >>> 0);
+    return fitted(true, event, rec.message, scrub(r.stack || ""), scrub(r.file || ""), json(rec), r.line >>> 0, r.col >>> 0);
   } finally {
     if (scoped) core.scopeSet(6, "", "");
   }
@@ -226,7 +227,7 @@ function send(text) {
       return false;
     }
     const f = (k) => (out[k] == null ? "" : String(out[k]));
-    text = wasm && !dead ? fitted(false, f("event"), f("message"), "", "", json(out), 0, 0) : JSON.stringify(out);
+    text = wasm && !dead ? fitted(false, f("event"), f("message"), "", "", json(out), 0, 0) : json(out);
     rec = JSON.parse(text);
   }
   if (rec.meta && rec.meta.user && (rec.level === "ERROR" || rec.level === "CRITICAL")) noticeError();
@@ -240,10 +241,12 @@ function fitted(scoped, event, message, stack, file, fields, line, col) {
   return core.record(scoped, text.join("\0") + "\0" + fields, line, col);
 }
 
-// JSON text of a value the page gave, "" for none (or a cycle).
+// JSON text of a value, "" for none (or a cycle). JSON.stringify writes a lone surrogate (text
+// cut inside an emoji) as an escape the server's parser rejects, with the whole record: it
+// becomes U+FFFD (the escapes are read in order, so an escaped backslash starts none).
 function json(v) {
   try {
-    return JSON.stringify(v) || "";
+    return (JSON.stringify(v) || "").replace(/\\(ud[89a-f]..|[^])/g, (m, e) => (e[1] ? "\\ufffd" : m));
   } catch {
     return "";
   }
@@ -258,7 +261,7 @@ function put(what, value) {
 function soon(f) {
   return guard(function () {
     if (wasm || plain) f.apply(this, arguments);
-    else if (early.length < 300) early.push([f, arguments]);
+    else if (early.length < 300 + held) early.push([f, arguments]);
   });
 }
 
@@ -289,7 +292,8 @@ function capture(event, level, message, raw, meta, context) {
     const make = (id) => build(id, ts, event, level, message, raw, meta, context);
     if (wasm || plain) return admit(key, now, make);
     // Before the module: kept as they come, folded and sampled when it loads.
-    if (early.length >= 300) return counts.capped++, "";
+    if (held >= 100) return counts.capped++, "";
+    held++;
     const id = uuid();
     early.push([admit, [key, now, make, id]]);
     return id;
@@ -353,7 +357,7 @@ const addCrumb = soon((ts, category, message, level, data) => {
   try {
     if (data) c.data = JSON.parse(scrub(data));
   } catch {}
-  core.scopeSet(4, "", JSON.stringify(c));
+  core.scopeSet(4, "", json(c));
 });
 
 // A request's URL in a breadcrumb.
@@ -568,7 +572,7 @@ export const setUser = soon((id) => {
 });
 
 /** Adds a tag to every later record (`meta.tags`). */
-export const setTag = put(0, (v) => JSON.stringify(String(v)));
+export const setTag = put(0, (v) => json(String(v)));
 
 /** Adds tags to every later record: `{ key: value, ... }`. */
 export const setTags = guard((tags) => {

@@ -167,38 +167,8 @@ impl Scope {
         json::push_key(&mut out, "meta");
         out.push_str(&joined(&meta));
         out.push('}');
-        whole_surrogates(out)
+        out
     }
-}
-
-/// `json` with every UTF-16 surrogate escape (`\ud800` to `\udfff`) written as `\ufffd`.
-/// The page's `JSON.stringify` writes a surrogate as an escape only when it is alone (a
-/// string cut inside a surrogate pair, as an emoji clipped by length; pairs are written as
-/// the character) and the server's JSON parser rejects those: the record would be lost.
-/// Same length, so a fitted record stays fitted.
-fn whole_surrogates(json: String) -> String {
-    let b = json.as_bytes();
-    let mut out = String::new();
-    let (mut copied, mut i) = (0, 0);
-    while let Some(&c) = b.get(i) {
-        i += 1;
-        if c != b'\\' {
-            continue;
-        }
-        // An escape: `\ud8`..`\udf` starts a surrogate; any other, both characters (an
-        // escaped `\` starts none).
-        if let Some([b'u', b'd', b'8'..=b'9' | b'a'..=b'f', ..]) = b.get(i..i + 5) {
-            out.push_str(json.get(copied..i - 1).unwrap_or_default());
-            out.push_str("\\ufffd");
-            copied = i + 5;
-        }
-        i += 1;
-    }
-    if copied == 0 {
-        return json;
-    }
-    out.push_str(json.get(copied..).unwrap_or_default());
-    out
 }
 
 /// `"key":json`, a member of `meta`.
@@ -511,30 +481,6 @@ mod tests {
             let (rec, _) = parsed(&s.record(false, "e", "m", &fields(meta), "", "", 0, 0));
             assert!(rec.meta.is_empty(), "{meta}");
         }
-    }
-
-    #[test]
-    fn lone_surrogates_from_the_page_become_replacement_characters() {
-        // What `JSON.stringify` writes for strings cut inside a surrogate pair.
-        let meta = r#"{"url":"u","extra":{"cut":"a\ud83d","low":"\udc00b","pair":"\ud83d\ude00","kept":"\\ud800"}}"#;
-        assert!(
-            Record::from_json(fields(meta).as_bytes()).is_err(),
-            "the server rejects them"
-        );
-        let mut s = scope();
-        s.set(CRUMB, "", r#"{"message":"x\udbff"}"#, 0);
-        let json = s.record(true, "e", "m", &fields(meta), "", "", 0, 0);
-        let (_, meta) = parsed(&json);
-        assert_eq!(meta["extra"]["cut"], "a\u{fffd}");
-        assert_eq!(meta["extra"]["low"], "\u{fffd}b");
-        assert_eq!(
-            meta["extra"]["pair"], "\u{fffd}\u{fffd}",
-            "never written so by the page"
-        );
-        assert_eq!(meta["extra"]["kept"], "\\ud800");
-        assert_eq!(meta["breadcrumbs"][0]["message"], "x\u{fffd}");
-        let plain = build(&s, "m", "");
-        assert_eq!(whole_surrogates(plain.clone()), plain);
     }
 
     /// A small deterministic generator for [`any_record_is_one_the_server_takes`].
