@@ -353,7 +353,7 @@ function crumb(category, message, level, data) {
 // Scrubbed once the module is there (the scrub keeps JSON intact; a cycle drops the data).
 const addCrumb = soon((ts, category, message, level, data) => {
   if (!wasm) return;
-  const c = { ts, category, message: clip(scrub(message), 300), level };
+  const c = { ts, category, message: clip(scrub(message), 300), level: level || undefined };
   try {
     if (data) c.data = JSON.parse(scrub(data));
   } catch {}
@@ -542,7 +542,8 @@ export function init(opts) {
       }),
       () => {
         // No WebAssembly (CSP without 'wasm-unsafe-eval', old browser): records go out
-        // without parsed frames and without a user, never with the raw id.
+        // without parsed frames and without the scope (the module keeps it), never with the
+        // raw id.
         plain = true;
         for (const [f, a] of early.splice(0)) f(...a);
         return true;
