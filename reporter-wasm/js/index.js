@@ -77,7 +77,7 @@ const rustBox = {
     ["queued", "sent", "dropped", "retries", "beacons", "rejected"].forEach((k, i) => (s[k] = core.outboxStat(i)));
     return s;
   },
-  close: () => core.outboxClose(),
+  close: () => core.outboxOn({ type: "close" }),
 };
 
 // Without the module (it failed to load, or failed): one request per record.
@@ -526,7 +526,6 @@ export function init(opts) {
   ready = loadWasm(o.wasmUrl ? { module_or_path: o.wasmUrl } : undefined)
     .then(
       guard(() => {
-        core.start();
         wasm = true;
         core.scopeSet(7, o.salt || "", o.denyNames, o.maxBreadcrumbs);
         const key = "faultline:" + o.service + ":" + Math.random().toString(36).slice(2);
@@ -536,7 +535,6 @@ export function init(opts) {
         for (const type of ["pagehide", "pageshow", "online"]) listen(window, type, on);
         listen(document, "visibilitychange", on);
         box = rustBox;
-        core.gateInit(o.foldWindowMs, o.sampleRate, o.maxPerPage);
         for (const [f, a] of early.splice(0)) f(...a);
         return true;
       }),
@@ -631,4 +629,4 @@ export function stats() {
 }
 
 /** Test hook: makes the WebAssembly module panic, as a bug in it would. */
-export const __panic = guard(() => core.__panic(1));
+export const __panic = guard(() => core.scopeSet(9, "", ""));

@@ -100,9 +100,9 @@ static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
 pub use fit::META_BUDGET;
 pub use frames::{MAX_FRAMES, MAX_STACK_BYTES};
 
-/// Starts the module (with `std`, installs the panic hook). A panic keeps its report for
-/// [`panicked`] before the trap that ends the call that panicked.
-#[wasm_bindgen]
+/// Starts the module (with `std`, installs the panic hook; [`scope_set`]'s start calls it).
+/// A panic keeps its report for [`panicked`] before the trap that ends the call that
+/// panicked.
 pub fn start() {
     panic::install();
 }
@@ -182,20 +182,29 @@ pub fn meta_over(json: &str) -> u8 {
     fit::meta_over(json)
 }
 
+/// [`scope_set`]'s `what` that panics as a bug would ([`test_panic`]): the package's
+/// `__panic()`, for the tests of the panic path.
+pub const PANIC: u8 = 9;
+
 /// Changes the page's scope: `what` 0, 1, 2 sets a tag, an extra value or a context `name`
 /// to `value`, JSON text, or removes it (`value` empty); 3 sets the user, `value` the raw id,
 /// anonymized at once with [`faultline_schema::anonymize_user`] (only that is kept; empty
 /// clears it); 4 adds a breadcrumb (`value`: its JSON); 5 saves the scope (`withScope`), 6
-/// restores it (breadcrumbs stay); 7 starts afresh with `name` the project's public salt,
-/// `n` breadcrumbs kept and `value` the extra secret URL parameter names, one per line
-/// ([`scrub_names`]). Returns the user's anonymized id (`""`: none).
+/// restores it (breadcrumbs stay); 7 starts the module ([`start`]) and the scope afresh with
+/// `name` the project's public salt, `n` breadcrumbs kept and `value` the extra secret URL
+/// parameter names, one per line ([`scrub_names`]); [`PANIC`] panics (the package's test
+/// hook). Returns the user's anonymized id (`""`: none).
 #[wasm_bindgen(js_name = "scopeSet")]
 pub fn scope_set(what: u8, name: &str, value: &str, n: u32) -> String {
     if panic::is_dead() {
         return String::new();
     }
     if what == record::INIT {
+        start();
         scrub_names(value);
+    }
+    if what == PANIC {
+        test_panic(1);
     }
     local::with_scope(|s| s.set(what, name, value, n).to_owned()).unwrap_or_default()
 }
@@ -228,8 +237,8 @@ pub fn record(scoped: bool, parts: &str, line: u32, column: u32) -> String {
         .unwrap_or_default()
 }
 
-/// Sets the gate's options: `foldWindowMs`, `sampleRate`, `maxPerPage`.
-#[wasm_bindgen(js_name = "gateInit")]
+/// Sets the gate's options: `foldWindowMs`, `sampleRate`, `maxPerPage` ([`outbox_init`]
+/// reads them from the package's options).
 pub fn gate_init(fold_window_ms: f64, sample_rate: f64, max_per_page: f64) {
     if !panic::is_dead() {
         local::with_gate(|g| g.reset(fold_window_ms, sample_rate, max_per_page));
@@ -268,18 +277,26 @@ pub fn admit(key: &str, id: &str, now: f64, random: f64) -> String {
     }
 }
 
-/// Starts the outbox: this page's storage key (`faultline:<service>:<page>`), the
-/// package's options (`url`, `fetch`, `batchSize`, `maxBatchBytes`, `flushIntervalMs`,
-/// `maxQueue`) and [`outbox_on`] as the page calls it.
+/// Starts the outbox and the gate: this page's storage key (`faultline:<service>:<page>`),
+/// the package's options (`url`, `fetch`, `batchSize`, `maxBatchBytes`, `flushIntervalMs`,
+/// `maxQueue`; for the gate `foldWindowMs`, `sampleRate`, `maxPerPage`) and [`outbox_on`] as
+/// the page calls it.
 #[wasm_bindgen(js_name = "outboxInit")]
 pub fn outbox_init(key: &str, options: JsValue, on: JsValue) {
+    let number = |name| outbox::number(&options, name);
+    gate_init(
+        number("foldWindowMs"),
+        number("sampleRate"),
+        number("maxPerPage"),
+    );
     if !panic::is_dead() {
         local::set_outbox(outbox::new(key, options, on));
         local::with_outbox(outbox::start);
     }
 }
 
-/// The outbox's callback: its timer, the page-life events, a request's end.
+/// The outbox's callback: its timer, the page-life events, a request's end, and `{type:
+/// "close"}` from the package's `close()`.
 #[wasm_bindgen(js_name = "outboxOn")]
 pub fn outbox_on(v: JsValue) {
     if !panic::is_dead() {
@@ -320,8 +337,8 @@ pub fn outbox_stat(i: usize) -> u32 {
     local::with_outbox(|b| outbox::stat(b, i)).unwrap_or(0)
 }
 
-/// Stops the outbox; what is queued stays stored.
-#[wasm_bindgen(js_name = "outboxClose")]
+/// Stops the outbox; what is queued stays stored ([`outbox_on`] with `{type: "close"}`, for
+/// the package).
 pub fn outbox_close() {
     if !panic::is_dead() {
         local::with_outbox(outbox::close);
@@ -332,7 +349,6 @@ pub fn outbox_close() {
 /// path call it through the package's guard. A `panic!` with a literal message rather than
 /// `empty[index]`: indexing's panic formats the index and length, and was the last path
 /// that kept core's integer formatting (its digit table) in the wasm.
-#[wasm_bindgen(js_name = "__panic")]
 pub fn test_panic(index: usize) -> u8 {
     let empty: Vec<u8> = Vec::new();
     match empty.get(index) {

@@ -454,7 +454,7 @@ impl Outbox {
 /// `flushIntervalMs`, `maxQueue`) and [`on`] as the page calls it (for the timer and
 /// requests). The module's state keeps it (`local.rs`); [`start`] then runs.
 pub(crate) fn new(key: &str, o: JsValue, on: JsValue) -> Outbox {
-    let number = |name| get(&o, name).as_f64().unwrap_or(0.0);
+    let number = |name| number(&o, name);
     Outbox {
         queue: Vec::new(),
         bytes: 0,
@@ -476,6 +476,11 @@ pub(crate) fn new(key: &str, o: JsValue, on: JsValue) -> Outbox {
         max_queue: number("maxQueue") as usize,
         stats: [0; 5],
     }
+}
+
+/// The package's option `name`, a number (0 when missing).
+pub(crate) fn number(o: &JsValue, name: &str) -> f64 {
+    get(o, name).as_f64().unwrap_or(0.0)
 }
 
 /// Gone pages' entries claimed, and sent soon if there were any.
@@ -505,6 +510,8 @@ pub(crate) fn on(b: &mut Outbox, v: JsValue) {
             b.leave();
         }
         "pageshow" => b.show(),
+        // The package's `close()`.
+        "close" => close(b),
         "online" => {
             if !b.gone {
                 b.retry_at = 0.0;
