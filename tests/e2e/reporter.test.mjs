@@ -464,6 +464,31 @@ test("without the module (it failed to load), every URL parameter's value and UR
   await context.close();
 });
 
+test("close() sends what is queued, then captures nothing and gives the page back its functions", async () => {
+  const { p, context, tag, pageErrors } = await open(page({ endpoint: server.base }));
+  const r = await p.evaluate(async (tag) => {
+    const wrapped = window.fetch;
+    F.captureMessage("before close " + tag);
+    const ok = await F.close();
+    const id = F.captureMessage("after close " + tag);
+    setTimeout(() => {
+      throw new Error("thrown after close " + tag);
+    });
+    await new Promise((done) => setTimeout(done, 300));
+    return { ok, id, restored: window.fetch !== wrapped, stats: F.stats() };
+  }, tag);
+  assert.equal(r.ok, true, "close() resolved once the queue was confirmed");
+  assert.ok(!r.id, "nothing captured after close: " + r.id);
+  assert.equal(r.restored, true, "the page's fetch is its own again");
+  assert.equal(r.stats.disabled, true);
+  await waitFor(server.base, "before close " + tag);
+  await new Promise((done) => setTimeout(done, 1000));
+  const after = bodies.filter((b) => b.includes("after close " + tag));
+  assert.deepEqual(after, [], "sent after close");
+  assert.equal(pageErrors.length, 1, "the page's own error reached the page");
+  await context.close();
+});
+
 test("text cut inside a surrogate pair is not rejected by the server", async () => {
   // Regression: a breadcrumb clipped inside an emoji, or a value holding half of one, was
   // written by JSON.stringify as a lone \ud83d escape, which the server's parser rejects:
