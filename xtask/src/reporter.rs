@@ -10,15 +10,17 @@
 //!    `[package.metadata.wasm-pack]`, and Debian's binaryen (108) cannot be used: it writes
 //!    the externref table that wasm-bindgen emits back with the wrong type, and the module
 //!    then fails at load in `WebAssembly.Table.set`.
-//! 3. The package's JavaScript, types and README from `reporter-wasm/js/` are copied in and
+//! 3. Every import and export gets a one- or two-letter name, in the module and in
+//!    wasm-bindgen's glue (`minify_names`).
+//! 4. The package's JavaScript, types and README from `reporter-wasm/js/` are copied in and
 //!    `package.json` is written with the entry points `.`, `./react`, `./snippet` and `./vite`
 //!    (the build-time source map upload, for Node).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 
@@ -81,6 +83,7 @@ pub(crate) fn build() -> Result<PathBuf> {
             .arg("-o")
             .arg(&wasm),
     )?;
+    minify_names(&wasm, &pkg.join("faultline_reporter.js"))?;
     for file in JS_FILES {
         fs::copy(crate_dir.join("js").join(file), pkg.join(file))
             .with_context(|| format!("copying reporter-wasm/js/{file}"))?;
@@ -93,9 +96,92 @@ pub(crate) fn build() -> Result<PathBuf> {
     Ok(pkg)
 }
 
+/// Short names for what the module imports and exports. wasm-bindgen names each import
+/// after its function and a hash (`__wbg_setTimeout_7d9feba2ceeda7bf`), in the module and
+/// again in the glue, and hashes do not compress: 30 imports cost about 0.6 KB of gzip.
+/// wasm-opt's `--minify-imports-and-exports-and-modules` renames them (every import then
+/// comes from module `a`) and prints what became what; the glue gets the same renames. It
+/// gives the imports as `NAME: function` in one object under the module's name and calls
+/// the exports as `wasm.NAME`: a name not found as expected fails the build, and the
+/// browser tests load the result.
+fn minify_names(wasm: &Path, glue: &Path) -> Result<()> {
+    let mut c = Command::new(wasm_opt_bin());
+    c.arg("--minify-imports-and-exports-and-modules")
+        .args(WASM_FEATURES)
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm);
+    println!("$ {}", cmd::describe(&c));
+    let out = c.output().context("running wasm-opt")?;
+    if !out.status.success() {
+        bail!("{} failed ({})", cmd::describe(&c), out.status);
+    }
+    let map: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading wasm-opt's map of names")?;
+    let mut js = fs::read_to_string(glue).context("reading the glue")?;
+    let mut modules = Vec::new();
+    for i in map["imports"].as_array().into_iter().flatten() {
+        let (Some(module), Some(name), Some(new)) = (i[0].as_str(), i[1].as_str(), i[2].as_str())
+        else {
+            bail!("wasm-opt's map: unexpected import {i}");
+        };
+        replace_once(
+            &mut js,
+            &format!("{name}: function"),
+            &format!("{new}: function"),
+        )?;
+        if !modules.contains(&module) {
+            modules.push(module);
+        }
+    }
+    for module in modules {
+        replace_once(&mut js, &format!("\"{module}\": import0"), "a: import0")?;
+    }
+    for e in map["exports"].as_array().into_iter().flatten() {
+        let (Some(name), Some(new)) = (e[0].as_str(), e[1].as_str()) else {
+            bail!("wasm-opt's map: unexpected export {e}");
+        };
+        // `wasm.name` and not `wasm.name_longer`.
+        let from = format!("wasm.{name}");
+        let mut out = String::with_capacity(js.len());
+        let mut rest = js.as_str();
+        while let Some(at) = rest.find(&from) {
+            let after = &rest[at + from.len()..];
+            let whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$');
+            out.push_str(&rest[..at]);
+            out.push_str(if whole { "wasm." } else { &from });
+            if whole {
+                out.push_str(new);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        js = out;
+    }
+    fs::write(glue, js).context("writing the glue")?;
+    Ok(())
+}
+
+/// Replaces the one occurrence of `from` in `js`; fails unless there is exactly one.
+fn replace_once(js: &mut String, from: &str, to: &str) -> Result<()> {
+    let n = js.matches(from).count();
+    if n != 1 {
+        bail!(
+            "wasm-bindgen's glue holds `{from}` {n} times, not once: the package cannot rename it"
+        );
+    }
+    *js = js.replacen(from, to, 1);
+    Ok(())
+}
+
+/// binaryen's `wasm-opt`, pinned in `reporter-wasm/tools/`.
+fn wasm_opt_bin() -> PathBuf {
+    cmd::root().join("reporter-wasm/tools/node_modules/.bin/wasm-opt")
+}
+
 /// binaryen's `wasm-opt` with the options of the shipped module.
 fn wasm_opt() -> Command {
-    let mut c = Command::new(cmd::root().join("reporter-wasm/tools/node_modules/.bin/wasm-opt"));
+    let mut c = Command::new(wasm_opt_bin());
     // `--converge` repeats -Oz until nothing shrinks; `--low-memory-unused` lets loads and
     // stores fold constant offsets (rustc places nothing below 1 MiB): 290 bytes of gzip
     // together, 2026-12-07. Then the control flow rebuilt (`--flatten --rereloop`, which
