@@ -246,7 +246,8 @@ function fitted(scoped, event, message, stack, file, fields, line, col) {
 // becomes U+FFFD (the escapes are read in order, so an escaped backslash starts none).
 function json(v) {
   try {
-    return (JSON.stringify(v) || "").replace(/\\(ud[89a-f]..|[^])/g, (m, e) => (e[1] ? "\\ufffd" : m));
+    const t = JSON.stringify(v) || "";
+    return t.includes("\\ud") ? t.replace(/\\(ud[89a-f]..|[^])/g, (m, e) => (e[1] ? "\\ufffd" : m)) : t;
   } catch {
     return "";
   }
