@@ -188,11 +188,12 @@ function scrub(text) {
 function build(id, ts, event, level, message, raw, meta, context) {
   const r = raw || {};
   const m = { ...meta, release: o.release, environment: o.environment, url: clip(scrub(location.href), 2048), user_agent: navigator.userAgent };
-  const rec = { id, ts, service: o.service, level, event, message: scrub(message || "(no message)"), meta: m };
+  // Event and message go to the module beside the fields, not in them.
+  const rec = { id, ts, service: o.service, level, meta: m };
+  const text = scrub(message || "(no message)");
   if (!wasm || dead) {
     if (r.stack) m.stack_text = clip(scrub(r.stack), 8000);
-    rec.message = clip(rec.message, 8000);
-    return json(rec);
+    return json({ ...rec, event, message: clip(text, 8000) });
   }
   const c = context || {};
   const scoped = c.tags || c.extra;
@@ -202,7 +203,7 @@ function build(id, ts, event, level, message, raw, meta, context) {
     for (const k in c.extra) setExtra(k, c.extra[k]);
   }
   try {
-    return fitted(true, event, rec.message, scrub(r.stack || ""), scrub(r.file || ""), json(rec), r.line >>> 0, r.col >>> 0);
+    return fitted(true, event, text, scrub(r.stack || ""), scrub(r.file || ""), json(rec), r.line >>> 0, r.col >>> 0);
   } finally {
     if (scoped) core.scopeSet(6, "", "");
   }

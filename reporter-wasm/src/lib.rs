@@ -337,14 +337,6 @@ pub fn outbox_stat(i: usize) -> u32 {
     local::with_outbox(|b| outbox::stat(b, i)).unwrap_or(0)
 }
 
-/// Stops the outbox; what is queued stays stored ([`outbox_on`] with `{type: "close"}`, for
-/// the package).
-pub fn outbox_close() {
-    if !panic::is_dead() {
-        local::with_outbox(outbox::close);
-    }
-}
-
 /// Panics reading past the end of an empty list, as a bug would: the tests of the panic
 /// path call it through the package's guard. A `panic!` with a literal message rather than
 /// `empty[index]`: indexing's panic formats the index and length, and was the last path
