@@ -142,7 +142,12 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => return validate::validate(&args),
         Command::Healthcheck(args) => return runtime.block_on(healthcheck::healthcheck(args)),
         Command::Forward(args) => {
-            return faultline_forward::run(args, &runtime, crate::server::shutdown_signal());
+            // The signal handlers are installed in the runtime, now.
+            let stop = {
+                let _inside = runtime.enter();
+                crate::server::shutdown_signal()
+            };
+            return faultline_forward::run(args, &runtime, stop);
         }
     };
     match result {

@@ -50,6 +50,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("  {label:<36} {value}");
         }
     }
+    // Before it says it listens: a stop request from then on is handled.
+    let shutdown = crate::server::shutdown_signal();
     let config = &server.state.config;
     let store = if config.database_url.is_some() {
         format!(
@@ -64,5 +66,5 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.scheme(),
         server.addr
     );
-    server.run(crate::server::shutdown_signal()).await
+    server.run(shutdown).await
 }
