@@ -108,6 +108,9 @@ function fault(e) {
   message = message || "faultline reporter failed: " + (e && e.message ? e.message : String(e));
   detach();
   try {
+    core.outboxOn({ type: "close" }); // the module's own listeners (a panic took them already)
+  } catch {}
+  try {
     if (box) {
       box = fallback(); // the module's outbox went with it
       const t = build(uuid(), new Date().toISOString(), "faultline.reporter", "ERROR", message, null, { error_type: "ReporterFault" });
@@ -531,11 +534,9 @@ export function init(opts) {
         wasm = true;
         core.scopeSet(7, o.salt || "", o.denyNames, o.maxBreadcrumbs);
         const key = "faultline:" + o.service + ":" + Math.random().toString(36).slice(2);
-        const on = guard(core.outboxOn);
-        core.outboxInit(key, o, on);
-        // The page-life events the outbox acts on; detached with the rest on close or a fault.
-        for (const type of ["pagehide", "pageshow", "online"]) listen(window, type, on);
-        listen(document, "visibilitychange", on);
+        // The module listens for the page-life events itself, through its guarded callback,
+        // and detaches them on close(), a fault or a panic.
+        core.outboxInit(key, o, guard(core.outboxOn));
         box = rustBox;
         for (const [f, a] of early.splice(0)) f(...a);
         return true;

@@ -27,6 +27,8 @@ pub(crate) struct State {
     pub(crate) outbox: RefCell<Option<Outbox>>,
     /// The scope and the records' fixed fields.
     pub(crate) scope: RefCell<Scope>,
+    /// The outbox's callback while it listens for page-life events (`outbox::detach`).
+    pub(crate) listener: RefCell<Option<wasm_bindgen::JsValue>>,
 }
 
 impl State {
@@ -37,6 +39,7 @@ impl State {
             scrubber: RefCell::new(UrlScrubber::default()),
             outbox: RefCell::new(None),
             scope: RefCell::new(Scope::default()),
+            listener: RefCell::new(None),
         }
     }
 }

@@ -9,8 +9,8 @@
 //! reaches globals by name (`localStorage.getItem`, `navigator.sendBeacon`, `document.hidden`), and
 //! the page calls back into one export, [`on`] (passed in by `index.js` as `outboxOn`, through its
 //! guard): the timer (`setTimeout`'s extra argument is the callback itself), the four page-life
-//! events (`index.js` listens, so its `close()` and a fault detach them with its other listeners;
-//! `visibilitychange` on the document) and both ends of a request's promise, told apart by the
+//! events (the module attaches it to `window` itself, and detaches it on `close()`, a fault or a
+//! panic: [`detach`]) and both ends of a request's promise, told apart by the
 //! value they pass. Records are kept as their JSON text (and the object, for folds); each carries
 //! its own flags (in the request in flight, handed to a beacon, in this page's stored entry) rather
 //! than sets of ids. The request's init is JSON text parsed by the browser; a beacon's body is the
@@ -101,7 +101,15 @@ extern "C" {
     /// A header as a number (the boundary converts the text, `null` to 0).
     #[wasm_bindgen(method, js_name = get)]
     fn number(this: &Headers, name: &str) -> f64;
+    #[wasm_bindgen(js_namespace = window, js_name = addEventListener)]
+    fn add_listener(kind: &str, f: &JsValue);
+    #[wasm_bindgen(js_namespace = window, js_name = removeEventListener)]
+    fn remove_listener(kind: &str, f: &JsValue);
 }
+
+/// The page-life events the outbox acts on, listened for on `window` (`visibilitychange`,
+/// fired at the document, bubbles to it).
+const EVENTS: [&str; 4] = ["pagehide", "pageshow", "online", "visibilitychange"];
 
 /// One queued record: its id, the object (for folds) and its serialization.
 struct Entry {
@@ -483,8 +491,15 @@ pub(crate) fn number(o: &JsValue, name: &str) -> f64 {
     get(o, name).as_f64().unwrap_or(0.0)
 }
 
-/// Gone pages' entries claimed, and sent soon if there were any.
+/// Listens for the page-life events with `on` (kept in the module's state, so that a panic
+/// can detach them too: [`detach`]), then claims gone pages' entries and sends them soon if
+/// there were any.
 pub(crate) fn start(b: &mut Outbox) {
+    let on: &JsValue = b.on.as_ref();
+    for kind in EVENTS {
+        add_listener(kind, on);
+    }
+    crate::local::with(|s| s.listener.replace(Some(on.clone())));
     b.claim();
     if !b.queue.is_empty() {
         b.schedule(0.0);
@@ -500,10 +515,10 @@ pub(crate) fn on(b: &mut Outbox, v: JsValue) {
         return;
     }
     let kind = get(&v, "type").as_string().unwrap_or_default();
-    // The page-life events (`index.js` listens: the last one on the document), matched as
-    // strings: smaller in the wasm than a position in an array of them.
+    // The page-life events ([`start`] listens), matched as strings: smaller in the wasm than
+    // a position in an array of them.
     match kind.as_str() {
-        // Closed (`index.js` detached the listeners too).
+        // Closed (an event dispatched before the listeners were detached).
         "pagehide" | "pageshow" | "online" | "visibilitychange" if b.closed => {}
         "pagehide" => {
             b.gone = true;
@@ -609,8 +624,19 @@ pub(crate) fn stat(b: &Outbox, i: usize) -> u32 {
     }
 }
 
-/// Stops: no timer, page-life events ignored; what is queued stays stored.
+/// Detaches the page-life listeners [`start`] attached (`close()`, a fault, a panic).
+pub(crate) fn detach() {
+    let on = crate::local::with(|s| s.listener.try_borrow_mut().ok().and_then(|mut l| l.take()));
+    if let Some(Some(on)) = on {
+        for kind in EVENTS {
+            remove_listener(kind, &on);
+        }
+    }
+}
+
+/// Stops: no timer, the page-life listeners detached; what is queued stays stored.
 pub(crate) fn close(b: &mut Outbox) {
+    detach();
     b.closed = true;
     b.clear_timer();
     b.persist(false);

@@ -63,6 +63,8 @@ fn report(text: Option<&str>, location: Option<(&str, u32)>) {
             *slot = message;
         }
     });
+    // The page's events no longer reach the module.
+    crate::outbox::detach();
 }
 
 /// The report of the panic that switched the module off, taken (so given once); empty

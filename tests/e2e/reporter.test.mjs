@@ -66,6 +66,36 @@ async function open(html, contextOptions) {
 }
 
 /** Everything the reporter keeps in the page's localStorage, as one string. */
+// The event types with a listener on the page's window and document, as the browser's
+// debugger lists them (Playwright's own among them).
+async function listeners(p) {
+  const cdp = await p.context().newCDPSession(p);
+  try {
+    const types = [];
+    for (const expression of ["window", "document"]) {
+      const { result } = await cdp.send("Runtime.evaluate", { expression });
+      const { listeners } = await cdp.send("DOMDebugger.getEventListeners", { objectId: result.objectId });
+      types.push(...listeners.map((l) => l.type));
+    }
+    return types.sort();
+  } finally {
+    await cdp.detach();
+  }
+}
+
+// What the reporter listens for on the window and document: the errors (the package), the
+// page-life events (the module), clicks and navigation (the package's breadcrumbs).
+const OURS = ["click", "error", "online", "pagehide", "pageshow", "popstate", "unhandledrejection", "visibilitychange"];
+
+// The listeners in `before` that are not in `after`, one type per listener.
+function gone(before, after) {
+  const left = [...after];
+  return before.filter((t) => {
+    const i = left.indexOf(t);
+    return i < 0 || !left.splice(i, 1);
+  });
+}
+
 function storedText(p) {
   return p.evaluate(() =>
     Object.keys(localStorage)
@@ -257,8 +287,10 @@ test("a React 19 root's onUncaughtError through reactErrorHandler, with the comp
 
 test("a panic inside the module is reported once and switches the reporter off", async () => {
   const { p, context, pageErrors, tag } = await open(page({ endpoint: server.base }));
+  const before = await listeners(p);
   await p.evaluate(() => F.__panic());
   assert.equal(await p.evaluate(() => F.stats().disabled), true);
+  assert.deepEqual(gone(before, await listeners(p)), OURS, "the module's and the package's listeners are detached, once each");
   await p.evaluate((tag) => {
     F.captureMessage("after the panic " + tag);
     return F.flush();
@@ -466,6 +498,7 @@ test("without the module (it failed to load), every URL parameter's value and UR
 
 test("close() sends what is queued, then captures nothing and gives the page back its functions", async () => {
   const { p, context, tag, pageErrors } = await open(page({ endpoint: server.base }));
+  const before = await listeners(p);
   const r = await p.evaluate(async (tag) => {
     const wrapped = window.fetch;
     F.captureMessage("before close " + tag);
@@ -481,6 +514,7 @@ test("close() sends what is queued, then captures nothing and gives the page bac
   assert.ok(!r.id, "nothing captured after close: " + r.id);
   assert.equal(r.restored, true, "the page's fetch is its own again");
   assert.equal(r.stats.disabled, true);
+  assert.deepEqual(gone(before, await listeners(p)), OURS, "every listener of the reporter's, once each, is gone");
   await waitFor(server.base, "before close " + tag);
   await new Promise((done) => setTimeout(done, 1000));
   const after = bodies.filter((b) => b.includes("after close " + tag));
