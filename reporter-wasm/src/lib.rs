@@ -297,6 +297,7 @@ pub fn outbox_init(key: &str, options: JsValue, on: JsValue) {
         number("maxPerPage"),
     );
     if !panic::is_dead() {
+        local::with(|s| s.listener.replace(Some(on.clone())));
         local::set_outbox(outbox::new(key, options, on));
         local::with_outbox(outbox::start);
     }

@@ -27,7 +27,8 @@ pub(crate) struct State {
     pub(crate) outbox: RefCell<Option<Outbox>>,
     /// The scope and the records' fixed fields.
     pub(crate) scope: RefCell<Scope>,
-    /// The outbox's callback while it listens for page-life events (`outbox::detach`).
+    /// The outbox's callback, which listens for the page-life events: a panic detaches it
+    /// (`outbox::detach`).
     pub(crate) listener: RefCell<Option<wasm_bindgen::JsValue>>,
 }
 

@@ -491,15 +491,13 @@ pub(crate) fn number(o: &JsValue, name: &str) -> f64 {
     get(o, name).as_f64().unwrap_or(0.0)
 }
 
-/// Listens for the page-life events with `on` (kept in the module's state, so that a panic
-/// can detach them too: [`detach`]), then claims gone pages' entries and sends them soon if
-/// there were any.
+/// Listens for the page-life events with [`on`] (`outboxInit` keeps it in the module's state
+/// too, so that a panic can [`detach`] it), then claims gone pages' entries and sends them
+/// soon if there were any.
 pub(crate) fn start(b: &mut Outbox) {
-    let on: &JsValue = b.on.as_ref();
     for kind in EVENTS {
-        add_listener(kind, on);
+        add_listener(kind, b.on.as_ref());
     }
-    crate::local::with(|s| s.listener.replace(Some(on.clone())));
     b.claim();
     if !b.queue.is_empty() {
         b.schedule(0.0);
@@ -624,19 +622,16 @@ pub(crate) fn stat(b: &Outbox, i: usize) -> u32 {
     }
 }
 
-/// Detaches the page-life listeners [`start`] attached (`close()`, a fault, a panic).
-pub(crate) fn detach() {
-    let on = crate::local::with(|s| s.listener.try_borrow_mut().ok().and_then(|mut l| l.take()));
-    if let Some(Some(on)) = on {
-        for kind in EVENTS {
-            remove_listener(kind, &on);
-        }
+/// Detaches `on`, the page-life listener [`start`] attached (on `close()`, a fault, a panic).
+pub(crate) fn detach(on: &JsValue) {
+    for kind in EVENTS {
+        remove_listener(kind, on);
     }
 }
 
 /// Stops: no timer, the page-life listeners detached; what is queued stays stored.
 pub(crate) fn close(b: &mut Outbox) {
-    detach();
+    detach(b.on.as_ref());
     b.closed = true;
     b.clear_timer();
     b.persist(false);

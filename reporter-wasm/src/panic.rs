@@ -64,7 +64,10 @@ fn report(text: Option<&str>, location: Option<(&str, u32)>) {
         }
     });
     // The page's events no longer reach the module.
-    crate::outbox::detach();
+    let on = crate::local::with(|s| s.listener.try_borrow_mut().ok().and_then(|mut l| l.take()));
+    if let Some(Some(on)) = on {
+        crate::outbox::detach(&on);
+    }
 }
 
 /// The report of the panic that switched the module off, taken (so given once); empty
