@@ -42,6 +42,19 @@ pub(crate) fn run(c: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs `c` as [`run`] does, but returns its stdout (stderr is inherited).
+pub(crate) fn output(c: &mut Command) -> Result<Vec<u8>> {
+    println!("$ {}", describe(c));
+    let out = c
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start {}", describe(c)))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", describe(c), out.status);
+    }
+    Ok(out.stdout)
+}
+
 /// Runs `c`, streaming its stdout through while handing each line to `on_line`; stderr is
 /// inherited. Returns whether it succeeded.
 pub(crate) fn run_streaming(c: &mut Command, mut on_line: impl FnMut(&str)) -> Result<bool> {

@@ -111,13 +111,8 @@ fn minify_names(wasm: &Path, glue: &Path) -> Result<()> {
         .arg(wasm)
         .arg("-o")
         .arg(wasm);
-    println!("$ {}", cmd::describe(&c));
-    let out = c.output().context("running wasm-opt")?;
-    if !out.status.success() {
-        bail!("{} failed ({})", cmd::describe(&c), out.status);
-    }
     let map: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("reading wasm-opt's map of names")?;
+        serde_json::from_slice(&cmd::output(&mut c)?).context("reading wasm-opt's map of names")?;
     let mut js = fs::read_to_string(glue).context("reading the glue")?;
     let mut modules = Vec::new();
     for i in map["imports"].as_array().into_iter().flatten() {
